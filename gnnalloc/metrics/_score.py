@@ -1,0 +1,92 @@
+"""Score any allocation of an instance: the one report used by the CLI, evaluation and server."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from gnnalloc.metrics.functional import (
+    jain_index,
+    met_minimum_share,
+    satisfaction,
+    utility_gap,
+    weighted_utility_variance,
+)
+from gnnalloc.problem._allocation import Allocation
+from gnnalloc.problem._feasibility import max_violation
+from gnnalloc.problem._instance import Instance
+from gnnalloc.problem._utility import user_utility
+
+__all__ = ["Score", "score", "user_utilities"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """Quality and fairness of one allocation.
+
+    Args:
+        objective: sum of user utilities.
+        gap: mean per-user utility gap to the reference allocation, if one was given.
+        jain: Jain's index of per-user satisfaction.
+        met_minimum: share of users meeting both minimum demands.
+        min_utility: smallest per-user utility.
+        utility_variance: variance of utility per unit weight.
+        max_violation: largest relative constraint violation (0 = feasible).
+        users_without_candidate: users no server can run.
+    """
+
+    objective: float
+    gap: float | None
+    jain: float
+    met_minimum: float
+    min_utility: float
+    utility_variance: float
+    max_violation: float
+    users_without_candidate: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def user_utilities(instance: Instance, allocation: Allocation) -> np.ndarray:
+    """Per-user utilities ``U_u`` of an allocation, ``(U,)``."""
+    return _utilities(instance, allocation)[0].numpy()
+
+
+def _utilities(instance: Instance, allocation: Allocation) -> tuple[torch.Tensor, torch.Tensor]:
+    total = torch.from_numpy(instance.user_compute(allocation.compute))
+    utility = user_utility(
+        total,
+        torch.from_numpy(allocation.bandwidth),
+        torch.from_numpy(instance.compute_min),
+        torch.from_numpy(instance.bandwidth_min),
+        torch.from_numpy(instance.weight),
+        instance.penalty,
+        instance.alpha,
+    )
+    return utility, total
+
+
+def score(instance: Instance, allocation: Allocation, reference: Allocation | None = None) -> Score:
+    """Score ``allocation``; with ``reference`` (e.g. the exact optimum) also the utility gap."""
+    utility, total = _utilities(instance, allocation)
+    bandwidth = torch.from_numpy(allocation.bandwidth)
+    cmin = torch.from_numpy(instance.compute_min)
+    bmin = torch.from_numpy(instance.bandwidth_min)
+    weight = torch.from_numpy(instance.weight)
+    gap = None
+    if reference is not None:
+        ref_utility, _ = _utilities(instance, reference)
+        gap = float(utility_gap(utility, ref_utility, weight))
+    return Score(
+        objective=float(utility.sum()),
+        gap=gap,
+        jain=float(jain_index(satisfaction(total, bandwidth, cmin, bmin))),
+        met_minimum=float(met_minimum_share(total, bandwidth, cmin, bmin)),
+        min_utility=float(utility.min()) if utility.numel() else 0.0,
+        utility_variance=float(weighted_utility_variance(utility, weight)),
+        max_violation=max_violation(instance, allocation),
+        users_without_candidate=int(instance.users_without_candidate.size),
+    )

@@ -1,0 +1,20 @@
+"""The allocation problem: instances, allocations, utilities, feasibility."""
+
+from gnnalloc.problem._allocation import (
+    ALLOCATION_FORMAT,
+    Allocation,
+    load_allocation,
+    save_allocation,
+)
+from gnnalloc.problem._errors import AllocationError, InstanceError, SolverError
+from gnnalloc.problem._feasibility import constraint_slack, max_violation
+from gnnalloc.problem._instance import INSTANCE_FORMAT, Instance, load_instance, save_instance
+from gnnalloc.problem._tensors import ProblemTensors
+from gnnalloc.problem._utility import resource_utility, user_compute, user_utility
+
+__all__ = [
+    "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",
+    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "load_allocation", "load_instance",
+    "max_violation", "resource_utility", "save_allocation", "save_instance", "user_compute",
+    "user_utility",
+]

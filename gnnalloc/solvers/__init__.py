@@ -1,0 +1,11 @@
+"""Solvers: the exact conic program, closed-form water-filling, and simple baselines."""
+
+from gnnalloc.solvers._baselines import equal_share, proportional_share
+from gnnalloc.solvers._exact import ExactResult, repair, solve_exact
+from gnnalloc.solvers._solve import METHODS, SolveResult, solve
+from gnnalloc.solvers._waterfilling import waterfill
+
+__all__ = [
+    "ExactResult", "METHODS", "SolveResult", "equal_share", "proportional_share", "repair",
+    "solve", "solve_exact", "waterfill",
+]
