@@ -47,22 +47,18 @@ def waterfill(
     if minimum.size == 0 or capacity <= 0:
         return np.zeros_like(minimum)
     breaks = np.unique(np.concatenate([weight / minimum, penalty * weight / minimum]))
+    # _response is right-continuous: at b = k w_i/m_i user i has already dropped to 0. Just
+    # left of b it still holds m_i, so capacities in [total(b), total(b) + plateau] give lambda = b.
     totals = np.array([_response(b, minimum, weight, penalty).sum() for b in breaks])
-    # Just above a breakpoint b, users with k w/m == b have dropped to 0.
-    totals_after = np.array(
-        [_response(b * (1 + 1e-12), minimum, weight, penalty).sum() for b in breaks]
-    )
-    for b, before, after in zip(breaks, totals, totals_after):
-        if after <= capacity <= before:
-            plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12)
+    for b, after in zip(breaks, totals):
+        plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12)
+        if after <= capacity <= after + minimum[plateau].sum():
             y = _response(b, minimum, weight, penalty)
-            y[plateau] = 0.0
-            # Users on the plateau have equal marginal value: fill them in order.
+            # Users on the plateau all have marginal value b: any split of the rest is optimal.
             room = capacity - y.sum()
             for i in np.flatnonzero(plateau):
                 y[i] = min(minimum[i], room)
                 room -= y[i]
-            # Users exactly at the lower breakpoint may take the rest at marginal b.
             return y
     # Otherwise lambda lies strictly between breakpoints (or below the first one).
     index = np.searchsorted(-totals, -capacity)  # first breakpoint whose total is below capacity

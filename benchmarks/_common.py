@@ -1,0 +1,40 @@
+"""Helpers shared by the benchmark scripts: timing and markdown output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 0) -> tuple[float, object]:
+    """Median wall time of ``fn()`` over ``repeats`` runs, and the last result."""
+    for _ in range(warmup):
+        fn()
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_table(name: str, title: str, header: list[str], rows: list[list[object]]) -> str:
+    lines = [f"### {title}", "", f"Machine: {machine()}", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.md").write_text(text)
+    print(text)
+    return text

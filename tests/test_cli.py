@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gnnalloc.cli import main
+
+
+def test_generate_solve_score(tmp_path, capsys):
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "40", "--servers", "6", "--load", "1.2", "--seed", "3", "--out", str(inst)]) == 0
+    alloc = tmp_path / "a.json"
+    assert main(["solve", str(inst), "--method", "exact", "--out", str(alloc)]) == 0
+    out = capsys.readouterr().out
+    assert "objective" in out and "optimal" in out and "NOT certified" not in out
+    assert json.loads(alloc.read_text())["format"] == "gnnalloc.allocation/v1"
+    assert main(["solve", str(inst), "--method", "equal", "--reference", "exact"]) == 0
+    out = capsys.readouterr().out
+    gap = float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1])
+    assert gap > 0
+    assert main(["score", str(inst), str(alloc), "--reference", str(alloc)]) == 0
+    out = capsys.readouterr().out
+    assert float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1]) == 0.0
+
+
+def test_generate_eua_to_stdout(capsys):
+    assert main(["generate", "eua", "--users", "10", "--seed", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["users"]) == 10 and len(doc["servers"]) == 125
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("{", "invalid JSON"),
+        ('{"format": "gnnalloc.instance/v1", "servers": [], "users": [{"id": "u"}]}', "users[0].server"),
+        ('{"format": "gnnalloc.instance/v1", "servers": [{"id": "s", "compute": -1, "bandwidth": 1}], "users": []}', "servers[0].compute"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, content, needle):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gnnalloc.cli", "solve", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_generator_argument_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "mars", "--users", "3"])
