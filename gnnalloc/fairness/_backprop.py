@@ -1,0 +1,247 @@
+r"""Fairness backpropagation: combine per-user gradients by the min-norm (MGDA) weights.
+
+With one loss :math:`L_i` per user, a step along :math:`d = \sum_i w_i \nabla L_i` where
+
+.. math::  w = \arg\min_{w \in \Delta_N} \Big\| \sum_i w_i \nabla L_i \Big\|^2 = \arg\min_{w \in \Delta_N} w^\top G w
+
+is a common descent direction: :math:`\langle \nabla L_j, d\rangle \ge \|d\|^2 > 0` for every user
+:math:`j` (the min-norm point's optimality condition), so a small enough step lowers every loss
+at once whenever :math:`d \ne 0` (Désidéri 2012; Sener & Koltun 2018). A plain sum instead steps
+along :math:`\sum_i \nabla L_i`, which may raise some users' losses to lower the total.
+
+Gram modes:
+
+* ``exact``: :math:`G = J J^\top` with :math:`J` the per-user gradients of all shared parameters
+  (the definition; :math:`N` backward passes, memory :math:`N \times d`).
+* ``output``: the MGDA-UB idea. :math:`G_{ij} = \langle \nabla_z L_i, \nabla_z L_j \rangle` for the
+  model's raw decisions :math:`z` (the last shared representation before the projection), then one
+  weighted backward pass :math:`\sum_i w_i L_i`. Each user's loss depends only on its own projected
+  decisions :math:`(x, y)`, so one backward of :math:`\sum_i L_i` gives every
+  :math:`e_i = \nabla_{(x,y)} L_i` at once (disjoint supports), and
+  :math:`\nabla_z L_i = M^\top e_i` with :math:`M` the projection's Jacobian. That Jacobian is
+  an orthogonal projector (symmetric, idempotent) almost everywhere, so
+  :math:`G_{ij} = \langle M e_i, M e_j \rangle = \langle M e_i, e_j\rangle`: only :math:`M e_i` for
+  each user is needed, computed in blocks by the projection's batched vector-Jacobian product.
+  Cost: the blocks of :math:`M e_i` plus one extra backward, never the encoder's Jacobian.
+* ``sum``: the baseline, :math:`w_i = 1/N`.
+
+Vanishing steps: with thousands of users the min-norm vector is often tiny (the hull of
+gradients nearly contains the origin), which would stall training. The combined direction is
+rescaled to the norm of the mean gradient :math:`\bar g = \frac1N \sum_i \nabla L_i`, i.e. by
+:math:`s = \|\bar g\| / \|d\|` clipped to :math:`[1, s_{max}]` (``max_scale``, default :math:`N`).
+The direction, and hence the every-user-descends property, is unchanged; only its length is.
+When :math:`d = 0` the point is Pareto-stationary and no step is taken.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal, Sequence
+
+import torch
+from torch import Tensor
+
+from gnnalloc.fairness._min_norm import min_norm_weights
+
+__all__ = ["FairBackward", "FairStepStats", "GramMode", "Pullback", "loss_decrease_share"]
+
+GramMode = Literal["output", "exact", "sum"]
+Pullback = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""Maps batched cotangents at the projected decisions ``(K, P), (K, U)`` to the raw decisions."""
+
+
+@dataclass(frozen=True)
+class FairStepStats:
+    """What one fairness-backprop step did (all floats, ready for a logger).
+
+    Args:
+        weights_entropy: entropy of the weights divided by ``log N`` (1 = uniform, 0 = one user).
+        weights_max: largest weight.
+        min_norm_sq: :math:`w^\\top G w`, the squared norm of the combined direction.
+        qp_gap: certified duality gap of the min-norm QP.
+        scale: the vanishing-step rescaling factor applied.
+        num_objectives: number of users :math:`N`.
+    """
+
+    weights_entropy: float
+    weights_max: float
+    min_norm_sq: float
+    qp_gap: float
+    scale: float
+    num_objectives: int
+
+    def as_dict(self, prefix: str = "fair/") -> dict[str, float]:
+        return {prefix + k: float(v) for k, v in asdict(self).items()}
+
+
+def loss_decrease_share(before: Tensor, after: Tensor, rtol: float = 1e-9) -> float:
+    """Share of users whose loss went strictly down (beyond round-off) between two evaluations."""
+    scale = before.abs().clamp(min=1.0)
+    return float(((after - before) < -rtol * scale).to(torch.float64).mean())
+
+
+def _entropy(weights: Tensor) -> float:
+    n = weights.numel()
+    if n <= 1:
+        return 1.0
+    p = weights.clamp(min=0)
+    h = -(p * torch.log(p.clamp(min=1e-300))).sum()
+    return float(h / math.log(n))
+
+
+class FairBackward:
+    """Compute parameter gradients from per-user losses by fairness backpropagation.
+
+    Args:
+        mode: ``"output"`` (default, scales), ``"exact"`` (reference) or ``"sum"`` (baseline).
+        rescale: rescale the min-norm direction to the mean gradient's norm (see module docs).
+        max_scale: upper bound on that factor; default ``N``.
+        qp_tol: relative certified-gap tolerance of the min-norm QP.
+        block_size: users per batched vector-Jacobian product in ``output`` mode.
+    """
+
+    def __init__(
+        self,
+        mode: GramMode = "output",
+        *,
+        rescale: bool = True,
+        max_scale: float | None = None,
+        qp_tol: float = 1e-8,
+        block_size: int = 256,
+    ) -> None:
+        if mode not in ("output", "exact", "sum"):
+            raise ValueError(f"mode: unknown {mode!r}, expected 'output', 'exact' or 'sum'")
+        if block_size < 1:
+            raise ValueError(f"block_size: must be >= 1, got {block_size!r}")
+        self.mode = mode
+        self.rescale = rescale
+        self.max_scale = max_scale
+        self.qp_tol = qp_tol
+        self.block_size = block_size
+        self._previous: Tensor | None = None
+
+    # ----------------------------------------------------------------- Gram
+    def output_gram(
+        self,
+        losses: Tensor,
+        compute: Tensor,
+        bandwidth: Tensor,
+        pair_user: Tensor,
+        pullback: Pullback | None,
+    ) -> Tensor:
+        """:math:`G_{ij} = \\langle \\nabla_z L_i, \\nabla_z L_j\\rangle` over the raw decisions."""
+        n = losses.numel()
+        grad_x, grad_y = torch.autograd.grad(
+            losses.sum(), (compute, bandwidth), retain_graph=True, allow_unused=True
+        )
+        grad_x = torch.zeros_like(compute) if grad_x is None else grad_x.detach()
+        grad_y = torch.zeros_like(bandwidth) if grad_y is None else grad_y.detach()
+        dtype = torch.float64
+        gram = torch.zeros(n, n, dtype=dtype, device=losses.device)
+        users = torch.arange(n, device=losses.device)
+        for start in range(0, n, self.block_size):
+            block = users[start : start + self.block_size]
+            k = block.numel()
+            # Row r of the cotangent holds e_{block[r]}: user block[r]'s own gradient entries.
+            cot_x = grad_x.new_zeros(k, grad_x.numel())
+            in_block = (pair_user >= start) & (pair_user < start + k)
+            pairs = torch.nonzero(in_block, as_tuple=True)[0]
+            cot_x[pair_user[pairs] - start, pairs] = grad_x[pairs]
+            cot_y = grad_y.new_zeros(k, grad_y.numel())
+            cot_y[torch.arange(k, device=losses.device), block] = grad_y[block]
+            if pullback is None:
+                rows_x, rows_y = cot_x, cot_y
+            else:
+                rows_x, rows_y = pullback(cot_x, cot_y)
+            # <M e_i, e_j>: gather row i's entries on user j's coordinates.
+            per_user = rows_x.new_zeros(k, n).index_add(1, pair_user, rows_x * grad_x)
+            per_user = per_user + rows_y * grad_y
+            gram[start : start + k] = per_user.to(dtype)
+        return 0.5 * (gram + gram.T)
+
+    @staticmethod
+    def _per_user_jacobian(losses: Tensor, params: Sequence[Tensor]) -> Tensor:
+        rows = []
+        for i in range(losses.numel()):
+            grads = torch.autograd.grad(losses[i], params, retain_graph=True, allow_unused=True)
+            rows.append(
+                torch.cat(
+                    [
+                        (torch.zeros_like(p) if g is None else g).reshape(-1)
+                        for p, g in zip(params, grads)
+                    ]
+                )
+            )
+        return torch.stack(rows).to(torch.float64)
+
+    # ----------------------------------------------------------------- step
+    def __call__(
+        self,
+        losses: Tensor,
+        params: Sequence[Tensor],
+        *,
+        compute: Tensor | None = None,
+        bandwidth: Tensor | None = None,
+        pair_user: Tensor | None = None,
+        pullback: Pullback | None = None,
+    ) -> FairStepStats:
+        """Accumulate the fairness-backprop direction into ``p.grad`` for ``p`` in ``params``.
+
+        Args:
+            losses: per-user losses ``(N,)``, attached to the graph.
+            params: shared parameters (those receiving gradients).
+            compute, bandwidth: projected decisions the losses were computed from (``output``).
+            pair_user: user of each entry of ``compute`` (``output``).
+            pullback: the projection's batched vector-Jacobian product (``output``); ``None``
+                when the raw decisions are the projected ones.
+        """
+        params = [p for p in params if p.requires_grad]
+        n = losses.numel()
+        if n == 0:
+            return FairStepStats(1.0, 0.0, 0.0, 0.0, 1.0, 0)
+        if not torch.isfinite(losses).all():
+            raise ValueError("losses: contain NaN or Inf")
+        if self.mode == "sum":
+            losses.mean().backward()
+            return FairStepStats(1.0, 1.0 / n, float("nan"), 0.0, 1.0, n)
+
+        if self.mode == "exact":
+            jacobian = self._per_user_jacobian(losses, params)
+            gram = jacobian @ jacobian.T
+        else:
+            if compute is None or bandwidth is None or pair_user is None:
+                raise ValueError("compute, bandwidth, pair_user: required in 'output' mode")
+            gram = self.output_gram(losses, compute, bandwidth, pair_user, pullback)
+
+        init = self._previous if self._previous is not None and self._previous.numel() == n else None
+        result = min_norm_weights(gram, init=init, tol=self.qp_tol)
+        weights = result.weights
+        self._previous = weights
+        scale = 1.0
+        if self.rescale:
+            mean_sq = float(gram.sum()) / (n * n)
+            max_scale = float(n if self.max_scale is None else self.max_scale)
+            if result.norm_sq > 0:
+                scale = min(max(math.sqrt(max(mean_sq, 0.0) / result.norm_sq), 1.0), max_scale)
+            else:
+                scale = 0.0 if mean_sq > 0 else 1.0  # Pareto-stationary: no common descent
+        coefficients = (scale * weights).to(losses.dtype)
+        if self.mode == "exact":
+            direction = (coefficients.to(torch.float64) @ jacobian)
+            offset = 0
+            for p in params:
+                size = p.numel()
+                g = direction[offset : offset + size].view_as(p).to(p.dtype)
+                p.grad = g.clone() if p.grad is None else p.grad + g
+                offset += size
+        else:
+            (coefficients.detach() * losses).sum().backward()
+        return FairStepStats(
+            weights_entropy=_entropy(weights),
+            weights_max=float(weights.max()),
+            min_norm_sq=float(result.norm_sq),
+            qp_gap=float(result.gap),
+            scale=float(scale),
+            num_objectives=n,
+        )

@@ -1,0 +1,173 @@
+"""The learned allocator: graph -> HAN encoder -> decision heads -> feasible projection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from gnnalloc.graph import build_graph, collate_graphs
+from gnnalloc.nn.encoder import HANEncoder
+from gnnalloc.nn.heads import DecisionHeads
+from gnnalloc.problem._allocation import Allocation
+from gnnalloc.problem._instance import Instance
+from gnnalloc.problem._tensors import ProblemTensors
+from gnnalloc.projection import FastProjection
+
+__all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
+
+
+@dataclass
+class Decisions:
+    """A forward pass: raw decisions from the heads and their feasible projection.
+
+    Args:
+        raw_compute, raw_bandwidth: head outputs ``(P,)``, ``(U,)`` (the shared representation
+            the ``output`` fairness mode differentiates against).
+        compute, bandwidth: the projected, feasible decisions.
+    """
+
+    raw_compute: Tensor
+    raw_bandwidth: Tensor
+    compute: Tensor
+    bandwidth: Tensor
+
+
+class Allocator(nn.Module):
+    """Maps instances to feasible allocations.
+
+    Args:
+        hidden: embedding width of the encoder.
+        heads: attention heads.
+        layers: HAN layers.
+        dropout: dropout probability (training only).
+        max_metapath_neighbors: cap on metapath neighbours per user in the graph builder.
+        projection_tol: relative tolerance of the fast projection.
+        problem_dtype: dtype of decisions, projection and losses (``float64`` keeps the
+            projection's feasibility at 1e-7 relative on any instance).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.0,
+        max_metapath_neighbors: int = 16,
+        projection_tol: float = 1e-9,
+        problem_dtype: str = "float64",
+    ) -> None:
+        super().__init__()
+        if problem_dtype not in ("float32", "float64"):
+            raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
+        self.config: dict[str, Any] = dict(
+            hidden=hidden, heads=heads, layers=layers, dropout=dropout,
+            max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
+            problem_dtype=problem_dtype,
+        )
+        self.encoder = HANEncoder(hidden=hidden, heads=heads, layers=layers, dropout=dropout)
+        self.heads = DecisionHeads(hidden)
+        self.projection = FastProjection(tol=projection_tol)
+        self.problem_dtype = getattr(torch, problem_dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ----------------------------------------------------------- inputs
+    def prepare(self, instances: Sequence[Instance], seed: int = 0) -> tuple[HeteroData, ProblemTensors]:
+        """Graph batch and problem tensors of ``instances``, on the model's device."""
+        device = self.device
+        cap = self.config["max_metapath_neighbors"]
+        graphs = [build_graph(inst, max_metapath_neighbors=cap, seed=seed) for inst in instances]
+        problems = [
+            ProblemTensors.from_instance(inst, dtype=self.problem_dtype, device=device)
+            for inst in instances
+        ]
+        graph = collate_graphs(graphs).to(device)
+        return graph, ProblemTensors.collate(problems)
+
+    # ----------------------------------------------------------- forward
+    def forward(self, graph: HeteroData, problem: ProblemTensors) -> Decisions:
+        """Raw and projected decisions for a graph batch and its problem tensors."""
+        user_emb, server_emb = self.encoder(graph)
+        raw_compute, raw_bandwidth = self.heads(user_emb, server_emb, graph, problem)
+        compute, bandwidth = self.projection(raw_compute, raw_bandwidth, problem)
+        return Decisions(raw_compute, raw_bandwidth, compute, bandwidth)
+
+    @torch.no_grad()
+    def allocate(self, instance: Instance) -> Allocation:
+        """A feasible allocation of ``instance`` (eval mode, no gradients)."""
+        was_training = self.training
+        self.eval()
+        try:
+            graph, problem = self.prepare([instance])
+            out = self(graph, problem)
+        finally:
+            self.train(was_training)
+        return Allocation(
+            compute=out.compute.detach().to("cpu", torch.float64).numpy(),
+            bandwidth=out.bandwidth.detach().to("cpu", torch.float64).numpy(),
+        )
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small, ``weights_only``-loadable checkpoint of this model."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "hyper_parameters": dict(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, map_location: str | torch.device | None = None
+    ) -> "Allocator":
+        """Restore a model from a gnnalloc checkpoint or a Lightning checkpoint of
+        :class:`gnnalloc.training.AllocatorModule`, loading with ``weights_only=True``.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if the file is not a checkpoint of this model.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+        try:
+            data = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except Exception as exc:  # unpickling errors have many types; all mean "not ours"
+            raise ValueError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({exc})") from None
+        if not isinstance(data, dict) or "state_dict" not in data:
+            raise ValueError(f"checkpoint: {str(path)!r} has no state_dict")
+        hparams = dict(data.get("hyper_parameters") or {})
+        state = data["state_dict"]
+        if data.get("format") != CHECKPOINT_FORMAT:
+            # Lightning: the module stores the allocator as `model` and its init args flat.
+            hparams = dict(hparams.get("model_config") or hparams)
+            state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+        known = {
+            "hidden", "heads", "layers", "dropout", "max_metapath_neighbors", "projection_tol",
+            "problem_dtype",
+        }
+        model = cls(**{k: v for k, v in hparams.items() if k in known})
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint: {str(path)!r} does not match the model: {exc}") from None
+        model.checkpoint_path = str(path)
+        model.metadata = dict(data.get("metadata") or {})
+        model.eval()
+        if map_location is not None:
+            model.to(map_location)
+        return model
