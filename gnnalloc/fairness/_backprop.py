@@ -30,7 +30,15 @@ gradients nearly contains the origin), which would stall training. The combined 
 rescaled to the norm of the mean gradient :math:`\bar g = \frac1N \sum_i \nabla L_i`, i.e. by
 :math:`s = \|\bar g\| / \|d\|` clipped to :math:`[1, s_{max}]` (``max_scale``, default :math:`N`).
 The direction, and hence the every-user-descends property, is unchanged; only its length is.
-When :math:`d = 0` the point is Pareto-stationary and no step is taken.
+
+Pareto-stationary points: when :math:`d = 0` (certified: :math:`\|d\|^2 \le` ``stationary_rtol``
+:math:`\cdot \|\bar g\|^2`) no step can lower every user's loss. This is the rule, not the
+exception, once an allocation uses every server's full capacity: any reallocation is zero-sum, and
+with :math:`w_i \propto 1/|\partial L_i/\partial X_i|` the projected gradients cancel exactly.
+``stationary="sum"`` (default) then steps along the mean gradient, i.e. the sum of the users'
+log utilities, which selects among Pareto-optimal allocations by proportional fairness (the Nash
+bargaining solution for :math:`\alpha = 1`); ``stationary="stop"`` takes no step, the textbook
+MGDA behaviour. ``FairStepStats.stationary`` records which case occurred.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class FairStepStats:
         qp_gap: certified duality gap of the min-norm QP.
         scale: the vanishing-step rescaling factor applied.
         num_objectives: number of users :math:`N`.
+        stationary: 1.0 if the point was Pareto-stationary (min-norm direction zero), else 0.0.
     """
 
     weights_entropy: float
@@ -70,6 +79,7 @@ class FairStepStats:
     qp_gap: float
     scale: float
     num_objectives: int
+    stationary: float = 0.0
 
     def as_dict(self, prefix: str = "fair/") -> dict[str, float]:
         return {prefix + k: float(v) for k, v in asdict(self).items()}
@@ -99,6 +109,8 @@ class FairBackward:
         max_scale: upper bound on that factor; default ``N``.
         qp_tol: relative certified-gap tolerance of the min-norm QP.
         block_size: users per batched vector-Jacobian product in ``output`` mode.
+        stationary: ``"sum"`` or ``"stop"``: what to do at a Pareto-stationary point.
+        stationary_rtol: :math:`\|d\|^2 / \|\bar g\|^2` below which the point is stationary.
     """
 
     def __init__(
@@ -109,6 +121,8 @@ class FairBackward:
         max_scale: float | None = None,
         qp_tol: float = 1e-8,
         block_size: int = 256,
+        stationary: Literal["sum", "stop"] = "sum",
+        stationary_rtol: float = 1e-8,
     ) -> None:
         if mode not in ("output", "exact", "sum"):
             raise ValueError(f"mode: unknown {mode!r}, expected 'output', 'exact' or 'sum'")
@@ -118,7 +132,11 @@ class FairBackward:
         self.rescale = rescale
         self.max_scale = max_scale
         self.qp_tol = qp_tol
+        if stationary not in ("sum", "stop"):
+            raise ValueError(f"stationary: expected 'sum' or 'stop', got {stationary!r}")
         self.block_size = block_size
+        self.stationary = stationary
+        self.stationary_rtol = stationary_rtol
         self._previous: Tensor | None = None
 
     # ----------------------------------------------------------------- Gram
@@ -185,6 +203,7 @@ class FairBackward:
         bandwidth: Tensor | None = None,
         pair_user: Tensor | None = None,
         pullback: Pullback | None = None,
+        backward: Callable[[Tensor], None] | None = None,
     ) -> FairStepStats:
         """Accumulate the fairness-backprop direction into ``p.grad`` for ``p`` in ``params``.
 
@@ -195,7 +214,10 @@ class FairBackward:
             pair_user: user of each entry of ``compute`` (``output``).
             pullback: the projection's batched vector-Jacobian product (``output``); ``None``
                 when the raw decisions are the projected ones.
+            backward: how to backpropagate a scalar (default ``Tensor.backward``; Lightning
+                passes ``manual_backward`` so DDP and precision plugins see it).
         """
+        backward = backward or (lambda t: t.backward())
         params = [p for p in params if p.requires_grad]
         n = losses.numel()
         if n == 0:
@@ -203,7 +225,7 @@ class FairBackward:
         if not torch.isfinite(losses).all():
             raise ValueError("losses: contain NaN or Inf")
         if self.mode == "sum":
-            losses.mean().backward()
+            backward(losses.mean())
             return FairStepStats(1.0, 1.0 / n, float("nan"), 0.0, 1.0, n)
 
         if self.mode == "exact":
@@ -218,14 +240,17 @@ class FairBackward:
         result = min_norm_weights(gram, init=init, tol=self.qp_tol)
         weights = result.weights
         self._previous = weights
+        mean_sq = max(float(gram.sum()) / (n * n), 0.0)
+        is_stationary = mean_sq > 0 and result.norm_sq <= self.stationary_rtol * mean_sq
         scale = 1.0
-        if self.rescale:
-            mean_sq = float(gram.sum()) / (n * n)
-            max_scale = float(n if self.max_scale is None else self.max_scale)
-            if result.norm_sq > 0:
-                scale = min(max(math.sqrt(max(mean_sq, 0.0) / result.norm_sq), 1.0), max_scale)
+        if is_stationary:
+            if self.stationary == "sum":
+                weights = torch.full_like(weights, 1.0 / n)
             else:
-                scale = 0.0 if mean_sq > 0 else 1.0  # Pareto-stationary: no common descent
+                scale = 0.0
+        elif self.rescale and result.norm_sq > 0:
+            max_scale = float(n if self.max_scale is None else self.max_scale)
+            scale = min(max(math.sqrt(mean_sq / result.norm_sq), 1.0), max_scale)
         coefficients = (scale * weights).to(losses.dtype)
         if self.mode == "exact":
             direction = (coefficients.to(torch.float64) @ jacobian)
@@ -236,12 +261,13 @@ class FairBackward:
                 p.grad = g.clone() if p.grad is None else p.grad + g
                 offset += size
         else:
-            (coefficients.detach() * losses).sum().backward()
+            backward((coefficients.detach() * losses).sum())
         return FairStepStats(
-            weights_entropy=_entropy(weights),
-            weights_max=float(weights.max()),
+            weights_entropy=_entropy(result.weights),
+            weights_max=float(result.weights.max()),
             min_norm_sq=float(result.norm_sq),
             qp_gap=float(result.gap),
             scale=float(scale),
             num_objectives=n,
+            stationary=float(is_stationary),
         )

@@ -63,7 +63,13 @@ def _positions() -> tuple[np.ndarray, np.ndarray]:
 
 
 def eua_instance(
-    users: int = 816, load: float = 1.0, seed: int = 0, *, penalty: float = 10.0, alpha: float = 1.0
+    users: int = 816,
+    load: float = 1.0,
+    seed: int = 0,
+    *,
+    sites: int | None = None,
+    penalty: float = 10.0,
+    alpha: float = 1.0,
 ) -> Instance:
     """An instance on the EUA Melbourne CBD sites (see module docstring).
 
@@ -71,21 +77,35 @@ def eua_instance(
         users: number of users (>= 1).
         load: total minimum demand / total capacity.
         seed: random seed.
+        sites: if given, a real sub-region: the ``sites`` sites nearest to a random site, with the
+            dataset's users whose nearest site is among them (resampled with jitter if too few).
+            Used to train on small instances as dense as the full area.
     """
     if users < 1:
         raise ValueError(f"users: must be >= 1, got {users!r}")
     from scipy.spatial import cKDTree
 
-    sites, positions = _positions()
+    all_sites, positions = _positions()
     rng = np.random.default_rng(seed)
+    if sites is not None:
+        if not 1 <= sites <= all_sites.shape[0]:
+            raise ValueError(f"sites: must be in [1, {all_sites.shape[0]}], got {sites!r}")
+        centre = all_sites[rng.integers(all_sites.shape[0])]
+        _, keep = cKDTree(all_sites).query(centre, k=sites)
+        keep = np.sort(np.atleast_1d(keep))
+        _, nearest = cKDTree(all_sites).query(positions)
+        positions = positions[np.isin(nearest, keep)]
+        if positions.shape[0] == 0:
+            positions = all_sites[keep]
+        all_sites = all_sites[keep]
     if users <= positions.shape[0]:
         chosen = positions[rng.choice(positions.shape[0], size=users, replace=False)]
     else:
         chosen = positions[rng.integers(0, positions.shape[0], users)]
         chosen = chosen + rng.normal(0.0, JITTER_M, chosen.shape)
-    _, home = cKDTree(sites).query(chosen)
-    link_a, link_b = radius_links(sites, LINK_RADIUS_M)
+    _, home = cKDTree(all_sites).query(chosen)
+    link_a, link_b = radius_links(all_sites, LINK_RADIUS_M)
     return synthesise(
-        rng, link_a=link_a, link_b=link_b, user_server=np.asarray(home), num_servers=sites.shape[0],
-        load=load, penalty=penalty, alpha=alpha,
+        rng, link_a=link_a, link_b=link_b, user_server=np.asarray(home),
+        num_servers=all_sites.shape[0], load=load, penalty=penalty, alpha=alpha,
     )

@@ -1,0 +1,370 @@
+r"""HAN-style encoder of the instance graph (Wang et al., "Heterogeneous Graph Attention Network",
+WWW 2019), extended with edge features and residual blocks.
+
+Each layer updates every node type ``t`` from each relation ``r = (t', name, t)`` ending at ``t``
+(users: ``execute``, ``migrate``, ``rev_candidate``, ``rev_home``; servers: ``candidate``,
+``home``, ``link``) in two steps.
+
+**Node-level attention** (GAT-style, ``H`` heads of width ``D = hidden / H``), per relation:
+
+.. math::
+
+    m_{ij} = W_r h_j + W^e_r e_{ij}, \qquad
+    a_{ij} = \mathrm{LeakyReLU}\big(\langle a^{src}_r, W_r h_j \rangle
+        + \langle a^{dst}_r, h_i \rangle + \langle a^e_r, W^e_r e_{ij} \rangle\big),
+
+.. math::
+
+    \alpha_{ij} = \operatorname{softmax}_{j \in N_r(i)} a_{ij}, \qquad
+    z^r_i = \mathrm{ELU}\Big(\big\Vert_{k=1}^{H} \sum_{j \in N_r(i)} \alpha^k_{ij} m^k_{ij}
+        + b_r\Big),
+
+with the edge terms only on relations with edge features (candidate and link edges). The
+attention weights sum to one, so :math:`z^r_i` is a weighted *mean*: its scale does not grow with
+the degree, and the same weights serve a user with 1 or 10,000 neighbours.
+
+**Semantic-level attention**, per node type and per graph ``g`` of a batch:
+
+.. math::
+
+    w_{r,g} = \frac{1}{|V_g|} \sum_{i \in V_g} q^\top \tanh(M z^r_i + c), \qquad
+    \beta_{r,g} = \operatorname{softmax}_r w_{r,g}, \qquad
+    Z_i = \sum_r \beta_{r, g(i)} z^r_i.
+
+HAN averages over all nodes of the graph; averaging per graph of a batch (instead of over the
+whole batch, as :class:`torch_geometric.nn.HANConv` does) makes a batched forward identical to
+separate forwards.
+
+**Update** (a post-norm transformer block; the residual path carries every input to the output):
+
+.. math::
+
+    h'_i = \mathrm{LN}(h_i + \mathrm{Drop}(O Z_i)), \qquad
+    h''_i = \mathrm{LN}(h'_i + \mathrm{Drop}(\mathrm{FFN}(h'_i))).
+
+Why not :class:`~torch_geometric.nn.HANConv` directly: it returns ``None`` for node types without
+incoming edges, uses no edge features, and shares the semantic attention across the batch. Here
+every relation is evaluated even with zero edges (a ``(2, 0)`` index yields
+:math:`z^r = \mathrm{ELU}(b_r)`), and the residual path means every parameter is part of the
+autograd graph for every input, as DDP requires. (Parameters can still get an exactly zero
+gradient: e.g. ``rev_home`` attention, as each user has exactly one home and its softmax is 1,
+or a relation with no edges in the whole batch. That is fine for DDP, which needs gradients to be
+defined, not non-zero.)
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+from torch_geometric.utils import scatter, softmax
+
+from gnnalloc.graph import (
+    CANDIDATE_FEATURES,
+    EDGE_TYPES,
+    LINK_FEATURES,
+    NODE_TYPES,
+    SERVER_FEATURES,
+    USER_FEATURES,
+)
+
+__all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
+
+EdgeType = tuple[str, str, str]
+
+#: Edge types carrying ``edge_attr`` and its width.
+EDGE_FEATURES: dict[EdgeType, int] = {
+    ("user", "candidate", "server"): len(CANDIDATE_FEATURES),
+    ("server", "rev_candidate", "user"): len(CANDIDATE_FEATURES),
+    ("server", "link", "server"): len(LINK_FEATURES),
+}
+
+
+def _key(edge_type: EdgeType) -> str:
+    return "__".join(edge_type)
+
+
+class RelationAttention(nn.Module):
+    r"""Multi-head GAT-style attention over the edges of one relation (see the module docstring).
+
+    Args:
+        hidden: width of source, target and output embeddings (divisible by ``heads``).
+        heads: number of attention heads ``H``.
+        edge_dim: width of the relation's ``edge_attr``, or ``None`` if it has none.
+        negative_slope: slope of the LeakyReLU on attention logits.
+        dropout: dropout on the attention weights.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        edge_dim: int | None = None,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+        self.heads, self.dim = heads, hidden // heads
+        self.negative_slope, self.dropout = negative_slope, dropout
+        self.lin_src = nn.Linear(hidden, hidden, bias=False)
+        self.att_src = nn.Parameter(torch.empty(1, heads, self.dim))
+        # <a_dst, h_i> per head is a linear map of the target embedding.
+        self.att_dst = nn.Linear(hidden, heads, bias=False)
+        self.lin_edge = nn.Linear(edge_dim, hidden, bias=False) if edge_dim else None
+        self.att_edge = nn.Parameter(torch.empty(1, heads, self.dim)) if edge_dim else None
+        self.bias = nn.Parameter(torch.empty(hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin_src.reset_parameters()
+        self.att_dst.reset_parameters()
+        nn.init.xavier_uniform_(self.att_src)
+        if self.lin_edge is not None:
+            self.lin_edge.reset_parameters()
+            nn.init.xavier_uniform_(self.att_edge)
+        nn.init.zeros_(self.bias)
+
+    def forward(
+        self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None
+    ) -> Tensor:
+        """Aggregate messages along ``edge_index`` (row 0 = source, row 1 = target).
+
+        Args:
+            x_src: source embeddings, ``(N_src, hidden)``.
+            x_dst: target embeddings, ``(N_dst, hidden)``.
+            edge_index: ``(2, E)`` long, ``E`` may be 0.
+            edge_attr: ``(E, edge_dim)`` if the relation has edge features.
+
+        Returns:
+            :math:`z^r`, ``(N_dst, hidden)``; targets without incoming edges get ``ELU(b_r)``.
+        """
+        H, D = self.heads, self.dim
+        src, dst = edge_index[0], edge_index[1]
+        num_dst = x_dst.shape[0]
+        z = self.lin_src(x_src).view(-1, H, D)
+        logit_src = (z * self.att_src).sum(-1)
+        logit = logit_src.index_select(0, src) + self.att_dst(x_dst).index_select(0, dst)
+        if self.lin_edge is not None:
+            if edge_attr is None:
+                raise ValueError("edge_attr: this relation has edge features, got None")
+            edge_attr = edge_attr.to(z.dtype)
+            w_edge = self.lin_edge.weight.view(H, D, -1)  # (H, D, F)
+            # <a_e, W_e e> = e . (W_e^T a_e): never materialise the (E, H, D) edge messages.
+            logit = logit + edge_attr @ torch.einsum("hdf,hd->fh", w_edge, self.att_edge[0])
+        logit = F.leaky_relu(logit, self.negative_slope)
+        alpha = softmax(logit, dst, num_nodes=num_dst)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        # index_add_ over dim 0 (rather than scatter with a broadcast (E, H, D) index) is the
+        # memory-bound hot spot of the encoder on large graphs.
+        message = z.index_select(0, src)
+        if torch.is_grad_enabled():
+            message = message * alpha.unsqueeze(-1)
+        else:
+            # Inference: reuse the gathered buffer (allocating (E, H, D) tensors dominates).
+            message.mul_(alpha.unsqueeze(-1))
+        out = z.new_zeros(num_dst, H, D).index_add_(0, dst, message)
+        if self.lin_edge is not None:
+            # sum_j alpha_ij W_e e_ij = W_e (sum_j alpha_ij e_ij), per head.
+            weighted = alpha.unsqueeze(-1) * edge_attr.unsqueeze(1)  # (E, H, F)
+            pooled = z.new_zeros(num_dst, H, edge_attr.shape[-1]).index_add_(0, dst, weighted)
+            out = out + torch.einsum("nhf,hdf->nhd", pooled, w_edge)
+        return F.elu(out.view(-1, H * D) + self.bias)
+
+
+class SemanticAttention(nn.Module):
+    r"""HAN's metapath-level attention, averaged per graph of a batch (see the module docstring).
+
+    Args:
+        hidden: embedding width.
+        attention_hidden: width of :math:`M` (default ``hidden``).
+    """
+
+    def __init__(self, hidden: int, attention_hidden: int | None = None) -> None:
+        super().__init__()
+        attention_hidden = attention_hidden or hidden
+        self.lin = nn.Linear(hidden, attention_hidden)
+        self.q = nn.Parameter(torch.empty(attention_hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        nn.init.normal_(self.q, std=self.q.shape[0] ** -0.5)
+
+    def forward(self, zs: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
+        """Combine per-relation embeddings.
+
+        Args:
+            zs: :math:`z^r`, ``(R, N, hidden)``.
+            batch: graph of each node, ``(N,)`` long.
+            num_graphs: number of graphs ``G``.
+
+        Returns:
+            :math:`Z`, ``(N, hidden)``, and the weights :math:`\\beta`, ``(R, G)``.
+        """
+        score = (torch.tanh(self.lin(zs)) * self.q).sum(-1)  # (R, N)
+        per_graph = scatter(score, batch, dim=1, dim_size=num_graphs, reduce="mean")
+        beta = torch.softmax(per_graph, dim=0)
+        return (beta.index_select(1, batch).unsqueeze(-1) * zs).sum(0), beta
+
+
+class HANLayer(nn.Module):
+    r"""One heterogeneous layer: node-level attention per relation, semantic attention per node
+    type, then a residual + feed-forward block (see the module docstring).
+
+    Args:
+        hidden: embedding width.
+        heads: attention heads per relation.
+        edge_types: relations; every node type receiving one is updated, the others pass through.
+        edge_dims: ``edge_attr`` width of relations that have edge features.
+        dropout: dropout on attention weights and on the residual branches.
+        negative_slope: LeakyReLU slope of node-level attention.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        edge_types: Sequence[EdgeType] = EDGE_TYPES,
+        edge_dims: Mapping[EdgeType, int] = EDGE_FEATURES,
+        dropout: float = 0.0,
+        negative_slope: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.edge_types = [tuple(e) for e in edge_types]
+        self.node_types = sorted({e[2] for e in self.edge_types})
+        self.dropout = dropout
+        self.relations = nn.ModuleDict(
+            {
+                _key(e): RelationAttention(hidden, heads, edge_dims.get(e), negative_slope, dropout)
+                for e in self.edge_types
+            }
+        )
+        self.semantic = nn.ModuleDict({t: SemanticAttention(hidden) for t in self.node_types})
+        self.out = nn.ModuleDict({t: nn.Linear(hidden, hidden) for t in self.node_types})
+        self.norm = nn.ModuleDict({t: nn.LayerNorm(hidden) for t in self.node_types})
+        self.ffn = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden)
+                )
+                for t in self.node_types
+            }
+        )
+        self.ffn_norm = nn.ModuleDict({t: nn.LayerNorm(hidden) for t in self.node_types})
+
+    def forward(
+        self,
+        x: Mapping[str, Tensor],
+        edge_index: Mapping[EdgeType, Tensor],
+        edge_attr: Mapping[EdgeType, Tensor],
+        batch: Mapping[str, Tensor],
+        num_graphs: int,
+    ) -> dict[str, Tensor]:
+        """Update the embeddings.
+
+        Args:
+            x: embeddings per node type, ``(N_t, hidden)``.
+            edge_index: ``(2, E)`` per relation (must hold every relation; ``E`` may be 0).
+            edge_attr: ``(E, edge_dim)`` per relation with edge features.
+            batch: graph of each node per node type, ``(N_t,)``.
+            num_graphs: number of graphs in the batch.
+        """
+        incoming: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
+        for e in self.edge_types:
+            src, _, dst = e
+            incoming[dst].append(
+                self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
+            )
+        out = dict(x)
+        for t in self.node_types:
+            z, _ = self.semantic[t](torch.stack(incoming[t]), batch[t], num_graphs)
+            h = self.norm[t](x[t] + F.dropout(self.out[t](z), self.dropout, self.training))
+            ffn = F.dropout(self.ffn[t](h), self.dropout, self.training)
+            out[t] = self.ffn_norm[t](h + ffn)
+        return out
+
+
+class HANEncoder(nn.Module):
+    r"""Embeddings of users and servers from an instance graph (or a batch of them).
+
+    Input features are projected by a two-layer MLP per node type, then ``layers``
+    :class:`HANLayer` update both node types. Only attention (weighted means), means and
+    per-node maps are used, so the model is size-agnostic: the same weights run on 1 or 20,000
+    users, and a batch gives the same embeddings as its graphs one by one (with dropout off).
+
+    Args:
+        hidden: embedding width.
+        heads: attention heads (``hidden`` must be divisible by ``heads``).
+        layers: number of :class:`HANLayer`.
+        dropout: dropout probability (attention weights and residual branches).
+        negative_slope: LeakyReLU slope of node-level attention.
+        user_features: width of ``graph['user'].x``.
+        server_features: width of ``graph['server'].x``.
+    """
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.0,
+        negative_slope: float = 0.2,
+        *,
+        user_features: int = len(USER_FEATURES),
+        server_features: int = len(SERVER_FEATURES),
+    ) -> None:
+        super().__init__()
+        self.hidden = hidden
+        widths = {"user": user_features, "server": server_features}
+        self.inputs = nn.ModuleDict(
+            {
+                t: nn.Sequential(nn.Linear(widths[t], hidden), nn.GELU(), nn.Linear(hidden, hidden))
+                for t in NODE_TYPES
+            }
+        )
+        self.layers = nn.ModuleList(
+            HANLayer(hidden, heads, EDGE_TYPES, EDGE_FEATURES, dropout, negative_slope)
+            for _ in range(layers)
+        )
+
+    def forward(self, graph: HeteroData) -> tuple[Tensor, Tensor]:
+        """Encode a graph from :func:`gnnalloc.graph.build_graph` or a batch of them.
+
+        Args:
+            graph: a :class:`HeteroData` or :class:`~torch_geometric.data.Batch`. Missing edge
+                types are treated as empty.
+
+        Returns:
+            ``user_emb (U, hidden)`` and ``server_emb (S, hidden)``, in the dtype of the first
+            input layer and on the device of ``graph``.
+        """
+        dtype = self.inputs["user"][0].weight.dtype
+        x = {t: self.inputs[t](graph[t].x.to(dtype)) for t in NODE_TYPES}
+        device = x["user"].device
+        num_graphs = int(getattr(graph, "num_graphs", 1))
+        batch = {}
+        for t in NODE_TYPES:
+            store = graph[t]
+            if "batch" in store:
+                batch[t] = store.batch
+            else:
+                batch[t] = torch.zeros(x[t].shape[0], dtype=torch.long, device=device)
+        edge_index, edge_attr = {}, {}
+        empty = torch.zeros(2, 0, dtype=torch.long, device=device)
+        for e in EDGE_TYPES:
+            if e in graph.edge_types:
+                edge_index[e] = graph[e].edge_index
+                if e in EDGE_FEATURES:
+                    edge_attr[e] = graph[e].edge_attr
+            else:
+                edge_index[e] = empty
+                if e in EDGE_FEATURES:
+                    edge_attr[e] = torch.zeros(0, EDGE_FEATURES[e], dtype=dtype, device=device)
+        for layer in self.layers:
+            x = layer(x, edge_index, edge_attr, batch, num_graphs)
+        return x["user"], x["server"]

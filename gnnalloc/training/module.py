@@ -1,0 +1,143 @@
+"""The Lightning shell around the allocator: per-user losses, fairness backprop, AdamW, logging.
+
+All the math lives in :mod:`gnnalloc.fairness`, :mod:`gnnalloc.metrics` and the model; this
+module only wires them to Lightning's loop. Optimisation is manual because fairness
+backpropagation computes its own gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from gnnalloc.fairness import FairBackward, GramMode, loss_decrease_share, per_user_loss
+from gnnalloc.metrics import batch_metrics
+from gnnalloc.nn.allocator import Allocator
+from gnnalloc.projection._jacobian import ProjectionJacobian
+from gnnalloc.training.data import InstanceBatch
+
+__all__ = ["AllocatorModule"]
+
+
+class AllocatorModule(pl.LightningModule):
+    """Train an :class:`~gnnalloc.nn.allocator.Allocator` with fairness backpropagation.
+
+    Args:
+        hidden, heads, layers, dropout, max_metapath_neighbors: the allocator's architecture.
+        fairness: Gram mode: ``output`` (default), ``exact`` (single process only) or ``sum``.
+        rescale: rescale the min-norm direction to the mean gradient's norm.
+        stationary: at Pareto-stationary points step along the mean (``sum``) or not (``stop``).
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps, followed by cosine decay to 5 % over ``decay_steps``.
+        decay_steps: length of the cosine decay.
+        gradient_clip: max global gradient norm (0 disables).
+        track_every_n_steps: every n steps, re-evaluate the batch after the step and log the share
+            of users whose loss went down (costs one extra forward).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.0,
+        max_metapath_neighbors: int = 16,
+        fairness: GramMode = "output",
+        rescale: bool = True,
+        stationary: str = "sum",
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 50,
+        decay_steps: int = 3000,
+        gradient_clip: float = 1.0,
+        track_every_n_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        if lr <= 0 or not math.isfinite(lr):
+            raise ValueError(f"lr: must be a positive number, got {lr!r}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.model = Allocator(
+            hidden=hidden, heads=heads, layers=layers, dropout=dropout,
+            max_metapath_neighbors=max_metapath_neighbors,
+        )
+        self.fair = FairBackward(fairness, rescale=rescale, stationary=stationary)
+
+    # ------------------------------------------------------------ plumbing
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, InstanceBatch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+
+        def factor(step: int) -> float:
+            if step < h.warmup_steps:
+                return (step + 1) / max(h.warmup_steps, 1)
+            progress = min((step - h.warmup_steps) / max(h.decay_steps, 1), 1.0)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        if self.hparams.fairness == "exact" and self.trainer.world_size > 1:
+            raise ValueError("fairness: 'exact' sets gradients directly and cannot run under DDP; use 'output'")
+
+    # ------------------------------------------------------------ steps
+    def training_step(self, batch: InstanceBatch, batch_idx: int) -> Tensor:
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers()
+        problem = batch.problem
+        out = self.model(batch.graph, problem)
+        losses = per_user_loss(problem, out.compute, out.bandwidth)
+        optimizer.zero_grad()
+        pullback = None
+        if self.fair.mode == "output":
+            pullback = ProjectionJacobian(problem, out.compute, out.bandwidth)
+        stats = self.fair(
+            losses, list(self.parameters()), compute=out.compute,
+            bandwidth=out.bandwidth, pair_user=problem.pair_user, pullback=pullback,
+            backward=self.manual_backward,
+        )
+        if self.hparams.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        scheduler.step()
+
+        batch_size = problem.num_graphs
+        objective_per_weight = -losses.detach().sum() / problem.weight.sum()
+        logs = {"train/loss": losses.detach().mean(), "train/utility_per_weight": objective_per_weight}
+        logs.update(stats.as_dict("train/fair_"))
+        if self.hparams.track_every_n_steps and batch_idx % self.hparams.track_every_n_steps == 0:
+            with torch.no_grad():
+                after = self.model(batch.graph, problem)
+                after_losses = per_user_loss(problem, after.compute, after.bandwidth)
+            logs["train/loss_decrease_share"] = loss_decrease_share(losses.detach(), after_losses)
+        self.log_dict(logs, batch_size=batch_size, prog_bar=False)
+        self.log("loss", losses.detach().mean(), prog_bar=True, batch_size=batch_size, logger=False)
+        return losses.detach().mean()
+
+    def _evaluate(self, batch: InstanceBatch, prefix: str) -> None:
+        out = self.model(batch.graph, batch.problem)
+        metrics = batch_metrics(batch.problem, out.compute, out.bandwidth, batch.reference_utility)
+        logs = {f"{prefix}/{k}": v.mean() for k, v in metrics.items() if k != "max_violation"}
+        self.log_dict(logs, batch_size=batch.problem.num_graphs, sync_dist=True)
+        self.log(f"{prefix}/max_violation", metrics["max_violation"], reduce_fx="max", sync_dist=True,
+                 batch_size=batch.problem.num_graphs)
+        if "gap" in metrics:
+            self.log(f"{prefix}/gap_max", metrics["gap"].max(), reduce_fx="max", sync_dist=True,
+                     batch_size=batch.problem.num_graphs)
+
+    def validation_step(self, batch: InstanceBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: InstanceBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")

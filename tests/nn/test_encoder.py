@@ -1,0 +1,135 @@
+"""HAN encoder: shapes, gradients reach every parameter, size-agnostic, batch = separate graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnnalloc.generators import eua_instance, random_instance
+from gnnalloc.graph import build_graph, collate_graphs
+from gnnalloc.nn import HANEncoder, HANLayer, RelationAttention, SemanticAttention
+from gnnalloc.problem import INSTANCE_FORMAT, Instance
+
+HIDDEN = 32
+
+
+def no_link_instance() -> Instance:
+    """Three unlinked servers (so no migrate edges and no link edges)."""
+    servers = [{"id": f"s{i}", "compute": 10.0 + i, "bandwidth": 5.0} for i in range(3)]
+    users = [
+        {"id": f"u{i}", "server": f"s{i % 3}", "compute_min": 1.0 + i, "bandwidth_min": 2.0}
+        for i in range(7)
+    ]
+    return Instance.from_dict({"format": INSTANCE_FORMAT, "servers": servers, "users": users})
+
+
+def make_encoder(**kwargs) -> HANEncoder:
+    torch.manual_seed(0)
+    return HANEncoder(hidden=HIDDEN, heads=4, layers=2, **kwargs)
+
+
+def backward_all(encoder: HANEncoder, graph) -> dict[str, torch.Tensor | None]:
+    encoder.zero_grad(set_to_none=True)
+    user, server = encoder(graph)
+    # Random projections: a plain sum of LayerNorm outputs has zero gradient by construction.
+    g = torch.Generator().manual_seed(1)
+    loss = (user * torch.randn(user.shape, generator=g)).sum()
+    loss = loss + (server * torch.randn(server.shape, generator=g)).sum()
+    loss.backward()
+    return {name: p.grad for name, p in encoder.named_parameters()}
+
+
+def test_shapes_and_finite():
+    instance = random_instance(50, 6, 1.0, seed=0)
+    user, server = make_encoder()(build_graph(instance))
+    assert user.shape == (50, HIDDEN) and server.shape == (6, HIDDEN)
+    assert user.dtype == torch.float32
+    assert torch.isfinite(user).all() and torch.isfinite(server).all()
+
+
+def test_every_parameter_gets_gradient():
+    instance = random_instance(50, 6, 1.0, seed=0)
+    graph = build_graph(instance)
+    assert all(graph[e].edge_index.shape[1] > 0 for e in graph.edge_types)
+    grads = backward_all(make_encoder(), graph)
+    for name, grad in grads.items():
+        assert grad is not None, name
+        assert torch.isfinite(grad).all(), name
+        # rev_home: each user has exactly one home, so its attention softmax is constant 1.
+        if "rev_home" not in name or "att" not in name:
+            assert grad.abs().sum() > 0, name
+
+
+def test_every_parameter_gets_gradient_without_links():
+    instance = no_link_instance()
+    graph = build_graph(instance)
+    assert graph["server", "link", "server"].edge_index.shape == (2, 0)
+    assert graph["user", "migrate", "user"].edge_index.shape == (2, 0)
+    for name, grad in backward_all(make_encoder(), graph).items():
+        assert grad is not None, name
+        assert torch.isfinite(grad).all(), name
+
+
+def test_missing_edge_type_is_empty():
+    graph = build_graph(no_link_instance())
+    encoder = make_encoder().eval()
+    expected = encoder(graph)
+    del graph["user", "migrate", "user"]
+    del graph["server", "link", "server"]
+    for a, b in zip(encoder(graph), expected):
+        torch.testing.assert_close(a, b)
+
+
+def test_single_user():
+    graph = build_graph(random_instance(1, 1, 1.0, seed=0))
+    encoder = make_encoder()
+    user, server = encoder(graph)
+    assert user.shape == (1, HIDDEN) and server.shape == (1, HIDDEN)
+    assert torch.isfinite(user).all()
+    for name, grad in backward_all(encoder, graph).items():
+        assert grad is not None and torch.isfinite(grad).all(), name
+
+
+def test_size_agnostic_same_model():
+    encoder = make_encoder().eval()
+    with torch.no_grad():
+        small_user, _ = encoder(build_graph(eua_instance(50, 1.0, seed=0)))
+        large_user, large_server = encoder(build_graph(eua_instance(5000, 1.0, seed=0)))
+    assert large_user.shape == (5000, HIDDEN) and large_server.shape == (125, HIDDEN)
+    assert torch.isfinite(large_user).all()
+    # Mean aggregation and LayerNorm keep embeddings on the same scale at both sizes.
+    ratio = large_user.norm(dim=1).mean() / small_user.norm(dim=1).mean()
+    assert 0.5 < ratio < 2.0
+
+
+def test_batch_equals_separate_graphs():
+    instances = [random_instance(n, s, 1.0, seed=n) for n, s in ((12, 3), (30, 5), (1, 1))]
+    graphs = [build_graph(i) for i in instances]
+    encoder = make_encoder().eval()
+    batch_user, batch_server = encoder(collate_graphs(graphs))
+    separate = [encoder(g) for g in graphs]
+    users, servers = zip(*separate)
+    torch.testing.assert_close(batch_user, torch.cat(users), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch_server, torch.cat(servers), atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_and_float64():
+    graph = build_graph(random_instance(20, 4, 1.0, seed=3))
+    encoder = make_encoder(dropout=0.3).train()
+    user, _ = encoder(graph)
+    assert torch.isfinite(user).all()
+    encoder = make_encoder().double()
+    user, server = encoder(graph)
+    assert user.dtype == torch.float64 and server.dtype == torch.float64
+
+
+def test_layers_validate_and_semantic_weights():
+    with pytest.raises(ValueError):
+        RelationAttention(30, 4)
+    layer = SemanticAttention(HIDDEN)
+    zs = torch.randn(3, 10, HIDDEN)
+    batch = torch.tensor([0] * 4 + [1] * 6)
+    out, beta = layer(zs, batch, 2)
+    assert out.shape == (10, HIDDEN)
+    torch.testing.assert_close(beta.sum(0), torch.ones(2))
+    assert isinstance(make_encoder().layers[0], HANLayer)
