@@ -52,6 +52,7 @@ from torch_geometric.utils import softmax
 
 from gnnalloc.graph import CANDIDATE_FEATURES
 from gnnalloc.problem._tensors import ProblemTensors
+from gnnalloc.solvers.functional import waterfill_groups
 
 __all__ = ["DecisionHeads"]
 
@@ -80,6 +81,9 @@ class DecisionHeads(nn.Module):
             start the model at the demand-proportional share.
         max_score: bound :math:`S` on the scores, applied as :math:`S \tanh(\cdot / S)`.
         home_bias: initial :math:`\eta`, the learned extra logit of home pairs.
+        bandwidth: ``"waterfill"`` (default): access bandwidth is the exact per-home-server
+            optimum (:func:`gnnalloc.solvers.functional.waterfill_groups`), since that
+            subproblem separates and has a closed form; ``"learned"``: the share head above.
     """
 
     def __init__(
@@ -90,13 +94,18 @@ class DecisionHeads(nn.Module):
         init_scale: float = 1e-2,
         max_score: float = 10.0,
         home_bias: float = 2.0,
+        bandwidth: str = "waterfill",
     ) -> None:
         super().__init__()
+        if bandwidth not in ("waterfill", "learned"):
+            raise ValueError(f"bandwidth: expected 'waterfill' or 'learned', got {bandwidth!r}")
+        self.bandwidth = bandwidth
         mlp_hidden = mlp_hidden or hidden
         self.max_score = max_score
         self.home_bias = nn.Parameter(torch.tensor(float(home_bias)))
-        self.pair_score = _mlp(2 * hidden + edge_features, mlp_hidden, init_scale)
-        self.user_score = _mlp(2 * hidden, mlp_hidden, init_scale)
+        # +2 inputs: the pair's position against its server's water-filling price (see forward).
+        self.pair_score = _mlp(2 * hidden + edge_features + 2, mlp_hidden, init_scale)
+        self.user_score = _mlp(2 * hidden, mlp_hidden, init_scale) if bandwidth == "learned" else None
 
     def _bound(self, score: Tensor) -> Tensor:
         return self.max_score * torch.tanh(score / self.max_score)
@@ -133,6 +142,7 @@ class DecisionHeads(nn.Module):
                 user_emb.index_select(0, pair_user),
                 server_emb.index_select(0, pair_server),
                 edge_attr.to(user_emb.dtype),
+                _price_position(problem).to(user_emb.dtype),
             ],
             dim=-1,
         )
@@ -146,9 +156,37 @@ class DecisionHeads(nn.Module):
         pair_share = softmax(pair_logit, pair_server, num_nodes=num_servers)
         raw_compute = problem.server_compute.index_select(0, pair_server) * pair_share
 
+        if self.user_score is None:
+            raw_bandwidth, _ = waterfill_groups(
+                problem.server_bandwidth, problem.bandwidth_min, problem.weight, home,
+                problem.penalty, problem.alpha,
+            )
+            return raw_compute, raw_bandwidth
         user_input = torch.cat([user_emb, server_emb.index_select(0, home)], dim=-1)
         user_score = self._bound(self.user_score(user_input).squeeze(-1)).to(dtype)
         user_logit = torch.log(problem.bandwidth_min) + user_score
         user_share = softmax(user_logit, home, num_nodes=num_servers)
         raw_bandwidth = problem.server_bandwidth.index_select(0, home) * user_share
         return raw_compute, raw_bandwidth
+
+
+def _price_position(problem: ProblemTensors) -> Tensor:
+    r"""Where each pair stands against its server's contention price, ``(P, 2)``.
+
+    Water-filling server ``s``'s compute among all pairs that could use it, as if each were a
+    separate user, gives a price :math:`\lambda_s`; a user is above its minimum there when
+    :math:`w_u/m_u > \lambda_s` and dropped when :math:`k w_u/m_u < \lambda_s`. The two
+    features are :math:`\ln(w_u/(m_u\lambda_s))` and :math:`\ln(k w_u/(m_u\lambda_s))`, clamped to
+    :math:`\pm 20`: the quantities that decide a user's fate at an isolated server.
+    """
+    with torch.no_grad():
+        minimum = problem.compute_min[problem.pair_user]
+        weight = problem.weight[problem.pair_user]
+        penalty = problem.penalty[problem.pair_user]
+        _, price = waterfill_groups(
+            problem.server_compute, minimum, weight, problem.pair_server, penalty,
+            problem.alpha[problem.pair_user], iterations=40,
+        )
+        tiny = torch.finfo(minimum.dtype).tiny
+        log_ratio = torch.log(weight / minimum) - torch.log(price[problem.pair_server].clamp(min=tiny))
+        return torch.stack([log_ratio, log_ratio + torch.log(penalty)], dim=-1).clamp(-20.0, 20.0)

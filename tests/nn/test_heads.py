@@ -36,7 +36,7 @@ def test_shapes_dtype_nonnegative():
 
 def test_servers_exhausted_and_start_near_proportional_share():
     instance = random_instance(60, 7, 1.5, seed=1)
-    (x, y), problem = run(instance)
+    (x, y), problem = run(instance, heads=DecisionHeads(HIDDEN, bandwidth="learned"))
     x, y = x.detach().numpy(), y.detach().numpy()
     used = np.bincount(instance.pair_server, x, instance.num_servers)
     has_pairs = np.bincount(instance.pair_server, minlength=instance.num_servers) > 0
@@ -125,3 +125,23 @@ def test_gradients_and_mismatch():
     graph = build_graph(instance)
     with pytest.raises(ValueError):
         heads(torch.zeros(20, HIDDEN), torch.zeros(3, HIDDEN), graph, other)
+
+
+def test_waterfill_bandwidth_is_the_exact_per_server_optimum():
+    from gnnalloc.solvers import waterfill
+
+    instance = random_instance(50, 5, 1.3, seed=4)
+    (_, y), _ = run(instance)
+    y = y.detach().numpy()
+    for s in range(instance.num_servers):
+        users = np.flatnonzero(instance.user_server == s)
+        if users.size == 0:
+            continue
+        ref = waterfill(instance.server_bandwidth[s], instance.bandwidth_min[users],
+                        instance.weight[users], instance.penalty)
+        np.testing.assert_allclose(y[users], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_unknown_bandwidth_mode():
+    with pytest.raises(ValueError, match="bandwidth"):
+        DecisionHeads(HIDDEN, bandwidth="guess")
