@@ -150,9 +150,16 @@ class FairBackward:
     ) -> Tensor:
         """:math:`G_{ij} = \\langle \\nabla_z L_i, \\nabla_z L_j\\rangle` over the raw decisions."""
         n = losses.numel()
-        grad_x, grad_y = torch.autograd.grad(
-            losses.sum(), (compute, bandwidth), retain_graph=True, allow_unused=True
+        # A decision that does not depend on the parameters (e.g. water-filled bandwidth) still
+        # shapes each user's loss but contributes no direction: its cotangent is zero.
+        inputs = [t for t in (compute, bandwidth) if t.requires_grad]
+        grads = iter(
+            torch.autograd.grad(losses.sum(), inputs, retain_graph=True, allow_unused=True)
+            if inputs
+            else ()
         )
+        grad_x = next(grads) if compute.requires_grad else None
+        grad_y = next(grads) if bandwidth.requires_grad else None
         grad_x = torch.zeros_like(compute) if grad_x is None else grad_x.detach()
         grad_y = torch.zeros_like(bandwidth) if grad_y is None else grad_y.detach()
         dtype = torch.float64

@@ -1,0 +1,111 @@
+"""The allocator end to end: always feasible and finite, checkpoints round-trip safely."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gnnalloc import eua_instance, random_instance
+from gnnalloc.metrics import score
+from gnnalloc.nn.allocator import Allocator
+from gnnalloc.problem import Instance, max_violation
+from gnnalloc.solvers import solve
+
+
+@pytest.fixture(scope="module")
+def model() -> Allocator:
+    torch.manual_seed(0)
+    return Allocator(hidden=16, heads=2, layers=1)
+
+
+def _edge_cases():
+    base = random_instance(40, 6, 1.2, 3)
+    yield "zero-capacity servers", dataclasses.replace(
+        base,
+        server_compute=np.where(np.arange(6) < 2, 0.0, base.server_compute),
+        server_bandwidth=np.where(np.arange(6) == 3, 0.0, base.server_bandwidth),
+    )
+    yield "zero-capacity links", dataclasses.replace(base, link_capacity=np.zeros_like(base.link_capacity))
+    yield "no links", dataclasses.replace(
+        base, link_a=base.link_a[:0], link_b=base.link_b[:0], link_capacity=base.link_capacity[:0]
+    )
+    rng = np.random.default_rng(0)
+    yield "demand ratios 1e-6..1e6", dataclasses.replace(
+        base,
+        compute_min=base.compute_min * 10.0 ** rng.uniform(-6, 6, 40),
+        bandwidth_min=base.bandwidth_min * 10.0 ** rng.uniform(-6, 6, 40),
+    )
+    yield "huge and tiny capacities", dataclasses.replace(
+        base, server_compute=base.server_compute * 10.0 ** rng.uniform(-6, 6, 6)
+    )
+    doc = {
+        "format": "gnnalloc.instance/v1",
+        "servers": [
+            {"id": "a", "compute": 5.0, "bandwidth": 5.0, "services": ["x"]},
+            {"id": "lonely", "compute": 3.0, "bandwidth": 2.0},
+        ],
+        "users": [
+            {"id": "u0", "server": "a", "service": "y", "compute_min": 1.0, "bandwidth_min": 1.0},
+            {"id": "u1", "server": "a", "service": "x", "compute_min": 1.0, "bandwidth_min": 1.0},
+        ],
+    }
+    yield "no-candidate user, isolated server", Instance.from_dict(doc)
+    yield "one user", random_instance(1, 1, 1.0, 0)
+
+
+@pytest.mark.parametrize("name,instance", list(_edge_cases()), ids=[n for n, _ in _edge_cases()])
+def test_feasible_and_finite_on_edge_cases(model, name, instance):
+    alloc = model.allocate(instance)
+    assert np.isfinite(alloc.compute).all() and np.isfinite(alloc.bandwidth).all()
+    assert max_violation(instance, alloc) <= 1e-7
+    assert np.isfinite(score(instance, alloc).objective)
+
+
+def test_every_parameter_gets_a_gradient(model):
+    graph, problem = model.prepare([random_instance(30, 5, 1.0, 1), eua_instance(40, 1.0, 2, sites=8)])
+    model.train()
+    out = model(graph, problem)
+    (-problem.user_utility(out.compute, out.bandwidth).sum()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    model.zero_grad()
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path, model):
+    path = tmp_path / "m.ckpt"
+    model.save(path, note="test")
+    loaded = Allocator.from_checkpoint(path)
+    assert loaded.config == model.config and loaded.metadata == {"note": "test"}
+    inst = random_instance(25, 4, 1.0, 9)
+    assert np.allclose(loaded.allocate(inst).compute, model.allocate(inst).compute)
+    # The file must load under torch's safe unpickler.
+    torch.load(path, weights_only=True)
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        Allocator.from_checkpoint(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint"):
+        Allocator.from_checkpoint(junk)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"nope": torch.zeros(1)}, "format": "gnnalloc.checkpoint/v1",
+                "hyper_parameters": {}}, other)
+    with pytest.raises(ValueError, match="does not match"):
+        Allocator.from_checkpoint(other)
+
+
+def test_solve_with_gnn_method(tmp_path, model):
+    path = tmp_path / "m.ckpt"
+    model.save(path)
+    inst = eua_instance(60, 1.0, 4)
+    result = solve(inst, "gnn", checkpoint=path)
+    assert result.method == "gnn" and max_violation(inst, result.allocation) <= 1e-7
+
+
+def test_size_agnostic(model):
+    for n in (5, 500):
+        alloc = model.allocate(eua_instance(n, 1.0, n))
+        assert alloc.bandwidth.shape == (n,)
