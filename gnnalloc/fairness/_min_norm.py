@@ -41,30 +41,39 @@ KKT system :math:`[G_{SS}\ \mathbf 1;\ \mathbf 1^\top\ 0]\,[w_S; -\mu] = [0; 1]`
 :math:`A = \mathbf 1\mathbf 1^\top + G_{SS}`, the same point is :math:`w_S = z / \mathbf 1^\top z`
 with :math:`A z = \mathbf 1`; :math:`A` is positive definite exactly when :math:`S` is affinely
 independent, even if :math:`G_{SS}` is singular (duplicate gradients, :math:`N > d`), so no
-pseudo-inverse is needed. An upper-triangular :math:`R` with :math:`R^\top R = A` is updated in
-:math:`O(k^2)` when an index enters and re-triangularised by a QR of the trailing block when
-indices leave.
+pseudo-inverse is needed. A candidate whose squared distance to the lifted affine hull (its
+Cholesky pivot) is below :math:`10^{-14}(1 + G_{jj})` is treated as dependent and skipped.
 
-* Major step: add the indices with the most negative :math:`g_j < f` (the most violated KKT
-  conditions :math:`(Gw)_j \ge \mu = f`); the block size adapts, starting at one, which is
-  Wolfe's rule and guarantees a strict decrease of :math:`f`.
+* Major step: add the indices with the smallest :math:`g_j < f`, i.e. the most violated
+  optimality conditions :math:`(Gw)_j \ge \mu = f`. The block starts at one index, Wolfe's
+  rule, which guarantees a strict decrease of :math:`f`; it doubles (up to 64) while all added
+  indices survive and shrinks otherwise, which matters when the support is large.
 * Minor step: if the new affine minimiser :math:`v` is not strictly positive, move
   :math:`w \to w + \theta (v - w)` with the largest :math:`\theta \in [0,1]` keeping
   :math:`w \ge 0`, drop the indices that reach zero, and repeat.
 
 In exact arithmetic this terminates at the optimum after finitely many steps (no corral
-repeats because :math:`f` strictly decreases between major steps). A major step costs
-:math:`O(N k + k^2)` with :math:`k = |S| \le \operatorname{rank}(G) + 1`, never a full
-:math:`O(N^2)` product, so :math:`N \gg d` is cheap. Unlike Frank-Wolfe with a step-size
-stopping rule, the result is exact up to rounding and carries the certificate above.
+repeats because :math:`f` strictly decreases between major steps). A lower-triangular
+:math:`L` with :math:`L L^\top = A` is extended by one block solve when indices enter and
+updated in :math:`O(k^2)` by a closed-form rank-one update when one leaves; one step of
+iterative refinement against :math:`A` keeps the KKT residual at rounding level despite the
+accumulated update error. A major step costs :math:`O(N k + k^2)` with
+:math:`k = |S| \le \operatorname{rank}(G) + 1`, never a full :math:`O(N^2)` product, and no
+:math:`N \times N` copy of ``gram`` is made, so :math:`N \gg d` is cheap. Unlike Frank-Wolfe
+with a step-size stopping rule, the result is exact up to rounding and carries the
+certificate above.
 
-:math:`G` is symmetrised and divided by :math:`\max_i G_{ii}` first, which makes the iterates
-scale-invariant; the absolute stopping floor is relative to that scale.
+:math:`G` is symmetrised and divided by :math:`\max_i G_{ii}` (row by row, as rows are
+needed), which makes the iterates scale-invariant. Stopping: ``gap <= tol * norm_sq``, or
+``gap <= 1e-13 * max_i G_ii`` for minima that are zero or too small for a relative test. The
+CPU work runs on one intra-op thread (see ``_one_cpu_thread``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -72,13 +81,19 @@ import torch
 __all__ = ["MinNormResult", "min_norm_weights", "simplex_projection"]
 
 _F64 = torch.float64
-# Absolute floor on the certified gap of the normalised problem (max_i G_ii = 1). Rounding in
-# g = G w is a few ulps of the unit scale, so gaps below ~1e-15 cannot be resolved.
-_ABS_GAP = 1e-14
+# Absolute gap floors for the normalised problem (max_i G_ii = 1), where the relative test
+# cannot apply because norm_sq is (close to) zero. Rounding in g = G w is a few ulps of the unit
+# scale, and runs without any floor stall at certified gaps of 1e-16 to 5e-15. The solver keeps
+# improving while the gap exceeds _TARGET_GAP and reports convergence below _ABS_GAP, so a stall
+# at rounding level still counts as converged.
+_TARGET_GAP = 1e-14
+_ABS_GAP = 1e-13
 # An index is rejected as affinely dependent on the corral when its squared distance to the
 # corral's (lifted) affine hull is below this fraction of its lifted squared norm 1 + G_jj:
-# adding it would make R numerically singular and the affine minimiser meaningless.
-_DEPENDENT = 1e-12
+# adding it would make L numerically singular and the affine minimiser meaningless. At 1e-12,
+# near-collinear gradients (relative spread 1e-6) and gradients whose norms span 1e6 stalled
+# short of the gap floor; at 1e-14 a random sweep of such cases converged throughout.
+_DEPENDENT = 1e-14
 # Adding many indices per major step saves iterations when the support is large, but wrong
 # guesses cost minor steps; the block grows on success and shrinks on failure up to this cap.
 _MAX_BLOCK = 64
@@ -124,7 +139,9 @@ def simplex_projection(v: torch.Tensor) -> torch.Tensor:
         ValueError: if ``v`` is 0-dimensional, has an empty last dimension or is not finite.
     """
     if v.dim() == 0 or v.shape[-1] == 0:
-        raise ValueError(f"simplex_projection needs a non-empty last dimension, got {tuple(v.shape)}")
+        raise ValueError(
+            f"simplex_projection needs a non-empty last dimension, got {tuple(v.shape)}"
+        )
     if not v.is_floating_point():
         v = v.to(_F64)
     if not bool(torch.isfinite(v).all()):
@@ -133,8 +150,9 @@ def simplex_projection(v: torch.Tensor) -> torch.Tensor:
     u, _ = torch.sort(v, dim=-1, descending=True)
     excess = torch.cumsum(u, dim=-1) - 1.0
     k = torch.arange(1, n + 1, device=v.device, dtype=v.dtype)
-    # The test holds on a prefix mathematically; taking the largest index that passes stays
-    # correct if rounding flips a late entry. k = 1 always passes, so rho >= 1.
+    # Mathematically the passing k form a prefix; the largest passing k is taken rather than
+    # their count so that a rounding flip inside the prefix cannot shorten it. k = 1 always
+    # passes, so rho >= 1.
     passes = u * k > excess
     rho = torch.where(passes, k, torch.zeros_like(k)).amax(dim=-1, keepdim=True)
     tau = excess.gather(-1, rho.long() - 1) / rho
@@ -142,111 +160,208 @@ def simplex_projection(v: torch.Tensor) -> torch.Tensor:
 
 
 class _Corral:
-    """Wolfe's corral: indices, their rows of G, and R with R^T R = 1 1^T + G_SS.
+    """Wolfe's corral: indices, their rows of G, and L with L L^T = 1 1^T + G_SS.
 
     ``G`` here is the normalised symmetric part ``(gram + gram^T) / (2 scale)``. It is formed
     one row at a time, so an (N, N) copy of the caller's matrix is never made: at N = 5000 a
     float64 copy is 200 MB, and freshly faulted memory dominated the run time.
+
+    Positions (the order of ``index`` and of the factor ``low``) follow insertion order. The
+    rows of G live in ``rows`` at ``slot[position]``, so removing a member moves one row
+    instead of shifting all later ones. The strict upper triangle of ``low[:size, :size]`` is
+    kept exactly zero.
     """
 
     def __init__(self, gram: torch.Tensor, scale: float) -> None:
         n = gram.shape[0]
         self.gram = gram
-        self.factor_ = 0.5 / scale
+        self.scale = scale
         self.diag = gram.diagonal().to(_F64) / scale
         self.size = 0
-        cap = min(n, 64)
-        dev = gram.device
-        self.index = torch.empty(cap, dtype=torch.long, device=dev)
-        # Rows of G for the corral, so g = G w is a (k, N) product instead of an (N, N) one.
-        self.rows = torch.empty(cap, n, dtype=_F64, device=dev)
-        self.chol = torch.zeros(cap, cap, dtype=_F64, device=dev)
+        self._allocate(min(n, 64))
 
-    def _grow(self) -> None:
-        n = self.gram.shape[0]
-        cap = min(n, 2 * self.index.shape[0])
+    def _allocate(self, cap: int) -> None:
         dev = self.gram.device
         k = self.size
         index = torch.empty(cap, dtype=torch.long, device=dev)
-        index[:k] = self.index[:k]
-        rows = torch.empty(cap, n, dtype=_F64, device=dev)
-        rows[:k] = self.rows[:k]
-        chol = torch.zeros(cap, cap, dtype=_F64, device=dev)
-        chol[:k, :k] = self.chol[:k, :k]
-        self.index, self.rows, self.chol = index, rows, chol
+        slot = torch.empty(cap, dtype=torch.long, device=dev)
+        # Rows of G for the corral, so g = G w is a (k, N) product instead of an (N, N) one.
+        rows = torch.empty(cap, self.gram.shape[0], dtype=_F64, device=dev)
+        low = torch.zeros(cap, cap, dtype=_F64, device=dev)
+        # G_SS in position order, for the refinement residual (gathering it from ``rows`` at
+        # every solve was the most expensive step of a solve).
+        gss = torch.empty(cap, cap, dtype=_F64, device=dev)
+        if k:
+            index[:k] = self.index[:k]
+            slot[:k] = self.slot[:k]
+            rows[:k] = self.rows[:k]
+            low[:k, :k] = self.low[:k, :k]
+            gss[:k, :k] = self.gss[:k, :k]
+        self.index, self.slot, self.rows, self.low, self.gss = index, slot, rows, low, gss
 
-    def row(self, j: int) -> torch.Tensor:
-        return (self.gram[j].to(_F64) + self.gram[:, j].to(_F64)) * self.factor_
+    def rows_of(self, idx: torch.Tensor) -> torch.Tensor:
+        # Halve before adding and divide rather than multiply by 0.5 / scale: entries near the
+        # float64 limits would otherwise overflow (sum, or reciprocal of a subnormal scale).
+        upper = 0.5 * self.gram[idx].to(_F64)
+        lower = 0.5 * self.gram[:, idx].mT.to(_F64)
+        return (upper + lower) / self.scale
 
     @property
     def members(self) -> torch.Tensor:
         return self.index[: self.size]
 
-    def try_append(self, j: int) -> bool:
-        """Add index ``j`` unless it is (numerically) affinely dependent on the corral."""
+    def combine(self, w: torch.Tensor) -> torch.Tensor:
+        """G w for weights ``w`` given by position."""
         k = self.size
-        lifted = 1.0 + float(self.diag[j])
-        if k == 0:
-            r = None
-            rho2 = lifted
-        else:
-            col = (1.0 + self.rows[:k, j]).unsqueeze(-1)
-            r = torch.linalg.solve_triangular(self.factor().mT, col, upper=False).squeeze(-1)
-            rho2 = lifted - float(r @ r)
-        if not rho2 > _DEPENDENT * lifted:
-            return False
-        if k == self.index.shape[0]:
-            self._grow()
-        if r is not None:
-            self.chol[:k, k] = r
-        self.chol[k, :k] = 0.0
-        self.chol[k, k] = math.sqrt(rho2)
-        self.rows[k] = self.row(j)
-        self.index[k] = j
-        self.size = k + 1
-        return True
+        by_slot = torch.empty_like(w)
+        by_slot[self.slot[:k]] = w
+        return by_slot @ self.rows[:k]
 
     def factor(self) -> torch.Tensor:
-        # solve_triangular on a strided view of the buffer is several times slower than a
-        # copy plus a contiguous solve.
-        return self.chol[: self.size, : self.size].contiguous()
+        # solve_triangular on a strided view of the buffer is slower than a copy plus a
+        # contiguous solve (it copies internally, sometimes very slowly).
+        return self.low[: self.size, : self.size].contiguous()
 
     def affine_min(self) -> torch.Tensor:
         """Affine minimiser of w^T G w over the corral (sums to one, may have signs)."""
         k = self.size
-        r = self.factor()
-        ones = torch.ones(k, 1, dtype=_F64, device=r.device)
-        y = torch.linalg.solve_triangular(r.mT, ones, upper=False)
-        z = torch.linalg.solve_triangular(r, y, upper=True).squeeze(-1)
+        low = self.factor()
+        ones = torch.ones(k, 1, dtype=_F64, device=low.device)
+        z = _cholesky_solve(low, ones)
+        # One step of iterative refinement against the exact A = 1 1^T + G_SS. The updated
+        # factor carries a backward error of a few ulps per modification; the KKT residual of
+        # z (hence the attainable gap) is proportional to it, and refinement brings it back to
+        # rounding level as long as cond(A) times that error is below one.
+        residual = ones - (z.sum() + self.gss[:k, :k] @ z)
+        z = (z + _cholesky_solve(low, residual)).squeeze(-1)
         return z / z.sum()
+
+    def append(self, candidates: list[int]) -> int:
+        """Add ``candidates`` in order, skipping any (numerically) affinely dependent one.
+
+        All candidates share one triangular solve against the current factor; their mutual
+        block is the Schur complement ``C``, whose Cholesky pivots are exactly the squared
+        lifted distances of each candidate to the corral plus the candidates before it.
+        Returns the number added.
+        """
+        k = self.size
+        dev = self.gram.device
+        idx = torch.tensor(candidates, dtype=torch.long, device=dev)
+        new_rows = self.rows_of(idx)
+        lifted = 1.0 + new_rows[:, idx]
+        if k > 0:
+            cross = 1.0 + new_rows[:, self.members].mT
+            x = torch.linalg.solve_triangular(self.factor(), cross, upper=False)
+            schur = lifted - x.mT @ x
+        else:
+            x = torch.empty(0, len(candidates), dtype=_F64, device=dev)
+            schur = lifted
+        floor = _DEPENDENT * lifted.diagonal()
+        block, info = torch.linalg.cholesky_ex(schur)
+        if int(info) == 0 and bool((block.diagonal() ** 2 > floor).all()):
+            keep = torch.arange(len(candidates), device=dev)
+        else:
+            keep, block = _greedy_cholesky(schur, floor)
+        added = int(keep.numel())
+        if added == 0:
+            return 0
+        end = k + added
+        if end > self.index.shape[0]:
+            self._allocate(min(self.gram.shape[0], max(end, 2 * self.index.shape[0])))
+        self.low[k:end, :k] = x[:, keep].mT
+        self.low[:k, k:end] = 0.0
+        self.low[k:end, k:end] = block
+        fresh = new_rows[keep]
+        self.gss[k:end, :k] = fresh[:, self.members]
+        self.gss[:k, k:end] = self.gss[k:end, :k].mT
+        self.gss[k:end, k:end] = fresh[:, idx[keep]]
+        self.rows[k:end] = fresh
+        self.slot[k:end] = torch.arange(k, end, device=dev)
+        self.index[k:end] = idx[keep]
+        self.size = end
+        return added
 
     def keep(self, mask: torch.Tensor) -> None:
         """Keep the corral positions where ``mask`` is true (order preserved)."""
+        # Highest first, so the positions still to remove are not shifted.
+        for p in torch.nonzero(~mask).squeeze(-1).flip(0).tolist():
+            self._remove(p)
+
+    def _remove(self, p: int) -> None:
+        """Delete position ``p``: a rank-one update of the trailing block of L.
+
+        Without row p, rows p+1.. of L are still triangular except for the column ``r`` that
+        row p's column leaves behind, so the trailing factor T (lower) must become T' with
+        T' T'^T = T T^T + r r^T = T (I + s s^T) T^T, where T s = r. The Cholesky factor of
+        I + s s^T is known in closed form: with t_j = 1 + sum_{i<=j} s_i^2 it is
+        K = D + strictly-lower(s a^T) with D_j = sqrt(t_j / t_{j-1}), a_j = s_j / sqrt(t_j t_{j-1}).
+        So T' = T K, whose column j is sqrt(t_{j-1} / t_j) T_j + a_j sum_{l>=j} s_l T_l (suffix
+        sums), an O(m^2) update instead of an O(m^3) refactorisation. It is a positive update,
+        for which this recurrence is stable, and no subtraction occurs in t or D.
+        """
         k = self.size
-        kept = torch.nonzero(mask).squeeze(-1)
-        removed = torch.nonzero(~mask).squeeze(-1)
-        if removed.numel() == 0:
-            return
-        p = int(removed[0])
-        tail = kept[kept > p]
-        new_k = int(kept.numel())
-        m = new_k - p
-        chol = self.chol
+        m = k - p - 1
+        low = self.low
         if m > 0:
-            # Columns right of p keep their top block R[:p]; the rows p.. of those columns are
-            # re-triangularised by QR, since (R[p:, tail])^T R[p:, tail] is the Schur complement
-            # of the kept set (no squaring of the condition number as a Cholesky would).
-            top = chol[:p, tail].clone()
-            # geqrf + triu: torch's qr(mode="r") is an order of magnitude slower on CPU.
-            block = torch.geqrf(chol[p:k, tail])[0][:m].triu()
-            chol[:p, p:new_k] = top
-            chol[p:new_k, p:new_k] = block
-        chol[new_k:k, :k] = 0.0
-        chol[:k, new_k:k] = 0.0
-        if m > 0:
-            self.rows[p:new_k] = self.rows[tail].clone()
-            self.index[p:new_k] = self.index[tail].clone()
-        self.size = new_k
+            trail = low[p + 1 : k, p + 1 : k].contiguous()
+            r = low[p + 1 : k, p]
+            s = torch.linalg.solve_triangular(trail, r.unsqueeze(-1), upper=False).squeeze(-1)
+            t = 1.0 + torch.cumsum(s * s, dim=0)
+            t_prev = torch.cat([t.new_ones(1), t[:-1]])
+            # Reversed cumulative sums along rows give sum_{l >= j} s_l T_il; they are exact
+            # zeros above the diagonal because T is, so T' stays exactly lower triangular.
+            suffix = torch.flip(torch.flip(trail * s, (1,)).cumsum_(1), (1,))
+            suffix *= s / torch.sqrt(t * t_prev)
+            suffix.addcmul_(trail, torch.sqrt(t_prev / t))
+            low[p : k - 1, :p] = low[p + 1 : k, :p].clone()
+            low[p : k - 1, p : k - 1] = suffix
+            # Columns p.. of the rows above p were zero and stay zero.
+            gss = self.gss
+            gss[p : k - 1, :k] = gss[p + 1 : k, :k].clone()
+            gss[: k - 1, p : k - 1] = gss[: k - 1, p + 1 : k].clone()
+        last = k - 1
+        freed = int(self.slot[p])
+        if freed != last:
+            mover = int(torch.nonzero(self.slot[:k] == last)[0, 0])
+            self.rows[freed] = self.rows[last]
+            self.slot[mover] = freed
+        self.slot[p:last] = self.slot[p + 1 : k].clone()
+        self.index[p:last] = self.index[p + 1 : k].clone()
+        self.size = last
+
+
+def _cholesky_solve(low: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    # Two triangular solves: torch.cholesky_solve was ~15x slower on CPU at k = 2500.
+    y = torch.linalg.solve_triangular(low, rhs, upper=False)
+    return torch.linalg.solve_triangular(low.mT, y, upper=True)
+
+
+def _greedy_cholesky(schur: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cholesky of ``schur`` in order, skipping rows whose pivot^2 is below ``floor``.
+
+    Returns the kept positions and the lower factor of ``schur[keep][:, keep]``.
+    """
+    size = schur.shape[0]
+    factor = torch.zeros(size, size, dtype=_F64, device=schur.device)
+    keep: list[int] = []
+    for i in range(size):
+        a = len(keep)
+        if a:
+            t = torch.linalg.solve_triangular(
+                factor[:a, :a], schur[keep, i].unsqueeze(-1), upper=False
+            ).squeeze(-1)
+            pivot2 = float(schur[i, i] - t @ t)
+        else:
+            t = None
+            pivot2 = float(schur[i, i])
+        if not pivot2 > float(floor[i]):
+            continue
+        if t is not None:
+            factor[a, :a] = t
+        factor[a, a] = math.sqrt(pivot2)
+        keep.append(i)
+    a = len(keep)
+    return torch.tensor(keep, dtype=torch.long, device=schur.device), factor[:a, :a]
 
 
 def _certified_gap(f: float, m: float) -> float:
@@ -259,13 +374,13 @@ def _certified_gap(f: float, m: float) -> float:
 
 def _measure(corral: _Corral, w: torch.Tensor) -> tuple[torch.Tensor, float, float]:
     """g = G w, f = w^T G w and the certified gap for ``w`` supported on the corral."""
-    g = w @ corral.rows[: corral.size]
+    g = corral.combine(w)
     f = max(float(w @ g[corral.members]), 0.0)
     return g, f, _certified_gap(f, float(g.min()))
 
 
-def _done(f: float, gap: float, tol: float) -> bool:
-    return gap <= tol * f or gap <= _ABS_GAP
+def _done(f: float, gap: float, tol: float, floor: float = _ABS_GAP) -> bool:
+    return gap <= tol * f or gap <= floor
 
 
 def _minor_steps(corral: _Corral, w: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -283,8 +398,9 @@ def _minor_steps(corral: _Corral, w: torch.Tensor) -> tuple[torch.Tensor, int]:
         ratio = torch.where(nonpos, w / torch.clamp(denom, min=torch.finfo(_F64).tiny), torch.inf)
         theta = float(torch.clamp(ratio.min(), 0.0, 1.0))
         w = w + theta * (v - w)
-        drop = (nonpos & (ratio <= theta)) | (w <= 0)
-        keep = ~drop
+        # Only blocking entries leave; a fresh index (w_i = 0) with v_i > 0 must stay even when
+        # theta = 0, or a batch would lose its good candidates with its bad ones.
+        keep = ~(nonpos & ((ratio <= theta) | (w <= 0)))
         corral.keep(keep)
         w = torch.clamp(w[keep], min=0.0)
         w = w / w.sum()
@@ -300,19 +416,20 @@ def _solve(
     if start is not None:
         support = torch.nonzero(start > 0).squeeze(-1)
         order = support[torch.argsort(start[support], descending=True)]
-        for j in order.tolist():
-            corral.try_append(j)
+        # Chunks keep the candidate block small when the start is dense (e.g. uniform).
+        for chunk in order.split(_MAX_BLOCK):
+            corral.append(chunk.tolist())
         w = start[corral.members]
         w, steps = _minor_steps(corral, w / w.sum())
         iterations += steps
     else:
-        corral.try_append(int(torch.argmin(corral.diag)))
+        corral.append([int(torch.argmin(corral.diag))])
         w = torch.ones(1, dtype=_F64, device=gram.device)
 
     block = 1
     while True:
         g, f, gap = _measure(corral, w)
-        if _done(f, gap, tol) or iterations >= max_iter:
+        if _done(f, gap, tol, _TARGET_GAP) or iterations >= max_iter:
             break
         k = corral.size
         outside = g.clone()
@@ -325,7 +442,7 @@ def _solve(
         # gap > 0 forces m < f.
         cand = cand[values < f].tolist()
         old = corral.members.clone()
-        added = sum(corral.try_append(j) for j in cand)
+        added = corral.append(cand) if cand else 0
         if added == 0:
             break
         w = torch.cat([w, torch.zeros(added, dtype=_F64, device=gram.device)])
@@ -349,6 +466,27 @@ def _solve(
     return weights, f, gap, iterations, _done(f, gap, tol)
 
 
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run the solver's CPU work on one intra-op thread, restoring the setting afterwards.
+
+    The method is a long chain of small, memory-bound ops: a second thread gains nothing on an
+    idle machine, but when the cores are shared every parallel region waits for a descheduled
+    worker, which made solves 5-20x slower and erratic in measurements (0.2 s vs 1.7-8.6 s at
+    N = 2000). The setting is process-wide, so concurrent torch work in other Python threads
+    also runs single-threaded during the solve.
+    """
+    previous = torch.get_num_threads()
+    if device.type != "cpu" or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def min_norm_weights(
     gram: torch.Tensor,
     *,
@@ -367,8 +505,11 @@ def min_norm_weights(
             computed in float64 on its device. Only its symmetric part is used.
         init: optional warm start (e.g. the previous step's weights); projected onto the
             simplex. Ignored if its shape is not ``(N,)`` or it is not finite.
-        tol: stop when ``gap <= tol * norm_sq``, or when ``gap`` is below ``1e-14 * max_i G_ii``.
-        max_iter: cap on active-set changes (major plus minor steps).
+        tol: relative tolerance: converged when ``gap <= tol * norm_sq``, or, for a (nearly)
+            zero minimum, when ``gap <= 1e-13 * max_i G_ii`` (the solver keeps improving down
+            to ``1e-14 * max_i G_ii`` while it can).
+        max_iter: cap on active-set changes (major plus minor steps), checked before each
+            major step.
 
     Returns:
         :class:`MinNormResult` with ``weights`` (float64, device of ``gram``), ``norm_sq``,
@@ -404,7 +545,13 @@ def min_norm_weights(
     if init is not None and tuple(init.shape) == (n,):
         candidate = init.detach().to(device=dev, dtype=_F64)
         if bool(torch.isfinite(candidate).all()):
-            start = simplex_projection(candidate)
+            total = float(candidate.sum())
+            if bool((candidate >= 0).all()) and total > 0.0:
+                # Rescaling keeps the exact zeros of a previous solution; projecting would shift
+                # them by rounding to ~1e-19 and put every index in the starting corral.
+                start = candidate / total
+            else:
+                start = simplex_projection(candidate)
 
     diag = gram.diagonal().to(_F64)
     scale = float(diag.max())
@@ -420,5 +567,6 @@ def min_norm_weights(
         return MinNormResult(torch.ones(1, dtype=_F64, device=dev), scale, 0.0, 0, True)
 
     # w^T G w only sees the symmetric part; normalising makes tolerances scale-free.
-    weights, f, gap, iterations, converged = _solve(gram, scale, start, tol, max_iter)
+    with _one_cpu_thread(dev):
+        weights, f, gap, iterations, converged = _solve(gram, scale, start, tol, max_iter)
     return MinNormResult(weights, f * scale, gap * scale, iterations, converged)
