@@ -251,7 +251,10 @@ def _number(value: Any, where: str, *, minimum: float | None = None, strict: boo
     # bool is an int subclass in Python; `true` is never a capacity.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InstanceError(where, f"expected a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond float range, e.g. 10**400
+        raise InstanceError(where, f"must be finite, got {value!r}") from None
     if not math.isfinite(number):
         raise InstanceError(where, f"must be finite, got {value!r}")
     if minimum is not None:

@@ -1,0 +1,659 @@
+"""HTTP serving of the allocator: a thin FastAPI shell over ``Instance.from_dict``, ``solve`` and
+``score``.
+
+Request flow of ``POST /v1/allocate``:
+
+1. on the event loop: check ``method``, the declared and the actual body size (cheap rejections);
+2. on a worker thread: parse the JSON, check the user count, validate with
+   :meth:`Instance.from_dict` (the single source of truth for the v1 format), check the serving
+   value ranges;
+3. on a worker thread of the method's pool: solve, score, serialise the response.
+
+Nothing heavy runs on the event loop, so ``/healthz`` answers while a long exact solve is in
+flight. Worker threads are daemon threads of this module's own pool (not
+``concurrent.futures.ThreadPoolExecutor``, whose threads the interpreter joins at exit): a solve
+still running when the server stops never delays shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gnnalloc.metrics import score
+from gnnalloc.problem import Instance, InstanceError, SolverError
+from gnnalloc.serve.schemas import (
+    AllocateResponse,
+    ErrorResponse,
+    Health,
+    InstanceV1,
+    ModelInfo,
+)
+from gnnalloc.solvers import solve
+
+if TYPE_CHECKING:
+    from gnnalloc.nn.allocator import Allocator
+
+__all__ = [
+    "DEFAULT_EXACT_MAX_USERS", "DEFAULT_EXACT_TIME_LIMIT", "DEFAULT_MAX_USERS", "METHODS",
+    "VALUE_RANGES", "create_app", "max_body_bytes", "serve_cli",
+]
+
+logger = logging.getLogger("gnnalloc.serve")
+
+METHODS = ("gnn", "exact", "equal", "proportional")
+DEFAULT_MAX_USERS = 20000
+DEFAULT_EXACT_MAX_USERS = 5000
+DEFAULT_EXACT_TIME_LIMIT = 30.0
+
+# A user entry of the v1 format is ~240 bytes as written by `Instance.to_dict`; 2 KiB per user
+# leaves room for long ids and pretty-printing, 1 MiB for servers and links.
+_BYTES_PER_USER = 2048
+_BASE_BYTES = 1 << 20
+
+# The library accepts any finite value its validation allows, but its numerics (projection,
+# baselines, Clarabel) overflow on extreme magnitudes (capacities near 1e308, penalty 1e300,
+# alpha 1e4 in the exact solver). The server refuses what it cannot answer reliably instead of
+# returning NaN or a 500. Bounds: (lowest nonzero, highest); zero stays allowed where the format
+# allows it. Measured: every method is feasible and finite on mixes of 1e-15..1e15 quantities.
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "quantity": (1e-12, 1e12),  # capacities, minimum demands, data rates
+    "weight": (1e-6, 1e6),
+    "penalty": (1.0, 1e6),
+    "alpha": (1e-6, 100.0),
+}
+
+# In-flight jobs beyond this get 503 rather than an ever-growing queue (memory, latency).
+_MAX_PENDING = 64
+# Seconds uvicorn waits for in-flight requests after SIGTERM/SIGINT before cancelling them.
+_GRACEFUL_SECONDS = 5.0
+# Error messages echo offending values; an echoed megabyte of junk helps nobody.
+_MAX_MESSAGE = 300
+
+T = TypeVar("T")
+
+
+def max_body_bytes(max_users: int) -> int:
+    """The largest request body accepted when instances may have up to ``max_users`` users."""
+    return _BASE_BYTES + _BYTES_PER_USER * max_users
+
+
+# ------------------------------------------------------------------------------------- errors
+class _HTTPError(Exception):
+    """A request failure that maps to ``{"error": {"field", "message"}}`` with ``status``."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+def _error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None
+                    ) -> JSONResponse:
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return JSONResponse(
+        {"error": {"field": field, "message": message}}, status_code=status, headers=headers
+    )
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON or unknown `method`."},
+    413: {"model": ErrorResponse, "description": "Body or instance over this server's limits."},
+    422: {"model": ErrorResponse, "description": "An invalid field, named as in the library."},
+    503: {"model": ErrorResponse, "description": "Too many requests in flight; retry later."},
+}
+
+
+# --------------------------------------------------------------------------------- JSON input
+class _NonFinite:
+    """Stands in for a ``NaN``/``Infinity`` literal so that validation names its field.
+
+    Python's json accepts these literals; the v1 format forbids them. Rejecting them during
+    parsing could only say "somewhere in the body"; passing a non-number on lets
+    ``Instance.from_dict`` reject it at its exact path ("expected a number, got NaN").
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _parse_int(text: str) -> int | float:
+    # float() of an integer beyond float range raises OverflowError inside the library's
+    # validation (a 500); as a float it becomes inf, which validation rejects by name.
+    return int(text) if len(text) <= 300 else float(text)
+
+
+def _parse_json(body: bytes) -> tuple[Any, bool]:
+    """The decoded body and whether it contained a non-finite literal."""
+    seen: list[str] = []
+
+    def constant(name: str) -> _NonFinite:
+        seen.append(name)
+        return _NonFinite(name)
+
+    try:
+        data = json.loads(body, parse_constant=constant, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        raise _HTTPError(
+            400, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise _HTTPError(400, "$", "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # undecodable bytes (UnicodeDecodeError), oversized integers
+        raise _HTTPError(400, "$", f"invalid JSON: {exc}") from None
+    return data, bool(seen)
+
+
+def _check_ranges(instance: Instance) -> None:
+    """Refuse values outside :data:`VALUE_RANGES`, naming the first offending field."""
+    arrays = [
+        ("servers[{}].compute", instance.server_compute, "quantity"),
+        ("servers[{}].bandwidth", instance.server_bandwidth, "quantity"),
+        ("links[{}].capacity", instance.link_capacity, "quantity"),
+        ("users[{}].compute_min", instance.compute_min, "quantity"),
+        ("users[{}].bandwidth_min", instance.bandwidth_min, "quantity"),
+        ("users[{}].data_rate", instance.data_rate, "quantity"),
+        ("users[{}].weight", instance.weight, "weight"),
+    ]
+    for template, values, kind in arrays:
+        lo, hi = VALUE_RANGES[kind]
+        # Zero passed the library's validation only where the format allows it.
+        bad = np.flatnonzero((values != 0) & ((values < lo) | (values > hi)))
+        if bad.size:
+            i = int(bad[0])
+            raise _HTTPError(
+                422, template.format(i),
+                f"{values[i]!r} is outside the range this server accepts: 0 or {lo:g}..{hi:g}"
+                if kind == "quantity" else
+                f"{values[i]!r} is outside the range this server accepts: {lo:g}..{hi:g}",
+            )
+    for name in ("penalty", "alpha"):
+        lo, hi = VALUE_RANGES[name]
+        value = float(getattr(instance, name))
+        if not lo <= value <= hi:
+            raise _HTTPError(
+                422, name, f"{value!r} is outside the range this server accepts: {lo:g}..{hi:g}"
+            )
+
+
+# -------------------------------------------------------------------------------- worker pool
+class _DaemonPool:
+    """A fixed number of daemon threads running submitted calls in order.
+
+    Daemon threads are what makes shutdown prompt: the interpreter does not wait for them,
+    whereas ``ThreadPoolExecutor`` workers are joined at exit (a 30 s exact solve would hold
+    the process). Threads start on first use and stop when :meth:`close` is called.
+    """
+
+    def __init__(self, name: str, threads: int) -> None:
+        self.name = name
+        self.size = max(1, int(threads))
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.running = 0
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"pool {self.name!r} is closed")
+            if not self._threads:
+                for i in range(self.size):
+                    thread = threading.Thread(
+                        target=self._work, name=f"gnnalloc-{self.name}-{i}", daemon=True
+                    )
+                    thread.start()
+                    self._threads.append(thread)
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            # False if the waiting request was cancelled while queued: skip the work.
+            if not future.set_running_or_notify_cancel():
+                continue
+            with self._lock:
+                self.running += 1
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # delivered to the awaiting request
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+    def close(self) -> None:
+        """Let idle threads exit; a running call finishes (or is abandoned at exit)."""
+        with self._lock:
+            self._closed = True
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)
+
+
+class _Runtime:
+    """Everything a request handler needs, built once per app."""
+
+    def __init__(self, allocator: "Allocator", *, workers: int) -> None:
+        self.allocator = allocator
+        # Torch inference is thread-safe, but two concurrent forward passes only fight over the
+        # same intra-op threads; one at a time keeps latency predictable.
+        self.model_lock = threading.Lock()
+        self.fast = _DaemonPool("fast", workers)
+        # Exact solves can take the whole time limit; their own pool keeps them from starving
+        # gnn requests, and one thread bounds their memory and CPU.
+        self.exact = _DaemonPool("exact", 1)
+        self.pending = 0
+
+    def pool(self, method: str) -> _DaemonPool:
+        return self.exact if method == "exact" else self.fast
+
+    @property
+    def busy(self) -> int:
+        return self.fast.running + self.exact.running
+
+    async def run(self, pool: _DaemonPool, fn: Callable[..., T], *args: Any) -> T:
+        # asyncio.wrap_future: cancelling the request cancels a still-queued job.
+        return await asyncio.wrap_future(pool.submit(fn, *args))
+
+    def close(self) -> None:
+        self.fast.close()
+        self.exact.close()
+
+
+# ---------------------------------------------------------------------------------- handlers
+def _jsonable(value: Any) -> Any:
+    """Checkpoint metadata as JSON: tensors and other objects become short strings."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _model_info(
+    allocator: "Allocator", checkpoint: str | None, limits: dict[str, Any]
+) -> dict[str, Any]:
+    metadata = _jsonable(dict(getattr(allocator, "metadata", None) or {}))
+    # The training code decides the key; accept the usual spellings.
+    training = next(
+        (metadata[k] for k in ("training", "training_config", "train_config", "config")
+         if k in metadata),
+        None,
+    )
+    if checkpoint is None:
+        checkpoint = getattr(allocator, "checkpoint_path", None)
+    return ModelInfo(
+        checkpoint=checkpoint,
+        hyperparameters=_jsonable(dict(allocator.config)),
+        metadata=metadata,
+        training=training,
+        parameters=int(sum(p.numel() for p in allocator.parameters())),
+        limits=limits,
+    ).model_dump()
+
+
+def create_app(
+    allocator: "Allocator",
+    *,
+    max_users: int = DEFAULT_MAX_USERS,
+    exact_max_users: int = DEFAULT_EXACT_MAX_USERS,
+    exact_time_limit: float = DEFAULT_EXACT_TIME_LIMIT,
+    checkpoint: str | None = None,
+    workers: int = 2,
+    max_pending: int = _MAX_PENDING,
+) -> FastAPI:
+    """The HTTP application around a loaded ``allocator``.
+
+    Args:
+        allocator: the model used by ``method=gnn`` (put in eval mode here).
+        max_users: instances with more users get 413; the body byte limit derives from it.
+        exact_max_users: ``method=exact`` above this many users gets 413.
+        exact_time_limit: seconds Clarabel may spend on a ``method=exact`` request (model
+            building comes on top). A solve stopped by the limit yields no allocation in the
+            library, so it is answered 422 naming ``method``; an inaccurate but finished solve
+            is returned with ``certified_optimal: false``.
+        checkpoint: path reported by ``/v1/model``.
+        workers: threads validating and solving non-exact requests.
+        max_pending: requests being read, validated or solved at once; beyond it, 503.
+    """
+    allocator.eval()
+    runtime = _Runtime(allocator, workers=workers)
+    body_limit = max_body_bytes(max_users)
+    limits = {
+        "max_users": max_users,
+        "max_body_bytes": body_limit,
+        "exact_max_users": exact_max_users,
+        "exact_time_limit": exact_time_limit,
+        "value_ranges": {k: list(v) for k, v in VALUE_RANGES.items()},
+    }
+    model_info = _model_info(allocator, checkpoint, limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="gnnalloc",
+        summary="Learned fair resource allocation for edge networks.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    # Every error, including FastAPI's own (404, 405, ...), has the one documented shape.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error_response(exc.status_code, "$", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "$"
+        return _error_response(422, where, str(first.get("msg", "invalid request")))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return _error_response(500, "$", f"internal error: {type(exc).__name__}")
+
+    @app.get("/healthz", response_model=Health, tags=["service"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: answers as long as the event loop runs, even during long solves."""
+        return {"status": "ok"}
+
+    @app.get("/v1/model", response_model=ModelInfo, tags=["service"])
+    async def model() -> dict[str, Any]:
+        """The loaded checkpoint: path, hyperparameters, metadata, parameter count, limits."""
+        return model_info
+
+    def prepare(body: bytes, method: str) -> Instance:
+        data, non_finite = _parse_json(body)
+        users = data.get("users") if isinstance(data, dict) else None
+        # Cheap size checks before the full validation of a possibly huge document.
+        if isinstance(users, list):
+            if len(users) > max_users:
+                raise _HTTPError(
+                    413, "users",
+                    f"{len(users)} users exceed this server's limit of {max_users} (--max-users)",
+                )
+            if method == "exact" and len(users) > exact_max_users:
+                raise _HTTPError(
+                    413, "users",
+                    f"{len(users)} users exceed the limit of {exact_max_users} for method=exact "
+                    "(--exact-max-users); use method=gnn",
+                )
+        try:
+            instance = Instance.from_dict(data)
+        except InstanceError as exc:
+            raise _HTTPError(422, exc.field, exc.message) from None
+        if non_finite:  # unreachable while from_dict checks every value; never let one through
+            raise _HTTPError(422, "$", "NaN and Infinity are not valid JSON numbers")
+        _check_ranges(instance)
+        return instance
+
+    def allocate_and_score(instance: Instance, method: str) -> bytes:
+        start = time.perf_counter()
+        try:
+            if method == "gnn":
+                with runtime.model_lock:
+                    result = solve(instance, "gnn", allocator=allocator)
+            else:
+                result = solve(
+                    instance, method,
+                    time_limit=exact_time_limit if method == "exact" else None,
+                )
+        except SolverError as exc:
+            # Valid, in-range input this method could not answer: Clarabel stopped at the time
+            # limit (the library keeps no uncertified iterate then) or stalled. Another method
+            # can still serve the request, so name `method`.
+            if method == "exact" and time.perf_counter() - start >= 0.95 * exact_time_limit:
+                message = (
+                    f"exact: no solution within this server's time limit of "
+                    f"{exact_time_limit:g} s (--exact-time-limit); use method=gnn"
+                )
+            else:
+                message = f"{method}: the solver failed on this instance ({exc})"
+            raise _HTTPError(422, "method", message) from None
+        report = score(instance, result.allocation)
+        payload = {
+            "allocation": result.allocation.to_dict(instance),
+            "metrics": report.as_dict(),
+            "timing": {"seconds": result.seconds, "method": method},
+            "status": result.status,
+            "certified_optimal": bool(result.certified_optimal),
+        }
+        # allow_nan=False: a non-finite number would be invalid JSON for the client; it can only
+        # come from a library bug, which the generic handler reports as a 500.
+        return json.dumps(payload, allow_nan=False).encode()
+
+    @app.post(
+        "/v1/allocate",
+        response_model=AllocateResponse,
+        responses=_ERROR_RESPONSES,
+        tags=["allocation"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InstanceV1"}}
+                },
+            }
+        },
+    )
+    async def allocate(
+        request: Request,
+        method: str = Query(
+            "gnn",
+            description="Allocation method.",
+            json_schema_extra={"enum": list(METHODS)},
+        ),
+    ) -> Response:
+        """Allocate a ``gnnalloc.instance/v1`` instance and score the allocation.
+
+        The allocation is always feasible. ``exact`` is bounded by the server's time limit; an
+        uncertified result says so in ``status`` and ``certified_optimal``.
+        """
+        try:
+            if method not in METHODS:
+                raise _HTTPError(
+                    400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
+                )
+            # Counted before reading the body: bodies held in memory are bounded too.
+            if runtime.pending >= max_pending:
+                return _error_response(
+                    503, "$", f"{runtime.pending} requests in flight; retry later",
+                    headers={"Retry-After": "1"},
+                )
+            runtime.pending += 1  # only touched on the event loop: no lock needed
+            try:
+                body = await _read_body(request, body_limit)
+                instance = await runtime.run(runtime.fast, prepare, body, method)
+                del body
+                content = await runtime.run(
+                    runtime.pool(method), allocate_and_score, instance, method
+                )
+            finally:
+                runtime.pending -= 1
+        except _HTTPError as exc:
+            return _error_response(exc.status, exc.field, exc.message)
+        except Exception as exc:  # last resort; the fuzz tests assert it never happens
+            logger.exception("unhandled error in /v1/allocate")
+            return _error_response(500, "$", f"internal error: {type(exc).__name__}: {exc}")
+        return Response(content=content, media_type="application/json")
+
+    def openapi() -> dict[str, Any]:
+        # The body is read raw (see module docstring), so FastAPI does not see InstanceV1;
+        # add it and its sub-models to the components the request body refers to.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            component = InstanceV1.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(component.pop("$defs", {}))
+            components["InstanceV1"] = component
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _HTTPError(413, "$", f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # chunked uploads declare no length
+            raise _HTTPError(413, "$", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    # torch's unpickling errors span paragraphs; the CLI promises one line.
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _version() -> str:
+    from gnnalloc import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------------------------- CLI
+def serve_cli(args: argparse.Namespace) -> int:
+    """``gnnalloc serve``: load the checkpoint once, then serve until SIGTERM/SIGINT.
+
+    Returns 0 after a graceful shutdown, 2 (with one ``error: field: reason`` line) for a
+    missing or unloadable checkpoint, a bad flag, or an address it cannot listen on.
+    """
+    import torch
+    import uvicorn
+
+    from gnnalloc.nn.allocator import Allocator
+
+    for flag, value, ok in (
+        ("max-users", args.max_users, args.max_users >= 1),
+        ("exact-max-users", args.exact_max_users, args.exact_max_users >= 0),
+        ("exact-time-limit", args.exact_time_limit,
+         math.isfinite(args.exact_time_limit) and args.exact_time_limit > 0),
+        ("port", args.port, 0 <= args.port <= 65535),
+    ):
+        if not ok:
+            print(f"error: {flag}: invalid value {value!r}", file=sys.stderr)
+            return 2
+    checkpoint = str(args.checkpoint)
+    try:
+        allocator = Allocator.from_checkpoint(checkpoint)
+    except (FileNotFoundError, ValueError) as exc:
+        # The library's messages already start with "checkpoint: ".
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
+        print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
+              file=sys.stderr)
+        return 2
+    # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+    app = create_app(
+        allocator,
+        max_users=args.max_users,
+        exact_max_users=args.exact_max_users,
+        exact_time_limit=args.exact_time_limit,
+        checkpoint=checkpoint,
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        workers=None,
+        lifespan="on",
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler that was
+    # installed before it: with the defaults that would kill us with -SIGTERM or raise
+    # KeyboardInterrupt. A handler that just notes the signal makes the graceful stop exit 0.
+    received: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits 1 when it cannot bind; it has logged why
+            print(f"error: port: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+            return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    runtime: _Runtime = app.state.runtime
+    runtime.close()
+    if not server.started:
+        print(f"error: port: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 2
+    if runtime.busy:
+        # A solve abandoned by the graceful timeout is still running in a daemon thread;
+        # interpreter teardown under a running torch/Clarabel call is not worth the risk.
+        logger.info("abandoning %d running solve(s)", runtime.busy)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _main() -> int:  # `python -m gnnalloc.serve.app --checkpoint ...`, mostly for debugging
+    from gnnalloc.cli import main
+
+    return main(["serve", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

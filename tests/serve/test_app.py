@@ -1,0 +1,318 @@
+"""Endpoint tests of the FastAPI app through TestClient (no network, no checkpoint file)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from gnnalloc import Allocation, Instance, SolverError, random_instance
+from gnnalloc.nn.allocator import Allocator
+from gnnalloc.problem import max_violation
+from gnnalloc.serve import create_app, max_body_bytes
+
+with warnings.catch_warnings():  # starlette's httpx deprecation notice is not ours
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+MAX_USERS = 30
+EXACT_MAX_USERS = 12
+
+
+def small_model() -> Allocator:
+    torch.manual_seed(0)
+    return Allocator(hidden=16, heads=2, layers=1)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    app = create_app(small_model(), max_users=MAX_USERS, exact_max_users=EXACT_MAX_USERS)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def doc() -> dict[str, Any]:
+    return random_instance(10, 3, 1.0, 0).to_dict()
+
+
+def assert_feasible(doc: dict[str, Any], body: dict[str, Any]) -> None:
+    instance = Instance.from_dict(doc)
+    allocation = Allocation.from_dict(instance, body["allocation"])  # every user, once
+    assert [u["id"] for u in body["allocation"]["users"]] == list(instance.user_ids)
+    assert max_violation(instance, allocation) <= 1e-7
+    assert body["metrics"]["max_violation"] <= 1e-7
+
+
+def error_of(response: Any) -> dict[str, str]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"field", "message"}
+    assert body["error"]["field"] and body["error"]["message"]
+    return body["error"]
+
+
+# ------------------------------------------------------------------------- happy paths
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("method", ["gnn", "exact", "equal", "proportional"])
+def test_each_method_returns_a_feasible_allocation(
+    client: TestClient, doc: dict[str, Any], method: str
+) -> None:
+    response = client.post("/v1/allocate", params={"method": method}, json=doc)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"allocation", "metrics", "timing", "status", "certified_optimal"}
+    assert body["allocation"]["format"] == "gnnalloc.allocation/v1"
+    assert_feasible(doc, body)
+    assert body["timing"]["method"] == method and body["timing"]["seconds"] >= 0
+    assert body["metrics"]["gap"] is None
+    if method == "exact":
+        assert body["status"] == "optimal" and body["certified_optimal"] is True
+    else:
+        assert body["status"] == "ok" and body["certified_optimal"] is False
+
+
+def test_default_method_is_gnn(client: TestClient, doc: dict[str, Any]) -> None:
+    response = client.post("/v1/allocate", json=doc)
+    assert response.status_code == 200
+    assert response.json()["timing"]["method"] == "gnn"
+
+
+def test_edge_cases_are_served(client: TestClient, doc: dict[str, Any]) -> None:
+    no_users = dict(doc, users=[])
+    assert client.post("/v1/allocate", params={"method": "exact"}, json=no_users).status_code == 200
+    zero = copy.deepcopy(doc)
+    for server in zero["servers"]:
+        server.update(compute=0.0, bandwidth=0.0)
+    response = client.post("/v1/allocate", params={"method": "proportional"}, json=zero)
+    assert response.status_code == 200
+    assert_feasible(zero, response.json())
+
+
+def test_model_info(client: TestClient) -> None:
+    body = client.get("/v1/model").json()
+    assert body["checkpoint"] is None
+    assert body["hyperparameters"]["hidden"] == 16 and body["hyperparameters"]["layers"] == 1
+    assert body["parameters"] == sum(p.numel() for p in small_model().parameters())
+    assert body["limits"]["max_users"] == MAX_USERS
+    assert body["limits"]["exact_max_users"] == EXACT_MAX_USERS
+
+
+def test_model_info_from_checkpoint(tmp_path) -> None:
+    path = tmp_path / "m.ckpt"
+    small_model().save(
+        path, training={"max_steps": 10, "lr": 1e-3}, note="test", blob=torch.ones(2)
+    )
+    app = create_app(Allocator.from_checkpoint(path), checkpoint=str(path))
+    body = TestClient(app).get("/v1/model").json()
+    assert body["checkpoint"] == str(path)
+    assert body["training"] == {"max_steps": 10, "lr": 1e-3}
+    assert body["metadata"]["note"] == "test"
+    assert isinstance(body["metadata"]["blob"], str)  # tensors are summarised, not dumped
+
+
+def test_openapi_schema_mirrors_the_v1_format(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    for name in ("InstanceV1", "Server", "Link", "User", "AllocationV1", "AllocateResponse",
+                 "ErrorResponse"):
+        assert name in components
+    body = schema["paths"]["/v1/allocate"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/InstanceV1")
+    assert set(components["User"]["properties"]) == {
+        "id", "server", "service", "compute_min", "bandwidth_min", "data_rate", "weight",
+    }
+    assert client.get("/docs").status_code == 200
+
+
+# -------------------------------------------------------------------------- bad inputs
+def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return doc
+
+
+def _raw(doc: dict[str, Any], path: tuple[Any, ...], literal: str) -> bytes:
+    """The JSON text of ``doc`` with the value at ``path`` replaced by a raw literal."""
+    marker = "__RAW_LITERAL__"
+    return json.dumps(_set(doc, path, marker)).replace(f'"{marker}"', literal).encode()
+
+
+def _drop(doc: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return doc
+
+
+BASE = random_instance(10, 3, 1.0, 0).to_dict()
+BAD_BODIES: list[tuple[str, bytes, int, str]] = [
+    ("truncated JSON", json.dumps(BASE).encode()[:-20], 400, "$"),
+    ("empty body", b"", 400, "$"),
+    ("not UTF-8", b"\xff\xfe\xfa{", 400, "$"),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, 400, "$"),
+    ("not an object", b"[1, 2, 3]", 422, "$"),
+    ("wrong format", json.dumps(_set(BASE, ("format",), "v2")).encode(), 422, "format"),
+    ("string number", json.dumps(_set(BASE, ("users", 3, "compute_min"), "ten")).encode(), 422,
+     "users[3].compute_min"),
+    ("bool number", json.dumps(_set(BASE, ("servers", 1, "bandwidth"), True)).encode(), 422,
+     "servers[1].bandwidth"),
+    ("list users", json.dumps(_set(BASE, ("users",), {"u": 1})).encode(), 422, "users"),
+    ("number id", json.dumps(_set(BASE, ("servers", 0, "id"), 7)).encode(), 422, "servers[0].id"),
+    ("NaN", _raw(BASE, ("users", 3, "compute_min"), "NaN"), 422, "users[3].compute_min"),
+    ("Infinity", _raw(BASE, ("servers", 1, "compute"), "Infinity"), 422, "servers[1].compute"),
+    ("-Infinity", _raw(BASE, ("penalty",), "-Infinity"), 422, "penalty"),
+    ("float overflow", _raw(BASE, ("users", 0, "weight"), "1e400"), 422, "users[0].weight"),
+    ("int overflow", _raw(BASE, ("users", 0, "weight"), "9" * 400), 422, "users[0].weight"),
+    ("negative capacity", json.dumps(_set(BASE, ("servers", 2, "compute"), -1.0)).encode(), 422,
+     "servers[2].compute"),
+    ("negative link", json.dumps(_set(BASE, ("links", 0, "capacity"), -5)).encode(), 422,
+     "links[0].capacity"),
+    ("zero minimum", json.dumps(_set(BASE, ("users", 4, "bandwidth_min"), 0)).encode(), 422,
+     "users[4].bandwidth_min"),
+    ("unknown home", json.dumps(_set(BASE, ("users", 2, "server"), "nowhere")).encode(), 422,
+     "users[2].server"),
+    ("unknown link end", json.dumps(_set(BASE, ("links", 0, "b"), "nowhere")).encode(), 422,
+     "links[0].b"),
+    ("duplicate server", json.dumps(_set(BASE, ("servers", 1, "id"), BASE["servers"][0]["id"]))
+     .encode(), 422, "servers[1].id"),
+    ("duplicate user", json.dumps(_set(BASE, ("users", 5, "id"), BASE["users"][0]["id"]))
+     .encode(), 422, "users[5].id"),
+    ("missing field", json.dumps(_drop(BASE, ("users", 1, "compute_min"))).encode(), 422,
+     "users[1].compute_min"),
+    ("missing users", json.dumps(_drop(BASE, ("users",))).encode(), 422, "users"),
+    ("unknown field", json.dumps(_set(BASE, ("users", 0, "colour"), "red")).encode(), 422,
+     "users[0].colour"),
+    ("huge capacity", json.dumps(_set(BASE, ("servers", 0, "compute"), 1e300)).encode(), 422,
+     "servers[0].compute"),
+    ("huge penalty", json.dumps(_set(BASE, ("penalty",), 1e300)).encode(), 422, "penalty"),
+    ("huge alpha", json.dumps(_set(BASE, ("alpha",), 1e4)).encode(), 422, "alpha"),
+]
+
+
+@pytest.mark.parametrize(
+    "body,status,field", [case[1:] for case in BAD_BODIES], ids=[case[0] for case in BAD_BODIES]
+)
+def test_bad_input_names_the_field(
+    client: TestClient, body: bytes, status: int, field: str
+) -> None:
+    response = client.post(
+        "/v1/allocate", params={"method": "equal"}, content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    assert error_of(response)["field"] == field
+
+
+def test_library_and_server_name_the_same_field() -> None:
+    doc = _set(BASE, ("users", 7, "data_rate"), -0.5)
+    with pytest.raises(Exception) as info:
+        Instance.from_dict(doc)
+    app = create_app(small_model())
+    response = TestClient(app).post("/v1/allocate", json=doc)
+    assert error_of(response) == {"field": info.value.field, "message": info.value.message}
+
+
+def test_over_max_users_is_413(client: TestClient) -> None:
+    doc = random_instance(MAX_USERS + 1, 3, 1.0, 0).to_dict()
+    response = client.post("/v1/allocate", params={"method": "equal"}, json=doc)
+    assert response.status_code == 413
+    assert error_of(response)["field"] == "users"
+
+
+def test_body_over_byte_limit_is_413_before_parsing(client: TestClient) -> None:
+    body = b" " * (max_body_bytes(MAX_USERS) + 1) + b"{"  # would be malformed JSON if parsed
+    response = client.post("/v1/allocate", content=body)
+    assert response.status_code == 413
+    assert error_of(response)["field"] == "$"
+
+
+def test_chunked_body_over_byte_limit_is_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+        for _ in range(max_body_bytes(MAX_USERS) // (1 << 20) + 2):
+            yield b" " * (1 << 20)
+
+    response = client.post("/v1/allocate", content=chunks())
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("method", ["GNN", "", "simplex", "exact;drop"])
+def test_unknown_method_is_400(client: TestClient, doc: dict[str, Any], method: str) -> None:
+    response = client.post("/v1/allocate", params={"method": method}, json=doc)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["field"] == "method" and "gnn" in error["message"]
+
+
+def test_exact_over_exact_max_users_is_413(client: TestClient) -> None:
+    doc = random_instance(EXACT_MAX_USERS + 1, 3, 1.0, 0).to_dict()
+    response = client.post("/v1/allocate", params={"method": "exact"}, json=doc)
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["field"] == "users" and "exact" in error["message"]
+    # The same instance is fine for the other methods.
+    assert client.post("/v1/allocate", params={"method": "equal"}, json=doc).status_code == 200
+
+
+def test_unknown_route_and_verb_use_the_error_format(client: TestClient) -> None:
+    assert error_of(client.get("/v2/allocate"))["field"] == "$"
+    response = client.get("/v1/allocate")
+    assert response.status_code == 405
+    assert error_of(response)["field"] == "$"
+
+
+# ------------------------------------------------------------------ solver-side failures
+def test_exact_time_limit_is_reported_not_raised(doc: dict[str, Any]) -> None:
+    app = create_app(small_model(), exact_time_limit=1e-6)
+    response = TestClient(app).post("/v1/allocate", params={"method": "exact"}, json=doc)
+    if response.status_code == 200:  # a solver fast enough to finish: must say it is certified
+        assert_feasible(doc, response.json())
+    else:
+        assert response.status_code == 422
+        error = error_of(response)
+        assert error["field"] == "method" and "time limit" in error["message"]
+
+
+def test_solver_error_names_method(monkeypatch, doc: dict[str, Any]) -> None:
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise SolverError("stalled")
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", fail)
+    response = TestClient(create_app(small_model())).post("/v1/allocate", json=doc)
+    assert response.status_code == 422
+    assert error_of(response)["field"] == "method"
+
+
+def test_library_bug_is_a_500_in_the_error_format(monkeypatch, doc: dict[str, Any]) -> None:
+    from gnnalloc.solvers import SolveResult
+
+    def nan(instance: Instance, method: str, **kwargs: Any) -> SolveResult:
+        bad = Allocation(np.full(instance.num_pairs, np.nan), np.zeros(instance.num_users))
+        return SolveResult(bad, method, 0.0)
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", nan)
+    response = TestClient(create_app(small_model())).post("/v1/allocate", json=doc)
+    assert response.status_code == 500
+    assert error_of(response)["field"] == "$"
+
+
+def test_busy_server_answers_503(doc: dict[str, Any]) -> None:
+    app = create_app(small_model(), max_pending=0)
+    response = TestClient(app).post("/v1/allocate", json=doc)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert error_of(response)["field"] == "$"
