@@ -24,6 +24,7 @@ test: $(STAMP)
 
 train: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml
+	$(BIN)/gnnalloc export checkpoints/last.ckpt --out checkpoints/default.ckpt
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

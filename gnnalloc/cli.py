@@ -110,6 +110,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo(out_dir=Path(args.out))
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gnnalloc.training.export import export_checkpoint
+
+    metadata = export_checkpoint(args.checkpoint, args.out)
+    size = args.out.stat().st_size / 1024
+    print(f"wrote {args.out} ({size:.0f} KiB) from {metadata['source']}, step {metadata['global_step']}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gnnalloc.serve.app import serve_cli
 
@@ -164,6 +173,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the README's main job: evaluate the shipped model on EUA")
     demo.add_argument("--out", default="out/demo")
     demo.set_defaults(run=_cmd_demo)
+
+    exp = sub.add_parser("export", help="write the small inference checkpoint from a training one")
+    exp.add_argument("checkpoint", type=Path, help="Lightning checkpoint, e.g. checkpoints/last.ckpt")
+    exp.add_argument("--out", type=Path, default=Path("checkpoints/default.ckpt"))
+    exp.set_defaults(run=_cmd_export)
 
     srv = sub.add_parser("serve", help="serve the allocator over HTTP")
     srv.add_argument("--checkpoint", type=Path, default=Path("checkpoints/default.ckpt"))

@@ -75,6 +75,18 @@ def test_tiny_fit_and_checkpoint_load(tmp_path):
     inst = random_instance(30, 5, 1.0, 0)
     assert max_violation(inst, model.allocate(inst)) <= 1e-7
 
+    from gnnalloc.training.export import export_checkpoint
+
+    small = tmp_path / "default.ckpt"
+    metadata = export_checkpoint(last, small)
+    assert metadata["training"]["hidden"] == 16 and metadata["global_step"] == 6
+    shipped = Allocator.from_checkpoint(small)
+    assert shipped.metadata["global_step"] == 6
+    assert small.stat().st_size < last.stat().st_size  # no optimizer state
+    assert torch.allclose(
+        torch.as_tensor(shipped.allocate(inst).compute), torch.as_tensor(model.allocate(inst).compute)
+    )
+
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     ckpt = tmp_path / "ckpt"

@@ -1,0 +1,54 @@
+"""Turn a Lightning training checkpoint into the small inference checkpoint the library ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnnalloc.nn.allocator import Allocator
+
+__all__ = ["export_checkpoint", "best_checkpoint"]
+
+
+def best_checkpoint(last: Path) -> Path:
+    """The best checkpoint recorded by ``ModelCheckpoint`` in ``last`` (else ``last`` itself)."""
+    data = torch.load(last, map_location="cpu", weights_only=True)
+    for key, state in (data.get("callbacks") or {}).items():
+        if "ModelCheckpoint" in str(key) and state.get("best_model_path"):
+            best = Path(state["best_model_path"])
+            if best.is_file():
+                return best
+    return last
+
+
+def export_checkpoint(source: Path, target: Path) -> dict[str, Any]:
+    """Write ``target`` (``gnnalloc.checkpoint/v1``: weights, hyperparameters, training summary)
+    from the Lightning checkpoint ``source`` (its best checkpoint if it records one)."""
+    chosen = best_checkpoint(source)
+    data = torch.load(chosen, map_location="cpu", weights_only=True)
+    model = Allocator.from_checkpoint(chosen)
+    monitor = {}
+    for key, state in (data.get("callbacks") or {}).items():
+        if "ModelCheckpoint" in str(key):
+            score = state.get("best_model_score")
+            monitor = {"monitor": state.get("monitor"), "best_score": None if score is None else float(score)}
+    metadata = {
+        "source": chosen.name,
+        "global_step": int(data.get("global_step", 0)),
+        "epoch": int(data.get("epoch", 0)),
+        "training": {
+            k: v for k, v in (data.get("hyper_parameters") or {}).items()
+            if isinstance(v, (int, float, str, bool)) or v is None
+        },
+        "data": {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in (data.get("datamodule_hyper_parameters") or {}).items()
+            if isinstance(v, (int, float, str, bool, list, tuple)) or v is None
+        },
+        **monitor,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(target, **metadata)
+    return metadata
