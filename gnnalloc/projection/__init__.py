@@ -14,11 +14,12 @@ from gnnalloc.projection.functional import (
     group_sum,
     group_threshold,
     segment_layout,
+    support_threshold,
     weighted_capped_projection,
 )
 
 __all__ = [
     "CvxpyProjection", "FastProjection", "Projection", "ProjectionStats", "SegmentLayout",
     "capped_simplex_projection", "check_inputs", "conjugate_gradient", "group_sum",
-    "group_threshold", "segment_layout", "weighted_capped_projection",
+    "group_threshold", "segment_layout", "support_threshold", "weighted_capped_projection",
 ]

@@ -50,7 +50,9 @@ class Projection(torch.nn.Module, metaclass=abc.ABCMeta):
         """
 
 
-def check_inputs(raw_compute: Tensor, raw_bandwidth: Tensor, problem: ProblemTensors) -> tuple[int, ...]:
+def check_inputs(
+    raw_compute: Tensor, raw_bandwidth: Tensor, problem: ProblemTensors
+) -> tuple[int, ...]:
     """Validate raw decisions against ``problem`` and return their batch shape (``()`` or ``(B,)``).
 
     Raises:
@@ -67,15 +69,16 @@ def check_inputs(raw_compute: Tensor, raw_bandwidth: Tensor, problem: ProblemTen
             raise ValueError(f"{name}: expected a floating-point tensor, got {value.dtype}")
         if value.dim() not in (1, 2) or value.shape[-1] != size:
             raise ValueError(
-                f"{name}: expected shape ({size},) or (B, {size}) with {what}, got {tuple(value.shape)}"
+                f"{name}: expected shape ({size},) or (B, {size}) with {what}, "
+                f"got {tuple(value.shape)}"
             )
         if value.numel() and not bool(torch.isfinite(value).all()):
             kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
             raise ValueError(f"{name}: contains {kind} entries")
     if raw_compute.shape[:-1] != raw_bandwidth.shape[:-1]:
         raise ValueError(
-            f"raw_bandwidth: batch shape {tuple(raw_bandwidth.shape[:-1])} differs from raw_compute's "
-            f"{tuple(raw_compute.shape[:-1])}"
+            f"raw_bandwidth: batch shape {tuple(raw_bandwidth.shape[:-1])} differs from "
+            f"raw_compute's {tuple(raw_compute.shape[:-1])}"
         )
     if raw_compute.device != raw_bandwidth.device:
         raise ValueError(

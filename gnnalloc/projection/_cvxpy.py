@@ -163,7 +163,8 @@ def _build(problem: ProblemTensors) -> _Layer:
         variables.extend(outputs)
     if not parameters:
         return _Layer(None, *parts, 0)
-    layer = CvxpyLayer(cp.Problem(cp.Minimize(objective), constraints), parameters=parameters, variables=variables)
+    program = cp.Problem(cp.Minimize(objective), constraints)
+    layer = CvxpyLayer(program, parameters=parameters, variables=variables)
     # diffcp's derivative system has one row per cone row and per variable (+1).
     rows, columns = layer.ctx.solver_ctx.A_shape
     return _Layer(layer, *parts, int(rows + columns))
@@ -188,11 +189,14 @@ def _polish(
     active_rows = np.zeros(0, dtype=np.int64)
     if matrix is not None:
         slack = 1.0 - matrix @ value
-        has_free = (matrix[:, free].getnnz(axis=1) > 0) if free.any() else np.zeros(matrix.shape[0], bool)
+        has_free = np.zeros(matrix.shape[0], dtype=bool)
+        if free.any():
+            has_free = matrix[:, free].getnnz(axis=1) > 0
         # A multiplier nu moves each pair of its row by nu * M_rp, a slack s leaves room for
         # s / M_rp: compare both in units of v.
         coefficient = np.asarray(abs(matrix).max(axis=1).todense()).ravel()
-        active_rows = np.flatnonzero((row_dual * unscale * coefficient > slack / coefficient) & has_free)
+        holds = row_dual * unscale * coefficient > slack / coefficient
+        active_rows = np.flatnonzero(holds & has_free)
     if active_rows.size:
         a = matrix[active_rows][:, free].toarray()
         gram = a @ a.T
@@ -203,7 +207,9 @@ def _polish(
         candidate[free] = raw[free]
     # KKT of the projection: v >= 0, M v <= 1, nu >= 0, and on zero pairs raw - M_R^T nu <= 0.
     tol = _POLISH_TOL * scale
-    if candidate.min(initial=0.0) < -tol or (nu.size and nu.min() < -_POLISH_TOL * (1.0 + np.abs(nu).max())):
+    if candidate.min(initial=0.0) < -tol:
+        return None
+    if nu.size and nu.min() < -_POLISH_TOL * (1.0 + np.abs(nu).max()):
         return None
     if matrix is not None and (matrix @ candidate).max(initial=0.0) > 1.0 + _POLISH_TOL:
         return None
@@ -302,10 +308,12 @@ class CvxpyProjection(Projection):
         raws = (raw_compute.to("cpu", torch.float64), raw_bandwidth.to("cpu", torch.float64))
         results = [torch.zeros_like(r) for r in raws]
         if entry.layer is not None:
-            parts = [(i, part) for i, part in enumerate((entry.compute, entry.bandwidth)) if part.live.size]
+            both = (entry.compute, entry.bandwidth)
+            parts = [(i, part) for i, part in enumerate(both) if part.live.size]
             params = [raws[i].index_select(-1, torch.as_tensor(part.live)) for i, part in parts]
             needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-            outputs = list(entry.layer(*params, solver_args=self.solver_args(entry.size, needs_grad)))
+            args = self.solver_args(entry.size, needs_grad)
+            outputs = list(entry.layer(*params, solver_args=args))
             for (i, part), param in zip(parts, params):
                 value, sign_dual = outputs.pop(0), outputs.pop(0)
                 row_dual = outputs.pop(0) if part.matrix is not None else None
@@ -324,12 +332,14 @@ class CvxpyProjection(Projection):
         flat_value = value.detach().reshape(-1, value.shape[-1]).numpy()
         flat_raw = raw.detach().reshape(-1, raw.shape[-1]).numpy()
         flat_sign = sign_dual.detach().reshape(-1, value.shape[-1]).numpy()
-        flat_rows = None if row_dual is None else row_dual.detach().reshape(flat_value.shape[0], -1).numpy()
+        flat_rows = None
+        if row_dual is not None:
+            flat_rows = row_dual.detach().reshape(flat_value.shape[0], -1).numpy()
         refined = flat_value.copy()
         for b in range(flat_value.shape[0]):
+            rows = None if flat_rows is None else flat_rows[b]
             polished = _polish(
-                flat_raw[b], flat_value[b], flat_sign[b], None if flat_rows is None else flat_rows[b],
-                part.matrix, part.scale,
+                flat_raw[b], flat_value[b], flat_sign[b], rows, part.matrix, part.scale
             )
             self.last_polished += 1
             if polished is None:
