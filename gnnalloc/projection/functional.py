@@ -231,25 +231,21 @@ def support_threshold(
     if num_groups == 0:
         return values.new_zeros(0), torch.zeros_like(member), True
     group = torch.where(member, group, torch.zeros_like(group))
-    member_f = member.to(values.dtype)
-    a = member_f if weights is None else weights * member_f
+    a = member.to(values.dtype) if weights is None else torch.where(member, weights, 0.0)
     av, a2 = a * values, a * a
     current = member if support is None else support & member
     converged = False
+    # An empty support gives no bound: -inf lets every member in. A support that empties after
+    # being non-empty means h(tau) = 0 <= c at a lower bound tau, so tau is exact (c = 0): keep it.
+    tau = torch.full((num_groups,), -math.inf, dtype=values.dtype, device=values.device)
     with torch.no_grad():
         for _ in range(max_iter):
             s = current.to(values.dtype)
             numerator = values.new_zeros(num_groups).index_add_(0, group, av * s) - capacity
             denominator = values.new_zeros(num_groups).index_add_(0, group, a2 * s)
-            # An empty guess gives no bound: let every member in (threshold -inf).
-            tau = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), -math.inf)
+            tau = torch.where(denominator > 0, numerator / denominator, tau)
             following = member & (values > a * tau.index_select(0, group))
-            # A group whose support empties has h(tau) = 0 <= c at a lower bound tau: tau is
-            # exact (this happens for c = 0). Keep its support so tau is kept.
-            left = values.new_zeros(num_groups).index_add_(0, group, following.to(values.dtype))
-            emptied = (left == 0) & (denominator > 0)
-            following = following | (current & emptied.index_select(0, group))
-            if bool((following == current).all()):
+            if torch.equal(following, current):
                 converged = True
                 break
             current = following
@@ -257,8 +253,9 @@ def support_threshold(
     numerator = values.new_zeros(num_groups).index_add(0, group, av * s) - capacity
     denominator = values.new_zeros(num_groups).index_add(0, group, (a2 * s).detach())
     safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    tau = torch.where(denominator > 0, numerator / safe, torch.zeros_like(numerator))
-    return torch.clamp_min(tau, 0.0), current, converged
+    # Groups without members (tau still -inf) and emptied supports keep the iteration's value.
+    final = torch.where(denominator > 0, numerator / safe, tau.clamp_min(0.0))
+    return torch.clamp_min(final, 0.0), current, converged
 
 
 def capped_simplex_projection(
