@@ -52,3 +52,10 @@ def test_bad_files_give_one_line_errors(tmp_path, content, needle):
 def test_unknown_generator_argument_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "mars", "--users", "3"])
+
+
+def test_public_api_exports_the_allocator():
+    import gnnalloc
+
+    assert isinstance(gnnalloc.Allocator(hidden=8, heads=2, layers=1), __import__("torch").nn.Module)
+    assert {"load_instance", "solve", "score", "Allocator"} <= set(gnnalloc.__all__)
