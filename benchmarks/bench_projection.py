@@ -7,7 +7,12 @@ and FastProjection as one collated block-diagonal problem.
 
 Raw inputs imitate a model's output: each pair gets its user's compute demand split evenly over
 the user's candidates times ``1 + N(0, 1)`` (about 16% negative), and each user its bandwidth
-demand times ``1 + N(0, 1)``. Times are medians; "max |diff|" compares the two forward outputs.
+demand times ``1 + N(0, 1)``. Times are medians after one warm-up run (the cvxpylayers layer is
+built, which takes seconds, before timing). "max abs diff" compares the two forward outputs.
+
+Each measurement runs in a fresh process: on a small shared machine, what ran before (large
+allocations, numerical libraries' spinning worker threads after cvxpy's solves) otherwise shifts
+the next timings by up to 2x.
 
 Run: python benchmarks/bench_projection.py [--repeats 3] [--fast-repeats 9] [--sizes 100 1000]
      [--batches 1 32] [--fast-sizes 5000 20000]
@@ -16,6 +21,8 @@ Run: python benchmarks/bench_projection.py [--repeats 3] [--fast-repeats 9] [--s
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,6 +65,36 @@ def timed(projection, raw_c, raw_b, problem, backward: bool, repeats: int, warmu
     return median_time(run, repeats, warmup=warmup)
 
 
+def worker(which: str, users: int, batch: int, repeats: int) -> dict:
+    """One measurement (run in its own process by ``main``)."""
+    instance = eua_instance(users, 1.0, 0)
+    problem = ProblemTensors.from_instance(instance)
+    raw_c, raw_b = raw_inputs(instance, batch, seed=users + batch)
+    result: dict = {"pairs": instance.num_pairs}
+    if which == "fast":
+        fast = FastProjection()
+        result["forward"], _ = timed(fast, raw_c, raw_b, problem, False, repeats)
+        result["iterations"] = fast.last_stats.iterations
+        result["both"], _ = timed(fast, raw_c, raw_b, problem, True, repeats)
+    else:
+        reference = CvxpyProjection()
+        reference._layer(problem)  # build outside the timings: it is cached per structure
+        result["forward"], (x_ref, y_ref) = timed(reference, raw_c, raw_b, problem, False, repeats, 0)
+        result["both"], _ = timed(reference, raw_c, raw_b, problem, True, repeats, 0)
+        x, y = FastProjection()(raw_c, raw_b, problem)
+        result["diff"] = max(float((x - x_ref).abs().max()), float((y - y_ref).abs().max()))
+    return result
+
+
+def measure(which: str, users: int, batch: int, repeats: int) -> dict:
+    command = [
+        sys.executable, __file__, "--worker", which, "--users", str(users), "--batch", str(batch),
+        "--repeats", str(repeats),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
@@ -65,47 +102,34 @@ def main() -> None:
     parser.add_argument("--fast-sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--repeats", type=int, default=3, help="runs of cvxpylayers")
     parser.add_argument("--fast-repeats", type=int, default=9, help="runs of the fast projection")
+    parser.add_argument("--worker", choices=["fast", "cvxpy"], help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.users, args.batch, args.repeats)))
+        return
 
-    fast = FastProjection()
-    reference = CvxpyProjection()
-    cases = []
-    # All fast timings first: cvxpy's numerical libraries leave worker threads spinning for a
-    # while after each solve, which would slow down whatever runs next on a 2-core machine.
-    for users in args.sizes + args.fast_sizes:
-        instance = eua_instance(users, 1.0, 0)
-        problem = ProblemTensors.from_instance(instance)
-        batches = args.batches if users in args.sizes else [1]
-        for batch in batches:
-            raw_c, raw_b = raw_inputs(instance, batch, seed=users + batch)
-            fast_fwd, (x_fast, y_fast) = timed(fast, raw_c, raw_b, problem, False, args.fast_repeats)
-            iterations = fast.last_stats.iterations
-            fast_both, _ = timed(fast, raw_c, raw_b, problem, True, args.fast_repeats)
-            cases.append((users, instance, problem, batch, raw_c, raw_b, fast_fwd, fast_both,
-                          x_fast, y_fast, iterations))
-            print(users, batch, f"fast {fast_fwd * 1e3:.1f} / {fast_both * 1e3:.1f} ms", flush=True)
     rows = []
-    for users, instance, problem, batch, raw_c, raw_b, fast_fwd, fast_both, x_fast, y_fast, its in cases:
+    configs = [(u, b) for u in args.sizes for b in args.batches] + [(u, 1) for u in args.fast_sizes]
+    for users, batch in configs:
+        fast = measure("fast", users, batch, args.fast_repeats)
+        row = [users, fast["pairs"], batch, f"{fast['forward'] * 1e3:.1f}", f"{fast['both'] * 1e3:.1f}"]
         if users in args.sizes:
-            reference._layer(problem)  # build (seconds) outside the timings, as it is cached
-            ref_fwd, (x_ref, y_ref) = timed(reference, raw_c, raw_b, problem, False, args.repeats, 0)
-            ref_both, _ = timed(reference, raw_c, raw_b, problem, True, args.repeats, 0)
-            diff = max(float((x_fast - x_ref).abs().max()), float((y_fast - y_ref).abs().max()))
-            reference_cells = [
-                f"{ref_fwd * 1e3:.0f}", f"{ref_both * 1e3:.0f}", f"{ref_fwd / fast_fwd:.0f}x",
-                f"{ref_both / fast_both:.0f}x", f"{diff:.1e}",
+            ref = measure("cvxpy", users, batch, args.repeats)
+            row += [
+                f"{ref['forward'] * 1e3:.0f}", f"{ref['both'] * 1e3:.0f}",
+                f"{ref['forward'] / fast['forward']:.0f}x", f"{ref['both'] / fast['both']:.0f}x",
+                f"{ref['diff']:.1e}",
             ]
         else:
-            reference_cells = ["not run", "not run", "", "", ""]
-        rows.append([
-            users, instance.num_pairs, batch, f"{fast_fwd * 1e3:.1f}", f"{fast_both * 1e3:.1f}",
-            *reference_cells, its,
-        ])
+            row += ["not run", "not run", "", "", ""]
+        rows.append(row + [fast["iterations"]])
         print(rows[-1], flush=True)
     write_table(
         "projection",
         f"Projection layers, EUA load 1.0 seed 0, float64; median of {args.fast_repeats} runs "
-        f"(fast) and {args.repeats} (cvxpylayers), in ms",
+        f"(fast) and {args.repeats} (cvxpylayers), each configuration in a fresh process, in ms",
         [
             "users", "pairs", "batch", "fast fwd", "fast fwd+bwd", "cvxpylayers fwd",
             "cvxpylayers fwd+bwd", "speed-up fwd", "speed-up fwd+bwd", "max abs diff",

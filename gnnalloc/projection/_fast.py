@@ -297,9 +297,8 @@ class _Problem:
     gross: Tensor  # (R,) A|z|: the largest load a row could see
     cg_max_iter: int
     stats: ProjectionStats = field(default_factory=ProjectionStats)
-    # Supports of the last sweep's thresholds: the next sweep starts from them.
-    server_support: Tensor | None = None
-    link_support: Tensor | None = None
+    # Support of the last sweep's link thresholds: the next sweep may start from it.
+    support: Tensor | None = None
 
     def evaluate(self, nu: Tensor) -> _Point:
         st = self.st
@@ -319,22 +318,30 @@ class _Problem:
             excess, residual, dual_value = 0.0, 0.0, float(dual)
         return _Point(nu, x, load, dual_value, excess, residual)
 
-    def sweep(self, nu: Tensor) -> Tensor:
-        """Exact block-coordinate ascent: server multipliers, then link multipliers."""
+    def sweep(self, nu: Tensor, free: Tensor | None = None) -> Tensor:
+        """Exact block-coordinate ascent: server multipliers, then link multipliers.
+
+        Args:
+            nu: the multipliers to start from.
+            free: the free pairs at ``nu`` if known: the supports of both thresholds are close to
+                it, which makes the threshold iteration settle in a round or two.
+        """
         st = self.st
         s = st.num_servers
         values = self.z - st.weight * _take(nu, st.lrow)
-        lam, self.server_support, exact = support_threshold(
-            values, self.b[:s], st.srow, st.alive, support=self.server_support
+        lam, support, exact = support_threshold(
+            values, self.b[:s], st.srow, st.alive, support=free if free is not None else self.support
         )
         if not exact:
             lam = group_threshold(values, self.b[:s], st.server_layout)
         values = self.z - _take(lam, st.srow)
-        mu, self.link_support, exact = support_threshold(
-            values, self.b[s:], st.link, st.in_link, st.weight, support=self.link_support
+        # The server step's support is the free set for the new server multipliers.
+        mu, support, exact = support_threshold(
+            values, self.b[s:], st.link, st.in_link, st.weight, support=support
         )
         if not exact:
             mu = group_threshold(values, self.b[s:], st.link_layout, st.weight)
+        self.support = support
         return torch.cat([lam, mu])
 
     def newton(self, point: _Point, ridge: float) -> Tensor:
@@ -378,13 +385,13 @@ class _Problem:
                 point = candidate
                 self.stats.newton_accepted += 1
                 break
-            candidate = self.evaluate(self.sweep(step))
+            candidate = self.evaluate(self.sweep(step, candidate.x > 0))
             if self._no_worse(candidate, point):
                 point = candidate
                 self.stats.newton_accepted += 1
                 ridge = max(ridge * _RIDGE_SHRINK, _RIDGE_MIN)
             else:
-                point = self.evaluate(self.sweep(point.nu))
+                point = self.evaluate(self.sweep(point.nu, point.x > 0))
                 ridge = min(max(ridge * _RIDGE_GROW, _RIDGE_START), _RIDGE_MAX)
         self.stats.iterations = iterations
         self.stats.residual = point.residual
