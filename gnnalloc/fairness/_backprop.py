@@ -23,6 +23,10 @@ Gram modes:
   :math:`G_{ij} = \langle M e_i, M e_j \rangle = \langle M e_i, e_j\rangle`: only :math:`M e_i` for
   each user is needed, computed in blocks by the projection's batched vector-Jacobian product.
   Cost: the blocks of :math:`M e_i` plus one extra backward, never the encoder's Jacobian.
+  When a further differentiable map :math:`R` sits between the projection and the losses (the
+  allocator's home refill), :math:`\nabla_z L_i = M R^\top e_i =: M a_i` and
+  :math:`G_{ij} = \langle M a_i, a_j \rangle`; the :math:`a_i` (``inner``, batched) are then
+  kept densely, :math:`N \times P` numbers.
 * ``sum``: the baseline, :math:`w_i = 1/N`.
 
 Vanishing steps: with thousands of users the min-norm vector is often tiny (the hull of
@@ -147,6 +151,7 @@ class FairBackward:
         bandwidth: Tensor,
         pair_user: Tensor,
         pullback: Pullback | None,
+        inner: Pullback | None = None,
     ) -> Tensor:
         """:math:`G_{ij} = \\langle \\nabla_z L_i, \\nabla_z L_j\\rangle` over the raw decisions."""
         n = losses.numel()
@@ -165,16 +170,30 @@ class FairBackward:
         dtype = torch.float64
         gram = torch.zeros(n, n, dtype=dtype, device=losses.device)
         users = torch.arange(n, device=losses.device)
-        for start in range(0, n, self.block_size):
-            block = users[start : start + self.block_size]
-            k = block.numel()
-            # Row r of the cotangent holds e_{block[r]}: user block[r]'s own gradient entries.
+
+        def own_gradients(start: int, k: int) -> tuple[Tensor, Tensor]:
+            # Row r holds e_{start + r}: user start + r's own gradient entries.
             cot_x = grad_x.new_zeros(k, grad_x.numel())
             in_block = (pair_user >= start) & (pair_user < start + k)
             pairs = torch.nonzero(in_block, as_tuple=True)[0]
             cot_x[pair_user[pairs] - start, pairs] = grad_x[pairs]
             cot_y = grad_y.new_zeros(k, grad_y.numel())
-            cot_y[torch.arange(k, device=losses.device), block] = grad_y[block]
+            cot_y[torch.arange(k, device=losses.device), users[start : start + k]] = grad_y[start : start + k]
+            return cot_x, cot_y
+
+        starts = range(0, n, self.block_size)
+        if inner is not None:
+            # a_i = R^T e_i for every user, kept densely: G_ij = <M a_i, a_j>.
+            blocks = [inner(*own_gradients(s, min(self.block_size, n - s))) for s in starts]
+            all_x = torch.cat([b[0] for b in blocks]).to(dtype)
+            all_y = torch.cat([b[1] for b in blocks]).to(dtype)
+            for (a_x, a_y), start in zip(blocks, starts):
+                rows_x, rows_y = (a_x, a_y) if pullback is None else pullback(a_x, a_y)
+                gram[start : start + a_x.shape[0]] = rows_x.to(dtype) @ all_x.T + rows_y.to(dtype) @ all_y.T
+            return 0.5 * (gram + gram.T)
+        for start in starts:
+            k = min(self.block_size, n - start)
+            cot_x, cot_y = own_gradients(start, k)
             if pullback is None:
                 rows_x, rows_y = cot_x, cot_y
             else:
@@ -210,6 +229,7 @@ class FairBackward:
         bandwidth: Tensor | None = None,
         pair_user: Tensor | None = None,
         pullback: Pullback | None = None,
+        inner: Pullback | None = None,
         backward: Callable[[Tensor], None] | None = None,
     ) -> FairStepStats:
         """Accumulate the fairness-backprop direction into ``p.grad`` for ``p`` in ``params``.
@@ -221,6 +241,8 @@ class FairBackward:
             pair_user: user of each entry of ``compute`` (``output``).
             pullback: the projection's batched vector-Jacobian product (``output``); ``None``
                 when the raw decisions are the projected ones.
+            inner: a batched vector-Jacobian product applied before ``pullback``, from the decisions
+                the losses see to the projected ones, when a map sits between them (``output``).
             backward: how to backpropagate a scalar (default ``Tensor.backward``; Lightning
                 passes ``manual_backward`` so DDP and precision plugins see it).
         """
@@ -241,7 +263,7 @@ class FairBackward:
         else:
             if compute is None or bandwidth is None or pair_user is None:
                 raise ValueError("compute, bandwidth, pair_user: required in 'output' mode")
-            gram = self.output_gram(losses, compute, bandwidth, pair_user, pullback)
+            gram = self.output_gram(losses, compute, bandwidth, pair_user, pullback, inner)
 
         init = self._previous if self._previous is not None and self._previous.numel() == n else None
         result = min_norm_weights(gram, init=init, tol=self.qp_tol)

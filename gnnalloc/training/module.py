@@ -14,20 +14,44 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from gnnalloc.fairness import FairBackward, GramMode, loss_decrease_share, per_user_loss
+from gnnalloc.fairness import FairBackward, GramMode, Pullback, loss_decrease_share, per_user_loss
 from gnnalloc.metrics import batch_metrics
-from gnnalloc.nn.allocator import Allocator
+from gnnalloc.nn.allocator import Allocator, Decisions
+from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection._jacobian import ProjectionJacobian
 from gnnalloc.training.data import InstanceBatch
 
 __all__ = ["AllocatorModule"]
 
 
+def _pullbacks(out: Decisions, problem: ProblemTensors) -> tuple[Pullback, Pullback | None]:
+    """The projection's Jacobian at the projected decisions and, when the allocator refilled the
+    home pairs after it, the refill's batched vector-Jacobian product (autograd)."""
+    projected = out.compute if out.projected_compute is None else out.projected_compute
+    projection = ProjectionJacobian(problem, projected, out.bandwidth)
+    if projected is out.compute:
+        return projection, None
+
+    def through_refill(cot_x: Tensor, cot_y: Tensor) -> tuple[Tensor, Tensor]:
+        (cot_projected,) = torch.autograd.grad(
+            out.compute, projected, cot_x, retain_graph=True, is_grads_batched=True
+        )
+        return cot_projected, cot_y
+
+    return projection, through_refill
+
+
 class AllocatorModule(pl.LightningModule):
     """Train an :class:`~gnnalloc.nn.allocator.Allocator` with fairness backpropagation.
 
     Args:
-        hidden, heads, layers, dropout, max_metapath_neighbors: the allocator's architecture.
+        hidden, heads, layers, dropout, max_metapath_neighbors, refill_home: the allocator's
+            architecture (see :class:`~gnnalloc.nn.allocator.Allocator`).
+        train_through_refill: whether training steps see the home refill (validation, testing
+            and the exported model always use ``refill_home``). Off by default: with the same
+            15-minute budget, a model trained on its projected output and refilled afterwards
+            reached a lower gap than one trained through the refill (which also costs time per
+            step); see ``benchmarks/RESULTS.md``.
         fairness: Gram mode: ``output`` (default), ``exact`` (single process only) or ``sum``.
         rescale: rescale the min-norm direction to the mean gradient's norm.
         stationary: at Pareto-stationary points step along the mean (``sum``) or not (``stop``).
@@ -47,6 +71,8 @@ class AllocatorModule(pl.LightningModule):
         layers: int = 2,
         dropout: float = 0.0,
         max_metapath_neighbors: int = 16,
+        refill_home: bool = True,
+        train_through_refill: bool = False,
         fairness: GramMode = "output",
         rescale: bool = True,
         stationary: str = "sum",
@@ -64,7 +90,7 @@ class AllocatorModule(pl.LightningModule):
         self.automatic_optimization = False
         self.model = Allocator(
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
-            max_metapath_neighbors=max_metapath_neighbors,
+            max_metapath_neighbors=max_metapath_neighbors, refill_home=refill_home,
         )
         self.fair = FairBackward(fairness, rescale=rescale, stationary=stationary)
 
@@ -96,15 +122,14 @@ class AllocatorModule(pl.LightningModule):
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
         problem = batch.problem
-        out = self.model(batch.graph, problem)
+        refill = self.hparams.refill_home and self.hparams.train_through_refill
+        out = self.model(batch.graph, problem, refill_home=refill)
         losses = per_user_loss(problem, out.compute, out.bandwidth)
         optimizer.zero_grad()
-        pullback = None
-        if self.fair.mode == "output":
-            pullback = ProjectionJacobian(problem, out.compute, out.bandwidth)
+        pullback, inner = _pullbacks(out, problem) if self.fair.mode == "output" else (None, None)
         stats = self.fair(
             losses, list(self.parameters()), compute=out.compute,
-            bandwidth=out.bandwidth, pair_user=problem.pair_user, pullback=pullback,
+            bandwidth=out.bandwidth, pair_user=problem.pair_user, pullback=pullback, inner=inner,
             backward=self.manual_backward,
         )
         if self.hparams.gradient_clip > 0:
@@ -118,7 +143,7 @@ class AllocatorModule(pl.LightningModule):
         logs.update(stats.as_dict("train/fair_"))
         if self.hparams.track_every_n_steps and batch_idx % self.hparams.track_every_n_steps == 0:
             with torch.no_grad():
-                after = self.model(batch.graph, problem)
+                after = self.model(batch.graph, problem, refill_home=refill)
                 after_losses = per_user_loss(problem, after.compute, after.bandwidth)
             logs["train/loss_decrease_share"] = loss_decrease_share(losses.detach(), after_losses)
         self.log_dict(logs, batch_size=batch_size, prog_bar=False)

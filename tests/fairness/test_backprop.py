@@ -9,6 +9,7 @@ from gnnalloc.fairness import FairBackward, loss_decrease_share, per_user_loss
 from gnnalloc.problem import Instance, ProblemTensors
 from gnnalloc.projection import FastProjection
 from gnnalloc.projection._jacobian import ProjectionJacobian
+from gnnalloc.solvers.functional import refill_home_compute
 
 
 def _decisions(problem: ProblemTensors, fill: float, seed: int = 0):
@@ -34,6 +35,28 @@ def test_output_gram_equals_exact_gram_when_parameters_are_the_decisions(fill):
     gram_exact = exact @ exact.T
     gram_output = FairBackward("output").output_gram(
         losses, x, y, problem.pair_user, ProjectionJacobian(problem, x, y)
+    )
+    assert torch.allclose(gram_output, gram_exact, atol=1e-9 * gram_exact.abs().max())
+
+
+@pytest.mark.parametrize("fill", [0.3, 3.0])
+def test_output_gram_through_home_refill_equals_exact_gram(fill):
+    # Losses of the refilled decisions: the refill couples the home users of a server, so the
+    # Gram goes through its (non-symmetric) Jacobian before the projection's.
+    problem = ProblemTensors.from_instance(random_instance(24, 4, 1.0, 5))
+    params = _decisions(problem, fill)
+    projected, y = FastProjection()(params[0], params[1], problem)
+    x = refill_home_compute(projected, problem)
+    losses = per_user_loss(problem, x, y)
+    exact = FairBackward("exact")._per_user_jacobian(losses, params)
+    gram_exact = exact @ exact.T
+
+    def inner(cot_x, cot_y):
+        (through,) = torch.autograd.grad(x, projected, cot_x, retain_graph=True, is_grads_batched=True)
+        return through, cot_y
+
+    gram_output = FairBackward("output", block_size=7).output_gram(
+        losses, x, y, problem.pair_user, ProjectionJacobian(problem, projected, y), inner
     )
     assert torch.allclose(gram_output, gram_exact, atol=1e-9 * gram_exact.abs().max())
 

@@ -40,3 +40,67 @@ def test_alpha_fair_response_is_stationary():
     marginal = w * y.pow(-2.0) * m.pow(1.0)
     assert torch.allclose(marginal, marginal[0].expand(3), rtol=1e-9)
     assert y.sum().item() == pytest.approx(40.0)
+
+
+def _cvxpy_with_offsets(capacity, m, w, k, offset):
+    import cvxpy as cp
+
+    y = cp.Variable(m.size, nonneg=True)
+    a = cp.Variable(m.size, nonneg=True)
+    b = cp.Variable(m.size, nonneg=True)
+    objective = cp.sum(cp.multiply(w, k * (a - m) / m + cp.log(1 + b / m)))
+    constraints = [a <= m, a + b == offset + y, cp.sum(y) <= capacity]
+    cp.Problem(cp.Maximize(objective), constraints).solve(solver=cp.CLARABEL)
+    return objective.value
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_offsets_match_conic_optimum(seed):
+    # Members already holding o_i: the split of the group's capacity maximises sum w f(o + y).
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 12))
+    m, w, k = rng.lognormal(0, 1, n), rng.uniform(0.5, 2, n), float(rng.uniform(2, 12))
+    offset = np.where(rng.random(n) < 0.5, rng.uniform(0, 2, n) * m, 0.0)
+    capacity = float(rng.uniform(0.2, 2.5) * m.sum())
+    y, _ = waterfill_groups(
+        torch.tensor([capacity], dtype=torch.float64), torch.tensor(m), torch.tensor(w), torch.zeros(n, dtype=torch.long), k,
+        offset=torch.tensor(offset),
+    )
+    assert (y >= 0).all() and y.sum().item() <= capacity * (1 + 1e-12)
+    value = float((torch.tensor(w) * resource_utility(torch.tensor(offset) + y, torch.tensor(m), k)).sum())
+    assert value == pytest.approx(_cvxpy_with_offsets(capacity, m, w, k, offset), rel=1e-6, abs=1e-6)
+
+
+def test_gradient_is_the_solution_derivative():
+    # Envelope theorem: d(optimal value)/d(capacity) is the price; d y/d offset matches differences.
+    torch.manual_seed(0)
+    n = 7
+    m = torch.rand(n, dtype=torch.float64) + 0.5
+    w = torch.rand(n, dtype=torch.float64) + 0.5
+    group = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    offset = torch.tensor([0.0, 0.3, 2.0, 0.0, 0.1, 0.0, 0.5], dtype=torch.float64, requires_grad=True)
+    capacity = torch.tensor([6.0, 9.0], dtype=torch.float64, requires_grad=True)
+    y, price = waterfill_groups(capacity, m, w, group, 10.0, offset=offset)
+    value = (w * resource_utility(offset.detach() + y, m, 10.0)).sum()
+    (grad_capacity,) = torch.autograd.grad(value, capacity, retain_graph=True)
+    assert torch.allclose(grad_capacity, price.detach(), rtol=1e-8)
+    (grad_offset,) = torch.autograd.grad(y.sum() + (y * torch.arange(n)).sum(), offset)
+    eps = 1e-6
+    for i in range(n):
+        bumped = offset.detach().clone()
+        bumped[i] += eps
+        y_up, _ = waterfill_groups(capacity.detach(), m, w, group, 10.0, offset=bumped)
+        numeric = ((y_up - y.detach()) * (1 + torch.arange(n))).sum() / eps
+        assert grad_offset[i].item() == pytest.approx(numeric.item(), rel=1e-4, abs=1e-6)
+
+
+def test_price_is_exact_after_few_bisection_steps():
+    rng = np.random.default_rng(7)
+    n = 200
+    group = torch.tensor(rng.integers(0, 10, n))
+    m, w = torch.tensor(rng.lognormal(0, 1, n)), torch.tensor(rng.uniform(0.5, 2, n))
+    capacity = torch.tensor(rng.uniform(0.5, 2.0, 10)) * torch.zeros(10, dtype=torch.float64).index_add(0, group, m)
+    y_few, p_few = waterfill_groups(capacity, m, w, group, 10.0, iterations=24)
+    y_many, p_many = waterfill_groups(capacity, m, w, group, 10.0, iterations=200)
+    assert torch.allclose(p_few, p_many, rtol=1e-11)
+    assert torch.allclose(y_few, y_many, rtol=1e-10, atol=1e-12)
