@@ -24,7 +24,7 @@ test: $(STAMP)
 
 train: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml
-	$(BIN)/gnnalloc export checkpoints/last.ckpt --out checkpoints/default.ckpt
+	$(BIN)/gnnalloc export "$$(ls -t checkpoints/best-*.ckpt | head -n 1)" --out checkpoints/default.ckpt
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -123,12 +123,14 @@ class Allocator(nn.Module):
     def allocate(self, instance: Instance) -> Allocation:
         """A feasible allocation of ``instance`` (eval mode, no gradients)."""
         was_training = self.training
-        self.eval()
+        if was_training:  # toggling walks every submodule: skip it in the usual eval-mode case
+            self.eval()
         try:
             graph, problem = self.prepare([instance])
             out = self(graph, problem)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return Allocation(
             compute=out.compute.detach().to("cpu", torch.float64).numpy(),
             bandwidth=out.bandwidth.detach().to("cpu", torch.float64).numpy(),

@@ -52,7 +52,7 @@ def waterfill_groups(
     penalty: Tensor | float,
     alpha: Tensor | float = 1.0,
     offset: Tensor | None = None,
-    iterations: int = 32,
+    iterations: int = 24,
 ) -> tuple[Tensor, Tensor]:
     """Optimal split of each group's capacity among its members (see module docstring).
 
@@ -63,7 +63,9 @@ def waterfill_groups(
         group: ``(N,)`` group index of each member.
         penalty, alpha: scalars or ``(N,)`` tensors (``alpha`` constant within a group).
         offset: ``(N,)`` amounts :math:`o_i \\ge 0` members already hold (default 0).
-        iterations: bisection steps in :math:`\\log \\lambda` before the closed-form finish.
+        iterations: bisection steps in :math:`\\log \\lambda` before the closed-form finish (24
+            leave a bracket of ~4e-6 relative; the finish is exact unless a breakpoint falls
+            inside it, and then the price is off by at most that much, on the feasible side).
 
     Returns:
         ``y (N,)`` summing to each group's capacity (or less where the members want less), and
@@ -141,7 +143,7 @@ def waterfill_groups(
     return y, torch.where(present, lam, torch.zeros_like(lam))
 
 
-def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: int = 32) -> Tensor:
+def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: int = 24) -> Tensor:
     r"""Re-split each server's capacity among its home users, optimally given every migration.
 
     Holding each migrated pair :math:`p` (user :math:`u` executing at a neighbour over a link)
