@@ -120,7 +120,11 @@ def test_gradients_and_mismatch():
     (x, y), problem = run(instance, heads=heads)
     (x.log1p().sum() + y.log1p().sum()).backward()
     for name, p in heads.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        # The last bias shifts every score of a server alike, which its softmax ignores: its
+        # gradient is zero up to the tanh clamp's curvature (and float32 rounds that to 0).
+        if name != "pair_score.2.bias":
+            assert p.grad.abs().sum() > 0, name
     other = ProblemTensors.from_instance(random_instance(21, 3, 1.0, seed=4))
     graph = build_graph(instance)
     with pytest.raises(ValueError):
