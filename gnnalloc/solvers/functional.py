@@ -99,13 +99,15 @@ def waterfill_groups(
 
         # Regimes inside the bracket, read at its (log) midpoint.
         lam_mid = torch.exp(0.5 * (log_lo + log_hi))[group]
-        is_above = (lam_mid <= ratio) & (minimum * torch.pow(torch.clamp(ratio / lam_mid, min=1.0), 1.0 / alpha) > offset)
+        wanted = minimum * torch.pow(torch.clamp(ratio / lam_mid, min=1.0), 1.0 / alpha)
+        is_above = (lam_mid <= ratio) & (wanted > offset)
         is_flat = (lam_mid > ratio) & (lam_mid < penalty * ratio) & (minimum > offset)
         group_alpha = torch.ones(num_groups, dtype=dtype, device=device).index_copy(0, group, alpha)
 
     # Closed form on the bracket: sum_above m^(1-1/a) w^(1/a) lam^(-1/a) + constant = capacity.
-    coefficient = torch.where(is_above, minimum.pow(1.0 - 1.0 / alpha) * weight.pow(1.0 / alpha), torch.zeros_like(minimum))
-    constant = torch.where(is_above, -offset, torch.where(is_flat, minimum - offset, torch.zeros_like(minimum)))
+    zero = torch.zeros_like(minimum)
+    coefficient = torch.where(is_above, minimum.pow(1.0 - 1.0 / alpha) * weight.pow(1.0 / alpha), zero)
+    constant = torch.where(is_above, -offset, torch.where(is_flat, minimum - offset, zero))
     a = _group_sum(coefficient, group, num_groups)
     c = _group_sum(constant, group, num_groups)
     lo, hi = torch.exp(log_lo), torch.exp(log_hi)
@@ -129,7 +131,9 @@ def waterfill_groups(
     room = torch.clamp(capacity - _group_sum(y, group, num_groups), min=0.0)
     with torch.no_grad():
         lam_lo = lo[group]
-        jump = (penalty * ratio >= lam_lo * (1 - 1e-12)) & (penalty * ratio <= hi[group] * (1 + 1e-12)) & (y == 0) & (minimum > offset)
+        drop = penalty * ratio
+        in_jump = (drop >= lam_lo * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
+        jump = in_jump & (y == 0) & (minimum > offset)
     if bool(jump.any()):
         take = torch.where(jump, minimum - offset, torch.zeros_like(minimum))
         order = torch.argsort(group * (take.numel() + 1) + torch.arange(take.numel(), device=device))
