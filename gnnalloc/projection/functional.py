@@ -324,8 +324,10 @@ def conjugate_gradient(
 
     Stops when every entry satisfies :math:`|r_i| \le \max(\text{atol}_i,\ \text{rtol}
     \|\text{rhs}\|_2 / \sqrt{n})` (which implies :math:`\|r\|_2 \le \text{rtol}
-    \|\text{rhs}\|_2`), or some :math:`|q_i|` exceeds :math:`\text{bound}_i` (a singular system
-    with ``rhs`` outside its range makes CG diverge; the caller then rejects the result). Entries with ``inv_diag == 0`` stay 0 (rows outside the
+    \|\text{rhs}\|_2`), or the search direction has no curvature (the Krylov space is exhausted;
+    the last iterate is returned, never a step of infinite length), or some :math:`|q_i|` exceeds
+    :math:`\text{bound}_i` (a singular system with ``rhs`` outside its range makes CG diverge; the
+    caller then rejects the result). Entries with ``inv_diag == 0`` stay 0 (rows outside the
     system). For a singular ``M`` with ``rhs`` in its range, CG from 0 stays in the range and
     converges to the minimum-norm solution.
 
@@ -351,24 +353,25 @@ def conjugate_gradient(
     if atol is not None:
         tolerance = torch.maximum(tolerance, atol)
 
-    def converged(res: Tensor) -> bool:
-        return float((res.abs() - tolerance).max()) <= 0.0
+    def done(res: Tensor, curvature: Tensor) -> bool:
+        # Converged, or no curvature left: both folded into one host synchronisation.
+        return float(torch.minimum((res.abs() - tolerance).max(), curvature)) <= 0.0
 
-    if converged(r):
+    one = torch.ones((), dtype=rhs.dtype, device=rhs.device)
+    if done(r, one):
         return q, 0
     s = inv_diag * r
     direction = s
     rs = torch.dot(r, s)
-    tiny = torch.finfo(rhs.dtype).tiny
     for k in range(1, max_iter + 1):
         md = matvec(direction)
         curvature = torch.dot(direction, md)
-        # Zero curvature means the search space is exhausted (M is singular there); the step is
-        # then huge, which the bound test below or the caller's own checks catch.
-        alpha = rs / curvature.clamp_min(tiny)
+        # Zero curvature means the search space is exhausted (M is singular there): take no step
+        # (an unbounded one would turn the iterate into inf and then NaN) and stop below.
+        alpha = torch.where(curvature > 0, rs / curvature, torch.zeros_like(rs))
         q = q + alpha * direction
         r = r - alpha * md
-        if converged(r):
+        if done(r, curvature):
             return q, k
         # Divergence (an inconsistent singular system) builds up over many iterations: testing
         # the bound every few iterations is enough.

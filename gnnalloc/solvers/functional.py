@@ -41,6 +41,8 @@ def _response(
 
 
 def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
+    # Not projection.functional.group_sum: that one skips negative groups at the price of a host
+    # synchronisation, which the bisection loop below would pay every step.
     return values.new_zeros(num_groups).index_add(0, group, values)
 
 
@@ -76,16 +78,20 @@ def waterfill_groups(
     num_groups = capacity.shape[0]
     penalty = torch.as_tensor(penalty, dtype=dtype, device=device).expand_as(minimum)
     alpha = torch.as_tensor(alpha, dtype=dtype, device=device).expand_as(minimum)
-    offset = torch.zeros_like(minimum) if offset is None else offset
+    if offset is None:
+        offset = torch.zeros_like(minimum)
+    elif offset.shape != minimum.shape:
+        raise ValueError(f"offset: expected shape {tuple(minimum.shape)}, got {tuple(offset.shape)}")
     args = (minimum, weight, penalty, alpha, offset)
 
     with torch.no_grad():
         ratio = weight / minimum
+        drop = penalty * ratio  # where a member's response falls from m - o to 0
         # The lowest breakpoint of a member is w/max(m, o): below it the member takes more.
         floor = weight / torch.maximum(minimum, offset)
         full = torch.full((num_groups,), float("inf"), dtype=dtype, device=device)
         low = full.scatter_reduce(0, group, floor, "amin", include_self=True)
-        high = (-full).scatter_reduce(0, group, penalty * ratio, "amax", include_self=True)
+        high = (-full).scatter_reduce(0, group, drop, "amax", include_self=True)
         present = torch.isfinite(low)
         # At lam -> 0 demand is unbounded; at lam = max k w/m every member is dropped: bracket.
         log_lo = torch.where(present, torch.log(low) - 60.0, torch.zeros_like(low))
@@ -101,7 +107,7 @@ def waterfill_groups(
         lam_mid = torch.exp(0.5 * (log_lo + log_hi))[group]
         wanted = minimum * torch.pow(torch.clamp(ratio / lam_mid, min=1.0), 1.0 / alpha)
         is_above = (lam_mid <= ratio) & (wanted > offset)
-        is_flat = (lam_mid > ratio) & (lam_mid < penalty * ratio) & (minimum > offset)
+        is_flat = (lam_mid > ratio) & (lam_mid < drop) & (minimum > offset)
         group_alpha = torch.ones(num_groups, dtype=dtype, device=device).index_copy(0, group, alpha)
 
     # Closed form on the bracket: sum_above m^(1-1/a) w^(1/a) lam^(-1/a) + constant = capacity.
@@ -117,7 +123,6 @@ def waterfill_groups(
     inside = solvable & (closed.detach() >= lo * (1 - 1e-12)) & (closed.detach() <= hi * (1 + 1e-12))
     # Otherwise the capacity falls inside a jump of the total: the price is that breakpoint k w/m.
     with torch.no_grad():
-        drop = penalty * ratio
         in_bracket = (drop >= lo[group] * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
         breakpoint = torch.zeros_like(hi).scatter_reduce(
             0, group, torch.where(in_bracket, drop, torch.zeros_like(drop)), "amax", include_self=True
@@ -130,9 +135,7 @@ def waterfill_groups(
     # fill them, smallest index first, with the capacity left.
     room = torch.clamp(capacity - _group_sum(y, group, num_groups), min=0.0)
     with torch.no_grad():
-        lam_lo = lo[group]
-        drop = penalty * ratio
-        in_jump = (drop >= lam_lo * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
+        in_jump = (drop >= lo[group] * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
         jump = in_jump & (y == 0) & (minimum > offset)
     if bool(jump.any()):
         take = torch.where(jump, minimum - offset, torch.zeros_like(minimum))
@@ -162,7 +165,7 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: in
     learns only the migrations; local shares are solved.
 
     Args:
-        compute: feasible compute per pair, ``(P,)``.
+        compute: feasible compute per pair, ``(P,)``, finite and non-negative.
         problem: the instances (one or a collated batch).
         iterations: bisection steps of the water-filling before its closed-form finish.
 
@@ -171,13 +174,15 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: in
     """
     if compute.dim() != 1 or compute.shape[0] != problem.num_pairs:
         raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
+    if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
+        raise ValueError("compute: must be finite and non-negative")
     is_home = problem.pair_link < 0
     home_pairs = torch.nonzero(is_home, as_tuple=True)[0]
     if home_pairs.numel() == 0:
         return compute
     migrated = torch.where(is_home, torch.zeros_like(compute), compute)
-    migrated_in = migrated.new_zeros(problem.num_servers).index_add(0, problem.pair_server, migrated)
-    migrated_out = migrated.new_zeros(problem.num_users).index_add(0, problem.pair_user, migrated)
+    migrated_in = problem.server_compute_load(migrated)
+    migrated_out = problem.user_compute(migrated)
     users = problem.pair_user[home_pairs]
     refilled, _ = waterfill_groups(
         torch.clamp(problem.server_compute - migrated_in, min=0.0),

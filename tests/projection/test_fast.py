@@ -422,3 +422,20 @@ def test_conjugate_gradient_solves_spd_and_consistent_singular_systems():
     rhs = singular @ torch.tensor(rng.normal(size=25))
     q, _ = conjugate_gradient(lambda v: singular @ v, rhs, 1.0 / torch.diagonal(singular), rtol=1e-13, max_iter=200)
     assert torch.allclose(singular @ q, rhs, atol=1e-8)
+
+
+def test_conjugate_gradient_stops_without_curvature_instead_of_diverging():
+    # M = 0 with rhs outside its range: the first direction has no curvature. CG must return a
+    # finite iterate at once, not take a step of length rs / 0.
+    ones = torch.ones(5, dtype=torch.float64)
+    q, iterations = conjugate_gradient(lambda v: torch.zeros_like(v), ones, ones, max_iter=50)
+    assert torch.isfinite(q).all() and iterations == 1
+    # Rank-1 M = u u^T with rhs partly outside its range: after one step the next direction lies
+    # in the null space (no curvature) and CG stops with the finite iterate it has.
+    u = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    rhs = torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64)
+    q, iterations = conjugate_gradient(
+        lambda v: u * torch.dot(u, v), rhs, torch.ones(3, dtype=torch.float64), max_iter=50
+    )
+    assert torch.isfinite(q).all() and iterations == 2
+    torch.testing.assert_close(q, torch.tensor([2.5, 1.25, 0.0], dtype=torch.float64))

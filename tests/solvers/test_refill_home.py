@@ -73,7 +73,12 @@ def test_refill_improves_the_proportional_baseline():
     assert _compute_objective(problem, refill_home_compute(x, problem)) > _compute_objective(problem, x) + 1.0
 
 
-def test_refill_rejects_a_wrong_shape():
+def test_refill_rejects_bad_compute():
     problem = ProblemTensors.from_instance(random_instance(10, 2, 1.0, 0))
     with pytest.raises(ValueError, match="compute: expected shape"):
         refill_home_compute(torch.zeros(problem.num_pairs + 1, dtype=torch.float64), problem)
+    for bad in (float("nan"), float("inf"), -1.0):
+        x = torch.ones(problem.num_pairs, dtype=torch.float64)
+        x[0] = bad
+        with pytest.raises(ValueError, match="compute: must be finite and non-negative"):
+            refill_home_compute(x, problem)

@@ -104,3 +104,12 @@ def test_price_is_exact_after_few_bisection_steps():
     y_many, p_many = waterfill_groups(capacity, m, w, group, 10.0, iterations=200)
     assert torch.allclose(p_few, p_many, rtol=1e-11)
     assert torch.allclose(y_few, y_many, rtol=1e-10, atol=1e-12)
+
+
+def test_offset_of_the_wrong_shape_is_rejected():
+    m = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="offset: expected shape"):
+        waterfill_groups(
+            torch.ones(1, dtype=torch.float64), m, m, torch.zeros(3, dtype=torch.long), 10.0,
+            offset=torch.zeros(2, dtype=torch.float64),
+        )
