@@ -177,18 +177,17 @@ def _price_position(problem: ProblemTensors) -> Tensor:
     separate user, gives a price :math:`\lambda_s`; a user is above its minimum there when
     :math:`w_u/m_u > \lambda_s` and dropped when :math:`k w_u/m_u < \lambda_s`. The two
     features are :math:`\ln(w_u/(m_u\lambda_s))` and :math:`\ln(k w_u/(m_u\lambda_s))`, clamped to
-    :math:`\pm 20`: the quantities that decide a user's fate at an isolated server. (16 bisection
-    steps: the closed-form finish makes the price exact unless a breakpoint lies within ~1e-4
-    of it, which is far below what a feature needs.)
+    :math:`\pm 20`: the quantities that decide a user's fate at an isolated server.
     """
     with torch.no_grad():
-        minimum = problem.compute_min[problem.pair_user]
-        weight = problem.weight[problem.pair_user]
-        penalty = problem.penalty[problem.pair_user]
+        pair_user = problem.pair_user
+        minimum = problem.compute_min.index_select(0, pair_user)
+        weight = problem.weight.index_select(0, pair_user)
+        penalty = problem.penalty.index_select(0, pair_user)
         _, price = waterfill_groups(
             problem.server_compute, minimum, weight, problem.pair_server, penalty,
-            problem.alpha[problem.pair_user], iterations=16,
+            problem.alpha.index_select(0, pair_user),
         )
         tiny = torch.finfo(minimum.dtype).tiny
-        log_ratio = torch.log(weight / minimum) - torch.log(price[problem.pair_server].clamp(min=tiny))
+        log_ratio = torch.log(weight / minimum) - torch.log(price.index_select(0, problem.pair_server).clamp(min=tiny))
         return torch.stack([log_ratio, log_ratio + torch.log(penalty)], dim=-1).clamp(-20.0, 20.0)

@@ -11,14 +11,20 @@ that price: :math:`T_i = m_i (w_i/(\lambda m_i))^{1/\alpha}` while :math:`\lambd
 (above the minimum), :math:`m_i` while :math:`w_i/m_i < \lambda < k w_i/m_i` (at the minimum), and
 :math:`0` beyond (not served). The total response is non-increasing in :math:`\lambda`.
 
-The price is bracketed by bisection in :math:`\log\lambda` for all groups together, then found in
-closed form: inside a bracket containing no breakpoint every member keeps its regime, the total is
-:math:`A \lambda^{-1/\alpha} + C`, and :math:`\lambda = (A / (B - C))^\alpha`. This finish is exact
-(to round-off) after a few dozen bisection steps, and it is where gradients flow: with the regimes
-fixed, :math:`y` is a smooth function of capacities, offsets, minimums and weights, so autograd
-through it gives the solution's true derivative. Capacity left at a price where members' responses
-jump from :math:`m_i - o_i` to 0 (they are exactly indifferent) goes to those members in order of
-index, as the numpy reference :func:`gnnalloc.solvers.waterfill` does.
+The price is found exactly, for all groups at once and without iterating. As :math:`\lambda`
+grows, each member passes at most two events: its above-minimum regime ends (at :math:`w_i/m_i`,
+or earlier if its offset already covers what it wants), and it drops from :math:`m_i - o_i` to 0
+(at :math:`k w_i/m_i`). Between events the total is :math:`A \lambda^{-1/\alpha} + C`. One sort
+of the events by (group, price) and a cumulative sum of the changes of :math:`A` and :math:`C`
+give the total after every event; the first event after which the total fits the capacity
+brackets the price. Inside the bracket :math:`\lambda = (A / (B - C))^\alpha` (closed form,
+with :math:`A, C` summed afresh over the members' regimes, so round-off in the cumulative sums
+never reaches the result). This finish is where gradients flow: with the regimes fixed, :math:`y`
+is a smooth function of capacities, offsets, minimums and weights, so autograd through it gives
+the solution's true derivative. If the capacity falls inside a jump of the total, the price is that
+event, and the capacity left goes to the members that are exactly indifferent there (response
+:math:`m_i - o_i` or 0) in order of index, as the numpy reference
+:func:`gnnalloc.solvers.waterfill` does.
 """
 
 from __future__ import annotations
@@ -31,19 +37,39 @@ from gnnalloc.problem._tensors import ProblemTensors
 __all__ = ["refill_home_compute", "waterfill_groups"]
 
 
+def _power(base: Tensor, exponent: Tensor | float) -> Tensor:
+    # Tensor-exponent pow is the slowest op here; log utility (alpha = 1) needs none of it.
+    if isinstance(exponent, float):
+        if exponent == 1.0:
+            return base
+        if exponent == -1.0:
+            return base.reciprocal()
+    return torch.pow(base, exponent)
+
+
 def _response(
-    lam: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, alpha: Tensor, offset: Tensor
+    lam: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, alpha: Tensor | float, offset: Tensor
 ) -> Tensor:
     ratio = weight / minimum
-    above = minimum * torch.pow(torch.clamp(ratio / lam, min=1.0), 1.0 / alpha)
+    above = minimum * _power(torch.clamp(ratio / lam, min=1.0), 1.0 / alpha)
     total = torch.where(lam <= ratio, above, torch.where(lam < penalty * ratio, minimum, torch.zeros_like(minimum)))
     return torch.clamp(total - offset, min=0.0)
 
 
 def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
     # Not projection.functional.group_sum: that one skips negative groups at the price of a host
-    # synchronisation, which the bisection loop below would pay every step.
+    # synchronisation, paid here on every call.
     return values.new_zeros(num_groups).index_add(0, group, values)
+
+
+def _uniform(alpha: Tensor | float) -> Tensor | float:
+    """``alpha`` as a Python float when every member shares it (the usual case), else as is."""
+    if not isinstance(alpha, Tensor):
+        return float(alpha)
+    flat = alpha.detach().reshape(-1)
+    if flat.numel() == 0:
+        return 1.0
+    return float(flat[0]) if bool((flat == flat[0]).all()) else alpha
 
 
 def waterfill_groups(
@@ -54,7 +80,6 @@ def waterfill_groups(
     penalty: Tensor | float,
     alpha: Tensor | float = 1.0,
     offset: Tensor | None = None,
-    iterations: int = 24,
 ) -> tuple[Tensor, Tensor]:
     """Optimal split of each group's capacity among its members (see module docstring).
 
@@ -65,9 +90,6 @@ def waterfill_groups(
         group: ``(N,)`` group index of each member.
         penalty, alpha: scalars or ``(N,)`` tensors (``alpha`` constant within a group).
         offset: ``(N,)`` amounts :math:`o_i \\ge 0` members already hold (default 0).
-        iterations: bisection steps in :math:`\\log \\lambda` before the closed-form finish (24
-            leave a bracket of ~4e-6 relative; the finish is exact unless a breakpoint falls
-            inside it, and then the price is off by at most that much, on the feasible side).
 
     Returns:
         ``y (N,)`` summing to each group's capacity (or less where the members want less), and
@@ -75,82 +97,108 @@ def waterfill_groups(
         ``minimum`` and ``weight``.
     """
     dtype, device = minimum.dtype, minimum.device
-    num_groups = capacity.shape[0]
+    num_groups, num_members = capacity.shape[0], minimum.shape[0]
     penalty = torch.as_tensor(penalty, dtype=dtype, device=device).expand_as(minimum)
-    alpha = torch.as_tensor(alpha, dtype=dtype, device=device).expand_as(minimum)
+    alpha = _uniform(alpha)
+    if isinstance(alpha, Tensor):
+        alpha = alpha.to(dtype).expand_as(minimum)
     if offset is None:
         offset = torch.zeros_like(minimum)
     elif offset.shape != minimum.shape:
         raise ValueError(f"offset: expected shape {tuple(minimum.shape)}, got {tuple(offset.shape)}")
+    if num_members == 0:
+        return torch.zeros_like(minimum), torch.zeros_like(capacity)
     args = (minimum, weight, penalty, alpha, offset)
 
+    def take(values: Tensor, index: Tensor) -> Tensor:
+        return values.index_select(0, index)
+
     with torch.no_grad():
-        ratio = weight / minimum
-        drop = penalty * ratio  # where a member's response falls from m - o to 0
-        # The lowest breakpoint of a member is w/max(m, o): below it the member takes more.
-        floor = weight / torch.maximum(minimum, offset)
-        full = torch.full((num_groups,), float("inf"), dtype=dtype, device=device)
-        low = full.scatter_reduce(0, group, floor, "amin", include_self=True)
-        high = (-full).scatter_reduce(0, group, drop, "amax", include_self=True)
-        present = torch.isfinite(low)
-        # At lam -> 0 demand is unbounded; at lam = max k w/m every member is dropped: bracket.
-        log_lo = torch.where(present, torch.log(low) - 60.0, torch.zeros_like(low))
-        log_hi = torch.where(present, torch.log(high) + 1e-9, torch.zeros_like(high))
+        m, w, k, o = minimum.detach(), weight.detach(), penalty.detach(), offset.detach()
+        a = alpha.detach() if isinstance(alpha, Tensor) else alpha
         cap = capacity.detach()
-        for _ in range(iterations):
-            mid = 0.5 * (log_lo + log_hi)
-            over = _group_sum(_response(torch.exp(mid)[group], *args), group, num_groups) > cap
-            log_lo = torch.where(over, mid, log_lo)
-            log_hi = torch.where(over, log_hi, mid)
+        ratio = w / m
+        drop = k * ratio
+        short = o < m  # still wants more than it holds at the minimum: has a plateau and a drop
+        coefficient = _power(m, 1.0 - 1.0 / a) * _power(w, 1.0 / a)
+        # The above-minimum regime ends at w/m, or earlier where the offset alone covers the
+        # member's wish T(lam) = o (then the response reaches 0 continuously).
+        end_above = torch.where(short, ratio, ratio * _power(m / torch.maximum(o, m), a))
+        # Two events per member: (price, change of A, change of C) of the total A lam^(-1/a) + C.
+        event_price = torch.cat([end_above, torch.where(short, drop, end_above)])
+        event_a = torch.cat([-coefficient, torch.zeros_like(m)])
+        event_c = torch.cat([torch.where(short, m, o), torch.where(short, o - m, torch.zeros_like(m))])
+        event_group = torch.cat([group, group])
+        order = torch.argsort(event_price)
+        order = take(order, torch.argsort(take(event_group, order), stable=True))  # (group, price)
+        price_s, group_s = take(event_price, order), take(event_group, order)
+        a_s, c_s = take(event_a, order), take(event_c, order)
+        # The state after each event, within its group: at lam -> 0 every member is above its
+        # minimum (A = sum coef, C = -sum o), and after a group's last event A = C = 0.
+        a_after = torch.cumsum(a_s, 0) - take(torch.cumsum(_group_sum(event_a, event_group, num_groups), 0), group_s)
+        c_after = torch.cumsum(c_s, 0) - take(torch.cumsum(_group_sum(event_c, event_group, num_groups), 0), group_s)
+        event_power = -1.0 / (take(torch.cat([a, a]), order) if isinstance(a, Tensor) else a)
+        scale = _power(price_s, event_power)
+        total_after = a_after * scale + c_after
+        total_before = (a_after - a_s) * scale + (c_after - c_s)
+        position = torch.arange(2 * num_members, device=device)
+        count = torch.bincount(event_group, minlength=num_groups)
+        last = position == take(torch.cumsum(count, 0), group_s) - 1
+        # The price is at or below the first event after which the total fits the capacity.
+        fits = (total_after <= take(cap, group_s)) | last
+        none = torch.full((num_groups,), 2 * num_members, device=device)
+        first = none.scatter_reduce(0, group_s, torch.where(fits, position, take(none, group_s)), "amin")
+        present = count > 0
+        first = torch.where(present, first, torch.zeros_like(first))
+        hi = take(price_s, first)
+        previous = torch.clamp(first - 1, min=0)
+        opens = (first == 0) | (take(group_s, previous) != torch.arange(num_groups, device=device))
+        lo = torch.where(opens, torch.zeros_like(hi), take(price_s, previous))
+        # Total still above the capacity just before the event: the capacity falls inside the
+        # event's jump (members exactly indifferent at hi).
+        jump = take(total_before, first) > cap
+        # Regimes strictly inside (lo, hi), read at an interior point.
+        probe = take(torch.where(lo > 0, torch.sqrt(lo * hi), 0.5 * hi), group)
+        is_above = probe < end_above
+        is_flat = short & ~is_above & (probe < drop)
+        if isinstance(a, Tensor):
+            group_alpha = torch.ones(num_groups, dtype=dtype, device=device).index_copy(0, group, a)
+        else:
+            group_alpha = a
 
-        # Regimes inside the bracket, read at its (log) midpoint.
-        lam_mid = torch.exp(0.5 * (log_lo + log_hi))[group]
-        wanted = minimum * torch.pow(torch.clamp(ratio / lam_mid, min=1.0), 1.0 / alpha)
-        is_above = (lam_mid <= ratio) & (wanted > offset)
-        is_flat = (lam_mid > ratio) & (lam_mid < drop) & (minimum > offset)
-        group_alpha = torch.ones(num_groups, dtype=dtype, device=device).index_copy(0, group, alpha)
-
-    # Closed form on the bracket: sum_above m^(1-1/a) w^(1/a) lam^(-1/a) + constant = capacity.
+    # Closed form on (lo, hi]: sum_above coef lam^(-1/a) + constant = capacity. Gradients flow
+    # here, with the regimes fixed.
     zero = torch.zeros_like(minimum)
-    coefficient = torch.where(is_above, minimum.pow(1.0 - 1.0 / alpha) * weight.pow(1.0 / alpha), zero)
+    coefficient = torch.where(is_above, _power(minimum, 1.0 - 1.0 / alpha) * _power(weight, 1.0 / alpha), zero)
     constant = torch.where(is_above, -offset, torch.where(is_flat, minimum - offset, zero))
-    a = _group_sum(coefficient, group, num_groups)
-    c = _group_sum(constant, group, num_groups)
-    lo, hi = torch.exp(log_lo), torch.exp(log_hi)
-    room_for_above = capacity - c
-    solvable = (a > 0) & (room_for_above > 0)
-    closed = torch.pow(a / torch.where(solvable, room_for_above, torch.ones_like(a)), group_alpha)
-    inside = solvable & (closed.detach() >= lo * (1 - 1e-12)) & (closed.detach() <= hi * (1 + 1e-12))
-    # Otherwise the capacity falls inside a jump of the total: the price is that breakpoint k w/m.
-    with torch.no_grad():
-        in_bracket = (drop >= lo[group] * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
-        breakpoint = torch.zeros_like(hi).scatter_reduce(
-            0, group, torch.where(in_bracket, drop, torch.zeros_like(drop)), "amax", include_self=True
-        )
-        fallback = torch.where(breakpoint > 0, breakpoint, hi)
-    lam = torch.where(inside, closed, fallback)
+    a_sum = _group_sum(coefficient, group, num_groups)
+    c_sum = _group_sum(constant, group, num_groups)
+    room_for_above = capacity - c_sum
+    solvable = (a_sum > 0) & (room_for_above > 0) & ~jump
+    closed = _power(a_sum / torch.where(solvable, room_for_above, torch.ones_like(a_sum)), group_alpha)
+    closed = torch.minimum(torch.maximum(closed, lo), hi)  # round-off at the interval's ends
+    lam = torch.where(solvable, closed, hi)
 
-    y = _response(lam[group], *args)
-    # Members whose response drops from m - o to 0 inside the bracket are indifferent at the price:
-    # fill them, smallest index first, with the capacity left.
+    y = _response(take(lam, group), *args)
+    # Members whose response drops from m - o to 0 at the price are indifferent there: fill
+    # them, smallest index first, with the capacity left.
     room = torch.clamp(capacity - _group_sum(y, group, num_groups), min=0.0)
     with torch.no_grad():
-        in_jump = (drop >= lo[group] * (1 - 1e-12)) & (drop <= hi[group] * (1 + 1e-12))
-        jump = in_jump & (y == 0) & (minimum > offset)
-    if bool(jump.any()):
-        take = torch.where(jump, minimum - offset, torch.zeros_like(minimum))
-        order = torch.argsort(group * (take.numel() + 1) + torch.arange(take.numel(), device=device))
-        sorted_group = group[order]
-        cumulative = torch.cumsum(take[order], 0)
-        start = _group_sum(take, group, num_groups)
-        before_group = torch.cumsum(start, 0) - start
-        within = cumulative - before_group[sorted_group]
-        granted = torch.clamp(torch.minimum(take[order], room[sorted_group] - (within - take[order])), min=0.0)
-        y = y + torch.zeros_like(take).index_copy(0, order, granted)
+        at_price = take(lam.detach(), group)
+        jumpers = short & (y == 0) & (drop >= at_price * (1 - 1e-12)) & (drop <= at_price * (1 + 1e-12))
+    if bool(jumpers.any()):
+        members = torch.nonzero(jumpers, as_tuple=True)[0]  # ascending index
+        members = take(members, torch.argsort(take(group, members), stable=True))  # then by group
+        member_group = take(group, members)
+        wanted = take(minimum - offset, members)
+        start = _group_sum(wanted, member_group, num_groups)
+        within = torch.cumsum(wanted, 0) - take(torch.cumsum(start, 0) - start, member_group)
+        granted = torch.clamp(torch.minimum(wanted, take(room, member_group) - (within - wanted)), min=0.0)
+        y = y.index_add(0, members, granted)
     return y, torch.where(present, lam, torch.zeros_like(lam))
 
 
-def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: int = 24) -> Tensor:
+def refill_home_compute(compute: Tensor, problem: ProblemTensors) -> Tensor:
     r"""Re-split each server's capacity among its home users, optimally given every migration.
 
     Holding each migrated pair :math:`p` (user :math:`u` executing at a neighbour over a link)
@@ -167,7 +215,6 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: in
     Args:
         compute: feasible compute per pair, ``(P,)``, finite and non-negative.
         problem: the instances (one or a collated batch).
-        iterations: bisection steps of the water-filling before its closed-form finish.
 
     Returns:
         Compute per pair ``(P,)``: migrated pairs unchanged, home pairs re-split.
@@ -183,15 +230,14 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors, iterations: in
     migrated = torch.where(is_home, torch.zeros_like(compute), compute)
     migrated_in = problem.server_compute_load(migrated)
     migrated_out = problem.user_compute(migrated)
-    users = problem.pair_user[home_pairs]
+    users = problem.pair_user.index_select(0, home_pairs)
     refilled, _ = waterfill_groups(
         torch.clamp(problem.server_compute - migrated_in, min=0.0),
-        problem.compute_min[users],
-        problem.weight[users],
-        problem.pair_server[home_pairs],
-        problem.penalty[users],
-        problem.alpha[users],
-        offset=migrated_out[users],
-        iterations=iterations,
+        problem.compute_min.index_select(0, users),
+        problem.weight.index_select(0, users),
+        problem.pair_server.index_select(0, home_pairs),
+        problem.penalty.index_select(0, users),
+        problem.alpha.index_select(0, users),
+        offset=migrated_out.index_select(0, users),
     )
     return migrated.index_put((home_pairs,), refilled)

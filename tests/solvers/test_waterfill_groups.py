@@ -94,16 +94,31 @@ def test_gradient_is_the_solution_derivative():
         assert grad_offset[i].item() == pytest.approx(numeric.item(), rel=1e-4, abs=1e-6)
 
 
-def test_price_is_exact_after_few_bisection_steps():
+def _bisection_price(capacity, m, w, k, group, num_groups, steps=200):
+    # An independent reference: plain bisection on the total response, 200 halvings in log space.
+    lo = torch.full((num_groups,), -60.0, dtype=torch.float64)
+    hi = torch.full((num_groups,), 60.0, dtype=torch.float64)
+    ratio = w / m
+    for _ in range(steps):
+        lam = torch.exp(0.5 * (lo + hi))[group]
+        total = torch.where(lam <= ratio, w / lam, torch.where(lam < k * ratio, m, torch.zeros_like(m)))
+        over = torch.zeros(num_groups, dtype=torch.float64).index_add(0, group, total) > capacity
+        lo, hi = torch.where(over, 0.5 * (lo + hi), lo), torch.where(over, hi, 0.5 * (lo + hi))
+    return torch.exp(hi)
+
+
+def test_price_equals_bisection_to_round_off():
+    # Ties included: many members share w/m, so several events fall on the same price.
     rng = np.random.default_rng(7)
-    n = 200
-    group = torch.tensor(rng.integers(0, 10, n))
-    m, w = torch.tensor(rng.lognormal(0, 1, n)), torch.tensor(rng.uniform(0.5, 2, n))
-    capacity = torch.tensor(rng.uniform(0.5, 2.0, 10)) * torch.zeros(10, dtype=torch.float64).index_add(0, group, m)
-    y_few, p_few = waterfill_groups(capacity, m, w, group, 10.0, iterations=24)
-    y_many, p_many = waterfill_groups(capacity, m, w, group, 10.0, iterations=200)
-    assert torch.allclose(p_few, p_many, rtol=1e-11)
-    assert torch.allclose(y_few, y_many, rtol=1e-10, atol=1e-12)
+    n = 400
+    group = torch.tensor(rng.integers(0, 20, n))
+    m = torch.tensor(rng.choice([0.5, 1.0, 2.0], n))
+    w = torch.tensor(rng.choice([1.0, 1.0, 1.5], n))
+    capacity = torch.tensor(rng.uniform(0.3, 2.0, 20)) * torch.zeros(20, dtype=torch.float64).index_add(0, group, m)
+    y, price = waterfill_groups(capacity, m, w, group, 10.0)
+    assert torch.allclose(price, _bisection_price(capacity, m, w, 10.0, group, 20), rtol=1e-12)
+    total = torch.zeros(20, dtype=torch.float64).index_add(0, group, y)
+    assert torch.allclose(total, capacity, rtol=1e-12)
 
 
 def test_offset_of_the_wrong_shape_is_rejected():
