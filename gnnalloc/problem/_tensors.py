@@ -71,6 +71,11 @@ class ProblemTensors:
         return int(self.pair_user.shape[0])
 
     @property
+    def home_pairs(self) -> Tensor:
+        """Indices of the pairs executed at the user's home server (``pair_link < 0``)."""
+        return torch.nonzero(self.pair_link < 0, as_tuple=True)[0]
+
+    @property
     def device(self) -> torch.device:
         return self.compute_min.device
 

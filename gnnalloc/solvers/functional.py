@@ -29,12 +29,15 @@ event, and the capacity left goes to the members that are exactly indifferent th
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+
 from torch import Tensor
 
 from gnnalloc.problem._tensors import ProblemTensors
 
-__all__ = ["refill_home_compute", "waterfill_groups"]
+__all__ = ["HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_groups"]
 
 
 def _power(base: Tensor, exponent: Tensor | float) -> Tensor:
@@ -53,7 +56,9 @@ def _response(
     ratio = weight / minimum
     above = minimum * _power(torch.clamp(ratio / lam, min=1.0), 1.0 / alpha)
     total = torch.where(lam <= ratio, above, torch.where(lam < penalty * ratio, minimum, torch.zeros_like(minimum)))
-    return torch.clamp(total - offset, min=0.0)
+    # Not clamp(total - offset, min=0): at total = offset = 0 (a dropped member with nothing
+    # elsewhere) clamp passes a gradient, as if more offset took capacity from the member.
+    return torch.where(total > offset, total - offset, torch.zeros_like(total))
 
 
 def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
@@ -70,6 +75,24 @@ def _uniform(alpha: Tensor | float) -> Tensor | float:
     if flat.numel() == 0:
         return 1.0
     return float(flat[0]) if bool((flat == flat[0]).all()) else alpha
+
+
+class Sensitivity(NamedTuple):
+    r"""How a water-filling's solution moves with its capacities and offsets (regimes held fixed).
+
+    Locally every member's share is :math:`y_i = \text{const}_i - [i \in \text{active}]\, o_i
+    + \beta_i \big(B_{g(i)} + \sum_{j \in g(i),\, j\ \text{active}} o_j\big)`: members above
+    the minimum split any change of the group's free capacity in proportion to their totals
+    (:math:`\beta_i = T_i / \sum_{\text{above}} T_j`); at a jump the one partly served,
+    indifferent member absorbs it alone (:math:`\beta = 1`).
+
+    Args:
+        active: ``(N,)`` members whose share falls one for one with their offset.
+        share: ``(N,)`` :math:`\beta_i`, summing to 1 (or 0) per group.
+    """
+
+    active: Tensor
+    share: Tensor
 
 
 def waterfill_groups(
@@ -96,6 +119,20 @@ def waterfill_groups(
         the prices ``lam (G,)`` (0 for empty groups). Differentiable in ``capacity``, ``offset``,
         ``minimum`` and ``weight``.
     """
+    y, lam, _ = _waterfill(capacity, minimum, weight, group, penalty, alpha, offset, sensitivity=False)
+    return y, lam
+
+
+def _waterfill(
+    capacity: Tensor,
+    minimum: Tensor,
+    weight: Tensor,
+    group: Tensor,
+    penalty: Tensor | float,
+    alpha: Tensor | float,
+    offset: Tensor | None,
+    sensitivity: bool,
+) -> tuple[Tensor, Tensor, Sensitivity | None]:
     dtype, device = minimum.dtype, minimum.device
     num_groups, num_members = capacity.shape[0], minimum.shape[0]
     penalty = torch.as_tensor(penalty, dtype=dtype, device=device).expand_as(minimum)
@@ -107,7 +144,8 @@ def waterfill_groups(
     elif offset.shape != minimum.shape:
         raise ValueError(f"offset: expected shape {tuple(minimum.shape)}, got {tuple(offset.shape)}")
     if num_members == 0:
-        return torch.zeros_like(minimum), torch.zeros_like(capacity)
+        empty = torch.zeros_like(minimum)
+        return empty, torch.zeros_like(capacity), Sensitivity(empty.bool(), empty) if sensitivity else None
     args = (minimum, weight, penalty, alpha, offset)
 
     def take(values: Tensor, index: Tensor) -> Tensor:
@@ -186,6 +224,7 @@ def waterfill_groups(
     with torch.no_grad():
         at_price = take(lam.detach(), group)
         jumpers = short & (y == 0) & (drop >= at_price * (1 - 1e-12)) & (drop <= at_price * (1 + 1e-12))
+    full = partial = torch.zeros_like(jumpers)
     if bool(jumpers.any()):
         members = torch.nonzero(jumpers, as_tuple=True)[0]  # ascending index
         members = take(members, torch.argsort(take(group, members), stable=True))  # then by group
@@ -195,7 +234,23 @@ def waterfill_groups(
         within = torch.cumsum(wanted, 0) - take(torch.cumsum(start, 0) - start, member_group)
         granted = torch.clamp(torch.minimum(wanted, take(room, member_group) - (within - wanted)), min=0.0)
         y = y.index_add(0, members, granted)
-    return y, torch.where(present, lam, torch.zeros_like(lam))
+        if sensitivity:
+            with torch.no_grad():
+                in_jump = take(jump, member_group)
+                full = full.index_fill(0, members[in_jump & (granted >= wanted)], True)
+                partial = partial.index_fill(0, members[in_jump & (granted > 0) & (granted < wanted)], True)
+    lam = torch.where(present, lam, torch.zeros_like(lam))
+    if not sensitivity:
+        return y, lam, None
+    with torch.no_grad():
+        total = y.detach() + offset.detach()
+        above = is_above & take(solvable, group)
+        above_total = _group_sum(torch.where(above, total, torch.zeros_like(total)), group, num_groups)
+        share = torch.where(above, total / take(above_total, group).clamp(min=torch.finfo(dtype).tiny), 0.0)
+        share = torch.where(partial, torch.ones_like(share), share)
+        # Indifferent members left unserved at a jump hold 0 whatever their offset.
+        active = ((is_above | is_flat) & ~jumpers) | full | partial
+    return y, lam, Sensitivity(active, share)
 
 
 def refill_home_compute(compute: Tensor, problem: ProblemTensors) -> Tensor:
@@ -219,19 +274,24 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors) -> Tensor:
     Returns:
         Compute per pair ``(P,)``: migrated pairs unchanged, home pairs re-split.
     """
+    refilled, _ = _refill(compute, problem, sensitivity=False)
+    return refilled
+
+
+def _refill(compute: Tensor, problem: ProblemTensors, sensitivity: bool) -> tuple[Tensor, Sensitivity | None]:
     if compute.dim() != 1 or compute.shape[0] != problem.num_pairs:
         raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
     if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
         raise ValueError("compute: must be finite and non-negative")
-    is_home = problem.pair_link < 0
-    home_pairs = torch.nonzero(is_home, as_tuple=True)[0]
+    home_pairs = problem.home_pairs
     if home_pairs.numel() == 0:
-        return compute
+        return compute, None
+    is_home = problem.pair_link < 0
     migrated = torch.where(is_home, torch.zeros_like(compute), compute)
     migrated_in = problem.server_compute_load(migrated)
     migrated_out = problem.user_compute(migrated)
     users = problem.pair_user.index_select(0, home_pairs)
-    refilled, _ = waterfill_groups(
+    refilled, _, regimes = _waterfill(
         torch.clamp(problem.server_compute - migrated_in, min=0.0),
         problem.compute_min.index_select(0, users),
         problem.weight.index_select(0, users),
@@ -239,5 +299,53 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors) -> Tensor:
         problem.penalty.index_select(0, users),
         problem.alpha.index_select(0, users),
         offset=migrated_out.index_select(0, users),
+        sensitivity=sensitivity,
     )
-    return migrated.index_put((home_pairs,), refilled)
+    if regimes is not None:  # a server whose migrations alone fill it has 0 left, whatever they are
+        room = (problem.server_compute - migrated_in).detach() >= 0
+        regimes = Sensitivity(regimes.active, regimes.share * room.to(regimes.share.dtype).index_select(0, problem.pair_server.index_select(0, home_pairs)))
+    return migrated.index_put((home_pairs,), refilled), regimes
+
+
+class HomeRefillJacobian:
+    r"""The home refill's Jacobian at a point, as a batched vector-Jacobian product.
+
+    With :math:`x' = R(x)` (:func:`refill_home_compute`), migrated pairs pass through
+    (:math:`x'_p = x_p`) and home pairs are a water-filling of the free capacity
+    :math:`B_s = C_s - \sum_{p \text{ migrated to } s} x_p` with offsets
+    :math:`o_u = \sum_{p \text{ of } u \text{ migrated}} x_p` (locally linear, see
+    :class:`Sensitivity`). For cotangents :math:`c` on :math:`x'` and home pair :math:`i` of user
+    :math:`u` at server :math:`s`, with :math:`r_s = \sum_{i \text{ at } s} \beta_i c_i`:
+
+    .. math::  \bar B_s = r_s, \qquad \bar o_u = [i \text{ active}]\,(r_s - c_i), \qquad
+        \bar x_p = c_p - \bar B_{s(p)} + \bar o_{u(p)} \ (p \text{ migrated}), \qquad \bar x_i = 0.
+
+    This equals autograd through :func:`refill_home_compute` (tested) at the cost of a few sparse
+    sums per block of cotangents, where batched autograd replays the refill's graph for every
+    cotangent.
+
+    Args:
+        problem: the instances.
+        projected: the compute the refill is applied to, ``(P,)``.
+    """
+
+    def __init__(self, problem: ProblemTensors, projected: Tensor) -> None:
+        with torch.no_grad():
+            _, regimes = _refill(projected.detach(), problem, sensitivity=True)
+        self.problem = problem
+        self.regimes = regimes
+
+    def __call__(self, cot_compute: Tensor, cot_bandwidth: Tensor) -> tuple[Tensor, Tensor]:
+        """Pull ``(K, P)`` compute cotangents back through the refill (bandwidth passes through)."""
+        problem, regimes = self.problem, self.regimes
+        if regimes is None:
+            return cot_compute, cot_bandwidth
+        home_pairs = problem.home_pairs
+        server = problem.pair_server.index_select(0, home_pairs)
+        users = problem.pair_user.index_select(0, home_pairs)
+        at_home = cot_compute.index_select(1, home_pairs)  # (K, N)
+        cot_free = at_home.new_zeros(at_home.shape[0], problem.num_servers).index_add(1, server, at_home * regimes.share)
+        cot_offset = torch.where(regimes.active, cot_free.index_select(1, server) - at_home, torch.zeros_like(at_home))
+        cot_user = at_home.new_zeros(at_home.shape[0], problem.num_users).index_add(1, users, cot_offset)
+        migrated = cot_compute - cot_free.index_select(1, problem.pair_server) + cot_user.index_select(1, problem.pair_user)
+        return migrated.index_fill(1, home_pairs, 0.0), cot_bandwidth

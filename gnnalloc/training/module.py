@@ -19,6 +19,7 @@ from gnnalloc.metrics import batch_metrics
 from gnnalloc.nn.allocator import Allocator, Decisions
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection._jacobian import ProjectionJacobian
+from gnnalloc.solvers.functional import HomeRefillJacobian
 from gnnalloc.training.data import InstanceBatch
 
 __all__ = ["AllocatorModule"]
@@ -26,19 +27,12 @@ __all__ = ["AllocatorModule"]
 
 def _pullbacks(out: Decisions, problem: ProblemTensors) -> tuple[Pullback, Pullback | None]:
     """The projection's Jacobian at the projected decisions and, when the allocator refilled the
-    home pairs after it, the refill's batched vector-Jacobian product (autograd)."""
+    home pairs after it, the refill's Jacobian (both batched vector-Jacobian products)."""
     projected = out.compute if out.projected_compute is None else out.projected_compute
     projection = ProjectionJacobian(problem, projected, out.bandwidth)
     if projected is out.compute:
         return projection, None
-
-    def through_refill(cot_x: Tensor, cot_y: Tensor) -> tuple[Tensor, Tensor]:
-        (cot_projected,) = torch.autograd.grad(
-            out.compute, projected, cot_x, retain_graph=True, is_grads_batched=True
-        )
-        return cot_projected, cot_y
-
-    return projection, through_refill
+    return projection, HomeRefillJacobian(problem, projected)
 
 
 class AllocatorModule(pl.LightningModule):
@@ -50,8 +44,8 @@ class AllocatorModule(pl.LightningModule):
         train_through_refill: whether training steps see the home refill (validation, testing
             and the exported model always use ``refill_home``). Off by default: with the same
             15-minute budget, a model trained on its projected output and refilled afterwards
-            reached a lower gap than one trained through the refill (which also costs time per
-            step); see ``benchmarks/RESULTS.md``.
+            reached a lower gap than one trained through the refill (which also costs about 1.35x
+            per step); see ``benchmarks/RESULTS.md``.
         fairness: Gram mode: ``output`` (default), ``exact`` (single process only) or ``sum``.
         rescale: rescale the min-norm direction to the mean gradient's norm.
         stationary: at Pareto-stationary points step along the mean (``sum``) or not (``stop``).
