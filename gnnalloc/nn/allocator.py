@@ -100,6 +100,8 @@ class Allocator(nn.Module):
             ProblemTensors.from_instance(inst, dtype=self.problem_dtype, device=device)
             for inst in instances
         ]
+        if len(instances) == 1:  # nothing to collate: a lone graph encodes as a batch of one
+            return graphs[0].to(device), problems[0]
         graph = collate_graphs(graphs).to(device)
         return graph, ProblemTensors.collate(problems)
 

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import scatter, softmax
+from torch_geometric.utils import scatter
 
 from gnnalloc.graph import (
     CANDIDATE_FEATURES,
@@ -70,6 +70,7 @@ from gnnalloc.graph import (
     SERVER_FEATURES,
     USER_FEATURES,
 )
+from gnnalloc.nn._softmax import segment_softmax
 
 __all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
 
@@ -157,7 +158,7 @@ class RelationAttention(nn.Module):
             # <a_e, W_e e> = e . (W_e^T a_e): never materialise the (E, H, D) edge messages.
             logit = logit + edge_attr @ torch.einsum("hdf,hd->fh", w_edge, self.att_edge[0])
         logit = F.leaky_relu(logit, self.negative_slope)
-        alpha = softmax(logit, dst, num_nodes=num_dst)
+        alpha = segment_softmax(logit, dst, num_dst)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         # index_add_ over dim 0 (rather than scatter with a broadcast (E, H, D) index) is the
         # memory-bound hot spot of the encoder on large graphs.

@@ -48,9 +48,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
-from torch_geometric.utils import softmax
 
 from gnnalloc.graph import CANDIDATE_FEATURES
+from gnnalloc.nn._softmax import segment_softmax
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.solvers.functional import waterfill_groups
 
@@ -153,7 +153,7 @@ class DecisionHeads(nn.Module):
             + pair_score
             + self.home_bias.to(dtype) * is_home
         )
-        pair_share = softmax(pair_logit, pair_server, num_nodes=num_servers)
+        pair_share = segment_softmax(pair_logit, pair_server, num_servers)
         raw_compute = problem.server_compute.index_select(0, pair_server) * pair_share
 
         if self.user_score is None:
@@ -165,7 +165,7 @@ class DecisionHeads(nn.Module):
         user_input = torch.cat([user_emb, server_emb.index_select(0, home)], dim=-1)
         user_score = self._bound(self.user_score(user_input).squeeze(-1)).to(dtype)
         user_logit = torch.log(problem.bandwidth_min) + user_score
-        user_share = softmax(user_logit, home, num_nodes=num_servers)
+        user_share = segment_softmax(user_logit, home, num_servers)
         raw_bandwidth = problem.server_bandwidth.index_select(0, home) * user_share
         return raw_compute, raw_bandwidth
 
