@@ -291,19 +291,22 @@ def _refill(compute: Tensor, problem: ProblemTensors, sensitivity: bool) -> tupl
     migrated_in = problem.server_compute_load(migrated)
     migrated_out = problem.user_compute(migrated)
     users = problem.pair_user.index_select(0, home_pairs)
+    servers = problem.pair_server.index_select(0, home_pairs)
+    free = problem.server_compute - migrated_in
     refilled, _, regimes = _waterfill(
-        torch.clamp(problem.server_compute - migrated_in, min=0.0),
+        torch.clamp(free, min=0.0),
         problem.compute_min.index_select(0, users),
         problem.weight.index_select(0, users),
-        problem.pair_server.index_select(0, home_pairs),
+        servers,
         problem.penalty.index_select(0, users),
         problem.alpha.index_select(0, users),
         offset=migrated_out.index_select(0, users),
         sensitivity=sensitivity,
     )
-    if regimes is not None:  # a server whose migrations alone fill it has 0 left, whatever they are
-        room = (problem.server_compute - migrated_in).detach() >= 0
-        regimes = Sensitivity(regimes.active, regimes.share * room.to(regimes.share.dtype).index_select(0, problem.pair_server.index_select(0, home_pairs)))
+    if regimes is not None:
+        # Where migrations alone overfill a server, its home users get 0 whatever they are.
+        overfilled = (free.detach() < 0).index_select(0, servers)
+        regimes = Sensitivity(regimes.active, torch.where(overfilled, 0.0, regimes.share))
     return migrated.index_put((home_pairs,), refilled), regimes
 
 

@@ -6,7 +6,7 @@ import torch
 from gnnalloc import eua_instance, random_instance
 from gnnalloc.problem import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.solvers.functional import HomeRefillJacobian, refill_home_compute, waterfill_groups
+from gnnalloc.solvers.functional import HomeRefillJacobian, _waterfill, refill_home_compute, waterfill_groups
 
 
 def _feasible(problem: ProblemTensors, seed: int, scale: float = 1.0) -> torch.Tensor:
@@ -54,8 +54,6 @@ def test_vjp_at_a_jump_matches_finite_differences():
     y, price = waterfill_groups(capacity, m, w, group, 10.0, offset=offset)
     assert price.item() == pytest.approx(10.0)  # the drop k w/m: the capacity is inside the jump
     assert torch.allclose(y, torch.tensor([1.0, 0.6, 0.0], dtype=torch.float64))
-    from gnnalloc.solvers.functional import _waterfill
-
     _, _, sensitivity = _waterfill(capacity, m, w, group, 10.0, 1.0, offset, sensitivity=True)
     assert sensitivity.share.tolist() == [0.0, 1.0, 0.0]
     assert sensitivity.active.tolist() == [True, True, False]
