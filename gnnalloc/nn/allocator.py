@@ -33,15 +33,15 @@ class Decisions:
         raw_compute, raw_bandwidth: head outputs ``(P,)``, ``(U,)`` (the shared representation
             the ``output`` fairness mode differentiates against).
         compute, bandwidth: the final, feasible decisions.
-        projected_compute: the projection's compute before the home refill (``compute`` itself
-            when the model does not refill).
+        projected_compute: the projection's compute before the home refill (the same tensor as
+            ``compute`` when the pass did not refill).
     """
 
     raw_compute: Tensor
     raw_bandwidth: Tensor
     compute: Tensor
     bandwidth: Tensor
-    projected_compute: Tensor | None = None
+    projected_compute: Tensor
 
 
 class Allocator(nn.Module):

@@ -119,8 +119,52 @@ def waterfill_groups(
         the prices ``lam (G,)`` (0 for empty groups). Differentiable in ``capacity``, ``offset``,
         ``minimum`` and ``weight``.
     """
+    _check_inputs(capacity, minimum, weight, group, penalty, alpha, offset)
     y, lam, _ = _waterfill(capacity, minimum, weight, group, penalty, alpha, offset, sensitivity=False)
     return y, lam
+
+
+def _check_inputs(
+    capacity: Tensor,
+    minimum: Tensor,
+    weight: Tensor,
+    group: Tensor,
+    penalty: Tensor | float,
+    alpha: Tensor | float,
+    offset: Tensor | None,
+) -> None:
+    """Clear errors, naming the argument, for inputs that would otherwise give NaN or garbage."""
+    if capacity.dim() != 1:
+        raise ValueError(f"capacity: expected shape (G,), got {tuple(capacity.shape)}")
+    if minimum.dim() != 1:
+        raise ValueError(f"minimum: expected shape (N,), got {tuple(minimum.shape)}")
+    members = tuple(minimum.shape)
+    named = {"weight": weight, "group": group, "offset": offset, "penalty": penalty, "alpha": alpha}
+    for name, value in named.items():
+        scalar = not isinstance(value, Tensor) or (value.dim() == 0 and name in ("penalty", "alpha"))
+        if value is not None and not scalar and tuple(value.shape) != members:
+            raise ValueError(f"{name}: expected shape {members}, got {tuple(value.shape)}")
+    if group.is_floating_point() or group.is_complex():
+        raise ValueError(f"group: expected integer indices, got {group.dtype}")
+
+    def as_tensor(value: Tensor | float) -> Tensor:
+        return torch.as_tensor(value, dtype=minimum.dtype, device=minimum.device)
+
+    # (name, bad entries) pairs, all read back in one host synchronisation.
+    checks = [
+        ("capacity", ~torch.isfinite(capacity) | (capacity < 0), "finite and >= 0"),
+        ("minimum", ~torch.isfinite(minimum) | (minimum <= 0), "finite and > 0"),
+        ("weight", ~torch.isfinite(weight) | (weight <= 0), "finite and > 0"),
+        ("penalty", ~torch.isfinite(as_tensor(penalty)) | (as_tensor(penalty) < 1), "finite and >= 1"),
+        ("alpha", ~torch.isfinite(as_tensor(alpha)) | (as_tensor(alpha) <= 0), "finite and > 0"),
+        ("group", (group < 0) | (group >= capacity.shape[0]), f"in [0, {capacity.shape[0]})"),
+    ]
+    if offset is not None:
+        checks.append(("offset", ~torch.isfinite(offset) | (offset < 0), "finite and >= 0"))
+    bad = torch.stack([flags.detach().reshape(-1).any() for _, flags, _ in checks]).tolist()
+    for (name, _, rule), is_bad in zip(checks, bad):
+        if is_bad:
+            raise ValueError(f"{name}: every entry must be {rule}")
 
 
 def _waterfill(
@@ -141,8 +185,6 @@ def _waterfill(
         alpha = alpha.to(dtype).expand_as(minimum)
     if offset is None:
         offset = torch.zeros_like(minimum)
-    elif offset.shape != minimum.shape:
-        raise ValueError(f"offset: expected shape {tuple(minimum.shape)}, got {tuple(offset.shape)}")
     if num_members == 0:
         empty = torch.zeros_like(minimum)
         return empty, torch.zeros_like(capacity), Sensitivity(empty.bool(), empty) if sensitivity else None
@@ -337,15 +379,17 @@ class HomeRefillJacobian:
             _, regimes = _refill(projected.detach(), problem, sensitivity=True)
         self.problem = problem
         self.regimes = regimes
+        # Index arrays every block of cotangents uses: built once (nonzero syncs with the host).
+        self.home_pairs = problem.home_pairs
+        self.home_server = problem.pair_server.index_select(0, self.home_pairs)
+        self.home_user = problem.pair_user.index_select(0, self.home_pairs)
 
     def __call__(self, cot_compute: Tensor, cot_bandwidth: Tensor) -> tuple[Tensor, Tensor]:
         """Pull ``(K, P)`` compute cotangents back through the refill (bandwidth passes through)."""
         problem, regimes = self.problem, self.regimes
         if regimes is None:
             return cot_compute, cot_bandwidth
-        home_pairs = problem.home_pairs
-        server = problem.pair_server.index_select(0, home_pairs)
-        users = problem.pair_user.index_select(0, home_pairs)
+        home_pairs, server, users = self.home_pairs, self.home_server, self.home_user
         at_home = cot_compute.index_select(1, home_pairs)  # (K, N)
         cot_free = at_home.new_zeros(at_home.shape[0], problem.num_servers).index_add(1, server, at_home * regimes.share)
         cot_offset = torch.where(regimes.active, cot_free.index_select(1, server) - at_home, torch.zeros_like(at_home))

@@ -28,7 +28,7 @@ __all__ = ["AllocatorModule"]
 def _pullbacks(out: Decisions, problem: ProblemTensors) -> tuple[Pullback, Pullback | None]:
     """The projection's Jacobian at the projected decisions and, when the allocator refilled the
     home pairs after it, the refill's Jacobian (both batched vector-Jacobian products)."""
-    projected = out.compute if out.projected_compute is None else out.projected_compute
+    projected = out.projected_compute
     projection = ProjectionJacobian(problem, projected, out.bandwidth)
     if projected is out.compute:
         return projection, None

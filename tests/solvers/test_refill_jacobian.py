@@ -42,21 +42,31 @@ def test_vjp_equals_autograd(make, seed):
     assert torch.allclose(ours, _autograd_vjp(problem, x, cotangents), rtol=1e-9, atol=1e-9)
 
 
-def test_vjp_at_a_jump_matches_finite_differences():
-    # One server, three home users with equal minimums and a capacity between 1 and 2 minimums
-    # plus one migrating user: the price sits on the drop, one user is partly served and absorbs
-    # every change of the free capacity.
+def test_sensitivity_at_a_jump_matches_finite_differences():
+    # One server, three users with equal minimums, capacity 1.6: the price sits on the drop
+    # k w/m, user 0 is served fully, user 1 partly (it absorbs every change), user 2 not at all.
     m = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
     w = torch.ones(3, dtype=torch.float64)
     group = torch.zeros(3, dtype=torch.long)
     capacity = torch.tensor([1.6], dtype=torch.float64)
     offset = torch.tensor([0.0, 0.2, 0.0], dtype=torch.float64)
     y, price = waterfill_groups(capacity, m, w, group, 10.0, offset=offset)
-    assert price.item() == pytest.approx(10.0)  # the drop k w/m: the capacity is inside the jump
+    assert price.item() == pytest.approx(10.0)
     assert torch.allclose(y, torch.tensor([1.0, 0.6, 0.0], dtype=torch.float64))
     _, _, sensitivity = _waterfill(capacity, m, w, group, 10.0, 1.0, offset, sensitivity=True)
     assert sensitivity.share.tolist() == [0.0, 1.0, 0.0]
     assert sensitivity.active.tolist() == [True, True, False]
+    # dy_i = beta_i (dB + sum_active do_j) - [i active] do_i, against one-sided differences.
+    active = sensitivity.active.to(torch.float64)
+    eps = 1e-7
+    bumped_y, _ = waterfill_groups(capacity + eps, m, w, group, 10.0, offset=offset)
+    assert torch.allclose((bumped_y - y) / eps, sensitivity.share, atol=1e-6)
+    for j in range(3):
+        bumped = offset.clone()
+        bumped[j] += eps
+        bumped_y, _ = waterfill_groups(capacity, m, w, group, 10.0, offset=bumped)
+        expected = sensitivity.share * active[j] - active * (torch.arange(3) == j)
+        assert torch.allclose((bumped_y - y) / eps, expected, atol=1e-6)
 
 
 def test_no_home_pairs_passes_cotangents_through():

@@ -128,3 +128,28 @@ def test_offset_of_the_wrong_shape_is_rejected():
             torch.ones(1, dtype=torch.float64), m, m, torch.zeros(3, dtype=torch.long), 10.0,
             offset=torch.zeros(2, dtype=torch.float64),
         )
+
+
+@pytest.mark.parametrize(
+    "field, change, message",
+    [
+        ("minimum", torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64), "minimum: every entry must be finite and > 0"),
+        ("weight", torch.tensor([float("nan"), 1.0, 1.0], dtype=torch.float64), "weight: every entry must be finite"),
+        ("capacity", torch.tensor([-1.0], dtype=torch.float64), "capacity: every entry must be finite and >= 0"),
+        ("group", torch.tensor([0, 1, 0]), r"group: every entry must be in \[0, 1\)"),
+        ("group", torch.tensor([0.0, 0.0, 0.0]), "group: expected integer indices"),
+        ("weight", torch.ones(2, dtype=torch.float64), r"weight: expected shape \(3,\)"),
+        ("penalty", 0.5, "penalty: every entry must be finite and >= 1"),
+        ("alpha", 0.0, "alpha: every entry must be finite and > 0"),
+        ("offset", torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64), "offset: every entry must be finite and >= 0"),
+        ("capacity", torch.ones(1, 1, dtype=torch.float64), r"capacity: expected shape \(G,\)"),
+    ],
+)
+def test_bad_input_names_the_argument(field, change, message):
+    args = dict(
+        capacity=torch.tensor([2.0], dtype=torch.float64), minimum=torch.ones(3, dtype=torch.float64),
+        weight=torch.ones(3, dtype=torch.float64), group=torch.zeros(3, dtype=torch.long), penalty=10.0,
+    )
+    args[field] = change
+    with pytest.raises(ValueError, match=message):
+        waterfill_groups(**args)
