@@ -167,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--servers", type=int, default=50, help="random suite only")
     ev.add_argument("--exact-max-users", type=int, default=20000,
                     help="skip the exact solver above this size")
+    ev.add_argument("--search-rounds", type=int, default=0,
+                    help="also run the model with this many migration-search rounds (gnn+search)")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

@@ -2,10 +2,11 @@
 
 from gnnalloc.solvers._baselines import equal_share, proportional_share
 from gnnalloc.solvers._exact import ExactResult, repair, solve_exact
+from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers._solve import METHODS, SolveResult, solve
 from gnnalloc.solvers._waterfilling import waterfill
 
 __all__ = [
-    "ExactResult", "METHODS", "SolveResult", "equal_share", "proportional_share", "repair",
+    "ExactResult", "METHODS", "SolveResult", "equal_share", "improve_migrations", "proportional_share", "repair",
     "solve", "solve_exact", "waterfill",
 ]

@@ -23,7 +23,9 @@ from gnnalloc.solvers import equal_share, proportional_share, solve_exact
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
-METHOD_ORDER = ("gnn", "exact", "proportional", "equal")
+METHOD_ORDER = ("gnn", "gnn+search", "exact", "proportional", "equal")
+#: Migration-search rounds the demo adds to the shipped model (the ``gnn+search`` rows).
+DEMO_SEARCH_ROUNDS = 5
 DEFAULT_CHECKPOINT = Path("checkpoints/default.ckpt")
 
 
@@ -74,12 +76,15 @@ def evaluate_suite(
     servers: int = 50,
     exact_max_users: int = 20_000,
     gnn_repeats: int = 3,
+    search_rounds: int = 0,
     log=print,
 ) -> list[EvalRow]:
     """Run the model, the exact solver and both baselines on every (size, load, seed).
 
     The model's time is the median of ``gnn_repeats`` calls of :meth:`Allocator.allocate`
-    (graph building included). Gaps are to the exact optimum when it was computed.
+    (graph building included). Gaps are to the exact optimum when it was computed. With
+    ``search_rounds > 0`` the model also runs with that many rounds of migration search
+    (method ``gnn+search``, timed the same way, search included).
     """
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
@@ -88,7 +93,11 @@ def evaluate_suite(
             for seed in seeds:
                 inst = _instance(suite, n, load, seed, servers)
                 results = {}
-                results["gnn"] = _time(lambda: model.allocate(inst), gnn_repeats)
+                results["gnn"] = _time(lambda: model.allocate(inst, search_rounds=0), gnn_repeats)
+                if search_rounds:
+                    results["gnn+search"] = _time(
+                        lambda: model.allocate(inst, search_rounds=search_rounds), gnn_repeats
+                    )
                 results["proportional"] = _time(lambda: proportional_share(inst))
                 results["equal"] = _time(lambda: equal_share(inst))
                 reference, certified = None, None
@@ -107,12 +116,15 @@ def evaluate_suite(
                             user_utilities(inst, allocation) / inst.weight,
                         )
                     )
-                gnn_gap = next(r.gap for r in rows[-len(results):] if r.method == "gnn")
-                log(
-                    f"  {suite} users={n} load={load} seed={seed}: gnn "
-                    f"{results['gnn'][1] * 1000:.0f} ms"
-                    + (f", exact {results['exact'][1]:.2f} s, gap {gnn_gap:.4f}" if "exact" in results else "")
-                )
+                gaps = {r.method: r.gap for r in rows[-len(results):]}
+                message = f"  {suite} users={n} load={load} seed={seed}: gnn {results['gnn'][1] * 1000:.0f} ms"
+                if "exact" in results:
+                    message += f", exact {results['exact'][1]:.2f} s, gap {gaps['gnn']:.4f}"
+                if search_rounds:
+                    message += f"; gnn+search {results['gnn+search'][1] * 1000:.0f} ms"
+                    if "exact" in results:
+                        message += f", gap {gaps['gnn+search']:.4f}"
+                log(message)
     return rows
 
 
@@ -237,6 +249,7 @@ def evaluate_cli(args: argparse.Namespace) -> int:
     rows = evaluate_suite(
         model, suite=args.suite, users=args.users, loads=args.loads, seeds=args.seeds,
         servers=args.servers, exact_max_users=args.exact_max_users,
+        search_rounds=args.search_rounds,
     )
     _report(rows, Path(args.out), f"{args.checkpoint} on the {args.suite} suite")
     return 0
@@ -252,8 +265,14 @@ def demo(out_dir: Path = Path("out/demo"), checkpoint: Path = DEFAULT_CHECKPOINT
     model = _load_model(checkpoint)
     print(f"model: {checkpoint} ({checkpoint.stat().st_size / 1024:.0f} KiB)")
     print("EUA Melbourne CBD, 816 users, loads 0.6 / 1.0 / 1.4:")
-    rows = evaluate_suite(model, suite="eua", users=[816], loads=[0.6, 1.0, 1.4], seeds=[1000])
+    rows = evaluate_suite(
+        model, suite="eua", users=[816], loads=[0.6, 1.0, 1.4], seeds=[1000],
+        search_rounds=DEMO_SEARCH_ROUNDS,
+    )
     print("size sweep at load 1.0:")
-    rows += evaluate_suite(model, suite="eua", users=[100, 5000, 20000], loads=[1.0], seeds=[1000])
+    rows += evaluate_suite(
+        model, suite="eua", users=[100, 5000, 20000], loads=[1.0], seeds=[1000],
+        search_rounds=DEMO_SEARCH_ROUNDS,
+    )
     _report(rows, out_dir, "gnnalloc demo: shipped model vs exact optimum and baselines (EUA)")
     return 0

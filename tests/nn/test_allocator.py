@@ -55,11 +55,24 @@ def _edge_cases():
 
 
 @pytest.mark.parametrize("name,instance", list(_edge_cases()), ids=[n for n, _ in _edge_cases()])
-def test_feasible_and_finite_on_edge_cases(model, name, instance):
-    alloc = model.allocate(instance)
+@pytest.mark.parametrize("search_rounds", [0, 2])
+def test_feasible_and_finite_on_edge_cases(model, name, instance, search_rounds):
+    alloc = model.allocate(instance, search_rounds=search_rounds)
     assert np.isfinite(alloc.compute).all() and np.isfinite(alloc.bandwidth).all()
     assert max_violation(instance, alloc) <= 1e-7
     assert np.isfinite(score(instance, alloc).objective)
+
+
+def test_search_rounds_never_lower_the_objective(model):
+    instance = eua_instance(150, 1.2, 4)
+    plain = score(instance, model.allocate(instance, search_rounds=0)).objective
+    searched = model.allocate(instance, search_rounds=3)
+    assert score(instance, searched).objective >= plain
+    assert max_violation(instance, searched) <= 1e-9
+    with pytest.raises(ValueError, match="search_rounds"):
+        model.allocate(instance, search_rounds=-1)
+    with pytest.raises(ValueError, match="search_rounds"):
+        Allocator(hidden=16, heads=2, layers=1, search_rounds=-1)
 
 
 def test_every_parameter_gets_a_gradient(model):
