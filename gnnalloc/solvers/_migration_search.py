@@ -163,6 +163,8 @@ def improve_migrations(
         raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
     if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
         raise ValueError("compute: must be finite and non-negative")
+    if rounds == 0:
+        return compute
     with torch.no_grad():
         x = compute.detach()
         pair_graph = problem.user_graph.index_select(0, problem.pair_user)

@@ -86,6 +86,8 @@ def evaluate_suite(
     ``search_rounds > 0`` the model also runs with that many rounds of migration search
     (method ``gnn+search``, timed the same way, search included).
     """
+    if search_rounds < 0:
+        raise ValueError(f"search_rounds: must be non-negative, got {search_rounds}")
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
     for n in users:

@@ -26,3 +26,9 @@ def test_suite_table_and_plots_with_search(tmp_path):
     written = write_plots(rows, tmp_path)
     assert [p.name for p in written] == ["utility_cdf.png", "gap_time_vs_size.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_negative_search_rounds_is_an_error_before_any_work():
+    model = Allocator(hidden=16, heads=2, layers=1)
+    with pytest.raises(ValueError, match="search_rounds"):
+        evaluate_suite(model, suite="random", users=[20], loads=[1.0], servers=3, search_rounds=-1)
