@@ -59,3 +59,13 @@ def test_public_api_exports_the_allocator():
 
     assert isinstance(gnnalloc.Allocator(hidden=8, heads=2, layers=1), __import__("torch").nn.Module)
     assert {"load_instance", "solve", "score", "Allocator"} <= set(gnnalloc.__all__)
+
+
+def test_evaluate_rejects_negative_search_rounds_in_one_line(capsys):
+    from pathlib import Path
+
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--search-rounds", "-1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "error: search_rounds: must be a non-negative integer, got -1"

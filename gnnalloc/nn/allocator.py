@@ -19,7 +19,7 @@ from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.solvers._migration_search import improve_migrations
+from gnnalloc.solvers._migration_search import check_count, improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute
 
 __all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT"]
@@ -82,8 +82,7 @@ class Allocator(nn.Module):
         super().__init__()
         if problem_dtype not in ("float32", "float64"):
             raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
-        if search_rounds < 0:
-            raise ValueError(f"search_rounds: must be non-negative, got {search_rounds}")
+        check_count("search_rounds", search_rounds)
         self.config: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
             max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
@@ -140,8 +139,7 @@ class Allocator(nn.Module):
             search_rounds: override the model's ``search_rounds`` for this call.
         """
         rounds = self.config["search_rounds"] if search_rounds is None else search_rounds
-        if rounds < 0:
-            raise ValueError(f"search_rounds: must be non-negative, got {rounds}")
+        check_count("search_rounds", rounds)
         was_training = self.training
         if was_training:  # toggling walks every submodule: skip it in the usual eval-mode case
             self.eval()

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
-from gnnalloc.solvers.functional import refill_home_compute
+from gnnalloc.solvers.functional import _refill, _check_compute
 
 __all__ = ["improve_migrations"]
 
@@ -46,6 +46,13 @@ __all__ = ["improve_migrations"]
 _NEEDY_RTOL = 1e-9
 # Grants are shrunk by this factor so that summed grants never exceed a capacity by round-off.
 _SAFETY = 1.0 - 1e-12
+
+
+def check_count(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative ``int`` (counts such
+    as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
 
 
 def _compute_objective(compute: Tensor, problem: ProblemTensors) -> Tensor:
@@ -81,11 +88,7 @@ def _proposal(compute: Tensor, problem: ProblemTensors) -> Tensor:
     above = total > m * (1.0 + _NEEDY_RTOL)
     left = torch.where(above, w / m * (total.clamp(min=torch.finfo(dtype).tiny) / m).pow(-alpha), rate)
 
-    home_held = torch.where(is_home, compute, torch.zeros_like(compute))
-    migrated_x = compute - home_held
-    unused = (
-        problem.server_compute - problem.server_compute_load(migrated_x) - problem.server_compute_load(home_held)
-    ).clamp(min=0.0)
+    unused = (problem.server_compute - problem.server_compute_load(compute)).clamp(min=0.0)
     holder_value = torch.where(is_home & (compute > 0), left.index_select(0, pair_user), inf)
     release = torch.full_like(problem.server_compute, float("inf")).scatter_reduce(
         0, pair_server, holder_value, "amin"
@@ -157,12 +160,9 @@ def improve_migrations(
     Raises:
         ValueError: on a negative ``rounds`` or ``halvings``, or a malformed ``compute``.
     """
-    if rounds < 0 or halvings < 0:
-        raise ValueError(f"rounds, halvings: must be non-negative, got {rounds}, {halvings}")
-    if compute.dim() != 1 or compute.shape[0] != problem.num_pairs:
-        raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
-    if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
-        raise ValueError("compute: must be finite and non-negative")
+    check_count("rounds", rounds)
+    check_count("halvings", halvings)
+    _check_compute(compute, problem)
     if rounds == 0:
         return compute
     with torch.no_grad():
@@ -179,7 +179,7 @@ def improve_migrations(
             improved = torch.zeros_like(searching)
             for _ in range(halvings + 1):
                 candidate = torch.where(is_home, torch.zeros_like(x), x + step)
-                candidate = refill_home_compute(candidate, problem)
+                candidate, _ = _refill(candidate, problem, sensitivity=False)
                 value = _compute_objective(candidate, problem)
                 better = (value > objective) & ~improved
                 keep = better.index_select(0, pair_graph)

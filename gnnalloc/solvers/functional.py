@@ -316,15 +316,22 @@ def refill_home_compute(compute: Tensor, problem: ProblemTensors) -> Tensor:
     Returns:
         Compute per pair ``(P,)``: migrated pairs unchanged, home pairs re-split.
     """
+    _check_compute(compute, problem)
     refilled, _ = _refill(compute, problem, sensitivity=False)
     return refilled
 
 
-def _refill(compute: Tensor, problem: ProblemTensors, sensitivity: bool) -> tuple[Tensor, Sensitivity | None]:
+def _check_compute(compute: Tensor, problem: ProblemTensors) -> None:
+    """Raise ``ValueError`` naming ``compute`` unless it is a finite, non-negative ``(P,)``
+    tensor (one host synchronisation)."""
     if compute.dim() != 1 or compute.shape[0] != problem.num_pairs:
         raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
     if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
         raise ValueError("compute: must be finite and non-negative")
+
+
+def _refill(compute: Tensor, problem: ProblemTensors, sensitivity: bool) -> tuple[Tensor, Sensitivity | None]:
+    # Inputs are checked by the public callers; the search refills its own (valid) candidates.
     home_pairs = problem.home_pairs
     if home_pairs.numel() == 0:
         return compute, None
@@ -375,6 +382,7 @@ class HomeRefillJacobian:
     """
 
     def __init__(self, problem: ProblemTensors, projected: Tensor) -> None:
+        _check_compute(projected, problem)
         with torch.no_grad():
             _, regimes = _refill(projected.detach(), problem, sensitivity=True)
         self.problem = problem

@@ -20,6 +20,7 @@ from gnnalloc.metrics import score, user_utilities
 from gnnalloc.nn.allocator import Allocator
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers import equal_share, proportional_share, solve_exact
+from gnnalloc.solvers._migration_search import check_count
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
@@ -86,8 +87,7 @@ def evaluate_suite(
     ``search_rounds > 0`` the model also runs with that many rounds of migration search
     (method ``gnn+search``, timed the same way, search included).
     """
-    if search_rounds < 0:
-        raise ValueError(f"search_rounds: must be non-negative, got {search_rounds}")
+    check_count("search_rounds", search_rounds)
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
     for n in users:

@@ -75,6 +75,15 @@ def test_search_rounds_never_lower_the_objective(model):
         Allocator(hidden=16, heads=2, layers=1, search_rounds=-1)
 
 
+def test_checkpoint_with_a_malformed_search_rounds_fails_by_name(tmp_path, model):
+    data = model.checkpoint_dict()
+    data["hyper_parameters"]["search_rounds"] = "3"
+    path = tmp_path / "bad.ckpt"
+    torch.save(data, path)
+    with pytest.raises(ValueError, match="search_rounds: must be a non-negative integer"):
+        Allocator.from_checkpoint(path)
+
+
 def test_every_parameter_gets_a_gradient(model):
     graph, problem = model.prepare([random_instance(30, 5, 1.0, 1), eua_instance(40, 1.0, 2, sites=8)])
     model.train()

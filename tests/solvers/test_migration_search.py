@@ -105,6 +105,8 @@ def test_zero_rounds_is_the_identity():
     [
         (dict(rounds=-1), "rounds"),
         (dict(halvings=-2), "halvings"),
+        (dict(rounds=2.5), "rounds: must be a non-negative integer"),
+        (dict(halvings=True), "halvings: must be a non-negative integer"),
         (dict(compute=torch.zeros(3, dtype=torch.float64)), "compute: expected shape"),
         (dict(compute="nan"), "compute: must be finite"),
     ],

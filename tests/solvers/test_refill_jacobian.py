@@ -76,3 +76,15 @@ def test_no_home_pairs_passes_cotangents_through():
     cot = torch.randn(2, problem.num_pairs, dtype=torch.float64)
     out, _ = HomeRefillJacobian(problem, x)(cot, torch.zeros(2, problem.num_users, dtype=torch.float64))
     assert torch.equal(out, cot)
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [(torch.zeros(3, dtype=torch.float64), "compute: expected shape"), ("nan", "compute: must be finite")],
+)
+def test_bad_point_names_the_argument(bad, needle):
+    problem = ProblemTensors.from_instance(random_instance(20, 3, 1.0, 0))
+    if isinstance(bad, str):
+        bad = torch.full((problem.num_pairs,), float("nan"), dtype=torch.float64)
+    with pytest.raises(ValueError, match=needle):
+        HomeRefillJacobian(problem, bad)
