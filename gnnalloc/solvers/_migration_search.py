@@ -107,9 +107,10 @@ def _proposal(compute: Tensor, problem: ProblemTensors) -> Tensor:
     masked_gain = torch.where(usable, gain, -inf)
     best = torch.full_like(m, -float("inf")).scatter_reduce(0, pair_user, masked_gain, "amax")
     is_best = usable & (masked_gain == best.index_select(0, pair_user))
-    index = torch.arange(compute.shape[0], device=compute.device)
-    first = torch.full_like(pair_user, compute.shape[0]).scatter_reduce(
-        0, pair_user, torch.where(is_best, index, compute.shape[0]), "amin"
+    num_pairs = compute.shape[0]
+    index = torch.arange(num_pairs, device=compute.device)
+    first = pair_user.new_full((problem.num_users,), num_pairs).scatter_reduce(
+        0, pair_user, torch.where(is_best, index, num_pairs), "amin"
     )
     chosen = is_best & (index == first.index_select(0, pair_user))
     request = torch.where(chosen, torch.minimum(deficit.index_select(0, pair_user), room), torch.zeros_like(compute))

@@ -76,6 +76,18 @@ def test_feasible_and_never_worse(make):
     assert _compute_objective(problem, improved) >= _compute_objective(problem, start)
 
 
+def test_more_users_than_pairs():
+    # 8 of these 60 users have no candidate server, leaving 57 pairs: per-user buffers must be
+    # sized by users, not pairs (this raised an IndexError before).
+    instance = random_instance(60, 6, 1.0, 0)
+    problem = ProblemTensors.from_instance(instance)
+    assert problem.num_pairs < problem.num_users
+    start = _refilled_start(problem, 0)
+    improved = improve_migrations(start, problem, rounds=3)
+    assert max_violation(instance, Allocation(compute=improved.numpy(), bandwidth=np.zeros(60))) <= 1e-9
+    assert _compute_objective(problem, improved) >= _compute_objective(problem, start)
+
+
 def test_improves_a_low_migration_start_on_eua():
     problem = ProblemTensors.from_instance(eua_instance(300, 1.0, 5))
     start = _refilled_start(problem, 1, migrate=0.05)
