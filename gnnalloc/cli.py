@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sol = sub.add_parser("solve", help="allocate an instance and print a summary")
     sol.add_argument("instance", type=Path)
-    sol.add_argument("--method", default="exact", choices=("exact", "equal", "proportional", "gnn"))
+    sol.add_argument("--method", default="exact", choices=("exact", "dual", "equal", "proportional", "gnn"))
     sol.add_argument("--checkpoint", type=Path, help="model checkpoint for --method gnn")
     sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
     sol.add_argument("--time-limit", type=float, help="seconds for the exact solver")
@@ -169,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="skip the exact solver above this size")
     ev.add_argument("--search-rounds", type=int, default=0,
                     help="also run the model with this many migration-search rounds (gnn+search)")
+    ev.add_argument("--dual-iterations", type=int,
+                    help="L-BFGS iterations of the smoothed-dual reference (method dual; 0 = skip; "
+                    "default 300)")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

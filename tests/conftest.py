@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -47,3 +49,50 @@ def tiny_instance_dict() -> dict:
 @pytest.fixture
 def tiny_dict() -> dict:
     return tiny_instance_dict()
+
+
+def _edge_cases():
+    """Instances every allocation method must survive: feasible, finite output, no traceback."""
+    from gnnalloc import Instance, random_instance
+
+    base = random_instance(40, 6, 1.2, 3)
+    yield "zero-capacity servers", dataclasses.replace(
+        base,
+        server_compute=np.where(np.arange(6) < 2, 0.0, base.server_compute),
+        server_bandwidth=np.where(np.arange(6) == 3, 0.0, base.server_bandwidth),
+    )
+    yield "zero-capacity links", dataclasses.replace(base, link_capacity=np.zeros_like(base.link_capacity))
+    yield "no links", dataclasses.replace(
+        base, link_a=base.link_a[:0], link_b=base.link_b[:0], link_capacity=base.link_capacity[:0]
+    )
+    rng = np.random.default_rng(0)
+    yield "demand ratios 1e-6..1e6", dataclasses.replace(
+        base,
+        compute_min=base.compute_min * 10.0 ** rng.uniform(-6, 6, 40),
+        bandwidth_min=base.bandwidth_min * 10.0 ** rng.uniform(-6, 6, 40),
+    )
+    yield "huge and tiny capacities", dataclasses.replace(
+        base, server_compute=base.server_compute * 10.0 ** rng.uniform(-6, 6, 6)
+    )
+    doc = {
+        "format": "gnnalloc.instance/v1",
+        "servers": [
+            {"id": "a", "compute": 5.0, "bandwidth": 5.0, "services": ["x"]},
+            {"id": "lonely", "compute": 3.0, "bandwidth": 2.0},
+        ],
+        "users": [
+            {"id": "u0", "server": "a", "service": "y", "compute_min": 1.0, "bandwidth_min": 1.0},
+            {"id": "u1", "server": "a", "service": "x", "compute_min": 1.0, "bandwidth_min": 1.0},
+        ],
+    }
+    yield "no-candidate user, isolated server", Instance.from_dict(doc)
+    yield "one user", random_instance(1, 1, 1.0, 0)
+
+
+EDGE_CASE_NAMES = [name for name, _ in _edge_cases()]
+
+
+@pytest.fixture(params=EDGE_CASE_NAMES)
+def edge_case(request):
+    """``(name, instance)`` for each instance of :func:`_edge_cases`."""
+    return request.param, dict(_edge_cases())[request.param]

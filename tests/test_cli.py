@@ -61,11 +61,22 @@ def test_public_api_exports_the_allocator():
     assert {"load_instance", "solve", "score", "Allocator"} <= set(gnnalloc.__all__)
 
 
-def test_evaluate_rejects_negative_search_rounds_in_one_line(capsys):
+@pytest.mark.parametrize("flag, name", [("--search-rounds", "search_rounds"), ("--dual-iterations", "dual_iterations")])
+def test_evaluate_rejects_negative_counts_in_one_line(capsys, flag, name):
     from pathlib import Path
 
     checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
-    code = main(["evaluate", "--checkpoint", str(checkpoint), "--search-rounds", "-1"])
+    code = main(["evaluate", "--checkpoint", str(checkpoint), flag, "-1"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.strip() == "error: search_rounds: must be a non-negative integer, got -1"
+    assert err.strip() == f"error: {name}: must be a non-negative integer, got -1"
+
+
+def test_solve_with_the_dual_method(tmp_path, capsys):
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "40", "--servers", "6", "--seed", "3", "--out", str(inst)]) == 0
+    assert main(["solve", str(inst), "--method", "dual", "--reference", "exact"]) == 0
+    out = capsys.readouterr().out
+    assert "dual" in out
+    gap = float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1])
+    assert 0 <= gap < 0.01

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers._baselines import equal_share, proportional_share
+from gnnalloc.solvers._dual import solve_dual
 from gnnalloc.solvers._exact import solve_exact
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["METHODS", "SolveResult", "solve"]
 
-METHODS = ("exact", "equal", "proportional", "gnn")
+METHODS = ("exact", "dual", "equal", "proportional", "gnn")
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,21 @@ def solve(
     time_limit: float | None = None,
     **options: Any,
 ) -> SolveResult:
-    """Allocate ``instance`` with ``method``: ``exact``, ``equal``, ``proportional`` or ``gnn``.
+    """Allocate ``instance`` with ``method``: ``exact``, ``dual``, ``equal``, ``proportional`` or
+    ``gnn``.
 
-    ``gnn`` uses ``allocator`` or loads one from ``checkpoint``. ``time_limit`` bounds the exact
-    solver (its result is then flagged as not certified).
+    ``options`` go to :func:`solve_exact` or :func:`solve_dual`. ``gnn`` uses ``allocator`` or
+    loads one from ``checkpoint``. ``time_limit`` bounds the exact solver (its result is then
+    flagged as not certified).
     """
     if method == "exact":
         result = solve_exact(instance, time_limit=time_limit, **options)
         return SolveResult(
             result.allocation, method, result.seconds, result.status, result.certified
         )
+    if method == "dual":
+        dual = solve_dual(instance, **options)
+        return SolveResult(dual.allocation, method, dual.seconds)
     start = time.perf_counter()
     if method == "equal":
         allocation = equal_share(instance)
