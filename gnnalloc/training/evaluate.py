@@ -32,6 +32,7 @@ METHOD_ORDER = ("gnn", "gnn+search", "dual", "exact", "proportional", "equal")
 #: Migration-search rounds the demo adds to the shipped model (the ``gnn+search`` rows).
 DEMO_SEARCH_ROUNDS = 5
 DEFAULT_CHECKPOINT = Path("checkpoints/default.ckpt")
+_GAP_FLOOR = 1e-4
 #: L-BFGS iterations of the smoothed-dual reference (the ``dual`` rows).
 DEFAULT_DUAL_ITERATIONS = DEFAULT_ITERATIONS
 
@@ -233,21 +234,23 @@ def write_plots(rows: Sequence[EvalRow], out_dir: Path) -> list[Path]:
         fig, (ax_gap, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
         for method in METHOD_ORDER:
             pts = [(n, _mean(r.gap for r in rows if r.users == n and r.method == method)) for n in sizes]
-            pts = [(n, g) for n, g in pts if g is not None]
+            # Log scale: a converged method's gap can be 0 or a round-off below it.
+            pts = [(n, max(g, _GAP_FLOOR)) for n, g in pts if g is not None]
             if pts and method != "exact":
                 ax_gap.plot(*zip(*pts), marker="o", label=method)
             tms = [(n, _mean(r.seconds for r in rows if r.users == n and r.method == method)) for n in sizes]
             tms = [(n, t) for n, t in tms if t is not None]
             if tms:
                 ax_time.plot(*zip(*tms), marker="o", label=method)
-        for ax, label in ((ax_gap, "mean per-user gap to optimum"), (ax_time, "seconds per instance")):
+        gap_label = f"mean per-user gap to optimum (floor {_GAP_FLOOR:g})"
+        for ax, label in ((ax_gap, gap_label), (ax_time, "seconds per instance")):
             ax.set_xscale("log")
             ax.set_xlabel("users")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
             ax.legend()
         ax_time.set_yscale("log")
-        ax_gap.set_yscale("symlog", linthresh=0.01)
+        ax_gap.set_yscale("log")
         fig.tight_layout()
         path = out_dir / "gap_time_vs_size.png"
         fig.savefig(path, dpi=110)
