@@ -111,15 +111,27 @@ class _SmoothedDual:
         self.price_floor = 1e-12 * weight / minimum
         # Home pairs read a zero link price from one extra slot, so no pair needs masking.
         link_slot = torch.where(problem.pair_link >= 0, problem.pair_link, num_links)
-        self.price_slot = torch.stack([problem.pair_server, num_servers + link_slot])
+        self.price_index = torch.cat([problem.pair_server, num_servers + link_slot])
         self.price_weight = torch.stack([torch.ones_like(problem.pair_link_weight), problem.pair_link_weight])
-        self.load_index = self.price_slot.reshape(-1)
+        # Instances keep each user's pairs contiguous: a segment max is then 2-3x cheaper than a
+        # scatter max (hand-built problems fall back to the scatter).
+        self.pair_count = torch.bincount(pair_user, minlength=problem.num_users)
+        self.contiguous = bool((pair_user[1:] >= pair_user[:-1]).all())
         self.supply = torch.cat([problem.server_compute, problem.link_capacity])
         self.has_pair = torch.zeros(problem.num_users, dtype=torch.bool, device=problem.device)
         self.has_pair[pair_user] = True
         self.drop = -problem.penalty * weight
         self.smooth = temperature * weight
         self.log_utility = bool((problem.alpha == 1.0).all())
+
+    def _user_max(self, values: Tensor) -> Tensor:
+        """Per user, the largest of its pairs' ``values`` (0 for users without pairs)."""
+        if self.contiguous:
+            peak = torch.segment_reduce(values, "max", lengths=self.pair_count, unsafe=True)
+            return torch.where(self.has_pair, peak, 0.0)
+        return values.new_zeros(self.problem.num_users).scatter_reduce_(
+            0, self.problem.pair_user, values, "amax", include_self=False
+        )
 
     def __call__(self, prices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Dual value, its gradient ``(S + L,)`` and the soft response ``(P,)`` at ``prices``
@@ -128,13 +140,13 @@ class _SmoothedDual:
         pair_user, num_users = problem.pair_user, problem.num_users
         weight, minimum = problem.weight, problem.compute_min
         padded = torch.cat([prices, prices.new_zeros(1)])
-        cost = (padded[self.price_slot] * self.price_weight).sum(0)
+        cost = (padded.index_select(0, self.price_index).view(2, -1) * self.price_weight).sum(0)
 
         logit = -cost * self.pair_inverse_scale
-        peak = logit.new_zeros(num_users).scatter_reduce_(0, pair_user, logit, "amax", include_self=False)
-        exp = (logit - peak[pair_user]).exp()
+        peak = self._user_max(logit)
+        exp = (logit - peak.index_select(0, pair_user)).exp()
         total = logit.new_zeros(num_users).index_add_(0, pair_user, exp)
-        choice = exp / total[pair_user]
+        choice = exp / total.index_select(0, pair_user)
         # Users without pairs get total 0 (a price of +inf) and are dropped below.
         price = -self.scale * (peak + torch.log(total.clamp(min=torch.finfo(total.dtype).tiny)))
         price = price.clamp(min=self.price_floor)
@@ -151,10 +163,10 @@ class _SmoothedDual:
         log_sum = torch.logaddexp((keep - high) / self.smooth, (self.drop - high) / self.smooth)
         value_u = torch.where(self.has_pair, high + self.smooth * log_sum, self.drop)
         keep_prob = torch.where(self.has_pair, torch.exp((keep - high) / self.smooth - log_sum), 0.0)
-        compute = (keep_prob * amount)[pair_user] * choice
+        compute = (keep_prob * amount).index_select(0, pair_user) * choice
 
         load = prices.new_zeros(prices.shape[0] + 1).index_add_(
-            0, self.load_index, (self.price_weight * compute).reshape(-1)
+            0, self.price_index, (self.price_weight * compute).reshape(-1)
         )
         gradient = self.supply - load[:-1]
         value = value_u.sum() + prices @ self.supply

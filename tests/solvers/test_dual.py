@@ -38,6 +38,22 @@ def test_gradient_is_capacity_minus_load_of_the_response(alpha):
     torch.testing.assert_close(grad_link, problem.link_capacity - problem.link_load(migrated))
 
 
+def test_pair_order_does_not_matter():
+    # Instances keep each user's pairs contiguous (a segment max); a hand-built problem with
+    # shuffled pairs takes the scatter path and must agree.
+    problem = ProblemTensors.from_instance(eua_instance(80, 1.1, 3))
+    perm = torch.randperm(problem.num_pairs, generator=torch.Generator().manual_seed(0))
+    shuffled = dataclasses.replace(
+        problem,
+        **{name: getattr(problem, name)[perm] for name in ("pair_user", "pair_server", "pair_link", "pair_link_weight")},
+    )
+    server, link = _prices(problem, 1)
+    value, compute = smoothed_dual(server, link, problem, 0.05)
+    value_shuffled, compute_shuffled = smoothed_dual(server, link, shuffled, 0.05)
+    torch.testing.assert_close(value_shuffled, value)
+    torch.testing.assert_close(compute_shuffled, compute[perm])
+
+
 @pytest.mark.parametrize("make", [lambda: random_instance(40, 5, 1.0, 1), lambda: eua_instance(120, 1.3, 2)])
 def test_bounds_the_optimum_from_above_at_any_prices(make):
     instance = make()
