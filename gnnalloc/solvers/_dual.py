@@ -66,8 +66,9 @@ from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups
 
 __all__ = ["DEFAULT_ITERATIONS", "DualResult", "smoothed_dual", "solve_dual", "waterfill_prices"]
 
-#: L-BFGS-B iterations of :func:`solve_dual` by default: on the EUA instances (816 to 20,000
-#: users) 300 bring the gap to the exact optimum under 0.01 after the search; 200 leave 0.01-0.07.
+#: L-BFGS-B iterations of :func:`solve_dual` by default: on EUA instances of 816 to 20,000 users
+#: 300 bring the gap to the exact optimum to 0.001-0.007 after the search, 200 to 0.009-0.037
+#: (``benchmarks/bench_dual.py``); a few hundred users need more (0.02-0.06 at 300).
 DEFAULT_ITERATIONS = 300
 
 
