@@ -87,6 +87,10 @@ def _edge_cases():
     }
     yield "no-candidate user, isolated server", Instance.from_dict(doc)
     yield "one user", random_instance(1, 1, 1.0, 0)
+    yield "no users", Instance.from_dict(
+        {"format": "gnnalloc.instance/v1", "servers": [{"id": "a", "compute": 5.0, "bandwidth": 5.0}], "users": []}
+    )
+    yield "empty network", Instance.from_dict({"format": "gnnalloc.instance/v1", "servers": [], "users": []})
 
 
 EDGE_CASE_NAMES = [name for name, _ in _edge_cases()]

@@ -257,6 +257,9 @@ def _minimise(dual: _SmoothedDual, start: Tensor, scale: Tensor, iterations: int
         value, gradient, _ = dual(prices)
         return float(value), gradient.to("cpu", torch.float64).numpy() * scale_np
 
+    if iterations == 0 or start.numel() == 0:  # nothing to optimise (e.g. no servers)
+        value, _, _ = dual(start)
+        return start, float(value), 0
     z0 = (start / scale).to("cpu", torch.float64).numpy()
     # L-BFGS-B's BLAS threads and torch's OpenMP threads spin against each other on small
     # problems (10x slower on 2 cores): the optimiser's own linear algebra is tiny.
@@ -281,10 +284,11 @@ def solve_dual(
 
     Args:
         instance: the network.
-        iterations: L-BFGS-B iterations on the S + L prices (the cost; each is one pass over
-            the pairs).
-        temperature: smoothing :math:`\\tau`, relative to each user's :math:`w_u/m_u`; smaller is
-            closer to the true dual but needs more iterations.
+        iterations: L-BFGS-B iterations on the S + L prices (the cost: each evaluates the
+            dual once or a few times, one pass over the pairs); 0 takes the response to the
+            starting prices.
+        temperature: smoothing :math:`\\tau`, relative to each user's own price unit (module
+            docstring); smaller is closer to the true dual but needs more iterations.
         search_rounds: rounds of :func:`~gnnalloc.solvers.improve_migrations` on the result.
         device: where the pair computations run (default CPU).
 

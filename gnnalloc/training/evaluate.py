@@ -23,18 +23,13 @@ from gnnalloc.solvers import equal_share, proportional_share, solve_dual, solve_
 from gnnalloc.solvers._dual import DEFAULT_ITERATIONS
 from gnnalloc.solvers._migration_search import check_count
 
-__all__ = [
-    "DEFAULT_DUAL_ITERATIONS", "EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli",
-    "demo",
-]
+__all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
 METHOD_ORDER = ("gnn", "gnn+search", "dual", "exact", "proportional", "equal")
 #: Migration-search rounds the demo adds to the shipped model (the ``gnn+search`` rows).
 DEMO_SEARCH_ROUNDS = 5
 DEFAULT_CHECKPOINT = Path("checkpoints/default.ckpt")
 _GAP_FLOOR = 1e-4
-#: L-BFGS iterations of the smoothed-dual reference (the ``dual`` rows).
-DEFAULT_DUAL_ITERATIONS = DEFAULT_ITERATIONS
 
 
 @dataclass
@@ -85,7 +80,7 @@ def evaluate_suite(
     exact_max_users: int = 20_000,
     gnn_repeats: int = 3,
     search_rounds: int = 0,
-    dual_iterations: int = DEFAULT_DUAL_ITERATIONS,
+    dual_iterations: int = DEFAULT_ITERATIONS,
     log=print,
 ) -> list[EvalRow]:
     """Run the model, the exact solver, the smoothed dual and both baselines on every
@@ -138,14 +133,11 @@ def evaluate_suite(
                 message = f"  {suite} users={n} load={load} seed={seed}: gnn {results['gnn'][1] * 1000:.0f} ms"
                 if "exact" in results:
                     message += f", exact {results['exact'][1]:.2f} s, gap {gaps['gnn']:.4f}"
-                if search_rounds:
-                    message += f"; gnn+search {results['gnn+search'][1] * 1000:.0f} ms"
-                    if "exact" in results:
-                        message += f", gap {gaps['gnn+search']:.4f}"
-                if dual_iterations:
-                    message += f"; dual {results['dual'][1] * 1000:.0f} ms"
-                    if "exact" in results:
-                        message += f", gap {gaps['dual']:.4f}"
+                for method in ("gnn+search", "dual"):
+                    if method in results:
+                        message += f"; {method} {results[method][1] * 1000:.0f} ms"
+                        if "exact" in results:
+                            message += f", gap {gaps[method]:.4f}"
                 log(message)
     return rows
 
@@ -279,7 +271,7 @@ def evaluate_cli(args: argparse.Namespace) -> int:
         model, suite=args.suite, users=args.users, loads=args.loads, seeds=args.seeds,
         servers=args.servers, exact_max_users=args.exact_max_users,
         search_rounds=args.search_rounds,
-        dual_iterations=DEFAULT_DUAL_ITERATIONS if args.dual_iterations is None else args.dual_iterations,
+        dual_iterations=DEFAULT_ITERATIONS if args.dual_iterations is None else args.dual_iterations,
     )
     _report(rows, Path(args.out), f"{args.checkpoint} on the {args.suite} suite")
     return 0
