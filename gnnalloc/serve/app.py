@@ -60,7 +60,7 @@ __all__ = [
 
 logger = logging.getLogger("gnnalloc.serve")
 
-METHODS = ("gnn", "exact", "equal", "proportional")
+METHODS = ("gnn", "exact", "dual", "equal", "proportional")
 DEFAULT_MAX_USERS = 20000
 DEFAULT_EXACT_MAX_USERS = 5000
 DEFAULT_EXACT_TIME_LIMIT = 30.0
@@ -272,17 +272,18 @@ class _Runtime:
         # same intra-op threads; one at a time keeps latency predictable.
         self.model_lock = threading.Lock()
         self.fast = _DaemonPool("fast", workers)
-        # Exact solves can take the whole time limit; their own pool keeps them from starving
-        # gnn requests, and one thread bounds their memory and CPU.
-        self.exact = _DaemonPool("exact", 1)
+        # Exact solves can take the whole time limit and dual solves seconds at 20,000 users;
+        # their own pool keeps them from starving gnn requests, and one thread bounds their
+        # memory and CPU.
+        self.solver = _DaemonPool("solver", 1)
         self.pending = 0
 
     def pool(self, method: str) -> _DaemonPool:
-        return self.exact if method == "exact" else self.fast
+        return self.solver if method in ("exact", "dual") else self.fast
 
     @property
     def busy(self) -> int:
-        return self.fast.running + self.exact.running
+        return self.fast.running + self.solver.running
 
     async def run(self, pool: _DaemonPool, fn: Callable[..., T], *args: Any) -> T:
         # asyncio.wrap_future: cancelling the request cancels a still-queued job.
@@ -290,7 +291,7 @@ class _Runtime:
 
     def close(self) -> None:
         self.fast.close()
-        self.exact.close()
+        self.solver.close()
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -490,7 +491,8 @@ def create_app(
         """Allocate a ``gnnalloc.instance/v1`` instance and score the allocation.
 
         The allocation is always feasible. ``exact`` is bounded by the server's time limit; an
-        uncertified result says so in ``status`` and ``certified_optimal``.
+        uncertified result says so in ``status`` and ``certified_optimal``. ``dual`` is the
+        smoothed dual solver: near-optimal on large instances, seconds at 20,000 users.
         """
         try:
             if method not in METHODS:

@@ -64,7 +64,7 @@ def test_healthz(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("method", ["gnn", "exact", "equal", "proportional"])
+@pytest.mark.parametrize("method", ["gnn", "exact", "dual", "equal", "proportional"])
 def test_each_method_returns_a_feasible_allocation(
     client: TestClient, doc: dict[str, Any], method: str
 ) -> None:

@@ -185,7 +185,7 @@ def _check(client: TestClient, body: bytes, method: str) -> None:
 
 
 @FUZZ
-@given(body=bodies(), method=st.sampled_from(["equal", "proportional", "equal", "gnn", "exact"]))
+@given(body=bodies(), method=st.sampled_from(["equal", "proportional", "dual", "gnn", "exact"]))
 def test_malformed_bodies_get_a_named_4xx(client: TestClient, body: bytes, method: str) -> None:
     _check(client, body, method)
 
