@@ -420,7 +420,7 @@ def create_app(
                 raise _HTTPError(
                     413, "users",
                     f"{len(users)} users exceed the limit of {exact_max_users} for method=exact "
-                    "(--exact-max-users); use method=gnn",
+                    "(--exact-max-users); use method=dual (near-optimal) or gnn",
                 )
         try:
             instance = Instance.from_dict(data)
@@ -449,7 +449,7 @@ def create_app(
             if method == "exact" and time.perf_counter() - start >= 0.95 * exact_time_limit:
                 message = (
                     f"exact: no solution within this server's time limit of "
-                    f"{exact_time_limit:g} s (--exact-time-limit); use method=gnn"
+                    f"{exact_time_limit:g} s (--exact-time-limit); use method=dual or gnn"
                 )
             else:
                 message = f"{method}: the solver failed on this instance ({exc})"
