@@ -27,8 +27,9 @@ own units:
 with :math:`\pi^0_u` the user's cheapest starting price (a user far above its minimum pays far
 less than :math:`w_u/m_u`; a temperature above its price would push the soft-min below zero).
 Both smoothings only raise each :math:`h_u`, so the smoothed dual still bounds the optimum from
-above. Its gradient is the soft response :math:`x_p = \sigma_u X_u s_p` (:math:`s_p` the
-soft-min weights, :math:`\sigma_u` the keep probability):
+above (while every user's cheapest price is above its floor of :math:`10^{-12} w_u/m_u`). Its
+gradient is the soft response :math:`x_p = \sigma_u X_u s_p` (:math:`s_p` the soft-min
+weights, :math:`\sigma_u` the keep probability):
 :math:`\partial D / \partial \lambda_s = C_s - \sum_{p \text{ at } s} x_p`,
 :math:`\partial D / \partial \mu_l = L_l - \sum_{p \text{ over } l} d_p x_p`.
 
