@@ -281,8 +281,8 @@ def demo(out_dir: Path = Path("out/demo"), checkpoint: Path = DEFAULT_CHECKPOINT
     """The README's main job: the shipped model on the real Melbourne topology.
 
     EUA instances with 816 users at loads 0.6, 1.0 and 1.4 (seed 1000, never used in training),
-    then a size sweep at load 1.0 from 100 to 20,000 users, against the exact solver and both
-    baselines. Prints the table and writes plots to ``out_dir``.
+    then a size sweep at load 1.0 from 100 to 20,000 users, against the exact solver, the
+    smoothed dual and both baselines. Prints the table and writes plots to ``out_dir``.
     """
     model = _load_model(checkpoint)
     print(f"model: {checkpoint} ({checkpoint.stat().st_size / 1024:.0f} KiB)")
