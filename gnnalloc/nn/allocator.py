@@ -19,7 +19,8 @@ from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.solvers._migration_search import check_count, improve_migrations
+from gnnalloc.problem._errors import check_count
+from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute
 
 __all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT"]

@@ -52,7 +52,7 @@ from torch_geometric.data import HeteroData
 from gnnalloc.graph import CANDIDATE_FEATURES
 from gnnalloc.nn._softmax import segment_softmax
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.solvers.functional import waterfill_groups
+from gnnalloc.solvers.functional import waterfill_groups, waterfill_prices
 
 __all__ = ["DecisionHeads"]
 
@@ -184,10 +184,7 @@ def _price_position(problem: ProblemTensors) -> Tensor:
         minimum = problem.compute_min.index_select(0, pair_user)
         weight = problem.weight.index_select(0, pair_user)
         penalty = problem.penalty.index_select(0, pair_user)
-        _, price = waterfill_groups(
-            problem.server_compute, minimum, weight, problem.pair_server, penalty,
-            problem.alpha.index_select(0, pair_user),
-        )
+        price = waterfill_prices(problem)
         tiny = torch.finfo(minimum.dtype).tiny
         log_ratio = torch.log(weight / minimum) - torch.log(price.index_select(0, problem.pair_server).clamp(min=tiny))
         return torch.stack([log_ratio, log_ratio + torch.log(penalty)], dim=-1).clamp(-20.0, 20.0)

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["InstanceError", "AllocationError", "SolverError"]
+import math
+
+__all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "check_positive"]
+
+
+def check_count(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative ``int`` (counts such
+    as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+
+
+def check_positive(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive, finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
 
 
 class InstanceError(ValueError):

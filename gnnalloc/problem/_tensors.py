@@ -8,6 +8,7 @@ every index is offset accordingly, so a batch is one big block-diagonal instance
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -70,9 +71,10 @@ class ProblemTensors:
     def num_pairs(self) -> int:
         return int(self.pair_user.shape[0])
 
-    @property
+    @cached_property
     def home_pairs(self) -> Tensor:
-        """Indices of the pairs executed at the user's home server (``pair_link < 0``)."""
+        """Indices of the pairs executed at the user's home server (``pair_link < 0``); computed
+        once (a host synchronisation), as every refill and the search's candidates read it."""
         return torch.nonzero(self.pair_link < 0, as_tuple=True)[0]
 
     @property

@@ -47,7 +47,6 @@ the evaluation reports it beside the exact solver as the strongest non-learned r
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -58,14 +57,15 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from gnnalloc.problem._allocation import Allocation
+from gnnalloc.problem._errors import check_count, check_positive
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
 from gnnalloc.projection import FastProjection
-from gnnalloc.solvers._migration_search import check_count, improve_migrations
-from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups
+from gnnalloc.solvers._migration_search import improve_migrations
+from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups, waterfill_prices
 
-__all__ = ["DEFAULT_ITERATIONS", "DualResult", "smoothed_dual", "solve_dual", "waterfill_prices"]
+__all__ = ["DEFAULT_ITERATIONS", "DualResult", "smoothed_dual", "solve_dual"]
 
 #: L-BFGS-B iterations of :func:`solve_dual` by default: on EUA instances of 816 to 20,000 users
 #: 300 bring the gap to the exact optimum to 0.001-0.007 after the search, 200 to 0.009-0.037
@@ -212,22 +212,6 @@ def _reference_price(problem: ProblemTensors, server_price: Tensor) -> Tensor:
     )
 
 
-def waterfill_prices(problem: ProblemTensors) -> Tensor:
-    r"""Starting server prices: each server water-filled among every pair that could use it, as if
-    each pair were a separate user (the price that would clear the server if nobody had another
-    option), ``(S,)``."""
-    pair_user = problem.pair_user
-    _, price = waterfill_groups(
-        problem.server_compute,
-        problem.compute_min.index_select(0, pair_user),
-        problem.weight.index_select(0, pair_user),
-        problem.pair_server,
-        problem.penalty.index_select(0, pair_user),
-        problem.alpha.index_select(0, pair_user),
-    )
-    return price
-
-
 def _price_scale(problem: ProblemTensors, server_start: Tensor) -> Tensor:
     """Units of the prices L-BFGS works in: server prices relative to their starting value
     (prices of different servers can differ by many orders of magnitude), link prices relative
@@ -298,10 +282,7 @@ def solve_dual(
     """
     check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-        math.isfinite(temperature) and temperature > 0
-    ):
-        raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
+    check_positive("temperature", temperature)
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)

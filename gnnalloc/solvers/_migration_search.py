@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
 from gnnalloc.solvers.functional import _refill, _check_compute
@@ -46,13 +47,6 @@ __all__ = ["improve_migrations"]
 _NEEDY_RTOL = 1e-9
 # Grants are shrunk by this factor so that summed grants never exceed a capacity by round-off.
 _SAFETY = 1.0 - 1e-12
-
-
-def check_count(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative ``int`` (counts such
-    as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
 
 
 def _compute_objective(compute: Tensor, problem: ProblemTensors) -> Tensor:

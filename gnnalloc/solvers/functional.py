@@ -37,7 +37,9 @@ from torch import Tensor
 
 from gnnalloc.problem._tensors import ProblemTensors
 
-__all__ = ["HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_groups"]
+__all__ = [
+    "HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_groups", "waterfill_prices",
+]
 
 
 def _power(base: Tensor, exponent: Tensor | float) -> Tensor:
@@ -119,28 +121,44 @@ def waterfill_groups(
         the prices ``lam (G,)`` (0 for empty groups). Differentiable in ``capacity``, ``offset``,
         ``minimum`` and ``weight``.
     """
-    _check_inputs(capacity, minimum, weight, group, penalty, alpha, offset)
-    y, lam, _ = _waterfill(capacity, minimum, weight, group, penalty, alpha, offset, sensitivity=False)
+    arguments = dict(
+        capacity=capacity, minimum=minimum, weight=weight, group=group, penalty=penalty,
+        alpha=alpha, offset=offset,
+    )
+    _check_inputs(arguments)
+    y, lam, _ = _waterfill(**arguments, sensitivity=False)
     return y, lam
 
 
-def _check_inputs(
-    capacity: Tensor,
-    minimum: Tensor,
-    weight: Tensor,
-    group: Tensor,
-    penalty: Tensor | float,
-    alpha: Tensor | float,
-    offset: Tensor | None,
-) -> None:
-    """Clear errors, naming the argument, for inputs that would otherwise give NaN or garbage."""
+def waterfill_prices(problem: ProblemTensors) -> Tensor:
+    r"""Each server's price :math:`\lambda_s` if it were water-filled among every pair that could
+    use it, each pair as a separate user (the price that would clear the server if nobody had
+    another option), ``(S,)``."""
+    pair_user = problem.pair_user
+    _, price = waterfill_groups(
+        problem.server_compute,
+        problem.compute_min.index_select(0, pair_user),
+        problem.weight.index_select(0, pair_user),
+        problem.pair_server,
+        problem.penalty.index_select(0, pair_user),
+        problem.alpha.index_select(0, pair_user),
+    )
+    return price
+
+
+def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:
+    """Clear errors, naming the argument, for inputs (:func:`waterfill_groups`'s, by name) that
+    would otherwise give NaN or garbage."""
+    capacity, minimum, weight, group, penalty, alpha, offset = (
+        arguments[k] for k in ("capacity", "minimum", "weight", "group", "penalty", "alpha", "offset")
+    )
     if capacity.dim() != 1:
         raise ValueError(f"capacity: expected shape (G,), got {tuple(capacity.shape)}")
     if minimum.dim() != 1:
         raise ValueError(f"minimum: expected shape (N,), got {tuple(minimum.shape)}")
     members = tuple(minimum.shape)
-    named = {"weight": weight, "group": group, "offset": offset, "penalty": penalty, "alpha": alpha}
-    for name, value in named.items():
+    for name in ("weight", "group", "offset", "penalty", "alpha"):
+        value = arguments[name]
         scalar = not isinstance(value, Tensor) or (value.dim() == 0 and name in ("penalty", "alpha"))
         if value is not None and not scalar and tuple(value.shape) != members:
             raise ValueError(f"{name}: expected shape {members}, got {tuple(value.shape)}")
@@ -387,7 +405,7 @@ class HomeRefillJacobian:
             _, regimes = _refill(projected.detach(), problem, sensitivity=True)
         self.problem = problem
         self.regimes = regimes
-        # Index arrays every block of cotangents uses: built once (nonzero syncs with the host).
+        # Index arrays every block of cotangents uses: gathered once.
         self.home_pairs = problem.home_pairs
         self.home_server = problem.pair_server.index_select(0, self.home_pairs)
         self.home_user = problem.pair_user.index_select(0, self.home_pairs)

@@ -18,10 +18,10 @@ import numpy as np
 from gnnalloc.generators import eua_instance, random_instance
 from gnnalloc.metrics import score, user_utilities
 from gnnalloc.nn.allocator import Allocator
+from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers import equal_share, proportional_share, solve_dual, solve_exact
 from gnnalloc.solvers._dual import DEFAULT_ITERATIONS
-from gnnalloc.solvers._migration_search import check_count
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 

@@ -11,7 +11,7 @@ from gnnalloc import eua_instance, random_instance
 from gnnalloc.metrics import score
 from gnnalloc.problem import ProblemTensors, max_violation, resource_utility
 from gnnalloc.solvers import smoothed_dual, solve, solve_dual, solve_exact
-from gnnalloc.solvers._dual import waterfill_prices
+from gnnalloc.solvers.functional import waterfill_prices
 
 
 def _prices(problem: ProblemTensors, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
