@@ -197,9 +197,21 @@ def smoothed_dual(
         ``compute`` ``(P,)``, the soft response, whose loads give the gradient:
         :math:`C - \text{server load}`, :math:`L - \text{link load}`.
     """
+    check_positive("temperature", temperature)
+    sizes = {"server_price": problem.num_servers, "link_price": problem.num_links}
+    if reference_price is not None:
+        sizes["reference_price"] = problem.num_users
+    given = {"server_price": server_price, "link_price": link_price, "reference_price": reference_price}
+    for name, size in sizes.items():
+        value = given[name]
+        if not isinstance(value, Tensor) or tuple(value.shape) != (size,):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name}: expected shape ({size},), got {shape}")
+        if value.numel() and not bool((torch.isfinite(value) & (value >= 0)).all()):
+            raise ValueError(f"{name}: every entry must be finite and >= 0")
     if reference_price is None:
         reference_price = _reference_price(problem, server_price)
-    dual = _SmoothedDual(problem, temperature, reference_price)
+    dual = _SmoothedDual(problem, float(temperature), reference_price)
     value, _, compute = dual(torch.cat([server_price, link_price]))
     return value, compute
 
@@ -283,6 +295,10 @@ def solve_dual(
     check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
     check_positive("temperature", temperature)
+    try:
+        device = None if device is None else torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: {exc}") from None
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)

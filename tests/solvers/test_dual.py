@@ -126,3 +126,35 @@ def test_solve_entry_point():
 def test_bad_arguments_name_the_field(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         solve_dual(random_instance(10, 2, 1.0, 0), **kwargs)
+
+
+def test_bad_device_names_the_field():
+    with pytest.raises(ValueError, match="device: "):
+        solve_dual(random_instance(10, 2, 1.0, 0), device="gpu")
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (dict(temperature=0.0), "temperature: must be a positive finite number"),
+        (dict(server_price="short"), r"server_price: expected shape \(3,\)"),
+        (dict(link_price="nan"), "link_price: every entry must be finite and >= 0"),
+        (dict(server_price="negative"), "server_price: every entry must be finite and >= 0"),
+        (dict(reference_price="short"), "reference_price: expected shape"),
+        (dict(link_price="list"), "link_price: expected shape"),
+    ],
+)
+def test_smoothed_dual_rejects_bad_prices_by_name(change, needle):
+    problem = ProblemTensors.from_instance(random_instance(12, 3, 1.0, 0))
+    server, link = _prices(problem, 0)
+    kwargs = dict(server_price=server, link_price=link, temperature=0.05, reference_price=None)
+    bad = {
+        "short": lambda t: t[:-1] if t is not None else torch.ones(problem.num_users - 1, dtype=torch.float64),
+        "nan": lambda t: torch.full_like(t, float("nan")),
+        "negative": lambda t: -t,
+        "list": lambda t: t.tolist(),
+    }
+    for name, value in change.items():
+        kwargs[name] = bad[value](kwargs[name]) if isinstance(value, str) else value
+    with pytest.raises(ValueError, match=needle):
+        smoothed_dual(problem=problem, **kwargs)
