@@ -33,9 +33,10 @@ weights, :math:`\sigma_u` the keep probability):
 :math:`\partial D / \partial \lambda_s = C_s - \sum_{p \text{ at } s} x_p`,
 :math:`\partial D / \partial \mu_l = L_l - \sum_{p \text{ over } l} d_p x_p`.
 
-L-BFGS-B minimises it over :math:`\lambda, \mu \ge 0` from the per-server water-filling prices
-(server prices in units of their start, link prices in units of their servers' per unit of data
-rate, as prices of different servers can differ by orders of magnitude). The response is then
+A projected L-BFGS (compiled, :mod:`gnnalloc.solvers._dual_kernel`) minimises it over
+:math:`\lambda, \mu \ge 0` from the per-server water-filling prices (server prices in units of
+their start, link prices in units of their servers' per unit of data rate, as prices of
+different servers can differ by orders of magnitude). The response is then
 made feasible by the fast projection, the home split is re-solved exactly
 (:func:`~gnnalloc.solvers.functional.refill_home_compute`) and, optionally, the migration search
 (:func:`~gnnalloc.solvers.improve_migrations`) completes users left short. Access bandwidth
@@ -52,8 +53,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from gnnalloc.problem._allocation import Allocation
@@ -62,15 +61,24 @@ from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
 from gnnalloc.projection import FastProjection
+from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups, waterfill_prices
 
 __all__ = ["DEFAULT_ITERATIONS", "DualResult", "smoothed_dual", "solve_dual"]
 
-#: L-BFGS-B iterations of :func:`solve_dual` by default: on EUA instances of 816 to 20,000 users
+#: L-BFGS iterations of :func:`solve_dual` by default: on EUA instances of 816 to 20,000 users
 #: 300 bring the gap to the exact optimum to 0.001-0.007 after the search, 200 to 0.009-0.037
 #: (``benchmarks/bench_dual.py``); a few hundred users need more (0.02-0.06 at 300).
 DEFAULT_ITERATIONS = 300
+
+#: Curvature pairs the projected L-BFGS keeps: with 557 prices (EUA) a pair costs far less than
+#: an evaluation, and 40 reach a lower dual in 300 iterations than L-BFGS-B's default of 10.
+_MEMORY = 40
+
+
+def _host(t: Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class DualResult:
         allocation: the feasible allocation.
         server_price, link_price: the final prices :math:`\\lambda`, :math:`\\mu`.
         dual_value: the smoothed dual at those prices.
-        iterations: L-BFGS-B iterations run.
+        iterations: L-BFGS iterations run.
         seconds: wall time of the whole solve.
     """
 
@@ -243,30 +251,65 @@ def _price_scale(problem: ProblemTensors, server_start: Tensor) -> Tensor:
     return torch.cat([server, ends / mean_rate])
 
 
-def _minimise(dual: _SmoothedDual, start: Tensor, scale: Tensor, iterations: int) -> tuple[Tensor, float, int]:
-    """L-BFGS-B on the prices ``scale * z`` from ``start``: final prices, dual value, iterations
-    run."""
-    problem = dual.problem
-    scale_np = scale.to("cpu", torch.float64).numpy()
+class _CompiledDual:
+    """The same smoothed dual as :class:`_SmoothedDual` (whose per-user constants it copies, so
+    there is one definition of them) on CPU arrays, evaluated and minimised by the compiled
+    kernels of :mod:`gnnalloc.solvers._dual_kernel`. Pairs are regrouped by user when needed."""
 
-    def value_and_gradient(z: np.ndarray) -> tuple[float, np.ndarray]:
-        prices = torch.from_numpy(z * scale_np).to(device=problem.device, dtype=problem.dtype)
-        value, gradient, _ = dual(prices)
-        return float(value), gradient.to("cpu", torch.float64).numpy() * scale_np
+    def __init__(self, dual: _SmoothedDual) -> None:
+        problem = dual.problem
 
-    if iterations == 0 or start.numel() == 0:  # nothing to optimise (e.g. no servers)
-        value, _, _ = dual(start)
-        return start, float(value), 0
-    z0 = (start / scale).to("cpu", torch.float64).numpy()
-    # L-BFGS-B's BLAS threads and torch's OpenMP threads spin against each other on small
-    # problems (10x slower on 2 cores): the optimiser's own linear algebra is tiny.
-    with threadpool_limits(limits=1, user_api="blas"):
-        result = minimize(
-            value_and_gradient, z0, jac=True, method="L-BFGS-B",
-            bounds=[(0.0, None)] * z0.size, options=dict(maxiter=iterations, ftol=0.0, gtol=0.0),
+        def host(t: Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy())
+
+        def host_index(t: Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().to("cpu", torch.int64).numpy())
+
+        pair_user = host_index(problem.pair_user)
+        # The kernel walks each user's pairs as one run; hand-built problems may interleave them.
+        self.order = None if dual.contiguous else np.argsort(pair_user, kind="stable")
+        regroup = (lambda a: a) if self.order is None else (lambda a: np.ascontiguousarray(a[self.order]))
+        counts = np.bincount(pair_user, minlength=problem.num_users)
+        self.num_pairs = pair_user.shape[0]
+        # Home pairs read their link price from one extra slot that always holds 0.
+        num_servers, num_links = problem.num_servers, problem.num_links
+        pair_link = host_index(problem.pair_link)
+        pair_slot = np.where(pair_link >= 0, num_servers + pair_link, num_servers + num_links)
+        self.pairs = (
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            regroup(host_index(problem.pair_server)),
+            regroup(pair_slot),
+            regroup(host(problem.pair_link_weight)),
         )
-    prices = torch.from_numpy(result.x * scale_np).to(device=problem.device, dtype=problem.dtype)
-    return prices, float(result.fun), int(result.nit)
+        self.users = (
+            host(problem.weight), host(problem.compute_min), host(dual.scale),
+            host(dual.price_floor), host(dual.drop), host(dual.smooth), host(problem.alpha),
+            dual.log_utility,
+        )
+        self.supply = host(dual.supply)
+
+    def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
+        gradient = np.empty(self.supply.shape[0] + 1)
+        compute = np.empty(self.num_pairs)
+        value = evaluate_dual(
+            np.append(np.asarray(prices, dtype=np.float64), 0.0), self.supply, *self.pairs,
+            *self.users, gradient, compute, np.empty(self.num_pairs),
+        )
+        if self.order is not None:
+            compute[self.order] = compute.copy()
+        return float(value), gradient[:-1], compute
+
+    def minimise(self, start: np.ndarray, scale: np.ndarray, iterations: int) -> tuple[np.ndarray, float, int]:
+        """Projected L-BFGS on the prices ``scale * z`` from ``start``: final prices, dual value,
+        iterations run."""
+        if iterations == 0 or start.size == 0:  # nothing to optimise (e.g. no servers)
+            return start, self.evaluate(start)[0], 0
+        prices, value, done, _ = minimise_dual(
+            np.ascontiguousarray(start, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
+            iterations, _MEMORY, self.supply, *self.pairs, *self.users,
+        )
+        return prices, float(value), int(done)
 
 
 def solve_dual(
@@ -281,7 +324,7 @@ def solve_dual(
 
     Args:
         instance: the network.
-        iterations: L-BFGS-B iterations on the S + L prices (the cost: each evaluates the
+        iterations: L-BFGS iterations on the S + L prices (the cost: each evaluates the
             dual once or a few times, one pass over the pairs); 0 takes the response to the
             starting prices.
         temperature: smoothing :math:`\\tau`, relative to each user's own price unit (module
@@ -303,9 +346,11 @@ def solve_dual(
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)
     start = torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)])
-    dual = _SmoothedDual(problem, float(temperature), _reference_price(problem, server_start))
-    prices, value, used = _minimise(dual, start, _price_scale(problem, server_start), iterations)
-    _, _, response = dual(prices)
+    dual = _CompiledDual(_SmoothedDual(problem, float(temperature), _reference_price(problem, server_start)))
+    scale = _price_scale(problem, server_start)
+    prices, value, used = dual.minimise(_host(start), _host(scale), iterations)
+    _, _, response = dual.evaluate(prices)
+    response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)
     bandwidth, _ = waterfill_groups(
         problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
         problem.penalty, problem.alpha,
@@ -318,7 +363,6 @@ def solve_dual(
         compute=compute.to("cpu", torch.float64).numpy(),
         bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
     )
-    prices = prices.to("cpu", torch.float64).numpy()
     num_servers = problem.num_servers
     return DualResult(
         allocation, prices[:num_servers], prices[num_servers:], value, used,

@@ -97,6 +97,8 @@ def evaluate_suite(
     check_count("dual_iterations", dual_iterations)
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
+    if dual_iterations:  # the dual's first call loads (or, on a fresh machine, compiles) its kernels
+        solve_dual(_instance(suite, 50, 1.0, 0, 10), iterations=1)
     for n in users:
         for load in loads:
             for seed in seeds:
