@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="also run the model with this many migration-search rounds (gnn+search)")
     ev.add_argument("--dual-iterations", type=int,
                     help="L-BFGS iterations of the smoothed-dual reference (method dual; 0 = skip; "
-                    "default 300)")
+                    "default: 300 to 3,000 by instance size, see solvers.default_iterations)")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

@@ -2,13 +2,14 @@
 migration search and simple baselines."""
 
 from gnnalloc.solvers._baselines import equal_share, proportional_share
-from gnnalloc.solvers._dual import DualResult, smoothed_dual, solve_dual
+from gnnalloc.solvers._dual import DualResult, default_iterations, smoothed_dual, solve_dual
 from gnnalloc.solvers._exact import ExactResult, repair, solve_exact
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers._solve import METHODS, SolveResult, solve
 from gnnalloc.solvers._waterfilling import waterfill
 
 __all__ = [
-    "DualResult", "ExactResult", "METHODS", "SolveResult", "equal_share", "improve_migrations",
+    "DualResult", "ExactResult", "METHODS", "SolveResult", "default_iterations", "equal_share",
+    "improve_migrations",
     "proportional_share", "repair", "smoothed_dual", "solve", "solve_dual", "solve_exact", "waterfill",
 ]

@@ -65,12 +65,27 @@ from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups, waterfill_prices
 
-__all__ = ["DEFAULT_ITERATIONS", "DualResult", "smoothed_dual", "solve_dual"]
+__all__ = ["DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "smoothed_dual", "solve_dual"]
 
-#: L-BFGS iterations of :func:`solve_dual` by default: on EUA instances of 816 to 20,000 users
-#: 300 bring the gap to the exact optimum to 0.001-0.007 after the search, 200 to 0.009-0.037
-#: (``benchmarks/bench_dual.py``); a few hundred users need more (0.02-0.06 at 300).
-DEFAULT_ITERATIONS = 300
+#: L-BFGS iterations of :func:`solve_dual` at least: on EUA instances of 816 to 20,000 users 300
+#: bring the gap to the exact optimum to 0.001-0.006 after the search, 200 to 0.005-0.032
+#: (``benchmarks/bench_dual.py``).
+MIN_ITERATIONS = 300
+
+#: ... and at most: small instances need more (100 EUA users: 0.017-0.17 at 300 iterations,
+#: 0.001-0.002 at 1,000), and they are cheap, as an iteration costs one pass over the pairs.
+MAX_ITERATIONS = 3000
+
+#: Pair visits the default spends: 300 iterations at 5,000 pairs, 2,700 at 550.
+_PAIR_VISIT_BUDGET = 1_500_000
+
+
+def default_iterations(num_pairs: int) -> int:
+    """Iterations :func:`solve_dual` runs by default on ``num_pairs`` pairs: a fixed budget of
+    pair visits (about the work of 300 iterations at 816 EUA users), within
+    [:data:`MIN_ITERATIONS`, :data:`MAX_ITERATIONS`]."""
+    return int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, -(-_PAIR_VISIT_BUDGET // max(num_pairs, 1)))))
+
 
 #: Curvature pairs the projected L-BFGS keeps: with 557 prices (EUA) a pair costs far less than
 #: an evaluation, and 40 reach a lower dual in 300 iterations than L-BFGS-B's default of 10.
@@ -315,7 +330,7 @@ class _CompiledDual:
 def solve_dual(
     instance: Instance,
     *,
-    iterations: int = DEFAULT_ITERATIONS,
+    iterations: int | None = None,
     temperature: float = 0.03,
     search_rounds: int = 5,
     device: torch.device | str | None = None,
@@ -325,17 +340,21 @@ def solve_dual(
     Args:
         instance: the network.
         iterations: L-BFGS iterations on the S + L prices (the cost: each evaluates the
-            dual once or a few times, one pass over the pairs); 0 takes the response to the
-            starting prices.
+            dual once or a few times, one pass over the pairs; fewer run once the dual has
+            converged to rounding); 0 takes the response to the starting prices. Default:
+            :func:`default_iterations` of the instance's pairs.
         temperature: smoothing :math:`\\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations.
         search_rounds: rounds of :func:`~gnnalloc.solvers.improve_migrations` on the result.
-        device: where the pair computations run (default CPU).
+        device: where the projection, refill and search run (default CPU); the prices are
+            always minimised on the CPU by compiled kernels (a few hundred kilobytes of
+            constants copied once).
 
     Returns:
         A feasible :class:`DualResult` (projection plus refill make the soft response feasible).
     """
-    check_count("iterations", iterations)
+    if iterations is not None:
+        check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
     check_positive("temperature", temperature)
     try:
@@ -348,6 +367,8 @@ def solve_dual(
     start = torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)])
     dual = _CompiledDual(_SmoothedDual(problem, float(temperature), _reference_price(problem, server_start)))
     scale = _price_scale(problem, server_start)
+    if iterations is None:
+        iterations = default_iterations(problem.num_pairs)
     prices, value, used = dual.minimise(_host(start), _host(scale), iterations)
     _, _, response = dual.evaluate(prices)
     response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)

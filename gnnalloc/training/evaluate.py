@@ -21,7 +21,6 @@ from gnnalloc.nn.allocator import Allocator
 from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers import equal_share, proportional_share, solve_dual, solve_exact
-from gnnalloc.solvers._dual import DEFAULT_ITERATIONS
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
@@ -80,7 +79,7 @@ def evaluate_suite(
     exact_max_users: int = 20_000,
     gnn_repeats: int = 3,
     search_rounds: int = 0,
-    dual_iterations: int = DEFAULT_ITERATIONS,
+    dual_iterations: int | None = None,
     log=print,
 ) -> list[EvalRow]:
     """Run the model, the exact solver, the smoothed dual and both baselines on every
@@ -89,15 +88,18 @@ def evaluate_suite(
     The model's time is the median of ``gnn_repeats`` calls of :meth:`Allocator.allocate`
     (graph building included). Gaps are to the exact optimum when it was computed. With
     ``search_rounds > 0`` the model also runs with that many rounds of migration search
-    (method ``gnn+search``, timed the same way, search included). With ``dual_iterations > 0``
-    :func:`~gnnalloc.solvers.solve_dual` runs with that many iterations (method ``dual``): the
-    strongest non-learned reference short of the exact solver.
+    (method ``gnn+search``, timed the same way, search included). Unless ``dual_iterations``
+    is 0, :func:`~gnnalloc.solvers.solve_dual` runs too (method ``dual``), with that many
+    iterations or, for ``None``, its default: the strongest non-learned reference short of the
+    exact solver.
     """
     check_count("search_rounds", search_rounds)
-    check_count("dual_iterations", dual_iterations)
+    if dual_iterations is not None:
+        check_count("dual_iterations", dual_iterations)
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
-    if dual_iterations:  # the dual's first call loads (or, on a fresh machine, compiles) its kernels
+    run_dual = dual_iterations != 0
+    if run_dual:  # the dual's first call loads (or, on a fresh machine, compiles) its kernels
         solve_dual(_instance(suite, 50, 1.0, 0, 10), iterations=1)
     for n in users:
         for load in loads:
@@ -109,7 +111,7 @@ def evaluate_suite(
                     results["gnn+search"] = _time(
                         lambda: model.allocate(inst, search_rounds=search_rounds), gnn_repeats
                     )
-                if dual_iterations:
+                if run_dual:
                     results["dual"] = _time(
                         lambda: solve_dual(inst, iterations=dual_iterations).allocation
                     )
@@ -273,7 +275,7 @@ def evaluate_cli(args: argparse.Namespace) -> int:
         model, suite=args.suite, users=args.users, loads=args.loads, seeds=args.seeds,
         servers=args.servers, exact_max_users=args.exact_max_users,
         search_rounds=args.search_rounds,
-        dual_iterations=DEFAULT_ITERATIONS if args.dual_iterations is None else args.dual_iterations,
+        dual_iterations=args.dual_iterations,
     )
     _report(rows, Path(args.out), f"{args.checkpoint} on the {args.suite} suite")
     return 0

@@ -10,7 +10,8 @@ import torch
 from gnnalloc import eua_instance, random_instance
 from gnnalloc.metrics import score
 from gnnalloc.problem import ProblemTensors, max_violation, resource_utility
-from gnnalloc.solvers import smoothed_dual, solve, solve_dual, solve_exact
+from gnnalloc.solvers import default_iterations, smoothed_dual, solve, solve_dual, solve_exact
+from gnnalloc.solvers._dual import MAX_ITERATIONS, MIN_ITERATIONS
 from gnnalloc.solvers.functional import waterfill_prices
 
 
@@ -86,6 +87,21 @@ def test_near_exact_and_feasible(make, iterations, bound):
     assert report.gap <= bound
     assert (result.server_price >= 0).all() and (result.link_price >= 0).all()
     assert result.iterations <= iterations
+
+
+def test_default_iterations_spend_a_pair_budget_within_bounds():
+    counts = [default_iterations(pairs) for pairs in (0, 1, 550, 1_700, 4_700, 27_000, 10**7)]
+    assert counts == sorted(counts, reverse=True)
+    assert counts[0] == counts[1] == MAX_ITERATIONS and counts[-1] == MIN_ITERATIONS
+    assert MIN_ITERATIONS < default_iterations(550) < MAX_ITERATIONS
+
+
+def test_small_instances_get_more_iterations_by_default():
+    # Measured on this instance: gap 0.17 after 300 iterations, 0.0014 after 1,000.
+    instance = eua_instance(100, 1.0, 1000)
+    result = solve_dual(instance)
+    assert result.iterations > MIN_ITERATIONS
+    assert score(instance, result.allocation, solve_exact(instance).allocation).gap <= 0.01
 
 
 def test_the_search_never_lowers_the_result():
