@@ -48,7 +48,7 @@ from gnnalloc.serve.schemas import (
     InstanceV1,
     ModelInfo,
 )
-from gnnalloc.solvers import solve
+from gnnalloc.solvers import load_dual_kernels, solve
 
 if TYPE_CHECKING:
     from gnnalloc.nn.allocator import Allocator
@@ -272,7 +272,7 @@ class _Runtime:
         # same intra-op threads; one at a time keeps latency predictable.
         self.model_lock = threading.Lock()
         self.fast = _DaemonPool("fast", workers)
-        # Exact solves can take the whole time limit and dual solves seconds at 20,000 users;
+        # Exact solves can take the whole time limit and dual solves a second at 20,000 users;
         # their own pool keeps them from starving gnn requests, and one thread bounds their
         # memory and CPU.
         self.solver = _DaemonPool("solver", 1)
@@ -601,6 +601,7 @@ def serve_cli(args: argparse.Namespace) -> int:
         return 2
     # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    load_dual_kernels()  # else the first method=dual request pays for loading (or compiling) them
 
     app = create_app(
         allocator,

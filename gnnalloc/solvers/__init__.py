@@ -2,7 +2,9 @@
 migration search and simple baselines."""
 
 from gnnalloc.solvers._baselines import equal_share, proportional_share
-from gnnalloc.solvers._dual import DualResult, default_iterations, smoothed_dual, solve_dual
+from gnnalloc.solvers._dual import (
+    DualResult, default_iterations, load_dual_kernels, smoothed_dual, solve_dual,
+)
 from gnnalloc.solvers._exact import ExactResult, repair, solve_exact
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers._solve import METHODS, SolveResult, solve
@@ -10,6 +12,6 @@ from gnnalloc.solvers._waterfilling import waterfill
 
 __all__ = [
     "DualResult", "ExactResult", "METHODS", "SolveResult", "default_iterations", "equal_share",
-    "improve_migrations",
+    "improve_migrations", "load_dual_kernels",
     "proportional_share", "repair", "smoothed_dual", "solve", "solve_dual", "solve_exact", "waterfill",
 ]

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnnalloc.generators import random_instance
 from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._errors import check_count, check_positive
 from gnnalloc.problem._instance import Instance
@@ -65,7 +66,10 @@ from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups, waterfill_prices
 
-__all__ = ["DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "smoothed_dual", "solve_dual"]
+__all__ = [
+    "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "load_dual_kernels",
+    "smoothed_dual", "solve_dual",
+]
 
 #: L-BFGS iterations of :func:`solve_dual` at least: on EUA instances of 816 to 20,000 users 300
 #: bring the gap to the exact optimum to 0.001-0.006 after the search, 200 to 0.005-0.032
@@ -389,3 +393,10 @@ def solve_dual(
         allocation, prices[:num_servers], prices[num_servers:], value, used,
         time.perf_counter() - start_time,
     )
+
+
+def load_dual_kernels() -> None:
+    """Load :func:`solve_dual`'s compiled kernels now, so that the first solve's time is its own:
+    they compile on a machine's first use (about 6 s on 2 cores) and load from numba's cache
+    (about 0.5 s) in every new process after that."""
+    solve_dual(random_instance(20, 3, 1.0, 0), iterations=2, search_rounds=0)

@@ -20,7 +20,9 @@ from gnnalloc.metrics import score, user_utilities
 from gnnalloc.nn.allocator import Allocator
 from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._instance import Instance
-from gnnalloc.solvers import equal_share, proportional_share, solve_dual, solve_exact
+from gnnalloc.solvers import (
+    equal_share, load_dual_kernels, proportional_share, solve_dual, solve_exact,
+)
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
@@ -99,8 +101,8 @@ def evaluate_suite(
     rows: list[EvalRow] = []
     model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
     run_dual = dual_iterations != 0
-    if run_dual:  # the dual's first call loads (or, on a fresh machine, compiles) its kernels
-        solve_dual(_instance(suite, 50, 1.0, 0, 10), iterations=1)
+    if run_dual:
+        load_dual_kernels()
     for n in users:
         for load in loads:
             for seed in seeds:

@@ -119,3 +119,11 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
         values.append(value)
     prices, value, done = compiled.minimise(start, scale, 0)
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
+
+
+def test_load_dual_kernels_leaves_both_compiled():
+    from gnnalloc.solvers import load_dual_kernels
+    from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
+
+    load_dual_kernels()
+    assert evaluate_dual.signatures and minimise_dual.signatures
