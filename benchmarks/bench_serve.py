@@ -1,11 +1,12 @@
 """Loopback load test of ``gnnalloc serve``: latency and throughput of ``POST /v1/allocate``.
 
 Starts ``gnnalloc serve`` on a free 127.0.0.1 port, sends ``--requests`` requests of the 816-user
-EUA instance (``eua_instance(816, 1.0, 1000)``, method ``gnn``) from ``--clients`` concurrent
+EUA instance (``eua_instance(816, 1.0, 1000)``, ``--method``, default ``gnn``) from ``--clients`` concurrent
 clients, reports errors, p50/p99 latency and throughput, writes ``benchmarks/out/serve.md`` and
 stops the server with SIGTERM (its exit status is part of the report). Only loopback traffic.
 
 Run: python benchmarks/bench_serve.py [--checkpoint checkpoints/default.ckpt] [--requests 500]
+    [--method gnn|dual|exact|equal|proportional]
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ async def wait_ready(url: str, process: subprocess.Popen, seconds: float) -> Non
     raise SystemExit(f"error: server not ready after {seconds:g} s")
 
 
-async def load(url: str, body: bytes, requests: int, clients: int) -> dict[str, object]:
+async def load(url: str, body: bytes, requests: int, clients: int, method: str) -> dict[str, object]:
     """``requests`` POSTs shared by ``clients`` workers; latency per request, errors by kind."""
     latencies: list[float] = []
     server_seconds: list[float] = []
@@ -90,7 +91,7 @@ async def load(url: str, body: bytes, requests: int, clients: int) -> dict[str, 
             start = time.perf_counter()
             try:
                 response = await client.post(
-                    f"{url}/v1/allocate", content=body,
+                    f"{url}/v1/allocate", content=body, params={"method": method},
                     headers={"content-type": "application/json"},
                 )
             except httpx.HTTPError as exc:
@@ -124,8 +125,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=2, help="untimed requests first")
     parser.add_argument("--timeout", type=float, default=600.0, help="overall seconds")
-    parser.add_argument("--out", type=Path, default=OUT / "serve.md")
+    parser.add_argument("--method", default="gnn", choices=["gnn", "dual", "exact", "equal", "proportional"])
+    parser.add_argument("--out", type=Path, help="default: benchmarks/out/serve[-METHOD].md")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = OUT / ("serve.md" if args.method == "gnn" else f"serve-{args.method}.md")
 
     instance = eua_instance(816, 1.0, 1000)
     body = json.dumps(instance.to_dict()).encode()
@@ -192,7 +196,7 @@ def main() -> int:
     ]
     lines = [
         "### `gnnalloc serve` loopback load test: `POST /v1/allocate`, EUA 816 users (load 1.0, "
-        "seed 1000), method `gnn`",
+        f"seed 1000), method `{args.method}`",
         "",
         f"Machine: {machine()}. Server: one uvicorn process on 127.0.0.1, model {described}, "
         f"{instance.num_pairs} pairs, {len(body) / 1024:.0f} KiB request body. "
@@ -204,8 +208,9 @@ def main() -> int:
         "|" + "---|" * len(header),
         "| " + " | ".join(str(c) for c in row) + " |",
         "",
-        "Latency is client-side wall time per request (queueing included: 16 clients share one "
-        "model, whose calls are serialised); model time is the server's `timing.seconds`.",
+        f"Latency is client-side wall time per request (queueing included: {args.clients} clients "
+        "share one model, whose calls are serialised, or one solver thread for `exact` and "
+        "`dual`); model time is the server's `timing.seconds`.",
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +224,8 @@ async def _session(
 ) -> dict[str, object]:
     await wait_ready(url, process, 120)
     if args.warmup:
-        await load(url, body, args.warmup, 1)
-    return await load(url, body, args.requests, args.clients)
+        await load(url, body, args.warmup, 1, args.method)
+    return await load(url, body, args.requests, args.clients, args.method)
 
 
 if __name__ == "__main__":
