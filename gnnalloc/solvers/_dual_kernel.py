@@ -27,6 +27,20 @@ from numba import njit
 
 __all__ = ["evaluate_dual", "minimise_dual"]
 
+
+def _compiled(**options):
+    """``numba.njit`` with its on-disk cache (the kernels compile once per machine, ~6 s) where
+    numba finds a writable cache directory; without one (a read-only install and home, and no
+    ``NUMBA_CACHE_DIR``) they compile in every process instead of failing at import."""
+
+    def wrap(function):
+        try:
+            return njit(cache=True, nogil=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return njit(nogil=True, **options)(function)
+
+    return wrap
+
 #: Exponents below minus this are dropped: e^-40 is far below float64 rounding of the 1 they
 #: are added to.
 _NEGLIGIBLE = 40.0
@@ -35,7 +49,7 @@ _NEGLIGIBLE = 40.0
 _BACKTRACKS = 20
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
@@ -110,7 +124,7 @@ def evaluate_dual(
 # Reassociation lets LLVM vectorise the two-loop recursion's dot products, which are otherwise
 # serial chains of dependent additions (about 60 us an iteration for 557 prices and 40 pairs).
 # No flag that assumes finite values: the dual evaluation inside relies on inf.
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
     start, price_scale, iterations, memory,
     supply, user_start, pair_server, pair_slot, pair_link_weight,

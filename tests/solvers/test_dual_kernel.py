@@ -127,3 +127,19 @@ def test_load_dual_kernels_leaves_both_compiled():
 
     load_dual_kernels()
     assert evaluate_dual.signatures and minimise_dual.signatures
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    # A read-only install with a read-only home: numba has no cache locator, and caching must
+    # not turn into an import error.
+    import numba.core.caching
+
+    from gnnalloc.solvers._dual_kernel import _compiled
+
+    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
+
+    @_compiled()
+    def add_one(x):
+        return x + 1.0
+
+    assert add_one(1.0) == 2.0
