@@ -97,7 +97,13 @@ _MEMORY = 40
 
 
 def _host(t: Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()
+    """A CPU float64 copy of ``t`` for the compiled kernels."""
+    return np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy())
+
+
+def _host_index(t: Tensor) -> np.ndarray:
+    """A CPU int64 copy of the index tensor ``t`` for the compiled kernels."""
+    return np.ascontiguousarray(t.detach().to("cpu", torch.int64).numpy())
 
 
 @dataclass(frozen=True)
@@ -277,14 +283,7 @@ class _CompiledDual:
 
     def __init__(self, dual: _SmoothedDual) -> None:
         problem = dual.problem
-
-        def host(t: Tensor) -> np.ndarray:
-            return np.ascontiguousarray(t.detach().to("cpu", torch.float64).numpy())
-
-        def host_index(t: Tensor) -> np.ndarray:
-            return np.ascontiguousarray(t.detach().to("cpu", torch.int64).numpy())
-
-        pair_user = host_index(problem.pair_user)
+        pair_user = _host_index(problem.pair_user)
         # The kernel walks each user's pairs as one run; hand-built problems may interleave them.
         self.order = None if dual.contiguous else np.argsort(pair_user, kind="stable")
         regroup = (lambda a: a) if self.order is None else (lambda a: np.ascontiguousarray(a[self.order]))
@@ -292,20 +291,20 @@ class _CompiledDual:
         self.num_pairs = pair_user.shape[0]
         # Home pairs read their link price from one extra slot that always holds 0.
         num_servers, num_links = problem.num_servers, problem.num_links
-        pair_link = host_index(problem.pair_link)
+        pair_link = _host_index(problem.pair_link)
         pair_slot = np.where(pair_link >= 0, num_servers + pair_link, num_servers + num_links)
         self.pairs = (
             np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            regroup(host_index(problem.pair_server)),
+            regroup(_host_index(problem.pair_server)),
             regroup(pair_slot),
-            regroup(host(problem.pair_link_weight)),
+            regroup(_host(problem.pair_link_weight)),
         )
         self.users = (
-            host(problem.weight), host(problem.compute_min), host(dual.scale),
-            host(dual.price_floor), host(dual.drop), host(dual.smooth), host(problem.alpha),
+            _host(problem.weight), _host(problem.compute_min), _host(dual.scale),
+            _host(dual.price_floor), _host(dual.drop), _host(dual.smooth), _host(problem.alpha),
             dual.log_utility,
         )
-        self.supply = host(dual.supply)
+        self.supply = _host(dual.supply)
 
     def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
