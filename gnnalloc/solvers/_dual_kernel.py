@@ -49,7 +49,10 @@ _NEGLIGIBLE = 40.0
 _BACKTRACKS = 20
 
 
-@_compiled()
+# fastmath explicitly off: numba lets a callee compiled during its caller's compilation inherit
+# the caller's fastmath flags, so without this the evaluation inside the minimiser would round
+# differently depending on which kernel a process happened to compile first.
+@_compiled(fastmath=False)
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
