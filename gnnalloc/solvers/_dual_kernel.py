@@ -126,7 +126,7 @@ def evaluate_dual(
 
 # Reassociation lets LLVM vectorise the two-loop recursion's dot products, which are otherwise
 # serial chains of dependent additions (about 60 us an iteration for 557 prices and 40 pairs).
-# No flag that assumes finite values: the dual evaluation inside relies on inf.
+# No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
     start, price_scale, iterations, memory,
