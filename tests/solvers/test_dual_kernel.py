@@ -2,6 +2,9 @@
 response) and scipy's L-BFGS-B (the minimum it reaches)."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -167,12 +170,9 @@ def test_result_does_not_depend_on_which_kernel_compiles_first(tmp_path):
     # numba lets a callee compiled inside its caller inherit the caller's fastmath flags: the
     # minimiser's rounding (and after 300 iterations its result, -514.0873 against -514.0684
     # here) once depended on whether the evaluation kernel had been compiled on its own first.
-    import subprocess
-    import sys
-
     runs = []
     for order in ("evaluate-first", "minimise-first"):
-        env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / order)}
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / order)}
         runs.append(subprocess.Popen(
             [sys.executable, "-c", _ORDER_SCRIPT, order], env=env, stdout=subprocess.PIPE, text=True
         ))
