@@ -52,7 +52,7 @@ from torch_geometric.data import HeteroData
 from gnnalloc.graph import CANDIDATE_FEATURES
 from gnnalloc.nn._softmax import segment_softmax
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.solvers.functional import waterfill_groups, waterfill_prices
+from gnnalloc.solvers.functional import waterfill_bandwidth, waterfill_prices
 
 __all__ = ["DecisionHeads"]
 
@@ -157,11 +157,7 @@ class DecisionHeads(nn.Module):
         raw_compute = problem.server_compute.index_select(0, pair_server) * pair_share
 
         if self.user_score is None:
-            raw_bandwidth, _ = waterfill_groups(
-                problem.server_bandwidth, problem.bandwidth_min, problem.weight, home,
-                problem.penalty, problem.alpha,
-            )
-            return raw_compute, raw_bandwidth
+            return raw_compute, waterfill_bandwidth(problem)
         user_input = torch.cat([user_emb, server_emb.index_select(0, home)], dim=-1)
         user_score = self._bound(self.user_score(user_input).squeeze(-1)).to(dtype)
         user_logit = torch.log(problem.bandwidth_min) + user_score

@@ -65,7 +65,7 @@ from gnnalloc.problem._utility import resource_utility
 from gnnalloc.projection import FastProjection
 from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
-from gnnalloc.solvers.functional import refill_home_compute, waterfill_groups, waterfill_prices
+from gnnalloc.solvers.functional import refill_home_compute, waterfill_bandwidth, waterfill_prices
 
 __all__ = [
     "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "load_dual_kernels",
@@ -89,6 +89,7 @@ def default_iterations(num_pairs: int) -> int:
     """Iterations :func:`solve_dual` runs by default on ``num_pairs`` pairs: a fixed budget of
     pair visits (about the work of 300 iterations at 816 EUA users), within
     [:data:`MIN_ITERATIONS`, :data:`MAX_ITERATIONS`]."""
+    check_count("num_pairs", num_pairs)
     return int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, -(-_PAIR_VISIT_BUDGET // max(num_pairs, 1)))))
 
 
@@ -127,24 +128,55 @@ class DualResult:
     seconds: float
 
 
-class _SmoothedDual:
-    """The smoothed dual of one problem at a fixed temperature, with the per-pair constants built
-    once: L-BFGS evaluates it hundreds of times."""
+@dataclass(frozen=True)
+class _UserConstants:
+    """The smoothed dual's per-user constants at one temperature (module docstring), shared by
+    the torch reference and the compiled kernels so that both read one definition.
 
-    def __init__(self, problem: ProblemTensors, temperature: float, reference_price: Tensor) -> None:
-        self.problem = problem
-        self.temperature = temperature
-        num_servers, num_links = problem.num_servers, problem.num_links
-        pair_user = problem.pair_user
+    Args:
+        scale: the soft-min temperature :math:`t_u`, ``(U,)``.
+        price_floor: the smallest price a user's soft-min may reach, ``(U,)``.
+        drop: :math:`h^{drop}_u = -k w_u`, ``(U,)``.
+        smooth: the keep-or-drop temperature :math:`T_u = \tau w_u`, ``(U,)``.
+        supply: capacities, servers then links, ``(S + L,)``.
+        log_utility: every user has :math:`\alpha = 1` (closed-form log fast path).
+    """
+
+    scale: Tensor
+    price_floor: Tensor
+    drop: Tensor
+    smooth: Tensor
+    supply: Tensor
+    log_utility: bool
+
+    @classmethod
+    def of(cls, problem: ProblemTensors, temperature: float, reference_price: Tensor) -> "_UserConstants":
         weight, minimum = problem.weight, problem.compute_min
         # t_u: the soft-min's temperature in user u's price units, the smaller of its value per
         # unit at the minimum and its reference price (a user far above its minimum pays far
         # less than w/m, and a temperature above its price would push the soft-min below 0).
         unit = torch.minimum(weight / minimum, reference_price).clamp(min=1e-12 * weight / minimum)
-        self.scale = temperature * unit
-        self.pair_inverse_scale = 1.0 / self.scale.index_select(0, pair_user)
-        # A zero price would make w / price infinite: prices count from 1e-12 of each user's w/m.
-        self.price_floor = 1e-12 * weight / minimum
+        return cls(
+            scale=temperature * unit,
+            # A zero price would make w / price infinite: prices count from 1e-12 of each w/m.
+            price_floor=1e-12 * weight / minimum,
+            drop=-problem.penalty * weight,
+            smooth=temperature * weight,
+            supply=torch.cat([problem.server_compute, problem.link_capacity]),
+            log_utility=bool((problem.alpha == 1.0).all()),
+        )
+
+
+class _SmoothedDual:
+    """The smoothed dual of one problem in torch (any device, differentiable): the reference the
+    compiled kernels are tested against, and :func:`smoothed_dual`'s implementation."""
+
+    def __init__(self, problem: ProblemTensors, constants: _UserConstants) -> None:
+        self.problem = problem
+        self.constants = constants
+        num_servers, num_links = problem.num_servers, problem.num_links
+        pair_user = problem.pair_user
+        self.pair_inverse_scale = 1.0 / constants.scale.index_select(0, pair_user)
         # Home pairs read a zero link price from one extra slot, so no pair needs masking.
         link_slot = torch.where(problem.pair_link >= 0, problem.pair_link, num_links)
         self.price_index = torch.cat([problem.pair_server, num_servers + link_slot])
@@ -153,12 +185,8 @@ class _SmoothedDual:
         # scatter max (hand-built problems fall back to the scatter).
         self.pair_count = torch.bincount(pair_user, minlength=problem.num_users)
         self.contiguous = bool((pair_user[1:] >= pair_user[:-1]).all())
-        self.supply = torch.cat([problem.server_compute, problem.link_capacity])
         self.has_pair = torch.zeros(problem.num_users, dtype=torch.bool, device=problem.device)
         self.has_pair[pair_user] = True
-        self.drop = -problem.penalty * weight
-        self.smooth = temperature * weight
-        self.log_utility = bool((problem.alpha == 1.0).all())
 
     def _user_max(self, values: Tensor) -> Tensor:
         """Per user, the largest of its pairs' ``values`` (0 for users without pairs)."""
@@ -172,7 +200,7 @@ class _SmoothedDual:
     def __call__(self, prices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Dual value, its gradient ``(S + L,)`` and the soft response ``(P,)`` at ``prices``
         (server prices, then link prices)."""
-        problem = self.problem
+        problem, c = self.problem, self.constants
         pair_user, num_users = problem.pair_user, problem.num_users
         weight, minimum = problem.weight, problem.compute_min
         padded = torch.cat([prices, prices.new_zeros(1)])
@@ -184,28 +212,28 @@ class _SmoothedDual:
         total = logit.new_zeros(num_users).index_add_(0, pair_user, exp)
         choice = exp / total.index_select(0, pair_user)
         # Users without pairs get total 0 (a price of +inf) and are dropped below.
-        price = -self.scale * (peak + torch.log(total.clamp(min=torch.finfo(total.dtype).tiny)))
-        price = price.clamp(min=self.price_floor)
+        price = -c.scale * (peak + torch.log(total.clamp(min=torch.finfo(total.dtype).tiny)))
+        price = price.clamp(min=c.price_floor)
 
         ratio = torch.clamp(weight / (minimum * price), min=1.0)
-        if self.log_utility:
+        if c.log_utility:
             utility = torch.log(ratio)
         else:
             ratio = ratio.pow(1.0 / problem.alpha)
             utility = resource_utility(ratio, 1.0, 1.0, problem.alpha)
         amount = minimum * ratio
         keep = weight * utility - price * amount
-        high = torch.maximum(keep, self.drop)
-        log_sum = torch.logaddexp((keep - high) / self.smooth, (self.drop - high) / self.smooth)
-        value_u = torch.where(self.has_pair, high + self.smooth * log_sum, self.drop)
-        keep_prob = torch.where(self.has_pair, torch.exp((keep - high) / self.smooth - log_sum), 0.0)
+        high = torch.maximum(keep, c.drop)
+        log_sum = torch.logaddexp((keep - high) / c.smooth, (c.drop - high) / c.smooth)
+        value_u = torch.where(self.has_pair, high + c.smooth * log_sum, c.drop)
+        keep_prob = torch.where(self.has_pair, torch.exp((keep - high) / c.smooth - log_sum), 0.0)
         compute = (keep_prob * amount).index_select(0, pair_user) * choice
 
         load = prices.new_zeros(prices.shape[0] + 1).index_add_(
             0, self.price_index, (self.price_weight * compute).reshape(-1)
         )
-        gradient = self.supply - load[:-1]
-        value = value_u.sum() + prices @ self.supply
+        gradient = c.supply - load[:-1]
+        value = value_u.sum() + prices @ c.supply
         return value, gradient, compute
 
 
@@ -245,7 +273,7 @@ def smoothed_dual(
             raise ValueError(f"{name}: every entry must be finite and >= 0")
     if reference_price is None:
         reference_price = _reference_price(problem, server_price)
-    dual = _SmoothedDual(problem, float(temperature), reference_price)
+    dual = _SmoothedDual(problem, _UserConstants.of(problem, float(temperature), reference_price))
     value, _, compute = dual(torch.cat([server_price, link_price]))
     return value, compute
 
@@ -278,15 +306,15 @@ def _price_scale(problem: ProblemTensors, server_start: Tensor) -> Tensor:
 
 
 class _CompiledDual:
-    """The same smoothed dual as :class:`_SmoothedDual` (whose per-user constants it copies, so
-    there is one definition of them) on CPU arrays, evaluated and minimised by the compiled
-    kernels of :mod:`gnnalloc.solvers._dual_kernel`. Pairs are regrouped by user when needed."""
+    """The same smoothed dual as :class:`_SmoothedDual` (from the same :class:`_UserConstants`)
+    on CPU arrays, evaluated and minimised by the compiled kernels of
+    :mod:`gnnalloc.solvers._dual_kernel`. Pairs are regrouped by user when needed."""
 
-    def __init__(self, dual: _SmoothedDual) -> None:
-        problem = dual.problem
+    def __init__(self, problem: ProblemTensors, constants: _UserConstants) -> None:
         pair_user = _host_index(problem.pair_user)
         # The kernel walks each user's pairs as one run; hand-built problems may interleave them.
-        self.order = None if dual.contiguous else np.argsort(pair_user, kind="stable")
+        grouped = bool(np.all(pair_user[1:] >= pair_user[:-1]))
+        self.order = None if grouped else np.argsort(pair_user, kind="stable")
         regroup = (lambda a: a) if self.order is None else (lambda a: np.ascontiguousarray(a[self.order]))
         counts = np.bincount(pair_user, minlength=problem.num_users)
         self.num_pairs = pair_user.shape[0]
@@ -301,11 +329,11 @@ class _CompiledDual:
             regroup(_host(problem.pair_link_weight)),
         )
         self.users = (
-            _host(problem.weight), _host(problem.compute_min), _host(dual.scale),
-            _host(dual.price_floor), _host(dual.drop), _host(dual.smooth), _host(problem.alpha),
-            dual.log_utility,
+            _host(problem.weight), _host(problem.compute_min), _host(constants.scale),
+            _host(constants.price_floor), _host(constants.drop), _host(constants.smooth),
+            _host(problem.alpha), constants.log_utility,
         )
-        self.supply = _host(dual.supply)
+        self.supply = _host(constants.supply)
 
     def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
@@ -370,18 +398,15 @@ def solve_dual(
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)
     start = torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)])
-    dual = _CompiledDual(_SmoothedDual(problem, float(temperature), _reference_price(problem, server_start)))
+    constants = _UserConstants.of(problem, float(temperature), _reference_price(problem, server_start))
+    dual = _CompiledDual(problem, constants)
     scale = _price_scale(problem, server_start)
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
     prices, value, used = dual.minimise(_host(start), _host(scale), iterations)
     _, _, response = dual.evaluate(prices)
     response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)
-    bandwidth, _ = waterfill_groups(
-        problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
-        problem.penalty, problem.alpha,
-    )
-    projected, bandwidth = FastProjection()(response, bandwidth, problem)
+    projected, bandwidth = FastProjection()(response, waterfill_bandwidth(problem), problem)
     compute = refill_home_compute(projected, problem)
     if search_rounds:
         compute = improve_migrations(compute, problem, search_rounds)
@@ -404,7 +429,7 @@ def load_dual_kernels() -> None:
     solve's own; call it yourself to pay the cost at start-up (the server does). Idempotent."""
     problem = ProblemTensors.from_instance(random_instance(8, 2, 1.0, 0))
     start = waterfill_prices(problem)
-    dual = _CompiledDual(_SmoothedDual(problem, 0.1, _reference_price(problem, start)))
+    dual = _CompiledDual(problem, _UserConstants.of(problem, 0.1, _reference_price(problem, start)))
     prices = np.concatenate([_host(start), np.zeros(problem.num_links)])
     dual.minimise(prices, np.ones_like(prices), 2)
     dual.evaluate(prices)

@@ -56,6 +56,10 @@ def solve(
     loads one from ``checkpoint``. ``time_limit`` bounds the exact solver (its result is then
     flagged as not certified).
     """
+    if time_limit is not None and method != "exact":
+        raise ValueError(f"time_limit: only method 'exact' takes a time limit, not {method!r}")
+    if options and method not in ("exact", "dual"):
+        raise ValueError(f"{next(iter(options))}: method {method!r} takes no solver options")
     if method == "exact":
         result = solve_exact(instance, time_limit=time_limit, **options)
         return SolveResult(

@@ -38,7 +38,8 @@ from torch import Tensor
 from gnnalloc.problem._tensors import ProblemTensors
 
 __all__ = [
-    "HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_groups", "waterfill_prices",
+    "HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_bandwidth", "waterfill_groups",
+    "waterfill_prices",
 ]
 
 
@@ -135,15 +136,29 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
     use it, each pair as a separate user (the price that would clear the server if nobody had
     another option), ``(S,)``."""
     pair_user = problem.pair_user
-    _, price = waterfill_groups(
+    # A ProblemTensors is valid by construction: no argument checks (a host sync) on this path,
+    # which every forward pass of the model takes.
+    _, price, _ = _waterfill(
         problem.server_compute,
         problem.compute_min.index_select(0, pair_user),
         problem.weight.index_select(0, pair_user),
         problem.pair_server,
         problem.penalty.index_select(0, pair_user),
         problem.alpha.index_select(0, pair_user),
+        offset=None,
+        sensitivity=False,
     )
     return price
+
+
+def waterfill_bandwidth(problem: ProblemTensors) -> Tensor:
+    """The optimal access bandwidth ``(U,)``: each home server's bandwidth water-filled among its
+    home users. Bandwidth couples nothing else, so this is its exact share in every solution."""
+    bandwidth, _, _ = _waterfill(
+        problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
+        problem.penalty, problem.alpha, offset=None, sensitivity=False,
+    )
+    return bandwidth
 
 
 def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:

@@ -129,6 +129,25 @@ def test_solve_entry_point():
 
 
 @pytest.mark.parametrize(
+    "method, kwargs, needle",
+    [
+        ("dual", dict(time_limit=5.0), "time_limit: only method 'exact'"),
+        ("equal", dict(time_limit=5.0), "time_limit: only method 'exact'"),
+        ("proportional", dict(iterations=50), "iterations: method 'proportional' takes no solver options"),
+    ],
+)
+def test_solve_refuses_options_its_method_would_ignore(method, kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        solve(random_instance(10, 2, 1.0, 0), method, **kwargs)
+
+
+def test_default_iterations_names_a_bad_count():
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="num_pairs: must be a non-negative integer"):
+            default_iterations(bad)
+
+
+@pytest.mark.parametrize(
     "kwargs, needle",
     [
         (dict(iterations=-1), "iterations: must be a non-negative integer"),

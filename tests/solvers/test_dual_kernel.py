@@ -13,14 +13,16 @@ from scipy.optimize import minimize
 
 from gnnalloc import eua_instance, random_instance
 from gnnalloc.problem import ProblemTensors
-from gnnalloc.solvers._dual import _CompiledDual, _price_scale, _reference_price, _SmoothedDual
+from gnnalloc.solvers._dual import (
+    _CompiledDual, _price_scale, _reference_price, _SmoothedDual, _UserConstants,
+)
 from gnnalloc.solvers.functional import waterfill_prices
 
 
 def _duals(problem: ProblemTensors, temperature: float) -> tuple[_SmoothedDual, _CompiledDual, torch.Tensor]:
     start = waterfill_prices(problem)
-    reference = _SmoothedDual(problem, temperature, _reference_price(problem, start))
-    return reference, _CompiledDual(reference), start
+    constants = _UserConstants.of(problem, temperature, _reference_price(problem, start))
+    return _SmoothedDual(problem, constants), _CompiledDual(problem, constants), start
 
 
 def _random_prices(problem: ProblemTensors, start: torch.Tensor, seed: int) -> np.ndarray:
@@ -61,7 +63,7 @@ def test_shuffled_pairs_are_regrouped_and_returned_in_their_order():
         **{name: getattr(problem, name)[perm] for name in ("pair_user", "pair_server", "pair_link", "pair_link_weight")},
     )
     reference, compiled, start = _duals(shuffled, 0.05)
-    assert compiled.order is not None  # the regrouping path is the one under test
+    assert compiled.order is not None and not reference.contiguous  # the regrouping paths
     prices = _random_prices(shuffled, start, 1)
     _assert_same_evaluation(reference, compiled, prices)
     _, _, in_order = _duals(problem, 0.05)[1].evaluate(prices)
@@ -157,7 +159,7 @@ from gnnalloc.solvers import _dual as D
 from gnnalloc.solvers.functional import waterfill_prices
 problem = ProblemTensors.from_instance(eua_instance(300, 1.4, 6))
 start = waterfill_prices(problem)
-dual = D._CompiledDual(D._SmoothedDual(problem, 0.03, D._reference_price(problem, start)))
+dual = D._CompiledDual(problem, D._UserConstants.of(problem, 0.03, D._reference_price(problem, start)))
 prices = np.concatenate([start.numpy(), np.zeros(problem.num_links)])
 if sys.argv[1] == "evaluate-first":
     dual.evaluate(prices)

@@ -153,3 +153,36 @@ def test_bad_input_names_the_argument(field, change, message):
     args[field] = change
     with pytest.raises(ValueError, match=message):
         waterfill_groups(**args)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_problem_level_waterfills_match_the_checked_entry_point(seed):
+    # waterfill_bandwidth / waterfill_prices skip the argument checks (a ProblemTensors is valid
+    # by construction) but must be exactly the public water-filling of the same data.
+    from gnnalloc import eua_instance
+    from gnnalloc.problem import ProblemTensors
+    from gnnalloc.solvers.functional import waterfill_bandwidth, waterfill_prices
+
+    problem = ProblemTensors.from_instance(eua_instance(120, 0.6 + 0.4 * seed, seed))
+    bandwidth, _ = waterfill_groups(
+        problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
+        problem.penalty, problem.alpha,
+    )
+    assert torch.equal(waterfill_bandwidth(problem), bandwidth)
+    pair_user = problem.pair_user
+    _, price = waterfill_groups(
+        problem.server_compute, problem.compute_min[pair_user], problem.weight[pair_user],
+        problem.pair_server, problem.penalty[pair_user], problem.alpha[pair_user],
+    )
+    assert torch.equal(waterfill_prices(problem), price)
+    for s in range(problem.num_servers):  # and bandwidth is the closed-form split per server
+        home = problem.user_server == s
+        if bool(home.any()):
+            reference = waterfill(
+                float(problem.server_bandwidth[s]), problem.bandwidth_min[home].numpy(),
+                problem.weight[home].numpy(), float(problem.penalty[0]),
+            )
+            m, w, k = problem.bandwidth_min[home], problem.weight[home], float(problem.penalty[0])
+            ours = float((w * resource_utility(bandwidth[home], m, k)).sum())
+            theirs = float((w * resource_utility(torch.tensor(reference), m, k)).sum())
+            assert ours == pytest.approx(theirs, rel=1e-10, abs=1e-10)
