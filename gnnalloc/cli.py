@@ -200,11 +200,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gnnalloc`` console script."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _LIGHTNING_COMMANDS:
         from gnnalloc.training.cli import lightning_main
 
-        return lightning_main(argv)
+        # LightningCLI warns when handed arguments that are also the process's command line.
+        return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
     from gnnalloc.problem import InstanceError, SolverError
 

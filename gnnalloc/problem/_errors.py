@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "check_positive"]
+__all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "check_nonnegative", "check_positive"]
 
 
 def check_count(name: str, value: object) -> None:
@@ -16,10 +16,20 @@ def check_count(name: str, value: object) -> None:
 
 def check_positive(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive, finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
+    _check_real(name, value, allow_zero=False)
+
+
+def check_nonnegative(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative, finite real number."""
+    _check_real(name, value, allow_zero=True)
+
+
+def _check_real(name: str, value: object, allow_zero: bool) -> None:
+    # bool is an int subclass, but `true` for a capacity or rate is a typo, not 1.
+    is_real = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (is_real and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name}: must be a {kind} finite number, got {value!r}")
 
 
 class InstanceError(ValueError):

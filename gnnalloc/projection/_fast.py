@@ -477,6 +477,11 @@ def _intra_op_threads(count: int | None, device: torch.device) -> Iterator[None]
         torch.set_num_threads(before)
 
 
+def _tiled(problem: ProblemTensors, batch: int) -> ProblemTensors:
+    """``problem`` repeated ``batch`` times (a batch of decisions for the same instance)."""
+    return problem if batch == 1 else ProblemTensors.collate([problem] * batch)
+
+
 class FastProjection(Projection):
     """Exact, vectorised, batched projection in pure torch (see the module docstring for the math).
 
@@ -526,6 +531,10 @@ class FastProjection(Projection):
             problem.user_server, problem.server_compute, problem.server_bandwidth,
             problem.link_capacity, problem.user_graph,
         )
+        if any(t.is_inference() for t in tensors):
+            # Inference tensors (torch.inference_mode, e.g. Lightning's validate/test) have no
+            # version counter, so an in-place change could not be told from a cache hit.
+            return _build_structure(_tiled(problem, batch), device)
         key = (str(device), batch, problem.num_graphs) + tuple(
             (t.data_ptr(), t._version, tuple(t.shape), t.dtype, str(t.device)) for t in tensors
         )
@@ -533,8 +542,7 @@ class FastProjection(Projection):
         if hit is not None:
             self._cache.move_to_end(key)
             return hit[1]
-        tiled = problem if batch == 1 else ProblemTensors.collate([problem] * batch)
-        st = _build_structure(tiled, device)
+        st = _build_structure(_tiled(problem, batch), device)
         # Holding `problem` keeps its storage alive, so a cached data_ptr cannot be reused.
         self._cache[key] = (problem, st)
         while len(self._cache) > self.cache_size:

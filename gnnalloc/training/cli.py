@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from typing import Any, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -17,13 +18,30 @@ class _CLI(LightningCLI):
         # One architecture knob lives in both: the graph builder must cap metapaths like the model.
         parser.link_arguments("model.max_metapath_neighbors", "data.max_metapath_neighbors")
 
+    def before_instantiate_classes(self) -> None:
+        # WandbLogger(offline=True) overwrites WANDB_MODE with "dryrun", so a user's
+        # WANDB_MODE=disabled would still write an offline run: drop W&B loggers instead.
+        if os.environ.get("WANDB_MODE") != "disabled":
+            return
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
+        kept = [logger for logger in loggers if not _is_wandb(logger)]
+        if len(kept) < len(loggers):
+            trainer.logger = kept if len(kept) > 1 else (kept[0] if kept else False)
 
-def lightning_main(argv: Sequence[str]) -> int:
-    """Run LightningCLI with ``argv`` (``fit --config training/configs/default.yaml ...``)."""
+
+def _is_wandb(logger: Any) -> bool:
+    class_path = getattr(logger, "class_path", None) or ""
+    return class_path.rsplit(".", 1)[-1] == "WandbLogger"
+
+
+def lightning_main(argv: Sequence[str] | None = None) -> int:
+    """Run LightningCLI with ``argv`` (``fit --config training/configs/default.yaml ...``;
+    ``None``: the process's command line)."""
     _CLI(
         AllocatorModule,
         InstanceDataModule,
-        args=list(argv),
+        args=None if argv is None else list(argv),
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,

@@ -17,6 +17,7 @@ from torch import Tensor
 from gnnalloc.fairness import FairBackward, GramMode, Pullback, loss_decrease_share, per_user_loss
 from gnnalloc.metrics import batch_metrics
 from gnnalloc.nn.allocator import Allocator, Decisions
+from gnnalloc.problem._errors import check_count, check_nonnegative, check_positive
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection._jacobian import ProjectionJacobian
 from gnnalloc.solvers.functional import HomeRefillJacobian
@@ -54,8 +55,9 @@ class AllocatorModule(pl.LightningModule):
         warmup_steps: linear warm-up steps, followed by cosine decay to 5 % over ``decay_steps``.
         decay_steps: length of the cosine decay.
         gradient_clip: max global gradient norm (0 disables).
-        track_every_n_steps: every n steps, re-evaluate the batch after the step and log the share
-            of users whose loss went down (costs one extra forward).
+        track_every_n_steps: every n global steps (0 = never), re-evaluate the batch after the
+            step and log the share of users whose loss went down (``train/loss_decrease_share``,
+            at that step; one extra forward). The learning rate is logged as ``train/lr``.
     """
 
     def __init__(
@@ -78,8 +80,12 @@ class AllocatorModule(pl.LightningModule):
         track_every_n_steps: int = 10,
     ) -> None:
         super().__init__()
-        if lr <= 0 or not math.isfinite(lr):
-            raise ValueError(f"lr: must be a positive number, got {lr!r}")
+        check_positive("lr", lr)
+        check_nonnegative("weight_decay", weight_decay)
+        check_nonnegative("gradient_clip", gradient_clip)
+        check_count("warmup_steps", warmup_steps)
+        check_count("decay_steps", decay_steps)
+        check_count("track_every_n_steps", track_every_n_steps)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = Allocator(
@@ -115,6 +121,8 @@ class AllocatorModule(pl.LightningModule):
     def training_step(self, batch: InstanceBatch, batch_idx: int) -> Tensor:
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
+        step = self.global_step  # the step Lightning logs this batch's metrics at
+        lr = scheduler.get_last_lr()[0]
         problem = batch.problem
         refill = self.hparams.refill_home and self.hparams.train_through_refill
         out = self.model(batch.graph, problem, refill_home=refill)
@@ -133,14 +141,22 @@ class AllocatorModule(pl.LightningModule):
 
         batch_size = problem.num_graphs
         objective_per_weight = -losses.detach().sum() / problem.weight.sum()
-        logs = {"train/loss": losses.detach().mean(), "train/utility_per_weight": objective_per_weight}
+        logs = {
+            "train/loss": losses.detach().mean(), "train/utility_per_weight": objective_per_weight,
+            "train/lr": lr,
+        }
         logs.update(stats.as_dict("train/fair_"))
-        if self.hparams.track_every_n_steps and batch_idx % self.hparams.track_every_n_steps == 0:
+        self.log_dict(logs, batch_size=batch_size, prog_bar=False)
+        every = self.hparams.track_every_n_steps
+        if every and step % every == 0:
             with torch.no_grad():
                 after = self.model(batch.graph, problem, refill_home=refill)
                 after_losses = per_user_loss(problem, after.compute, after.bandwidth)
-            logs["train/loss_decrease_share"] = loss_decrease_share(losses.detach(), after_losses)
-        self.log_dict(logs, batch_size=batch_size, prog_bar=False)
+            share = float(loss_decrease_share(losses.detach(), after_losses))
+            # Straight to the loggers at this step: through self.log, Lightning would send the
+            # value at its own log_every_n_steps cadence and repeat it at steps not measured.
+            for logger in self.loggers:
+                logger.log_metrics({"train/loss_decrease_share": share}, step=step)
         self.log("loss", losses.detach().mean(), prog_bar=True, batch_size=batch_size, logger=False)
         return losses.detach().mean()
 

@@ -38,6 +38,18 @@ def test_search_rounds_never_lower_the_objective(model):
         Allocator(hidden=16, heads=2, layers=1, search_rounds=-1)
 
 
+def test_inference_mode_gives_the_no_grad_allocation(model):
+    # Lightning's validate/test run under torch.inference_mode, whose tensors have no version
+    # counter (the projection's structure cache keys on it).
+    instance = eua_instance(60, 1.0, 2)
+    reference = model.allocate(instance, search_rounds=1)
+    with torch.inference_mode():
+        for _ in range(2):  # the second call would be the cache hit
+            alloc = model.allocate(instance, search_rounds=1)
+            np.testing.assert_array_equal(alloc.compute, reference.compute)
+            np.testing.assert_array_equal(alloc.bandwidth, reference.bandwidth)
+
+
 def test_checkpoint_with_a_malformed_search_rounds_fails_by_name(tmp_path, model):
     data = model.checkpoint_dict()
     data["hyper_parameters"]["search_rounds"] = "3"

@@ -142,3 +142,58 @@ def test_ddp_two_cpu_processes(tmp_path):
     out, _ = proc.communicate(timeout=850)
     assert proc.returncode == 0, out[-4000:]
     assert "distributed_backend=gloo" in out or "GLOBAL_RANK: 1" in out or "world_size=2" in out.lower() or "Initializing distributed" in out
+
+
+def test_default_config_with_wandb_disabled_then_validate_and_test(tmp_path):
+    """The shipped YAML as is (W&B logger, checkpoint callback): WANDB_MODE=disabled drops W&B
+    (WandbLogger(offline=True) would otherwise overwrite it), other loggers stay, the tracked
+    share is logged at the steps it is measured, and validate/test run on the checkpoint under
+    Lightning's inference mode."""
+    small = [
+        "--config", str(CONFIG), "--trainer.enable_progress_bar", "false",
+        "--data.train_instances", "16", "--data.users_min", "8", "--data.users_max", "16",
+        "--data.batch_size", "4", "--data.val_loads", "[]", "--data.val_random_instances", "2",
+        "--model.hidden", "16", "--model.heads", "2", "--model.layers", "1",
+    ]
+    proc = _fit(
+        small + ["--trainer.max_steps", "6", "--trainer.val_check_interval", "3",
+                 "--trainer.log_every_n_steps", "1", "--model.track_every_n_steps", "4",
+                 "--trainer.logger+=lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "."],
+        tmp_path,
+    )
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "LightningCLI's args parameter" not in out
+    assert not (tmp_path / "wandb").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    import csv
+
+    (metrics,) = (tmp_path / "lightning_logs").glob("*/metrics.csv")
+    rows = list(csv.DictReader(metrics.open()))
+    tracked = sorted(int(r["step"]) for r in rows if r.get("train/loss_decrease_share"))
+    assert tracked == [0, 4]
+    assert any(r.get("train/lr") for r in rows)
+
+    last = str(tmp_path / "checkpoints" / "last.ckpt")
+    for command, extra, key in [
+        ("validate", [], "val/gap"),
+        ("test", ["--data.test_eua_users", "30", "--data.test_loads", "[1.0]"], "test/gap"),
+    ]:
+        run = subprocess.run(
+            [sys.executable, "-m", "gnnalloc.cli", command, *small, *extra, "--ckpt_path", last],
+            cwd=tmp_path, env=dict(os.environ, WANDB_MODE="disabled"), capture_output=True, text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        assert key in run.stdout
+
+
+def test_module_settings_are_checked_by_name():
+    from gnnalloc.training.module import AllocatorModule
+
+    for name, value in [
+        ("lr", 0.0), ("weight_decay", -1.0), ("gradient_clip", -1.0), ("gradient_clip", float("nan")),
+        ("warmup_steps", -5), ("decay_steps", 1.5), ("track_every_n_steps", -1),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name}: "):
+            AllocatorModule(hidden=16, heads=2, layers=1, **{name: value})
