@@ -189,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--max-users", type=int, default=20000)
+    srv.add_argument("--max-pairs", type=int, default=400_000,
+                     help="most candidate (user, server) pairs per instance (cost grows with them)")
     srv.add_argument("--exact-time-limit", type=float, default=30.0)
     srv.add_argument("--exact-max-users", type=int, default=5000)
     srv.set_defaults(run=_cmd_serve)

@@ -287,7 +287,8 @@ def _object(value: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]
         raise InstanceError(where, f"expected an object, got {value!r}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise InstanceError(f"{where}.{unknown[0]}", "unknown field")
+        # Top-level fields are named bare ("penalty"), as everywhere else.
+        raise InstanceError(unknown[0] if where == "$" else f"{where}.{unknown[0]}", "unknown field")
     return value
 
 

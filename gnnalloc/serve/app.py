@@ -62,6 +62,9 @@ logger = logging.getLogger("gnnalloc.serve")
 
 METHODS = ("gnn", "exact", "dual", "equal", "proportional")
 DEFAULT_MAX_USERS = 20000
+# Cost grows with the candidate (user, server) pairs, which --max-users alone does not bound (a
+# user may list every server): ~1.3 KB of model memory per pair. EUA has ~5.5 pairs per user.
+DEFAULT_MAX_PAIRS = 400_000
 DEFAULT_EXACT_MAX_USERS = 5000
 DEFAULT_EXACT_TIME_LIMIT = 30.0
 
@@ -112,6 +115,8 @@ def _error_response(status: int, field: str, message: str, headers: dict[str, st
                     ) -> JSONResponse:
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
+    # Echoed input may hold lone surrogates ("\\ud800" in JSON), which UTF-8 cannot encode.
+    field, message = (text.encode("utf-8", "backslashreplace").decode("utf-8") for text in (field, message))
     return JSONResponse(
         {"error": {"field": field, "message": message}}, status_code=status, headers=headers
     )
@@ -335,6 +340,7 @@ def create_app(
     allocator: "Allocator",
     *,
     max_users: int = DEFAULT_MAX_USERS,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
     exact_max_users: int = DEFAULT_EXACT_MAX_USERS,
     exact_time_limit: float = DEFAULT_EXACT_TIME_LIMIT,
     checkpoint: str | None = None,
@@ -346,6 +352,7 @@ def create_app(
     Args:
         allocator: the model used by ``method=gnn`` (put in eval mode here).
         max_users: instances with more users get 413; the body byte limit derives from it.
+        max_pairs: instances with more candidate (user, server) pairs get 413.
         exact_max_users: ``method=exact`` above this many users gets 413.
         exact_time_limit: seconds Clarabel may spend on a ``method=exact`` request (model
             building comes on top). A solve stopped by the limit yields no allocation in the
@@ -360,6 +367,7 @@ def create_app(
     body_limit = max_body_bytes(max_users)
     limits = {
         "max_users": max_users,
+        "max_pairs": max_pairs,
         "max_body_bytes": body_limit,
         "exact_max_users": exact_max_users,
         "exact_time_limit": exact_time_limit,
@@ -383,7 +391,8 @@ def create_app(
     # Every error, including FastAPI's own (404, 405, ...), has the one documented shape.
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error_response(exc.status_code, "$", str(exc.detail))
+        # exc.headers carries e.g. the Allow header a 405 must have.
+        return _error_response(exc.status_code, "$", str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -426,6 +435,12 @@ def create_app(
             instance = Instance.from_dict(data)
         except InstanceError as exc:
             raise _HTTPError(422, exc.field, exc.message) from None
+        if instance.num_pairs > max_pairs:
+            raise _HTTPError(
+                413, "users",
+                f"{instance.num_pairs} candidate (user, server) pairs exceed this server's limit of "
+                f"{max_pairs} (--max-pairs)",
+            )
         if non_finite:  # unreachable while from_dict checks every value; never let one through
             raise _HTTPError(422, "$", "NaN and Infinity are not valid JSON numbers")
         _check_ranges(instance)
@@ -580,6 +595,7 @@ def serve_cli(args: argparse.Namespace) -> int:
 
     for flag, value, ok in (
         ("max-users", args.max_users, args.max_users >= 1),
+        ("max-pairs", args.max_pairs, args.max_pairs >= 1),
         ("exact-max-users", args.exact_max_users, args.exact_max_users >= 0),
         ("exact-time-limit", args.exact_time_limit,
          math.isfinite(args.exact_time_limit) and args.exact_time_limit > 0),
@@ -606,6 +622,7 @@ def serve_cli(args: argparse.Namespace) -> int:
     app = create_app(
         allocator,
         max_users=args.max_users,
+        max_pairs=args.max_pairs,
         exact_max_users=args.exact_max_users,
         exact_time_limit=args.exact_time_limit,
         checkpoint=checkpoint,

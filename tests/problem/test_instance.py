@@ -84,6 +84,7 @@ INVALID = [
     (("servers", 1, "id"), 7, "servers[1].id"),
     (("servers", 0, "services"), "video", "servers[0].services"),
     (("servers", 0, "extra"), 1, "servers[0].extra"),
+    (("extra",), 1, "extra"),
     (("links", 0, "capacity"), -3.0, "links[0].capacity"),
     (("links", 0, "b"), "s0", "links[0].b"),
     (("links", 0, "b"), "s9", "links[0].b"),

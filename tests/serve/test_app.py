@@ -21,6 +21,7 @@ with warnings.catch_warnings():  # starlette's httpx deprecation notice is not o
     from fastapi.testclient import TestClient
 
 MAX_USERS = 30
+MAX_PAIRS = 150
 EXACT_MAX_USERS = 12
 
 
@@ -31,7 +32,9 @@ def small_model() -> Allocator:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    app = create_app(small_model(), max_users=MAX_USERS, exact_max_users=EXACT_MAX_USERS)
+    app = create_app(
+        small_model(), max_users=MAX_USERS, max_pairs=MAX_PAIRS, exact_max_users=EXACT_MAX_USERS
+    )
     with TestClient(app) as c:
         yield c
 
@@ -105,6 +108,7 @@ def test_model_info(client: TestClient) -> None:
     assert body["hyperparameters"]["hidden"] == 16 and body["hyperparameters"]["layers"] == 1
     assert body["parameters"] == sum(p.numel() for p in small_model().parameters())
     assert body["limits"]["max_users"] == MAX_USERS
+    assert body["limits"]["max_pairs"] == MAX_PAIRS
     assert body["limits"]["exact_max_users"] == EXACT_MAX_USERS
 
 
@@ -235,6 +239,28 @@ def test_over_max_users_is_413(client: TestClient) -> None:
     assert error_of(response)["field"] == "users"
 
 
+def test_over_max_pairs_is_413(client: TestClient) -> None:
+    # Few users, each a candidate of every server: the cost is in the pairs.
+    servers = [{"id": f"s{i}", "compute": 10.0, "bandwidth": 10.0} for i in range(20)]
+    links = [{"a": "s0", "b": f"s{i}", "capacity": 5.0} for i in range(1, 20)]
+    users = [
+        {"id": f"u{i}", "server": "s0", "compute_min": 1.0, "bandwidth_min": 1.0} for i in range(MAX_USERS)
+    ]
+    doc = {"format": "gnnalloc.instance/v1", "servers": servers, "links": links, "users": users}
+    assert Instance.from_dict(doc).num_pairs > MAX_PAIRS
+    response = client.post("/v1/allocate", params={"method": "equal"}, json=doc)
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["field"] == "users" and "--max-pairs" in error["message"]
+
+
+def test_error_echoing_a_lone_surrogate_is_still_a_422(client: TestClient, doc: dict[str, Any]) -> None:
+    body = json.dumps(doc)[:-1] + ', "\\ud800": 1}'
+    response = client.post("/v1/allocate", content=body.encode())
+    assert response.status_code == 422
+    assert "ud800" in error_of(response)["field"] + error_of(response)["message"]
+
+
 def test_body_over_byte_limit_is_413_before_parsing(client: TestClient) -> None:
     body = b" " * (max_body_bytes(MAX_USERS) + 1) + b"{"  # would be malformed JSON if parsed
     response = client.post("/v1/allocate", content=body)
@@ -274,6 +300,7 @@ def test_unknown_route_and_verb_use_the_error_format(client: TestClient) -> None
     response = client.get("/v1/allocate")
     assert response.status_code == 405
     assert error_of(response)["field"] == "$"
+    assert response.headers["allow"] == "POST"  # RFC 9110: a 405 lists the allowed methods
 
 
 # ------------------------------------------------------------------ solver-side failures
