@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,28 @@ def test_solve_with_the_dual_method(tmp_path, capsys):
     assert "dual" in out
     gap = float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1])
     assert 0 <= gap < 0.01
+
+
+@pytest.mark.parametrize("command", ["export", "solve", "evaluate"])
+def test_bad_checkpoints_give_one_line_errors(tmp_path, capsys, command):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x80\x02not a pickle at all")
+    instance = tmp_path / "inst.json"
+    assert main(["generate", "random", "--users", "5", "--servers", "2", "--out", str(instance)]) == 0
+    capsys.readouterr()
+    argv = {
+        "export": ["export", str(junk), "--out", str(tmp_path / "out.ckpt")],
+        "solve": ["solve", str(instance), "--method", "gnn", "--checkpoint", str(junk)],
+        "evaluate": ["evaluate", "--checkpoint", str(junk), "--suite", "random", "--users", "10"],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint: ") and err.count("\n") == 1, err
+
+
+def test_export_refuses_an_exported_checkpoint(tmp_path, capsys):
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
+    out = tmp_path / "again.ckpt"
+    assert main(["export", str(shipped), "--out", str(out)]) == 2
+    assert "already an exported" in capsys.readouterr().err
+    assert not out.exists()

@@ -19,13 +19,39 @@ from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.problem._errors import check_count
+from gnnalloc.problem._errors import check_count, check_positive
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute
 
-__all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT"]
+__all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT", "load_checkpoint_data"]
 
 CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
+
+_HYPERPARAMETERS = (
+    "hidden", "heads", "layers", "dropout", "max_metapath_neighbors", "projection_tol",
+    "problem_dtype", "refill_home", "search_rounds",
+)
+
+
+def load_checkpoint_data(path: str | Path, map_location: str | torch.device | None = None) -> dict[str, Any]:
+    """The dictionary stored in a checkpoint file, loaded with ``weights_only=True`` (no code in
+    the file runs).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: naming ``checkpoint`` if the file cannot be unpickled or holds no dictionary.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+    try:
+        data = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have many types; all mean "not ours"
+        message = " ".join(str(exc).split())[:300]  # torch's messages span paragraphs
+        raise ValueError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({message})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"checkpoint: {str(path)!r} holds a {type(data).__name__}, not a checkpoint")
+    return data
 
 
 @dataclass
@@ -81,6 +107,17 @@ class Allocator(nn.Module):
         search_rounds: int = 0,
     ) -> None:
         super().__init__()
+        for name, size in (("hidden", hidden), ("heads", heads)):
+            check_count(name, size)
+            if size < 1:
+                raise ValueError(f"{name}: must be >= 1, got {size!r}")
+        check_count("layers", layers)
+        check_count("max_metapath_neighbors", max_metapath_neighbors)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout: must be a number in [0, 1), got {dropout!r}")
+        check_positive("projection_tol", projection_tol)
+        if not isinstance(refill_home, bool):
+            raise ValueError(f"refill_home: must be true or false, got {refill_home!r}")
         if problem_dtype not in ("float32", "float64"):
             raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
         check_count("search_rounds", search_rounds)
@@ -181,30 +218,37 @@ class Allocator(nn.Module):
             FileNotFoundError: if ``path`` does not exist.
             ValueError: if the file is not a checkpoint of this model.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+        data = load_checkpoint_data(path, map_location)
+        name = repr(str(path))
+        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+        stored_format = data.get("format")
+        if stored_format is not None and stored_format != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"checkpoint: {name} has format {stored_format!r}; this library reads {CHECKPOINT_FORMAT!r}"
+            )
+        if not isinstance(state, dict):
+            raise ValueError(f"checkpoint: {name} has no state_dict")
+        if stored_format is None:
+            # Lightning (no "format" key): the module stores the allocator as `model` and its
+            # init args flat.
+            if isinstance(hparams, dict):
+                hparams = hparams.get("model_config") or hparams
+            state = {
+                k[len("model.") :]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")
+            }
+        if not isinstance(hparams, dict):
+            raise ValueError(f"checkpoint: {name}: hyper_parameters is a {type(hparams).__name__}, not a mapping")
         try:
-            data = torch.load(path, map_location=map_location or "cpu", weights_only=True)
-        except Exception as exc:  # unpickling errors have many types; all mean "not ours"
-            raise ValueError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({exc})") from None
-        if not isinstance(data, dict) or "state_dict" not in data:
-            raise ValueError(f"checkpoint: {str(path)!r} has no state_dict")
-        hparams = dict(data.get("hyper_parameters") or {})
-        state = data["state_dict"]
-        if data.get("format") != CHECKPOINT_FORMAT:
-            # Lightning: the module stores the allocator as `model` and its init args flat.
-            hparams = dict(hparams.get("model_config") or hparams)
-            state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-        known = {
-            "hidden", "heads", "layers", "dropout", "max_metapath_neighbors", "projection_tol",
-            "problem_dtype", "refill_home", "search_rounds",
-        }
-        model = cls(**{k: v for k, v in hparams.items() if k in known})
+            model = cls(**{k: v for k, v in hparams.items() if k in _HYPERPARAMETERS})
+        except ValueError as exc:
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+        if bad:
+            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"checkpoint: {str(path)!r} does not match the model: {exc}") from None
+            raise ValueError(f"checkpoint: {name} does not match the model: {exc}") from None
         model.checkpoint_path = str(path)
         model.metadata = dict(data.get("metadata") or {})
         model.eval()

@@ -92,6 +92,47 @@ def test_bad_checkpoints(tmp_path):
                 "hyper_parameters": {}}, other)
     with pytest.raises(ValueError, match="does not match"):
         Allocator.from_checkpoint(other)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        Allocator.from_checkpoint(tmp_path)  # a directory
+
+
+def _tampered(path, model, change):
+    data = model.checkpoint_dict()
+    change(data)
+    torch.save(data, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda d: d["hyper_parameters"].update(heads=0), r"hyper_parameters\.heads: must be >= 1"),
+        (lambda d: d["hyper_parameters"].update(hidden="64"), r"hyper_parameters\.hidden: must be"),
+        (lambda d: d["hyper_parameters"].update(dropout=2.0), r"hyper_parameters\.dropout: must be"),
+        (lambda d: d["hyper_parameters"].update(projection_tol=-1.0), r"hyper_parameters\.projection_tol"),
+        (lambda d: d["hyper_parameters"].update(problem_dtype="float16"), r"hyper_parameters\.problem_dtype"),
+        (lambda d: d.update(hyper_parameters=[1, 2, 3]), "hyper_parameters is a list"),
+        (lambda d: d.update(state_dict=None), "has no state_dict"),
+        (lambda d: d.update(state_dict=[1, 2]), "has no state_dict"),
+        (lambda d: d.update(format="gnnalloc.checkpoint/v2"), "has format 'gnnalloc.checkpoint/v2'"),
+        (lambda d: d["state_dict"].update(
+            {k: torch.full_like(v, float("nan")) for k, v in list(d["state_dict"].items())[:1]}
+        ), "is not a finite tensor"),
+    ],
+    ids=["heads-0", "hidden-str", "dropout-2", "tol-negative", "dtype-16", "hparams-list",
+         "state-none", "state-list", "format-v2", "weight-nan"],
+)
+def test_malformed_checkpoints_fail_by_name(tmp_path, model, change, message):
+    path = _tampered(tmp_path / "bad.ckpt", model, change)
+    with pytest.raises(ValueError, match=rf"^checkpoint: .*{message}"):
+        Allocator.from_checkpoint(path)
+
+
+def test_a_pickled_non_dictionary_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "list.ckpt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(ValueError, match="holds a list, not a checkpoint"):
+        Allocator.from_checkpoint(path)
 
 
 def test_solve_with_gnn_method(tmp_path, model):
