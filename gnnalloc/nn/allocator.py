@@ -20,6 +20,7 @@ from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
 from gnnalloc.problem._errors import check_count, check_positive
+from gnnalloc.problem._feasibility import fit_to_capacity
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute
 
@@ -170,7 +171,9 @@ class Allocator(nn.Module):
 
     @torch.no_grad()
     def allocate(self, instance: Instance, search_rounds: int | None = None) -> Allocation:
-        """A feasible allocation of ``instance`` (eval mode, no gradients).
+        """A feasible allocation of ``instance`` (eval mode, no gradients; the last step,
+        :func:`~gnnalloc.problem.fit_to_capacity`, removes round-off violations on instances
+        that mix extreme magnitudes).
 
         Args:
             instance: the network.
@@ -188,10 +191,11 @@ class Allocator(nn.Module):
         finally:
             if was_training:
                 self.train()
-        return Allocation(
+        allocation = Allocation(
             compute=compute.detach().to("cpu", torch.float64).numpy(),
             bandwidth=out.bandwidth.detach().to("cpu", torch.float64).numpy(),
         )
+        return fit_to_capacity(instance, allocation)
 
     # ----------------------------------------------------------- checkpoints
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:

@@ -7,14 +7,14 @@ from gnnalloc.problem._allocation import (
     save_allocation,
 )
 from gnnalloc.problem._errors import AllocationError, InstanceError, SolverError
-from gnnalloc.problem._feasibility import constraint_slack, max_violation
+from gnnalloc.problem._feasibility import constraint_slack, fit_to_capacity, max_violation
 from gnnalloc.problem._instance import INSTANCE_FORMAT, Instance, load_instance, save_instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility, user_compute, user_utility
 
 __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",
-    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "load_allocation", "load_instance",
+    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "fit_to_capacity", "load_allocation", "load_instance",
     "max_violation", "resource_utility", "save_allocation", "save_instance", "user_compute",
     "user_utility",
 ]

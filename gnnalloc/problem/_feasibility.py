@@ -7,7 +7,7 @@ import numpy as np
 from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 
-__all__ = ["max_violation", "constraint_slack"]
+__all__ = ["max_violation", "constraint_slack", "fit_to_capacity"]
 
 
 def _relative_excess(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -44,3 +44,32 @@ def constraint_slack(instance: Instance, allocation: Allocation) -> dict[str, np
         - instance.server_bandwidth_load(allocation.bandwidth),
         "link": instance.link_capacity - instance.link_load(allocation.compute),
     }
+
+
+def fit_to_capacity(instance: Instance, allocation: Allocation) -> Allocation:
+    r"""Scale decisions down just enough that every constraint holds to round-off.
+
+    Each pair is multiplied by the smallest :math:`\min(1, \text{capacity}/\text{load})` of the
+    constraints it loads (its server, and its link if migrated), each user's bandwidth by its
+    home server's, and negatives are clipped to 0. Every constraint is a packing constraint
+    (non-negative coefficients), so shrinking one pair only lowers other loads: the result is
+    feasible in one pass, and an already feasible allocation is returned unchanged.
+
+    Why it exists: the learned and dual pipelines are feasible by construction, but on
+    instances mixing quantities many orders of magnitude apart (capacities of 1e12 beside
+    minimums of 1e-12) their water-fillings' round-off can exceed a small server's capacity.
+    """
+    compute = np.maximum(allocation.compute, 0.0)
+    bandwidth = np.maximum(allocation.bandwidth, 0.0)
+    server = _shrink_factor(instance.server_compute_load(compute), instance.server_compute)
+    link = _shrink_factor(instance.link_load(compute), instance.link_capacity)
+    factor = server[instance.pair_server]
+    migrated = instance.pair_link >= 0
+    factor[migrated] = np.minimum(factor[migrated], link[instance.pair_link[migrated]])
+    access = _shrink_factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
+    return Allocation(compute=compute * factor, bandwidth=bandwidth * access[instance.user_server])
+
+
+def _shrink_factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    over = load > capacity
+    return np.where(over, capacity / np.where(over, load, 1.0), 1.0)

@@ -59,6 +59,7 @@ from torch import Tensor
 from gnnalloc.generators import random_instance
 from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._errors import check_count, check_positive
+from gnnalloc.problem._feasibility import fit_to_capacity
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
@@ -410,10 +411,10 @@ def solve_dual(
     compute = refill_home_compute(projected, problem)
     if search_rounds:
         compute = improve_migrations(compute, problem, search_rounds)
-    allocation = Allocation(
+    allocation = fit_to_capacity(instance, Allocation(
         compute=compute.to("cpu", torch.float64).numpy(),
         bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
-    )
+    ))
     num_servers = problem.num_servers
     return DualResult(
         allocation, prices[:num_servers], prices[num_servers:], value, used,

@@ -57,7 +57,12 @@ def _response(
     lam: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, alpha: Tensor | float, offset: Tensor
 ) -> Tensor:
     ratio = weight / minimum
-    above = minimum * _power(torch.clamp(ratio / lam, min=1.0), 1.0 / alpha)
+    if isinstance(alpha, float) and alpha == 1.0:
+        above = minimum * torch.clamp(ratio / lam, min=1.0)
+    else:
+        # In logs: at large alpha a price can sit near the smallest float, where ratio / lam
+        # overflows although its 1/alpha-th power is moderate.
+        above = minimum * torch.exp(torch.clamp(torch.log(ratio) - torch.log(lam), min=0.0) / alpha)
     total = torch.where(lam <= ratio, above, torch.where(lam < penalty * ratio, minimum, torch.zeros_like(minimum)))
     # Not clamp(total - offset, min=0): at total = offset = 0 (a dropped member with nothing
     # elsewhere) clamp passes a gradient, as if more offset took capacity from the member.
@@ -290,7 +295,10 @@ def _waterfill(
     solvable = (a_sum > 0) & (room_for_above > 0) & ~jump
     closed = _power(a_sum / torch.where(solvable, room_for_above, torch.ones_like(a_sum)), group_alpha)
     closed = torch.minimum(torch.maximum(closed, lo), hi)  # round-off at the interval's ends
-    lam = torch.where(solvable, closed, hi)
+    # At large alpha a price (an alpha-th power) can be below the smallest float, and so can an
+    # event price; at price 0 the response is infinite. The smallest positive price gives a
+    # finite response that stays within capacity (it may leave some unused).
+    lam = torch.clamp(torch.where(solvable, closed, hi), min=torch.finfo(dtype).tiny)
 
     y = _response(take(lam, group), *args)
     # Members whose response drops from m - o to 0 at the price are indifferent there: fill

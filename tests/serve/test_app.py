@@ -343,3 +343,39 @@ def test_busy_server_answers_503(doc: dict[str, Any]) -> None:
     response = TestClient(app).post("/v1/allocate", json=doc)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert error_of(response)["field"] == "$"
+
+
+def test_every_method_is_finite_and_feasible_at_the_corners_of_the_value_ranges() -> None:
+    """What VALUE_RANGES promises: quantities, weights and alpha at their extremes, mixed in one
+    instance (a minimum of 1e-12 beside a capacity of 1e12), never give NaN, inf or a violation."""
+    import itertools
+
+    from gnnalloc import solve
+    from gnnalloc.serve.app import VALUE_RANGES
+
+    low, high = VALUE_RANGES["quantity"]
+    light, heavy = VALUE_RANGES["weight"]
+    model = small_model()
+    for alpha, cmin, bmin, capacity, weight in itertools.product(
+        (VALUE_RANGES["alpha"][0], 1.0, VALUE_RANGES["alpha"][1]), (low, high), (low, high),
+        (0.0, low, high), (light, heavy),
+    ):
+        doc = {
+            "format": "gnnalloc.instance/v1", "alpha": alpha,
+            "servers": [{"id": "h", "compute": capacity, "bandwidth": capacity},
+                        {"id": "n", "compute": 1.0, "bandwidth": 1.0}],
+            "links": [{"a": "h", "b": "n", "capacity": 1.0}],
+            "users": [
+                {"id": "a", "server": "h", "compute_min": cmin, "bandwidth_min": bmin,
+                 "weight": weight, "data_rate": 1.0},
+                {"id": "b", "server": "h", "compute_min": 1.0, "bandwidth_min": 1.0},
+                {"id": "c", "server": "n", "compute_min": 1.0, "bandwidth_min": 1e-3},
+            ],
+        }
+        instance = Instance.from_dict(doc)
+        for method in ("gnn", "dual", "equal", "proportional"):
+            result = solve(instance, method, allocator=model) if method == "gnn" else solve(instance, method)
+            where = f"{method} alpha={alpha} cmin={cmin} bmin={bmin} capacity={capacity} weight={weight}"
+            allocation = result.allocation
+            assert np.isfinite(allocation.compute).all() and np.isfinite(allocation.bandwidth).all(), where
+            assert max_violation(instance, allocation) <= 1e-7, where
