@@ -287,8 +287,9 @@ def _object(value: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]
         raise InstanceError(where, f"expected an object, got {value!r}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        # Top-level fields are named bare ("penalty"), as everywhere else.
-        raise InstanceError(unknown[0] if where == "$" else f"{where}.{unknown[0]}", "unknown field")
+        # Top-level fields are named bare ("penalty"), as everywhere else (but "" needs its "$.").
+        bare = where == "$" and unknown[0] != ""
+        raise InstanceError(unknown[0] if bare else f"{where}.{unknown[0]}", "unknown field")
     return value
 
 

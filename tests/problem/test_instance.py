@@ -85,6 +85,7 @@ INVALID = [
     (("servers", 0, "services"), "video", "servers[0].services"),
     (("servers", 0, "extra"), 1, "servers[0].extra"),
     (("extra",), 1, "extra"),
+    (("",), 1, "$."),
     (("links", 0, "capacity"), -3.0, "links[0].capacity"),
     (("links", 0, "b"), "s0", "links[0].b"),
     (("links", 0, "b"), "s9", "links[0].b"),
