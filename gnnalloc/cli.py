@@ -220,8 +220,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SolverError as exc:
         print(f"error: solver: {exc}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # the library's own, e.g. "checkpoint: no file at ..."
+            print(f"error: {exc}", file=sys.stderr)
+        else:  # name the argument that held the path (--out as "out")
+            field = next(
+                (name for name, value in vars(args).items()
+                 if isinstance(value, (str, Path)) and str(value) == str(exc.filename)),
+                "file",
+            )
+            print(f"error: {field}: {exc.strerror or exc}: {str(exc.filename)!r}", file=sys.stderr)
         return 2
 
 

@@ -106,3 +106,71 @@ def test_export_refuses_an_exported_checkpoint(tmp_path, capsys):
     assert main(["export", str(shipped), "--out", str(out)]) == 2
     assert "already an exported" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_unusable_out_paths_are_named(tmp_path, capsys):
+    assert main(["generate", "random", "--users", "5", "--servers", "2", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: out: ")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
+    # Refused before any solve, not after the table.
+    assert main(["evaluate", "--checkpoint", str(shipped), "--users", "20", "--loads", "1",
+                 "--out", str(afile)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: out: ") and "gnn" not in captured.out
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["generate", "random", "--users", "5", "--servers", "2", "--penalty", "0.5"], "error: penalty: "),
+        (["generate", "random", "--users", "5", "--servers", "2", "--alpha", "nan"], "error: alpha: "),
+        (["generate", "random", "--users", "5", "--servers", "2", "--load", "inf"], "error: load: "),
+        (["generate", "random", "--users", "5", "--servers", "2", "--seed", "-1"], "error: seed: "),
+    ],
+)
+def test_generator_settings_are_named(argv, needle, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(needle)
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ('{"format": "gnnalloc.allocation/v1", "users": [{"id": ["u0"], "bandwidth": 1}]}', "users[0].id: expected a string"),
+        ('{"format": "gnnalloc.allocation/v1", "users": [{"id": "u0", "bandwidth": 1' + "0" * 400 + "}]}",
+         "users[0].bandwidth: expected a finite number"),
+        ("[" * 100_000 + "]" * 100_000, "$: JSON nested too deeply"),
+    ],
+)
+def test_bad_allocation_files_give_one_line_errors(tmp_path, capsys, text, needle):
+    instance = tmp_path / "inst.json"
+    assert main(["generate", "random", "--users", "3", "--servers", "2", "--out", str(instance)]) == 0
+    allocation = tmp_path / "alloc.json"
+    allocation.write_text(text)
+    capsys.readouterr()
+    assert main(["score", str(instance), str(allocation)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {needle}") and err.count("\n") == 1, err
+
+
+def test_non_utf8_and_deeply_nested_instances(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"format": "gnnalloc.instance/v1", "servers": [{"id": "s\xff"}]}')
+    assert main(["solve", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith("error: $: not UTF-8")
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["solve", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith("error: $: JSON nested too deeply")
+
+
+def test_fit_settings_are_one_line_errors(tmp_path):
+    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "default.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gnnalloc.cli", "fit", "--config", str(config), "--trainer.logger", "false",
+         "--trainer.max_steps", "0", "--data.batch_size", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: batch_size: must be >= 1" in proc.stderr and "Traceback" not in proc.stderr

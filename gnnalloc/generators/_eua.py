@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnalloc.generators._synthesis import radius_links, synthesise
+from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["eua_instance", "eua_data_dir", "LINK_RADIUS_M", "JITTER_M"]
@@ -83,6 +84,7 @@ def eua_instance(
     """
     if users < 1:
         raise ValueError(f"users: must be >= 1, got {users!r}")
+    check_count("seed", seed)
     from scipy.spatial import cKDTree
 
     all_sites, positions = _positions()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from gnnalloc.generators._synthesis import radius_links, synthesise
+from gnnalloc.problem._errors import check_count
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["random_instance"]
@@ -33,6 +34,7 @@ def random_instance(
         raise ValueError(f"users: must be >= 1, got {users!r}")
     if servers < 1:
         raise ValueError(f"servers: must be >= 1, got {servers!r}")
+    check_count("seed", seed)
     rng = np.random.default_rng(seed)
     positions = rng.random((servers, 2))
     link_a, link_b = radius_links(positions, math.sqrt(4.0 / (math.pi * servers)))

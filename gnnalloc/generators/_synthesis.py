@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gnnalloc.problem._errors import check_positive
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["synthesise", "SERVICES", "radius_links"]
@@ -49,8 +50,7 @@ def synthesise(
     alpha: float = 1.0,
 ) -> Instance:
     """Draw capacities, services and demands (see module docstring) and build the instance."""
-    if not load > 0:
-        raise ValueError(f"load: must be > 0, got {load!r}")
+    check_positive("load", load)  # penalty and alpha: the Instance checks them by name
     num_users = int(user_server.shape[0])
     compute = rng.uniform(20.0, 60.0, num_servers)
     bandwidth = rng.uniform(50.0, 150.0, num_servers)

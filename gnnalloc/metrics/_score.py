@@ -70,7 +70,15 @@ def _utilities(instance: Instance, allocation: Allocation) -> tuple[torch.Tensor
 
 
 def score(instance: Instance, allocation: Allocation, reference: Allocation | None = None) -> Score:
-    """Score ``allocation``; with ``reference`` (e.g. the exact optimum) also the utility gap."""
+    """Score ``allocation``; with ``reference`` (e.g. the exact optimum) also the utility gap.
+
+    Raises:
+        AllocationError: naming ``compute``/``bandwidth`` (``reference.`` for the reference) for
+            arrays of the wrong shape or with non-finite entries.
+    """
+    allocation.check(instance)
+    if reference is not None:
+        reference.check(instance, "reference.")
     utility, total = _utilities(instance, allocation)
     bandwidth = torch.from_numpy(allocation.bandwidth)
     cmin = torch.from_numpy(instance.compute_min)

@@ -28,27 +28,36 @@ def jain_index(values: Tensor) -> Tensor:
     n = values.numel()
     if n == 0:
         return values.new_tensor(1.0)
-    square_sum = (values * values).sum()
-    if square_sum == 0:
+    # Scale-free: dividing by the largest magnitude first keeps the squares from overflowing
+    # (satisfactions of 1e160 are valid on instances with huge capacities).
+    peak = values.abs().max()
+    if peak == 0:
         return values.new_tensor(1.0)
-    return values.sum() ** 2 / (n * square_sum)
+    values = values / peak
+    return values.sum() ** 2 / (n * (values * values).sum())
 
 
 def satisfaction(
     total_compute: Tensor, bandwidth: Tensor, compute_min: Tensor, bandwidth_min: Tensor
 ) -> Tensor:
     r"""Per-user satisfaction :math:`q_u = \sqrt{(X_u/m^c_u)(y_u/m^b_u)}` (geometric mean of ratios)."""
-    ratio = torch.clamp(total_compute / compute_min, min=0) * torch.clamp(bandwidth / bandwidth_min, min=0)
-    return torch.sqrt(ratio)
+    # sqrt of each ratio, then the product: the product of two ratios could overflow.
+    compute_ratio = torch.clamp(total_compute / compute_min, min=0)
+    bandwidth_ratio = torch.clamp(bandwidth / bandwidth_min, min=0)
+    return torch.sqrt(compute_ratio) * torch.sqrt(bandwidth_ratio)
 
 
 def utility_gap(utility: Tensor, reference: Tensor, weight: Tensor) -> Tensor:
     r"""Mean per-user utility gap :math:`\sum_u (U^{ref}_u - U_u) / \sum_u w_u`.
 
     Normalising by total weight makes the figure comparable across instance sizes: it is the
-    average utility (in log units per unit weight) lost relative to the reference.
+    average utility (in log units per unit weight) lost relative to the reference. With no
+    users there is nothing to lose: 0.
     """
-    return (reference - utility).sum() / weight.sum()
+    total = weight.sum()
+    if total == 0:
+        return total.new_zeros(()).to(utility.dtype)
+    return (reference - utility).sum() / total
 
 
 def met_minimum_share(

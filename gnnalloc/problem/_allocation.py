@@ -30,6 +30,18 @@ class Allocation:
     compute: np.ndarray
     bandwidth: np.ndarray
 
+    def check(self, instance: Instance, name: str = "") -> None:
+        """Raise :class:`AllocationError` unless both arrays have ``instance``'s shapes and are
+        finite (``name`` prefixes the field, e.g. ``reference.``)."""
+        for field, values, size in (
+            ("compute", self.compute, instance.num_pairs), ("bandwidth", self.bandwidth, instance.num_users)
+        ):
+            values = np.asarray(values)
+            if values.shape != (size,):
+                raise AllocationError(f"{name}{field}", f"expected shape ({size},), got {values.shape}")
+            if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+                raise AllocationError(f"{name}{field}", "must be finite numbers")
+
     def to_dict(self, instance: Instance) -> dict[str, Any]:
         """The ``gnnalloc.allocation/v1`` document; compute keyed by candidate server id."""
         ptr = instance.user_pair_ptr
@@ -78,6 +90,8 @@ class Allocation:
             if not isinstance(entry, dict):
                 raise AllocationError(where, f"expected an object, got {entry!r}")
             uid = entry.get("id")
+            if not isinstance(uid, str):
+                raise AllocationError(f"{where}.id", f"expected a string, got {uid!r}")
             if uid not in user_index:
                 raise AllocationError(f"{where}.id", f"unknown user id {uid!r}")
             u = user_index[uid]
@@ -103,19 +117,29 @@ class Allocation:
 
 
 def _value(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise AllocationError(where, f"expected a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer literal beyond float range
+        finite = False
+    if not finite:
+        raise AllocationError(where, f"expected a finite number, got {str(value)[:40]}")
     return float(value)
 
 
 def load_allocation(instance: Instance, path: str | Path) -> Allocation:
     """Read and validate an allocation file for ``instance``."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise AllocationError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise AllocationError("$", f"not UTF-8 text at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise AllocationError("$", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise AllocationError("$", "JSON nested too deeply") from None
     return Allocation.from_dict(instance, data)
 
 

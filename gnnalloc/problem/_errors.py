@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 __all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "check_nonnegative", "check_positive"]
 
@@ -10,7 +11,7 @@ __all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "ch
 def check_count(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative ``int`` (counts such
     as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -66,6 +67,28 @@ class Instance:
     weight: np.ndarray
     penalty: float = DEFAULT_PENALTY
     alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self) -> None:
+        # The JSON parser checks values one by one with their paths; instances built in code
+        # (generators, users' scripts) get the same rules here, vectorised, with the same names.
+        if not (_is_real(self.penalty) and math.isfinite(self.penalty) and self.penalty >= 1):
+            raise InstanceError("penalty", f"must be a finite number >= 1, got {self.penalty!r}")
+        if not (_is_real(self.alpha) and math.isfinite(self.alpha) and self.alpha > 0):
+            raise InstanceError("alpha", f"must be a finite number > 0, got {self.alpha!r}")
+        for path, values, strict in (
+            ("servers[{}].compute", self.server_compute, False),
+            ("servers[{}].bandwidth", self.server_bandwidth, False),
+            ("links[{}].capacity", self.link_capacity, False),
+            ("users[{}].compute_min", self.compute_min, True),
+            ("users[{}].bandwidth_min", self.bandwidth_min, True),
+            ("users[{}].data_rate", self.data_rate, False),
+            ("users[{}].weight", self.weight, True),
+        ):
+            bad = ~np.isfinite(values) | ((values <= 0) if strict else (values < 0))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                rule = "finite and > 0" if strict else "finite and >= 0"
+                raise InstanceError(path.format(i), f"must be {rule}, got {float(values[i])!r}")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -247,6 +270,10 @@ class Instance:
 
 
 # ---------------------------------------------------------------- parsing
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _number(value: Any, where: str, *, minimum: float | None = None, strict: bool = False) -> float:
     # bool is an int subclass in Python; `true` is never a capacity.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -415,14 +442,18 @@ def load_instance(path: str | Path) -> Instance:
         InstanceError: for unreadable JSON or any invalid field.
     """
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InstanceError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InstanceError("$", f"not UTF-8 text at byte {exc.start}") from None
     try:
         # Python's json accepts NaN/Infinity literals; reject them as the format forbids them.
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InstanceError("$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InstanceError("$", "JSON nested too deeply") from None
     return Instance.from_dict(data)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gnnalloc.problem._allocation import Allocation
-from gnnalloc.problem._errors import SolverError
+from gnnalloc.problem._errors import SolverError, check_positive
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["ExactResult", "solve_exact", "repair"]
@@ -263,6 +263,8 @@ def solve_exact(
 
     if formulation not in ("hypograph", "split"):
         raise ValueError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
+    if time_limit is not None:
+        check_positive("time_limit", time_limit)
     start = time.perf_counter()
     live = _live_pairs(instance)
     other = "split" if formulation == "hypograph" else "hypograph"

@@ -260,10 +260,19 @@ def write_plots(rows: Sequence[EvalRow], out_dir: Path) -> list[Path]:
 def _report(rows: Sequence[EvalRow], out_dir: Path, title: str) -> None:
     table = format_table(rows)
     print(f"\n{title}\n\n{table}\n")
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.md").write_text(f"{title}\n\n{table}\n")
     for path in write_plots(rows, out_dir):
         print(f"wrote {path}")
+
+
+def _output_directory(out_dir: Path) -> Path:
+    """Create ``out_dir`` before any work, so a bad ``--out`` fails in a second, not after the
+    exact solves."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"out: cannot use {str(out_dir)!r} as a directory: {exc.strerror or exc}") from None
+    return out_dir
 
 
 def _load_model(checkpoint: Path) -> Allocator:
@@ -272,6 +281,7 @@ def _load_model(checkpoint: Path) -> Allocator:
 
 def evaluate_cli(args: argparse.Namespace) -> int:
     """``gnnalloc evaluate``."""
+    out_dir = _output_directory(Path(args.out))
     model = _load_model(args.checkpoint)
     rows = evaluate_suite(
         model, suite=args.suite, users=args.users, loads=args.loads, seeds=args.seeds,
@@ -279,7 +289,7 @@ def evaluate_cli(args: argparse.Namespace) -> int:
         search_rounds=args.search_rounds,
         dual_iterations=args.dual_iterations,
     )
-    _report(rows, Path(args.out), f"{args.checkpoint} on the {args.suite} suite")
+    _report(rows, out_dir, f"{args.checkpoint} on the {args.suite} suite")
     return 0
 
 
@@ -290,6 +300,7 @@ def demo(out_dir: Path = Path("out/demo"), checkpoint: Path = DEFAULT_CHECKPOINT
     then a size sweep at load 1.0 from 100 to 20,000 users, against the exact solver, the
     smoothed dual and both baselines. Prints the table and writes plots to ``out_dir``.
     """
+    _output_directory(out_dir)
     model = _load_model(checkpoint)
     print(f"model: {checkpoint} ({checkpoint.stat().st_size / 1024:.0f} KiB)")
     print("EUA Melbourne CBD, 816 users, loads 0.6 / 1.0 / 1.4:")

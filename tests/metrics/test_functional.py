@@ -58,3 +58,34 @@ def test_score_reports_violation(tiny_dict):
     ok = score(inst, Allocation(np.zeros(inst.num_pairs), np.zeros(inst.num_users)))
     assert ok.max_violation == 0.0
     assert ok.objective == pytest.approx(-20.0 * inst.weight.sum())
+
+
+def test_scale_free_at_extreme_magnitudes():
+    # Valid instances with capacities of 1e160 give satisfactions whose squares overflow.
+    values = torch.tensor([2e160] * 4 + [1e160] * 6, dtype=torch.float64)
+    assert jain_index(values).item() == pytest.approx(14**2 / (10 * 22))
+    q = satisfaction(
+        *(torch.tensor([v], dtype=torch.float64) for v in (1e200, 1e200, 1e-10, 1e-10))
+    )
+    assert torch.isfinite(q).all()
+
+
+def test_gap_with_no_users_is_zero():
+    empty = torch.zeros(0, dtype=torch.float64)
+    assert utility_gap(empty, empty, empty).item() == 0.0
+
+
+def test_score_names_a_malformed_allocation():
+    from gnnalloc import random_instance
+    from gnnalloc.metrics import score
+    from gnnalloc.problem import AllocationError
+
+    instance = random_instance(6, 2, 1.0, 0)
+    good = Allocation(np.zeros(instance.num_pairs), np.ones(instance.num_users))
+    with pytest.raises(AllocationError, match=r"^compute: expected shape"):
+        score(instance, Allocation(np.zeros(2), np.ones(instance.num_users)))
+    with pytest.raises(AllocationError, match="^bandwidth: must be finite"):
+        score(instance, Allocation(np.zeros(instance.num_pairs), np.full(instance.num_users, np.nan)))
+    with pytest.raises(AllocationError, match=r"^reference\.compute"):
+        score(instance, good, reference=Allocation(np.zeros(1), np.ones(instance.num_users)))
+    assert math.isfinite(score(instance, good).objective)

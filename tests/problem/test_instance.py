@@ -156,3 +156,23 @@ def test_loads_match_loops(tiny_dict):
     np.add.at(bw, inst.user_server, y)
     assert np.allclose(inst.server_bandwidth_load(y), bw)
     assert math.isclose(inst.user_compute(x).sum(), x.sum())
+
+
+def test_instances_built_in_code_are_checked_like_parsed_ones():
+    import dataclasses
+
+    from gnnalloc import random_instance
+
+    instance = random_instance(6, 2, 1.0, 0)
+    weight = instance.weight.copy()
+    weight[3] = np.nan
+    with pytest.raises(InstanceError, match=r"^users\[3\]\.weight: must be finite and > 0"):
+        dataclasses.replace(instance, weight=weight)
+    capacity = instance.server_compute.copy()
+    capacity[1] = -1.0
+    with pytest.raises(InstanceError, match=r"^servers\[1\]\.compute: must be finite and >= 0"):
+        dataclasses.replace(instance, server_compute=capacity)
+    with pytest.raises(InstanceError, match="^penalty: "):
+        dataclasses.replace(instance, penalty=0.5)
+    with pytest.raises(InstanceError, match="^alpha: "):
+        dataclasses.replace(instance, alpha=float("inf"))

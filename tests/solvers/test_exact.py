@@ -204,3 +204,11 @@ def test_time_limit_is_not_certified_or_raises():
     except SolverError:
         return
     assert not res.certified
+
+
+@pytest.mark.parametrize("limit", [0, -1.0, float("nan"), "5", True])
+def test_bad_time_limit_is_named(limit):
+    from gnnalloc import random_instance
+
+    with pytest.raises(ValueError, match="^time_limit: must be a positive finite number"):
+        solve_exact(random_instance(5, 2, 1.0, 0), time_limit=limit)
