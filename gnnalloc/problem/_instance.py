@@ -28,6 +28,12 @@ __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 INSTANCE_FORMAT = "gnnalloc.instance/v1"
 DEFAULT_PENALTY = 10.0
 DEFAULT_ALPHA = 1.0
+#: Largest magnitude of any number in an instance, and smallest positive minimum or weight: the
+#: library multiplies and divides pairs of them (ratios, weighted utilities, squares in Jain's
+#: index) in float64, whose range is 1e308. Measured: every method but the exact one (whose
+#: Clarabel solve fails with a SolverError on some such mixes) and every metric stay finite on
+#: mixes of 1e-100..1e100.
+MAX_MAGNITUDE = 1e100
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +77,8 @@ class Instance:
     def __post_init__(self) -> None:
         # The JSON parser checks values one by one with their paths; instances built in code
         # (generators, users' scripts) get the same rules here, vectorised, with the same names.
-        if not (_is_real(self.penalty) and math.isfinite(self.penalty) and self.penalty >= 1):
-            raise InstanceError("penalty", f"must be a finite number >= 1, got {self.penalty!r}")
+        if not (_is_real(self.penalty) and 1 <= self.penalty <= MAX_MAGNITUDE):
+            raise InstanceError("penalty", f"must be a number in [1, {MAX_MAGNITUDE:g}], got {self.penalty!r}")
         if not (_is_real(self.alpha) and math.isfinite(self.alpha) and self.alpha > 0):
             raise InstanceError("alpha", f"must be a finite number > 0, got {self.alpha!r}")
         for path, values, strict in (
@@ -89,6 +95,15 @@ class Instance:
                 i = int(np.flatnonzero(bad)[0])
                 rule = "finite and > 0" if strict else "finite and >= 0"
                 raise InstanceError(path.format(i), f"must be {rule}, got {float(values[i])!r}")
+            lowest = 1.0 / MAX_MAGNITUDE if strict else 0.0
+            bad = (values > MAX_MAGNITUDE) | (values < lowest)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InstanceError(
+                    path.format(i),
+                    f"must be in [{lowest:g}, {MAX_MAGNITUDE:g}] (products of two must fit in "
+                    f"float64), got {float(values[i])!r}",
+                )
 
     # ------------------------------------------------------------------ sizes
     @property
