@@ -270,7 +270,10 @@ class FairBackward:
         weights = result.weights
         self._previous = weights
         mean_sq = max(float(gram.sum()) / (n * n), 0.0)
-        is_stationary = mean_sq > 0 and result.norm_sq <= self.stationary_rtol * mean_sq
+        # Relative to the mean gradient, or, where that vanishes (opposite or zero gradients,
+        # themselves stationary), to the largest single gradient.
+        reference = mean_sq if mean_sq > 0 else max(float(gram.diagonal().max()), 0.0) if n else 0.0
+        is_stationary = result.norm_sq <= self.stationary_rtol * reference
         scale = 1.0
         if is_stationary:
             if self.stationary == "sum":

@@ -21,10 +21,11 @@ __all__ = ["waterfill"]
 
 
 def _response(lam: float, minimum: np.ndarray, weight: np.ndarray, penalty: float) -> np.ndarray:
+    # Dropping first: with k = 1 the drop price is also where the log regime ends.
     return np.where(
-        lam <= weight / minimum,
-        weight / lam,
-        np.where(lam < penalty * weight / minimum, minimum, 0.0),
+        lam >= penalty * weight / minimum,
+        0.0,
+        np.where(lam <= weight / minimum, weight / lam, minimum),
     )
 
 
@@ -51,7 +52,7 @@ def waterfill(
     # left of b it still holds m_i, so capacities in [total(b), total(b) + plateau] give lambda = b.
     totals = np.array([_response(b, minimum, weight, penalty).sum() for b in breaks])
     for b, after in zip(breaks, totals):
-        plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12)
+        plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12, atol=0.0)
         if after <= capacity <= after + minimum[plateau].sum():
             y = _response(b, minimum, weight, penalty)
             # Users on the plateau all have marginal value b: any split of the rest is optimal.

@@ -63,7 +63,10 @@ def _response(
         # In logs: at large alpha a price can sit near the smallest float, where ratio / lam
         # overflows although its 1/alpha-th power is moderate.
         above = minimum * torch.exp(torch.clamp(torch.log(ratio) - torch.log(lam), min=0.0) / alpha)
-    total = torch.where(lam <= ratio, above, torch.where(lam < penalty * ratio, minimum, torch.zeros_like(minimum)))
+    # Dropping takes precedence: with k = 1 the drop price equals the end of the above-minimum
+    # regime, and a member exactly there is indifferent (served by the jump fill, if at all).
+    zero = torch.zeros_like(minimum)
+    total = torch.where(lam >= penalty * ratio, zero, torch.where(lam <= ratio, above, minimum))
     # Not clamp(total - offset, min=0): at total = offset = 0 (a dropped member with nothing
     # elsewhere) clamp passes a gradient, as if more offset took capacity from the member.
     return torch.where(total > offset, total - offset, torch.zeros_like(total))

@@ -141,3 +141,15 @@ def test_bad_inputs():
     fair = FairBackward("output")
     with pytest.raises(ValueError, match="losses"):
         fair(torch.tensor([1.0, float("nan")], requires_grad=True), [])
+
+
+def test_stationary_flag_when_the_mean_gradient_vanishes():
+    theta = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    cases = [
+        (torch.stack([theta[0], -theta[0]]), 1.0),  # opposite gradients: their mean is 0
+        (torch.stack([theta[0] * 0 + 1.0, theta[0] * 0 + 2.0]), 1.0),  # no gradient at all
+        (torch.stack([theta[0], -2 * theta[0]]), 1.0),
+        (torch.stack([theta[0], 2 * theta[0]]), 0.0),  # a common descent direction exists
+    ]
+    for losses, stationary in cases:
+        assert FairBackward("exact")(losses, [theta]).stationary == stationary

@@ -212,3 +212,19 @@ def test_bad_time_limit_is_named(limit):
 
     with pytest.raises(ValueError, match="^time_limit: must be a positive finite number"):
         solve_exact(random_instance(5, 2, 1.0, 0), time_limit=limit)
+
+
+@pytest.mark.parametrize("alpha", [1.0 + 1e-9, 1.0001, 1.0 - 3e-4])
+def test_alpha_near_one_is_solved_not_rounded(alpha):
+    # cvxpy rounds power exponents to fractions with denominator <= 1024, turning 1 - alpha into
+    # 0: the solver then "certified" x = 4.08 on one user alone on a server of capacity 10.
+    from gnnalloc.problem import Instance
+
+    instance = Instance.from_dict({
+        "format": "gnnalloc.instance/v1", "alpha": alpha,
+        "servers": [{"id": "s0", "compute": 10.0, "bandwidth": 10.0}],
+        "users": [{"id": "u0", "server": "s0", "compute_min": 1.0, "bandwidth_min": 1.0}],
+    })
+    result = solve_exact(instance)
+    assert result.allocation.compute[0] == pytest.approx(10.0, rel=1e-6)
+    assert result.allocation.bandwidth[0] == pytest.approx(10.0, rel=1e-6)

@@ -82,3 +82,19 @@ def test_refill_rejects_bad_compute():
         x[0] = bad
         with pytest.raises(ValueError, match="compute: must be finite and non-negative"):
             refill_home_compute(x, problem)
+
+
+def test_penalty_one_stays_within_capacity():
+    # With k = 1 a member's drop price is where its log regime ends; the refill and the bandwidth
+    # water-filling used to hand every such member its full minimum (1.12x capacity here).
+    from gnnalloc.solvers.functional import waterfill_bandwidth
+
+    instance = random_instance(60, 6, 1.4, seed=1, penalty=1.0)
+    problem = ProblemTensors.from_instance(instance)
+    start = torch.as_tensor(proportional_share(instance).compute)
+    refilled = refill_home_compute(start, problem)
+    load = problem.server_compute_load(refilled)
+    assert (load <= problem.server_compute * (1 + 1e-12) + 1e-12).all()
+    bandwidth = waterfill_bandwidth(problem)
+    bandwidth_load = torch.zeros_like(problem.server_bandwidth).index_add(0, problem.user_server, bandwidth)
+    assert (bandwidth_load <= problem.server_bandwidth * (1 + 1e-12) + 1e-12).all()
