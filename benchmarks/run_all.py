@@ -9,6 +9,9 @@ SCRIPTS = ["bench_exact.py", "bench_model.py", "bench_graph.py", "bench_projecti
            "bench_fairness.py", "bench_refill.py", "bench_search.py", "bench_dual.py", "bench_serve.py"]
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help, and no stray arguments
     for script in SCRIPTS:
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,7 +1,7 @@
 """Instances on the real EUA Melbourne CBD topology (125 base-station sites, 816 user positions).
 
 Data: ``datasets/eua/`` (EUA dataset, MIT licence, see its README). Sites become servers, linked
-when within ``LINK_RADIUS_M`` = 200 m of each other (435 links, mean degree 7). Users take the
+when within ``LINK_RADIUS_M`` = 200 m of each other (432 links, mean degree 6.9). Users take the
 dataset's positions: for ``users <= 816`` a seeded sample without replacement; beyond that, positions
 drawn with replacement and jittered by a Gaussian of ``JITTER_M`` = 30 m, so that larger instances
 keep the real spatial density pattern. Each user's home is its nearest site. Capacities and demands

@@ -12,6 +12,7 @@ import numpy as np
 
 from gnnalloc.problem._errors import AllocationError
 from gnnalloc.problem._instance import Instance
+from gnnalloc.problem._json import decode_json
 
 __all__ = ["Allocation", "ALLOCATION_FORMAT", "load_allocation", "save_allocation"]
 
@@ -131,7 +132,7 @@ def _value(value: Any, where: str) -> float:
 def load_allocation(instance: Instance, path: str | Path) -> Allocation:
     """Read and validate an allocation file for ``instance``."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = decode_json(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise AllocationError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gnnalloc.problem._errors import InstanceError
+from gnnalloc.problem._json import decode_json
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 
@@ -34,6 +35,9 @@ DEFAULT_ALPHA = 1.0
 #: Clarabel solve fails with a SolverError on some such mixes) and every metric stay finite on
 #: mixes of 1e-100..1e100.
 MAX_MAGNITUDE = 1e100
+#: Largest fairness parameter. Beyond it the utility is max-min fairness for any practical
+#: purpose, and the exact solver's power cones break down (cvxpy fails at alpha = 5,000).
+MAX_ALPHA = 100.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,8 +83,8 @@ class Instance:
         # (generators, users' scripts) get the same rules here, vectorised, with the same names.
         if not (_is_real(self.penalty) and 1 <= self.penalty <= MAX_MAGNITUDE):
             raise InstanceError("penalty", f"must be a number in [1, {MAX_MAGNITUDE:g}], got {self.penalty!r}")
-        if not (_is_real(self.alpha) and math.isfinite(self.alpha) and self.alpha > 0):
-            raise InstanceError("alpha", f"must be a finite number > 0, got {self.alpha!r}")
+        if not (_is_real(self.alpha) and 0 < self.alpha <= MAX_ALPHA):
+            raise InstanceError("alpha", f"must be a number in (0, {MAX_ALPHA:g}], got {self.alpha!r}")
         for path, values, strict in (
             ("servers[{}].compute", self.server_compute, False),
             ("servers[{}].bandwidth", self.server_bandwidth, False),
@@ -463,17 +467,12 @@ def load_instance(path: str | Path) -> Instance:
     except UnicodeDecodeError as exc:
         raise InstanceError("$", f"not UTF-8 text at byte {exc.start}") from None
     try:
-        # Python's json accepts NaN/Infinity literals; reject them as the format forbids them.
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = decode_json(text)  # NaN, Infinity and huge integers: named by from_dict
     except json.JSONDecodeError as exc:
         raise InstanceError("$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise InstanceError("$", "JSON nested too deeply") from None
     return Instance.from_dict(data)
-
-
-def _reject_constant(name: str) -> float:
-    raise InstanceError("$", f"{name} is not a valid JSON number")
 
 
 def save_instance(instance: Instance, path: str | Path) -> None:

@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gnnalloc.metrics import score
 from gnnalloc.problem import Instance, InstanceError, SolverError
+from gnnalloc.problem._json import decode_json
 from gnnalloc.serve.schemas import (
     AllocateResponse,
     ErrorResponse,
@@ -133,39 +134,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------------- JSON input
-class _NonFinite:
-    """Stands in for a ``NaN``/``Infinity`` literal so that validation names its field.
-
-    Python's json accepts these literals; the v1 format forbids them. Rejecting them during
-    parsing could only say "somewhere in the body"; passing a non-number on lets
-    ``Instance.from_dict`` reject it at its exact path ("expected a number, got NaN").
-    """
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-def _parse_int(text: str) -> int | float:
-    # float() of an integer beyond float range raises OverflowError inside the library's
-    # validation (a 500); as a float it becomes inf, which validation rejects by name.
-    return int(text) if len(text) <= 300 else float(text)
-
-
 def _parse_json(body: bytes) -> tuple[Any, bool]:
     """The decoded body and whether it contained a non-finite literal."""
     seen: list[str] = []
 
-    def constant(name: str) -> _NonFinite:
-        seen.append(name)
-        return _NonFinite(name)
-
     try:
-        data = json.loads(body, parse_constant=constant, parse_int=_parse_int)
+        data = decode_json(body, on_constant=seen.append)
     except json.JSONDecodeError as exc:
         raise _HTTPError(
             400, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

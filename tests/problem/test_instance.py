@@ -89,6 +89,7 @@ INVALID = [
     (("servers", 0, "compute"), 1e101, "servers[0].compute"),
     (("users", 0, "compute_min"), 1e-101, "users[0].compute_min"),
     (("penalty",), 1e300, "penalty"),
+    (("alpha",), 1e4, "alpha"),
     (("",), 1, "$."),
     (("links", 0, "capacity"), -3.0, "links[0].capacity"),
     (("links", 0, "b"), "s0", "links[0].b"),
@@ -180,3 +181,13 @@ def test_instances_built_in_code_are_checked_like_parsed_ones():
         dataclasses.replace(instance, penalty=0.5)
     with pytest.raises(InstanceError, match="^alpha: "):
         dataclasses.replace(instance, alpha=float("inf"))
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1" + "0" * 400])
+def test_file_values_that_are_not_finite_numbers_are_named(tmp_path, tiny_dict, literal):
+    text = json.dumps(tiny_dict).replace('"compute": 10.0', f'"compute": {literal}', 1)
+    assert literal in text
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(InstanceError, match=r"^servers\[0\]\.compute: "):
+        load_instance(path)
