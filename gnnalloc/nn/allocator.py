@@ -45,8 +45,12 @@ def load_checkpoint_data(path: str | Path, map_location: str | torch.device | No
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+    device = torch.device(map_location or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        # torch.load would fail with a deserialisation error that reads like a corrupt file.
+        raise ValueError(f"map_location: {str(map_location)!r} asks for CUDA, which this machine does not have")
     try:
-        data = torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        data = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # unpickling errors have many types; all mean "not ours"
         message = " ".join(str(exc).split())[:300]  # torch's messages span paragraphs
         raise ValueError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({message})") from None

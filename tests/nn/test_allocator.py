@@ -147,3 +147,11 @@ def test_size_agnostic(model):
     for n in (5, 500):
         alloc = model.allocate(eua_instance(n, 1.0, n))
         assert alloc.bandwidth.shape == (n,)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_map_location_without_cuda_is_named(tmp_path, model):
+    path = tmp_path / "m.ckpt"
+    model.save(path)
+    with pytest.raises(ValueError, match="^map_location: 'cuda' asks for CUDA"):
+        Allocator.from_checkpoint(path, map_location="cuda")
