@@ -52,9 +52,10 @@ def waterfill(
     # left of b it still holds m_i, so capacities in [total(b), total(b) + plateau] give lambda = b.
     totals = np.array([_response(b, minimum, weight, penalty).sum() for b in breaks])
     for b, after in zip(breaks, totals):
-        plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12, atol=0.0)
+        y = _response(b, minimum, weight, penalty)
+        # Dropped exactly at b (to round-off): indifferent between 0 and their minimum.
+        plateau = np.isclose(penalty * weight / minimum, b, rtol=1e-12, atol=0.0) & (y == 0)
         if after <= capacity <= after + minimum[plateau].sum():
-            y = _response(b, minimum, weight, penalty)
             # Users on the plateau all have marginal value b: any split of the rest is optimal.
             room = capacity - y.sum()
             for i in np.flatnonzero(plateau):
