@@ -1,9 +1,9 @@
 r"""Normalised node and edge features of an instance: scale-free, log-compressed, always finite.
 
 Every feature is a ratio of quantities in the same unit (a demand over a capacity, a value over
-its mean over the instance), so multiplying all compute quantities, all bandwidths, all link
-capacities or all weights by a constant leaves the features unchanged. Ratios are compressed
-with one of two maps:
+its mean over the instance), so multiplying all bandwidths, or all weights, or all compute
+quantities together with all link capacities (link load is compute times data rate) by a constant
+leaves the features unchanged. Ratios are compressed with one of two maps:
 
 * ``lr(a, b) = ln a - ln b`` (signed, for strictly positive quantities such as demands);
 * ``l1p(a, b) = ln(1 + a / b) = softplus(ln a - ln b)`` (for non-negative quantities that may be

@@ -45,3 +45,37 @@ def test_dual_rows_can_be_skipped():
         log=lambda *_: None,
     )
     assert "dual" not in {r.method for r in rows}
+
+
+def test_size_plot_uses_one_load_and_one_colour_per_method(tmp_path, monkeypatch):
+    # The demo runs 816 users at three loads and the other sizes at 1.0 only: the size curve
+    # must show the load-1.0 point at 816, not the mean of three loads.
+    import matplotlib.axes
+    import numpy as np
+
+    from gnnalloc.training.evaluate import EvalRow
+
+    def row(users, load, method, gap, seconds):
+        return EvalRow("eua", users, load, 1000, method, 0.0, gap, 0.6, 0.5, -1.0, 0.0, seconds,
+                       None, np.zeros(3))
+
+    rows = []
+    for load, gap in ((0.6, 0.05), (1.0, 0.17), (1.4, 0.21)):
+        rows += [row(816, load, "gnn", gap, 0.05), row(816, load, "exact", 0.0, 0.45)]
+    for users, gap in ((100, 0.33), (5000, 0.19)):
+        rows += [row(users, 1.0, "gnn", gap, 0.05), row(users, 1.0, "exact", 0.0, 1.0)]
+    drawn = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((self.get_ylabel(), kwargs.get("label"), list(args[1]), kwargs.get("color")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    write_plots(rows, tmp_path)
+    # Labels are set after plotting: the size figure's lines come after the CDF panels'.
+    size_lines = drawn[-3:]  # gnn gap, gnn time, exact time
+    assert size_lines[0][1] == "gnn" and size_lines[0][2] == pytest.approx([0.33, 0.17, 0.19])
+    colours = {}
+    for _, label, _, colour in drawn:
+        assert colours.setdefault(label, colour) == colour
