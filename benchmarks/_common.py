@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 OUT = Path(__file__).resolve().parent / "out"
+#: The shipped model, wherever the script is run from.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
 
 
 def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 0) -> tuple[float, object]:

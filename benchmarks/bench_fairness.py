@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_table  # noqa: E402
+from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
 
 
 def _one(mode: str, users: int, repeats: int) -> dict:
@@ -31,11 +31,8 @@ def _one(mode: str, users: int, repeats: int) -> dict:
     from gnnalloc.nn.allocator import Allocator
     from gnnalloc.projection._jacobian import ProjectionJacobian
 
-    torch.manual_seed(0)
-    model = Allocator()
-    ckpt = Path("checkpoints/default.ckpt")
-    if ckpt.is_file():
-        model = Allocator.from_checkpoint(ckpt)
+    # The shipped model, never a silent untrained stand-in: the shares measured depend on it.
+    model = Allocator.from_checkpoint(SHIPPED_CHECKPOINT)
     model.train()
     instance = eua_instance(users, 1.0, 7)
     graph, problem = model.prepare([instance])

@@ -45,11 +45,12 @@ def main() -> None:
         build, graph = median_time(
             lambda: build_graph(instance, max_metapath_neighbors=args.max_neighbors),
             args.repeats,
+            warmup=1,
         )
         problem = ProblemTensors.from_instance(instance)
         with torch.no_grad():
             forward, (user, server) = median_time(lambda: encoder(graph), args.repeats, warmup=1)
-            decide, _ = median_time(lambda: heads(user, server, graph, problem), args.repeats)
+            decide, _ = median_time(lambda: heads(user, server, graph, problem), args.repeats, warmup=1)
         rows.append(
             [
                 users,

@@ -2,7 +2,7 @@
 total.
 
 Run: python benchmarks/bench_model.py [--sizes 100 800 5000 20000] [--repeats 3]
-Uses checkpoints/default.ckpt when present (else an untrained model: same cost).
+Uses the shipped checkpoint (or --checkpoint) when present, else an untrained model (same cost).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import median_time, write_table  # noqa: E402
+from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.nn.allocator import Allocator  # noqa: E402
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 800, 5000, 20000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint", default="checkpoints/default.ckpt")
+    parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
     args = parser.parse_args()
     path = Path(args.checkpoint)
     model = Allocator.from_checkpoint(path) if path.is_file() else Allocator()

@@ -7,8 +7,9 @@ and FastProjection as one collated block-diagonal problem.
 
 Raw inputs imitate a model's output: each pair gets its user's compute demand split evenly over
 the user's candidates times ``1 + N(0, 1)`` (about 16% negative), and each user its bandwidth
-demand times ``1 + N(0, 1)``. Times are medians after one warm-up run (the cvxpylayers layer is
-built, which takes seconds, before timing). "max abs diff" compares the two forward outputs.
+demand times ``1 + N(0, 1)``. Times are medians; the fast path after one warm-up run, the
+cvxpylayers layer without one (it is built, which takes seconds, before timing; a warm-up would
+double the longest runs, and its first call measured within the spread of the others). "max abs diff" compares the two forward outputs.
 
 Each measurement runs in a fresh process: on a small shared machine, what ran before (large
 allocations, numerical libraries' spinning worker threads after cvxpy's solves) otherwise shifts

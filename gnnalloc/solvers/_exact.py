@@ -48,6 +48,7 @@ class ExactResult:
         status: cvxpy status, ``"optimal"`` when certified.
         certified: ``True`` iff the solver reported ``optimal`` and both objectives agree.
         seconds: wall time of model building plus solve.
+        formulation: the formulation that produced this result (after any fallback).
     """
 
     allocation: Allocation
@@ -56,6 +57,7 @@ class ExactResult:
     status: str
     certified: bool
     seconds: float
+    formulation: str
 
 
 #: Within this of alpha = 1 the log utility stands in for the alpha-fair power: no conic form of
@@ -248,6 +250,7 @@ def solve_exact(
     tolerance: float = 1e-8,
     time_limit: float | None = None,
     verbose: bool = False,
+    fallback: bool = True,
 ) -> ExactResult:
     """Solve ``instance`` to the global optimum.
 
@@ -264,6 +267,8 @@ def solve_exact(
         time_limit: seconds per attempt after which Clarabel stops; the result is then not
             certified.
         verbose: print the solver log.
+        fallback: whether to try the other formulation when the requested one fails (off for
+            cross-checks, which must compare two independent solves).
 
     Raises:
         SolverError: if every attempt fails (a valid instance is never infeasible: the zero
@@ -279,6 +284,8 @@ def solve_exact(
     live = _live_pairs(instance)
     other = "split" if formulation == "hypograph" else "hypograph"
     plan = [(formulation, tolerance), (other, tolerance), (formulation, 10 * tolerance)]
+    if not fallback:
+        plan = [step for step in plan if step[0] == formulation]
     if time_limit is not None:
         plan = plan[:1]  # a bounded request gets one bounded attempt
     best: ExactResult | None = None
@@ -298,6 +305,7 @@ def solve_exact(
             status=status,
             certified=certified,
             seconds=time.perf_counter() - start,
+            formulation=name,
         )
         if certified:
             return result

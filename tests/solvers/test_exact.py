@@ -228,3 +228,24 @@ def test_alpha_near_one_is_solved_not_rounded(alpha):
     result = solve_exact(instance)
     assert result.allocation.compute[0] == pytest.approx(10.0, rel=1e-6)
     assert result.allocation.bandwidth[0] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_fallback_off_tries_only_the_requested_formulation(monkeypatch):
+    from gnnalloc import random_instance
+    from gnnalloc.problem import SolverError
+    from gnnalloc.solvers import _exact
+
+    tried = []
+    real = _exact._attempt
+
+    def failing_hypograph(instance, live, name, *args):
+        tried.append(name)
+        return None if name == "hypograph" else real(instance, live, name, *args)
+
+    monkeypatch.setattr(_exact, "_attempt", failing_hypograph)
+    instance = random_instance(8, 2, 1.0, 0)
+    assert solve_exact(instance).formulation == "split"  # the default falls back
+    tried.clear()
+    with pytest.raises(SolverError):
+        solve_exact(instance, fallback=False)
+    assert set(tried) == {"hypograph"}
