@@ -54,10 +54,10 @@ def utility_gap(utility: Tensor, reference: Tensor, weight: Tensor) -> Tensor:
     average utility (in log units per unit weight) lost relative to the reference. With no
     users there is nothing to lose: 0.
     """
+    # Weights are positive, so the total is 0 only with no users, where the sum above is 0 too
+    # (no branch: no host synchronisation).
     total = weight.sum()
-    if total == 0:
-        return total.new_zeros(()).to(utility.dtype)
-    return (reference - utility).sum() / total
+    return (reference - utility).sum() / total.clamp(min=torch.finfo(total.dtype).tiny)
 
 
 def met_minimum_share(

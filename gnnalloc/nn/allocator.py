@@ -4,6 +4,7 @@ inference."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,7 +20,7 @@ from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.problem._errors import check_count, check_positive
+from gnnalloc.problem._errors import check_count, check_positive, is_real
 from gnnalloc.problem._feasibility import fit_to_capacity
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute
@@ -27,12 +28,6 @@ from gnnalloc.solvers.functional import refill_home_compute
 __all__ = ["Allocator", "Decisions", "CHECKPOINT_FORMAT", "load_checkpoint_data"]
 
 CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
-
-_HYPERPARAMETERS = (
-    "hidden", "heads", "layers", "dropout", "max_metapath_neighbors", "projection_tol",
-    "problem_dtype", "refill_home", "search_rounds",
-)
-
 
 def load_checkpoint_data(path: str | Path, map_location: str | torch.device | None = None) -> dict[str, Any]:
     """The dictionary stored in a checkpoint file, loaded with ``weights_only=True`` (no code in
@@ -118,7 +113,7 @@ class Allocator(nn.Module):
                 raise ValueError(f"{name}: must be >= 1, got {size!r}")
         check_count("layers", layers)
         check_count("max_metapath_neighbors", max_metapath_neighbors)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        if not (is_real(dropout) and 0 <= dropout < 1):
             raise ValueError(f"dropout: must be a number in [0, 1), got {dropout!r}")
         check_positive("projection_tol", projection_tol)
         if not isinstance(refill_home, bool):
@@ -226,7 +221,18 @@ class Allocator(nn.Module):
             FileNotFoundError: if ``path`` does not exist.
             ValueError: if the file is not a checkpoint of this model.
         """
-        data = load_checkpoint_data(path, map_location)
+        return cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path, map_location)
+
+    @classmethod
+    def from_checkpoint_data(
+        cls, data: dict[str, Any], path: str | Path, map_location: str | torch.device | None = None
+    ) -> "Allocator":
+        """:meth:`from_checkpoint` on a checkpoint already loaded by :func:`load_checkpoint_data`
+        (``path`` names it in errors), for callers that also read other entries of it.
+
+        Raises:
+            ValueError: if ``data`` is not a checkpoint of this model.
+        """
         name = repr(str(path))
         hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
         stored_format = data.get("format")
@@ -247,7 +253,9 @@ class Allocator(nn.Module):
         if not isinstance(hparams, dict):
             raise ValueError(f"checkpoint: {name}: hyper_parameters is a {type(hparams).__name__}, not a mapping")
         try:
-            model = cls(**{k: v for k, v in hparams.items() if k in _HYPERPARAMETERS})
+            # Lightning checkpoints also hold the module's own settings (lr, fairness, ...).
+            known = inspect.signature(cls).parameters
+            model = cls(**{k: v for k, v in hparams.items() if k in known})
         except ValueError as exc:
             raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
         bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]

@@ -25,10 +25,14 @@ def check_nonnegative(name: str, value: object) -> None:
     _check_real(name, value, allow_zero=True)
 
 
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a real number (numpy scalars included). bool is an int subclass, but
+    ``true`` for a capacity or rate is a typo, not 1."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_real(name: str, value: object, allow_zero: bool) -> None:
-    # bool is an int subclass, but `true` for a capacity or rate is a typo, not 1.
-    is_real = not isinstance(value, bool) and isinstance(value, (int, float))
-    if not (is_real and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+    if not (is_real(value) and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name}: must be a {kind} finite number, got {value!r}")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gnnalloc.problem._errors import InstanceError
+from gnnalloc.problem._errors import InstanceError, is_real
 from gnnalloc.problem._json import decode_json
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
@@ -81,19 +80,11 @@ class Instance:
     def __post_init__(self) -> None:
         # The JSON parser checks values one by one with their paths; instances built in code
         # (generators, users' scripts) get the same rules here, vectorised, with the same names.
-        if not (_is_real(self.penalty) and 1 <= self.penalty <= MAX_MAGNITUDE):
+        if not (is_real(self.penalty) and 1 <= self.penalty <= MAX_MAGNITUDE):
             raise InstanceError("penalty", f"must be a number in [1, {MAX_MAGNITUDE:g}], got {self.penalty!r}")
-        if not (_is_real(self.alpha) and 0 < self.alpha <= MAX_ALPHA):
+        if not (is_real(self.alpha) and 0 < self.alpha <= MAX_ALPHA):
             raise InstanceError("alpha", f"must be a number in (0, {MAX_ALPHA:g}], got {self.alpha!r}")
-        for path, values, strict in (
-            ("servers[{}].compute", self.server_compute, False),
-            ("servers[{}].bandwidth", self.server_bandwidth, False),
-            ("links[{}].capacity", self.link_capacity, False),
-            ("users[{}].compute_min", self.compute_min, True),
-            ("users[{}].bandwidth_min", self.bandwidth_min, True),
-            ("users[{}].data_rate", self.data_rate, False),
-            ("users[{}].weight", self.weight, True),
-        ):
+        for path, values, strict in self.number_fields():
             bad = ~np.isfinite(values) | ((values <= 0) if strict else (values < 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
@@ -108,6 +99,20 @@ class Instance:
                     f"must be in [{lowest:g}, {MAX_MAGNITUDE:g}] (products of two must fit in "
                     f"float64), got {float(values[i])!r}",
                 )
+
+    def number_fields(self) -> tuple[tuple[str, np.ndarray, bool], ...]:
+        """Every per-entity number: its JSON path template (``"users[{}].weight"``), its values,
+        and whether it must be strictly positive (minimums and weights) rather than >= 0. The
+        one list the validation here and the server's range checks walk."""
+        return (
+            ("servers[{}].compute", self.server_compute, False),
+            ("servers[{}].bandwidth", self.server_bandwidth, False),
+            ("links[{}].capacity", self.link_capacity, False),
+            ("users[{}].compute_min", self.compute_min, True),
+            ("users[{}].bandwidth_min", self.bandwidth_min, True),
+            ("users[{}].data_rate", self.data_rate, False),
+            ("users[{}].weight", self.weight, True),
+        )
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -289,11 +294,9 @@ class Instance:
 
 
 # ---------------------------------------------------------------- parsing
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _number(value: Any, where: str, *, minimum: float | None = None, strict: bool = False) -> float:
+def _number(value: Any, where: str) -> float:
+    """``value`` as a finite float; its range is :meth:`Instance.__post_init__`'s to check, once,
+    for parsed and hand-built instances alike."""
     # bool is an int subclass in Python; `true` is never a capacity.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InstanceError(where, f"expected a number, got {value!r}")
@@ -303,11 +306,6 @@ def _number(value: Any, where: str, *, minimum: float | None = None, strict: boo
         raise InstanceError(where, f"must be finite, got {value!r}") from None
     if not math.isfinite(number):
         raise InstanceError(where, f"must be finite, got {value!r}")
-    if minimum is not None:
-        if strict and not number > minimum:
-            raise InstanceError(where, f"must be > {minimum:g}, got {value!r}")
-        if not strict and not number >= minimum:
-            raise InstanceError(where, f"must be >= {minimum:g}, got {value!r}")
     return number
 
 
@@ -361,8 +359,8 @@ def _parse(data: Any) -> Instance:
         raise InstanceError("format", "missing")
     if data["format"] != INSTANCE_FORMAT:
         raise InstanceError("format", f"unsupported {data['format']!r}, expected {INSTANCE_FORMAT!r}")
-    penalty = _number(data.get("penalty", DEFAULT_PENALTY), "penalty", minimum=1.0)
-    alpha = _number(data.get("alpha", DEFAULT_ALPHA), "alpha", minimum=0.0, strict=True)
+    penalty = _number(data.get("penalty", DEFAULT_PENALTY), "penalty")
+    alpha = _number(data.get("alpha", DEFAULT_ALPHA), "alpha")
 
     server_index: dict[str, int] = {}
     compute, bandwidth, services = [], [], []
@@ -373,9 +371,9 @@ def _parse(data: Any) -> Instance:
         if sid in server_index:
             raise InstanceError(f"{where}.id", f"duplicate server id {sid!r}")
         server_index[sid] = i
-        compute.append(_number(_required(obj, "compute", where), f"{where}.compute", minimum=0.0))
+        compute.append(_number(_required(obj, "compute", where), f"{where}.compute"))
         bandwidth.append(
-            _number(_required(obj, "bandwidth", where), f"{where}.bandwidth", minimum=0.0)
+            _number(_required(obj, "bandwidth", where), f"{where}.bandwidth")
         )
         if "services" in obj and obj["services"] is not None:
             hosted = obj["services"]
@@ -407,7 +405,7 @@ def _parse(data: Any) -> Instance:
         seen_links.add(key)
         link_a.append(a)
         link_b.append(b)
-        capacity.append(_number(_required(obj, "capacity", where), f"{where}.capacity", minimum=0.0))
+        capacity.append(_number(_required(obj, "capacity", where), f"{where}.capacity"))
 
     user_ids: list[str] = []
     seen_users: set[str] = set()
@@ -423,16 +421,10 @@ def _parse(data: Any) -> Instance:
         home.append(server_ref(_required(obj, "server", where), f"{where}.server"))
         svc = obj.get("service")
         service.append(None if svc is None else _string(svc, f"{where}.service"))
-        cmin.append(
-            _number(_required(obj, "compute_min", where), f"{where}.compute_min", minimum=0.0, strict=True)
-        )
-        bmin.append(
-            _number(
-                _required(obj, "bandwidth_min", where), f"{where}.bandwidth_min", minimum=0.0, strict=True
-            )
-        )
-        rate.append(_number(obj.get("data_rate", 0.0), f"{where}.data_rate", minimum=0.0))
-        weight.append(_number(obj.get("weight", 1.0), f"{where}.weight", minimum=0.0, strict=True))
+        cmin.append(_number(_required(obj, "compute_min", where), f"{where}.compute_min"))
+        bmin.append(_number(_required(obj, "bandwidth_min", where), f"{where}.bandwidth_min"))
+        rate.append(_number(obj.get("data_rate", 0.0), f"{where}.data_rate"))
+        weight.append(_number(obj.get("weight", 1.0), f"{where}.weight"))
 
     return Instance(
         server_ids=tuple(server_index),

@@ -153,16 +153,8 @@ def _parse_json(body: bytes) -> tuple[Any, bool]:
 
 def _check_ranges(instance: Instance) -> None:
     """Refuse values outside :data:`VALUE_RANGES`, naming the first offending field."""
-    arrays = [
-        ("servers[{}].compute", instance.server_compute, "quantity"),
-        ("servers[{}].bandwidth", instance.server_bandwidth, "quantity"),
-        ("links[{}].capacity", instance.link_capacity, "quantity"),
-        ("users[{}].compute_min", instance.compute_min, "quantity"),
-        ("users[{}].bandwidth_min", instance.bandwidth_min, "quantity"),
-        ("users[{}].data_rate", instance.data_rate, "quantity"),
-        ("users[{}].weight", instance.weight, "weight"),
-    ]
-    for template, values, kind in arrays:
+    for template, values, _ in instance.number_fields():
+        kind = "weight" if template.endswith(".weight") else "quantity"
         lo, hi = VALUE_RANGES[kind]
         # Zero passed the library's validation only where the format allows it.
         bad = np.flatnonzero((values != 0) & ((values < lo) | (values > hi)))

@@ -10,6 +10,32 @@ from gnnalloc.nn.allocator import CHECKPOINT_FORMAT, Allocator, load_checkpoint_
 __all__ = ["export_checkpoint", "best_checkpoint"]
 
 
+def _lightning_checkpoint(path: Path) -> dict[str, Any]:
+    data = load_checkpoint_data(path)
+    if data.get("format") == CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint: {str(path)!r} is already an exported {CHECKPOINT_FORMAT} file; export "
+            "takes the Lightning checkpoint it came from"
+        )
+    return data
+
+
+def _checkpoint_callbacks(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The states of the ``ModelCheckpoint`` callbacks recorded in a Lightning checkpoint."""
+    callbacks = data.get("callbacks")
+    return [
+        state for key, state in (callbacks if isinstance(callbacks, dict) else {}).items()
+        if "ModelCheckpoint" in str(key) and isinstance(state, dict)
+    ]
+
+
+def _recorded_best(data: dict[str, Any]) -> Path | None:
+    for state in _checkpoint_callbacks(data):
+        if state.get("best_model_path") and Path(state["best_model_path"]).is_file():
+            return Path(state["best_model_path"])
+    return None
+
+
 def best_checkpoint(last: Path) -> Path:
     """The best checkpoint recorded by ``ModelCheckpoint`` in ``last`` (else ``last`` itself).
 
@@ -17,33 +43,36 @@ def best_checkpoint(last: Path) -> Path:
         FileNotFoundError, ValueError: naming ``checkpoint``, for a file that is not a Lightning
             checkpoint (an exported ``gnnalloc.checkpoint/v1`` has lost its training record).
     """
-    data = load_checkpoint_data(last)
-    if data.get("format") == CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"checkpoint: {str(last)!r} is already an exported {CHECKPOINT_FORMAT} file; export "
-            "takes the Lightning checkpoint it came from"
-        )
-    callbacks = data.get("callbacks")
-    for key, state in (callbacks if isinstance(callbacks, dict) else {}).items():
-        if "ModelCheckpoint" in str(key) and isinstance(state, dict) and state.get("best_model_path"):
-            best = Path(state["best_model_path"])
-            if best.is_file():
-                return best
-    return last
+    return _recorded_best(_lightning_checkpoint(last)) or last
 
 
 def export_checkpoint(source: Path, target: Path) -> dict[str, Any]:
     """Write ``target`` (``gnnalloc.checkpoint/v1``: weights, hyperparameters, training summary)
-    from the Lightning checkpoint ``source`` (its best checkpoint if it records one)."""
-    chosen = best_checkpoint(source)
-    data = load_checkpoint_data(chosen)
-    model = Allocator.from_checkpoint(chosen)
+    from the Lightning checkpoint ``source`` (its best checkpoint if it records one); each file
+    is read once."""
+    data = _lightning_checkpoint(source)
+    chosen = _recorded_best(data)
+    if chosen is None:
+        chosen = source
+    else:
+        data = _lightning_checkpoint(chosen)
+    model = Allocator.from_checkpoint_data(data, chosen)
+    try:  # Lightning writes these entries; a hand-edited file may not have their types
+        metadata = _training_record(data, chosen)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint: {str(chosen)!r} has a malformed training record ({exc})") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model.save(target, **metadata)
+    return metadata
+
+
+def _training_record(data: dict[str, Any], chosen: Path) -> dict[str, Any]:
+    """What the exported checkpoint keeps of the training run: step, settings, best score."""
     monitor = {}
-    for key, state in (data.get("callbacks") or {}).items():
-        if "ModelCheckpoint" in str(key):
-            score = state.get("best_model_score")
-            monitor = {"monitor": state.get("monitor"), "best_score": None if score is None else float(score)}
-    metadata = {
+    for state in _checkpoint_callbacks(data):
+        score = state.get("best_model_score")
+        monitor = {"monitor": state.get("monitor"), "best_score": None if score is None else float(score)}
+    return {
         "source": chosen.name,
         "global_step": int(data.get("global_step", 0)),
         "epoch": int(data.get("epoch", 0)),
@@ -58,6 +87,3 @@ def export_checkpoint(source: Path, target: Path) -> dict[str, Any]:
         },
         **monitor,
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model.save(target, **metadata)
-    return metadata
