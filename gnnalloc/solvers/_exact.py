@@ -280,6 +280,8 @@ def solve_exact(
         raise ValueError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
     if time_limit is not None:
         check_positive("time_limit", time_limit)
+    if not isinstance(fallback, bool):
+        raise ValueError(f"fallback: must be true or false, got {fallback!r}")
     start = time.perf_counter()
     live = _live_pairs(instance)
     other = "split" if formulation == "hypograph" else "hypograph"

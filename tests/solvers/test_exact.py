@@ -249,3 +249,5 @@ def test_fallback_off_tries_only_the_requested_formulation(monkeypatch):
     with pytest.raises(SolverError):
         solve_exact(instance, fallback=False)
     assert set(tried) == {"hypograph"}
+    with pytest.raises(ValueError, match="^fallback: "):
+        solve_exact(instance, fallback="no")
