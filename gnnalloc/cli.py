@@ -26,6 +26,10 @@ def _format_summary(
         ("status", status),
         ("objective", f"{score.objective:.6f}"),
         ("gap to optimum (per unit weight)", gap),
+    ]
+    if score.gap_bound is not None:
+        rows.append(("proven gap bound (per unit weight)", f"{score.gap_bound:.6f}"))
+    rows += [
         ("Jain index (satisfaction)", f"{score.jain:.4f}"),
         ("met-minimum share", f"{score.met_minimum:.4f}"),
         ("min utility", f"{score.min_utility:.4f}"),
@@ -79,7 +83,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         instance, args.method, checkpoint=args.checkpoint, time_limit=args.time_limit
     )
     reference = result.allocation if args.method == "exact" else _reference(instance, args.reference)
-    report = score(instance, result.allocation, reference)
+    report = score(instance, result.allocation, reference, result.upper_bound)
     status = result.status + ("" if args.method != "exact" or result.certified_optimal else " (NOT certified)")
     print(_format_summary(args.method, report, result.seconds, status, {"instance": repr(instance)}))
     if args.out:

@@ -81,6 +81,9 @@ def test_solve_with_the_dual_method(tmp_path, capsys):
     assert "dual" in out
     gap = float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1])
     assert 0 <= gap < 0.01
+    # The dual's own proof of quality, without the exact solver: never below the true gap.
+    bound = float(next(line for line in out.splitlines() if line.startswith("proven gap bound")).split()[-1])
+    assert gap <= bound < 0.1
 
 
 @pytest.mark.parametrize("command", ["export", "solve", "evaluate"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from gnnalloc.metrics.functional import (
     weighted_utility_variance,
 )
 from gnnalloc.problem._allocation import Allocation
+from gnnalloc.problem._errors import is_real
 from gnnalloc.problem._feasibility import max_violation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._utility import user_utility
@@ -29,6 +31,9 @@ class Score:
     Args:
         objective: sum of user utilities.
         gap: mean per-user utility gap to the reference allocation, if one was given.
+        gap_bound: a proven upper bound on the mean per-user gap to the optimum, from an upper
+            bound on the optimal objective (:func:`gnnalloc.solvers.lagrangian_bound`), if one
+            was given.
         jain: Jain's index of per-user satisfaction.
         met_minimum: share of users meeting both minimum demands.
         min_utility: smallest per-user utility.
@@ -45,6 +50,7 @@ class Score:
     utility_variance: float
     max_violation: float
     users_without_candidate: int
+    gap_bound: float | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -69,8 +75,16 @@ def _utilities(instance: Instance, allocation: Allocation) -> tuple[torch.Tensor
     return utility, total
 
 
-def score(instance: Instance, allocation: Allocation, reference: Allocation | None = None) -> Score:
-    """Score ``allocation``; with ``reference`` (e.g. the exact optimum) also the utility gap.
+def score(
+    instance: Instance,
+    allocation: Allocation,
+    reference: Allocation | None = None,
+    upper_bound: float | None = None,
+) -> Score:
+    """Score ``allocation``; with ``reference`` (e.g. the exact optimum) also the utility gap,
+    with ``upper_bound`` (an upper bound on the optimal objective, e.g. a
+    :class:`~gnnalloc.solvers.SolveResult`'s) also the gap bound (``None`` for an infinite
+    bound, which proves nothing).
 
     Raises:
         AllocationError: naming ``compute``/``bandwidth`` (``reference.`` for the reference) for
@@ -88,6 +102,13 @@ def score(instance: Instance, allocation: Allocation, reference: Allocation | No
     if reference is not None:
         ref_utility, _ = _utilities(instance, reference)
         gap = float(utility_gap(utility, ref_utility, weight))
+    gap_bound = None
+    if upper_bound is not None and not (is_real(upper_bound) and not math.isnan(upper_bound)):
+        raise ValueError(f"upper_bound: must be a number (inf: no bound), got {upper_bound!r}")
+    if upper_bound is not None and math.isfinite(upper_bound):
+        # The bound is on the sum of utilities: the same gap with the sums as the only "users".
+        objective = utility.sum().reshape(1)
+        gap_bound = max(0.0, float(utility_gap(objective, objective.new_tensor([upper_bound]), weight)))
     return Score(
         objective=float(utility.sum()),
         gap=gap,
@@ -97,4 +118,5 @@ def score(instance: Instance, allocation: Allocation, reference: Allocation | No
         utility_variance=float(weighted_utility_variance(utility, weight)),
         max_violation=max_violation(instance, allocation),
         users_without_candidate=int(instance.users_without_candidate.size),
+        gap_bound=gap_bound,
     )

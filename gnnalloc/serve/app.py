@@ -437,7 +437,7 @@ def create_app(
             else:
                 message = f"{method}: the solver failed on this instance ({exc})"
             raise _HTTPError(422, "method", message) from None
-        report = score(instance, result.allocation)
+        report = score(instance, result.allocation, upper_bound=result.upper_bound)
         payload = {
             "allocation": result.allocation.to_dict(instance),
             "metrics": report.as_dict(),

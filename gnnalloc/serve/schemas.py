@@ -97,6 +97,13 @@ class Metrics(BaseModel):
         description="Largest relative constraint violation (0 = feasible)."
     )
     users_without_candidate: int
+    gap_bound: Optional[float] = Field(
+        default=None,
+        description=(
+            "Proven upper bound on the mean per-user gap to the optimum (methods exact and dual: "
+            "a Lagrangian bound at their prices); null for the others."
+        ),
+    )
 
 
 class Timing(BaseModel):

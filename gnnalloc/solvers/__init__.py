@@ -1,17 +1,18 @@
 """Solvers: the exact conic program, smoothed dual ascent, closed-form water-filling, the
-migration search and simple baselines."""
+migration search, simple baselines, and the Lagrangian bound that certifies any of them."""
 
 from gnnalloc.solvers._baselines import equal_share, proportional_share
+from gnnalloc.solvers._bound import best_value, lagrangian_bound
 from gnnalloc.solvers._dual import (
     DualResult, default_iterations, load_dual_kernels, smoothed_dual, solve_dual,
 )
-from gnnalloc.solvers._exact import ExactResult, repair, solve_exact
+from gnnalloc.solvers._exact import CERTIFIED_GAP, ExactResult, repair, solve_exact
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers._solve import METHODS, SolveResult, solve
 from gnnalloc.solvers._waterfilling import waterfill
 
 __all__ = [
-    "DualResult", "ExactResult", "METHODS", "SolveResult", "default_iterations", "equal_share",
-    "improve_migrations", "load_dual_kernels",
+    "CERTIFIED_GAP", "DualResult", "ExactResult", "METHODS", "SolveResult", "best_value",
+    "default_iterations", "equal_share", "improve_migrations", "lagrangian_bound", "load_dual_kernels",
     "proportional_share", "repair", "smoothed_dual", "solve", "solve_dual", "solve_exact", "waterfill",
 ]

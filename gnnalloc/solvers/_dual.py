@@ -64,6 +64,7 @@ from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
 from gnnalloc.projection import FastProjection
+from gnnalloc.solvers._bound import lagrangian_bound
 from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute, waterfill_bandwidth, waterfill_prices
@@ -118,7 +119,10 @@ class DualResult:
         server_price, link_price: the final prices :math:`\\lambda`, :math:`\\mu`.
         dual_value: the smoothed dual at those prices.
         iterations: L-BFGS iterations run.
-        seconds: wall time of the whole solve.
+        seconds: wall time of the whole solve, the bound included.
+        upper_bound: :func:`~gnnalloc.solvers.lagrangian_bound` at the final prices: no
+            allocation does better, so ``(upper_bound - objective) / sum(weight)`` bounds this
+            result's mean per-user gap without solving the conic program.
     """
 
     allocation: Allocation
@@ -127,6 +131,7 @@ class DualResult:
     dual_value: float
     iterations: int
     seconds: float
+    upper_bound: float
 
 
 @dataclass(frozen=True)
@@ -416,9 +421,10 @@ def solve_dual(
         bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
     ))
     num_servers = problem.num_servers
+    server_price, link_price = prices[:num_servers], prices[num_servers:]
+    bound = float(lagrangian_bound(problem, torch.from_numpy(server_price), torch.from_numpy(link_price)))
     return DualResult(
-        allocation, prices[:num_servers], prices[num_servers:], value, used,
-        time.perf_counter() - start_time,
+        allocation, server_price, link_price, value, used, time.perf_counter() - start_time, bound
     )
 
 

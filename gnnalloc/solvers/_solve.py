@@ -31,6 +31,9 @@ class SolveResult:
         seconds: wall time.
         status: solver status (``"optimal"`` for a certified exact solve, ``"ok"`` otherwise).
         certified_optimal: whether the allocation is a certified global optimum.
+        upper_bound: a proven upper bound on the optimal objective (``exact`` and ``dual``:
+            :func:`~gnnalloc.solvers.lagrangian_bound` at their prices), else ``None``;
+            ``(upper_bound - objective) / sum(weight)`` bounds the mean per-user gap.
     """
 
     allocation: Allocation
@@ -38,6 +41,7 @@ class SolveResult:
     seconds: float
     status: str = "ok"
     certified_optimal: bool = False
+    upper_bound: float | None = None
 
 
 def solve(
@@ -63,11 +67,11 @@ def solve(
     if method == "exact":
         result = solve_exact(instance, time_limit=time_limit, **options)
         return SolveResult(
-            result.allocation, method, result.seconds, result.status, result.certified
+            result.allocation, method, result.seconds, result.status, result.certified, result.upper_bound
         )
     if method == "dual":
         dual = solve_dual(instance, **options)
-        return SolveResult(dual.allocation, method, dual.seconds)
+        return SolveResult(dual.allocation, method, dual.seconds, upper_bound=dual.upper_bound)
     start = time.perf_counter()
     if method == "equal":
         allocation = equal_share(instance)

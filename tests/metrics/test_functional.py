@@ -89,3 +89,21 @@ def test_score_names_a_malformed_allocation():
     with pytest.raises(AllocationError, match=r"^reference\.compute"):
         score(instance, good, reference=Allocation(np.zeros(1), np.ones(instance.num_users)))
     assert math.isfinite(score(instance, good).objective)
+
+
+def test_score_turns_an_upper_bound_into_a_gap_bound():
+    from gnnalloc import random_instance
+    from gnnalloc.metrics import score
+
+    instance = random_instance(6, 2, 1.0, 0)
+    allocation = Allocation(np.zeros(instance.num_pairs), np.ones(instance.num_users))
+    objective = score(instance, allocation).objective
+    assert score(instance, allocation).gap_bound is None
+    report = score(instance, allocation, upper_bound=objective + 3.0 * instance.weight.sum())
+    assert report.gap_bound == pytest.approx(3.0)
+    # An infinite bound proves nothing; a bound below the objective (round-off) proves gap 0.
+    assert score(instance, allocation, upper_bound=math.inf).gap_bound is None
+    assert score(instance, allocation, upper_bound=objective - 1e-12).gap_bound == 0.0
+    for bad in (math.nan, "1", True):
+        with pytest.raises(ValueError, match="^upper_bound: must be a number"):
+            score(instance, allocation, upper_bound=bad)

@@ -83,6 +83,13 @@ def test_each_method_returns_a_feasible_allocation(
         assert body["status"] == "optimal" and body["certified_optimal"] is True
     else:
         assert body["status"] == "ok" and body["certified_optimal"] is False
+    # The proof of quality comes with the methods that have prices.
+    if method == "exact":
+        assert 0 <= body["metrics"]["gap_bound"] <= 1e-6
+    elif method == "dual":
+        assert 0 <= body["metrics"]["gap_bound"] < 0.1
+    else:
+        assert body["metrics"]["gap_bound"] is None
 
 
 def test_default_method_is_gnn(client: TestClient, doc: dict[str, Any]) -> None:
