@@ -7,6 +7,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_exact.py", "bench_model.py", "bench_graph.py", "bench_projection.py",
            "bench_fairness.py", "bench_refill.py", "bench_search.py", "bench_dual.py", "bench_extremes.py",
+           "bench_certificates.py",
            "bench_serve.py"]
 
 if __name__ == "__main__":
