@@ -82,6 +82,18 @@ def test_bound_is_tight_at_the_solvers_multipliers_and_dual_prices_give_a_useful
     assert (dual.upper_bound - dual_objective) / total_weight < 0.05
 
 
+def test_sharper_bound_iterations_tighten_the_duals_bound_only():
+    instance = eua_instance(300, 1.0, 3)
+    optimum = solve_exact(instance).objective
+    plain = solve_dual(instance, bound_iterations=0)
+    sharp = solve_dual(instance)
+    # Same allocation (the bound's iterations start after it), a bound between it and the old one.
+    assert np.array_equal(plain.allocation.compute, sharp.allocation.compute)
+    assert optimum - 1e-9 * abs(optimum) <= sharp.upper_bound < plain.upper_bound
+    # Measured: 0.0025 per unit weight above the optimum with the default, 0.0119 without.
+    assert (sharp.upper_bound - optimum) / instance.weight.sum() < 0.5 * (plain.upper_bound - optimum) / instance.weight.sum()
+
+
 def test_edge_cases_give_finite_valid_bounds(edge_case):
     name, instance = edge_case
     exact = solve_exact(instance)

@@ -153,6 +153,7 @@ def test_default_iterations_names_a_bad_count():
         (dict(iterations=-1), "iterations: must be a non-negative integer"),
         (dict(iterations=2.5), "iterations: must be a non-negative integer"),
         (dict(search_rounds=-1), "search_rounds: must be a non-negative integer"),
+        (dict(bound_iterations=-1), "bound_iterations: must be a non-negative integer"),
         (dict(temperature=0.0), "temperature: must be a positive finite number"),
         (dict(temperature=float("nan")), "temperature: must be a positive finite number"),
         (dict(temperature=True), "temperature: must be a positive finite number"),
