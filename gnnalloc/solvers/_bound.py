@@ -93,7 +93,8 @@ def lagrangian_bound(
             couples nothing else, so its optimum is known in closed form).
 
     Raises:
-        ValueError: naming the price argument with a wrong shape, a negative or a NaN entry.
+        ValueError: naming the price argument with a wrong shape, a negative or a non-finite
+            entry.
     """
     dtype, device = problem.dtype, problem.device
     server_price = _check_price("server_price", server_price, problem.num_servers).to(dtype=dtype, device=device)
@@ -128,9 +129,8 @@ def lagrangian_bound(
     def priced(price: Tensor, capacity: Tensor) -> Tensor:
         return torch.where(capacity > 0, price * capacity, torch.zeros_like(capacity)).sum()
 
-    alpha_users = problem.alpha if isinstance(alpha, Tensor) else alpha
-    users = best_value(user_cost, problem.compute_min, problem.weight, problem.penalty, alpha_users) + best_value(
-        access_cost, problem.bandwidth_min, problem.weight, problem.penalty, alpha_users
+    users = best_value(user_cost, problem.compute_min, problem.weight, problem.penalty, alpha) + best_value(
+        access_cost, problem.bandwidth_min, problem.weight, problem.penalty, alpha
     )
     return (
         priced(server_price, problem.server_compute)

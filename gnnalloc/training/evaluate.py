@@ -51,6 +51,9 @@ class EvalRow:
     seconds: float
     certified: bool | None = None
     utilities: np.ndarray = field(default=None, repr=False)
+    #: Proven bound on ``gap``: against the lowest Lagrangian bound of the instance's ``exact``
+    #: and ``dual`` runs (``None`` when neither ran); available where the exact solver is not.
+    gap_bound: float | None = None
 
 
 def _instance(suite: str, users: int, load: float, seed: int, servers: int) -> Instance:
@@ -93,7 +96,8 @@ def evaluate_suite(
     (method ``gnn+search``, timed the same way, search included). Unless ``dual_iterations``
     is 0, :func:`~gnnalloc.solvers.solve_dual` runs too (method ``dual``), with that many
     iterations or, for ``None``, its default: the strongest non-learned reference short of the
-    exact solver.
+    exact solver. Its Lagrangian bound (and the exact solver's) gives every row a proven
+    ``gap_bound``, also on instances above ``exact_max_users``.
     """
     check_count("search_rounds", search_rounds)
     if dual_iterations is not None:
@@ -113,10 +117,11 @@ def evaluate_suite(
                     results["gnn+search"] = _time(
                         lambda: model.allocate(inst, search_rounds=search_rounds), gnn_repeats
                     )
+                bounds = []
                 if run_dual:
-                    results["dual"] = _time(
-                        lambda: solve_dual(inst, iterations=dual_iterations).allocation
-                    )
+                    dual, dual_seconds = _time(lambda: solve_dual(inst, iterations=dual_iterations))
+                    results["dual"] = (dual.allocation, dual_seconds)
+                    bounds.append(dual.upper_bound)
                 results["proportional"] = _time(lambda: proportional_share(inst))
                 results["equal"] = _time(lambda: equal_share(inst))
                 reference, certified = None, None
@@ -124,8 +129,10 @@ def evaluate_suite(
                     exact, exact_seconds = _time(lambda: solve_exact(inst))
                     reference, certified = exact.allocation, exact.certified
                     results["exact"] = (exact.allocation, exact_seconds)
+                    bounds.append(exact.upper_bound)
+                upper_bound = min(bounds) if bounds else None
                 for method, (allocation, seconds) in results.items():
-                    report = score(inst, allocation, reference)
+                    report = score(inst, allocation, reference, upper_bound)
                     rows.append(
                         EvalRow(
                             suite, n, float(load), seed, method, report.objective, report.gap,
@@ -133,6 +140,7 @@ def evaluate_suite(
                             report.max_violation, seconds,
                             certified if method == "exact" else None,
                             user_utilities(inst, allocation) / inst.weight,
+                            report.gap_bound,
                         )
                     )
                 gaps = {r.method: r.gap for r in rows[-len(results):]}
@@ -161,8 +169,8 @@ def _speed_up(ratio: float) -> str:
 def format_table(rows: Sequence[EvalRow]) -> str:
     """A markdown table: per (users, load) and method, means over seeds."""
     header = [
-        "users", "load", "method", "objective", "gap to opt.", "Jain", "met min", "min utility",
-        "max violation", "time / instance", "speed-up vs exact",
+        "users", "load", "method", "objective", "gap to opt.", "proven gap ≤", "Jain", "met min",
+        "min utility", "max violation", "time / instance", "speed-up vs exact",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     keys = sorted({(r.users, r.load) for r in rows})
@@ -174,6 +182,8 @@ def format_table(rows: Sequence[EvalRow]) -> str:
             if not sel:
                 continue
             gap = _mean(r.gap for r in sel)
+            # A mean of bounds bounds the mean gap only if every seed has one.
+            bound = _mean(r.gap_bound for r in sel) if all(r.gap_bound is not None for r in sel) else None
             seconds = _mean(r.seconds for r in sel)
             speed = "" if exact_time is None or method == "exact" else _speed_up(exact_time / seconds)
             name = method
@@ -185,6 +195,7 @@ def format_table(rows: Sequence[EvalRow]) -> str:
                     [
                         str(users), f"{load:g}", name, f"{_mean(r.objective for r in sel):.2f}",
                         "n/a" if gap is None else f"{gap:.4f}",
+                        "n/a" if bound is None else f"{bound:.4f}",
                         f"{_mean(r.jain for r in sel):.3f}", f"{_mean(r.met_minimum for r in sel):.3f}",
                         f"{_mean(r.min_utility for r in sel):.2f}",
                         f"{max(r.max_violation for r in sel):.1e}",

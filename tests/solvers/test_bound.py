@@ -161,3 +161,18 @@ def test_bad_prices_are_named(field, bad, message):
     server, link = bad(problem.num_servers, problem.num_links)
     with pytest.raises(ValueError, match=f"^{field}: .*{message}"):
         lagrangian_bound(problem, torch.as_tensor(server), torch.as_tensor(link))
+
+
+def test_a_batch_bound_is_the_sum_of_its_graphs_bounds():
+    # Different alphas per graph: the per-user alpha path of the response and the utility.
+    first, second = random_instance(20, 4, 1.0, 1, alpha=0.5), random_instance(25, 3, 1.3, 2, alpha=2.0)
+    problems = [ProblemTensors.from_instance(i) for i in (first, second)]
+    rng = np.random.default_rng(0)
+    prices = [
+        (torch.as_tensor(rng.exponential(size=p.num_servers)), torch.as_tensor(rng.exponential(size=p.num_links)))
+        for p in problems
+    ]
+    separate = sum(float(lagrangian_bound(p, *q)) for p, q in zip(problems, prices))
+    batch = ProblemTensors.collate(problems)
+    together = lagrangian_bound(batch, torch.cat([q[0] for q in prices]), torch.cat([q[1] for q in prices]))
+    assert float(together) == pytest.approx(separate, rel=1e-12)

@@ -24,12 +24,30 @@ def test_suite_table_and_plots_with_search(tmp_path):
         # The search starts from the model's output and never lowers the objective.
         assert by[users, "gnn+search"].gap <= by[users, "gnn"].gap + 1e-12
         assert by[users, "gnn+search"].max_violation <= 1e-9
+    # Every row carries a proof of its distance to the optimum, never below the true distance.
+    for r in rows:
+        assert r.gap - 1e-9 <= r.gap_bound, (r.users, r.method)
     table = format_table(rows)
     assert table.count("| gnn+search |") == 2 and table.count("| exact |") == 2
     assert table.count("| dual |") == 2
     written = write_plots(rows, tmp_path)
     assert [p.name for p in written] == ["utility_cdf.png", "gap_time_vs_size.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_rows_above_the_exact_limit_still_get_a_proven_gap_bound():
+    model = Allocator(hidden=16, heads=2, layers=1)
+    rows = evaluate_suite(
+        model, suite="random", users=[30], loads=[1.0], servers=4, gnn_repeats=1, exact_max_users=10,
+        log=lambda *_: None,
+    )
+    assert "exact" not in {r.method for r in rows}
+    for r in rows:
+        assert r.gap is None and r.gap_bound is not None and r.gap_bound >= 0
+    by = {r.method: r for r in rows}
+    assert by["dual"].gap_bound < by["proportional"].gap_bound
+    table = format_table(rows)
+    assert "| n/a | " + f"{by['dual'].gap_bound:.4f}" in table
 
 
 def test_negative_search_rounds_is_an_error_before_any_work():
