@@ -34,7 +34,7 @@ from torch import Tensor
 
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.problem._utility import resource_utility
-from gnnalloc.solvers.functional import _response, _uniform, _waterfill
+from gnnalloc.solvers.functional import _response, _uniform, bandwidth_waterfill
 
 __all__ = ["lagrangian_bound", "best_value"]
 
@@ -66,7 +66,10 @@ def best_value(price: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, 
 
 def _check_price(name: str, price: Tensor, size: int) -> Tensor:
     if not isinstance(price, Tensor):
-        price = torch.as_tensor(price, dtype=torch.float64)
+        try:
+            price = torch.as_tensor(price, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name}: expected an array of {size} prices, got {type(price).__name__}") from None
     if price.shape != (size,):
         raise ValueError(f"{name}: expected shape ({size},), got {tuple(price.shape)}")
     if not bool(torch.isfinite(price).all()) or bool((price < 0).any()):
@@ -89,7 +92,9 @@ def lagrangian_bound(
             closed capacity needs no price, see the module docstring).
         link_price: :math:`\mu \ge 0` per unit of link load, ``(L,)``.
         bandwidth_price: :math:`\nu \ge 0` per unit of server bandwidth, ``(S,)``. Default: each
-            server's exact water-filling price, which makes the bandwidth part tight (bandwidth
+            server's exact water-filling price
+            (:func:`~gnnalloc.solvers.functional.bandwidth_waterfill`; pass it when bounding the
+            same problem more than once), which makes the bandwidth part tight (bandwidth
             couples nothing else, so its optimum is known in closed form).
 
     Raises:
@@ -101,10 +106,7 @@ def lagrangian_bound(
     link_price = _check_price("link_price", link_price, problem.num_links).to(dtype=dtype, device=device)
     alpha = _uniform(problem.alpha)
     if bandwidth_price is None:
-        _, bandwidth_price, _ = _waterfill(
-            problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
-            problem.penalty, alpha, offset=None, sensitivity=False,
-        )
+        _, bandwidth_price = bandwidth_waterfill(problem)
     else:
         bandwidth_price = _check_price("bandwidth_price", bandwidth_price, problem.num_servers)
     bandwidth_price = bandwidth_price.to(dtype=dtype, device=device)

@@ -67,7 +67,7 @@ from gnnalloc.projection import FastProjection
 from gnnalloc.solvers._bound import lagrangian_bound
 from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual
 from gnnalloc.solvers._migration_search import improve_migrations
-from gnnalloc.solvers.functional import refill_home_compute, waterfill_bandwidth, waterfill_prices
+from gnnalloc.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
 
 __all__ = [
     "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "load_dual_kernels",
@@ -420,7 +420,8 @@ def solve_dual(
     prices, value, used = dual.minimise(_host(start), scale, iterations)
     _, _, response = dual.evaluate(prices)
     response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)
-    projected, bandwidth = FastProjection()(response, waterfill_bandwidth(problem), problem)
+    bandwidth, bandwidth_price = bandwidth_waterfill(problem)
+    projected, bandwidth = FastProjection()(response, bandwidth, problem)
     compute = refill_home_compute(projected, problem)
     if search_rounds:
         compute = improve_migrations(compute, problem, search_rounds)
@@ -431,7 +432,9 @@ def solve_dual(
     num_servers = problem.num_servers
 
     def bound_at(p: np.ndarray) -> float:
-        return float(lagrangian_bound(problem, torch.from_numpy(p[:num_servers]), torch.from_numpy(p[num_servers:])))
+        return float(lagrangian_bound(
+            problem, torch.from_numpy(p[:num_servers]), torch.from_numpy(p[num_servers:]), bandwidth_price
+        ))
 
     bound = bound_at(prices)
     if bound_iterations:

@@ -34,6 +34,7 @@ from gnnalloc.problem._errors import SolverError, check_positive
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.solvers._bound import lagrangian_bound
+from gnnalloc.solvers.functional import bandwidth_waterfill
 
 __all__ = ["CERTIFIED_GAP", "ExactResult", "solve_exact", "repair"]
 
@@ -337,6 +338,7 @@ def solve_exact(
     if time_limit is not None:
         plan = plan[:1]  # a bounded request gets one bounded attempt
     problem = ProblemTensors.from_instance(instance)
+    _, bandwidth_price = bandwidth_waterfill(problem)  # the same for every attempt
     total_weight = float(instance.weight.sum())
     best: ExactResult | None = None
     for name, tol in plan:
@@ -347,7 +349,7 @@ def solve_exact(
         allocation = repair(instance, compute, bandwidth)
         objective = float(user_utilities(instance, allocation).sum())
         upper_bound = float(lagrangian_bound(
-            problem, torch.from_numpy(server_price), torch.from_numpy(link_price)
+            problem, torch.from_numpy(server_price), torch.from_numpy(link_price), bandwidth_price
         ))
         certified = upper_bound - objective <= CERTIFIED_GAP * total_weight
         result = ExactResult(

@@ -38,7 +38,8 @@ from torch import Tensor
 from gnnalloc.problem._tensors import ProblemTensors
 
 __all__ = [
-    "HomeRefillJacobian", "Sensitivity", "refill_home_compute", "waterfill_bandwidth", "waterfill_groups",
+    "HomeRefillJacobian", "Sensitivity", "bandwidth_waterfill", "refill_home_compute", "waterfill_bandwidth",
+    "waterfill_groups",
     "waterfill_prices",
 ]
 
@@ -162,11 +163,18 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
 def waterfill_bandwidth(problem: ProblemTensors) -> Tensor:
     """The optimal access bandwidth ``(U,)``: each home server's bandwidth water-filled among its
     home users. Bandwidth couples nothing else, so this is its exact share in every solution."""
-    bandwidth, _, _ = _waterfill(
+    return bandwidth_waterfill(problem)[0]
+
+
+def bandwidth_waterfill(problem: ProblemTensors) -> tuple[Tensor, Tensor]:
+    """:func:`waterfill_bandwidth`'s allocation ``(U,)`` and each server's bandwidth price
+    ``(S,)`` (the exact multipliers, which make the bandwidth part of
+    :func:`~gnnalloc.solvers.lagrangian_bound` tight), from one water-filling."""
+    bandwidth, price, _ = _waterfill(
         problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
         problem.penalty, problem.alpha, offset=None, sensitivity=False,
     )
-    return bandwidth
+    return bandwidth, price
 
 
 def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:

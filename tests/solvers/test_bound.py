@@ -154,6 +154,7 @@ def test_certificate_rejects_a_wrong_optimal_status():
         ("server_price", lambda s, l: (np.ones(s - 1), np.zeros(l)), r"expected shape \(6,\)"),
         ("link_price", lambda s, l: (np.ones(s), np.ones((l, 1))), r"expected shape"),
         ("link_price", lambda s, l: (np.ones(s), -np.ones(l)), "non-negative"),
+        ("link_price", lambda s, l: (np.ones(s), np.full(l, np.inf)), "finite"),
     ],
 )
 def test_bad_prices_are_named(field, bad, message):
@@ -176,3 +177,20 @@ def test_a_batch_bound_is_the_sum_of_its_graphs_bounds():
     batch = ProblemTensors.collate(problems)
     together = lagrangian_bound(batch, torch.cat([q[0] for q in prices]), torch.cat([q[1] for q in prices]))
     assert float(together) == pytest.approx(separate, rel=1e-12)
+
+
+def test_prices_that_are_not_numbers_are_named():
+    problem = ProblemTensors.from_instance(random_instance(20, 6, 1.0, 0))
+    with pytest.raises(ValueError, match=r"^server_price: expected an array of 6 prices, got str"):
+        lagrangian_bound(problem, "cheap", torch.zeros(problem.num_links))
+    with pytest.raises(ValueError, match=r"^bandwidth_price: expected an array"):
+        lagrangian_bound(problem, torch.zeros(6), torch.zeros(problem.num_links), [None] * 6)
+
+
+def test_passing_the_bandwidth_prices_gives_the_default_bound():
+    from gnnalloc.solvers.functional import bandwidth_waterfill
+
+    problem = ProblemTensors.from_instance(random_instance(30, 5, 1.1, 4))
+    server, link = torch.ones(problem.num_servers), torch.ones(problem.num_links)
+    _, price = bandwidth_waterfill(problem)
+    assert float(lagrangian_bound(problem, server, link, price)) == float(lagrangian_bound(problem, server, link))
