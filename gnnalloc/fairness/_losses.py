@@ -2,7 +2,7 @@ r"""One loss per user, from the library's utility (the same code as the metrics 
 
 .. math::  L_u = -\,U_u = -\,w_u\big(f(X_u; m^c_u) + f(y_u; m^b_u)\big)
 
-with :math:`f` from :mod:`gnnalloc.problem._utility`: :math:`-\ln(r/m)` above a minimum, so the
+with :math:`f` from :mod:`gnnalloc.core`: :math:`-\ln(r/m)` above a minimum, so the
 loss flattens out (slope :math:`-1/r`) as a user gets more, and :math:`-k(r-m)/m` below it, a
 slope :math:`k \ge 1` times steeper than at the minimum (``penalty``, 10 by default). A user below
 its minimum therefore dominates both the plain gradient and the min-norm combination. Summed

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnalloc.generators._synthesis import radius_links, synthesise
-from gnnalloc.problem._errors import check_count
+from gnnalloc.core import check_count
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["eua_instance", "eua_data_dir", "LINK_RADIUS_M", "JITTER_M"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gnnalloc.generators._synthesis import radius_links, synthesise
-from gnnalloc.problem._errors import check_count
+from gnnalloc.core import check_count
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["random_instance"]

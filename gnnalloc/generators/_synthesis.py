@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnnalloc.problem._errors import check_positive
+from gnnalloc.core import check_positive
 from gnnalloc.problem._instance import Instance
 
 __all__ = ["synthesise", "SERVICES", "radius_links"]

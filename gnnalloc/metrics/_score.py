@@ -16,10 +16,10 @@ from gnnalloc.metrics.functional import (
     weighted_utility_variance,
 )
 from gnnalloc.problem._allocation import Allocation
-from gnnalloc.problem._errors import is_real
+from gnnalloc.core import is_real
 from gnnalloc.problem._feasibility import max_violation
 from gnnalloc.problem._instance import Instance
-from gnnalloc.problem._utility import user_utility
+from gnnalloc.core import user_utility
 
 __all__ = ["Score", "score", "user_utilities"]
 

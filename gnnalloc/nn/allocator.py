@@ -20,7 +20,7 @@ from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection import FastProjection
-from gnnalloc.problem._errors import check_count, check_positive, is_real
+from gnnalloc.core import check_count, check_positive, is_real
 from gnnalloc.problem._feasibility import fit_to_capacity
 from gnnalloc.solvers._migration_search import improve_migrations
 from gnnalloc.solvers.functional import refill_home_compute

@@ -6,11 +6,11 @@ from gnnalloc.problem._allocation import (
     load_allocation,
     save_allocation,
 )
-from gnnalloc.problem._errors import AllocationError, InstanceError, SolverError
+from gnnalloc.core import AllocationError, InstanceError, SolverError
 from gnnalloc.problem._feasibility import constraint_slack, fit_to_capacity, max_violation
 from gnnalloc.problem._instance import INSTANCE_FORMAT, Instance, load_instance, save_instance
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.problem._utility import resource_utility, user_compute, user_utility
+from gnnalloc.core import resource_utility, user_compute, user_utility
 
 __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.problem._errors import AllocationError
+from gnnalloc.core import AllocationError
 from gnnalloc.problem._instance import Instance
-from gnnalloc.problem._json import decode_json
+from gnnalloc.core import decode_json
 
 __all__ = ["Allocation", "ALLOCATION_FORMAT", "load_allocation", "save_allocation"]
 

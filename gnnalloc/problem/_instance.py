@@ -20,8 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gnnalloc.problem._errors import InstanceError, is_real
-from gnnalloc.problem._json import decode_json
+from gnnalloc.core import InstanceError, is_real
+from gnnalloc.core import decode_json
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 

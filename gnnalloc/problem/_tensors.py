@@ -183,7 +183,7 @@ class ProblemTensors:
 
     def user_utility(self, compute: Tensor, bandwidth: Tensor) -> Tensor:
         """Per-user utility ``U_u`` of per-pair compute and per-user bandwidth."""
-        from gnnalloc.problem._utility import user_utility
+        from gnnalloc.core import user_utility
 
         return user_utility(
             self.user_compute(compute), bandwidth, self.compute_min, self.bandwidth_min,

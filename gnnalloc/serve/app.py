@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gnnalloc.metrics import score
 from gnnalloc.problem import Instance, InstanceError, SolverError
-from gnnalloc.problem._json import decode_json
+from gnnalloc.core import decode_json
 from gnnalloc.serve.schemas import (
     AllocateResponse,
     ErrorResponse,

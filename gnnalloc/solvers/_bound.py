@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.problem._utility import resource_utility
+from gnnalloc.core import resource_utility
 from gnnalloc.solvers.functional import _response, _uniform, bandwidth_waterfill
 
 __all__ = ["lagrangian_bound", "best_value"]

@@ -58,11 +58,11 @@ from torch import Tensor
 
 from gnnalloc.generators import random_instance
 from gnnalloc.problem._allocation import Allocation
-from gnnalloc.problem._errors import check_count, check_positive
+from gnnalloc.core import check_count, check_positive
 from gnnalloc.problem._feasibility import fit_to_capacity
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.problem._utility import resource_utility
+from gnnalloc.core import resource_utility
 from gnnalloc.projection import FastProjection
 from gnnalloc.solvers._bound import lagrangian_bound
 from gnnalloc.solvers._dual_kernel import evaluate_dual, minimise_dual

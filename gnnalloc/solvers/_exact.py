@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from gnnalloc.problem._allocation import Allocation
-from gnnalloc.problem._errors import SolverError, check_positive
+from gnnalloc.core import SolverError, check_positive
 from gnnalloc.problem._instance import Instance
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.solvers._bound import lagrangian_bound

@@ -35,9 +35,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gnnalloc.problem._errors import check_count
+from gnnalloc.core import check_count
 from gnnalloc.problem._tensors import ProblemTensors
-from gnnalloc.problem._utility import resource_utility
+from gnnalloc.core import resource_utility
 from gnnalloc.solvers.functional import _refill, _check_compute
 
 __all__ = ["improve_migrations"]

@@ -18,7 +18,7 @@ import numpy as np
 from gnnalloc.generators import eua_instance, random_instance
 from gnnalloc.metrics import score, user_utilities
 from gnnalloc.nn.allocator import Allocator
-from gnnalloc.problem._errors import check_count
+from gnnalloc.core import check_count
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers import (
     equal_share, load_dual_kernels, proportional_share, solve_dual, solve_exact,

@@ -17,7 +17,7 @@ from torch import Tensor
 from gnnalloc.fairness import FairBackward, GramMode, Pullback, loss_decrease_share, per_user_loss
 from gnnalloc.metrics import batch_metrics
 from gnnalloc.nn.allocator import Allocator, Decisions
-from gnnalloc.problem._errors import check_count, check_nonnegative, check_positive
+from gnnalloc.core import check_count, check_nonnegative, check_positive
 from gnnalloc.problem._tensors import ProblemTensors
 from gnnalloc.projection._jacobian import ProjectionJacobian
 from gnnalloc.solvers.functional import HomeRefillJacobian

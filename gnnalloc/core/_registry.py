@@ -1,0 +1,140 @@
+"""The registry of problem families and the engine's single dispatch.
+
+Families are found without a central list: every subpackage of :mod:`gnnalloc.families` that
+exposes ``FAMILY`` is one, and other packages can add theirs with :func:`register_family` (or the
+``gnnalloc.families`` entry-point group). Adding a family therefore touches only its own folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from gnnalloc.core._errors import InstanceError
+from gnnalloc.core._family import ProblemFamily, SolveResult
+from gnnalloc.core._json import read_document
+
+__all__ = [
+    "families", "family_for_format", "family_of", "get_family", "load_instance", "parse_instance",
+    "register_family", "solve",
+]
+
+_FAMILIES: dict[str, ProblemFamily] = {}
+_lock = threading.Lock()
+_discovered = False
+
+
+def register_family(family: ProblemFamily) -> ProblemFamily:
+    """Add ``family`` to the registry (idempotent for the same object).
+
+    Raises:
+        TypeError: if ``family`` does not implement :class:`ProblemFamily`.
+        ValueError: if another family already uses its name or one of its formats.
+    """
+    if not isinstance(family, ProblemFamily):
+        raise TypeError(f"family: {family!r} does not implement ProblemFamily")
+    with _lock:
+        for other in _FAMILIES.values():
+            if other is family:
+                return family
+            clash = {other.name, other.instance_format, other.allocation_format} & {
+                family.name, family.instance_format, family.allocation_format
+            }
+            if clash:
+                raise ValueError(f"family: {family.name!r} clashes with {other.name!r} on {sorted(clash)}")
+        _FAMILIES[family.name] = family
+    return family
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    package = importlib.import_module("gnnalloc.families")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if hasattr(module, "FAMILY"):
+            register_family(module.FAMILY)
+    for entry in metadata.entry_points(group="gnnalloc.families"):
+        register_family(entry.load())
+
+
+def families() -> Mapping[str, ProblemFamily]:
+    """Every registered family by name."""
+    _discover()
+    return dict(_FAMILIES)
+
+
+def get_family(name: str) -> ProblemFamily:
+    """The family called ``name``; ``ValueError`` naming ``family`` if there is none."""
+    known = families()
+    if name not in known:
+        raise ValueError(f"family: unknown {name!r}, expected one of {', '.join(sorted(known))}")
+    return known[name]
+
+
+def family_for_format(fmt: Any, where: str = "format") -> ProblemFamily:
+    """The family whose instance or allocation documents carry ``format`` = ``fmt``.
+
+    Raises:
+        InstanceError: naming ``where`` when no family reads ``fmt``.
+    """
+    for family in families().values():
+        if fmt in (family.instance_format, family.allocation_format):
+            return family
+    known = ", ".join(sorted(f.instance_format for f in families().values()))
+    raise InstanceError(where, f"unknown format {fmt!r}, expected one of {known}")
+
+
+def family_of(instance: Any) -> ProblemFamily:
+    """The family of an instance object; ``TypeError`` if it belongs to none."""
+    for family in families().values():
+        if isinstance(instance, family.instance_type):
+            return family
+    raise TypeError(f"instance: {type(instance).__name__} is no registered family's instance")
+
+
+def parse_instance(data: Any) -> Any:
+    """An instance of whichever family ``data['format']`` names."""
+    if not isinstance(data, dict):
+        raise InstanceError("$", f"expected a JSON object, got {type(data).__name__}")
+    if "format" not in data:
+        raise InstanceError("format", "missing")
+    return family_for_format(data["format"]).parse_instance(data)
+
+
+def load_instance(path: str | Path) -> Any:
+    """Read an instance file of any family (the ``format`` field chooses the family)."""
+    return parse_instance(read_document(path))
+
+
+def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResult:
+    """Allocate ``instance`` with one of its family's methods, the one dispatch of the library.
+
+    Args:
+        instance: an instance of any registered family.
+        method: a name from ``family_of(instance).methods``; default: the family's reference.
+        options: passed to the method (each family documents its methods' options).
+
+    Raises:
+        ValueError: naming ``method`` when the family has no such method, or the option that
+            the method does not take.
+    """
+    family = family_of(instance)
+    name = family.reference_method if method is None else method
+    if name not in family.methods:
+        raise ValueError(
+            f"method: unknown {name!r} for the {family.name} family, expected one of "
+            f"{', '.join(family.methods)}"
+        )
+    entry = family.methods[name]
+    for key in options:
+        if key not in entry.options:
+            accepted = ", ".join(entry.options) or "none"
+            raise ValueError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
+    return entry.run(instance, **options)
