@@ -29,9 +29,9 @@ from _common import write_table  # noqa: E402
 from bench_extremes import instance  # noqa: E402
 
 from gnnalloc import SolverError, eua_instance  # noqa: E402
-from gnnalloc.metrics import user_utilities  # noqa: E402
-from gnnalloc.serve import VALUE_RANGES  # noqa: E402
-from gnnalloc.solvers import CERTIFIED_GAP, solve_dual, solve_exact  # noqa: E402
+from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
+from gnnalloc.families.edge import VALUE_RANGES  # noqa: E402
+from gnnalloc.families.edge.solvers import CERTIFIED_GAP, solve_dual, solve_exact  # noqa: E402
 
 
 def eua_rows(users: list[int], loads: list[float]) -> list[list[object]]:

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
 
 from gnnalloc import Instance, solve  # noqa: E402
-from gnnalloc.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.problem import max_violation  # noqa: E402
+from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
+from gnnalloc.families.edge.problem import max_violation  # noqa: E402
 
 METHODS = ("gnn", "dual", "equal", "proportional")
 MINIMUMS = (1e-12, 1e-4, 1.0, 1e4, 1e12)

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from gnnalloc.problem import Allocation, Instance
+from gnnalloc.families.edge.problem import Allocation, Instance
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

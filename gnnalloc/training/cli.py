@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 from lightning.pytorch.cli import LightningCLI
 
-from gnnalloc.training.data import InstanceDataModule
-from gnnalloc.training.module import AllocatorModule
+from gnnalloc.families.edge.training.data import InstanceDataModule
+from gnnalloc.families.edge.training.module import AllocatorModule
 
 __all__ = ["lightning_main"]
 
