@@ -170,7 +170,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from gnnalloc.serve.app import serve_cli
+    try:
+        from gnnalloc.serve import serve_cli
+    except ImportError as exc:  # the optional [serve] extra
+        raise ValueError(f"serve: {exc}") from None
 
     return serve_cli(args)
 

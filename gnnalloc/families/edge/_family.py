@@ -137,6 +137,15 @@ class EdgeFamily:
 
         return Allocator.from_checkpoint_data(data, path)
 
+    #: Settings the Lightning module and data module share (``gnnalloc fit``).
+    lightning_links = (("model.max_metapath_neighbors", "data.max_metapath_neighbors"),)
+
+    def lightning_classes(self) -> tuple[type, type]:
+        """The Lightning module and data module of ``gnnalloc fit --family edge``."""
+        from gnnalloc.families.edge.training import AllocatorModule, InstanceDataModule
+
+        return AllocatorModule, InstanceDataModule
+
     def warm_up(self) -> None:
         """Load (or compile) the dual solver's kernels, else the first ``dual`` call pays."""
         load_dual_kernels()

@@ -7,7 +7,7 @@ import numpy as np
 from gnnalloc.families.edge.problem._allocation import Allocation
 from gnnalloc.families.edge.problem._instance import Instance
 
-__all__ = ["max_violation", "constraint_slack", "fit_to_capacity"]
+__all__ = ["max_violation", "constraint_slack", "fit_to_capacity", "shrink_factor"]
 
 
 def _relative_excess(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -61,15 +61,17 @@ def fit_to_capacity(instance: Instance, allocation: Allocation) -> Allocation:
     """
     compute = np.maximum(allocation.compute, 0.0)
     bandwidth = np.maximum(allocation.bandwidth, 0.0)
-    server = _shrink_factor(instance.server_compute_load(compute), instance.server_compute)
-    link = _shrink_factor(instance.link_load(compute), instance.link_capacity)
+    server = shrink_factor(instance.server_compute_load(compute), instance.server_compute)
+    link = shrink_factor(instance.link_load(compute), instance.link_capacity)
     factor = server[instance.pair_server]
     migrated = instance.pair_link >= 0
     factor[migrated] = np.minimum(factor[migrated], link[instance.pair_link[migrated]])
-    access = _shrink_factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
+    access = shrink_factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
     return Allocation(compute=compute * factor, bandwidth=bandwidth * access[instance.user_server])
 
 
-def _shrink_factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def shrink_factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Per constraint ``min(1, capacity / load)``: the factor that fits ``load`` into
+    ``capacity`` (1 where it already fits, 0 for a positive load on a zero capacity)."""
     over = load > capacity
     return np.where(over, capacity / np.where(over, load, 1.0), 1.0)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.edge.problem._instance import Instance
+from gnnalloc.families.edge.problem._utility import user_compute, user_utility
 
 __all__ = ["ProblemTensors"]
 
@@ -178,13 +179,10 @@ class ProblemTensors:
 
     def user_compute(self, compute: Tensor) -> Tensor:
         """``X[u] = sum_s x[u,s]``, ``(..., P)`` -> ``(..., U)``."""
-        out = compute.new_zeros(compute.shape[:-1] + (self.num_users,))
-        return out.index_add(-1, self.pair_user, compute)
+        return user_compute(compute, self.pair_user, self.num_users)
 
     def user_utility(self, compute: Tensor, bandwidth: Tensor) -> Tensor:
         """Per-user utility ``U_u`` of per-pair compute and per-user bandwidth."""
-        from gnnalloc.families.edge.problem._utility import user_utility
-
         return user_utility(
             self.user_compute(compute), bandwidth, self.compute_min, self.bandwidth_min,
             self.weight, self.penalty, self.alpha,

@@ -35,7 +35,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import cvxpy as cp
+try:  # the optional [exact] extra; CvxpyProjection says how to install it
+    import cvxpy as cp
+except ImportError:  # pragma: no cover - exercised only without the extra
+    cp = None
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -248,6 +251,10 @@ class CvxpyProjection(Projection):
         cache_size: int = 4,
     ) -> None:
         super().__init__()
+        if cp is None:
+            raise ImportError(
+                "CvxpyProjection needs cvxpy and cvxpylayers: pip install 'gnnalloc[exact]'"
+            )
         if mode not in ("auto", "dense", "lsqr", "lsmr"):
             raise ValueError(f"mode: unknown {mode!r}, expected 'auto', 'dense', 'lsqr' or 'lsmr'")
         if not tolerance > 0:

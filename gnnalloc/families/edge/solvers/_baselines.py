@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.families.edge.problem import Instance
+from gnnalloc.families.edge.problem import Instance, shrink_factor
 
 __all__ = ["equal_share", "proportional_share"]
 
@@ -26,8 +26,7 @@ def _share(instance: Instance, compute_claim: np.ndarray, bandwidth_claim: np.nd
             / server_claims[instance.pair_server],
             0.0,
         )
-        load = instance.link_load(compute)
-        link_scale = np.where(load > instance.link_capacity, instance.link_capacity / load, 1.0)
+        link_scale = shrink_factor(instance.link_load(compute), instance.link_capacity)
     migrated = instance.pair_link >= 0
     compute[migrated] *= link_scale[instance.pair_link[migrated]]
 

@@ -24,12 +24,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-import cvxpy as cp
+try:  # the optional [exact] extra; solve_exact says how to install it
+    import cvxpy as cp
+except ImportError:  # pragma: no cover - exercised only without the extra
+    cp = None
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from gnnalloc.families.edge.problem import Allocation
+from gnnalloc.families.edge.problem import Allocation, fit_to_capacity
 from gnnalloc.core import SolverError, check_positive
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
@@ -242,27 +245,13 @@ def _build_split(instance: Instance, live: np.ndarray):
 
 
 def repair(instance: Instance, compute: np.ndarray, bandwidth: np.ndarray) -> Allocation:
-    """Remove interior-point round-off: clip at 0, then scale down each pair by its worst ratio.
+    """Remove interior-point round-off: clip at 0, then scale down each pair by its worst ratio
+    (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`).
 
     Scaling a pair down can only lower every load it appears in, so one pass makes the allocation
     feasible. On a certified solve the factors differ from 1 by about the solver tolerance.
     """
-    compute = np.maximum(compute, 0.0)
-    bandwidth = np.maximum(bandwidth, 0.0)
-
-    def factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(load > capacity, capacity / load, 1.0)
-        return np.nan_to_num(ratio, nan=0.0)
-
-    scale = factor(instance.server_compute_load(compute), instance.server_compute)[instance.pair_server]
-    link_factor = factor(instance.link_load(compute), instance.link_capacity)
-    migrated = instance.pair_link >= 0
-    scale[migrated] = np.minimum(scale[migrated], link_factor[instance.pair_link[migrated]])
-    bandwidth_scale = factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
-    return Allocation(
-        compute=compute * scale, bandwidth=bandwidth * bandwidth_scale[instance.user_server]
-    )
+    return fit_to_capacity(instance, Allocation(compute=compute, bandwidth=bandwidth))
 
 
 def _attempt(
@@ -323,6 +312,10 @@ def solve_exact(
     """
     from gnnalloc.families.edge.metrics import user_utilities
 
+    if cp is None:
+        raise ImportError(
+            "method 'exact' needs cvxpy and clarabel: pip install 'gnnalloc[exact]'"
+        )
     if formulation not in ("hypograph", "split"):
         raise ValueError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
     if time_limit is not None:
