@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -45,12 +46,12 @@ def _marked_blocks(language: str) -> list[str]:
 
 def _commands(block: str) -> list[list[str]]:
     """A bash block's commands: continuation lines joined, comments dropped."""
-    return [shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines()
-            if shlex.split(line, comments=True)]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [argv for argv in (shlex.split(line, comments=True) for line in lines) if argv]
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory):
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh directory laid out like the repository root for what the examples read."""
     directory = tmp_path_factory.mktemp("readme")
     (directory / "checkpoints").mkdir()
@@ -102,11 +103,13 @@ class _Shell:
     def _start_server(self, args: list[str]) -> None:
         args = [str(self.port) if previous == "--port" else word
                 for previous, word in zip([""] + args, args)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
         with self.log.open("wb") as log:
-            self.server = subprocess.Popen([sys.executable, "-m", "gnnalloc.cli", *args],
-                                           cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "gnnalloc.cli", *args], cwd=self.directory, stdout=log,
+                stderr=subprocess.STDOUT, env=env,
+            )
         deadline = time.monotonic() + SERVER_STARTUP_SECONDS
         while time.monotonic() < deadline:
             assert self.server.poll() is None, self.log.read_text(errors="replace")
@@ -147,7 +150,8 @@ def test_the_cli_tour_runs_as_written(workspace, capsys, monkeypatch):
                 shell.run(argv)
     finally:
         shell.close()
-    assert (workspace / "opt.json").is_file() and (workspace / "checkpoints" / "mine.ckpt").is_file()
+    assert (workspace / "opt.json").is_file()
+    assert (workspace / "checkpoints" / "mine.ckpt").is_file()
     out = capsys.readouterr().out
     assert "proven gap bound" in out and "NOT certified" not in out
 
