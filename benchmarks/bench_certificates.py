@@ -1,5 +1,5 @@
 """How good the proofs are: the Lagrangian bound behind ``solve_exact``'s certificate and
-``solve_dual``'s gap bound (RESULTS.md, "Certificates").
+``solve_dual``'s gap bound (RESULTS.md, "bench_certificates.py").
 
 Part 1, EUA (seed 1000): per instance, the exact solver's certified gap
 ``(upper_bound - objective) / sum(weight)`` (must be <= CERTIFIED_GAP) and the dual's proven gap

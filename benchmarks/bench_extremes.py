@@ -1,5 +1,5 @@
-"""Feasibility and finiteness on instances that mix extreme magnitudes (RESULTS.md, "Extreme
-magnitudes (stop 13)").
+"""Feasibility and finiteness on instances that mix extreme magnitudes (RESULTS.md,
+"bench_extremes.py").
 
 Three users on two linked servers; every combination of a user's compute and bandwidth minimums
 (1e-12 / 1e-4 / 1 / 1e4 / 1e12), its home server's capacities (0 / 1e-12 / 1 / 1e12) and its

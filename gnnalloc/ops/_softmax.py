@@ -5,8 +5,8 @@ r"""Softmax over the entries that share an index (attention over a node's incomi
 
 The same formula (and the same :math:`10^{-16}`) as :func:`torch_geometric.utils.softmax`, so the
 two agree bit for bit; this one flattens ``(E, H)`` logits to one index per (target, head) and
-uses 1-D scatters, which on CPU run 1.3-2.5x faster than the broadcast 2-D scatters (one thread,
-the encoder's relation sizes at 816 users).
+uses 1-D scatters, which on CPU are cheaper than the broadcast 2-D scatters at the encoder's
+relation sizes.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ logger = logging.getLogger("gnnalloc.serve")
 METHODS = tuple(dict.fromkeys(["gnn", *(m for f in families().values() for m in f.methods)]))
 DEFAULT_MAX_USERS = 20000
 # Cost grows with the candidate (user, server) pairs, which --max-users alone does not bound (a
-# user may list every server): ~1.3 KB of model memory per pair. EUA has ~5.5 pairs per user.
+# user may list every server): the model's memory grows linearly in them. EUA: ~5.5 per user.
 DEFAULT_MAX_PAIRS = 400_000
 DEFAULT_EXACT_MAX_USERS = 5000
 DEFAULT_EXACT_TIME_LIMIT = 30.0
@@ -212,7 +212,7 @@ class _Runtime:
         # same intra-op threads; one at a time keeps latency predictable.
         self.model_lock = threading.Lock()
         self.fast = _DaemonPool("fast", workers)
-        # Exact solves can take the whole time limit and dual solves a second at 20,000 users;
+        # Exact solves can take the whole time limit and dual solves grow with the instance;
         # their own pool keeps them from starving gnn requests, and one thread bounds their
         # memory and CPU.
         self.solver = _DaemonPool("solver", 1)
@@ -492,7 +492,7 @@ def create_app(
 
         The allocation is always feasible. ``exact`` is bounded by the server's time limit; an
         uncertified result says so in ``status`` and ``certified_optimal``. ``dual`` is the
-        smoothed dual solver: near-optimal on large instances, seconds at 20,000 users.
+        smoothed dual solver: near-optimal on large instances, much faster than ``exact`` there.
         """
         try:
             if method not in METHODS:

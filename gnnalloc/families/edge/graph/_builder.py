@@ -163,7 +163,7 @@ def _finish(users: np.ndarray, others: np.ndarray, num_users: int) -> np.ndarray
     n = max(num_users, 1)
     keep = users != others
     key = np.sort(users[keep] * n + others[keep])
-    # A plain sort then adjacent comparison: several times faster than np.unique's hashing here.
+    # A plain sort then adjacent comparison: cheaper than np.unique's hashing for these keys.
     key = key[np.concatenate([[True], key[1:] != key[:-1]])] if key.size else key
     return np.stack([key % n, key // n]).astype(np.int64)
 

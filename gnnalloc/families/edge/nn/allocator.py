@@ -63,8 +63,8 @@ class Allocator(nn.Module):
             projection's feasibility at 1e-7 relative on any instance).
         refill_home: after the projection, re-split each server's capacity among its home users
             exactly, given the migrations (:func:`gnnalloc.families.edge.solvers.functional.refill_home_compute`).
-            The network then only has to learn who migrates where; on the EUA demo instances
-            this alone cut the first shipped model's gap by a third to a half.
+            The network then only has to learn who migrates where (what the refill buys:
+            ``benchmarks/bench_refill.py``).
         search_rounds: rounds of :func:`gnnalloc.families.edge.solvers.improve_migrations` that
             :meth:`allocate` runs on the output (0 = off). A monotone search: each round costs
             about one to four refills and never lowers the objective.

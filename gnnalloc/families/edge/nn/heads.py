@@ -29,9 +29,9 @@ Why shares rather than "demand x learned ratio":
   :math:`\tilde m_p = m^c_u e^{\eta [p \text{ home}]}`, and
   :math:`y_u \approx B_{h(u)} m^b_u / \sum_{\text{home users}} m^b`: the demand-proportional
   share baseline (:func:`gnnalloc.families.edge.solvers.proportional_share`, before its link fitting) with a
-  preference for home execution. Behind the fast projection, a bias of 2 raised the untrained
-  model's mean utility by 0.6 to 1.4 per user over plain proportional claims (EUA and random
-  instances, loads 0.5 to 2); a bias of 5 was worse again.
+  preference for home execution. Behind the fast projection, a moderate bias beats plain
+  proportional claims for the untrained model, and a large one is worse again
+  (``benchmarks/RESULTS.md``).
 * **Server and access constraints hold by construction** (:math:`\sum_{p \text{ at } s} x_p = C_s`,
   :math:`\sum_{h(u) = s} y_u = B_s`); only the link constraints are left to the projection, which
   thus has less to correct.

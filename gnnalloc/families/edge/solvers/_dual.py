@@ -74,13 +74,13 @@ __all__ = [
     "smoothed_dual", "solve_dual",
 ]
 
-#: L-BFGS iterations of :func:`solve_dual` at least: on EUA instances of 816 to 20,000 users 300
-#: bring the gap to the exact optimum to 0.001-0.006 after the search, 200 to 0.005-0.032
-#: (``benchmarks/bench_dual.py``).
+#: L-BFGS iterations of :func:`solve_dual` at least: on large instances, where many users set
+#: each price, a few hundred are near-exact after the search and fewer are clearly not
+#: (gap against iterations: ``benchmarks/bench_dual.py``).
 MIN_ITERATIONS = 300
 
-#: ... and at most: small instances need more (100 EUA users: 0.017-0.17 at 300 iterations,
-#: 0.001-0.002 at 1,000), and they are cheap, as an iteration costs one pass over the pairs.
+#: ... and at most: small instances need more (fewer users set each price), and they are
+#: cheap, as an iteration costs one pass over the pairs (``benchmarks/RESULTS.md``).
 MAX_ITERATIONS = 3000
 
 #: Pair visits the default spends: 300 iterations at 5,000 pairs, 2,700 at 550.
@@ -187,7 +187,7 @@ class _SmoothedDual:
         link_slot = torch.where(problem.pair_link >= 0, problem.pair_link, num_links)
         self.price_index = torch.cat([problem.pair_server, num_servers + link_slot])
         self.price_weight = torch.stack([torch.ones_like(problem.pair_link_weight), problem.pair_link_weight])
-        # Instances keep each user's pairs contiguous: a segment max is then 2-3x cheaper than a
+        # Instances keep each user's pairs contiguous: a segment max is then cheaper than a
         # scatter max (hand-built problems fall back to the scatter).
         self.pair_count = torch.bincount(pair_user, minlength=problem.num_users)
         self.contiguous = bool((pair_user[1:] >= pair_user[:-1]).all())
@@ -389,8 +389,8 @@ def solve_dual(
             temperature, that only tighten ``upper_bound`` (the allocation keeps the prices of
             ``temperature``: the response to less smoothed prices is a worse allocation, while
             their Lagrangian bound is closer to the optimum). 0 takes the bound at the final
-            prices. The default costs about a tenth of the solve and brings the bound 4-9x
-            closer to the optimum on the EUA demo instances (benchmarks/RESULTS.md).
+            prices. The default is a small share of the solve's iterations; what it costs and
+            how much closer it brings the bound: ``benchmarks/RESULTS.md``.
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
             constants copied once).
@@ -449,7 +449,7 @@ def solve_dual(
 @functools.cache
 def load_dual_kernels() -> None:
     """Load :func:`solve_dual`'s compiled kernels now: they compile on a machine's first use
-    (about 6 s on 2 cores) and load from numba's cache (about 0.5 s) in every new process after
+    (seconds) and load from numba's cache (much faster) in every new process after
     that. :func:`solve_dual` calls this before starting its clock, so its ``seconds`` are the
     solve's own; call it yourself to pay the cost at start-up (the server does). Idempotent."""
     problem = ProblemTensors.from_instance(random_instance(8, 2, 1.0, 0))

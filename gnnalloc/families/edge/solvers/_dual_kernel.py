@@ -4,9 +4,9 @@ projected L-BFGS over the prices that calls it without leaving compiled code.
 The math is :class:`gnnalloc.families.edge.solvers._dual._SmoothedDual`'s (see :mod:`gnnalloc.families.edge.solvers._dual`);
 the torch version stays the reference (it runs on any device, is differentiable, and is what the
 tests compare against). These kernels exist because at a few thousand pairs the torch version
-spends most of its time in per-operation overhead (0.4-0.55 ms per evaluation at 816 EUA users
-against 0.12-0.14 ms here, where the exponentials are most of the cost) and scipy's L-BFGS-B
-adds about 0.25 ms of Python per iteration.
+spends most of its time in per-operation overhead (here the exponentials are most of the cost)
+and scipy's L-BFGS-B adds a fixed Python cost per iteration; the timings are in
+``benchmarks/RESULTS.md``.
 
 The optimiser is a projected quasi-Newton method for :math:`\min_{z \ge 0} D(\mathrm{diag}(c) z)`
 (Kim, Sra and Dhillon, 2010): variables at their bound whose gradient pushes outwards are held
@@ -29,7 +29,7 @@ __all__ = ["evaluate_dual", "minimise_dual"]
 
 
 def _compiled(**options):
-    """``numba.njit`` with its on-disk cache (the kernels compile once per machine, ~6 s) where
+    """``numba.njit`` with its on-disk cache (the kernels compile once per machine) where
     numba finds a writable cache directory; without one (a read-only install and home, and no
     ``NUMBA_CACHE_DIR``) they compile in every process instead of failing at import."""
 
@@ -125,7 +125,7 @@ def evaluate_dual(
 
 
 # Reassociation lets LLVM vectorise the two-loop recursion's dot products, which are otherwise
-# serial chains of dependent additions (about 60 us an iteration for 557 prices and 40 pairs).
+# serial chains of dependent additions (two per curvature pair, each over every price).
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(

@@ -77,12 +77,12 @@ class ExactResult:
 #: :func:`gnnalloc.metrics.functional.utility_gap`). The proof is the library's own arithmetic on
 #: Clarabel's multipliers, so it holds whatever Clarabel's status and internal scaling: at
 #: extreme magnitudes (minimums of 1e-12 beside capacities of 1e12) Clarabel has reported
-#: "optimal" for allocations 6 utility units per user below what the dual solver finds.
+#: "optimal" for allocations that the dual solver's feasible allocation beats.
 CERTIFIED_GAP = 1e-6
 
 #: Within this of alpha = 1 the log utility stands in for the alpha-fair power: no conic form of
-#: the power is accurate there (measured on max (v^p - 1)/p, v <= 10: the exact power cone gives
-#: v = 9.975 at p = -1e-6 and 8.90 at -1e-9), and the two utilities differ by at most
+#: the power is accurate there (the power cone's solution of max (v^p - 1)/p, v <= 10, drifts
+#: from v = 10 as p -> 0; ``benchmarks/RESULTS.md``), and the two utilities differ by at most
 #: |1 - alpha| (ln r)^2 / 2 per unit weight (2.4e-4 at r = 1,000).
 LOG_UTILITY_BELOW = 1e-5
 

@@ -45,9 +45,9 @@ class AllocatorModule(pl.LightningModule):
             architecture (see :class:`~gnnalloc.families.edge.nn.allocator.Allocator`).
         train_through_refill: whether training steps see the home refill (validation, testing
             and the exported model always use ``refill_home``). Off by default: with the same
-            15-minute budget, a model trained on its projected output and refilled afterwards
-            reached a lower gap than one trained through the refill (which also costs about 1.35x
-            per step); see ``benchmarks/RESULTS.md``.
+            time budget, a model trained on its projected output and refilled afterwards
+            reached a lower gap than one trained through the refill (whose steps also cost
+            more); see ``benchmarks/RESULTS.md``.
         fairness: Gram mode: ``output`` (default), ``exact`` (single process only) or ``sum``.
         rescale: rescale the min-norm direction to the mean gradient's norm.
         stationary: at Pareto-stationary points step along the mean (``sum``) or not (``stop``).
