@@ -51,14 +51,15 @@ def batch_metrics(
     if reference_utility is not None:
         reference = utility.new_zeros(g).index_add(0, graphs, reference_utility.to(utility.dtype))
         out["gap"] = (reference - objective) / weight
-    q = satisfaction(total, bandwidth, problem.compute_min, problem.bandwidth_min)
+    q = satisfaction((total, bandwidth), (problem.compute_min, problem.bandwidth_min))
     jain, met, low = [], [], []
     for i in range(g):
         mask = graphs == i
         jain.append(jain_index(q[mask]))
         met.append(
             met_minimum_share(
-                total[mask], bandwidth[mask], problem.compute_min[mask], problem.bandwidth_min[mask]
+                (total[mask], bandwidth[mask]),
+                (problem.compute_min[mask], problem.bandwidth_min[mask]),
             )
         )
         low.append(utility[mask].min() if bool(mask.any()) else utility.new_tensor(0.0))
