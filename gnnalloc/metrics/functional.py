@@ -1,12 +1,15 @@
 r"""Fairness and quality metrics as pure tensor functions.
 
-Everything here takes per-user tensors and returns tensors, so the same code serves the
-evaluation tables, the Lightning validation loop and the HTTP server.
+Everything here takes per-user tensors (one per resource where a user has several: edge compute
+and bandwidth, a link's rate) and returns tensors, so the same code serves every family's
+evaluation tables, Lightning validation loops and the HTTP server.
 """
 
 from __future__ import annotations
 
 import torch
+from typing import Sequence
+
 from torch import Tensor
 
 __all__ = [
@@ -37,14 +40,34 @@ def jain_index(values: Tensor) -> Tensor:
     return values.sum() ** 2 / (n * (values * values).sum())
 
 
-def satisfaction(
-    total_compute: Tensor, bandwidth: Tensor, compute_min: Tensor, bandwidth_min: Tensor
-) -> Tensor:
-    r"""Per-user satisfaction :math:`q_u = \sqrt{(X_u/m^c_u)(y_u/m^b_u)}` (geometric mean of ratios)."""
-    # sqrt of each ratio, then the product: the product of two ratios could overflow.
-    compute_ratio = torch.clamp(total_compute / compute_min, min=0)
-    bandwidth_ratio = torch.clamp(bandwidth / bandwidth_min, min=0)
-    return torch.sqrt(compute_ratio) * torch.sqrt(bandwidth_ratio)
+def satisfaction(amounts: Sequence[Tensor], minimums: Sequence[Tensor]) -> Tensor:
+    r"""Per-user satisfaction :math:`q_u = \prod_{k=1}^{K} (r_{uk}/m_{uk})^{1/K}`, the geometric
+    mean of each resource's amount over its minimum (edge:
+    :math:`\sqrt{(X_u/m^c_u)(y_u/m^b_u)}`).
+
+    Args:
+        amounts: per-user amounts :math:`r_{uk}`, one tensor per resource.
+        minimums: the matching minimum demands :math:`m_{uk} > 0`.
+    """
+    _check_resources(amounts, minimums)
+    k = len(amounts)
+    # The root of each ratio, then the product: the product of the ratios could overflow.
+    roots = [
+        ratio.sqrt() if k == 2 else ratio.pow(1.0 / k)
+        for ratio in (torch.clamp(r / m, min=0) for r, m in zip(amounts, minimums))
+    ]
+    out = roots[0]
+    for root in roots[1:]:
+        out = out * root
+    return out
+
+
+def _check_resources(amounts: Sequence[Tensor], minimums: Sequence[Tensor]) -> None:
+    if len(amounts) == 0 or len(amounts) != len(minimums):
+        raise ValueError(
+            f"minimums: expected one per resource ({len(amounts)}), got {len(minimums)}"
+            if amounts else "amounts: at least one resource is required"
+        )
 
 
 def utility_gap(utility: Tensor, reference: Tensor, weight: Tensor) -> Tensor:
@@ -61,16 +84,15 @@ def utility_gap(utility: Tensor, reference: Tensor, weight: Tensor) -> Tensor:
 
 
 def met_minimum_share(
-    total_compute: Tensor,
-    bandwidth: Tensor,
-    compute_min: Tensor,
-    bandwidth_min: Tensor,
-    rtol: float = 1e-6,
+    amounts: Sequence[Tensor], minimums: Sequence[Tensor], rtol: float = 1e-6
 ) -> Tensor:
-    """Share of users whose compute and bandwidth both reach their minimum (within ``rtol``)."""
-    if total_compute.numel() == 0:
-        return total_compute.new_tensor(1.0)
-    met = (total_compute >= compute_min * (1 - rtol)) & (bandwidth >= bandwidth_min * (1 - rtol))
+    """Share of users whose every resource reaches its minimum (within ``rtol``)."""
+    _check_resources(amounts, minimums)
+    if amounts[0].numel() == 0:
+        return amounts[0].new_tensor(1.0)
+    met = amounts[0] >= minimums[0] * (1 - rtol)
+    for amount, minimum in zip(amounts[1:], minimums[1:]):
+        met = met & (amount >= minimum * (1 - rtol))
     return met.to(torch.float64).mean()
 
 

@@ -36,8 +36,8 @@ def test_satisfaction_and_met_share():
     X = torch.tensor([2.0, 1.0, 0.5])
     y = torch.tensor([2.0, 4.0, 4.0])
     m = torch.ones(3)
-    assert satisfaction(X, y, m, m).tolist() == pytest.approx([2.0, 2.0, math.sqrt(2.0)])
-    assert met_minimum_share(X, y, m, m).item() == pytest.approx(2 / 3)
+    assert satisfaction((X, y), (m, m)).tolist() == pytest.approx([2.0, 2.0, math.sqrt(2.0)])
+    assert met_minimum_share((X, y), (m, m)).item() == pytest.approx(2 / 3)
 
 
 def test_gap_and_variance():
@@ -52,12 +52,21 @@ def test_scale_free_at_extreme_magnitudes():
     # Valid instances with capacities of 1e160 give satisfactions whose squares overflow.
     values = torch.tensor([2e160] * 4 + [1e160] * 6, dtype=torch.float64)
     assert jain_index(values).item() == pytest.approx(14**2 / (10 * 22))
-    q = satisfaction(
-        *(torch.tensor([v], dtype=torch.float64) for v in (1e200, 1e200, 1e-10, 1e-10))
-    )
+    big, small = (torch.tensor([v], dtype=torch.float64) for v in (1e200, 1e-10))
+    q = satisfaction((big, big), (small, small))
     assert torch.isfinite(q).all()
 
 
 def test_gap_with_no_users_is_zero():
     empty = torch.zeros(0, dtype=torch.float64)
     assert utility_gap(empty, empty, empty).item() == 0.0
+
+
+def test_satisfaction_over_any_number_of_resources():
+    r, m = torch.tensor([8.0, 1.0]), torch.tensor([1.0, 1.0])
+    assert satisfaction((r,), (m,)).tolist() == pytest.approx([8.0, 1.0])
+    assert satisfaction((r, r, r), (m, m, m)).tolist() == pytest.approx([8.0, 1.0])
+    assert met_minimum_share((r, 0.5 * m), (m, 0.5 * m)).item() == pytest.approx(1.0)
+    assert met_minimum_share((r, 0.5 * m), (m, m)).item() == 0.0
+    with pytest.raises(ValueError, match="^minimums: expected one per resource"):
+        satisfaction((r, r), (m,))

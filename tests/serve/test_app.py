@@ -386,3 +386,27 @@ def test_every_method_is_finite_and_feasible_at_the_corners_of_the_value_ranges(
             allocation = result.allocation
             assert np.isfinite(allocation.compute).all() and np.isfinite(allocation.bandwidth).all(), where
             assert max_violation(instance, allocation) <= 1e-7, where
+
+
+def test_methods_are_listed_per_family(client: TestClient) -> None:
+    body = client.get("/v1/methods").json()
+    edge = body["edge"]
+    assert edge["instance_format"] == "gnnalloc.instance/v1"
+    assert edge["reference_method"] == "exact"
+    assert set(edge["methods"]) == {"exact", "dual", "equal", "proportional", "gnn"}
+    assert edge["methods"]["gnn"]["kind"] == "learned"
+
+
+def test_the_format_chooses_the_family(client: TestClient, doc: dict[str, Any]) -> None:
+    response = client.post("/v1/allocate", json=dict(doc, format="nobody/v1"))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "format"
+    missing = {k: v for k, v in doc.items() if k != "format"}
+    response = client.post("/v1/allocate", json=missing)
+    assert response.status_code == 422 and response.json()["error"]["field"] == "format"
+
+
+def test_without_a_model_gnn_uses_the_family_s_shipped_checkpoint(doc: dict[str, Any]) -> None:
+    response = TestClient(create_app()).post("/v1/allocate", params={"method": "gnn"}, json=doc)
+    assert response.status_code == 200, response.json()
+    assert_feasible(doc, response.json())

@@ -8,12 +8,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gnnalloc.core import Generator, InstanceError, Method, Setting, read_document
+from gnnalloc.core import Generator, InstanceError, Method, Setting
 from gnnalloc.families.edge._methods import METHODS, default_checkpoint
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.metrics import Score, score
 from gnnalloc.families.edge.problem import (
-    ALLOCATION_FORMAT, INSTANCE_FORMAT, Allocation, AllocationError, Instance,
+    ALLOCATION_FORMAT, INSTANCE_FORMAT, Allocation, Instance, load_allocation,
 )
 from gnnalloc.families.edge.schema import AllocationV1, InstanceV1
 from gnnalloc.families.edge.solvers import load_dual_kernels
@@ -96,7 +96,7 @@ class EdgeFamily:
         return Allocation.from_dict(instance, data)
 
     def load_allocation(self, instance: Instance, path: str | Path) -> Allocation:
-        return Allocation.from_dict(instance, read_document(path, AllocationError))
+        return load_allocation(instance, path)
 
     def dump_allocation(self, instance: Instance, allocation: Allocation) -> dict[str, Any]:
         return allocation.to_dict(instance)

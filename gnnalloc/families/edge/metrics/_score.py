@@ -127,8 +127,8 @@ def score(
     return Score(
         objective=float(utility.sum()),
         gap=gap,
-        jain=float(jain_index(satisfaction(total, bandwidth, cmin, bmin))),
-        met_minimum=float(met_minimum_share(total, bandwidth, cmin, bmin)),
+        jain=float(jain_index(satisfaction((total, bandwidth), (cmin, bmin)))),
+        met_minimum=float(met_minimum_share((total, bandwidth), (cmin, bmin))),
         min_utility=float(utility.min()) if utility.numel() else 0.0,
         utility_variance=float(weighted_utility_variance(utility, weight)),
         max_violation=max_violation(instance, allocation),

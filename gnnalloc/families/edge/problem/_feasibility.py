@@ -3,37 +3,49 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from gnnalloc.families.edge.problem._allocation import Allocation
 from gnnalloc.families.edge.problem._instance import Instance
+from gnnalloc.families.edge.problem._tensors import ProblemTensors
 
-__all__ = ["max_violation", "constraint_slack", "fit_to_capacity", "shrink_factor"]
+__all__ = [
+    "constraint_slack", "fit_to_capacity", "max_violation", "relative_violation", "shrink_factor",
+]
 
 
-def _relative_excess(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def _excess(load: Tensor, capacity: Tensor) -> Tensor:
     # A zero capacity has no scale of its own; measure excess against the kind's mean capacity
     # so that a stray 1e-12 on a switched-off server reads as 1e-12, not as infinity.
-    fallback = max(float(capacity.mean()) if capacity.size else 1.0, 1e-12)
-    scale = np.where(capacity > 0, capacity, fallback)
-    return np.maximum(load - capacity, 0.0) / scale
+    fallback = capacity.mean().clamp(min=1e-12) if capacity.numel() else capacity.new_tensor(1.0)
+    scale = torch.where(capacity > 0, capacity, fallback)
+    return torch.clamp(load - capacity, min=0) / scale
 
 
-def max_violation(instance: Instance, allocation: Allocation) -> float:
-    """Largest relative violation over every constraint of the instance.
+def relative_violation(problem: ProblemTensors, compute: Tensor, bandwidth: Tensor) -> Tensor:
+    """Largest relative violation over every constraint of a (batch of) instance(s), a scalar.
 
     Per server ``(sum_u x[u,s] - C_s)_+ / C_s``, the same for access bandwidth and for links, and
     negative decisions relative to the user's minimum ``(-x)_+ / m``. 0 means feasible.
     """
     parts = [
-        _relative_excess(instance.server_compute_load(allocation.compute), instance.server_compute),
-        _relative_excess(
-            instance.server_bandwidth_load(allocation.bandwidth), instance.server_bandwidth
-        ),
-        _relative_excess(instance.link_load(allocation.compute), instance.link_capacity),
-        np.maximum(-allocation.compute, 0.0) / instance.compute_min[instance.pair_user],
-        np.maximum(-allocation.bandwidth, 0.0) / instance.bandwidth_min,
+        _excess(problem.server_compute_load(compute), problem.server_compute),
+        _excess(problem.server_bandwidth_load(bandwidth), problem.server_bandwidth),
+        _excess(problem.link_load(compute), problem.link_capacity),
+        torch.clamp(-compute, min=0) / problem.compute_min[problem.pair_user],
+        torch.clamp(-bandwidth, min=0) / problem.bandwidth_min,
     ]
-    return float(max((p.max() for p in parts if p.size), default=0.0))
+    values = [p.max() for p in parts if p.numel()]
+    return torch.stack(values).max() if values else compute.new_tensor(0.0)
+
+
+def max_violation(instance: Instance, allocation: Allocation) -> float:
+    """:func:`relative_violation` of one allocation (float64): 0 means feasible."""
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    compute = torch.as_tensor(np.asarray(allocation.compute, dtype=np.float64))
+    bandwidth = torch.as_tensor(np.asarray(allocation.bandwidth, dtype=np.float64))
+    return float(relative_violation(problem, compute, bandwidth))
 
 
 def constraint_slack(instance: Instance, allocation: Allocation) -> dict[str, np.ndarray]:

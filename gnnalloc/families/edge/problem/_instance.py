@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gnnalloc.core import InstanceError, is_real
-from gnnalloc.core import decode_json
+from gnnalloc.core import read_document
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 
@@ -447,24 +447,12 @@ def _parse(data: Any) -> Instance:
 
 
 def load_instance(path: str | Path) -> Instance:
-    """Read and validate an instance JSON file.
+    """Read and validate an instance JSON file (:func:`gnnalloc.core.read_document`'s rule).
 
     Raises:
         InstanceError: for unreadable JSON or any invalid field.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InstanceError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InstanceError("$", f"not UTF-8 text at byte {exc.start}") from None
-    try:
-        data = decode_json(text)  # NaN, Infinity and huge integers: named by from_dict
-    except json.JSONDecodeError as exc:
-        raise InstanceError("$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise InstanceError("$", "JSON nested too deeply") from None
-    return Instance.from_dict(data)
+    return Instance.from_dict(read_document(path))
 
 
 def save_instance(instance: Instance, path: str | Path) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.edge.problem._instance import Instance
+from gnnalloc.ops import segment_sum
 from gnnalloc.families.edge.problem._utility import user_compute, user_utility
 
 __all__ = ["ProblemTensors"]
@@ -162,20 +163,17 @@ class ProblemTensors:
     # ------------------------------------------------------------- loads
     def server_compute_load(self, compute: Tensor) -> Tensor:
         """``sum_u x[u,s]`` per server from per-pair compute ``(..., P)`` -> ``(..., S)``."""
-        out = compute.new_zeros(compute.shape[:-1] + (self.num_servers,))
-        return out.index_add(-1, self.pair_server, compute)
+        return segment_sum(compute, self.pair_server, self.num_servers)
 
     def server_bandwidth_load(self, bandwidth: Tensor) -> Tensor:
         """Sum of ``y[u]`` per home server, ``(..., U)`` -> ``(..., S)``."""
-        out = bandwidth.new_zeros(bandwidth.shape[:-1] + (self.num_servers,))
-        return out.index_add(-1, self.user_server, bandwidth)
+        return segment_sum(bandwidth, self.user_server, self.num_servers)
 
     def link_load(self, compute: Tensor) -> Tensor:
         """``sum data_rate[u] x[u,s]`` over migrated pairs per link, ``(..., P)`` -> ``(..., L)``."""
         migrated = self.pair_link >= 0
-        out = compute.new_zeros(compute.shape[:-1] + (self.num_links,))
         weighted = (compute * self.pair_link_weight)[..., migrated]
-        return out.index_add(-1, self.pair_link[migrated], weighted)
+        return segment_sum(weighted, self.pair_link[migrated], self.num_links)
 
     def user_compute(self, compute: Tensor) -> Tensor:
         """``X[u] = sum_s x[u,s]``, ``(..., P)`` -> ``(..., U)``."""

@@ -8,14 +8,14 @@ from __future__ import annotations
 from torch import Tensor
 
 from gnnalloc.core import resource_utility
+from gnnalloc.ops import segment_sum
 
 __all__ = ["user_compute", "user_utility"]
 
 
 def user_compute(compute: Tensor, pair_user: Tensor, num_users: int) -> Tensor:
     """Total compute per user :math:`X_u = \\sum_s x_{us}` from per-pair compute ``(..., P)``."""
-    out = compute.new_zeros(compute.shape[:-1] + (num_users,))
-    return out.index_add(-1, pair_user, compute)
+    return segment_sum(compute, pair_user, num_users)
 
 
 def user_utility(

@@ -33,6 +33,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from gnnalloc.ops import segment_sum
+
 __all__ = [
     "SegmentLayout",
     "segment_layout",
@@ -137,10 +139,9 @@ def group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
         num_groups: ``G``.
     """
     keep = group >= 0
-    out = values.new_zeros(values.shape[:-1] + (num_groups,))
     if bool(keep.all()):
-        return out.index_add(-1, group, values)
-    return out.index_add(-1, group[keep], values[..., keep])
+        return segment_sum(values, group, num_groups)
+    return segment_sum(values[..., keep], group[keep], num_groups)
 
 
 def group_threshold(

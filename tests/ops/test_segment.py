@@ -30,3 +30,11 @@ def test_sums_to_one_per_segment_and_handles_no_entries():
     totals = torch.zeros(4).index_add(0, index, out)
     assert torch.allclose(totals, torch.tensor([1.0, 0.0, 1.0, 0.0]))
     assert segment_softmax(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), 3).shape == (0, 4)
+
+
+def test_segment_sum_bins_the_last_dimension():
+    from gnnalloc.ops import segment_sum
+
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    index = torch.tensor([2, 0, 2])
+    assert segment_sum(values, index, 4).tolist() == [[2.0, 0.0, 4.0, 0.0], [5.0, 0.0, 10.0, 0.0]]

@@ -1,0 +1,89 @@
+"""The registry finds the edge family by itself; one dispatch for solve, score, load_instance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gnnalloc
+from gnnalloc.core import (
+    Generator, InstanceError, ProblemFamily, Setting, families, family_for_format, family_of,
+    get_family, load_instance, parse_instance, score, solve,
+)
+from gnnalloc.families.edge import FAMILY, Instance, random_instance
+
+
+def test_edge_family_is_discovered_and_implements_the_protocol():
+    assert families()["edge"] is FAMILY
+    assert isinstance(FAMILY, ProblemFamily)
+    assert FAMILY.instance_format == "gnnalloc.instance/v1"
+    assert FAMILY.allocation_format == "gnnalloc.allocation/v1"
+    assert FAMILY.reference_method == "exact"
+    assert set(FAMILY.methods) == {"exact", "dual", "equal", "proportional", "gnn"}
+    assert {"random", "eua"} <= set(FAMILY.generators)
+    assert get_family("edge") is FAMILY
+    assert family_for_format("gnnalloc.allocation/v1") is FAMILY
+
+
+def test_default_checkpoint_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert FAMILY.default_checkpoint.is_absolute() and FAMILY.default_checkpoint.is_file()
+
+
+def test_unknown_family_and_format_are_named():
+    with pytest.raises(ValueError, match="^family: unknown 'nope'"):
+        get_family("nope")
+    with pytest.raises(InstanceError, match="^format: unknown format 'x/v9', expected one of"):
+        parse_instance({"format": "x/v9"})
+    with pytest.raises(InstanceError, match="^format: missing"):
+        parse_instance({"users": []})
+    with pytest.raises(TypeError, match="^instance: "):
+        family_of(object())
+
+
+def test_load_instance_dispatches_by_format(tmp_path, tiny_dict):
+    path = tmp_path / "i.json"
+    path.write_text(json.dumps(tiny_dict))
+    instance = load_instance(path)
+    assert isinstance(instance, Instance) and family_of(instance) is FAMILY
+    assert gnnalloc.load_instance is load_instance
+
+
+def test_solve_dispatches_and_names_bad_methods_and_options():
+    instance = random_instance(12, 3, 1.0, 0)
+    result = solve(instance)  # the family's reference method
+    assert result.method == "exact" and result.certified_optimal
+    assert solve(instance, "equal").method == "equal"
+    with pytest.raises(ValueError, match="^method: unknown 'magic' for the edge family"):
+        solve(instance, "magic")
+    with pytest.raises(ValueError, match="^time_limit: only method 'exact' takes it, not 'dual'"):
+        solve(instance, "dual", time_limit=1.0)
+    with pytest.raises(ValueError, match="^colour: method 'dual' takes no such option"):
+        solve(instance, "dual", colour=1)
+
+
+def test_gnn_uses_the_shipped_checkpoint_by_default():
+    instance = random_instance(15, 3, 1.0, 0)
+    shipped = solve(instance, "gnn")
+    explicit = solve(instance, "gnn", checkpoint=FAMILY.default_checkpoint)
+    np.testing.assert_array_equal(shipped.allocation.compute, explicit.allocation.compute)
+    assert shipped.method == "gnn"
+
+
+def test_score_dispatches_by_family():
+    instance = random_instance(10, 2, 1.0, 0)
+    allocation = solve(instance, "proportional").allocation
+    report = score(instance, allocation)
+    assert report == FAMILY.score(instance, allocation)
+    assert [label for label, _ in report.rows()][0] == "objective"
+
+
+def test_generators_take_size_seed_and_settings():
+    generator = FAMILY.generators["random"]
+    assert isinstance(generator, Generator) and generator.size == "users"
+    assert all(isinstance(s, Setting) for s in generator.settings)
+    a = generator(8, 3, servers=2, load=1.2)
+    b = random_instance(8, 2, 1.2, 3)
+    assert a.to_dict() == b.to_dict()

@@ -1,0 +1,42 @@
+"""Checkpoints record their family; one loader reads every family's files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnnalloc.families.edge import FAMILY, Allocator
+from gnnalloc.nn import DEFAULT_FAMILY, checkpoint_family, load_checkpoint_data
+
+
+def test_saved_checkpoints_record_their_family(tmp_path):
+    path = tmp_path / "m.ckpt"
+    Allocator(hidden=8, heads=2, layers=1).save(path)
+    data = load_checkpoint_data(path)
+    assert data["family"] == "edge" == checkpoint_family(data)
+    assert isinstance(FAMILY.load_allocator(data, path), Allocator)
+
+
+def test_a_checkpoint_without_family_is_edge():
+    data = load_checkpoint_data(FAMILY.default_checkpoint)
+    assert "family" not in data  # shipped before families existed
+    assert checkpoint_family(data) == DEFAULT_FAMILY == "edge"
+
+
+def test_another_family_s_checkpoint_is_refused_by_name(tmp_path):
+    path = tmp_path / "p.ckpt"
+    data = Allocator(hidden=8, heads=2, layers=1).checkpoint_dict()
+    data["family"] = "power"
+    torch.save(data, path)
+    with pytest.raises(ValueError, match="is a model of the 'power' family, not 'edge'"):
+        Allocator.from_checkpoint(path)
+    data["family"] = 3
+    torch.save(data, path)
+    with pytest.raises(ValueError, match="family is a int, not a name"):
+        Allocator.from_checkpoint(path)
+
+
+def test_the_shipped_checkpoint_loads_into_the_generic_encoder():
+    model = Allocator.from_checkpoint(FAMILY.default_checkpoint)
+    state = load_checkpoint_data(FAMILY.default_checkpoint)["state_dict"]
+    assert set(model.state_dict()) == set(state)  # parameter names unchanged by the move

@@ -1,0 +1,106 @@
+"""The command line is generic: another family's generators, methods and documents plug in from
+its FAMILY object alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gnnalloc.cli import main
+from gnnalloc.core import InstanceError, Method, SolveResult, register_family
+from gnnalloc.core import _registry
+
+
+@dataclass
+class Toy:
+    sizes: list[float]
+
+
+@dataclass
+class ToyScore:
+    objective: float
+    gap: float | None = None
+    gap_bound: float | None = None
+    max_violation: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective}
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [("toy objective", f"{self.objective:.3f}")]
+
+
+def line(items: int, seed: int = 0, *, spread: float = 1.0) -> Toy:
+    """Items of growing size."""
+    return Toy([spread * (i + seed) for i in range(items)])
+
+
+class ToyFamily:
+    name = "toy"
+    title = "a test family"
+    instance_format = "toy.instance/v1"
+    allocation_format = "toy.allocation/v1"
+    instance_type = Toy
+    methods = {"all": Method("all", lambda t: SolveResult(list(t.sizes), "all", 0.0), "take all")}
+    reference_method = "all"
+    generators = {"line": line}
+    value_ranges: dict[str, tuple[float, float]] = {}
+    instance_schema = dict
+    default_checkpoint = None
+
+    def parse_instance(self, data: Any) -> Toy:
+        if not isinstance(data.get("sizes"), list):
+            raise InstanceError("sizes", "expected a list")
+        return Toy(data["sizes"])
+
+    def dump_instance(self, instance: Toy) -> dict[str, Any]:
+        return {"format": self.instance_format, "sizes": instance.sizes}
+
+    def parse_allocation(self, instance: Toy, data: Any) -> list[float]:
+        return list(data["taken"])
+
+    def dump_allocation(self, instance: Toy, allocation: list[float]) -> dict[str, Any]:
+        return {"format": self.allocation_format, "taken": allocation}
+
+    def size(self, instance: Toy) -> int:
+        return len(instance.sizes)
+
+    def check_ranges(self, instance: Toy, ranges: Any) -> None:
+        pass
+
+    def score(self, instance: Toy, allocation: Any, reference: Any = None, upper_bound: Any = None) -> ToyScore:
+        return ToyScore(float(sum(allocation)))
+
+
+@pytest.fixture
+def toy():
+    family = register_family(ToyFamily())
+    yield family
+    del _registry._FAMILIES[family.name]
+
+
+def test_another_family_s_plain_generator_gets_flags_from_its_signature(toy, tmp_path, capsys):
+    out = tmp_path / "toy.json"
+    assert main(["generate", "line", "--items", "3", "--seed", "1", "--spread", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"format": "toy.instance/v1", "sizes": [2.0, 4.0, 6.0]}
+    assert main(["solve", str(out), "--method", "all", "--out", str(tmp_path / "a.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "toy objective  12.000" in printed and "status" in printed
+    assert json.loads((tmp_path / "a.json").read_text())["taken"] == [2.0, 4.0, 6.0]
+    # The edge family's generators keep their flags beside the new one.
+    assert main(["generate", "random", "--users", "4", "--servers", "2"]) == 0
+
+
+def test_a_method_of_another_family_is_refused_by_name(toy, tmp_path, capsys):
+    out = tmp_path / "toy.json"
+    assert main(["generate", "line", "--items", "2", "--out", str(out)]) == 0
+    assert main(["solve", str(out), "--method", "exact"]) == 2
+    assert "error: method: unknown 'exact' for the toy family" in capsys.readouterr().err
+
+
+def test_fit_names_an_unknown_family(capsys):
+    assert main(["fit", "--family", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: family: unknown 'nope'")
