@@ -90,6 +90,9 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 
 # In-flight jobs beyond this get 503 rather than an ever-growing queue (memory, latency).
 _MAX_PENDING = 64
+# Seconds a request body may take to arrive in full. A client that declares a length and then
+# stalls would otherwise hold its connection (and the memory of what it sent) forever.
+_BODY_SECONDS = 30.0
 # Seconds uvicorn waits for in-flight requests after SIGTERM/SIGINT before cancelling them.
 _GRACEFUL_SECONDS = 5.0
 # Error messages echo offending values; an echoed megabyte of junk helps nobody.
@@ -127,6 +130,7 @@ def _error_response(status: int, field: str, message: str, headers: dict[str, st
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON or unknown `method`."},
+    408: {"model": ErrorResponse, "description": "The body did not arrive in time."},
     413: {"model": ErrorResponse, "description": "Body or instance over this server's limits."},
     422: {"model": ErrorResponse, "description": "An invalid field, named as in the library."},
     503: {"model": ErrorResponse, "description": "Too many requests in flight; retry later."},
@@ -314,6 +318,7 @@ def create_app(
     checkpoint: str | None = None,
     workers: int = 2,
     max_pending: int = _MAX_PENDING,
+    body_timeout: float = _BODY_SECONDS,
 ) -> FastAPI:
     """The HTTP application around a loaded ``allocator``.
 
@@ -328,7 +333,9 @@ def create_app(
             is returned with ``certified_optimal: false``.
         checkpoint: path reported by ``/v1/model``.
         workers: threads validating and solving non-exact requests.
-        max_pending: requests being read, validated or solved at once; beyond it, 503.
+        max_pending: requests validated, solved or queued for it at once; beyond it, 503.
+            Counted once the body has arrived, so slow or idle uploads never take a slot.
+        body_timeout: seconds a request body may take to arrive in full; beyond it, 408.
     """
     allocator.eval()
     runtime = _Runtime(allocator, workers=workers)
@@ -482,7 +489,9 @@ def create_app(
                 raise _HTTPError(
                     400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
                 )
-            # Counted before reading the body: bodies held in memory are bounded too.
+            # The body is read first, under a deadline: a slow or stalled upload costs a socket
+            # and at most `body_limit` bytes for `body_timeout` seconds, never a compute slot.
+            body = await _read_body(request, body_limit, body_timeout)
             if runtime.pending >= max_pending:
                 return _error_response(
                     503, "$", f"{runtime.pending} requests in flight; retry later",
@@ -490,7 +499,6 @@ def create_app(
                 )
             runtime.pending += 1  # only touched on the event loop: no lock needed
             try:
-                body = await _read_body(request, body_limit)
                 instance = await runtime.run(runtime.fast, prepare, body, method)
                 del body
                 content = await runtime.run(
@@ -523,17 +531,24 @@ def create_app(
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all, or not
+    complete within ``timeout`` seconds (408)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _HTTPError(413, "$", f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # chunked uploads declare no length
-            raise _HTTPError(413, "$", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:  # chunked uploads declare no length
+                    raise _HTTPError(413, "$", f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _HTTPError(
+            408, "$", f"body not received within {timeout:g} s ({size} bytes arrived)"
+        ) from None
     return b"".join(chunks)
 
 
