@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gnnalloc.metrics import score
 from gnnalloc.problem import Instance, InstanceError, SolverError
@@ -508,6 +509,13 @@ def create_app(
                 runtime.pending -= 1
         except _HTTPError as exc:
             return _error_response(exc.status, exc.field, exc.message)
+        except ClientDisconnect:
+            # A normal event (a cancelled upload, a client timeout): nobody is left to answer.
+            # 499 is nginx's "client closed request"; the server drops it unsent.
+            client = request.client
+            logger.info("client %s disconnected before its request body arrived",
+                        f"{client.host}:{client.port}" if client else "?")
+            return Response(status_code=499)
         except Exception as exc:  # last resort; the fuzz tests assert it never happens
             logger.exception("unhandled error in /v1/allocate")
             return _error_response(500, "$", f"internal error: {type(exc).__name__}: {exc}")

@@ -85,3 +85,14 @@ def test_stalled_uploads_take_no_compute_slot() -> None:
             await asyncio.gather(*stalled, return_exceptions=True)
 
     assert asyncio.run(run()) == 200
+
+
+def test_a_disconnect_mid_upload_is_one_quiet_log_line(caplog) -> None:
+    app = create_app(small_model())
+    with caplog.at_level(logging.DEBUG, logger="gnnalloc.serve"):
+        messages = asyncio.run(_request(app, [BODY[:10], BODY[10:20]], then="disconnect"))
+    records = [r for r in caplog.records if r.name.startswith("gnnalloc")]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].levelno <= logging.INFO and records[0].exc_info is None
+    assert "disconnected" in records[0].getMessage()
+    assert _status(messages) != 500
