@@ -214,9 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # LightningCLI warns when handed arguments that are also the process's command line.
         return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
+    from gnnalloc.core import configure_threads
     from gnnalloc.problem import InstanceError, SolverError
 
     try:
+        configure_threads()  # one intra-op thread per solve unless GNNALLOC_THREADS says otherwise
         return int(args.run(args) or 0)
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -42,7 +42,7 @@ from starlette.requests import ClientDisconnect
 
 from gnnalloc.metrics import score
 from gnnalloc.problem import Instance, InstanceError, SolverError
-from gnnalloc.core import decode_json
+from gnnalloc.core import configure_threads, decode_json
 from gnnalloc.serve.schemas import (
     AllocateResponse,
     ErrorResponse,
@@ -579,7 +579,6 @@ def serve_cli(args: argparse.Namespace) -> int:
     Returns 0 after a graceful shutdown, 2 (with one ``error: field: reason`` line) for a
     missing or unloadable checkpoint, a bad flag, or an address it cannot listen on.
     """
-    import torch
     import uvicorn
 
     from gnnalloc.nn.allocator import Allocator
@@ -606,8 +605,11 @@ def serve_cli(args: argparse.Namespace) -> int:
         print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
               file=sys.stderr)
         return 2
-    # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    try:  # one intra-op thread per solve (GNNALLOC_THREADS); parallelism comes from --workers
+        configure_threads()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     load_dual_kernels()  # else the first method=dual request pays for loading (or compiling) them
 
     app = create_app(
