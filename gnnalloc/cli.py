@@ -197,6 +197,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="most candidate (user, server) pairs per instance (cost grows with them)")
     srv.add_argument("--exact-time-limit", type=float, default=30.0)
     srv.add_argument("--exact-max-users", type=int, default=5000)
+    srv.add_argument("--workers", type=int, default=1,
+                     help="worker processes, each with its own model (about one per core)")
+    srv.add_argument("--body-timeout", type=float, default=30.0,
+                     help="seconds a request body may take to arrive (then 408)")
     srv.set_defaults(run=_cmd_serve)
 
     for name in _LIGHTNING_COMMANDS:

@@ -509,6 +509,13 @@ def create_app(
                 runtime.pending -= 1
         except _HTTPError as exc:
             return _error_response(exc.status, exc.field, exc.message)
+        except asyncio.CancelledError:
+            # The graceful-shutdown timeout cancels requests still solving: an expected end, not
+            # a crash (re-raised, uvicorn would log it with a traceback). The client gets a 503.
+            logger.info("request cancelled by shutdown; its solve is abandoned")
+            return _error_response(
+                503, "$", "the server is shutting down; retry", headers={"Retry-After": "1"}
+            )
         except ClientDisconnect:
             # A normal event (a cancelled upload, a client timeout): nobody is left to answer.
             # 499 is nginx's "client closed request"; the server drops it unsent.
@@ -590,6 +597,9 @@ def serve_cli(args: argparse.Namespace) -> int:
         ("exact-time-limit", args.exact_time_limit,
          math.isfinite(args.exact_time_limit) and args.exact_time_limit > 0),
         ("port", args.port, 0 <= args.port <= 65535),
+        ("workers", args.workers, 1 <= args.workers <= 64),
+        ("body-timeout", args.body_timeout,
+         math.isfinite(args.body_timeout) and args.body_timeout > 0),
     ):
         if not ok:
             print(f"error: {flag}: invalid value {value!r}", file=sys.stderr)
@@ -610,16 +620,20 @@ def serve_cli(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    options = {
+        "max_users": args.max_users,
+        "max_pairs": args.max_pairs,
+        "exact_max_users": args.exact_max_users,
+        "exact_time_limit": args.exact_time_limit,
+        "body_timeout": args.body_timeout,
+        "checkpoint": checkpoint,
+    }
+    if args.workers > 1:
+        del allocator  # loaded only to fail early; each worker loads its own
+        return _serve_workers(args, options)
     load_dual_kernels()  # else the first method=dual request pays for loading (or compiling) them
 
-    app = create_app(
-        allocator,
-        max_users=args.max_users,
-        max_pairs=args.max_pairs,
-        exact_max_users=args.exact_max_users,
-        exact_time_limit=args.exact_time_limit,
-        checkpoint=checkpoint,
-    )
+    app = create_app(allocator, **options)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -628,6 +642,7 @@ def serve_cli(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
         log_level="info",
+        log_config=_log_config(),
     )
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler that was
@@ -659,6 +674,74 @@ def serve_cli(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    return 0
+
+
+# How `gnnalloc serve --workers N` hands its options to the worker processes it spawns.
+_WORKER_ENV = "GNNALLOC_SERVE_WORKER"
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with this module's lines (e.g. a client gone mid-upload) beside its own."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["gnnalloc"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _worker_app() -> FastAPI:
+    """The app of one ``--workers`` process: its own model, threads and pools (stateless, so
+    workers, like several hosts behind a load balancer, need not share anything)."""
+    from gnnalloc.nn.allocator import Allocator
+
+    options = json.loads(os.environ[_WORKER_ENV])
+    configure_threads()
+    allocator = Allocator.from_checkpoint(options["checkpoint"])
+    load_dual_kernels()
+    return create_app(allocator, **options)
+
+
+def _serve_workers(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """Serve with ``args.workers`` processes sharing one listening socket (uvicorn's supervisor:
+    it restarts a worker that dies and stops them all on SIGTERM/SIGINT)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[_WORKER_ENV] = json.dumps(options)
+    config = uvicorn.Config(
+        "gnnalloc.serve.app:_worker_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # Seconds a worker may miss the supervisor's ping before it is killed and replaced: a
+        # fresh interpreter importing torch on a busy machine misses uvicorn's default of 5.
+        timeout_worker_healthcheck=120,
+        lifespan="on",
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        log_level="info",
+        log_config=_log_config(),
+    )
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged why
+        print(f"error: port: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 2
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if any(process.exitcode == 3 for process in supervisor.processes):  # uvicorn's STARTUP_FAILURE
+        print("error: workers: a worker process failed to start (see the log above)",
+              file=sys.stderr)
+        return 2
     return 0
 
 
