@@ -16,7 +16,7 @@ from gnnalloc.metrics.functional import (
     weighted_utility_variance,
 )
 from gnnalloc.problem._allocation import Allocation
-from gnnalloc.core import is_real
+from gnnalloc.core import AllocationError, is_real
 from gnnalloc.problem._feasibility import max_violation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.core import user_utility
@@ -109,7 +109,7 @@ def score(
         # The bound is on the sum of utilities: the same gap with the sums as the only "users".
         objective = utility.sum().reshape(1)
         gap_bound = max(0.0, float(utility_gap(objective, objective.new_tensor([upper_bound]), weight)))
-    return Score(
+    result = Score(
         objective=float(utility.sum()),
         gap=gap,
         jain=float(jain_index(satisfaction(total, bandwidth, cmin, bmin))),
@@ -120,3 +120,10 @@ def score(
         users_without_candidate=int(instance.users_without_candidate.size),
         gap_bound=gap_bound,
     )
+    # A figure that overflowed is no score: name it rather than print inf or nan.
+    for key, value in result.as_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise AllocationError(
+                "compute", f"the allocation's values overflow the metrics ({key} = {value})"
+            )
+    return result
