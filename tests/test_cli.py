@@ -130,6 +130,8 @@ def test_unusable_out_paths_are_named(tmp_path, capsys):
         (["generate", "random", "--users", "5", "--servers", "2", "--penalty", "0.5"], "error: penalty: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--alpha", "nan"], "error: alpha: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--load", "inf"], "error: load: "),
+        (["generate", "random", "--users", "5", "--servers", "2", "--load", "1e308"], "error: load: "),
+        (["generate", "eua", "--users", "5", "--load", "1e-300"], "error: load: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--seed", "-1"], "error: seed: "),
     ],
 )
