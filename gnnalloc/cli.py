@@ -261,6 +261,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="most candidate (user, server) pairs per instance (cost grows with them)")
     srv.add_argument("--exact-time-limit", type=float, default=30.0)
     srv.add_argument("--exact-max-users", type=int, default=5000)
+    srv.add_argument("--workers", type=int, default=1,
+                     help="worker processes, each with its own model (about one per core)")
+    srv.add_argument("--body-timeout", type=float, default=30.0,
+                     help="seconds a request body may take to arrive (then 408)")
     srv.set_defaults(run=_cmd_serve)
 
     for name in _LIGHTNING_COMMANDS:
@@ -278,9 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # LightningCLI warns when handed arguments that are also the process's command line.
         return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
-    from gnnalloc.core import InstanceError, SolverError
+    from gnnalloc.core import InstanceError, SolverError, configure_threads
 
     try:
+        configure_threads()  # one intra-op thread per solve unless GNNALLOC_THREADS says otherwise
         return int(args.run(args) or 0)
     except InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)

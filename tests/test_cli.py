@@ -130,6 +130,8 @@ def test_unusable_out_paths_are_named(tmp_path, capsys):
         (["generate", "random", "--users", "5", "--servers", "2", "--penalty", "0.5"], "error: penalty: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--alpha", "nan"], "error: alpha: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--load", "inf"], "error: load: "),
+        (["generate", "random", "--users", "5", "--servers", "2", "--load", "1e308"], "error: load: "),
+        (["generate", "eua", "--users", "5", "--load", "1e-300"], "error: load: "),
         (["generate", "random", "--users", "5", "--servers", "2", "--seed", "-1"], "error: seed: "),
     ],
 )
@@ -177,3 +179,25 @@ def test_fit_settings_are_one_line_errors(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: batch_size: must be >= 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1.7e308])
+def test_score_refuses_values_that_overflow_the_metrics(tmp_path, capsys, value):
+    """Sums of values near 1e308 overflow: one named error line and exit 2, never inf/nan."""
+    instance = tmp_path / "inst.json"
+    assert main(["generate", "random", "--users", "3", "--servers", "2", "--out", str(instance)]) == 0
+    from gnnalloc.families.edge import load_instance
+    from gnnalloc.families.edge import equal_share
+
+    loaded = load_instance(instance)
+    doc = equal_share(loaded).to_dict(loaded)
+    for user in doc["users"]:
+        user["bandwidth"] = value
+        user["compute"] = {server: value for server in user["compute"]}
+    allocation = tmp_path / "alloc.json"
+    allocation.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["score", str(instance), str(allocation)]) == 2
+    out, err = capsys.readouterr()
+    assert "inf" not in out and "nan" not in out
+    assert err.startswith("error: compute: ") and err.count("\n") == 1, err

@@ -11,11 +11,13 @@ from gnnalloc.core._registry import (
     families, family_for_format, family_of, get_family, load_instance, parse_instance,
     register_family, score, solve,
 )
+from gnnalloc.core._threads import THREADS_ENV, configure_threads
 from gnnalloc.core._utility import resource_utility
 
 __all__ = [
     "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
-    "SolveResult", "SolverError", "check_count", "check_nonnegative", "check_positive",
+    "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_nonnegative", "check_positive",
+    "configure_threads",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",
     "resource_utility", "score", "Setting", "solve",

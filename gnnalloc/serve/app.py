@@ -37,9 +37,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, SolverError, decode_json, families, family_for_format, solve,
+    InstanceError, ProblemFamily, SolverError, configure_threads, decode_json, families,
+    family_for_format, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
@@ -69,6 +71,9 @@ _BASE_BYTES = 1 << 20
 
 # In-flight jobs beyond this get 503 rather than an ever-growing queue (memory, latency).
 _MAX_PENDING = 64
+# Seconds a request body may take to arrive in full. A client that declares a length and then
+# stalls would otherwise hold its connection (and the memory of what it sent) forever.
+_BODY_SECONDS = 30.0
 # Seconds uvicorn waits for in-flight requests after SIGTERM/SIGINT before cancelling them.
 _GRACEFUL_SECONDS = 5.0
 # Error messages echo offending values; an echoed megabyte of junk helps nobody.
@@ -106,6 +111,7 @@ def _error_response(status: int, field: str, message: str, headers: dict[str, st
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON or unknown `method`."},
+    408: {"model": ErrorResponse, "description": "The body did not arrive in time."},
     413: {"model": ErrorResponse, "description": "Body or instance over this server's limits."},
     422: {"model": ErrorResponse, "description": "An invalid field, named as in the library."},
     503: {"model": ErrorResponse, "description": "Too many requests in flight; retry later."},
@@ -283,6 +289,7 @@ def create_app(
     checkpoint: str | None = None,
     workers: int = 2,
     max_pending: int = _MAX_PENDING,
+    body_timeout: float = _BODY_SECONDS,
 ) -> FastAPI:
     """The HTTP application around a loaded ``allocator``.
 
@@ -300,7 +307,9 @@ def create_app(
             is returned with ``certified_optimal: false``.
         checkpoint: path reported by ``/v1/model``.
         workers: threads validating and solving non-exact requests.
-        max_pending: requests being read, validated or solved at once; beyond it, 503.
+        max_pending: requests validated, solved or queued for it at once; beyond it, 503.
+            Counted once the body has arrived, so slow or idle uploads never take a slot.
+        body_timeout: seconds a request body may take to arrive in full; beyond it, 408.
     """
     models = dict(allocators or {})
     if allocator is not None:
@@ -499,7 +508,9 @@ def create_app(
                 raise _HTTPError(
                     400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
                 )
-            # Counted before reading the body: bodies held in memory are bounded too.
+            # The body is read first, under a deadline: a slow or stalled upload costs a socket
+            # and at most `body_limit` bytes for `body_timeout` seconds, never a compute slot.
+            body = await _read_body(request, body_limit, body_timeout)
             if runtime.pending >= max_pending:
                 return _error_response(
                     503, "$", f"{runtime.pending} requests in flight; retry later",
@@ -507,7 +518,6 @@ def create_app(
                 )
             runtime.pending += 1  # only touched on the event loop: no lock needed
             try:
-                body = await _read_body(request, body_limit)
                 family, instance = await runtime.run(runtime.fast, prepare, body, method)
                 del body
                 content = await runtime.run(
@@ -517,6 +527,20 @@ def create_app(
                 runtime.pending -= 1
         except _HTTPError as exc:
             return _error_response(exc.status, exc.field, exc.message)
+        except asyncio.CancelledError:
+            # The graceful-shutdown timeout cancels requests still solving: an expected end, not
+            # a crash (re-raised, uvicorn would log it with a traceback). The client gets a 503.
+            logger.info("request cancelled by shutdown; its solve is abandoned")
+            return _error_response(
+                503, "$", "the server is shutting down; retry", headers={"Retry-After": "1"}
+            )
+        except ClientDisconnect:
+            # A normal event (a cancelled upload, a client timeout): nobody is left to answer.
+            # 499 is nginx's "client closed request"; the server drops it unsent.
+            client = request.client
+            logger.info("client %s disconnected before its request body arrived",
+                        f"{client.host}:{client.port}" if client else "?")
+            return Response(status_code=499)
         except Exception as exc:  # last resort; the fuzz tests assert it never happens
             logger.exception("unhandled error in /v1/allocate")
             return _error_response(500, "$", f"internal error: {type(exc).__name__}: {exc}")
@@ -553,17 +577,24 @@ def _request_schema() -> dict[str, Any]:
     return refs[0] if len(refs) == 1 else {"oneOf": refs}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes before reading it all."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes before reading it all, or not
+    complete within ``timeout`` seconds (408)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _HTTPError(413, "$", f"body of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # chunked uploads declare no length
-            raise _HTTPError(413, "$", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:  # chunked uploads declare no length
+                    raise _HTTPError(413, "$", f"body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _HTTPError(
+            408, "$", f"body not received within {timeout:g} s ({size} bytes arrived)"
+        ) from None
     return b"".join(chunks)
 
 
@@ -586,11 +617,7 @@ def serve_cli(args: argparse.Namespace) -> int:
     Returns 0 after a graceful shutdown, 2 (with one ``error: field: reason`` line) for a
     missing or unloadable checkpoint, a bad flag, or an address it cannot listen on.
     """
-    import torch
     import uvicorn
-
-    from gnnalloc.core import get_family
-    from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
     for flag, value, ok in (
         ("max-users", args.max_users, args.max_users >= 1),
@@ -599,17 +626,16 @@ def serve_cli(args: argparse.Namespace) -> int:
         ("exact-time-limit", args.exact_time_limit,
          math.isfinite(args.exact_time_limit) and args.exact_time_limit > 0),
         ("port", args.port, 0 <= args.port <= 65535),
+        ("workers", args.workers, 1 <= args.workers <= 64),
+        ("body-timeout", args.body_timeout,
+         math.isfinite(args.body_timeout) and args.body_timeout > 0),
     ):
         if not ok:
             print(f"error: {flag}: invalid value {value!r}", file=sys.stderr)
             return 2
     checkpoint = str(args.checkpoint)
     try:
-        data = load_checkpoint_data(checkpoint)
-        family = get_family(checkpoint_family(data, checkpoint))
-        if getattr(family, "load_allocator", None) is None:
-            raise ValueError(f"checkpoint: the {family.name} family has no learned model")
-        allocator = family.load_allocator(data, checkpoint)
+        allocator = _load_allocator(checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
@@ -618,21 +644,25 @@ def serve_cli(args: argparse.Namespace) -> int:
         print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
               file=sys.stderr)
         return 2
-    # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    for family in families().values():  # else the first request pays for lazy set-up
-        warm_up = getattr(family, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+    try:  # one intra-op thread per solve (GNNALLOC_THREADS); parallelism comes from --workers
+        configure_threads()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = {
+        "max_users": args.max_users,
+        "max_pairs": args.max_pairs,
+        "exact_max_users": args.exact_max_users,
+        "exact_time_limit": args.exact_time_limit,
+        "body_timeout": args.body_timeout,
+        "checkpoint": checkpoint,
+    }
+    if args.workers > 1:
+        del allocator  # loaded only to fail early; each worker loads its own
+        return _serve_workers(args, options)
+    _warm_up()
 
-    app = create_app(
-        allocator,
-        max_users=args.max_users,
-        max_pairs=args.max_pairs,
-        exact_max_users=args.exact_max_users,
-        exact_time_limit=args.exact_time_limit,
-        checkpoint=checkpoint,
-    )
+    app = create_app(allocator, **options)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -641,6 +671,7 @@ def serve_cli(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
         log_level="info",
+        log_config=_log_config(),
     )
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler that was
@@ -673,3 +704,99 @@ def serve_cli(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+# How `gnnalloc serve --workers N` hands its options to the worker processes it spawns.
+_WORKER_ENV = "GNNALLOC_SERVE_WORKER"
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with this module's lines (e.g. a client gone mid-upload) beside its own."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["gnnalloc"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _worker_app() -> FastAPI:
+    """The app of one ``--workers`` process: its own model, threads and pools (stateless, so
+    workers, like several hosts behind a load balancer, need not share anything)."""
+    options = json.loads(os.environ[_WORKER_ENV])
+    configure_threads()
+    allocator = _load_allocator(options["checkpoint"])
+    _warm_up()
+    return create_app(allocator, **options)
+
+
+def _load_allocator(checkpoint: str) -> "nn.Module":
+    """The model of ``checkpoint``, rebuilt by the family the checkpoint records."""
+    from gnnalloc.core import get_family
+    from gnnalloc.nn import checkpoint_family, load_checkpoint_data
+
+    data = load_checkpoint_data(checkpoint)
+    family = get_family(checkpoint_family(data, checkpoint))
+    if getattr(family, "load_allocator", None) is None:
+        raise ValueError(f"checkpoint: the {family.name} family has no learned model")
+    return family.load_allocator(data, checkpoint)
+
+
+def _warm_up() -> None:
+    """Each family's lazy set-up (e.g. compiled kernels), else the first request pays for it."""
+    for family in families().values():
+        warm_up = getattr(family, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+
+
+def _serve_workers(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """Serve with ``args.workers`` processes sharing one listening socket (uvicorn's supervisor:
+    it restarts a worker that dies and stops them all on SIGTERM/SIGINT)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[_WORKER_ENV] = json.dumps(options)
+    config = uvicorn.Config(
+        "gnnalloc.serve.app:_worker_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # Seconds a worker may miss the supervisor's ping before it is killed and replaced: a
+        # fresh interpreter importing torch on a busy machine misses uvicorn's default of 5.
+        timeout_worker_healthcheck=120,
+        lifespan="on",
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+        log_level="info",
+        log_config=_log_config(),
+    )
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged why
+        print(f"error: port: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 2
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    supervisor = Multiprocess(config, sockets=[sock])
+    try:
+        supervisor.run()
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if any(process.exitcode == 3 for process in supervisor.processes):  # uvicorn's STARTUP_FAILURE
+        print("error: workers: a worker process failed to start (see the log above)",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _main() -> int:  # `python -m gnnalloc.serve.app --checkpoint ...`, mostly for debugging
+    from gnnalloc.cli import main
+
+    return main(["serve", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

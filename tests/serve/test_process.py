@@ -192,3 +192,23 @@ def test_corrupt_checkpoint_exits_2_with_one_line(tmp_path: Path, capsys) -> Non
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: checkpoint") and "Traceback" not in err
 
+
+
+def test_workers_serve_from_separate_processes_and_stop_with_0(checkpoint: Path) -> None:
+    proc = Server(checkpoint, "--workers", "2")
+    try:
+        proc.wait_ready()
+        doc = random_instance(15, 3, 1.0, 1).to_dict()
+        for method in ("gnn", "dual", "equal"):
+            response = httpx.post(f"{proc.url}/v1/allocate?method={method}", json=doc, timeout=120)
+            assert response.status_code == 200, response.text
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while proc.output().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, proc.output()
+            time.sleep(0.5)
+        code, _ = proc.stop(signal.SIGTERM)
+        assert code == 0, proc.output()
+        assert "Traceback" not in proc.output()
+        assert_port_closed(proc.port)
+    finally:
+        proc.kill()

@@ -27,6 +27,11 @@ __all__ = ["synthesise", "SERVICES", "radius_links"]
 SERVICES = ("video", "ar", "analytics")
 
 
+#: Loads the generators accept: far beyond any meaningful congestion either way, yet demands stay
+#: well inside the instance's magnitude bounds.
+LOAD_RANGE = (1e-6, 1e6)
+
+
 def radius_links(positions: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Undirected links between servers closer than ``radius`` (same unit as ``positions``)."""
     from scipy.spatial import cKDTree
@@ -51,6 +56,13 @@ def synthesise(
 ) -> Instance:
     """Draw capacities, services and demands (see module docstring) and build the instance."""
     check_positive("load", load)  # penalty and alpha: the Instance checks them by name
+    # Demands scale with the load: outside this range they leave the instance's magnitude bounds
+    # and the Instance would blame a user's demand for what is a bad `load`.
+    if not LOAD_RANGE[0] <= load <= LOAD_RANGE[1]:
+        raise ValueError(
+            f"load: must be in [{LOAD_RANGE[0]:g}, {LOAD_RANGE[1]:g}] (total minimum demand / "
+            f"total capacity), got {load!r}"
+        )
     num_users = int(user_server.shape[0])
     compute = rng.uniform(20.0, 60.0, num_servers)
     bandwidth = rng.uniform(50.0, 150.0, num_servers)

@@ -15,11 +15,8 @@ from gnnalloc.metrics.functional import (
     utility_gap,
     weighted_utility_variance,
 )
-from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import is_real
-from gnnalloc.families.edge.problem import max_violation
-from gnnalloc.families.edge.problem import Instance
-from gnnalloc.families.edge.problem import user_utility
+from gnnalloc.core import AllocationError, is_real
+from gnnalloc.families.edge.problem import Allocation, Instance, max_violation, user_utility
 
 __all__ = ["Score", "score", "user_utilities"]
 
@@ -124,7 +121,7 @@ def score(
         # The bound is on the sum of utilities: the same gap with the sums as the only "users".
         objective = utility.sum().reshape(1)
         gap_bound = max(0.0, float(utility_gap(objective, objective.new_tensor([upper_bound]), weight)))
-    return Score(
+    result = Score(
         objective=float(utility.sum()),
         gap=gap,
         jain=float(jain_index(satisfaction((total, bandwidth), (cmin, bmin)))),
@@ -135,3 +132,10 @@ def score(
         users_without_candidate=int(instance.users_without_candidate.size),
         gap_bound=gap_bound,
     )
+    # A figure that overflowed is no score: name it rather than print inf or nan.
+    for key, value in result.as_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise AllocationError(
+                "compute", f"the allocation's values overflow the metrics ({key} = {value})"
+            )
+    return result

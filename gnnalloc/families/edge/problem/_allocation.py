@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gnnalloc.core import AllocationError
-from gnnalloc.families.edge.problem._instance import Instance
+from gnnalloc.families.edge.problem._instance import MAX_MAGNITUDE, Instance
 from gnnalloc.core import read_document
 
 __all__ = ["Allocation", "ALLOCATION_FORMAT", "load_allocation", "save_allocation"]
@@ -42,6 +42,17 @@ class Allocation:
                 raise AllocationError(f"{name}{field}", f"expected shape ({size},), got {values.shape}")
             if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
                 raise AllocationError(f"{name}{field}", "must be finite numbers")
+            # Metrics add and square these values: beyond an instance's own largest magnitude
+            # they would overflow to inf/nan instead of being scored.
+            big = np.flatnonzero(np.abs(values) > MAX_MAGNITUDE)
+            if big.size:
+                i = int(big[0])
+                user = instance.user_ids[int(instance.pair_user[i] if field == "compute" else i)]
+                raise AllocationError(
+                    f"{name}{field}",
+                    f"user {user!r}: {float(values[i])!r} is beyond the largest magnitude "
+                    f"{MAX_MAGNITUDE:g} an allocation may hold",
+                )
 
     def to_dict(self, instance: Instance) -> dict[str, Any]:
         """The ``gnnalloc.allocation/v1`` document; compute keyed by candidate server id."""
