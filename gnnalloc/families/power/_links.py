@@ -1,0 +1,158 @@
+r"""Link batches: power-control instances in noise-normalised sparse form, and the WMMSE step.
+
+Every quantity is scale-free. With :math:`\sigma^2` the noise power, :math:`\bar p_k` link
+:math:`k`'s power limit and :math:`q_k = p_k / \bar p_k \in [0, 1]` its power as a share of it,
+
+.. math::
+
+    \mathrm{snr}_k = \frac{g_{kk} \bar p_k}{\sigma^2}, \qquad
+    \mathrm{inr}_{kj} = \frac{g_{kj} \bar p_j}{\sigma^2}, \qquad
+    \mathrm{sinr}_k = \frac{\mathrm{snr}_k\, q_k}{1 + \sum_{j \ne k} \mathrm{inr}_{kj}\, q_j},
+
+so gains spanning :math:`10^{-15}..1` become numbers around one, and links of many instances
+(graphs of a batch) are one list of nodes with one list of interference edges ``(rx, tx)``.
+
+The WMMSE iteration (Shi, Razaviyayn, Luo and He, 2011) in these units, with
+:math:`v_k = \sqrt{q_k}`, effective channels :math:`h_{kk} = \sqrt{\mathrm{snr}_k}`,
+:math:`|h_{kj}|^2 = \mathrm{inr}_{kj}`, unit noise and weights :math:`a_k`:
+
+.. math::
+
+    u_k = \frac{h_{kk} v_k}{1 + \sum_j |h_{kj}|^2 v_j^2}, \qquad
+    w_k = \frac{1}{1 - u_k h_{kk} v_k}, \qquad
+    v_k \leftarrow \Big[\frac{a_k w_k u_k h_{kk}}{\sum_j a_j w_j u_j^2 |h_{jk}|^2}\Big]_0^1,
+
+(sums over :math:`j` include :math:`j = k`). It increases :math:`\sum_k a_k \log(1 + \mathrm{sinr}_k)`
+monotonically. For a concave utility :math:`U_k = w_k f(r_k)` of the rate, re-weighting
+:math:`a_k = w_k f'(r_k)` at each step is the minorise-maximise form: the step increases the
+linearised utility, the standard route from weighted sum rate to α-fair power control.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+from gnnalloc.core import resource_utility
+
+__all__ = ["LinkBatch", "link_rates", "link_utility", "utility_slope", "wmmse_step"]
+
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class LinkBatch:
+    """Noise-normalised links of one or more instances (see the module docstring).
+
+    Args:
+        snr: :math:`\\mathrm{snr}_k`, ``(N,)``.
+        rx, tx: interference edges (transmitter ``tx`` heard at receiver ``rx``), ``(E,)`` long.
+        inr: :math:`\\mathrm{inr}_{rx, tx}`, ``(E,)``.
+        weight: utility weight per link, ``(N,)``.
+        rate_min: minimum rate per link (bits/s/Hz; only used by the α-fair utility), ``(N,)``.
+        alpha, penalty: α-fair parameters per link, ``(N,)``.
+        fair: per link, ``True`` for the α-fair utility, ``False`` for the weighted rate, ``(N,)``.
+        batch: instance of each link, ``(N,)`` long.
+        num_graphs: number of instances.
+    """
+
+    snr: Tensor
+    rx: Tensor
+    tx: Tensor
+    inr: Tensor
+    weight: Tensor
+    rate_min: Tensor
+    alpha: Tensor
+    penalty: Tensor
+    fair: Tensor
+    batch: Tensor
+    num_graphs: int
+
+    @property
+    def num_links(self) -> int:
+        return int(self.snr.shape[0])
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "LinkBatch":
+        """The batch on ``device``; floating tensors also cast to ``dtype`` when given."""
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                value = value.to(device, dtype) if dtype is not None and value.is_floating_point() else value.to(device)
+            moved[f.name] = value
+        return replace(self, **moved)
+
+    @staticmethod
+    def concat(parts: "list[LinkBatch]") -> "LinkBatch":
+        """One batch of every link and edge of ``parts`` (node indices shifted)."""
+        offsets, graph_offsets, total, graphs = [], [], 0, 0
+        for part in parts:
+            offsets.append(total)
+            graph_offsets.append(graphs)
+            total += part.num_links
+            graphs += part.num_graphs
+        cat = {}
+        for f in fields(LinkBatch):
+            if f.name == "num_graphs":
+                continue
+            values = [getattr(p, f.name) for p in parts]
+            if f.name in ("rx", "tx"):
+                values = [v + o for v, o in zip(values, offsets)]
+            elif f.name == "batch":
+                values = [v + o for v, o in zip(values, graph_offsets)]
+            cat[f.name] = torch.cat(values)
+        return LinkBatch(num_graphs=graphs, **cat)
+
+
+def _interference(batch: LinkBatch, q: Tensor) -> Tensor:
+    """:math:`\\sum_{j \\ne k} \\mathrm{inr}_{kj} q_j` per receiver ``k``."""
+    return q.new_zeros(batch.num_links).index_add(0, batch.rx, batch.inr * q.index_select(0, batch.tx))
+
+
+def link_rates(batch: LinkBatch, q: Tensor) -> Tensor:
+    """Rates :math:`\\log_2(1 + \\mathrm{sinr}_k)` in bits/s/Hz at power shares ``q`` ``(N,)``."""
+    return torch.log1p(batch.snr * q / (1.0 + _interference(batch, q))) / _LN2
+
+
+def link_utility(batch: LinkBatch, rates: Tensor) -> Tensor:
+    """Per-link utility: :math:`w_k r_k` (weighted rate) or :math:`w_k f(r_k; r^{min}_k)`
+    (α-fair, :func:`gnnalloc.core.resource_utility`), by ``batch.fair``."""
+    fair = resource_utility(rates, batch.rate_min, batch.penalty, batch.alpha)
+    return batch.weight * torch.where(batch.fair, fair, rates)
+
+
+def utility_slope(batch: LinkBatch, rates: Tensor) -> Tensor:
+    r""":math:`\partial U_k / \partial r_k`: :math:`w_k` for the weighted rate; for the α-fair
+    utility :math:`w_k (r/m)^{-\alpha} / m` above the minimum :math:`m`, :math:`w_k k / m` below."""
+    ratio = rates / batch.rate_min
+    above = torch.clamp(ratio, min=1.0).pow(-batch.alpha) / batch.rate_min
+    slope = torch.where(ratio >= 1.0, above, batch.penalty / batch.rate_min)
+    return batch.weight * torch.where(batch.fair, slope, torch.ones_like(slope))
+
+
+def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Tensor:
+    """One WMMSE update of the power shares ``q`` ``(N,)`` (module docstring), differentiable.
+
+    Args:
+        batch: the links.
+        q: power shares in ``[0, 1]``.
+        weight: the weights :math:`a_k`; default :func:`utility_slope` at the rates of ``q``.
+    """
+    if weight is None:
+        weight = utility_slope(batch, link_rates(batch, q))
+    h = batch.snr.sqrt()
+    v = q.clamp(min=0.0).sqrt()
+    interference = 1.0 + _interference(batch, q)
+    received = interference + batch.snr * q
+    u = h * v / received
+    w = received / interference  # 1 / (1 - u h v) = 1 + sinr
+    cost = weight * w * u * u
+    # sum_j a_j w_j u_j^2 |h_jk|^2 over the receivers j that transmitter k reaches, own included.
+    spread = cost * batch.snr + cost.new_zeros(batch.num_links).index_add(
+        0, batch.tx, batch.inr * cost.index_select(0, batch.rx)
+    )
+    v_new = weight * w * u * h / spread.clamp(min=torch.finfo(spread.dtype).tiny)
+    return v_new.clamp(0.0, 1.0).square()
