@@ -4,7 +4,8 @@ One node type, ``link`` (a transmitter-receiver pair), and two relations over th
 edges: ``interferes`` (transmitter :math:`j` to the receiver of :math:`k`, so :math:`k` learns
 who disturbs it) and ``rev_interferes`` (the same edges reversed, so :math:`j` learns whom it
 disturbs). Edges whose interference at full power is below ``prune`` times the receiver's noise
-are left out of the two relations (they carry no information worth a message on large layouts),
+plus total interference are left out of the two relations (a receiver's few dominant interferers
+carry what matters, and the degree then stays nearly constant as layouts grow),
 but every edge stays in the ``gain`` relation, which the allocator's WMMSE refinement and the
 utility use: pruning never changes the problem that is solved.
 
@@ -21,11 +22,12 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, HeteroData
 
+from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._links import LinkBatch
 
 __all__ = [
     "EDGE_FEATURES", "EDGE_TYPES", "GAIN_EDGE", "LINK_FEATURES", "build_link_graph",
-    "collate_link_graphs", "link_batch",
+    "collate_link_graphs", "instance_graph", "link_batch",
 ]
 
 LINK_FEATURES = (
@@ -53,7 +55,7 @@ def build_link_graph(
     alpha: float,
     penalty: float,
     alpha_fair: bool,
-    prune: float = 1e-3,
+    prune: float = 1e-2,
 ) -> HeteroData:
     """A :class:`HeteroData` of one instance given in noise-normalised form (:class:`LinkBatch`).
 
@@ -64,15 +66,22 @@ def build_link_graph(
         rate_min: ``(K,)`` minimum rates (ignored unless ``alpha_fair``).
         alpha, penalty: the α-fair parameters.
         alpha_fair: the utility (``False``: weighted sum rate).
-        prune: edges with ``inr < prune`` are left out of the message-passing relations.
+        prune: edges with ``inr < prune * (1 + total inr at the receiver)`` are left out of the
+            message-passing relations.
     """
     k = snr.shape[0]
-    rx = rx.astype(np.int64)
-    tx = tx.astype(np.int64)
+    rx, tx = rx.astype(np.int64), tx.astype(np.int64)
+    key = rx * k + tx
+    if key.size and not (np.diff(key) > 0).all():  # sort by receiver, then transmitter: CSR rows
+        order = np.argsort(key, kind="stable")
+        rx, tx, inr = rx[order], tx[order], inr[order]
+    # The transposed matrix's row order; a stable sort keeps receivers ascending per transmitter
+    # (a radix sort on 16-bit keys, several times faster than sorting the combined key).
+    by_tx = np.argsort(tx.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32), kind="stable")
     incoming = np.bincount(rx, weights=inr, minlength=k)
     outgoing = np.bincount(tx, weights=inr, minlength=k)
     harm = np.bincount(tx, weights=inr / np.maximum(snr[rx], 1e-30), minlength=k)
-    keep = inr >= prune
+    keep = inr >= prune * (1.0 + incoming[rx])
     degree = np.bincount(rx[keep], minlength=k) + np.bincount(tx[keep], minlength=k)
     mean_weight = float(weight.mean()) if k else 1.0
     capacity = np.log2(1.0 + snr)
@@ -115,10 +124,12 @@ def build_link_graph(
     attr = torch.from_numpy(edge_attr).float()
     graph[EDGE_TYPES[0]].edge_index = torch.from_numpy(np.stack([e_tx, e_rx]))
     graph[EDGE_TYPES[0]].edge_attr = attr
+
     graph[EDGE_TYPES[1]].edge_index = torch.from_numpy(np.stack([e_rx, e_tx]))
     graph[EDGE_TYPES[1]].edge_attr = attr
     graph[GAIN_EDGE].edge_index = torch.from_numpy(np.stack([tx, rx]))
     graph[GAIN_EDGE].inr = torch.from_numpy(inr.astype(np.float64))
+    graph[GAIN_EDGE].by_tx = torch.from_numpy(by_tx.astype(np.int64))
     return graph
 
 
@@ -128,14 +139,29 @@ def collate_link_graphs(graphs: Sequence[HeteroData]) -> Batch:
 
 
 def link_batch(graph: HeteroData) -> LinkBatch:
-    """The :class:`LinkBatch` of a graph or batch of graphs (the problem it encodes)."""
+    """The :class:`LinkBatch` of a graph or batch of graphs: the problem it encodes."""
     store = graph["link"]
     n = store.x.shape[0]
     device = store.x.device
     batch = store.batch if "batch" in store else torch.zeros(n, dtype=torch.long, device=device)
-    gain = graph[GAIN_EDGE]
+    edges = graph[GAIN_EDGE]
     return LinkBatch(
-        snr=store.snr, rx=gain.edge_index[1], tx=gain.edge_index[0], inr=gain.inr,
+        snr=store.snr, rx=edges.edge_index[1], tx=edges.edge_index[0], inr=edges.inr,
         weight=store.weight, rate_min=store.rate_min, alpha=store.alpha, penalty=store.penalty,
         fair=store.fair, batch=batch, num_graphs=int(getattr(graph, "num_graphs", 1)),
+        # by_tx indexes one graph's edges; PyG's batching does not shift it, so a batch sorts.
+        by_tx=None if "batch" in store else edges.by_tx,
+    )
+
+
+def instance_graph(instance: PowerInstance, prune: float = 1e-2) -> HeteroData:
+    """:func:`build_link_graph` of a :class:`PowerInstance` (normalised by its noise and
+    power limits)."""
+    snr = instance.direct_gain * instance.pmax / instance.noise
+    inr = instance.cross_gain * instance.pmax[instance.cross_tx] / instance.noise
+    fair = instance.utility == "alpha_fair"
+    rate_min = instance.rate_min if instance.rate_min is not None else np.ones(instance.num_links)
+    return build_link_graph(
+        snr, instance.cross_rx, instance.cross_tx, inr, instance.weight, rate_min,
+        instance.alpha, instance.penalty, fair, prune,
     )

@@ -21,6 +21,8 @@ baseline that costs one evaluation), so the learned method is never worse than i
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,9 +32,14 @@ from torch_geometric.data import HeteroData
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import EDGE_FEATURES, EDGE_TYPES, LINK_FEATURES, link_batch
 from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
-from gnnalloc.nn import HANLayer
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANLayer, checkpoint_family, load_checkpoint_data
 
-__all__ = ["PowerAllocator", "graph_utility"]
+__all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
+
+#: The family name checkpoints of this model record.
+FAMILY_NAME = "power"
+#: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
+_LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
 
 
 def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
@@ -109,3 +116,66 @@ class PowerAllocator(nn.Module):
     def config(self) -> dict[str, Any]:
         """The constructor's arguments (recorded in checkpoints)."""
         return dict(self.hparams)
+
+    # ----------------------------------------------------------------------- checkpoints
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small ``weights_only``-loadable checkpoint recording the family."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "family": FAMILY_NAME,
+            "hyper_parameters": self.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> "PowerAllocator":
+        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading)."""
+        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
+        return model if map_location is None else model.to(map_location)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> "PowerAllocator":
+        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint
+        of the power training module (its allocator is stored as ``model``).
+
+        Raises:
+            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
+                the architecture's sizes are bounded before any tensor is allocated.
+        """
+        name = repr(str(path))
+        family = checkpoint_family(data, path)
+        if family != FAMILY_NAME:
+            raise ValueError(f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}")
+        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+        if not isinstance(hparams, dict) or not isinstance(state, dict):
+            raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
+        if data.get("format") is None:  # Lightning: the module holds the allocator as `model`
+            state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
+        settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
+        for key, limit in _LIMITS.items():
+            value = settings.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit):
+                raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [0, {limit}], got {value!r}")
+        try:
+            model = cls(**settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+        if bad:
+            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shaped:
+            what = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+                    if unexpected else f"{shaped[0]!r} has another shape")
+            raise ValueError(f"checkpoint: {name} does not match the power allocator ({what})")
+        model.load_state_dict(state)
+        model.metadata = dict(data.get("metadata") or {})
+        return model.eval()
