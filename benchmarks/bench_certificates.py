@@ -1,5 +1,5 @@
 """How good the proofs are: the Lagrangian bound behind ``solve_exact``'s certificate and
-``solve_dual``'s gap bound (RESULTS.md, "Certificates").
+``solve_dual``'s gap bound (RESULTS.md, "bench_certificates.py").
 
 Part 1, EUA (seed 1000): per instance, the exact solver's certified gap
 ``(upper_bound - objective) / sum(weight)`` (must be <= CERTIFIED_GAP) and the dual's proven gap
@@ -29,9 +29,9 @@ from _common import write_table  # noqa: E402
 from bench_extremes import instance  # noqa: E402
 
 from gnnalloc import SolverError, eua_instance  # noqa: E402
-from gnnalloc.metrics import user_utilities  # noqa: E402
-from gnnalloc.serve import VALUE_RANGES  # noqa: E402
-from gnnalloc.solvers import CERTIFIED_GAP, solve_dual, solve_exact  # noqa: E402
+from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
+from gnnalloc.families.edge import VALUE_RANGES  # noqa: E402
+from gnnalloc.families.edge.solvers import CERTIFIED_GAP, solve_dual, solve_exact  # noqa: E402
 
 
 def eua_rows(users: list[int], loads: list[float]) -> list[list[object]]:

@@ -1,7 +1,7 @@
 """The smoothed-dual solver against the exact one: gap and time against L-BFGS iterations.
 
 For EUA instances (seed 1000, the demo's) this solves each instance exactly once, then runs
-:func:`gnnalloc.solvers.solve_dual` for each number of iterations (5 search rounds after it, its
+:func:`gnnalloc.families.edge.solvers.solve_dual` for each number of iterations (5 search rounds after it, its
 default) and reports the gap to the exact optimum, the max violation and the wall time of both
 (median of ``--repeats`` runs; the exact solver once per instance, as its time barely varies).
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance, score, solve_exact  # noqa: E402
-from gnnalloc.solvers import load_dual_kernels, solve_dual  # noqa: E402
+from gnnalloc.families.edge.solvers import load_dual_kernels, solve_dual  # noqa: E402
 
 
 def main() -> None:

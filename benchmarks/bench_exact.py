@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
-from gnnalloc.problem import max_violation  # noqa: E402
-from gnnalloc.problem import SolverError  # noqa: E402
-from gnnalloc.solvers import solve_exact  # noqa: E402
+from gnnalloc.families.edge.problem import max_violation  # noqa: E402
+from gnnalloc.families.edge.problem import SolverError  # noqa: E402
+from gnnalloc.families.edge.solvers import solve_exact  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""Feasibility and finiteness on instances that mix extreme magnitudes (RESULTS.md, "Extreme
-magnitudes (stop 13)").
+"""Feasibility and finiteness on instances that mix extreme magnitudes (RESULTS.md,
+"bench_extremes.py").
 
 Three users on two linked servers; every combination of a user's compute and bandwidth minimums
 (1e-12 / 1e-4 / 1 / 1e4 / 1e12), its home server's capacities (0 / 1e-12 / 1 / 1e12) and its
@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
 
 from gnnalloc import Instance, solve  # noqa: E402
-from gnnalloc.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.problem import max_violation  # noqa: E402
+from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
+from gnnalloc.families.edge.problem import max_violation  # noqa: E402
 
 METHODS = ("gnn", "dual", "equal", "proportional")
 MINIMUMS = (1e-12, 1e-4, 1.0, 1e4, 1e12)

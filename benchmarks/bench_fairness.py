@@ -27,9 +27,10 @@ def _one(mode: str, users: int, repeats: int) -> dict:
     import torch
 
     from gnnalloc import eua_instance
-    from gnnalloc.fairness import FairBackward, loss_decrease_share, per_user_loss
-    from gnnalloc.nn.allocator import Allocator
-    from gnnalloc.projection._jacobian import ProjectionJacobian
+    from gnnalloc.fairness import FairBackward, loss_decrease_share
+    from gnnalloc.families.edge.training import per_user_loss
+    from gnnalloc.families.edge.nn.allocator import Allocator
+    from gnnalloc.families.edge.projection._jacobian import ProjectionJacobian
 
     # The shipped model, never a silent untrained stand-in: the shares measured depend on it.
     model = Allocator.from_checkpoint(SHIPPED_CHECKPOINT)

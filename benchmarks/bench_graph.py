@@ -21,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
-from gnnalloc.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph  # noqa: E402
-from gnnalloc.nn import DecisionHeads, HANEncoder  # noqa: E402
-from gnnalloc.problem import ProblemTensors  # noqa: E402
+from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph  # noqa: E402
+from gnnalloc.families.edge.graph import SCHEMA  # noqa: E402
+from gnnalloc.families.edge.nn import DecisionHeads  # noqa: E402
+from gnnalloc.nn import HANEncoder  # noqa: E402
+from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
-    encoder, heads = HANEncoder().eval(), DecisionHeads(64).eval()
+    encoder, heads = HANEncoder(SCHEMA).eval(), DecisionHeads(64).eval()
     rows = []
     for users in args.sizes:
         instance = eua_instance(users, 1.0, 0)
@@ -49,7 +51,8 @@ def main() -> None:
         )
         problem = ProblemTensors.from_instance(instance)
         with torch.no_grad():
-            forward, (user, server) = median_time(lambda: encoder(graph), args.repeats, warmup=1)
+            forward, emb = median_time(lambda: encoder(graph), args.repeats, warmup=1)
+            user, server = emb["user"], emb["server"]
             decide, _ = median_time(lambda: heads(user, server, graph, problem), args.repeats, warmup=1)
         rows.append(
             [

@@ -18,9 +18,9 @@ import torch  # noqa: E402
 from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
-from gnnalloc.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.problem import Allocation, max_violation  # noqa: E402
-from gnnalloc.solvers.functional import refill_home_compute  # noqa: E402
+from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
+from gnnalloc.families.edge.problem import Allocation, max_violation  # noqa: E402
+from gnnalloc.families.edge.solvers.functional import refill_home_compute  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,8 @@ def main() -> None:
         build, (graph, problem) = median_time(lambda: model.prepare([inst]), args.repeats)
         with torch.no_grad():
             def forward():
-                u, s = model.encoder(graph)
+                emb = model.encoder(graph)
+                u, s = emb["user"], emb["server"]
                 return model.heads(u, s, graph, problem)
 
             encode, (raw_c, raw_b) = median_time(forward, args.repeats)

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
-from gnnalloc.problem import Instance, ProblemTensors  # noqa: E402
-from gnnalloc.projection import CvxpyProjection, FastProjection  # noqa: E402
+from gnnalloc.families.edge.problem import Instance, ProblemTensors  # noqa: E402
+from gnnalloc.families.edge.projection import CvxpyProjection, FastProjection  # noqa: E402
 
 
 def raw_inputs(instance: Instance, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,10 +21,10 @@ import torch  # noqa: E402
 from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance, solve_exact  # noqa: E402
-from gnnalloc.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.problem import ProblemTensors, resource_utility  # noqa: E402
-from gnnalloc.solvers import equal_share, proportional_share  # noqa: E402
-from gnnalloc.solvers.functional import refill_home_compute  # noqa: E402
+from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
+from gnnalloc.families.edge.problem import ProblemTensors, resource_utility  # noqa: E402
+from gnnalloc.families.edge.solvers import equal_share, proportional_share  # noqa: E402
+from gnnalloc.families.edge.solvers.functional import refill_home_compute  # noqa: E402
 
 CLASSES = ("dropped", "partial", "at min", "above")
 

@@ -1,7 +1,7 @@
 """What the migration search buys: gap and time against the number of rounds.
 
 For EUA instances (seed 1000, never used in training) this runs the shipped model once, then
-:func:`gnnalloc.solvers.improve_migrations` on its output for each number of rounds, and reports
+:func:`gnnalloc.families.edge.solvers.improve_migrations` on its output for each number of rounds, and reports
 the gap to the exact optimum and the search's own wall time (median of ``--repeats``; the
 model's forward pass is not included), plus how many users sit below their minimum.
 
@@ -20,8 +20,8 @@ import torch  # noqa: E402
 from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import Allocation, eua_instance, score, solve_exact  # noqa: E402
-from gnnalloc.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.solvers import improve_migrations  # noqa: E402
+from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
+from gnnalloc.families.edge.solvers import improve_migrations  # noqa: E402
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT, machine  # noqa: E402
 
 from gnnalloc import Allocation, eua_instance  # noqa: E402
-from gnnalloc.problem import max_violation  # noqa: E402
+from gnnalloc.families.edge.problem import max_violation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def resolve_checkpoint(path: Path, scratch: Path) -> tuple[Path, str]:
     """The checkpoint to serve and how to describe it in the report."""
     if path.is_file():
         return path, f"`{path}`"
-    from gnnalloc.nn.allocator import Allocator
+    from gnnalloc.families.edge.nn.allocator import Allocator
 
     fallback = scratch / "untrained.ckpt"
     Allocator().save(fallback, note="untrained, written by bench_serve.py")

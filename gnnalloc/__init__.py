@@ -1,28 +1,37 @@
-"""gnnalloc: learned, feasible, fair resource allocation for edge networks.
+"""gnnalloc: learned, feasible, fair resource allocation on one engine for many problem families.
 
-The public API mirrors the command line: ``load_instance``, ``solve``, ``score``.
+The public API mirrors the command line: ``load_instance``, ``solve``, ``score`` work for every
+family (the instance's ``format`` chooses it); the edge family's types are re-exported here.
 """
 
-from gnnalloc.generators import eua_instance, random_instance
-from gnnalloc.metrics import Score, score
-from gnnalloc.nn.allocator import Allocator
-from gnnalloc.problem import (
-    Allocation,
+from gnnalloc.core import (
     AllocationError,
-    Instance,
     InstanceError,
+    SolveResult,
     SolverError,
-    load_allocation,
+    families,
+    get_family,
     load_instance,
+    score,
+    solve,
+)
+from gnnalloc.families.edge import (
+    Allocation,
+    Allocator,
+    Instance,
+    Score,
+    eua_instance,
+    load_allocation,
+    random_instance,
     save_allocation,
     save_instance,
+    solve_exact,
 )
-from gnnalloc.solvers import SolveResult, solve, solve_exact
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Allocation", "Allocator", "AllocationError", "Instance", "InstanceError", "Score", "SolveResult",
-    "SolverError", "eua_instance", "load_allocation", "load_instance", "random_instance",
-    "save_allocation", "save_instance", "score", "solve", "solve_exact",
+    "SolverError", "eua_instance", "families", "get_family", "load_allocation", "load_instance",
+    "random_instance", "save_allocation", "save_instance", "score", "solve", "solve_exact",
 ]

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
@@ -18,100 +18,146 @@ _LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 
 def _format_summary(
-    title: str, score, seconds: float, status: str, extra: dict[str, str] | None = None
+    title: str, score: Any, seconds: float, status: str, extra: dict[str, str] | None = None
 ) -> str:
-    gap = "n/a (pass --reference exact)" if score.gap is None else f"{score.gap:.6f}"
-    rows = [
-        ("method", title),
-        ("status", status),
-        ("objective", f"{score.objective:.6f}"),
-        ("gap to optimum (per unit weight)", gap),
-    ]
-    if score.gap_bound is not None:
-        rows.append(("proven gap bound (per unit weight)", f"{score.gap_bound:.6f}"))
-    rows += [
-        ("Jain index (satisfaction)", f"{score.jain:.4f}"),
-        ("met-minimum share", f"{score.met_minimum:.4f}"),
-        ("min utility", f"{score.min_utility:.4f}"),
-        ("utility variance per weight", f"{score.utility_variance:.4f}"),
-        ("max relative violation", f"{score.max_violation:.2e}"),
-        ("users without candidate", str(score.users_without_candidate)),
-        ("time", f"{seconds * 1000:.1f} ms"),
-    ]
+    rows = [("method", title), ("status", status), *score.rows(), ("time", f"{seconds * 1000:.1f} ms")]
     rows += list((extra or {}).items())
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from gnnalloc.generators import eua_instance, random_instance
-    from gnnalloc.problem import save_instance
+def _generators() -> dict[str, tuple[Any, Any]]:
+    """Every family's generators, ``name -> (family, generator)``; a name two families share is
+    qualified by the family (``power.gaussian``)."""
+    from gnnalloc.core import families
 
-    if args.topology == "random":
-        instance = random_instance(
-            args.users, args.servers, args.load, args.seed, penalty=args.penalty, alpha=args.alpha
-        )
-    else:
-        instance = eua_instance(args.users, args.load, args.seed, penalty=args.penalty, alpha=args.alpha)
+    entries = [(name, family, gen) for family in families().values() for name, gen in family.generators.items()]
+    counts: dict[str, int] = {}
+    for name, _, _ in entries:
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        (name if counts[name] == 1 else f"{family.name}.{name}"): (family, gen)
+        for name, family, gen in entries
+    }
+
+
+def _generator_spec(generator: Any) -> tuple[str, str, list[tuple[str, type, Any, str]]]:
+    """``(size name, description, [(setting, type, default, help)])`` of a generator: from its
+    :class:`~gnnalloc.core.Generator` record, else from a plain callable's signature
+    ``f(size, seed=0, *, setting=default, ...)``."""
+    import inspect
+
+    settings = getattr(generator, "settings", None)
+    if settings is not None and hasattr(generator, "size"):
+        return generator.size, generator.description, [(s.name, s.type, s.default, s.help) for s in settings]
+    params = list(inspect.signature(generator).parameters.values())
+    found = [
+        (p.name, type(p.default) if p.default is not None else str, p.default, "")
+        for p in params[1:] if p.name != "seed" and p.default is not inspect.Parameter.empty
+    ]
+    doc = (inspect.getdoc(generator) or "").split("\n", 1)[0]
+    return params[0].name, doc, found
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    family, generator = args.generator
+    size_name, _, settings = _generator_spec(generator)
+    values = {name: getattr(args, name) for name, *_ in settings}
+    instance = generator(getattr(args, size_name), args.seed, **values)
+    document = family.dump_instance(instance)
     if args.out:
-        save_instance(instance, args.out)
+        Path(args.out).write_text(json.dumps(document, indent=1) + "\n")
         print(f"wrote {args.out}: {instance!r}", file=sys.stderr)
     else:
-        json.dump(instance.to_dict(), sys.stdout)
+        json.dump(document, sys.stdout)
         sys.stdout.write("\n")
     return 0
 
 
-def _reference(instance, spec: str | None):
-    from gnnalloc.problem import load_allocation
-    from gnnalloc.solvers import solve_exact
+def _load_allocation(family: Any, instance: Any, path: str | Path) -> Any:
+    from gnnalloc.core import AllocationError, read_document
+
+    load = getattr(family, "load_allocation", None)
+    if load is not None:
+        return load(instance, path)
+    return family.parse_allocation(instance, read_document(path, AllocationError))
+
+
+def _reference(family: Any, instance: Any, spec: str | None) -> Any:
+    """The reference allocation of ``--reference``: a method name (``exact``) or a file."""
+    from gnnalloc.core import solve
 
     if spec is None:
         return None
-    if spec == "exact":
-        return solve_exact(instance).allocation
-    return load_allocation(instance, spec)
+    if spec in family.methods:
+        return solve(instance, spec).allocation
+    return _load_allocation(family, instance, spec)
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from gnnalloc.metrics import score
-    from gnnalloc.problem import load_instance, save_allocation
-    from gnnalloc.solvers import solve
+    from gnnalloc.core import family_of, load_instance, solve
 
     instance = load_instance(args.instance)
-    result = solve(
-        instance, args.method, checkpoint=args.checkpoint, time_limit=args.time_limit
+    family = family_of(instance)
+    if args.method not in family.methods:
+        raise ValueError(
+            f"method: unknown {args.method!r} for the {family.name} family, expected one of "
+            f"{', '.join(family.methods)}"
+        )
+    options = {
+        k: v for k, v in (("checkpoint", args.checkpoint), ("time_limit", args.time_limit))
+        if v is not None
+    }
+    result = solve(instance, args.method, **options)
+    reference = (
+        result.allocation if args.method == family.reference_method
+        else _reference(family, instance, args.reference)
     )
-    reference = result.allocation if args.method == "exact" else _reference(instance, args.reference)
-    report = score(instance, result.allocation, reference, result.upper_bound)
-    status = result.status + ("" if args.method != "exact" or result.certified_optimal else " (NOT certified)")
+    report = family.score(instance, result.allocation, reference, result.upper_bound)
+    uncertified = (
+        args.method == family.reference_method and result.status != "ok"
+        and not result.certified_optimal
+    )
+    status = result.status + (" (NOT certified)" if uncertified else "")
     print(_format_summary(args.method, report, result.seconds, status, {"instance": repr(instance)}))
     if args.out:
-        save_allocation(instance, result.allocation, args.out)
+        document = family.dump_allocation(instance, result.allocation)
+        Path(args.out).write_text(json.dumps(document, indent=1) + "\n")
     return 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from gnnalloc.metrics import score
-    from gnnalloc.problem import load_allocation, load_instance
+    from gnnalloc.core import family_of, load_instance
 
     instance = load_instance(args.instance)
-    allocation = load_allocation(instance, args.allocation)
-    report = score(instance, allocation, _reference(instance, args.reference))
+    family = family_of(instance)
+    allocation = _load_allocation(family, instance, args.allocation)
+    report = family.score(instance, allocation, _reference(family, instance, args.reference))
     print(_format_summary(str(args.allocation), report, 0.0, "scored"))
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from gnnalloc.training.evaluate import evaluate_cli
+    from gnnalloc.core import get_family
+    from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
-    return evaluate_cli(args)
+    family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
+    if getattr(family, "evaluate", None) is None:
+        raise ValueError(f"checkpoint: the {family.name} family has no evaluation suite")
+    return family.evaluate(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gnnalloc.training.evaluate import demo
+    from gnnalloc.core import families
 
-    return demo(out_dir=Path(args.out))
+    # Each family contributes its section (its tables and plots under out/<family>).
+    for family in families().values():
+        demo = getattr(family, "demo", None)
+        if demo is not None:
+            status = demo(Path(args.out) / family.name)
+            if status:
+                return status
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -124,9 +170,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from gnnalloc.serve.app import serve_cli
+    try:
+        from gnnalloc.serve import serve_cli
+    except ImportError as exc:  # the optional [serve] extra
+        raise ValueError(f"serve: {exc}") from None
 
     return serve_cli(args)
+
+
+def _method_names() -> list[str]:
+    from gnnalloc.core import families
+
+    return list(dict.fromkeys(m for f in families().values() for m in f.methods))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,21 +191,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="generate an instance JSON")
-    gen.add_argument("topology", choices=("random", "eua"))
-    gen.add_argument("--users", type=int, required=True)
-    gen.add_argument("--servers", type=int, default=20, help="random topology only")
-    gen.add_argument("--load", type=float, default=1.0, help="total minimum demand / capacity")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--penalty", type=float, default=10.0)
-    gen.add_argument("--alpha", type=float, default=1.0)
-    gen.add_argument("--out", type=Path, help="file to write (default: stdout)")
-    gen.set_defaults(run=_cmd_generate)
+    gen = sub.add_parser("generate", help="generate an instance JSON (any family's generator)")
+    kinds = gen.add_subparsers(dest="generator_name", required=True, metavar="NAME")
+    for name, (family, generator) in _generators().items():
+        size_name, description, settings = _generator_spec(generator)
+        one = kinds.add_parser(name, help=f"{family.name}: {description}")
+        one.add_argument(f"--{size_name}", dest=size_name, type=int, required=True)
+        one.add_argument("--seed", type=int, default=0)
+        for setting, kind, default, text in settings:
+            one.add_argument(f"--{setting}", type=kind, default=default, help=text or None)
+        one.add_argument("--out", type=Path, help="file to write (default: stdout)")
+        one.set_defaults(run=_cmd_generate, generator=(family, generator))
 
     sol = sub.add_parser("solve", help="allocate an instance and print a summary")
     sol.add_argument("instance", type=Path)
-    sol.add_argument("--method", default="exact", choices=("exact", "dual", "equal", "proportional", "gnn"))
-    sol.add_argument("--checkpoint", type=Path, help="model checkpoint for --method gnn")
+    sol.add_argument(
+        "--method", default="exact", choices=_method_names(),
+        help="a method of the instance's family (default: exact)",
+    )
+    sol.add_argument("--checkpoint", type=Path,
+                     help="model checkpoint for --method gnn (default: the family's shipped one)")
     sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
     sol.add_argument("--time-limit", type=float, help="seconds for the exact solver")
     sol.add_argument("--out", type=Path, help="write the allocation JSON here")
@@ -162,7 +222,10 @@ def _parser() -> argparse.ArgumentParser:
     sco.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
     sco.set_defaults(run=_cmd_score)
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint against the exact solver")
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a checkpoint against its family's reference solver "
+        "(the suite flags below are the edge family's)",
+    )
     ev.add_argument("--checkpoint", type=Path, required=True)
     ev.add_argument("--suite", choices=("eua", "random"), default="eua")
     ev.add_argument("--users", type=int, nargs="+", default=[816])
@@ -179,7 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 
-    demo = sub.add_parser("demo", help="the README's main job: evaluate the shipped model on EUA")
+    demo = sub.add_parser("demo", help="the README's main job: every family's shipped model "
+                          "against its reference (edge: EUA Melbourne)")
     demo.add_argument("--out", default="out/demo")
     demo.set_defaults(run=_cmd_demo)
 
@@ -214,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # LightningCLI warns when handed arguments that are also the process's command line.
         return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
-    from gnnalloc.problem import InstanceError, SolverError
+    from gnnalloc.core import InstanceError, SolverError
 
     try:
         return int(args.run(args) or 0)

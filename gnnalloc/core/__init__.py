@@ -5,18 +5,18 @@ from gnnalloc.core._errors import (
     AllocationError, InstanceError, SolverError, check_count, check_nonnegative, check_positive,
     is_real,
 )
-from gnnalloc.core._family import Method, ProblemFamily, Score, SolveResult
+from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
 from gnnalloc.core._registry import (
     families, family_for_format, family_of, get_family, load_instance, parse_instance,
-    register_family, solve,
+    register_family, score, solve,
 )
-from gnnalloc.core._utility import resource_utility, user_compute, user_utility
+from gnnalloc.core._utility import resource_utility
 
 __all__ = [
-    "AllocationError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
+    "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "check_count", "check_nonnegative", "check_positive",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",
-    "resource_utility", "solve", "user_compute", "user_utility",
+    "resource_utility", "score", "Setting", "solve",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
-__all__ = ["Method", "ProblemFamily", "Score", "SolveResult"]
+__all__ = ["Generator", "Method", "ProblemFamily", "Score", "Setting", "SolveResult"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,48 @@ class Method:
     kind: str = "classical"
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One keyword setting of a :class:`Generator` (the CLI makes it a ``--name`` flag).
+
+    Args:
+        name: the keyword (``"load"``, ``"servers"``).
+        type: ``int``, ``float`` or ``str``: how a flag's text is converted.
+        default: its value when not given.
+        help: one line for ``--help``.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Generator:
+    """An instance generator of a family: ``generator(size, seed, **settings) -> instance``.
+
+    Args:
+        name: what users type (``gnnalloc generate NAME``).
+        make: ``make(size, seed, **settings)``; raises ``ValueError`` naming a bad setting.
+        description: one line for ``--help``.
+        size: what ``size`` counts, the CLI's required flag (``"users"`` -> ``--users``).
+        settings: the keyword settings ``make`` takes, with defaults.
+
+    A family may also list plain callables ``f(size, seed=0, *, setting=default, ...)``: the CLI
+    then reads the size name and the settings from the signature.
+    """
+
+    name: str
+    make: Callable[..., Any]
+    description: str = ""
+    size: str = "size"
+    settings: tuple[Setting, ...] = ()
+
+    def __call__(self, size: int, seed: int = 0, **settings: Any) -> Any:
+        return self.make(size, seed, **settings)
+
+
 @runtime_checkable
 class Score(Protocol):
     """What every family's score report offers the engine (a family adds its own metrics)."""
@@ -93,10 +135,16 @@ class ProblemFamily(Protocol):
         instance_type: the class of its instances (``family_of(instance)`` dispatches on it).
         methods: its methods by name; ``gnn`` is the learned one.
         reference_method: the method gaps are measured against (``"exact"``, ``"wmmse"``).
-        generators: instance generators by name, each ``generator(**settings) -> instance``.
+        generators: instance generators by name, each ``generator(size, seed, **settings) ->
+            instance`` (a :class:`Generator`, or a plain callable with that signature).
         value_ranges: the serving ranges of its numbers, ``name -> (lowest nonzero, highest)``.
         instance_schema: a pydantic model of the instance document, for OpenAPI.
         default_checkpoint: the shipped model of its ``gnn`` method, or ``None``.
+
+    Optional members the engine uses when present: ``load_allocation(instance, path)``,
+    ``load_allocator(checkpoint_data, path)`` (the model of a checkpoint recording this family),
+    ``demo(out_dir) -> int`` (its section of ``gnnalloc demo``) and ``evaluate(args) -> int``
+    (``gnnalloc evaluate`` for its checkpoints).
     """
 
     name: str

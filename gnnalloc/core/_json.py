@@ -67,7 +67,7 @@ def parse_document(raw: str | bytes, error: type[InstanceError] = InstanceError)
             raw = raw.decode(json.detect_encoding(raw))
         except (UnicodeDecodeError, LookupError) as exc:
             where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
-            raise error("$", f"not valid UTF-8/16/32 text{where}") from None
+            raise error("$", f"not UTF-8/16/32 text{where}") from None
     if raw.startswith("\ufeff"):
         raw = raw[1:]
     try:

@@ -20,7 +20,7 @@ from gnnalloc.core._json import read_document
 
 __all__ = [
     "families", "family_for_format", "family_of", "get_family", "load_instance", "parse_instance",
-    "register_family", "solve",
+    "register_family", "score", "solve",
 ]
 
 _FAMILIES: dict[str, ProblemFamily] = {}
@@ -135,6 +135,20 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
     entry = family.methods[name]
     for key in options:
         if key not in entry.options:
-            accepted = ", ".join(entry.options) or "none"
+            owners = [m.name for m in family.methods.values() if key in m.options]
+            if owners:
+                which = " or ".join(repr(o) for o in owners)
+                raise ValueError(f"{key}: only method {which} takes it, not {name!r}")
+            if not entry.options:
+                raise ValueError(f"{key}: method {name!r} takes no solver options")
+            accepted = ", ".join(entry.options)
             raise ValueError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
     return entry.run(instance, **options)
+
+
+def score(
+    instance: Any, allocation: Any, reference: Any | None = None, upper_bound: float | None = None
+) -> Any:
+    """Quality and fairness of ``allocation`` by its instance's family (see
+    :meth:`ProblemFamily.score`)."""
+    return family_of(instance).score(instance, allocation, reference, upper_bound)

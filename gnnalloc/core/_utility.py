@@ -1,4 +1,5 @@
-r"""Per-user utilities: the one definition shared by losses, solvers' checks and metrics.
+r"""The alpha-fair utility of one resource: the one definition shared by every family's losses,
+solvers' checks and metrics.
 
 For a resource amount :math:`r \ge 0` with minimum :math:`m > 0`, penalty slope :math:`k \ge 1`
 and fairness parameter :math:`\alpha > 0`:
@@ -12,9 +13,8 @@ and fairness parameter :math:`\alpha > 0`:
     \end{cases}
 
 Both branches are 0 with slope :math:`1/m` at :math:`r = m` from above and :math:`k/m \ge 1/m`
-from below, so :math:`f` is continuous, increasing and concave. A user's utility is
-
-.. math::  U_u = w_u \big(f(X_u; m^c_u) + f(y_u; m^b_u)\big), \qquad X_u = \textstyle\sum_s x_{us}.
+from below, so :math:`f` is continuous, increasing and concave. Families sum it over a user's
+resources (edge: compute and bandwidth; power control: the rate of a link).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["resource_utility", "user_utility", "user_compute"]
+__all__ = ["resource_utility"]
 
 
 def resource_utility(
@@ -51,33 +51,3 @@ def resource_utility(
     upper = torch.where(is_log, torch.log(above), power)
     lower = torch.as_tensor(penalty, dtype=ratio.dtype, device=ratio.device) * (ratio - 1.0)
     return torch.where(ratio >= 1.0, upper, lower)
-
-
-def user_compute(compute: Tensor, pair_user: Tensor, num_users: int) -> Tensor:
-    """Total compute per user :math:`X_u = \\sum_s x_{us}` from per-pair compute ``(..., P)``."""
-    out = compute.new_zeros(compute.shape[:-1] + (num_users,))
-    return out.index_add(-1, pair_user, compute)
-
-
-def user_utility(
-    total_compute: Tensor,
-    bandwidth: Tensor,
-    compute_min: Tensor,
-    bandwidth_min: Tensor,
-    weight: Tensor,
-    penalty: Tensor | float,
-    alpha: Tensor | float = 1.0,
-) -> Tensor:
-    r""":math:`U_u = w_u (f(X_u; m^c_u) + f(y_u; m^b_u))`, elementwise over users.
-
-    Args:
-        total_compute: :math:`X_u`, ``(..., U)``.
-        bandwidth: :math:`y_u`, ``(..., U)``.
-        compute_min, bandwidth_min: minimum demands, ``(U,)``.
-        weight: :math:`w_u`, ``(U,)``.
-        penalty, alpha: scalars or per-user tensors (batched graphs carry one per user).
-    """
-    return weight * (
-        resource_utility(total_compute, compute_min, penalty, alpha)
-        + resource_utility(bandwidth, bandwidth_min, penalty, alpha)
-    )

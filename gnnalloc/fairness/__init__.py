@@ -1,4 +1,4 @@
-"""Fairness backpropagation: per-user losses combined by the min-norm (MGDA) QP."""
+"""Fairness backpropagation: per-decision-maker losses combined by the min-norm (MGDA) QP."""
 
 from gnnalloc.fairness._backprop import (
     FairBackward,
@@ -7,10 +7,9 @@ from gnnalloc.fairness._backprop import (
     Pullback,
     loss_decrease_share,
 )
-from gnnalloc.fairness._losses import per_user_loss
 from gnnalloc.fairness._min_norm import MinNormResult, min_norm_weights, simplex_projection
 
 __all__ = [
     "FairBackward", "FairStepStats", "GramMode", "MinNormResult", "Pullback",
-    "loss_decrease_share", "min_norm_weights", "per_user_loss", "simplex_projection",
+    "loss_decrease_share", "min_norm_weights", "simplex_projection",
 ]

@@ -331,7 +331,7 @@ class _Corral:
 
 
 def _cholesky_solve(low: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    # Two triangular solves: torch.cholesky_solve was ~15x slower on CPU at k = 2500.
+    # Two triangular solves: torch.cholesky_solve is much slower on CPU for large k.
     y = torch.linalg.solve_triangular(low, rhs, upper=False)
     return torch.linalg.solve_triangular(low.mT, y, upper=True)
 
@@ -472,8 +472,8 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
 
     The method is a long chain of small, memory-bound ops: a second thread gains nothing on an
     idle machine, but when the cores are shared every parallel region waits for a descheduled
-    worker, which made solves 5-20x slower and erratic in measurements (0.2 s vs 1.7-8.6 s at
-    N = 2000). The setting is process-wide, so concurrent torch work in other Python threads
+    worker, which makes solves several times slower and erratic (``benchmarks/RESULTS.md``).
+    The setting is process-wide, so concurrent torch work in other Python threads
     also runs single-threaded during the solve.
     """
     previous = torch.get_num_threads()

@@ -1,6 +1,13 @@
-"""Neural network parts: the HAN encoder of instance graphs and the decision heads."""
+"""Neural network parts shared by every family: the HAN encoder of heterogeneous instance graphs
+(built from a :class:`GraphSchema`) and checkpoint loading."""
 
+from gnnalloc.nn._checkpoint import (
+    CHECKPOINT_FORMAT, DEFAULT_FAMILY, checkpoint_family, load_checkpoint_data,
+)
+from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, SemanticAttention
-from gnnalloc.nn.heads import DecisionHeads
 
-__all__ = ["DecisionHeads", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
+__all__ = [
+    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
+    "checkpoint_family", "load_checkpoint_data",
+]

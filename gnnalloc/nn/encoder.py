@@ -1,9 +1,12 @@
 r"""HAN-style encoder of the instance graph (Wang et al., "Heterogeneous Graph Attention Network",
 WWW 2019), extended with edge features and residual blocks.
 
-Each layer updates every node type ``t`` from each relation ``r = (t', name, t)`` ending at ``t``
-(users: ``execute``, ``migrate``, ``rev_candidate``, ``rev_home``; servers: ``candidate``,
-``home``, ``link``) in two steps.
+The graph's schema is an argument (:class:`GraphSchema`: node types with their input widths,
+relations with their edge-feature widths), as :class:`torch_geometric.nn.HANConv` takes
+``metadata``; every family describes its graphs with one. Each layer updates every node type ``t``
+from each relation ``r = (t', name, t)`` ending at ``t`` (edge family, users: ``execute``,
+``migrate``, ``rev_candidate``, ``rev_home``; servers: ``candidate``, ``home``, ``link``) in two
+steps.
 
 **Node-level attention** (GAT-style, ``H`` heads of width ``D = hidden / H``), per relation:
 
@@ -62,26 +65,10 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
-from gnnalloc.graph import (
-    CANDIDATE_FEATURES,
-    EDGE_TYPES,
-    LINK_FEATURES,
-    NODE_TYPES,
-    SERVER_FEATURES,
-    USER_FEATURES,
-)
-from gnnalloc.nn._softmax import segment_softmax
+from gnnalloc.nn._schema import EdgeType, GraphSchema
+from gnnalloc.ops import segment_softmax
 
 __all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
-
-EdgeType = tuple[str, str, str]
-
-#: Edge types carrying ``edge_attr`` and its width.
-EDGE_FEATURES: dict[EdgeType, int] = {
-    ("user", "candidate", "server"): len(CANDIDATE_FEATURES),
-    ("server", "rev_candidate", "user"): len(CANDIDATE_FEATURES),
-    ("server", "link", "server"): len(LINK_FEATURES),
-}
 
 
 def _key(edge_type: EdgeType) -> str:
@@ -230,8 +217,8 @@ class HANLayer(nn.Module):
         self,
         hidden: int,
         heads: int,
-        edge_types: Sequence[EdgeType] = EDGE_TYPES,
-        edge_dims: Mapping[EdgeType, int] = EDGE_FEATURES,
+        edge_types: Sequence[EdgeType],
+        edge_dims: Mapping[EdgeType, int],
         dropout: float = 0.0,
         negative_slope: float = 0.2,
     ) -> None:
@@ -291,65 +278,66 @@ class HANLayer(nn.Module):
 
 
 class HANEncoder(nn.Module):
-    r"""Embeddings of users and servers from an instance graph (or a batch of them).
+    r"""Embeddings of every node type from an instance graph (or a batch of them).
 
     Input features are projected by a two-layer MLP per node type, then ``layers``
-    :class:`HANLayer` update both node types. Only attention (weighted means), means and
-    per-node maps are used, so the model is size-agnostic: the same weights run on 1 or 20,000
-    users, and a batch gives the same embeddings as its graphs one by one (with dropout off).
+    :class:`HANLayer` update every node type that receives a relation. Only attention (weighted
+    means), means and per-node maps are used, so the model is size-agnostic: the same weights run
+    on 1 or 20,000 users, and a batch gives the same embeddings as its graphs one by one (with
+    dropout off).
 
     Args:
+        schema: node types with input widths, relations with edge-feature widths.
         hidden: embedding width.
         heads: attention heads (``hidden`` must be divisible by ``heads``).
         layers: number of :class:`HANLayer`.
         dropout: dropout probability (attention weights and residual branches).
         negative_slope: LeakyReLU slope of node-level attention.
-        user_features: width of ``graph['user'].x``.
-        server_features: width of ``graph['server'].x``.
     """
 
     def __init__(
         self,
+        schema: GraphSchema,
         hidden: int = 64,
         heads: int = 4,
         layers: int = 2,
         dropout: float = 0.0,
         negative_slope: float = 0.2,
-        *,
-        user_features: int = len(USER_FEATURES),
-        server_features: int = len(SERVER_FEATURES),
     ) -> None:
         super().__init__()
+        self.schema = schema
         self.hidden = hidden
-        widths = {"user": user_features, "server": server_features}
         self.inputs = nn.ModuleDict(
             {
-                t: nn.Sequential(nn.Linear(widths[t], hidden), nn.GELU(), nn.Linear(hidden, hidden))
-                for t in NODE_TYPES
+                t: nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+                for t, width in schema.node_features.items()
             }
         )
+        edge_dims = schema.edge_dims
         self.layers = nn.ModuleList(
-            HANLayer(hidden, heads, EDGE_TYPES, EDGE_FEATURES, dropout, negative_slope)
+            HANLayer(hidden, heads, schema.edge_types, edge_dims, dropout, negative_slope)
             for _ in range(layers)
         )
 
-    def forward(self, graph: HeteroData) -> tuple[Tensor, Tensor]:
-        """Encode a graph from :func:`gnnalloc.graph.build_graph` or a batch of them.
+    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
+        """Encode a graph built to :attr:`schema` or a batch of them.
 
         Args:
             graph: a :class:`HeteroData` or :class:`~torch_geometric.data.Batch`. Missing edge
                 types are treated as empty.
 
         Returns:
-            ``user_emb (U, hidden)`` and ``server_emb (S, hidden)``, in the dtype of the first
-            input layer and on the device of ``graph``.
+            ``(N_t, hidden)`` embeddings per node type, in the dtype of the input layers and on
+            the device of ``graph``.
         """
-        dtype = self.inputs["user"][0].weight.dtype
-        x = {t: self.inputs[t](graph[t].x.to(dtype)) for t in NODE_TYPES}
-        device = x["user"].device
+        node_types = self.schema.node_types
+        edge_dims = self.schema.edge_dims
+        dtype = next(iter(self.inputs.values()))[0].weight.dtype
+        x = {t: self.inputs[t](graph[t].x.to(dtype)) for t in node_types}
+        device = x[node_types[0]].device
         num_graphs = int(getattr(graph, "num_graphs", 1))
         batch = {}
-        for t in NODE_TYPES:
+        for t in node_types:
             store = graph[t]
             if "batch" in store:
                 batch[t] = store.batch
@@ -357,15 +345,15 @@ class HANEncoder(nn.Module):
                 batch[t] = torch.zeros(x[t].shape[0], dtype=torch.long, device=device)
         edge_index, edge_attr = {}, {}
         empty = torch.zeros(2, 0, dtype=torch.long, device=device)
-        for e in EDGE_TYPES:
+        for e in self.schema.edge_types:
             if e in graph.edge_types:
                 edge_index[e] = graph[e].edge_index
-                if e in EDGE_FEATURES:
+                if e in edge_dims:
                     edge_attr[e] = graph[e].edge_attr
             else:
                 edge_index[e] = empty
-                if e in EDGE_FEATURES:
-                    edge_attr[e] = torch.zeros(0, EDGE_FEATURES[e], dtype=dtype, device=device)
+                if e in edge_dims:
+                    edge_attr[e] = torch.zeros(0, edge_dims[e], dtype=dtype, device=device)
         for layer in self.layers:
             x = layer(x, edge_index, edge_attr, batch, num_graphs)
-        return x["user"], x["server"]
+        return x

@@ -1,9 +1,17 @@
-"""HTTP serving of the allocator (``gnnalloc serve``): FastAPI app factory and CLI entry point.
+"""HTTP serving of every family's methods (``gnnalloc serve``): FastAPI app factory and CLI entry
+point (the optional ``[serve]`` extra: fastapi and uvicorn).
 
 ``create_app(allocator)`` builds the application without touching the file system, so tests and
 embedding code can serve an in-memory model; ``serve_cli`` is what ``gnnalloc serve`` runs.
 """
 
-from gnnalloc.serve.app import METHODS, VALUE_RANGES, create_app, max_body_bytes, serve_cli
+try:
+    from gnnalloc.serve.app import METHODS, create_app, max_body_bytes, serve_cli
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    if exc.name not in ("fastapi", "starlette", "uvicorn"):
+        raise
+    raise ImportError(
+        f"gnnalloc.serve needs {exc.name}: pip install 'gnnalloc[serve]'"
+    ) from exc
 
-__all__ = ["METHODS", "VALUE_RANGES", "create_app", "max_body_bytes", "serve_cli"]
+__all__ = ["METHODS", "create_app", "max_body_bytes", "serve_cli"]

@@ -1,11 +1,11 @@
-"""HTTP serving of the allocator: a thin FastAPI shell over ``Instance.from_dict``, ``solve`` and
-``score``.
+"""HTTP serving of every problem family: a thin FastAPI shell over the registry (the body's
+``format`` chooses the family), ``solve`` and the family's ``score``.
 
 Request flow of ``POST /v1/allocate``:
 
 1. on the event loop: check ``method``, the declared and the actual body size (cheap rejections);
-2. on a worker thread: parse the JSON, check the user count, validate with
-   :meth:`Instance.from_dict` (the single source of truth for the v1 format), check the serving
+2. on a worker thread: parse the JSON, check the size, validate with the family's
+   ``parse_instance`` (the single source of truth for its format), check the family's serving
    value ranges;
 3. on a worker thread of the method's pool: solve, score, serialise the response.
 
@@ -32,39 +32,32 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gnnalloc.metrics import score
-from gnnalloc.problem import Instance, InstanceError, SolverError
-from gnnalloc.core import decode_json
-from gnnalloc.serve.schemas import (
-    AllocateResponse,
-    ErrorResponse,
-    Health,
-    InstanceV1,
-    ModelInfo,
+from gnnalloc.core import (
+    InstanceError, ProblemFamily, SolverError, decode_json, families, family_for_format, solve,
 )
-from gnnalloc.solvers import load_dual_kernels, solve
+from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
 if TYPE_CHECKING:
-    from gnnalloc.nn.allocator import Allocator
+    from torch import nn
 
 __all__ = [
     "DEFAULT_EXACT_MAX_USERS", "DEFAULT_EXACT_TIME_LIMIT", "DEFAULT_MAX_USERS", "METHODS",
-    "VALUE_RANGES", "create_app", "max_body_bytes", "serve_cli",
+    "create_app", "max_body_bytes", "serve_cli",
 ]
 
 logger = logging.getLogger("gnnalloc.serve")
 
-METHODS = ("gnn", "exact", "dual", "equal", "proportional")
+#: Every method name of every family (``gnn`` first, the server's default).
+METHODS = tuple(dict.fromkeys(["gnn", *(m for f in families().values() for m in f.methods)]))
 DEFAULT_MAX_USERS = 20000
 # Cost grows with the candidate (user, server) pairs, which --max-users alone does not bound (a
-# user may list every server): ~1.3 KB of model memory per pair. EUA has ~5.5 pairs per user.
+# user may list every server): the model's memory grows linearly in them. EUA: ~5.5 per user.
 DEFAULT_MAX_PAIRS = 400_000
 DEFAULT_EXACT_MAX_USERS = 5000
 DEFAULT_EXACT_TIME_LIMIT = 30.0
@@ -73,20 +66,6 @@ DEFAULT_EXACT_TIME_LIMIT = 30.0
 # leaves room for long ids and pretty-printing, 1 MiB for servers and links.
 _BYTES_PER_USER = 2048
 _BASE_BYTES = 1 << 20
-
-# The library accepts any finite value its validation allows, but its numerics (projection,
-# baselines, Clarabel) overflow on extreme magnitudes (capacities near 1e308, penalty 1e300,
-# alpha 1e4 in the exact solver). The server refuses what it cannot answer reliably instead of
-# returning NaN or a 500. Bounds: (lowest nonzero, highest); zero stays allowed where the format
-# allows it. Measured (tests/serve/test_app.py, and a 1,200-instance grid per alpha): gnn, dual,
-# equal and proportional are finite and feasible to 1e-7 at every corner of these ranges mixed
-# in one instance.
-VALUE_RANGES: dict[str, tuple[float, float]] = {
-    "quantity": (1e-12, 1e12),  # capacities, minimum demands, data rates
-    "weight": (1e-6, 1e6),
-    "penalty": (1.0, 1e6),
-    "alpha": (1e-6, 100.0),
-}
 
 # In-flight jobs beyond this get 503 rather than an ever-growing queue (memory, latency).
 _MAX_PENDING = 64
@@ -151,28 +130,16 @@ def _parse_json(body: bytes) -> tuple[Any, bool]:
     return data, bool(seen)
 
 
-def _check_ranges(instance: Instance) -> None:
-    """Refuse values outside :data:`VALUE_RANGES`, naming the first offending field."""
-    for template, values, _ in instance.number_fields():
-        kind = "weight" if template.endswith(".weight") else "quantity"
-        lo, hi = VALUE_RANGES[kind]
-        # Zero passed the library's validation only where the format allows it.
-        bad = np.flatnonzero((values != 0) & ((values < lo) | (values > hi)))
-        if bad.size:
-            i = int(bad[0])
-            raise _HTTPError(
-                422, template.format(i),
-                f"{values[i]!r} is outside the range this server accepts: 0 or {lo:g}..{hi:g}"
-                if kind == "quantity" else
-                f"{values[i]!r} is outside the range this server accepts: {lo:g}..{hi:g}",
-            )
-    for name in ("penalty", "alpha"):
-        lo, hi = VALUE_RANGES[name]
-        value = float(getattr(instance, name))
-        if not lo <= value <= hi:
-            raise _HTTPError(
-                422, name, f"{value!r} is outside the range this server accepts: {lo:g}..{hi:g}"
-            )
+def _family_of_document(data: Any) -> ProblemFamily:
+    """The family reading ``data``'s ``format`` (422 naming ``format`` otherwise)."""
+    if not isinstance(data, dict):
+        raise _HTTPError(422, "$", f"expected a JSON object, got {type(data).__name__}")
+    if "format" not in data:
+        raise _HTTPError(422, "format", "missing")
+    try:
+        return family_for_format(data["format"])
+    except InstanceError as exc:
+        raise _HTTPError(422, exc.field, exc.message) from None
 
 
 # -------------------------------------------------------------------------------- worker pool
@@ -239,20 +206,21 @@ class _DaemonPool:
 class _Runtime:
     """Everything a request handler needs, built once per app."""
 
-    def __init__(self, allocator: "Allocator", *, workers: int) -> None:
-        self.allocator = allocator
+    def __init__(self, allocators: dict[str, "nn.Module"], *, workers: int) -> None:
+        self.allocators = allocators
         # Torch inference is thread-safe, but two concurrent forward passes only fight over the
         # same intra-op threads; one at a time keeps latency predictable.
         self.model_lock = threading.Lock()
         self.fast = _DaemonPool("fast", workers)
-        # Exact solves can take the whole time limit and dual solves a second at 20,000 users;
+        # Exact solves can take the whole time limit and dual solves grow with the instance;
         # their own pool keeps them from starving gnn requests, and one thread bounds their
         # memory and CPU.
         self.solver = _DaemonPool("solver", 1)
         self.pending = 0
 
-    def pool(self, method: str) -> _DaemonPool:
-        return self.solver if method in ("exact", "dual") else self.fast
+    def pool(self, family: ProblemFamily, method: str) -> _DaemonPool:
+        kind = family.methods[method].kind
+        return self.solver if kind in ("reference", "classical") else self.fast
 
     @property
     def busy(self) -> int:
@@ -283,7 +251,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _model_info(
-    allocator: "Allocator", checkpoint: str | None, limits: dict[str, Any]
+    allocator: "nn.Module", checkpoint: str | None, limits: dict[str, Any]
 ) -> dict[str, Any]:
     metadata = _jsonable(dict(getattr(allocator, "metadata", None) or {}))
     # The training code decides the key; accept the usual spellings.
@@ -305,8 +273,9 @@ def _model_info(
 
 
 def create_app(
-    allocator: "Allocator",
+    allocator: "nn.Module | None" = None,
     *,
+    allocators: dict[str, "nn.Module"] | None = None,
     max_users: int = DEFAULT_MAX_USERS,
     max_pairs: int = DEFAULT_MAX_PAIRS,
     exact_max_users: int = DEFAULT_EXACT_MAX_USERS,
@@ -318,7 +287,10 @@ def create_app(
     """The HTTP application around a loaded ``allocator``.
 
     Args:
-        allocator: the model used by ``method=gnn`` (put in eval mode here).
+        allocator: the model ``method=gnn`` uses for instances of its family (its
+            ``family_name``; put in eval mode here). ``/v1/model`` describes it.
+        allocators: models of further families by family name. A family without one answers
+            ``method=gnn`` with its shipped checkpoint.
         max_users: instances with more users get 413; the body byte limit derives from it.
         max_pairs: instances with more candidate (user, server) pairs get 413.
         exact_max_users: ``method=exact`` above this many users gets 413.
@@ -330,8 +302,12 @@ def create_app(
         workers: threads validating and solving non-exact requests.
         max_pending: requests being read, validated or solved at once; beyond it, 503.
     """
-    allocator.eval()
-    runtime = _Runtime(allocator, workers=workers)
+    models = dict(allocators or {})
+    if allocator is not None:
+        models[getattr(allocator, "family_name", "edge")] = allocator
+    for model in models.values():
+        model.eval()
+    runtime = _Runtime(models, workers=workers)
     body_limit = max_body_bytes(max_users)
     limits = {
         "max_users": max_users,
@@ -339,9 +315,17 @@ def create_app(
         "max_body_bytes": body_limit,
         "exact_max_users": exact_max_users,
         "exact_time_limit": exact_time_limit,
-        "value_ranges": {k: list(v) for k, v in VALUE_RANGES.items()},
+        "value_ranges": {
+            name: {k: list(v) for k, v in family.value_ranges.items()}
+            for name, family in families().items()
+        },
     }
-    model_info = _model_info(allocator, checkpoint, limits)
+    if allocator is not None:
+        model_info = _model_info(allocator, checkpoint, limits)
+    else:  # no model given: the shipped one of each family answers method=gnn
+        model_info = ModelInfo(
+            checkpoint=None, hyperparameters={}, metadata={}, parameters=0, limits=limits
+        ).model_dump()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -350,7 +334,8 @@ def create_app(
 
     app = FastAPI(
         title="gnnalloc",
-        summary="Learned fair resource allocation for edge networks.",
+        summary="Learned fair resource allocation for edge and wireless networks, "
+        "one engine for many problem families.",
         version=_version(),
         lifespan=lifespan,
     )
@@ -383,48 +368,80 @@ def create_app(
         """The loaded checkpoint: path, hyperparameters, metadata, parameter count, limits."""
         return model_info
 
-    def prepare(body: bytes, method: str) -> Instance:
+    @app.get("/v1/methods", tags=["service"])
+    async def methods() -> dict[str, Any]:
+        """Every family with its formats, reference method and methods."""
+        return {
+            name: {
+                "title": family.title,
+                "instance_format": family.instance_format,
+                "allocation_format": family.allocation_format,
+                "reference_method": family.reference_method,
+                "methods": {
+                    m.name: {"description": m.description, "kind": m.kind, "options": list(m.options)}
+                    for m in family.methods.values()
+                },
+            }
+            for name, family in families().items()
+        }
+
+    def prepare(body: bytes, method: str) -> tuple[ProblemFamily, Any]:
         data, non_finite = _parse_json(body)
-        users = data.get("users") if isinstance(data, dict) else None
-        # Cheap size checks before the full validation of a possibly huge document.
-        if isinstance(users, list):
-            if len(users) > max_users:
-                raise _HTTPError(
-                    413, "users",
-                    f"{len(users)} users exceed this server's limit of {max_users} (--max-users)",
-                )
-            if method == "exact" and len(users) > exact_max_users:
-                raise _HTTPError(
-                    413, "users",
-                    f"{len(users)} users exceed the limit of {exact_max_users} for method=exact "
-                    "(--exact-max-users); use method=dual (near-optimal) or gnn",
-                )
+        family = _family_of_document(data)
+        if method not in family.methods:
+            raise _HTTPError(
+                400, "method",
+                f"unknown {method!r} for the {family.name} family, expected one of "
+                f"{', '.join(family.methods)}",
+            )
+        # Cheap size check before the full validation of a possibly huge document: the longest
+        # list (users, links, ...) bounds the instance's size.
+        lists = [(k, len(v)) for k, v in data.items() if isinstance(v, list)]
+        field, count = max(lists, key=lambda kv: kv[1], default=("$", 0))
+        if count > max_users:
+            raise _HTTPError(
+                413, field,
+                f"{count} {field} exceed this server's limit of {max_users} (--max-users)",
+            )
+        if method == "exact" and count > exact_max_users:
+            raise _HTTPError(
+                413, field,
+                f"{count} {field} exceed the limit of {exact_max_users} for method=exact "
+                "(--exact-max-users); use method=dual (near-optimal) or gnn",
+            )
         try:
-            instance = Instance.from_dict(data)
+            instance = family.parse_instance(data)
         except InstanceError as exc:
             raise _HTTPError(422, exc.field, exc.message) from None
-        if instance.num_pairs > max_pairs:
+        pairs = int(getattr(instance, "num_pairs", 0))
+        if pairs > max_pairs:
             raise _HTTPError(
                 413, "users",
-                f"{instance.num_pairs} candidate (user, server) pairs exceed this server's limit of "
+                f"{pairs} candidate (user, server) pairs exceed this server's limit of "
                 f"{max_pairs} (--max-pairs)",
             )
-        if non_finite:  # unreachable while from_dict checks every value; never let one through
+        if non_finite:  # unreachable while parsing checks every value; never let one through
             raise _HTTPError(422, "$", "NaN and Infinity are not valid JSON numbers")
-        _check_ranges(instance)
-        return instance
-
-    def allocate_and_score(instance: Instance, method: str) -> bytes:
-        start = time.perf_counter()
         try:
-            if method == "gnn":
+            family.check_ranges(instance, family.value_ranges)
+        except InstanceError as exc:
+            raise _HTTPError(422, exc.field, exc.message) from None
+        return family, instance
+
+    def allocate_and_score(family: ProblemFamily, instance: Any, method: str) -> bytes:
+        start = time.perf_counter()
+        options: dict[str, Any] = {}
+        if "time_limit" in family.methods[method].options:
+            options["time_limit"] = exact_time_limit
+        try:
+            if family.methods[method].kind == "learned":
+                model = runtime.allocators.get(family.name)
+                if model is not None:
+                    options["allocator"] = model
                 with runtime.model_lock:
-                    result = solve(instance, "gnn", allocator=allocator)
+                    result = solve(instance, method, **options)
             else:
-                result = solve(
-                    instance, method,
-                    time_limit=exact_time_limit if method == "exact" else None,
-                )
+                result = solve(instance, method, **options)
         except SolverError as exc:
             # Valid, in-range input this method could not answer: Clarabel stopped at the time
             # limit (the library keeps no uncertified iterate then) or stalled. Another method
@@ -437,9 +454,9 @@ def create_app(
             else:
                 message = f"{method}: the solver failed on this instance ({exc})"
             raise _HTTPError(422, "method", message) from None
-        report = score(instance, result.allocation, upper_bound=result.upper_bound)
+        report = family.score(instance, result.allocation, upper_bound=result.upper_bound)
         payload = {
-            "allocation": result.allocation.to_dict(instance),
+            "allocation": family.dump_allocation(instance, result.allocation),
             "metrics": report.as_dict(),
             "timing": {"seconds": result.seconds, "method": method},
             "status": result.status,
@@ -458,7 +475,7 @@ def create_app(
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/InstanceV1"}}
+                    "application/json": {"schema": _request_schema()}
                 },
             }
         },
@@ -471,11 +488,11 @@ def create_app(
             json_schema_extra={"enum": list(METHODS)},
         ),
     ) -> Response:
-        """Allocate a ``gnnalloc.instance/v1`` instance and score the allocation.
+        """Allocate an instance of any family (its ``format`` chooses) and score the allocation.
 
         The allocation is always feasible. ``exact`` is bounded by the server's time limit; an
         uncertified result says so in ``status`` and ``certified_optimal``. ``dual`` is the
-        smoothed dual solver: near-optimal on large instances, seconds at 20,000 users.
+        smoothed dual solver: near-optimal on large instances, much faster than ``exact`` there.
         """
         try:
             if method not in METHODS:
@@ -491,10 +508,10 @@ def create_app(
             runtime.pending += 1  # only touched on the event loop: no lock needed
             try:
                 body = await _read_body(request, body_limit)
-                instance = await runtime.run(runtime.fast, prepare, body, method)
+                family, instance = await runtime.run(runtime.fast, prepare, body, method)
                 del body
                 content = await runtime.run(
-                    runtime.pool(method), allocate_and_score, instance, method
+                    runtime.pool(family, method), allocate_and_score, family, instance, method
                 )
             finally:
                 runtime.pending -= 1
@@ -506,21 +523,34 @@ def create_app(
         return Response(content=content, media_type="application/json")
 
     def openapi() -> dict[str, Any]:
-        # The body is read raw (see module docstring), so FastAPI does not see InstanceV1;
-        # add it and its sub-models to the components the request body refers to.
+        # The body is read raw (see module docstring), so FastAPI does not see the families'
+        # schemas; add each family's instance (and allocation) model with its sub-models to the
+        # components the request body refers to.
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
-            component = InstanceV1.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(component.pop("$defs", {}))
-            components["InstanceV1"] = component
+            for family in families().values():
+                models = [family.instance_schema, getattr(family, "allocation_schema", None)]
+                for model in filter(None, models):
+                    component = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                    components.update(component.pop("$defs", {}))
+                    components[model.__name__] = component
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _request_schema() -> dict[str, Any]:
+    """The request body: one family's instance model, or any of them."""
+    refs = [
+        {"$ref": f"#/components/schemas/{family.instance_schema.__name__}"}
+        for family in families().values()
+    ]
+    return refs[0] if len(refs) == 1 else {"oneOf": refs}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -559,7 +589,8 @@ def serve_cli(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
 
-    from gnnalloc.nn.allocator import Allocator
+    from gnnalloc.core import get_family
+    from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
     for flag, value, ok in (
         ("max-users", args.max_users, args.max_users >= 1),
@@ -574,7 +605,11 @@ def serve_cli(args: argparse.Namespace) -> int:
             return 2
     checkpoint = str(args.checkpoint)
     try:
-        allocator = Allocator.from_checkpoint(checkpoint)
+        data = load_checkpoint_data(checkpoint)
+        family = get_family(checkpoint_family(data, checkpoint))
+        if getattr(family, "load_allocator", None) is None:
+            raise ValueError(f"checkpoint: the {family.name} family has no learned model")
+        allocator = family.load_allocator(data, checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
@@ -585,7 +620,10 @@ def serve_cli(args: argparse.Namespace) -> int:
         return 2
     # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    load_dual_kernels()  # else the first method=dual request pays for loading (or compiling) them
+    for family in families().values():  # else the first request pays for lazy set-up
+        warm_up = getattr(family, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
     app = create_app(
         allocator,
@@ -635,13 +673,3 @@ def serve_cli(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
-
-
-def _main() -> int:  # `python -m gnnalloc.serve.app --checkpoint ...`, mostly for debugging
-    from gnnalloc.cli import main
-
-    return main(["serve", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -1,6 +1,9 @@
-"""Training and evaluation: Lightning data and module, the CLI, evaluation suites and plots."""
+"""Family-agnostic training plumbing: the LightningCLI entry point and checkpoint export.
 
-from gnnalloc.training.data import InstanceBatch, InstanceDataModule, InstanceSet, collate_instances
-from gnnalloc.training.module import AllocatorModule
+Each family brings its own Lightning module and data module (the edge family's live in
+:mod:`gnnalloc.families.edge.training`); the training config names the family.
+"""
 
-__all__ = ["AllocatorModule", "InstanceBatch", "InstanceDataModule", "InstanceSet", "collate_instances"]
+from gnnalloc.training.export import best_checkpoint, export_checkpoint
+
+__all__ = ["best_checkpoint", "export_checkpoint"]

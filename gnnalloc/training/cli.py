@@ -1,4 +1,9 @@
-"""``gnnalloc fit|validate|test``: LightningCLI over the module and data module."""
+"""``gnnalloc fit|validate|test``: LightningCLI over a family's module and data module.
+
+The family comes from ``--family NAME`` or the ``family:`` key of a ``--config`` file (default:
+``edge``); its ``lightning_classes()`` give the Lightning module and data module, and its
+``lightning_links`` the settings the two share.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import os
 import sys
 from typing import Any, Sequence
 
+from pathlib import Path
+
 from lightning.pytorch.cli import LightningCLI
 
-from gnnalloc.training.data import InstanceDataModule
-from gnnalloc.training.module import AllocatorModule
+from gnnalloc.core import ProblemFamily, get_family
+from gnnalloc.nn import DEFAULT_FAMILY
 
 __all__ = ["lightning_main"]
 
@@ -19,9 +26,15 @@ class _SettingError(Exception):
 
 
 class _CLI(LightningCLI):
+    family: ProblemFamily
+
     def add_arguments_to_parser(self, parser) -> None:
-        # One architecture knob lives in both: the graph builder must cap metapaths like the model.
-        parser.link_arguments("model.max_metapath_neighbors", "data.max_metapath_neighbors")
+        parser.add_argument(
+            "--family", default=self.family.name, help="the problem family trained (a config key)"
+        )
+        # Settings the module and the data module share (edge: the metapath cap of the graphs).
+        for source, target in getattr(self.family, "lightning_links", ()):
+            parser.link_arguments(source, target)
 
     def instantiate_classes(self) -> None:
         # The classes check their settings by name; a bad one is the user's typo, not a crash.
@@ -47,13 +60,47 @@ def _is_wandb(logger: Any) -> bool:
     return class_path.rsplit(".", 1)[-1] == "WandbLogger"
 
 
+def _family_name(argv: Sequence[str]) -> str:
+    """``--family NAME`` from ``argv``, else the last ``family:`` of its ``--config`` files."""
+    import yaml
+
+    name = DEFAULT_FAMILY
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        if arg.startswith("--config="):
+            arg, value = "--config", arg.split("=", 1)[1]
+        if arg == "--config" and value is not None and Path(value).is_file():
+            try:
+                data = yaml.safe_load(Path(value).read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # LightningCLI reports the bad file itself
+            if isinstance(data, dict) and isinstance(data.get("family"), str):
+                name = data["family"]
+    for i, arg in enumerate(argv):
+        if arg == "--family" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--family="):
+            name = arg.split("=", 1)[1]
+    return name
+
+
 def lightning_main(argv: Sequence[str] | None = None) -> int:
     """Run LightningCLI with ``argv`` (``fit --config training/configs/default.yaml ...``;
     ``None``: the process's command line)."""
     try:
-        _CLI(
-            AllocatorModule,
-            InstanceDataModule,
+        family = get_family(_family_name(sys.argv[1:] if argv is None else list(argv)))
+        classes = getattr(family, "lightning_classes", None)
+        if classes is None:
+            raise _SettingError(f"family: {family.name!r} has no training module")
+    except (ValueError, _SettingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    module, data_module = classes()
+    cli = type("_FamilyCLI", (_CLI,), {"family": family})
+    try:
+        cli(
+            module,
+            data_module,
             args=None if argv is None else list(argv),
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},

@@ -1,11 +1,13 @@
-"""Turn a Lightning training checkpoint into the small inference checkpoint the library ships."""
+"""Turn a Lightning training checkpoint into the small inference checkpoint the library ships,
+for any family: the checkpoint's ``family`` entry chooses who rebuilds the model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from gnnalloc.nn.allocator import CHECKPOINT_FORMAT, Allocator, load_checkpoint_data
+from gnnalloc.core import get_family
+from gnnalloc.nn import CHECKPOINT_FORMAT, checkpoint_family, load_checkpoint_data
 
 __all__ = ["export_checkpoint", "best_checkpoint"]
 
@@ -56,7 +58,11 @@ def export_checkpoint(source: Path, target: Path) -> dict[str, Any]:
         chosen = source
     else:
         data = _lightning_checkpoint(chosen)
-    model = Allocator.from_checkpoint_data(data, chosen)
+    family = get_family(checkpoint_family(data, chosen))
+    load_allocator = getattr(family, "load_allocator", None)
+    if load_allocator is None:
+        raise ValueError(f"checkpoint: the {family.name} family has no learned model to export")
+    model = load_allocator(data, chosen)
     try:  # Lightning writes these entries; a hand-edited file may not have their types
         metadata = _training_record(data, chosen)
     except (AttributeError, TypeError, ValueError) as exc:

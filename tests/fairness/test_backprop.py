@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from gnnalloc import random_instance
-from gnnalloc.fairness import FairBackward, loss_decrease_share, per_user_loss
-from gnnalloc.problem import Instance, ProblemTensors
-from gnnalloc.projection import FastProjection
-from gnnalloc.projection._jacobian import ProjectionJacobian
-from gnnalloc.solvers.functional import refill_home_compute
+from gnnalloc.fairness import FairBackward, loss_decrease_share
+from gnnalloc.families.edge.training import per_user_loss
+from gnnalloc.families.edge.problem import Instance, ProblemTensors
+from gnnalloc.families.edge.projection import FastProjection
+from gnnalloc.families.edge.projection._jacobian import ProjectionJacobian
+from gnnalloc.families.edge.solvers.functional import refill_home_compute
 
 
 def _decisions(problem: ProblemTensors, fill: float, seed: int = 0):

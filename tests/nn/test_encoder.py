@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gnnalloc.generators import eua_instance, random_instance
-from gnnalloc.graph import build_graph, collate_graphs
+from gnnalloc.families.edge.generators import eua_instance, random_instance
+from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.nn import HANEncoder, HANLayer, RelationAttention, SemanticAttention
-from gnnalloc.problem import INSTANCE_FORMAT, Instance
+from gnnalloc.families.edge.problem import INSTANCE_FORMAT, Instance
 
 HIDDEN = 32
 
@@ -23,9 +23,17 @@ def no_link_instance() -> Instance:
     return Instance.from_dict({"format": INSTANCE_FORMAT, "servers": servers, "users": users})
 
 
+class EdgeEncoder(HANEncoder):
+    """The generic encoder on the edge family's schema, returning (user, server) embeddings."""
+
+    def forward(self, graph):
+        out = super().forward(graph)
+        return out["user"], out["server"]
+
+
 def make_encoder(**kwargs) -> HANEncoder:
     torch.manual_seed(0)
-    return HANEncoder(hidden=HIDDEN, heads=4, layers=2, **kwargs)
+    return EdgeEncoder(SCHEMA, hidden=HIDDEN, heads=4, layers=2, **kwargs)
 
 
 def backward_all(encoder: HANEncoder, graph) -> dict[str, torch.Tensor | None]:

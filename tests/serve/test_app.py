@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from gnnalloc import Allocation, Instance, SolverError, random_instance
-from gnnalloc.nn.allocator import Allocator
-from gnnalloc.problem import max_violation
+from gnnalloc.families.edge.nn.allocator import Allocator
+from gnnalloc.families.edge.problem import max_violation
 from gnnalloc.serve import create_app, max_body_bytes
 
 with warnings.catch_warnings():  # starlette's httpx deprecation notice is not ours
@@ -333,7 +333,7 @@ def test_solver_error_names_method(monkeypatch, doc: dict[str, Any]) -> None:
 
 
 def test_library_bug_is_a_500_in_the_error_format(monkeypatch, doc: dict[str, Any]) -> None:
-    from gnnalloc.solvers import SolveResult
+    from gnnalloc.core import SolveResult
 
     def nan(instance: Instance, method: str, **kwargs: Any) -> SolveResult:
         bad = Allocation(np.full(instance.num_pairs, np.nan), np.zeros(instance.num_users))
@@ -358,7 +358,7 @@ def test_every_method_is_finite_and_feasible_at_the_corners_of_the_value_ranges(
     import itertools
 
     from gnnalloc import solve
-    from gnnalloc.serve.app import VALUE_RANGES
+    from gnnalloc.families.edge import VALUE_RANGES
 
     low, high = VALUE_RANGES["quantity"]
     light, heavy = VALUE_RANGES["weight"]

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gnnalloc import Allocation, Instance, InstanceError, random_instance
-from gnnalloc.nn.allocator import Allocator
-from gnnalloc.problem import max_violation
+from gnnalloc.core import parse_instance
+from gnnalloc.families.edge.nn.allocator import Allocator
+from gnnalloc.families.edge.problem import max_violation
 from gnnalloc.serve import METHODS, create_app
 
 with warnings.catch_warnings():  # starlette's httpx deprecation notice is not ours
@@ -148,11 +149,11 @@ def _expected_field(body: bytes) -> str | None:
     except (ValueError, RecursionError):
         return None
     try:
-        Instance.from_dict(doc)
+        parse_instance(doc)  # the library's entry point: the format chooses the family
     except InstanceError as exc:
         return exc.field
     except (OverflowError, TypeError):
-        # Instance.from_dict raises OverflowError on integers beyond float range; the server
+        # parse_instance raises OverflowError on integers beyond float range; the server
         # parses those as inf first, so it names the field where the library cannot.
         return None
     return None

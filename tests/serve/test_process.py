@@ -19,8 +19,8 @@ import torch
 
 from gnnalloc import Allocation, Instance, eua_instance, random_instance
 from gnnalloc.cli import main
-from gnnalloc.nn.allocator import Allocator
-from gnnalloc.problem import max_violation
+from gnnalloc.families.edge.nn.allocator import Allocator
+from gnnalloc.families.edge.problem import max_violation
 
 STARTUP_SECONDS = 90  # imports alone take ~20 s on a busy 2-core machine
 EXIT_SECONDS = 15

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gnnalloc.nn.allocator import Allocator
+from gnnalloc.families.edge.nn.allocator import Allocator
 from gnnalloc.training import export
 
 

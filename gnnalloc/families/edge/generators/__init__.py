@@ -1,0 +1,7 @@
+"""Instance generators: random geometric networks and the real EUA Melbourne topology."""
+
+from gnnalloc.families.edge.generators._eua import JITTER_M, LINK_RADIUS_M, eua_instance
+from gnnalloc.families.edge.generators._random import random_instance
+from gnnalloc.families.edge.generators._synthesis import SERVICES, synthesise
+
+__all__ = ["eua_instance", "random_instance", "synthesise", "SERVICES", "LINK_RADIUS_M", "JITTER_M"]

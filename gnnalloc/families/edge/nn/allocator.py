@@ -1,0 +1,258 @@
+"""The learned allocator: graph -> HAN encoder -> decision heads -> feasible projection -> home
+refill (the exact local split given the learned migrations) -> optional migration search at
+inference."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
+from gnnalloc.families.edge.nn.heads import DecisionHeads
+from gnnalloc.families.edge.problem import Allocation
+from gnnalloc.families.edge.problem import Instance
+from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.projection import FastProjection
+from gnnalloc.core import check_count, check_positive, is_real
+from gnnalloc.families.edge.problem import fit_to_capacity
+from gnnalloc.families.edge.solvers import improve_migrations
+from gnnalloc.families.edge.solvers.functional import refill_home_compute
+
+__all__ = ["Allocator", "Decisions", "FAMILY_NAME"]
+
+#: What checkpoints of this model record as their ``family``.
+FAMILY_NAME = "edge"
+
+@dataclass
+class Decisions:
+    """A forward pass: raw decisions from the heads, their feasible projection, the final output.
+
+    Args:
+        raw_compute, raw_bandwidth: head outputs ``(P,)``, ``(U,)`` (the shared representation
+            the ``output`` fairness mode differentiates against).
+        compute, bandwidth: the final, feasible decisions.
+        projected_compute: the projection's compute before the home refill (the same tensor as
+            ``compute`` when the pass did not refill).
+    """
+
+    raw_compute: Tensor
+    raw_bandwidth: Tensor
+    compute: Tensor
+    bandwidth: Tensor
+    projected_compute: Tensor
+
+
+class Allocator(nn.Module):
+    """Maps instances to feasible allocations.
+
+    Args:
+        hidden: embedding width of the encoder.
+        heads: attention heads.
+        layers: HAN layers.
+        dropout: dropout probability (training only).
+        max_metapath_neighbors: cap on metapath neighbours per user in the graph builder.
+        projection_tol: relative tolerance of the fast projection.
+        problem_dtype: dtype of decisions, projection and losses (``float64`` keeps the
+            projection's feasibility at 1e-7 relative on any instance).
+        refill_home: after the projection, re-split each server's capacity among its home users
+            exactly, given the migrations (:func:`gnnalloc.families.edge.solvers.functional.refill_home_compute`).
+            The network then only has to learn who migrates where (what the refill buys:
+            ``benchmarks/bench_refill.py``).
+        search_rounds: rounds of :func:`gnnalloc.families.edge.solvers.improve_migrations` that
+            :meth:`allocate` runs on the output (0 = off). A monotone search: each round costs
+            about one to four refills and never lowers the objective.
+    """
+
+    #: The family whose instances this model allocates.
+    family_name = FAMILY_NAME
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        dropout: float = 0.0,
+        max_metapath_neighbors: int = 16,
+        projection_tol: float = 1e-9,
+        problem_dtype: str = "float64",
+        refill_home: bool = True,
+        search_rounds: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, size in (("hidden", hidden), ("heads", heads)):
+            check_count(name, size)
+            if size < 1:
+                raise ValueError(f"{name}: must be >= 1, got {size!r}")
+        check_count("layers", layers)
+        check_count("max_metapath_neighbors", max_metapath_neighbors)
+        if not (is_real(dropout) and 0 <= dropout < 1):
+            raise ValueError(f"dropout: must be a number in [0, 1), got {dropout!r}")
+        check_positive("projection_tol", projection_tol)
+        if not isinstance(refill_home, bool):
+            raise ValueError(f"refill_home: must be true or false, got {refill_home!r}")
+        if problem_dtype not in ("float32", "float64"):
+            raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
+        check_count("search_rounds", search_rounds)
+        self.config: dict[str, Any] = dict(
+            hidden=hidden, heads=heads, layers=layers, dropout=dropout,
+            max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
+            problem_dtype=problem_dtype, refill_home=refill_home, search_rounds=search_rounds,
+        )
+        self.encoder = HANEncoder(SCHEMA, hidden=hidden, heads=heads, layers=layers, dropout=dropout)
+        self.heads = DecisionHeads(hidden)
+        self.projection = FastProjection(tol=projection_tol)
+        self.problem_dtype = getattr(torch, problem_dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ----------------------------------------------------------- inputs
+    def prepare(self, instances: Sequence[Instance], seed: int = 0) -> tuple[HeteroData, ProblemTensors]:
+        """Graph batch and problem tensors of ``instances``, on the model's device."""
+        device = self.device
+        cap = self.config["max_metapath_neighbors"]
+        graphs = [build_graph(inst, max_metapath_neighbors=cap, seed=seed) for inst in instances]
+        problems = [
+            ProblemTensors.from_instance(inst, dtype=self.problem_dtype, device=device)
+            for inst in instances
+        ]
+        if len(instances) == 1:  # nothing to collate: a lone graph encodes as a batch of one
+            return graphs[0].to(device), problems[0]
+        graph = collate_graphs(graphs).to(device)
+        return graph, ProblemTensors.collate(problems)
+
+    # ----------------------------------------------------------- forward
+    def forward(
+        self, graph: HeteroData, problem: ProblemTensors, refill_home: bool | None = None
+    ) -> Decisions:
+        """Raw, projected and final decisions for a graph batch and its problem tensors.
+
+        Args:
+            graph, problem: from :meth:`prepare` (or a data module's batch).
+            refill_home: override the model's ``refill_home`` for this pass (training may skip
+                the refill while evaluation and inference keep it).
+        """
+        emb = self.encoder(graph)
+        raw_compute, raw_bandwidth = self.heads(emb["user"], emb["server"], graph, problem)
+        projected, bandwidth = self.projection(raw_compute, raw_bandwidth, problem)
+        refill = self.config["refill_home"] if refill_home is None else refill_home
+        compute = refill_home_compute(projected, problem) if refill else projected
+        return Decisions(raw_compute, raw_bandwidth, compute, bandwidth, projected)
+
+    @torch.no_grad()
+    def allocate(self, instance: Instance, search_rounds: int | None = None) -> Allocation:
+        """A feasible allocation of ``instance`` (eval mode, no gradients; the last step,
+        :func:`~gnnalloc.families.edge.problem.fit_to_capacity`, removes round-off violations on instances
+        that mix extreme magnitudes).
+
+        Args:
+            instance: the network.
+            search_rounds: override the model's ``search_rounds`` for this call.
+        """
+        rounds = self.config["search_rounds"] if search_rounds is None else search_rounds
+        check_count("search_rounds", rounds)
+        was_training = self.training
+        if was_training:  # toggling walks every submodule: skip it in the usual eval-mode case
+            self.eval()
+        try:
+            graph, problem = self.prepare([instance])
+            out = self(graph, problem)
+            compute = improve_migrations(out.compute, problem, rounds) if rounds else out.compute
+        finally:
+            if was_training:
+                self.train()
+        allocation = Allocation(
+            compute=compute.detach().to("cpu", torch.float64).numpy(),
+            bandwidth=out.bandwidth.detach().to("cpu", torch.float64).numpy(),
+        )
+        return fit_to_capacity(instance, allocation)
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small, ``weights_only``-loadable checkpoint of this model."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "family": FAMILY_NAME,
+            "hyper_parameters": dict(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, map_location: str | torch.device | None = None
+    ) -> "Allocator":
+        """Restore a model from a gnnalloc checkpoint or a Lightning checkpoint of
+        :class:`gnnalloc.training.AllocatorModule`, loading with ``weights_only=True``.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if the file is not a checkpoint of this model.
+        """
+        return cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path, map_location)
+
+    @classmethod
+    def from_checkpoint_data(
+        cls, data: dict[str, Any], path: str | Path, map_location: str | torch.device | None = None
+    ) -> "Allocator":
+        """:meth:`from_checkpoint` on a checkpoint already loaded by :func:`load_checkpoint_data`
+        (``path`` names it in errors), for callers that also read other entries of it.
+
+        Raises:
+            ValueError: if ``data`` is not a checkpoint of this model.
+        """
+        name = repr(str(path))
+        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+        stored_format = data.get("format")
+        if stored_format is not None and stored_format != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"checkpoint: {name} has format {stored_format!r}; this library reads {CHECKPOINT_FORMAT!r}"
+            )
+        family = checkpoint_family(data, path)
+        if family != FAMILY_NAME:
+            raise ValueError(
+                f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}"
+            )
+        if not isinstance(state, dict):
+            raise ValueError(f"checkpoint: {name} has no state_dict")
+        if stored_format is None:
+            # Lightning (no "format" key): the module stores the allocator as `model` and its
+            # init args flat.
+            if isinstance(hparams, dict):
+                hparams = hparams.get("model_config") or hparams
+            state = {
+                k[len("model.") :]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")
+            }
+        if not isinstance(hparams, dict):
+            raise ValueError(f"checkpoint: {name}: hyper_parameters is a {type(hparams).__name__}, not a mapping")
+        try:
+            # Lightning checkpoints also hold the module's own settings (lr, fairness, ...).
+            known = inspect.signature(cls).parameters
+            model = cls(**{k: v for k, v in hparams.items() if k in known})
+        except ValueError as exc:
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+        if bad:
+            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint: {name} does not match the model: {exc}") from None
+        model.checkpoint_path = str(path)
+        model.metadata = dict(data.get("metadata") or {})
+        model.eval()
+        if map_location is not None:
+            model.to(map_location)
+        return model

@@ -1,0 +1,149 @@
+"""An allocation: compute per (user, candidate server) pair and access bandwidth per user."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gnnalloc.core import AllocationError
+from gnnalloc.families.edge.problem._instance import Instance
+from gnnalloc.core import decode_json
+
+__all__ = ["Allocation", "ALLOCATION_FORMAT", "load_allocation", "save_allocation"]
+
+ALLOCATION_FORMAT = "gnnalloc.allocation/v1"
+
+
+@dataclass(frozen=True, eq=False)
+class Allocation:
+    """Decisions for one instance, in the instance's pair order.
+
+    Args:
+        compute: ``x[p]`` for every pair ``p`` of the instance, ``(P,)``.
+        bandwidth: ``y[u]`` for every user, ``(U,)``.
+    """
+
+    compute: np.ndarray
+    bandwidth: np.ndarray
+
+    def check(self, instance: Instance, name: str = "") -> None:
+        """Raise :class:`AllocationError` unless both arrays have ``instance``'s shapes and are
+        finite (``name`` prefixes the field, e.g. ``reference.``)."""
+        for field, values, size in (
+            ("compute", self.compute, instance.num_pairs), ("bandwidth", self.bandwidth, instance.num_users)
+        ):
+            values = np.asarray(values)
+            if values.shape != (size,):
+                raise AllocationError(f"{name}{field}", f"expected shape ({size},), got {values.shape}")
+            if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+                raise AllocationError(f"{name}{field}", "must be finite numbers")
+
+    def to_dict(self, instance: Instance) -> dict[str, Any]:
+        """The ``gnnalloc.allocation/v1`` document; compute keyed by candidate server id."""
+        ptr = instance.user_pair_ptr
+        server_ids = instance.server_ids
+        users = []
+        for u, uid in enumerate(instance.user_ids):
+            lo, hi = int(ptr[u]), int(ptr[u + 1])
+            users.append(
+                {
+                    "id": uid,
+                    "bandwidth": float(self.bandwidth[u]),
+                    "compute": {
+                        server_ids[int(s)]: float(x)
+                        for s, x in zip(instance.pair_server[lo:hi], self.compute[lo:hi])
+                    },
+                }
+            )
+        return {"format": ALLOCATION_FORMAT, "users": users}
+
+    @classmethod
+    def from_dict(cls, instance: Instance, data: Any) -> "Allocation":
+        """Validate an allocation document against ``instance``.
+
+        Every user must appear exactly once; compute only at candidate servers (a missing candidate
+        counts as 0); values must be finite numbers.
+
+        Raises:
+            AllocationError: naming the offending field.
+        """
+        if not isinstance(data, dict):
+            raise AllocationError("$", f"expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != ALLOCATION_FORMAT:
+            raise AllocationError(
+                "format", f"unsupported {data.get('format')!r}, expected {ALLOCATION_FORMAT!r}"
+            )
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise AllocationError("users", f"expected a list, got {type(users).__name__}")
+        user_index = {uid: u for u, uid in enumerate(instance.user_ids)}
+        ptr = instance.user_pair_ptr
+        compute = np.zeros(instance.num_pairs)
+        bandwidth = np.zeros(instance.num_users)
+        seen = np.zeros(instance.num_users, dtype=bool)
+        for i, entry in enumerate(users):
+            where = f"users[{i}]"
+            if not isinstance(entry, dict):
+                raise AllocationError(where, f"expected an object, got {entry!r}")
+            uid = entry.get("id")
+            if not isinstance(uid, str):
+                raise AllocationError(f"{where}.id", f"expected a string, got {uid!r}")
+            if uid not in user_index:
+                raise AllocationError(f"{where}.id", f"unknown user id {uid!r}")
+            u = user_index[uid]
+            if seen[u]:
+                raise AllocationError(f"{where}.id", f"user {uid!r} appears twice")
+            seen[u] = True
+            bandwidth[u] = _value(entry.get("bandwidth"), f"{where}.bandwidth")
+            per_server = entry.get("compute", {})
+            if not isinstance(per_server, dict):
+                raise AllocationError(f"{where}.compute", f"expected an object, got {per_server!r}")
+            lo, hi = int(ptr[u]), int(ptr[u + 1])
+            slots = {instance.server_ids[int(s)]: lo + j for j, s in enumerate(instance.pair_server[lo:hi])}
+            for sid, value in per_server.items():
+                if sid not in slots:
+                    raise AllocationError(
+                        f"{where}.compute.{sid}", f"server {sid!r} is not a candidate for user {uid!r}"
+                    )
+                compute[slots[sid]] = _value(value, f"{where}.compute.{sid}")
+        if not seen.all():
+            missing = instance.user_ids[int(np.flatnonzero(~seen)[0])]
+            raise AllocationError("users", f"user {missing!r} is missing")
+        return cls(compute=compute, bandwidth=bandwidth)
+
+
+def _value(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AllocationError(where, f"expected a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer literal beyond float range
+        finite = False
+    if not finite:
+        raise AllocationError(where, f"expected a finite number, got {str(value)[:40]}")
+    return float(value)
+
+
+def load_allocation(instance: Instance, path: str | Path) -> Allocation:
+    """Read and validate an allocation file for ``instance``."""
+    try:
+        data = decode_json(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AllocationError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise AllocationError("$", f"not UTF-8 text at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise AllocationError("$", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise AllocationError("$", "JSON nested too deeply") from None
+    return Allocation.from_dict(instance, data)
+
+
+def save_allocation(instance: Instance, allocation: Allocation, path: str | Path) -> None:
+    """Write ``allocation`` as a ``gnnalloc.allocation/v1`` JSON file."""
+    Path(path).write_text(json.dumps(allocation.to_dict(instance), indent=1) + "\n")

@@ -1,7 +1,0 @@
-"""Instance generators: random geometric networks and the real EUA Melbourne topology."""
-
-from gnnalloc.generators._eua import JITTER_M, LINK_RADIUS_M, eua_instance
-from gnnalloc.generators._random import random_instance
-from gnnalloc.generators._synthesis import SERVICES, synthesise
-
-__all__ = ["eua_instance", "random_instance", "synthesise", "SERVICES", "LINK_RADIUS_M", "JITTER_M"]

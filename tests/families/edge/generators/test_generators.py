@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from gnnalloc.families.edge.generators import LINK_RADIUS_M, eua_instance, random_instance
+from gnnalloc.families.edge.generators._eua import _positions
+
+
+@pytest.mark.parametrize("make", [lambda s: random_instance(200, 15, 0.8, s), lambda s: eua_instance(300, 0.8, s)])
+def test_deterministic_and_load(make):
+    a, b, c = make(4), make(4), make(5)
+    assert a.to_dict() == b.to_dict()
+    assert a.to_dict() != c.to_dict()
+    assert a.compute_min.sum() / a.server_compute.sum() == pytest.approx(0.8)
+    assert a.bandwidth_min.sum() / a.server_bandwidth.sum() == pytest.approx(0.8)
+
+
+def test_eua_topology_is_the_real_one():
+    sites, users = _positions()
+    assert sites.shape == (125, 2) and users.shape == (816, 2)
+    inst = eua_instance(816, 1.0, 0)
+    assert inst.num_servers == 125
+    d = np.linalg.norm(sites[inst.link_a] - sites[inst.link_b], axis=1)
+    assert d.max() < LINK_RADIUS_M
+    assert 400 <= inst.num_links <= 450  # 432 with the equirectangular projection
+    # Home = nearest site.
+    nearest = np.linalg.norm(users[:, None] - sites[None], axis=2).argmin(axis=1)
+    assert sorted(np.bincount(inst.user_server, minlength=125)) == sorted(np.bincount(nearest, minlength=125))
+
+
+def test_eua_beyond_816_users():
+    inst = eua_instance(5000, 1.2, 1)
+    assert inst.num_users == 5000 and inst.num_pairs > 5000
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="users"):
+        random_instance(0, 3)
+    with pytest.raises(ValueError, match="load"):
+        eua_instance(10, 0.0)

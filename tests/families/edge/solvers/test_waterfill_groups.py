@@ -1,0 +1,191 @@
+"""Vectorised torch water-filling against the closed-form numpy reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from gnnalloc.families.edge.problem import resource_utility
+from gnnalloc.families.edge.solvers import waterfill
+from gnnalloc.families.edge.solvers.functional import waterfill_groups
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("penalty", ["random", 1.0, 1.0 + 1e-9])
+def test_matches_numpy_reference_per_group(seed, penalty):
+    # k = 1 (allowed by the format) puts each member's drop at the end of its log regime.
+    rng = np.random.default_rng(seed)
+    groups, n = int(rng.integers(1, 6)), int(rng.integers(1, 40))
+    group = rng.integers(0, groups, n)
+    m, w = rng.lognormal(0, 1, n), rng.uniform(0.5, 2, n)
+    k = float(rng.uniform(1, 20)) if penalty == "random" else penalty
+    capacity = rng.uniform(0, 3, groups) * np.bincount(group, m, groups)
+    y, price = waterfill_groups(torch.tensor(capacity), torch.tensor(m), torch.tensor(w), torch.tensor(group), k)
+    y = y.numpy()
+    assert (y >= 0).all() and (price.numpy() >= 0).all()
+    for g in range(groups):
+        idx = group == g
+        if not idx.any():
+            continue
+        assert y[idx].sum() <= capacity[g] * (1 + 1e-9) + 1e-12
+        ref = waterfill(capacity[g], m[idx], w[idx], k)
+
+        def value(v):
+            return float((w[idx] * resource_utility(torch.tensor(v), torch.tensor(m[idx]), k).numpy()).sum())
+
+        assert value(y[idx]) == pytest.approx(value(ref), rel=1e-10, abs=1e-10)
+
+
+def test_alpha_fair_response_is_stationary():
+    # Single group, everyone above the minimum: marginal utilities w y^-alpha m^(alpha-1) are equal.
+    m = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    w = torch.tensor([1.0, 1.5, 0.7], dtype=torch.float64)
+    y, price = waterfill_groups(torch.tensor([40.0], dtype=torch.float64), m, w, torch.zeros(3, dtype=torch.long), 10.0, 2.0)
+    marginal = w * y.pow(-2.0) * m.pow(1.0)
+    assert torch.allclose(marginal, marginal[0].expand(3), rtol=1e-9)
+    assert y.sum().item() == pytest.approx(40.0)
+
+
+def _cvxpy_with_offsets(capacity, m, w, k, offset):
+    import cvxpy as cp
+
+    y = cp.Variable(m.size, nonneg=True)
+    a = cp.Variable(m.size, nonneg=True)
+    b = cp.Variable(m.size, nonneg=True)
+    objective = cp.sum(cp.multiply(w, k * (a - m) / m + cp.log(1 + b / m)))
+    constraints = [a <= m, a + b == offset + y, cp.sum(y) <= capacity]
+    cp.Problem(cp.Maximize(objective), constraints).solve(solver=cp.CLARABEL)
+    return objective.value
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_offsets_match_conic_optimum(seed):
+    # Members already holding o_i: the split of the group's capacity maximises sum w f(o + y).
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 12))
+    m, w, k = rng.lognormal(0, 1, n), rng.uniform(0.5, 2, n), float(rng.uniform(2, 12))
+    offset = np.where(rng.random(n) < 0.5, rng.uniform(0, 2, n) * m, 0.0)
+    capacity = float(rng.uniform(0.2, 2.5) * m.sum())
+    y, _ = waterfill_groups(
+        torch.tensor([capacity], dtype=torch.float64), torch.tensor(m), torch.tensor(w), torch.zeros(n, dtype=torch.long), k,
+        offset=torch.tensor(offset),
+    )
+    assert (y >= 0).all() and y.sum().item() <= capacity * (1 + 1e-12)
+    value = float((torch.tensor(w) * resource_utility(torch.tensor(offset) + y, torch.tensor(m), k)).sum())
+    assert value == pytest.approx(_cvxpy_with_offsets(capacity, m, w, k, offset), rel=1e-6, abs=1e-6)
+
+
+def test_gradient_is_the_solution_derivative():
+    # Envelope theorem: d(optimal value)/d(capacity) is the price; d y/d offset matches differences.
+    torch.manual_seed(0)
+    n = 7
+    m = torch.rand(n, dtype=torch.float64) + 0.5
+    w = torch.rand(n, dtype=torch.float64) + 0.5
+    group = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    offset = torch.tensor([0.0, 0.3, 2.0, 0.0, 0.1, 0.0, 0.5], dtype=torch.float64, requires_grad=True)
+    capacity = torch.tensor([6.0, 9.0], dtype=torch.float64, requires_grad=True)
+    y, price = waterfill_groups(capacity, m, w, group, 10.0, offset=offset)
+    value = (w * resource_utility(offset.detach() + y, m, 10.0)).sum()
+    (grad_capacity,) = torch.autograd.grad(value, capacity, retain_graph=True)
+    assert torch.allclose(grad_capacity, price.detach(), rtol=1e-8)
+    (grad_offset,) = torch.autograd.grad(y.sum() + (y * torch.arange(n)).sum(), offset)
+    eps = 1e-6
+    for i in range(n):
+        bumped = offset.detach().clone()
+        bumped[i] += eps
+        y_up, _ = waterfill_groups(capacity.detach(), m, w, group, 10.0, offset=bumped)
+        numeric = ((y_up - y.detach()) * (1 + torch.arange(n))).sum() / eps
+        assert grad_offset[i].item() == pytest.approx(numeric.item(), rel=1e-4, abs=1e-6)
+
+
+def _bisection_price(capacity, m, w, k, group, num_groups, steps=200):
+    # An independent reference: plain bisection on the total response, 200 halvings in log space.
+    lo = torch.full((num_groups,), -60.0, dtype=torch.float64)
+    hi = torch.full((num_groups,), 60.0, dtype=torch.float64)
+    ratio = w / m
+    for _ in range(steps):
+        lam = torch.exp(0.5 * (lo + hi))[group]
+        total = torch.where(lam <= ratio, w / lam, torch.where(lam < k * ratio, m, torch.zeros_like(m)))
+        over = torch.zeros(num_groups, dtype=torch.float64).index_add(0, group, total) > capacity
+        lo, hi = torch.where(over, 0.5 * (lo + hi), lo), torch.where(over, hi, 0.5 * (lo + hi))
+    return torch.exp(hi)
+
+
+def test_price_equals_bisection_to_round_off():
+    # Ties included: many members share w/m, so several events fall on the same price.
+    rng = np.random.default_rng(7)
+    n = 400
+    group = torch.tensor(rng.integers(0, 20, n))
+    m = torch.tensor(rng.choice([0.5, 1.0, 2.0], n))
+    w = torch.tensor(rng.choice([1.0, 1.0, 1.5], n))
+    capacity = torch.tensor(rng.uniform(0.3, 2.0, 20)) * torch.zeros(20, dtype=torch.float64).index_add(0, group, m)
+    y, price = waterfill_groups(capacity, m, w, group, 10.0)
+    assert torch.allclose(price, _bisection_price(capacity, m, w, 10.0, group, 20), rtol=1e-12)
+    total = torch.zeros(20, dtype=torch.float64).index_add(0, group, y)
+    assert torch.allclose(total, capacity, rtol=1e-12)
+
+
+def test_offset_of_the_wrong_shape_is_rejected():
+    m = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="offset: expected shape"):
+        waterfill_groups(
+            torch.ones(1, dtype=torch.float64), m, m, torch.zeros(3, dtype=torch.long), 10.0,
+            offset=torch.zeros(2, dtype=torch.float64),
+        )
+
+
+@pytest.mark.parametrize(
+    "field, change, message",
+    [
+        ("minimum", torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64), "minimum: every entry must be finite and > 0"),
+        ("weight", torch.tensor([float("nan"), 1.0, 1.0], dtype=torch.float64), "weight: every entry must be finite"),
+        ("capacity", torch.tensor([-1.0], dtype=torch.float64), "capacity: every entry must be finite and >= 0"),
+        ("group", torch.tensor([0, 1, 0]), r"group: every entry must be in \[0, 1\)"),
+        ("group", torch.tensor([0.0, 0.0, 0.0]), "group: expected integer indices"),
+        ("weight", torch.ones(2, dtype=torch.float64), r"weight: expected shape \(3,\)"),
+        ("penalty", 0.5, "penalty: every entry must be finite and >= 1"),
+        ("alpha", 0.0, "alpha: every entry must be finite and > 0"),
+        ("offset", torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64), "offset: every entry must be finite and >= 0"),
+        ("capacity", torch.ones(1, 1, dtype=torch.float64), r"capacity: expected shape \(G,\)"),
+    ],
+)
+def test_bad_input_names_the_argument(field, change, message):
+    args = dict(
+        capacity=torch.tensor([2.0], dtype=torch.float64), minimum=torch.ones(3, dtype=torch.float64),
+        weight=torch.ones(3, dtype=torch.float64), group=torch.zeros(3, dtype=torch.long), penalty=10.0,
+    )
+    args[field] = change
+    with pytest.raises(ValueError, match=message):
+        waterfill_groups(**args)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_problem_level_waterfills_match_the_checked_entry_point(seed):
+    # waterfill_bandwidth / waterfill_prices skip the argument checks (a ProblemTensors is valid
+    # by construction) but must be exactly the public water-filling of the same data.
+    from gnnalloc import eua_instance
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers.functional import waterfill_bandwidth, waterfill_prices
+
+    problem = ProblemTensors.from_instance(eua_instance(120, 0.6 + 0.4 * seed, seed))
+    bandwidth, _ = waterfill_groups(
+        problem.server_bandwidth, problem.bandwidth_min, problem.weight, problem.user_server,
+        problem.penalty, problem.alpha,
+    )
+    assert torch.equal(waterfill_bandwidth(problem), bandwidth)
+    pair_user = problem.pair_user
+    _, price = waterfill_groups(
+        problem.server_compute, problem.compute_min[pair_user], problem.weight[pair_user],
+        problem.pair_server, problem.penalty[pair_user], problem.alpha[pair_user],
+    )
+    assert torch.equal(waterfill_prices(problem), price)
+    for s in range(problem.num_servers):  # and bandwidth is the closed-form split per server
+        home = problem.user_server == s
+        if bool(home.any()):
+            reference = waterfill(
+                float(problem.server_bandwidth[s]), problem.bandwidth_min[home].numpy(),
+                problem.weight[home].numpy(), float(problem.penalty[0]),
+            )
+            m, w, k = problem.bandwidth_min[home], problem.weight[home], float(problem.penalty[0])
+            ours = float((w * resource_utility(bandwidth[home], m, k)).sum())
+            theirs = float((w * resource_utility(torch.tensor(reference), m, k)).sum())
+            assert ours == pytest.approx(theirs, rel=1e-10, abs=1e-10)
