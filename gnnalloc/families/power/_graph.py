@@ -23,10 +23,11 @@ import torch
 from torch_geometric.data import Batch, HeteroData
 
 from gnnalloc.families.power._instance import PowerInstance
+from gnnalloc.nn import GraphSchema
 from gnnalloc.families.power._links import LinkBatch
 
 __all__ = [
-    "EDGE_FEATURES", "EDGE_TYPES", "GAIN_EDGE", "LINK_FEATURES", "build_link_graph",
+    "EDGE_FEATURES", "EDGE_TYPES", "GAIN_EDGE", "LINK_FEATURES", "SCHEMA", "build_link_graph",
     "collate_link_graphs", "instance_graph", "link_batch",
 ]
 
@@ -37,6 +38,8 @@ LINK_FEATURES = (
 EDGE_FEATURES = ("log_inr", "log_inr_over_own_snr", "log_inr_over_source_snr")
 EDGE_TYPES = (("link", "interferes", "link"), ("link", "rev_interferes", "link"))
 GAIN_EDGE = ("link", "gain", "link")
+#: What the generic encoder is built from (the ``gain`` relation is the problem, not a message).
+SCHEMA = GraphSchema({"link": len(LINK_FEATURES)}, {e: len(EDGE_FEATURES) for e in EDGE_TYPES})
 
 _LOG10 = math.log(10.0)
 

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -118,25 +117,35 @@ def _harm(batch: LinkBatch, cost: Tensor) -> Tensor:
     return batch.matrix_t @ cost
 
 
+def _per_link(value: Tensor, like: Tensor) -> Tensor:
+    """A per-link vector ``(N,)`` shaped to broadcast against ``like``: ``(N,)`` or ``(N, C)``
+    (``C`` candidate power vectors iterated at once)."""
+    return value if like.dim() == 1 else value.unsqueeze(-1)
+
+
 def link_rates(batch: LinkBatch, q: Tensor) -> Tensor:
-    """Rates :math:`\\log_2(1 + \\mathrm{sinr}_k)` in bits/s/Hz at power shares ``q`` ``(N,)``."""
-    return torch.log1p(batch.snr * q / (1.0 + _interference(batch, q))) / _LN2
+    """Rates :math:`\\log_2(1 + \\mathrm{sinr}_k)` in bits/s/Hz at power shares ``q``, ``(N,)``
+    or ``(N, C)`` for ``C`` candidates."""
+    return torch.log1p(_per_link(batch.snr, q) * q / (1.0 + _interference(batch, q))) / _LN2
 
 
 def link_utility(batch: LinkBatch, rates: Tensor) -> Tensor:
     """Per-link utility: :math:`w_k r_k` (weighted rate) or :math:`w_k f(r_k; r^{min}_k)`
     (α-fair, :func:`gnnalloc.core.resource_utility`), by ``batch.fair``."""
-    fair = resource_utility(rates, batch.rate_min, batch.penalty, batch.alpha)
-    return batch.weight * torch.where(batch.fair, fair, rates)
+    col = lambda v: _per_link(v, rates)  # noqa: E731
+    fair = resource_utility(rates, col(batch.rate_min), col(batch.penalty), col(batch.alpha))
+    return col(batch.weight) * torch.where(col(batch.fair), fair, rates)
 
 
 def utility_slope(batch: LinkBatch, rates: Tensor) -> Tensor:
     r""":math:`\partial U_k / \partial r_k`: :math:`w_k` for the weighted rate; for the α-fair
     utility :math:`w_k (r/m)^{-\alpha} / m` above the minimum :math:`m`, :math:`w_k k / m` below."""
-    ratio = rates / batch.rate_min
-    above = torch.clamp(ratio, min=1.0).pow(-batch.alpha) / batch.rate_min
-    slope = torch.where(ratio >= 1.0, above, batch.penalty / batch.rate_min)
-    return batch.weight * torch.where(batch.fair, slope, torch.ones_like(slope))
+    col = lambda v: _per_link(v, rates)  # noqa: E731
+    rate_min = col(batch.rate_min)
+    ratio = rates / rate_min
+    above = torch.clamp(ratio, min=1.0).pow(-col(batch.alpha)) / rate_min
+    slope = torch.where(ratio >= 1.0, above, col(batch.penalty) / rate_min)
+    return col(batch.weight) * torch.where(col(batch.fair), slope, torch.ones_like(slope))
 
 
 def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -144,20 +153,21 @@ def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Ten
 
     Args:
         batch: the links.
-        q: power shares in ``[0, 1]``.
+        q: power shares in ``[0, 1]``, ``(N,)`` or ``(N, C)`` for ``C`` candidates.
         weight: the weights :math:`a_k`; default :func:`utility_slope` at the rates of ``q``.
     """
+    snr = _per_link(batch.snr, q)
     interference = 1.0 + _interference(batch, q)
     if weight is None:
-        rates = torch.log1p(batch.snr * q / interference) / _LN2
+        rates = torch.log1p(snr * q / interference) / _LN2
         weight = utility_slope(batch, rates)
-    h = batch.snr.sqrt()
+    h = snr.sqrt()
     v = q.clamp(min=0.0).sqrt()
-    received = interference + batch.snr * q
+    received = interference + snr * q
     u = h * v / received
     w = received / interference  # 1 / (1 - u h v) = 1 + sinr
     cost = weight * w * u * u
     # sum_j a_j w_j u_j^2 |h_jk|^2 over the receivers j that transmitter k reaches, own included.
-    spread = cost * batch.snr + _harm(batch, cost)
+    spread = cost * snr + _harm(batch, cost)
     v_new = weight * w * u * h / spread.clamp(min=torch.finfo(spread.dtype).tiny)
     return v_new.clamp(0.0, 1.0).square()

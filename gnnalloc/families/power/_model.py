@@ -6,7 +6,7 @@ r"""The learned power allocator: a HAN encoder proposes powers, unrolled WMMSE s
     q^{(t+1)} = \mathrm{WMMSE}\big(q^{(t)}\big), \quad t < T, \qquad
     p_k = \bar p_k\, q^{(T)}_k,
 
-with :math:`h_k` the link embeddings of :class:`gnnalloc.nn.HANLayer` layers over the
+with :math:`h_k` the link embeddings of the generic :class:`gnnalloc.nn.HANEncoder` over the
 interference graph (:mod:`._graph`) and the WMMSE step of :mod:`._links` (re-weighted for the
 α-fair utility). The whole map is differentiable, and training maximises the utility after the
 last step (and, with a smaller weight, after each earlier one): the encoder learns a *start* from
@@ -30,22 +30,27 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count
-from gnnalloc.families.power._graph import EDGE_FEATURES, EDGE_TYPES, LINK_FEATURES, link_batch
+from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANLayer, checkpoint_family, load_checkpoint_data
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
 
 __all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
 
 #: The family name checkpoints of this model record.
 FAMILY_NAME = "power"
+#: Inference refines for up to this many times the training's unrolled steps...
+INFERENCE_STEP_FACTOR = 4
+#: ...stopping once every instance's utility changes by less than this, relative, in a step.
+REFINE_TOL = 1e-4
 #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
 _LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
 
 
 def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
-    """Total utility per instance of a batch at power shares ``q``, ``(num_graphs,)``."""
+    """Total utility per instance of a batch at power shares ``q``: ``(num_graphs,)``, or
+    ``(num_graphs, C)`` for ``C`` candidate columns."""
     per_link = link_utility(links, link_rates(links, q))
-    return per_link.new_zeros(links.num_graphs).index_add(0, links.batch, per_link)
+    return per_link.new_zeros((links.num_graphs,) + per_link.shape[1:]).index_add(0, links.batch, per_link)
 
 
 class PowerAllocator(nn.Module):
@@ -70,28 +75,12 @@ class PowerAllocator(nn.Module):
         self.hparams = {"hidden": hidden, "heads": heads, "layers": layers,
                         "refine_steps": refine_steps, "dropout": dropout}
         self.refine_steps = refine_steps
-        self.inputs = nn.Sequential(
-            nn.Linear(len(LINK_FEATURES), hidden), nn.GELU(), nn.Linear(hidden, hidden)
-        )
-        edge_dims = {e: len(EDGE_FEATURES) for e in EDGE_TYPES}
-        self.layers = nn.ModuleList(
-            HANLayer(hidden, heads, EDGE_TYPES, edge_dims, dropout) for _ in range(layers)
-        )
+        self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def start(self, graph: HeteroData) -> Tensor:
         """The head's power shares :math:`q^{(0)}`, ``(N,)`` in ``(0, 1)``."""
-        store = graph["link"]
-        dtype = self.inputs[0].weight.dtype
-        x = {"link": self.inputs(store.x.to(dtype))}
-        n = x["link"].shape[0]
-        batch = store.batch if "batch" in store else torch.zeros(n, dtype=torch.long, device=x["link"].device)
-        edge_index = {e: graph[e].edge_index for e in EDGE_TYPES}
-        edge_attr = {e: graph[e].edge_attr.to(dtype) for e in EDGE_TYPES}
-        num_graphs = int(getattr(graph, "num_graphs", 1))
-        for layer in self.layers:
-            x = layer(x, edge_index, edge_attr, {"link": batch}, num_graphs)
-        return torch.sigmoid(self.head(x["link"]).squeeze(-1))
+        return torch.sigmoid(self.head(self.encoder(graph)["link"]).squeeze(-1))
 
     def forward(self, graph: HeteroData, steps: int | None = None) -> list[Tensor]:
         """Power shares after each refinement step, ``[q0, ..., qT]``, each ``(N,)`` in float64."""
@@ -104,14 +93,41 @@ class PowerAllocator(nn.Module):
         return out
 
     @torch.no_grad()
-    def shares(self, graph: HeteroData, steps: int | None = None) -> Tensor:
-        """The allocator's answer as power shares: per instance the better of the refined shares
-        and full power."""
+    def shares(self, graph: HeteroData, steps: int | None = None, tol: float = REFINE_TOL) -> Tensor:
+        """The allocator's answer as power shares ``(N,)``.
+
+        Two candidates are refined together, the encoder's start and full power (the classical
+        start, so the answer is never below WMMSE from full power after as many steps), for at
+        most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
+        ``INFERENCE_STEP_FACTOR``), stopping early once no instance's utility changed by more
+        than ``tol`` relative in a step; per instance the best candidate seen is kept (full power
+        itself included).
+        """
         links = link_batch(graph)
-        refined = self.forward(graph, steps)[-1]
-        full = torch.ones_like(refined)
-        better = graph_utility(links, full) > graph_utility(links, refined)
-        return torch.where(better.index_select(0, links.batch), full, refined)
+        start = self.start(graph).to(links.snr.dtype)
+        q = torch.stack([start, torch.ones_like(start)], dim=1)
+        best_q, best = torch.ones_like(start), graph_utility(links, torch.ones_like(start))
+        value = graph_utility(links, q)
+        limit = self.refine_steps * INFERENCE_STEP_FACTOR if steps is None else steps
+        for step in range(limit + 1):
+            top, column = value.max(dim=1)
+            better = top > best
+            best = torch.where(better, top, best)
+            pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
+            best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
+            if step == limit:
+                break
+            q = wmmse_step(links, q)
+            new = graph_utility(links, q)
+            done = bool(((new - value).abs() <= tol * new.abs().clamp(min=1e-300)).all())
+            value = new
+            if done:
+                top, column = value.max(dim=1)
+                better = top > best
+                pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
+                best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
+                break
+        return best_q
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments (recorded in checkpoints)."""

@@ -24,7 +24,7 @@ from gnnalloc.core import check_count, check_nonnegative, check_positive
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
-from gnnalloc.families.power._model import PowerAllocator, graph_utility
+from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator, graph_utility
 
 __all__ = ["PowerDataModule", "PowerModule", "sample_power_instance"]
 
@@ -161,6 +161,10 @@ class PowerModule(pl.LightningModule):
             check_positive(name, value)
         self.save_hyperparameters()
         self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Export and the generic loaders find the family that rebuilds the model here.
+        checkpoint["family"] = FAMILY_NAME
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,

@@ -14,8 +14,8 @@ from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._graph import (
     EDGE_TYPES, LINK_FEATURES, collate_link_graphs, instance_graph, link_batch,
 )
-from gnnalloc.families.power._learned import allocate_powers, load_power_allocator, power_checkpoint
-from gnnalloc.families.power._links import LinkBatch, link_rates, wmmse_step
+from gnnalloc.families.power._learned import allocate_powers
+from gnnalloc.families.power._links import link_rates, wmmse_step
 from gnnalloc.families.power._model import PowerAllocator, graph_utility
 
 
@@ -103,7 +103,7 @@ def test_gradients_reach_the_encoder_through_the_refinement():
     graph = collate_link_graphs([instance_graph(d2d(20, s)) for s in range(2)])
     shares = model(graph)[-1]
     graph_utility(link_batch(graph), shares).sum().backward()
-    grads = [p.grad for p in model.inputs.parameters()]
+    grads = [p.grad for p in model.encoder.inputs.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(float(g.abs().sum()) > 0 for g in grads)
 
@@ -125,26 +125,18 @@ def test_allocation_is_feasible_and_never_below_full_power(utility):
 def test_checkpoint_round_trip_and_named_errors():
     torch.manual_seed(1)
     model = PowerAllocator(hidden=16, heads=2, layers=1, refine_steps=2).eval()
-    data = power_checkpoint(model, note="test")
-    restored = load_power_allocator(data)
+    data = model.checkpoint_dict(note="test")
+    restored = PowerAllocator.from_checkpoint_data(data)
     graph = instance_graph(d2d(15, 0))
     torch.testing.assert_close(restored.shares(graph), model.shares(graph))
     with pytest.raises(ValueError, match="hyper_parameters.hidden"):
-        load_power_allocator({**data, "hyper_parameters": {**data["hyper_parameters"], "hidden": 2**40}})
+        PowerAllocator.from_checkpoint_data({**data, "hyper_parameters": {**data["hyper_parameters"], "hidden": 2**40}})
     with pytest.raises(ValueError, match="'edge' family"):
-        load_power_allocator({**data, "family": "edge"})
+        PowerAllocator.from_checkpoint_data({**data, "family": "edge"})
     bad = dict(data["state_dict"])
     name = next(iter(bad))
     bad[name] = bad[name] * math.nan
     with pytest.raises(ValueError, match="not a finite tensor"):
-        load_power_allocator({**data, "state_dict": bad})
+        PowerAllocator.from_checkpoint_data({**data, "state_dict": bad})
     with pytest.raises(ValueError, match="does not match"):
-        load_power_allocator({**data, "hyper_parameters": {**data["hyper_parameters"], "hidden": 32}})
-
-
-def test_link_batch_concat_matches_pyg_batching():
-    graphs = [instance_graph(d2d(12, s)) for s in range(3)]
-    joined = LinkBatch.concat([link_batch(g) for g in graphs])
-    batched = link_batch(collate_link_graphs(graphs))
-    q = torch.rand(joined.num_links, dtype=torch.float64)
-    torch.testing.assert_close(graph_utility(joined, q), graph_utility(batched, q))
+        PowerAllocator.from_checkpoint_data({**data, "hyper_parameters": {**data["hyper_parameters"], "hidden": 32}})
