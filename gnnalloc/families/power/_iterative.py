@@ -32,7 +32,10 @@ from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._normalised import NormalisedProblem
 
-__all__ = ["IterationTrace", "fp", "fractional_programming", "wmmse", "wmmse_powers"]
+__all__ = [
+    "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming", "wmmse",
+    "wmmse_powers",
+]
 
 #: WMMSE's defaults: the stopping rule of common practice (relative objective change 1e-4, at
 #: most 500 iterations) and the full-power start plus three random ones.

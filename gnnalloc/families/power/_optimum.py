@@ -49,7 +49,7 @@ from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._iterative import _starts, wmmse_powers
 from gnnalloc.families.power._normalised import NormalisedProblem
 
-__all__ = ["MAX_OPTIMUM_LINKS", "box_upper_bound", "optimum"]
+__all__ = ["MAX_OPTIMUM_LINKS", "box_upper_bound", "branch_and_bound", "optimum"]
 
 #: The largest instance the optimum method accepts: the number of boxes grows exponentially in K.
 MAX_OPTIMUM_LINKS = 4
