@@ -35,7 +35,7 @@ from torch import Tensor
 from gnnalloc.core import resource_utility
 
 __all__ = [
-    "UTILITIES", "link_rates", "link_utility", "sinr", "sparse_link_rates", "sparse_sinr",
+    "UTILITIES", "link_rates", "link_utility", "sinr", "sparse_link_rates", "sparse_sinr", "split_sinr",
     "total_utility", "weighted_sum_rate",
 ]
 
@@ -69,13 +69,23 @@ def sinr(gains: Tensor, power: Tensor, noise: Tensor | float, mask: Tensor | Non
     """
     power = _masked_power(power, mask)
     scaled = gains / _noise_column(noise, gains).unsqueeze(-1)  # g / sigma^2, scale-free
-    direct = torch.diagonal(scaled, dim1=-2, dim2=-1)
     # The diagonal is removed before the sum rather than subtracted after it: subtracting
     # g_kk p_k from the full sum cancels catastrophically when the direct gain dominates.
     off = scaled.masked_fill(torch.eye(gains.shape[-1], dtype=torch.bool, device=gains.device), 0.0)
-    interference = torch.matmul(off, power.unsqueeze(-1)).squeeze(-1)
-    out = direct * power / (1.0 + interference)
+    out = split_sinr(torch.diagonal(scaled, dim1=-2, dim2=-1), off, power)
     return out if mask is None else torch.where(mask, out, torch.zeros_like(out))
+
+
+def split_sinr(direct: Tensor, cross: Tensor, power: Tensor) -> Tensor:
+    r"""SINR :math:`d_k p_k / (1 + \sum_j c_{kj} p_j)` from noise-normalised gains split into
+    the direct gains ``direct`` ``(..., K)`` and the cross gains ``cross`` ``(K, K)`` or
+    ``(B, K, K)`` with a zero diagonal; ``power`` ``(..., K)``.
+
+    The kernel of :func:`sinr`; solvers that iterate on one instance with many power vectors
+    (rows of ``power``) split the gains once and call this.
+    """
+    interference = torch.matmul(cross, power.unsqueeze(-1)).squeeze(-1)
+    return direct * power / (1.0 + interference)
 
 
 def link_rates(
