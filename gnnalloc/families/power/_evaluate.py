@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from gnnalloc.core import SolveResult
-from gnnalloc.families.power import functional as F
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import PowerInstance
+from gnnalloc.families.power._score import score
 
-__all__ = ["DEMO_SUITES", "PowerRow", "Suite", "evaluate_power", "format_power_table"]
+__all__ = [
+    "DEMO_SUITES", "PowerRow", "Suite", "evaluate_cli", "evaluate_power", "format_power_table", "power_demo",
+]
 
 
 @dataclass(frozen=True)
@@ -90,20 +91,6 @@ class PowerRow:
     seconds: float
 
 
-def _rates(instance: PowerInstance, power: np.ndarray) -> np.ndarray:
-    gains = torch.from_numpy(instance.gain_matrix())[None]
-    return F.link_rates(gains, torch.from_numpy(power)[None], instance.noise)[0].numpy()
-
-
-def _objective(instance: PowerInstance, rates: np.ndarray) -> float:
-    rate_min = instance.rate_min if instance.rate_min is not None else np.ones_like(rates)
-    utility = F.link_utility(
-        torch.from_numpy(rates), torch.from_numpy(instance.weight), torch.from_numpy(rate_min),
-        instance.utility, instance.alpha, instance.penalty,
-    )
-    return float(utility.sum())
-
-
 def evaluate_power(
     methods: dict[str, Callable[[PowerInstance], SolveResult]],
     suites: Sequence[Suite] = DEMO_SUITES,
@@ -129,28 +116,20 @@ def evaluate_power(
                 if name != reference and skip(name, suite):
                     continue
                 results[name].append(run(instance))
-        ref_total = sum(_objective(i, _rates(i, r.allocation.power)) for i, r in zip(cases, results[reference]))
-        for name, answers in results.items():
-            if not answers:
-                continue
-            stats = []
-            for instance, answer in zip(cases, answers):
-                power = np.asarray(answer.allocation.power, dtype=np.float64)
-                rates = _rates(instance, np.clip(power, 0.0, None))
-                excess = np.maximum(power - instance.pmax, 0.0) / instance.pmax
-                deficit = np.maximum(-power, 0.0) / instance.pmax
-                stats.append((
-                    _objective(instance, rates), rates.sum(), np.percentile(rates, 5), rates.min(),
-                    float(np.exp(np.log(np.maximum(rates, 1e-300)).mean())),
-                    float(rates.sum() ** 2 / (len(rates) * (rates**2).sum())) if rates.any() else 0.0,
-                    float((power < 1e-6 * instance.pmax).mean()),
-                    float(max(excess.max(), deficit.max())), answer.seconds,
-                ))
-            columns = list(zip(*stats))
+        reports = {
+            name: [score(i, r.allocation) for i, r in zip(cases, answers)]
+            for name, answers in results.items() if answers
+        }
+        ref_total = sum(report.objective for report in reports[reference])
+        for name, scores in reports.items():
             rows.append(PowerRow(
-                suite.name, name, len(stats), sum(columns[0]) / ref_total if ref_total else float("nan"),
-                *(float(np.mean(c)) for c in columns[1:7]), float(max(columns[7])),
-                statistics.median(columns[8]),
+                suite.name, name, len(scores),
+                sum(r.objective for r in scores) / ref_total if ref_total else float("nan"),
+                *(float(np.mean([getattr(r, key) for r in scores]))
+                  for key in ("sum_rate", "rate_p5", "min_rate", "geomean_rate", "jain")),
+                float(np.mean([r.links_off / suite.links for r in scores])),
+                float(max(r.max_violation for r in scores)),
+                statistics.median(r.seconds for r in results[name]),
             ))
     return rows
 
@@ -166,3 +145,90 @@ def format_power_table(rows: Sequence[PowerRow]) -> str:
             f"{r.seconds * 1000:>8.1f}ms"
         )
     return "\n".join(lines)
+
+
+def _methods(allocator: Any, links: int) -> dict[str, Callable[[PowerInstance], SolveResult]]:
+    """The demo's methods: the learned one, WMMSE (the reference), FP and the baselines
+    (greedy only up to 200 links: it evaluates every link at every step)."""
+    from gnnalloc.families.power._family import METHODS
+    from gnnalloc.families.power._learned import solve_gnn
+
+    methods: dict[str, Callable[[PowerInstance], SolveResult]] = {
+        "gnn": lambda instance: solve_gnn(instance, allocator=allocator),
+        "wmmse": METHODS["wmmse"].run, "fp": METHODS["fp"].run,
+        "full_power": METHODS["full_power"].run,
+    }
+    if links <= 200:
+        methods["greedy"] = METHODS["greedy"].run
+    return methods
+
+
+def _run(allocator: Any, suites: Sequence[Suite], instances: int) -> list[PowerRow]:
+    rows: list[PowerRow] = []
+    for suite in suites:
+        # Warm-up on another instance: the first call of each method pays one-off costs.
+        for run in _methods(allocator, suite.links).values():
+            run(suite.instance(HELD_OUT_SEED - 1))
+        rows += evaluate_power(_methods(allocator, suite.links), [suite], instances)
+    return rows
+
+
+def _plot(rows: Sequence[PowerRow], out_dir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = list(dict.fromkeys(r.suite for r in rows))
+    methods = list(dict.fromkeys(r.method for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, method in enumerate(methods):
+        mine = [next((r for r in rows if r.suite == s and r.method == method), None) for s in suites]
+        xs = [j + 0.8 * (i - len(methods) / 2) / len(methods) for j in range(len(suites))]
+        axes[0].bar(xs, [r.ratio if r else 0 for r in mine], width=0.8 / len(methods), label=method)
+        axes[1].bar(xs, [r.seconds * 1000 if r else 0 for r in mine], width=0.8 / len(methods), label=method)
+    for ax, title in zip(axes, ("utility / WMMSE's", "time per instance (ms)")):
+        ax.set_xticks(range(len(suites)), [s.replace(" ", "\n", 2) for s in suites], fontsize=7)
+        ax.set_title(title)
+    axes[0].set_ylim(0.5, 1.1)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "power_methods.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _report(rows: Sequence[PowerRow], out_dir: Path, title: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = format_power_table(rows)
+    print(f"\n{title}\n{table}")
+    (out_dir / "power_table.txt").write_text(table + "\n")
+    print(f"wrote {out_dir / 'power_table.txt'} and {_plot(rows, out_dir)}")
+
+
+def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
+    """``gnnalloc demo``'s power section: the shipped model on :data:`DEMO_SUITES`."""
+    from gnnalloc.families.power._model import PowerAllocator
+
+    if checkpoint is None or not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint: no shipped power model at {str(checkpoint)!r} (make train)")
+    allocator = PowerAllocator.from_checkpoint(checkpoint)
+    rows = _run(allocator, DEMO_SUITES, instances=5)
+    _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's)")
+    return 0
+
+
+def evaluate_cli(args: Any) -> int:
+    """``gnnalloc evaluate --checkpoint power.ckpt [--links 50 200 ...] [--instances N]``: the
+    checkpoint on D2D layouts of the given sizes (default: the demo's suites)."""
+    from gnnalloc.families.power._model import PowerAllocator
+
+    allocator = PowerAllocator.from_checkpoint(args.checkpoint)
+    sizes = getattr(args, "links", None)
+    suites = DEMO_SUITES if not sizes else tuple(Suite("d2d", int(k)) for k in sizes)
+    instances = getattr(args, "instances", None) or 5
+    rows = _run(allocator, suites, instances)
+    _report(rows, Path(args.out), f"Power control: {instances} held-out instances per suite")
+    return 0

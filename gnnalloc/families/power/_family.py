@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from gnnalloc.core import InstanceError, Method
+from gnnalloc.core import InstanceError, Method, SolveResult
 from gnnalloc.families.power._allocation import ALLOCATION_FORMAT, PowerAllocation
 from gnnalloc.families.power._baselines import full_power, greedy
 from gnnalloc.families.power._generators import d2d, gaussian
@@ -35,6 +35,14 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 
 _ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
 
+
+def _gnn(instance: PowerInstance, **options: Any) -> SolveResult:
+    # Imported on use: the model pulls in torch_geometric, which the classical methods never need.
+    from gnnalloc.families.power._learned import solve_gnn
+
+    return solve_gnn(instance, **options)
+
+
 METHODS: dict[str, Method] = {
     "wmmse": Method(
         "wmmse", wmmse,
@@ -55,6 +63,12 @@ METHODS: dict[str, Method] = {
         "optimum", optimum,
         f"certified global optimum by branch and bound (at most {MAX_OPTIMUM_LINKS} links)",
         ("rtol", "time_limit"), kind="reference",
+    ),
+    "gnn": Method(
+        "gnn", _gnn,
+        "the learned allocator: HAN encoder start + WMMSE refinement (shipped checkpoint unless "
+        "checkpoint or allocator is given)",
+        ("allocator", "checkpoint", "refine_steps"), kind="learned",
     ),
 }
 
@@ -127,3 +141,29 @@ class PowerFamily:
         upper_bound: float | None = None,
     ) -> PowerScore:
         return score(instance, allocation, reference, upper_bound)
+
+    # ------------------------------------------------------------------ the learned model
+    def load_allocator(self, data: dict[str, Any], path: str | Path) -> Any:
+        """The model of a checkpoint already read by :func:`gnnalloc.nn.load_checkpoint_data`."""
+        from gnnalloc.families.power._model import PowerAllocator
+
+        return PowerAllocator.from_checkpoint_data(data, path)
+
+    def lightning_classes(self) -> tuple[type, type]:
+        """The Lightning module and data module ``gnnalloc fit --family power`` trains."""
+        from gnnalloc.families.power._training import PowerDataModule, PowerModule
+
+        return PowerModule, PowerDataModule
+
+    def demo(self, out_dir: Path) -> int:
+        """This family's section of ``gnnalloc demo``: the shipped model against WMMSE, FP and
+        the baselines on held-out Gaussian and D2D instances."""
+        from gnnalloc.families.power._evaluate import power_demo
+
+        return power_demo(out_dir, self.default_checkpoint)
+
+    def evaluate(self, args: Any) -> int:
+        """``gnnalloc evaluate`` for a checkpoint of this family."""
+        from gnnalloc.families.power._evaluate import evaluate_cli
+
+        return evaluate_cli(args)

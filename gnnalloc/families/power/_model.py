@@ -96,16 +96,19 @@ class PowerAllocator(nn.Module):
     def shares(self, graph: HeteroData, steps: int | None = None, tol: float = REFINE_TOL) -> Tensor:
         """The allocator's answer as power shares ``(N,)``.
 
-        Two candidates are refined together, the encoder's start and full power (the classical
-        start, so the answer is never below WMMSE from full power after as many steps), for at
-        most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
+        Three candidates are refined together: the encoder's start; its on/off rounding (links
+        below half power start off, and WMMSE keeps an off link off, so this candidate is a
+        learned schedule whose powers the steps then tune, the regime where dense layouts put
+        the optimum); and full power (the classical start, so the answer is never below WMMSE
+        from full power after as many steps). They run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
         ``INFERENCE_STEP_FACTOR``), stopping early once no instance's utility changed by more
         than ``tol`` relative in a step; per instance the best candidate seen is kept (full power
         itself included).
         """
         links = link_batch(graph)
         start = self.start(graph).to(links.snr.dtype)
-        q = torch.stack([start, torch.ones_like(start)], dim=1)
+        schedule = (start >= 0.5).to(start.dtype)
+        q = torch.stack([start, schedule, torch.ones_like(start)], dim=1)
         best_q, best = torch.ones_like(start), graph_utility(links, torch.ones_like(start))
         value = graph_utility(links, q)
         limit = self.refine_steps * INFERENCE_STEP_FACTOR if steps is None else steps
