@@ -1,0 +1,169 @@
+"""The power-control family as the engine sees it: one :class:`gnnalloc.core.ProblemFamily`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from gnnalloc.core import InstanceError, Method, SolveResult
+from gnnalloc.families.power._allocation import ALLOCATION_FORMAT, PowerAllocation
+from gnnalloc.families.power._baselines import full_power, greedy
+from gnnalloc.families.power._generators import d2d, gaussian
+from gnnalloc.families.power._instance import INSTANCE_FORMAT, PowerInstance
+from gnnalloc.families.power._iterative import fp, wmmse
+from gnnalloc.families.power._optimum import MAX_OPTIMUM_LINKS, optimum
+from gnnalloc.families.power._schema import PowerInstanceV1
+from gnnalloc.families.power._score import PowerScore, score
+
+__all__ = ["METHODS", "PowerFamily", "VALUE_RANGES"]
+
+#: The serving ranges, ``name -> (lowest nonzero, highest)``; zero stays allowed for gains. Gains
+#: of real path losses reach 1e-20, noise powers 1e-15 W; every method works on the ratios
+#: gain x pmax / noise, which these bounds keep within float64 (and within float32 after the
+#: noise normalisation for the learned method).
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "pmax": (1e-12, 1e12),
+    "gain": (1e-30, 1e12),
+    "noise": (1e-30, 1e12),
+    "weight": (1e-6, 1e6),
+    "rate_min": (1e-6, 1e3),
+    "penalty": (1.0, 1e6),
+    "alpha": (1e-6, 100.0),
+}
+
+_ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
+
+
+def _gnn(instance: PowerInstance, **options: Any) -> SolveResult:
+    # Imported on use: the model pulls in torch_geometric, which the classical methods never need.
+    from gnnalloc.families.power._learned import solve_gnn
+
+    return solve_gnn(instance, **options)
+
+
+METHODS: dict[str, Method] = {
+    "wmmse": Method(
+        "wmmse", wmmse,
+        "WMMSE (Shi et al. 2011), full power plus three random starts, best kept; reweighted for alpha_fair",
+        _ITERATIVE_OPTIONS, kind="reference",
+    ),
+    "fp": Method(
+        "fp", fp,
+        "fractional programming, quadratic transform with closed-form power update (Shen & Yu 2018)",
+        _ITERATIVE_OPTIONS, kind="classical",
+    ),
+    "full_power": Method("full_power", full_power, "every link at pmax", (), kind="baseline"),
+    "greedy": Method(
+        "greedy", greedy, "greedy on/off: switch on the link that most improves the objective", (),
+        kind="baseline",
+    ),
+    "optimum": Method(
+        "optimum", optimum,
+        f"certified global optimum by branch and bound (at most {MAX_OPTIMUM_LINKS} links)",
+        ("rtol", "time_limit"), kind="reference",
+    ),
+    "gnn": Method(
+        "gnn", _gnn,
+        "the learned allocator: HAN encoder start + WMMSE refinement (shipped checkpoint unless "
+        "checkpoint or allocator is given)",
+        ("allocator", "checkpoint", "refine_steps"), kind="learned",
+    ),
+}
+
+
+class PowerFamily:
+    """Power control in an interference channel (``gnnalloc.power/v1``)."""
+
+    name = "power"
+    title = "wireless power control: K links sharing a band choose transmit powers"
+    instance_format = INSTANCE_FORMAT
+    allocation_format = ALLOCATION_FORMAT
+    instance_type: type = PowerInstance
+    reference_method = "wmmse"
+    instance_schema: type = PowerInstanceV1
+
+    def __init__(self) -> None:
+        self.methods: dict[str, Method] = dict(METHODS)
+        self.generators: Mapping[str, Callable[..., Any]] = {"gaussian": gaussian, "d2d": d2d}
+        self.value_ranges: Mapping[str, tuple[float, float]] = dict(VALUE_RANGES)
+        # The shipped model of the `gnn` method, beside the package (it may not exist yet).
+        self.default_checkpoint: Path | None = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"
+
+    def __repr__(self) -> str:
+        return f"PowerFamily(methods={list(self.methods)})"
+
+    def parse_instance(self, data: Any) -> PowerInstance:
+        return PowerInstance.from_dict(data)
+
+    def dump_instance(self, instance: PowerInstance) -> dict[str, Any]:
+        return instance.to_dict()
+
+    def parse_allocation(self, instance: PowerInstance, data: Any) -> PowerAllocation:
+        return PowerAllocation.from_dict(instance, data)
+
+    def dump_allocation(self, instance: PowerInstance, allocation: PowerAllocation) -> dict[str, Any]:
+        return allocation.to_dict(instance)
+
+    def size(self, instance: PowerInstance) -> int:
+        return instance.num_links
+
+    def check_ranges(self, instance: PowerInstance, ranges: Mapping[str, tuple[float, float]]) -> None:
+        """Raise :class:`InstanceError` naming the first number outside ``ranges`` (keys as
+        :data:`VALUE_RANGES`; a missing key is not checked)."""
+        for template, values, _ in instance.number_fields():
+            kind = template.rsplit(".", 1)[1]
+            if kind not in ranges:
+                continue
+            lo, hi = ranges[kind]
+            bad = np.flatnonzero((values != 0) & ((values < lo) | (values > hi)))
+            if bad.size:
+                i = int(bad[0])
+                zero = "0 or " if kind == "gain" else ""
+                where = ""
+                if template.startswith("interference"):
+                    rx, tx = int(instance.cross_rx[i]), int(instance.cross_tx[i])
+                    where = f" (rx {instance.link_ids[rx]!r}, tx {instance.link_ids[tx]!r})"
+                raise InstanceError(
+                    template.format(i),
+                    f"{values[i]!r}{where} is outside the range this server accepts: {zero}{lo:g}..{hi:g}",
+                )
+        for name in ("noise", "penalty", "alpha"):
+            if name in ranges:
+                lo, hi = ranges[name]
+                value = float(getattr(instance, name))
+                if not lo <= value <= hi:
+                    raise InstanceError(name, f"{value!r} is outside the range this server accepts: {lo:g}..{hi:g}")
+
+    def score(
+        self, instance: PowerInstance, allocation: PowerAllocation, reference: PowerAllocation | None = None,
+        upper_bound: float | None = None,
+    ) -> PowerScore:
+        return score(instance, allocation, reference, upper_bound)
+
+    # ------------------------------------------------------------------ the learned model
+    def load_allocator(self, data: dict[str, Any], path: str | Path) -> Any:
+        """The model of a checkpoint already read by :func:`gnnalloc.nn.load_checkpoint_data`."""
+        from gnnalloc.families.power._model import PowerAllocator
+
+        return PowerAllocator.from_checkpoint_data(data, path)
+
+    def lightning_classes(self) -> tuple[type, type]:
+        """The Lightning module and data module ``gnnalloc fit --family power`` trains."""
+        from gnnalloc.families.power._training import PowerDataModule, PowerModule
+
+        return PowerModule, PowerDataModule
+
+    def demo(self, out_dir: Path) -> int:
+        """This family's section of ``gnnalloc demo``: the shipped model against WMMSE, FP and
+        the baselines on held-out Gaussian and D2D instances."""
+        from gnnalloc.families.power._evaluate import power_demo
+
+        return power_demo(out_dir, self.default_checkpoint)
+
+    def evaluate(self, args: Any) -> int:
+        """``gnnalloc evaluate`` for a checkpoint of this family."""
+        from gnnalloc.families.power._evaluate import evaluate_cli
+
+        return evaluate_cli(args)

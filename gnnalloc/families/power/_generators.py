@@ -1,0 +1,236 @@
+r"""Instance generators of the two published GNN power-control benchmarks.
+
+Both share the utility settings (``utility``, ``alpha``, ``penalty``, ``rate_min``) and give
+every link weight 1; the same ``(size, seed, settings)`` give the same instance.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.families.power._instance import DEFAULT_ALPHA, DEFAULT_PENALTY, PowerInstance
+from gnnalloc.families.power.functional import UTILITIES
+
+__all__ = ["D2D_BANDWIDTH_HZ", "D2D_NOISE_DBM_PER_HZ", "D2D_PMAX_DBM", "d2d", "gaussian", "itu1411_gain_db"]
+
+#: Published D2D settings (Shen, Shi, Zhang, Letaief, "Graph neural networks for scalable radio
+#: resource management", 2020, following Cui, Shen, Yu, "Spatial deep learning for wireless
+#: scheduling", 2019): 40 dBm transmitters, -169 dBm/Hz noise over 5 MHz at 2.4 GHz.
+D2D_PMAX_DBM = 40.0
+D2D_NOISE_DBM_PER_HZ = -169.0
+D2D_BANDWIDTH_HZ = 5e6
+
+
+def _dbm_to_watt(dbm: float) -> float:
+    return 10.0 ** ((dbm - 30.0) / 10.0)
+
+
+def _named_settings(generator: Callable[..., PowerInstance]) -> Callable[..., PowerInstance]:
+    """Unknown settings raise ``ValueError`` naming them (a ``TypeError`` would not name the
+    field the CLI and server report)."""
+    accepted = [
+        name for name, p in inspect.signature(generator).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+    @functools.wraps(generator)
+    def wrapper(*args: Any, **settings: Any) -> PowerInstance:
+        for key in settings:
+            if key not in accepted:
+                raise ValueError(f"{key}: unknown setting of {generator.__name__}, expected one of {', '.join(accepted)}")
+        return generator(*args, **settings)
+
+    return wrapper
+
+
+def _check_common(size: Any, seed: Any, utility: Any, alpha: Any, penalty: Any, rate_min: Any) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size: must be an integer >= 1, got {size!r}")
+    check_count("seed", seed)
+    if utility not in UTILITIES:
+        raise ValueError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
+    check_positive("alpha", alpha)
+    check_positive("penalty", penalty)
+    if penalty < 1:
+        raise ValueError(f"penalty: must be >= 1, got {penalty!r}")
+    check_positive("rate_min", rate_min)
+
+
+def _links(size: int) -> tuple[str, ...]:
+    width = len(str(size - 1))
+    return tuple(f"k{k:0{width}d}" for k in range(size))
+
+
+@_named_settings
+def gaussian(
+    size: int,
+    seed: int = 0,
+    *,
+    noise: float = 0.1,
+    pmax: float = 1.0,
+    utility: str = "sum_rate",
+    alpha: float = DEFAULT_ALPHA,
+    penalty: float = DEFAULT_PENALTY,
+    rate_min: float = 0.1,
+) -> PowerInstance:
+    r"""The Gaussian interference channel (Sun et al., "Learning to optimize", 2018; Shen et al.'s
+    IGCNet benchmark).
+
+    Every channel coefficient, direct and cross, is i.i.d. :math:`h_{kj} \sim \mathcal{CN}(0, 1)`,
+    so every power gain :math:`g_{kj} = |h_{kj}|^2 \sim \mathrm{Exp}(1)` (mean 1); all
+    :math:`K^2` gains are stored. ``pmax = 1`` and ``noise = 0.1`` (10 dB SNR at unit gain).
+
+    Args:
+        size: number of links :math:`K \ge 1`.
+        seed: random seed.
+        noise, pmax: noise power and per-link power budget.
+        utility, alpha, penalty: the instance's utility (see :class:`PowerInstance`).
+        rate_min: every link's minimum rate in bits/s/Hz (used by ``alpha_fair``).
+    """
+    _check_common(size, seed, utility, alpha, penalty, rate_min)
+    check_positive("noise", noise)
+    check_positive("pmax", pmax)
+    rng = np.random.default_rng(seed)
+    gains = rng.exponential(1.0, (size, size))
+    return PowerInstance.build(
+        _links(size), np.full(size, float(pmax)), gains, noise, None, np.full(size, float(rate_min)),
+        utility, alpha, penalty,
+    )
+
+
+def itu1411_gain_db(distance_m: np.ndarray, carrier_hz: float, height_m: float) -> np.ndarray:
+    r"""Path gain in dB of ITU-R P.1411's short-range line-of-sight model (two-slope):
+
+    .. math::
+
+        L = L_{bp} + 6 + \begin{cases} 20 \log_{10}(d/R_{bp}) & d \le R_{bp} \\
+        40 \log_{10}(d/R_{bp}) & d > R_{bp} \end{cases},
+        \quad R_{bp} = \frac{4 h_1 h_2}{\lambda},
+        \quad L_{bp} = \left|20 \log_{10} \frac{\lambda^2}{8 \pi h_1 h_2}\right|,
+
+    with both antennas at ``height_m``; returns :math:`-L`.
+    """
+    wavelength = 2.998e8 / carrier_hz
+    breakpoint = 4.0 * height_m * height_m / wavelength
+    at_breakpoint = abs(20.0 * math.log10(wavelength**2 / (8.0 * math.pi * height_m * height_m)))
+    slope = 20.0 * np.log10(distance_m / breakpoint)
+    loss = at_breakpoint + 6.0 + slope + np.where(distance_m > breakpoint, slope, 0.0)
+    return -loss
+
+
+@_named_settings
+def d2d(
+    size: int,
+    seed: int = 0,
+    *,
+    density: float = 200.0,
+    d_min: float = 2.0,
+    d_max: float = 40.0,
+    shadowing_db: float = 8.0,
+    pmax_dbm: float = D2D_PMAX_DBM,
+    noise_dbm_per_hz: float = D2D_NOISE_DBM_PER_HZ,
+    bandwidth_hz: float = D2D_BANDWIDTH_HZ,
+    carrier_hz: float = 2.4e9,
+    antenna_height_m: float = 1.5,
+    antenna_gain_db: float = 2.5,
+    prune: float = 1e-3,
+    utility: str = "sum_rate",
+    alpha: float = DEFAULT_ALPHA,
+    penalty: float = DEFAULT_PENALTY,
+    rate_min: float = 0.1,
+) -> PowerInstance:
+    r"""A spatial device-to-device layout at constant density, the setting of Shen et al.'s
+    MPGNN ("Graph neural networks for scalable radio resource management", 2020) and Cui, Shen
+    and Yu ("Spatial deep learning for wireless scheduling", 2019).
+
+    * Transmitters uniform in a square of side :math:`\sqrt{K/\text{density}}` (``density`` in
+      links per km²; the default 200 is the published 50 links in 500 m x 500 m, so larger
+      :math:`K` means a larger area, not a denser one).
+    * Each receiver at distance :math:`U[d_{min}, d_{max}]` m (default 2..40 m) from its
+      transmitter in a uniform direction, redrawn until it lies in the square.
+    * Distances between a transmitter and other links' receivers are floored at 1 m.
+    * Path gain: ITU-R P.1411 short-range LOS (:func:`itu1411_gain_db`) at 2.4 GHz with 1.5 m
+      antennas, plus ``antenna_gain_db`` (2.5 dBi) on direct links only.
+    * Log-normal shadowing, i.i.d. :math:`\mathcal{N}(0, 8^2)` dB per (receiver, transmitter)
+      pair, and Rayleigh fading, :math:`|h|^2 \sim \mathrm{Exp}(1)`, per pair.
+    * ``pmax`` 40 dBm (10 W) on every link; noise :math:`-169` dBm/Hz over 5 MHz
+      (about 6.3e-14 W). Gains are in W/W, so they span roughly 1e-16..1e-6.
+    * Pruning: at each receiver the weakest cross gains are dropped while their total
+      interference at full power stays at most ``prune`` times the receiver's noise plus total
+      full-power interference (``prune=0`` keeps all :math:`K^2 - K`). At full power every
+      SINR therefore changes by a factor within :math:`[1, 1/(1-\text{prune})]`; the instance
+      is the pruned network, for every method alike.
+
+    Args:
+        size: number of links :math:`K \ge 1` (the benchmarks use 20..1000).
+        seed: random seed.
+        density, d_min, d_max, shadowing_db, pmax_dbm, noise_dbm_per_hz, bandwidth_hz,
+            carrier_hz, antenna_height_m, antenna_gain_db, prune: the layout (see above).
+        utility, alpha, penalty: the instance's utility (see :class:`PowerInstance`).
+        rate_min: every link's minimum rate in bits/s/Hz (used by ``alpha_fair``).
+    """
+    _check_common(size, seed, utility, alpha, penalty, rate_min)
+    for name, value in (
+        ("density", density), ("d_min", d_min), ("d_max", d_max), ("bandwidth_hz", bandwidth_hz),
+        ("carrier_hz", carrier_hz), ("antenna_height_m", antenna_height_m),
+    ):
+        check_positive(name, value)
+    for name, value in (("shadowing_db", shadowing_db), ("prune", prune)):
+        check_nonnegative(name, value)
+    for name, value in (("pmax_dbm", pmax_dbm), ("noise_dbm_per_hz", noise_dbm_per_hz), ("antenna_gain_db", antenna_gain_db)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name}: must be a finite number, got {value!r}")
+    if d_min > d_max:
+        raise ValueError(f"d_max: must be >= d_min ({d_min}), got {d_max!r}")
+    if prune >= 1:
+        raise ValueError(f"prune: must be < 1, got {prune!r}")
+    side = 1000.0 * math.sqrt(size / density)
+    if d_min > side:
+        raise ValueError(f"d_min: {d_min} m exceeds the field's side {side:.3g} m at this density")
+    rng = np.random.default_rng(seed)
+    tx = rng.uniform(0.0, side, (size, 2))
+    rx = np.empty_like(tx)
+    todo = np.arange(size)
+    while todo.size:
+        distance = rng.uniform(d_min, d_max, todo.size)
+        angle = rng.uniform(0.0, 2.0 * math.pi, todo.size)
+        rx[todo] = tx[todo] + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        inside = ((rx[todo] >= 0.0) & (rx[todo] <= side)).all(axis=1)
+        todo = todo[~inside]
+    # distance[k, j]: from link j's transmitter to link k's receiver.
+    distance = np.maximum(np.linalg.norm(rx[:, None, :] - tx[None, :, :], axis=-1), 1.0)
+    gain_db = itu1411_gain_db(distance, carrier_hz, antenna_height_m)
+    gain_db[np.arange(size), np.arange(size)] += antenna_gain_db
+    gain_db += rng.normal(0.0, shadowing_db, (size, size)) if shadowing_db > 0 else 0.0
+    gains = 10.0 ** (gain_db / 10.0) * rng.exponential(1.0, (size, size))
+    pmax = _dbm_to_watt(pmax_dbm)
+    noise = _dbm_to_watt(noise_dbm_per_hz) * bandwidth_hz
+    if prune > 0:
+        gains = _prune(gains, pmax, noise, prune)
+    return PowerInstance.build(
+        _links(size), np.full(size, pmax), gains, noise, None, np.full(size, float(rate_min)),
+        utility, alpha, penalty,
+    )
+
+
+def _prune(gains: np.ndarray, pmax: float, noise: float, prune: float) -> np.ndarray:
+    """Zero each receiver's weakest cross gains whose summed full-power interference is at most
+    ``prune`` times its noise plus total full-power interference."""
+    size = gains.shape[0]
+    cross = gains.copy()
+    np.fill_diagonal(cross, 0.0)
+    received = cross * pmax
+    order = np.argsort(received, axis=1)  # weakest first
+    cumulative = np.cumsum(np.take_along_axis(received, order, axis=1), axis=1)
+    budget = prune * (noise + received.sum(axis=1, keepdims=True))
+    drop = np.zeros_like(cross, dtype=bool)
+    np.put_along_axis(drop, order, cumulative <= budget, axis=1)
+    out = gains.copy()
+    out[drop & ~np.eye(size, dtype=bool)] = 0.0
+    return out

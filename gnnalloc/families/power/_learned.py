@@ -1,0 +1,64 @@
+"""The power family's learned method ``gnn``: checkpoints of :class:`PowerAllocator` and the
+map from an instance to a :class:`PowerAllocation`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gnnalloc.core import SolveResult, check_count
+from gnnalloc.families.power._allocation import PowerAllocation
+from gnnalloc.families.power._graph import instance_graph
+from gnnalloc.families.power._instance import PowerInstance
+from gnnalloc.families.power._model import PowerAllocator
+
+__all__ = ["DEFAULT_CHECKPOINT", "allocate_powers", "shipped_power_allocator", "solve_gnn"]
+
+#: The shipped model (``make train`` writes it).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"
+_shipped: dict[tuple[str, float], PowerAllocator] = {}
+_shipped_lock = threading.Lock()
+
+
+def shipped_power_allocator() -> PowerAllocator:
+    """The shipped model, loaded once per process (again if the file changes)."""
+    path = DEFAULT_CHECKPOINT
+    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
+    with _shipped_lock:
+        if key not in _shipped:
+            _shipped.clear()
+            _shipped[key] = PowerAllocator.from_checkpoint(path)
+        return _shipped[key]
+
+
+
+def allocate_powers(model: PowerAllocator, instance: PowerInstance, steps: int | None = None) -> PowerAllocation:
+    """``model``'s powers for ``instance`` (on the model's device), never above ``pmax``."""
+    device = next(model.parameters()).device
+    graph = instance_graph(instance).to(device)
+    shares = model.shares(graph, steps).clamp(0.0, 1.0)
+    power = shares.to("cpu", torch.float64).numpy() * instance.pmax
+    return PowerAllocation(np.minimum(power, instance.pmax))
+
+
+def solve_gnn(
+    instance: PowerInstance,
+    *,
+    allocator: PowerAllocator | None = None,
+    checkpoint: str | Path | None = None,
+    refine_steps: int | None = None,
+) -> SolveResult:
+    """The ``gnn`` method: the shipped model unless ``allocator`` or ``checkpoint`` is given;
+    ``refine_steps`` overrides the model's number of WMMSE refinement steps."""
+    if refine_steps is not None:
+        check_count("refine_steps", refine_steps)
+    if allocator is None:
+        allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
+    start = time.perf_counter()  # model loading excluded
+    allocation = allocate_powers(allocator, instance, refine_steps)
+    return SolveResult(allocation, "gnn", time.perf_counter() - start)

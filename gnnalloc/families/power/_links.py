@@ -1,0 +1,173 @@
+r"""Link batches: power-control instances in noise-normalised sparse form, and the WMMSE step.
+
+Every quantity is scale-free. With :math:`\sigma^2` the noise power, :math:`\bar p_k` link
+:math:`k`'s power limit and :math:`q_k = p_k / \bar p_k \in [0, 1]` its power as a share of it,
+
+.. math::
+
+    \mathrm{snr}_k = \frac{g_{kk} \bar p_k}{\sigma^2}, \qquad
+    \mathrm{inr}_{kj} = \frac{g_{kj} \bar p_j}{\sigma^2}, \qquad
+    \mathrm{sinr}_k = \frac{\mathrm{snr}_k\, q_k}{1 + \sum_{j \ne k} \mathrm{inr}_{kj}\, q_j},
+
+so gains spanning :math:`10^{-15}..1` become numbers around one, and links of many instances
+(graphs of a batch) are one list of nodes with one list of interference edges ``(rx, tx)``.
+
+The WMMSE iteration (Shi, Razaviyayn, Luo and He, 2011) in these units, with
+:math:`v_k = \sqrt{q_k}`, effective channels :math:`h_{kk} = \sqrt{\mathrm{snr}_k}`,
+:math:`|h_{kj}|^2 = \mathrm{inr}_{kj}`, unit noise and weights :math:`a_k`:
+
+.. math::
+
+    u_k = \frac{h_{kk} v_k}{1 + \sum_j |h_{kj}|^2 v_j^2}, \qquad
+    w_k = \frac{1}{1 - u_k h_{kk} v_k}, \qquad
+    v_k \leftarrow \Big[\frac{a_k w_k u_k h_{kk}}{\sum_j a_j w_j u_j^2 |h_{jk}|^2}\Big]_0^1,
+
+(sums over :math:`j` include :math:`j = k`). It increases :math:`\sum_k a_k \log(1 + \mathrm{sinr}_k)`
+monotonically. For a concave utility :math:`U_k = w_k f(r_k)` of the rate, re-weighting
+:math:`a_k = w_k f'(r_k)` at each step is the minorise-maximise form: the step increases the
+linearised utility, the standard route from weighted sum rate to α-fair power control.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from gnnalloc.core import resource_utility
+
+__all__ = ["LinkBatch", "link_rates", "link_utility", "utility_slope", "wmmse_step"]
+
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class LinkBatch:
+    """Noise-normalised links of one or more instances (see the module docstring).
+
+    Args:
+        snr: :math:`\\mathrm{snr}_k`, ``(N,)``.
+        rx, tx: interference edges (transmitter ``tx`` heard at receiver ``rx``), ``(E,)`` long,
+            sorted by ``(rx, tx)`` without repeats (:func:`~._graph.build_link_graph` sorts
+            them; a PyG batch of sorted graphs stays sorted).
+        inr: :math:`\\mathrm{inr}_{rx, tx}`, ``(E,)``.
+        weight: utility weight per link, ``(N,)``.
+        rate_min: minimum rate per link (bits/s/Hz; only used by the α-fair utility), ``(N,)``.
+        alpha, penalty: α-fair parameters per link, ``(N,)``.
+        fair: per link, ``True`` for the α-fair utility, ``False`` for the weighted rate, ``(N,)``.
+        batch: instance of each link, ``(N,)`` long.
+        num_graphs: number of instances.
+        by_tx: the edges' order sorted by ``(tx, rx)``, ``(E,)`` long, if known (the graph
+            builder stores it; otherwise it is computed when first needed).
+
+    The interference sums are products with the sparse matrix :math:`A_{kj} = \\mathrm{inr}_{kj}`
+    and its transpose (CSR, built once per batch): one compiled sparse product per sum, several
+    times faster than gathering and scattering the edge list.
+    """
+
+    snr: Tensor
+    rx: Tensor
+    tx: Tensor
+    inr: Tensor
+    weight: Tensor
+    rate_min: Tensor
+    alpha: Tensor
+    penalty: Tensor
+    fair: Tensor
+    batch: Tensor
+    num_graphs: int
+    by_tx: Tensor | None = None
+
+    @property
+    def num_links(self) -> int:
+        return int(self.snr.shape[0])
+
+    @cached_property
+    def matrix(self) -> Tensor:
+        """:math:`A`, ``(N, N)`` sparse CSR, :math:`A_{rx, tx} = \\mathrm{inr}`."""
+        return _csr(self.rx, self.tx, self.inr, self.num_links)
+
+    @cached_property
+    def matrix_t(self) -> Tensor:
+        """:math:`A^\\top`, ``(N, N)`` sparse CSR."""
+        order = self.by_tx if self.by_tx is not None else torch.argsort(self.tx * self.num_links + self.rx)
+        return _csr(self.tx[order], self.rx[order], self.inr[order], self.num_links)
+
+
+def _csr(row: Tensor, col: Tensor, value: Tensor, size: int) -> Tensor:
+    """The CSR matrix of entries already sorted by ``(row, col)`` (no sort, no coalescing)."""
+    crow = torch.zeros(size + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": products are all we use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, value, (size, size), check_invariants=False)
+
+
+def _interference(batch: LinkBatch, q: Tensor) -> Tensor:
+    """:math:`\\sum_{j \\ne k} \\mathrm{inr}_{kj} q_j` per receiver ``k``: :math:`A q`."""
+    return batch.matrix @ q.to(batch.inr.dtype)
+
+
+def _harm(batch: LinkBatch, cost: Tensor) -> Tensor:
+    """:math:`\\sum_{j \\ne k} \\mathrm{inr}_{jk} c_j` per transmitter ``k``: :math:`A^\\top c`."""
+    return batch.matrix_t @ cost
+
+
+def _per_link(value: Tensor, like: Tensor) -> Tensor:
+    """A per-link vector ``(N,)`` shaped to broadcast against ``like``: ``(N,)`` or ``(N, C)``
+    (``C`` candidate power vectors iterated at once)."""
+    return value if like.dim() == 1 else value.unsqueeze(-1)
+
+
+def link_rates(batch: LinkBatch, q: Tensor) -> Tensor:
+    """Rates :math:`\\log_2(1 + \\mathrm{sinr}_k)` in bits/s/Hz at power shares ``q``, ``(N,)``
+    or ``(N, C)`` for ``C`` candidates."""
+    return torch.log1p(_per_link(batch.snr, q) * q / (1.0 + _interference(batch, q))) / _LN2
+
+
+def link_utility(batch: LinkBatch, rates: Tensor) -> Tensor:
+    """Per-link utility: :math:`w_k r_k` (weighted rate) or :math:`w_k f(r_k; r^{min}_k)`
+    (α-fair, :func:`gnnalloc.core.resource_utility`), by ``batch.fair``."""
+    col = lambda v: _per_link(v, rates)  # noqa: E731
+    fair = resource_utility(rates, col(batch.rate_min), col(batch.penalty), col(batch.alpha))
+    return col(batch.weight) * torch.where(col(batch.fair), fair, rates)
+
+
+def utility_slope(batch: LinkBatch, rates: Tensor) -> Tensor:
+    r""":math:`\partial U_k / \partial r_k`: :math:`w_k` for the weighted rate; for the α-fair
+    utility :math:`w_k (r/m)^{-\alpha} / m` above the minimum :math:`m`, :math:`w_k k / m` below."""
+    col = lambda v: _per_link(v, rates)  # noqa: E731
+    rate_min = col(batch.rate_min)
+    ratio = rates / rate_min
+    above = torch.clamp(ratio, min=1.0).pow(-col(batch.alpha)) / rate_min
+    slope = torch.where(ratio >= 1.0, above, col(batch.penalty) / rate_min)
+    return col(batch.weight) * torch.where(col(batch.fair), slope, torch.ones_like(slope))
+
+
+def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Tensor:
+    """One WMMSE update of the power shares ``q`` ``(N,)`` (module docstring), differentiable.
+
+    Args:
+        batch: the links.
+        q: power shares in ``[0, 1]``, ``(N,)`` or ``(N, C)`` for ``C`` candidates.
+        weight: the weights :math:`a_k`; default :func:`utility_slope` at the rates of ``q``.
+    """
+    snr = _per_link(batch.snr, q)
+    interference = 1.0 + _interference(batch, q)
+    if weight is None:
+        rates = torch.log1p(snr * q / interference) / _LN2
+        weight = utility_slope(batch, rates)
+    h = snr.sqrt()
+    v = q.clamp(min=0.0).sqrt()
+    received = interference + snr * q
+    u = h * v / received
+    w = received / interference  # 1 / (1 - u h v) = 1 + sinr
+    cost = weight * w * u * u
+    # sum_j a_j w_j u_j^2 |h_jk|^2 over the receivers j that transmitter k reaches, own included.
+    spread = cost * snr + _harm(batch, cost)
+    v_new = weight * w * u * h / spread.clamp(min=torch.finfo(spread.dtype).tiny)
+    return v_new.clamp(0.0, 1.0).square()

@@ -1,0 +1,200 @@
+r"""The learned power allocator: a HAN encoder proposes powers, unrolled WMMSE steps refine them.
+
+.. math::
+
+    q^{(0)} = \sigma\big(\mathrm{MLP}(h_k)\big), \qquad
+    q^{(t+1)} = \mathrm{WMMSE}\big(q^{(t)}\big), \quad t < T, \qquad
+    p_k = \bar p_k\, q^{(T)}_k,
+
+with :math:`h_k` the link embeddings of the generic :class:`gnnalloc.nn.HANEncoder` over the
+interference graph (:mod:`._graph`) and the WMMSE step of :mod:`._links` (re-weighted for the
+α-fair utility). The whole map is differentiable, and training maximises the utility after the
+last step (and, with a smaller weight, after each earlier one): the encoder learns a *start* from
+which a few classical iterations land in a good stationary point, which a fixed start such as full
+power does not find (learning to warm-start a solver, trained through its iterations). A
+sigmoid never outputs exactly 0, so no link is frozen off by the refinement (WMMSE keeps a link at
+zero power there forever).
+
+At inference the answer is the best, per instance, of the refined powers and full power (a
+baseline that costs one evaluation), so the learned method is never worse than it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from gnnalloc.core import check_count
+from gnnalloc.families.power._graph import SCHEMA, link_batch
+from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
+
+__all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
+
+#: The family name checkpoints of this model record.
+FAMILY_NAME = "power"
+#: Inference refines for up to this many times the training's unrolled steps...
+INFERENCE_STEP_FACTOR = 4
+#: ...stopping once every instance's utility changes by less than this, relative, in a step.
+REFINE_TOL = 1e-4
+#: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
+_LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
+
+
+def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
+    """Total utility per instance of a batch at power shares ``q``: ``(num_graphs,)``, or
+    ``(num_graphs, C)`` for ``C`` candidate columns."""
+    per_link = link_utility(links, link_rates(links, q))
+    return per_link.new_zeros((links.num_graphs,) + per_link.shape[1:]).index_add(0, links.batch, per_link)
+
+
+class PowerAllocator(nn.Module):
+    """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
+
+    Args:
+        hidden: embedding width.
+        heads: attention heads per relation.
+        layers: encoder layers.
+        refine_steps: WMMSE steps after the head (0: the head's powers as they are).
+        dropout: dropout in the encoder.
+    """
+
+    def __init__(
+        self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
+                            ("refine_steps", refine_steps)):
+            check_count(name, value)
+        self.hparams = {"hidden": hidden, "heads": heads, "layers": layers,
+                        "refine_steps": refine_steps, "dropout": dropout}
+        self.refine_steps = refine_steps
+        self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
+        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def start(self, graph: HeteroData) -> Tensor:
+        """The head's power shares :math:`q^{(0)}`, ``(N,)`` in ``(0, 1)``."""
+        return torch.sigmoid(self.head(self.encoder(graph)["link"]).squeeze(-1))
+
+    def forward(self, graph: HeteroData, steps: int | None = None) -> list[Tensor]:
+        """Power shares after each refinement step, ``[q0, ..., qT]``, each ``(N,)`` in float64."""
+        links = link_batch(graph)
+        q = self.start(graph).to(links.snr.dtype)
+        out = [q]
+        for _ in range(self.refine_steps if steps is None else steps):
+            q = wmmse_step(links, q)
+            out.append(q)
+        return out
+
+    @torch.no_grad()
+    def shares(self, graph: HeteroData, steps: int | None = None, tol: float = REFINE_TOL) -> Tensor:
+        """The allocator's answer as power shares ``(N,)``.
+
+        Three candidates are refined together: the encoder's start; its on/off rounding (links
+        below half power start off, and WMMSE keeps an off link off, so this candidate is a
+        learned schedule whose powers the steps then tune, the regime where dense layouts put
+        the optimum); and full power (the classical start, so the answer is never below WMMSE
+        from full power after as many steps). They run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
+        ``INFERENCE_STEP_FACTOR``), stopping early once no instance's utility changed by more
+        than ``tol`` relative in a step; per instance the best candidate seen is kept (full power
+        itself included).
+        """
+        links = link_batch(graph)
+        start = self.start(graph).to(links.snr.dtype)
+        schedule = (start >= 0.5).to(start.dtype)
+        q = torch.stack([start, schedule, torch.ones_like(start)], dim=1)
+        best_q, best = torch.ones_like(start), graph_utility(links, torch.ones_like(start))
+        value = graph_utility(links, q)
+        limit = self.refine_steps * INFERENCE_STEP_FACTOR if steps is None else steps
+        for step in range(limit + 1):
+            top, column = value.max(dim=1)
+            better = top > best
+            best = torch.where(better, top, best)
+            pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
+            best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
+            if step == limit:
+                break
+            q = wmmse_step(links, q)
+            new = graph_utility(links, q)
+            done = bool(((new - value).abs() <= tol * new.abs().clamp(min=1e-300)).all())
+            value = new
+            if done:
+                top, column = value.max(dim=1)
+                better = top > best
+                pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
+                best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
+                break
+        return best_q
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints)."""
+        return dict(self.hparams)
+
+    # ----------------------------------------------------------------------- checkpoints
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small ``weights_only``-loadable checkpoint recording the family."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "family": FAMILY_NAME,
+            "hyper_parameters": self.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> "PowerAllocator":
+        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading)."""
+        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
+        return model if map_location is None else model.to(map_location)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> "PowerAllocator":
+        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint
+        of the power training module (its allocator is stored as ``model``).
+
+        Raises:
+            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
+                the architecture's sizes are bounded before any tensor is allocated.
+        """
+        name = repr(str(path))
+        family = checkpoint_family(data, path)
+        if family != FAMILY_NAME:
+            raise ValueError(f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}")
+        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+        if not isinstance(hparams, dict) or not isinstance(state, dict):
+            raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
+        if data.get("format") is None:  # Lightning: the module holds the allocator as `model`
+            state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
+        settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
+        for key, limit in _LIMITS.items():
+            value = settings.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit):
+                raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [0, {limit}], got {value!r}")
+        try:
+            model = cls(**settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+        if bad:
+            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shaped:
+            what = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+                    if unexpected else f"{shaped[0]!r} has another shape")
+            raise ValueError(f"checkpoint: {name} does not match the power allocator ({what})")
+        model.load_state_dict(state)
+        model.metadata = dict(data.get("metadata") or {})
+        return model.eval()

@@ -1,0 +1,156 @@
+"""Score a power allocation: objective, gaps, feasibility, and the rate distribution."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gnnalloc.core import is_real
+from gnnalloc.families.power._allocation import PowerAllocation
+from gnnalloc.families.power._instance import PowerInstance
+from gnnalloc.families.power.functional import link_utility, sparse_link_rates
+from gnnalloc.metrics import jain_index, utility_gap
+
+__all__ = ["OFF_FRACTION", "PowerScore", "allocation_rates", "allocation_utilities", "max_violation", "score"]
+
+#: A link transmitting below this fraction of its ``pmax`` counts as switched off.
+OFF_FRACTION = 1e-6
+
+
+@dataclass(frozen=True)
+class PowerScore:
+    """Quality, fairness and feasibility of one power allocation (a :class:`gnnalloc.core.Score`).
+
+    Args:
+        objective: the instance's objective :math:`\\sum_k U_k` (weighted sum rate or α-fair).
+        gap: mean per-link utility gap to the reference allocation,
+            :math:`\\sum_k (U^{ref}_k - U_k) / \\sum_k w_k`, if a reference was given.
+        gap_bound: a proven bound on the same gap to the optimum, from an upper bound on the
+            optimal objective, if one was given.
+        max_violation: largest power outside ``[0, pmax]``, relative to ``pmax`` (0 = feasible).
+        sum_rate: :math:`\\sum_k r_k` (bits/s/Hz, unweighted).
+        mean_rate, min_rate: mean and smallest link rate.
+        rate_p5: 5th percentile of the link rates (linear interpolation).
+        jain: Jain's index of the rates.
+        geomean_rate: geometric mean of the rates (0 if any link gets none).
+        links_off: links below :data:`OFF_FRACTION` of their ``pmax``.
+    """
+
+    objective: float
+    gap: float | None
+    gap_bound: float | None
+    max_violation: float
+    sum_rate: float
+    mean_rate: float
+    min_rate: float
+    rate_p5: float
+    jain: float
+    geomean_rate: float
+    links_off: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every metric by name."""
+        return asdict(self)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """``(label, value)`` lines for the command line's summary."""
+        rows = [("objective", f"{self.objective:.6g}")]
+        if self.gap is not None:
+            rows.append(("gap to reference (per unit weight)", f"{self.gap:.4g}"))
+        if self.gap_bound is not None:
+            rows.append(("proven gap bound (per unit weight)", f"{self.gap_bound:.4g}"))
+        rows += [
+            ("sum rate (bits/s/Hz)", f"{self.sum_rate:.6g}"),
+            ("mean / min / 5th-percentile rate", f"{self.mean_rate:.4g} / {self.min_rate:.4g} / {self.rate_p5:.4g}"),
+            ("Jain's index of rates", f"{self.jain:.4f}"),
+            ("geometric-mean rate", f"{self.geomean_rate:.4g}"),
+            ("links switched off", str(self.links_off)),
+            ("max violation", f"{self.max_violation:.3g}"),
+        ]
+        return rows
+
+
+def _rates(instance: PowerInstance, power: np.ndarray) -> Tensor:
+    # A negative power is a violation (reported as such); as a signal it is no signal.
+    p = torch.as_tensor(np.clip(power, 0.0, None), dtype=torch.float64)
+    return sparse_link_rates(
+        torch.as_tensor(instance.direct_gain, dtype=torch.float64), p, instance.noise,
+        torch.as_tensor(instance.cross_rx), torch.as_tensor(instance.cross_tx),
+        torch.as_tensor(instance.cross_gain, dtype=torch.float64),
+    )
+
+
+def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:
+    rate_min = None if instance.rate_min is None else torch.as_tensor(instance.rate_min, dtype=torch.float64)
+    return link_utility(
+        rates, torch.as_tensor(instance.weight, dtype=torch.float64), rate_min, instance.alpha,
+        instance.penalty, instance.utility,
+    )
+
+
+def allocation_rates(instance: PowerInstance, allocation: PowerAllocation) -> np.ndarray:
+    """Per-link rates (bits/s/Hz) of ``allocation``, ``(K,)`` (negative powers count as 0)."""
+    return _rates(instance, allocation.power).numpy()
+
+
+def allocation_utilities(instance: PowerInstance, allocation: PowerAllocation) -> np.ndarray:
+    """Per-link utilities :math:`U_k` of ``allocation``, ``(K,)``."""
+    return _utilities(instance, _rates(instance, allocation.power)).numpy()
+
+
+def max_violation(instance: PowerInstance, allocation: PowerAllocation) -> float:
+    """Largest power below 0 or above ``pmax``, relative to ``pmax`` (0 when feasible)."""
+    power = np.asarray(allocation.power, dtype=np.float64)
+    excess = np.maximum(power - instance.pmax, 0.0) + np.maximum(-power, 0.0)
+    return float((excess / instance.pmax).max())
+
+
+def score(
+    instance: PowerInstance,
+    allocation: PowerAllocation,
+    reference: PowerAllocation | None = None,
+    upper_bound: float | None = None,
+) -> PowerScore:
+    """Score ``allocation``; with ``reference`` (e.g. WMMSE's) also the utility gap, with
+    ``upper_bound`` (a proven bound on the optimal objective) also the gap bound.
+
+    Raises:
+        AllocationError: naming ``power`` (``reference.power``) for a wrong shape or non-finite
+            entries.
+        ValueError: naming ``upper_bound`` when it is not a number.
+    """
+    allocation.check(instance)
+    if reference is not None:
+        reference.check(instance, "reference.")
+    if upper_bound is not None and not (is_real(upper_bound) and not math.isnan(upper_bound)):
+        raise ValueError(f"upper_bound: must be a number (inf: no bound), got {upper_bound!r}")
+    rates = _rates(instance, allocation.power)
+    utility = _utilities(instance, rates)
+    weight = torch.as_tensor(instance.weight, dtype=torch.float64)
+    objective = float(utility.sum())
+    gap = None
+    if reference is not None:
+        gap = float(utility_gap(utility, _utilities(instance, _rates(instance, reference.power)), weight))
+    gap_bound = None
+    if upper_bound is not None and math.isfinite(upper_bound):
+        total = utility.sum().reshape(1)
+        gap_bound = max(0.0, float(utility_gap(total, total.new_tensor([upper_bound]), weight)))
+    off = np.asarray(allocation.power) < OFF_FRACTION * instance.pmax
+    return PowerScore(
+        objective=objective,
+        gap=gap,
+        gap_bound=gap_bound,
+        max_violation=max_violation(instance, allocation),
+        sum_rate=float(rates.sum()),
+        mean_rate=float(rates.mean()),
+        min_rate=float(rates.min()),
+        rate_p5=float(torch.quantile(rates, 0.05)),
+        jain=float(jain_index(rates)),
+        geomean_rate=float(torch.exp(torch.log(rates).mean())),
+        links_off=int(off.sum()),
+    )

@@ -1,0 +1,201 @@
+"""Lightning shells for training the power allocator: a data module that samples instances from
+the family's generators and a module whose loss is the negated mean utility per link.
+
+Training is unsupervised: the loss is the utility the allocator's powers achieve, after the last
+refinement step (and, weighted by ``start_weight``, at the encoder's start), averaged per link so
+that instances of every size count alike, and divided per instance by the magnitude of its
+utility at full power (at least 1, not differentiated): an α-fair instance deep in its penalty
+region has utilities of -50 per link where a sum-rate instance has a few bits, and would
+otherwise drown every other instance's gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torch_geometric.data import HeteroData
+
+from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.families.power._generators import d2d, gaussian
+from gnnalloc.families.power._iterative import wmmse
+from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
+from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator, graph_utility
+
+__all__ = ["PowerDataModule", "PowerModule", "sample_power_instance"]
+
+_UTILITIES = ("sum_rate", "alpha_fair")
+
+
+def sample_power_instance(rng: np.random.Generator, links_min: int, links_max: int,
+                          gaussian_share: float, fair_share: float):
+    """One training instance: the Gaussian channel at 10 links with probability
+    ``gaussian_share``, else a D2D layout of ``links_min..links_max`` links; the α-fair utility
+    (alpha log-uniform in [0.5, 2], penalty log-uniform in [2, 50], minimum rates
+    log-uniform in [0.05, 1] bits/s/Hz) with probability ``fair_share``, else sum rate."""
+    seed = int(rng.integers(1 << 31))
+    settings: dict[str, Any] = {}
+    if rng.random() < fair_share:
+        settings = {
+            "utility": "alpha_fair",
+            "alpha": float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
+            "penalty": float(np.exp(rng.uniform(np.log(2.0), np.log(50.0)))),
+            "rate_min": float(np.exp(rng.uniform(np.log(0.05), np.log(1.0)))),
+        }
+    if rng.random() < gaussian_share:
+        return gaussian(10, seed, **settings)
+    return d2d(int(rng.integers(links_min, links_max + 1)), seed, **settings)
+
+
+class _Graphs(Dataset):
+    def __init__(self, graphs: Sequence[HeteroData]) -> None:
+        self.graphs = list(graphs)
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int) -> HeteroData:
+        return self.graphs[index]
+
+
+class _Sampled(Dataset):
+    """``length`` fresh instances per epoch, drawn from a generator seeded by epoch and index
+    (reproducible, and never the same instance twice)."""
+
+    def __init__(self, length: int, seed: int, **sampling: Any) -> None:
+        self.length, self.seed, self.sampling, self.epoch = length, seed, sampling, 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> HeteroData:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return instance_graph(sample_power_instance(rng, **self.sampling))
+
+
+class PowerDataModule(pl.LightningDataModule):
+    """Training instances sampled afresh each epoch; a fixed validation set of held-out seeds.
+
+    Args:
+        train_instances: instances per epoch.
+        batch_size: instances per step.
+        links_min, links_max: D2D sizes for training.
+        gaussian_share: share of Gaussian-channel instances (10 links).
+        fair_share: share of α-fair instances.
+        val_instances: validation instances (D2D at ``links_max`` links and Gaussian, sum rate).
+        seed: seed of the training stream; validation uses disjoint seeds.
+    """
+
+    def __init__(
+        self, train_instances: int = 2048, batch_size: int = 32, links_min: int = 20,
+        links_max: int = 50, gaussian_share: float = 0.4, fair_share: float = 0.3,
+        val_instances: int = 32, seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, value in (("train_instances", train_instances), ("batch_size", batch_size),
+                            ("links_min", links_min), ("links_max", links_max),
+                            ("val_instances", val_instances), ("seed", seed)):
+            check_count(name, value)
+        for name, value in (("gaussian_share", gaussian_share), ("fair_share", fair_share)):
+            check_nonnegative(name, value)
+            if value > 1:
+                raise ValueError(f"{name}: must be in [0, 1], got {value!r}")
+        if not 1 <= links_min <= links_max:
+            raise ValueError(f"links_max: must be >= links_min >= 1, got {links_min!r}..{links_max!r}")
+        check_positive("batch_size", batch_size)
+        self.save_hyperparameters()
+        self.sampling = {"links_min": links_min, "links_max": links_max,
+                         "gaussian_share": gaussian_share, "fair_share": fair_share}
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        self.train_set = _Sampled(hp.train_instances, hp.seed, **self.sampling)
+        half = hp.val_instances // 2
+        val_seed = 2_000_000_000 - hp.seed  # disjoint from the training stream's seeds
+        instances = [gaussian(10, val_seed - i) for i in range(hp.val_instances - half)]
+        instances += [d2d(hp.links_max, val_seed - i) for i in range(half)]
+        graphs = []
+        for instance in instances:
+            graph = instance_graph(instance)
+            # The classical reference's utility, for the validation ratio.
+            reference = wmmse(instance).allocation.power / instance.pmax
+            graph["link"].reference = torch.from_numpy(np.asarray(reference, dtype=np.float64))
+            graphs.append(graph)
+        self.val_set = _Graphs(graphs)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.trainer is not None:
+            self.train_set.epoch = self.trainer.current_epoch
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=False,
+                          collate_fn=collate_link_graphs)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.hparams.val_instances,
+                          collate_fn=collate_link_graphs)
+
+
+class PowerModule(pl.LightningModule):
+    """Trains a :class:`PowerAllocator` to maximise the mean utility per link.
+
+    Args:
+        hidden, heads, layers, refine_steps, dropout: the allocator (see :class:`PowerAllocator`).
+        start_weight: weight of the encoder's own powers in the loss (keeps the start itself
+            meaningful instead of leaving everything to the refinement).
+        lr, weight_decay: AdamW settings.
+        gradient_clip: largest gradient norm.
+    """
+
+    def __init__(
+        self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 8,
+        dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
+        weight_decay: float = 0.0, gradient_clip: float = 1.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (("start_weight", start_weight), ("weight_decay", weight_decay)):
+            check_nonnegative(name, value)
+        for name, value in (("lr", lr), ("gradient_clip", gradient_clip)):
+            check_positive(name, value)
+        self.save_hyperparameters()
+        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Export and the generic loaders find the family that rebuilds the model here.
+        checkpoint["family"] = FAMILY_NAME
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+                            gradient_clip_algorithm="norm")
+
+    def _per_link_utility(self, graph: HeteroData, q: Tensor) -> Tensor:
+        links = link_batch(graph)
+        counts = torch.bincount(links.batch, minlength=links.num_graphs).to(q.dtype)
+        return graph_utility(links, q) / counts.clamp(min=1.0)
+
+    def training_step(self, batch: HeteroData, batch_idx: int) -> Tensor:
+        shares = self.model(batch)
+        final = self._per_link_utility(batch, shares[-1])
+        start = self._per_link_utility(batch, shares[0])
+        with torch.no_grad():
+            scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
+        loss = -((final + self.hparams.start_weight * start) / scale).mean()
+        size = batch.num_graphs
+        self.log("train/utility_per_link", final.mean(), batch_size=size)
+        self.log("train/start_utility_per_link", start.mean(), batch_size=size)
+        return loss.float()
+
+    def validation_step(self, batch: HeteroData, batch_idx: int) -> None:
+        links = link_batch(batch)
+        utility = graph_utility(links, self.model.shares(batch))
+        reference = graph_utility(links, batch["link"].reference)
+        size = batch.num_graphs
+        self.log("val/utility_per_link", self._per_link_utility(batch, self.model.shares(batch)).mean(), batch_size=size)
+        # Total utility as a share of WMMSE's (the issue's "ratio to WMMSE"); monitored.
+        self.log("val/wmmse_ratio", utility.sum() / reference.sum(), batch_size=size, prog_bar=True)

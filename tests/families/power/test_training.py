@@ -1,0 +1,39 @@
+"""Lightning shells of the power allocator: settings checked by name, a few real steps."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from gnnalloc.families.power._training import PowerDataModule, PowerModule
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [({"batch_size": 0}, "batch_size"), ({"fair_share": 1.5}, "fair_share"),
+     ({"links_min": 60, "links_max": 50}, "links_max"), ({"train_instances": -1}, "train_instances")],
+)
+def test_data_settings_are_named(settings, field):
+    with pytest.raises(ValueError, match=field):
+        PowerDataModule(**settings)
+
+
+@pytest.mark.parametrize(("settings", "field"), [({"lr": 0.0}, "lr"), ({"start_weight": -1.0}, "start_weight")])
+def test_module_settings_are_named(settings, field):
+    with pytest.raises(ValueError, match=field):
+        PowerModule(**settings)
+
+
+def test_a_few_steps_train_and_validate(tmp_path):
+    torch.manual_seed(0)
+    module = PowerModule(hidden=16, heads=2, layers=1, refine_steps=2)
+    data = PowerDataModule(train_instances=8, batch_size=4, links_min=5, links_max=10, val_instances=4)
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path, enable_model_summary=False)
+    trainer.fit(module, data)
+    metrics = trainer.callback_metrics
+    assert torch.isfinite(metrics["train/utility_per_link"])
+    assert 0.0 < float(metrics["val/wmmse_ratio"]) < 2.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
