@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test train bench install clean
+.PHONY: demo test train train-edge train-power bench install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
-train: $(STAMP)
+# Each family's shipped model: at most 15 minutes each on 2 CPU cores.
+train: train-edge train-power
+
+train-power: $(STAMP)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/power.yaml
+	$(BIN)/gnnalloc export "$$(ls -t checkpoints/power-best-*.ckpt | head -n 1)" --out checkpoints/power.ckpt
+
+train-edge: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml
 	$(BIN)/gnnalloc export "$$(ls -t checkpoints/best-*.ckpt | head -n 1)" --out checkpoints/default.ckpt
 

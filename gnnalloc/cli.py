@@ -224,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser(
         "evaluate", help="evaluate a checkpoint against its family's reference solver "
-        "(the suite flags below are the edge family's)",
+        "(--suite ... --dual-iterations: edge; --links, --instances: power)",
     )
     ev.add_argument("--checkpoint", type=Path, required=True)
     ev.add_argument("--suite", choices=("eua", "random"), default="eua")
@@ -239,6 +239,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--dual-iterations", type=int,
                     help="L-BFGS iterations of the smoothed-dual reference (method dual; 0 = skip; "
                     "default: 300 to 3,000 by instance size, see solvers.default_iterations)")
+    ev.add_argument("--links", type=int, nargs="+",
+                    help="power family: D2D sizes to evaluate (default: the demo's suites)")
+    ev.add_argument("--instances", type=int, default=5,
+                    help="power family: held-out instances per suite")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

@@ -68,7 +68,10 @@ class PowerRow:
     Args:
         suite, method: what ran on what.
         instances: how many instances.
-        ratio: total utility over the reference method's on the same instances.
+        ratio: total utility over the reference method's on the same instances (``nan`` when
+            the reference's total is not positive, as α-fair utilities in the penalty region
+            are: compare ``utility`` there).
+        utility: mean utility per link.
         sum_rate, p5_rate, min_rate, geo_rate: per instance the sum, 5th percentile, minimum and
             geometric mean of the link rates (bits/s/Hz), averaged over instances.
         jain: Jain's index of the rates, averaged over instances.
@@ -81,6 +84,7 @@ class PowerRow:
     method: str
     instances: int
     ratio: float
+    utility: float
     sum_rate: float
     p5_rate: float
     min_rate: float
@@ -124,7 +128,8 @@ def evaluate_power(
         for name, scores in reports.items():
             rows.append(PowerRow(
                 suite.name, name, len(scores),
-                sum(r.objective for r in scores) / ref_total if ref_total else float("nan"),
+                sum(r.objective for r in scores) / ref_total if ref_total > 0 else float("nan"),
+                float(np.mean([r.objective for r in scores])) / suite.links,
                 *(float(np.mean([getattr(r, key) for r in scores]))
                   for key in ("sum_rate", "rate_p5", "min_rate", "geomean_rate", "jain")),
                 float(np.mean([r.links_off / suite.links for r in scores])),
@@ -136,11 +141,11 @@ def evaluate_power(
 
 def format_power_table(rows: Sequence[PowerRow]) -> str:
     """The rows as a fixed-width table, one block per suite."""
-    head = f"{'suite':<30} {'method':<11} {'ratio':>7} {'sum rate':>9} {'p5 rate':>8} {'min rate':>8} {'geo rate':>8} {'Jain':>6} {'off':>5} {'viol':>8} {'time':>10}"
+    head = f"{'suite':<30} {'method':<11} {'ratio':>7} {'U/link':>8} {'sum rate':>9} {'p5 rate':>8} {'min rate':>8} {'geo rate':>8} {'Jain':>6} {'off':>5} {'viol':>8} {'time':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.suite:<30} {r.method:<11} {r.ratio:>7.4f} {r.sum_rate:>9.2f} {r.p5_rate:>8.3f} "
+            f"{r.suite:<30} {r.method:<11} {r.ratio:>7.4f} {r.utility:>8.4f} {r.sum_rate:>9.2f} {r.p5_rate:>8.3f} "
             f"{r.min_rate:>8.3f} {r.geo_rate:>8.3f} {r.jain:>6.3f} {r.off:>5.2f} {r.violation:>8.1e} "
             f"{r.seconds * 1000:>8.1f}ms"
         )
@@ -216,7 +221,8 @@ def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
         raise FileNotFoundError(f"checkpoint: no shipped power model at {str(checkpoint)!r} (make train)")
     allocator = PowerAllocator.from_checkpoint(checkpoint)
     rows = _run(allocator, DEMO_SUITES, instances=5)
-    _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's)")
+    _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's; "
+            "U/link = mean utility per link; rates in bits/s/Hz; time = median per instance)")
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from gnnalloc.core import InstanceError, Method, SolveResult
+from gnnalloc.core import Generator, InstanceError, Method, Setting, SolveResult
 from gnnalloc.families.power._allocation import ALLOCATION_FORMAT, PowerAllocation
 from gnnalloc.families.power._baselines import full_power, greedy
 from gnnalloc.families.power._generators import d2d, gaussian
@@ -34,6 +34,36 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 _ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
+
+_UTILITY_SETTINGS = (
+    Setting("utility", str, "sum_rate", "sum_rate (weighted sum rate) or alpha_fair"),
+    Setting("alpha", float, 1.0, "fairness parameter of alpha_fair (1 = proportional fairness)"),
+    Setting("penalty", float, 10.0, "slope of alpha_fair below a link's minimum rate"),
+    Setting("rate_min", float, 0.1, "every link's minimum rate in bits/s/Hz (alpha_fair)"),
+)
+
+GENERATORS: dict[str, Generator] = {
+    g.name: g
+    for g in (
+        Generator(
+            "gaussian", gaussian,
+            "Gaussian interference channel (all gains Exp(1), pmax 1, noise 0.1)",
+            size="links",
+            settings=(Setting("noise", float, 0.1, "noise power"),
+                      Setting("pmax", float, 1.0, "power limit of every link"), *_UTILITY_SETTINGS),
+        ),
+        Generator(
+            "d2d", d2d,
+            "spatial D2D layout at constant density (ITU-R P.1411, shadowing, Rayleigh)",
+            size="links",
+            settings=(Setting("density", float, 200.0, "links per km^2"),
+                      Setting("d_min", float, 2.0, "shortest link, m"),
+                      Setting("d_max", float, 40.0, "longest link, m"),
+                      Setting("prune", float, 1e-3, "share of interference pruned per receiver"),
+                      *_UTILITY_SETTINGS),
+        ),
+    )
+}
 
 
 def _gnn(instance: PowerInstance, **options: Any) -> SolveResult:
@@ -86,7 +116,7 @@ class PowerFamily:
 
     def __init__(self) -> None:
         self.methods: dict[str, Method] = dict(METHODS)
-        self.generators: Mapping[str, Callable[..., Any]] = {"gaussian": gaussian, "d2d": d2d}
+        self.generators: Mapping[str, Generator] = GENERATORS
         self.value_ranges: Mapping[str, tuple[float, float]] = dict(VALUE_RANGES)
         # The shipped model of the `gnn` method, beside the package (it may not exist yet).
         self.default_checkpoint: Path | None = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"

@@ -40,6 +40,8 @@ __all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
 FAMILY_NAME = "power"
 #: Inference refines for up to this many times the training's unrolled steps...
 INFERENCE_STEP_FACTOR = 4
+#: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
+FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
 REFINE_TOL = 1e-4
 #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
@@ -101,7 +103,8 @@ class PowerAllocator(nn.Module):
         learned schedule whose powers the steps then tune, the regime where dense layouts put
         the optimum); and full power (the classical start, so the answer is never below WMMSE
         from full power after as many steps). They run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
-        ``INFERENCE_STEP_FACTOR``), stopping early once no instance's utility changed by more
+        ``INFERENCE_STEP_FACTOR``, or ``FAIR_MAX_STEPS`` when an instance has the α-fair
+        utility, which the encoder's start is not trained for), stopping early once no instance's utility changed by more
         than ``tol`` relative in a step; per instance the best candidate seen is kept (full power
         itself included).
         """
@@ -111,7 +114,13 @@ class PowerAllocator(nn.Module):
         q = torch.stack([start, schedule, torch.ones_like(start)], dim=1)
         best_q, best = torch.ones_like(start), graph_utility(links, torch.ones_like(start))
         value = graph_utility(links, q)
-        limit = self.refine_steps * INFERENCE_STEP_FACTOR if steps is None else steps
+        if steps is not None:
+            limit = steps
+        elif bool(links.fair.any()):
+            # The start is trained on the sum rate; an α-fair instance refines to convergence.
+            limit = FAIR_MAX_STEPS
+        else:
+            limit = self.refine_steps * INFERENCE_STEP_FACTOR
         for step in range(limit + 1):
             top, column = value.max(dim=1)
             better = top > best
