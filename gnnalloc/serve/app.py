@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
 from fastapi import FastAPI, Query, Request
@@ -603,21 +604,35 @@ def serve_cli(args: argparse.Namespace) -> int:
         if not ok:
             print(f"error: {flag}: invalid value {value!r}", file=sys.stderr)
             return 2
-    checkpoint = str(args.checkpoint)
-    try:
-        data = load_checkpoint_data(checkpoint)
-        family = get_family(checkpoint_family(data, checkpoint))
-        if getattr(family, "load_allocator", None) is None:
-            raise ValueError(f"checkpoint: the {family.name} family has no learned model")
-        allocator = family.load_allocator(data, checkpoint)
-    except (FileNotFoundError, ValueError) as exc:
-        # The library's messages already start with "checkpoint: ".
-        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
-        print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
-              file=sys.stderr)
-        return 2
+    # --checkpoint serves its family's gnn; every other family's shipped model is loaded too.
+    sources = {
+        name: str(family.default_checkpoint) for name, family in families().items()
+        if family.default_checkpoint is not None and Path(family.default_checkpoint).is_file()
+        and getattr(family, "load_allocator", None) is not None
+    }
+    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
+    models: dict[str, Any] = {}
+    for path in ([checkpoint] if checkpoint is not None else []) + list(sources.values()):
+        try:
+            data = load_checkpoint_data(path)
+            family = get_family(checkpoint_family(data, path))
+            if getattr(family, "load_allocator", None) is None:
+                raise ValueError(f"checkpoint: the {family.name} family has no learned model")
+            if family.name in models:
+                continue  # --checkpoint replaces the family's shipped model
+            models[family.name] = family.load_allocator(data, path)
+        except (FileNotFoundError, ValueError) as exc:
+            # The library's messages already start with "checkpoint: ".
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
+            print(f"error: checkpoint: cannot load {path!r}: {_one_line(str(exc))}",
+                  file=sys.stderr)
+            return 2
+    # /v1/model describes the --checkpoint model, else the first family's shipped one.
+    allocator = next(iter(models.values()), None)
+    if checkpoint is None and allocator is not None:
+        checkpoint = getattr(allocator, "checkpoint_path", None)
     # One intra-op pool sized to the machine; model calls are serialised (see _Runtime).
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     for family in families().values():  # else the first request pays for lazy set-up
@@ -627,6 +642,7 @@ def serve_cli(args: argparse.Namespace) -> int:
 
     app = create_app(
         allocator,
+        allocators=models,
         max_users=args.max_users,
         max_pairs=args.max_pairs,
         exact_max_users=args.exact_max_users,

@@ -35,13 +35,14 @@ def free_port() -> int:
 class Server:
     """``python -m gnnalloc.cli serve`` on a free loopback port."""
 
-    def __init__(self, checkpoint: Path, *extra: str) -> None:
+    def __init__(self, checkpoint: Path | None, *extra: str, log_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = checkpoint.parent / f"serve-{self.port}.log"
+        self.log = (log_dir or checkpoint.parent) / f"serve-{self.port}.log"
         self._log_file = self.log.open("wb")
+        model = [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gnnalloc.cli", "serve", "--checkpoint", str(checkpoint),
+            [sys.executable, "-m", "gnnalloc.cli", "serve", *model,
              "--host", "127.0.0.1", "--port", str(self.port), *extra],
             stdout=self._log_file, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -192,3 +193,17 @@ def test_corrupt_checkpoint_exits_2_with_one_line(tmp_path: Path, capsys) -> Non
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: checkpoint") and "Traceback" not in err
 
+
+def test_without_checkpoint_the_families_shipped_models_serve(tmp_path: Path) -> None:
+    from gnnalloc.families.edge import FAMILY
+
+    server = Server(None, log_dir=tmp_path)
+    try:
+        server.wait_ready()
+        info = httpx.get(f"{server.url}/v1/model", timeout=10).json()
+        assert info["checkpoint"] == str(FAMILY.default_checkpoint)
+        doc = random_instance(12, 3, 1.0, 2).to_dict()
+        response = httpx.post(f"{server.url}/v1/allocate", json=doc, timeout=60)
+        assert response.status_code == 200, response.text
+    finally:
+        server.kill()
