@@ -257,7 +257,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.set_defaults(run=_cmd_export)
 
     srv = sub.add_parser("serve", help="serve the allocator over HTTP")
-    srv.add_argument("--checkpoint", type=Path, default=Path("checkpoints/default.ckpt"))
+    srv.add_argument("--checkpoint", type=Path,
+                     help="model for its family's method gnn (default: each family's shipped one)")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--max-users", type=int, default=20000)

@@ -142,9 +142,12 @@ class ProblemFamily(Protocol):
         default_checkpoint: the shipped model of its ``gnn`` method, or ``None``.
 
     Optional members the engine uses when present: ``load_allocation(instance, path)``,
+    ``allocation_schema`` (a pydantic model of the allocation document, for OpenAPI),
     ``load_allocator(checkpoint_data, path)`` (the model of a checkpoint recording this family),
-    ``demo(out_dir) -> int`` (its section of ``gnnalloc demo``) and ``evaluate(args) -> int``
-    (``gnnalloc evaluate`` for its checkpoints).
+    ``warm_up()`` (lazy set-up a server pays before its first request), ``demo(out_dir) -> int``
+    (its section of ``gnnalloc demo``), ``evaluate(args) -> int`` (``gnnalloc evaluate`` for its
+    checkpoints), ``lightning_classes() -> (module, data module)`` and ``lightning_links``
+    (``gnnalloc fit`` with ``family: NAME`` in the config).
     """
 
     name: str

@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
 from fastapi import FastAPI, Query, Request
@@ -633,15 +634,15 @@ def serve_cli(args: argparse.Namespace) -> int:
         if not ok:
             print(f"error: {flag}: invalid value {value!r}", file=sys.stderr)
             return 2
-    checkpoint = str(args.checkpoint)
+    requested = None if args.checkpoint is None else str(args.checkpoint)
     try:
-        allocator = _load_allocator(checkpoint)
+        models, checkpoint = _load_models(requested)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
-        print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
+        print(f"error: checkpoint: cannot load {requested!r}: {_one_line(str(exc))}",
               file=sys.stderr)
         return 2
     try:  # one intra-op thread per solve (GNNALLOC_THREADS); parallelism comes from --workers
@@ -658,11 +659,11 @@ def serve_cli(args: argparse.Namespace) -> int:
         "checkpoint": checkpoint,
     }
     if args.workers > 1:
-        del allocator  # loaded only to fail early; each worker loads its own
-        return _serve_workers(args, options)
+        del models  # loaded only to fail early; each worker loads its own
+        return _serve_workers(args, {**options, "requested": requested})
     _warm_up()
 
-    app = create_app(allocator, **options)
+    app = create_app(next(iter(models.values()), None), allocators=models, **options)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -726,21 +727,37 @@ def _worker_app() -> FastAPI:
     workers, like several hosts behind a load balancer, need not share anything)."""
     options = json.loads(os.environ[_WORKER_ENV])
     configure_threads()
-    allocator = _load_allocator(options["checkpoint"])
+    models, _ = _load_models(options.pop("requested"))
     _warm_up()
-    return create_app(allocator, **options)
+    return create_app(next(iter(models.values()), None), allocators=models, **options)
 
 
-def _load_allocator(checkpoint: str) -> "nn.Module":
-    """The model of ``checkpoint``, rebuilt by the family the checkpoint records."""
+def _load_models(requested: str | None) -> tuple[dict[str, "nn.Module"], str | None]:
+    """The models ``method=gnn`` serves, by family: ``requested`` (a checkpoint path) for its
+    family, every other family's shipped model beside it; and the checkpoint ``/v1/model``
+    describes (``requested``, else the first shipped one).
+
+    Raises:
+        FileNotFoundError, ValueError: naming ``checkpoint``.
+    """
     from gnnalloc.core import get_family
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
-    data = load_checkpoint_data(checkpoint)
-    family = get_family(checkpoint_family(data, checkpoint))
-    if getattr(family, "load_allocator", None) is None:
-        raise ValueError(f"checkpoint: the {family.name} family has no learned model")
-    return family.load_allocator(data, checkpoint)
+    shipped = [
+        str(family.default_checkpoint) for family in families().values()
+        if family.default_checkpoint is not None and Path(family.default_checkpoint).is_file()
+        and getattr(family, "load_allocator", None) is not None
+    ]
+    models: dict[str, Any] = {}
+    for path in ([requested] if requested is not None else []) + shipped:
+        data = load_checkpoint_data(path)
+        family = get_family(checkpoint_family(data, path))
+        if getattr(family, "load_allocator", None) is None:
+            raise ValueError(f"checkpoint: the {family.name} family has no learned model")
+        if family.name not in models:  # --checkpoint replaces its family's shipped model
+            models[family.name] = family.load_allocator(data, path)
+    checkpoint = requested if requested is not None else (shipped[0] if shipped else None)
+    return models, checkpoint
 
 
 def _warm_up() -> None:

@@ -35,13 +35,14 @@ def free_port() -> int:
 class Server:
     """``python -m gnnalloc.cli serve`` on a free loopback port."""
 
-    def __init__(self, checkpoint: Path, *extra: str) -> None:
+    def __init__(self, checkpoint: Path | None, *extra: str, log_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = checkpoint.parent / f"serve-{self.port}.log"
+        self.log = (log_dir or checkpoint.parent) / f"serve-{self.port}.log"
         self._log_file = self.log.open("wb")
+        model = [] if checkpoint is None else ["--checkpoint", str(checkpoint)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gnnalloc.cli", "serve", "--checkpoint", str(checkpoint),
+            [sys.executable, "-m", "gnnalloc.cli", "serve", *model,
              "--host", "127.0.0.1", "--port", str(self.port), *extra],
             stdout=self._log_file, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -212,3 +213,18 @@ def test_workers_serve_from_separate_processes_and_stop_with_0(checkpoint: Path)
         assert_port_closed(proc.port)
     finally:
         proc.kill()
+
+
+def test_without_checkpoint_the_families_shipped_models_serve(tmp_path: Path) -> None:
+    from gnnalloc.families.edge import FAMILY
+
+    server = Server(None, log_dir=tmp_path)
+    try:
+        server.wait_ready()
+        info = httpx.get(f"{server.url}/v1/model", timeout=10).json()
+        assert info["checkpoint"] == str(FAMILY.default_checkpoint)
+        doc = random_instance(12, 3, 1.0, 2).to_dict()
+        response = httpx.post(f"{server.url}/v1/allocate", json=doc, timeout=60)
+        assert response.status_code == 200, response.text
+    finally:
+        server.kill()
