@@ -38,8 +38,8 @@ from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 __all__ = [
-    "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming", "wmmse",
-    "wmmse_powers",
+    "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming",
+    "starting_points", "wmmse", "wmmse_powers",
 ]
 
 #: WMMSE's defaults: the stopping rule of common practice (relative objective change 1e-4, at
@@ -72,8 +72,9 @@ class IterationTrace:
     converged: bool
 
 
-def _starts(problem: NormalisedProblem, starts: int, seed: int) -> Tensor:
-    """Full power first, then uniformly random powers (seeded)."""
+def starting_points(problem: NormalisedProblem, starts: int, seed: int = 0) -> Tensor:
+    """The rows the solvers start from, ``(starts, K)``: full power first, then uniformly random
+    normalised powers (seeded)."""
     k = problem.num_links
     generator = torch.Generator(device="cpu").manual_seed(seed)
     random = torch.rand(starts - 1, k, generator=generator, dtype=torch.float64)
@@ -222,7 +223,7 @@ def _solve(
     _check(tol, max_iter, starts, seed)
     start = time.perf_counter()
     problem = NormalisedProblem.of(instance)
-    trace = algorithm(problem, _starts(problem, starts, seed), tol, max_iter)
+    trace = algorithm(problem, starting_points(problem, starts, seed), tol, max_iter)
     power = trace.power.cpu().numpy() * instance.pmax
     seconds = time.perf_counter() - start
     return SolveResult(
