@@ -173,3 +173,16 @@ def test_wmmse_at_real_path_loss_scales():
     )
     a, b = wmmse(instance).allocation.power, wmmse(scaled).allocation.power
     assert np.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("utility", ["sum_rate", "alpha_fair"])
+def test_methods_work_under_inference_mode(utility):
+    # the server runs methods under torch.inference_mode(); the alpha-fair weights use autograd
+    instance = gaussian(5, seed=2, utility=utility)
+    expected = [method(instance).allocation.power for method in (wmmse, fp, greedy)]
+    with torch.inference_mode():
+        got = [method(instance).allocation.power for method in (wmmse, fp, greedy)]
+        small = optimum(gaussian(2, seed=2, utility=utility), time_limit=5.0)
+    for a, b in zip(expected, got):
+        assert np.array_equal(a, b)
+    assert small.upper_bound is not None
