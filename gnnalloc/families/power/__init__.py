@@ -18,8 +18,8 @@ from gnnalloc.families.power._instance import (
     INSTANCE_FORMAT, PowerInstance, load_power_instance, save_power_instance,
 )
 from gnnalloc.families.power._iterative import (
-    WMMSE_MAX_ITER, WMMSE_STARTS, WMMSE_TOL, IterationTrace, fp, fractional_programming, wmmse,
-    wmmse_powers,
+    WMMSE_MAX_ITER, WMMSE_STARTS, WMMSE_TOL, IterationTrace, fp, fractional_programming,
+    starting_points, wmmse, wmmse_powers,
 )
 from gnnalloc.families.power._normalised import NormalisedProblem
 from gnnalloc.families.power._optimum import MAX_OPTIMUM_LINKS, box_upper_bound, branch_and_bound, optimum
@@ -37,5 +37,5 @@ __all__ = [
     "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fp", "fractional_programming",
     "full_power", "functional", "gaussian", "greedy", "greedy_schedule", "itu1411_gain_db",
     "load_power_allocation", "load_power_instance", "max_violation", "optimum", "save_power_allocation",
-    "save_power_instance", "score", "wmmse", "wmmse_powers",
+    "save_power_instance", "score", "starting_points", "wmmse", "wmmse_powers",
 ]

@@ -311,6 +311,8 @@ def _parse(data: Any) -> PowerInstance:
     dense = "gain_matrix" in data
 
     raw_links = _list(_required(data, "links", "$"), "links")
+    if not raw_links:
+        raise InstanceError("links", "at least one link is required")
     index: dict[str, int] = {}
     pmax, direct, weight, rate_min = [], [], [], []
     with_min: bool | None = None

@@ -100,7 +100,11 @@ class NormalisedProblem:
         just :math:`w_k`). Taken by autograd from :meth:`link_utility`, the one definition."""
         if self.utility == "sum_rate":
             return self.weight.expand_as(rates)
-        with torch.enable_grad():
-            r = rates.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.link_utility(r).sum(), r)
+        # Also under the server's inference mode: clones made outside it are ordinary tensors.
+        with torch.inference_mode(False), torch.enable_grad():
+            r = rates.detach().clone().requires_grad_(True)
+            utility = link_utility(
+                r, self.weight.clone(), self.rate_min.clone(), self.alpha, self.penalty, self.utility
+            )
+            (grad,) = torch.autograd.grad(utility.sum(), r)
         return grad

@@ -46,7 +46,7 @@ from gnnalloc.core import SolveResult, check_positive
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._instance import PowerInstance
-from gnnalloc.families.power._iterative import _starts, wmmse_powers
+from gnnalloc.families.power._iterative import starting_points, wmmse_powers
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 __all__ = ["MAX_OPTIMUM_LINKS", "box_upper_bound", "branch_and_bound", "optimum"]
@@ -208,7 +208,7 @@ def optimum(instance: PowerInstance, rtol: float = 1e-6, time_limit: float = 60.
     check_positive("time_limit", time_limit)
     start_time = time.perf_counter()
     problem = NormalisedProblem.of(instance)
-    local = wmmse_powers(problem, _starts(problem, 4, 0))
+    local = wmmse_powers(problem, starting_points(problem, 4))
     scheduled = greedy_schedule(problem)
     start = local.power
     if float(problem.objective(scheduled.unsqueeze(0))[0]) > local.objective:
