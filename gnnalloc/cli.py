@@ -218,20 +218,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # LightningCLI warns when handed arguments that are also the process's command line.
         return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
-    from gnnalloc.core import configure_threads
+    from gnnalloc.core import configure_threads, cut_message
     from gnnalloc.problem import InstanceError, SolverError
 
     try:
         configure_threads()  # one intra-op thread per solve unless GNNALLOC_THREADS says otherwise
         return int(args.run(args) or 0)
-    except InstanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except InstanceError as exc:  # values are echoed: cut as the server cuts them
+        print(f"error: {exc.field}: {cut_message(exc.message)}", file=sys.stderr)
         return 2
     except SolverError as exc:
-        print(f"error: solver: {exc}", file=sys.stderr)
+        print(f"error: solver: {cut_message(str(exc))}", file=sys.stderr)
         return 3
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cut_message(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.filename is None:  # the library's own, e.g. "checkpoint: no file at ..."

@@ -164,7 +164,7 @@ def test_non_utf8_and_deeply_nested_instances(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"format": "gnnalloc.instance/v1", "servers": [{"id": "s\xff"}]}')
     assert main(["solve", str(bad)]) == 2
-    assert capsys.readouterr().err.startswith("error: $: not UTF-8")
+    assert capsys.readouterr().err.startswith("error: $: not valid UTF-8")
     bad.write_text("[" * 100_000 + "]" * 100_000)
     assert main(["solve", str(bad)]) == 2
     assert capsys.readouterr().err.startswith("error: $: JSON nested too deeply")

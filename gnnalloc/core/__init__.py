@@ -3,7 +3,7 @@ errors that name their field, JSON decoding, and the alpha-fair utility kernel."
 
 from gnnalloc.core._errors import (
     AllocationError, InstanceError, SolverError, check_count, check_nonnegative, check_positive,
-    is_real,
+    cut_message, is_real,
 )
 from gnnalloc.core._family import Method, ProblemFamily, Score, SolveResult
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
@@ -16,7 +16,8 @@ from gnnalloc.core._utility import resource_utility, user_compute, user_utility
 
 __all__ = [
     "AllocationError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
-    "SolveResult", "SolverError", "THREADS_ENV", "check_count", "configure_threads", "check_nonnegative", "check_positive",
+    "SolveResult", "SolverError", "THREADS_ENV", "check_count", "configure_threads",
+    "cut_message", "check_nonnegative", "check_positive",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",
     "resource_utility", "solve", "user_compute", "user_utility",

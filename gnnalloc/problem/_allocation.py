@@ -12,7 +12,7 @@ import numpy as np
 
 from gnnalloc.core import AllocationError
 from gnnalloc.problem._instance import MAX_MAGNITUDE, Instance
-from gnnalloc.core import decode_json
+from gnnalloc.core import read_document
 
 __all__ = ["Allocation", "ALLOCATION_FORMAT", "load_allocation", "save_allocation"]
 
@@ -142,16 +142,7 @@ def _value(value: Any, where: str) -> float:
 
 def load_allocation(instance: Instance, path: str | Path) -> Allocation:
     """Read and validate an allocation file for ``instance``."""
-    try:
-        data = decode_json(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AllocationError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise AllocationError("$", f"not UTF-8 text at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise AllocationError("$", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    except RecursionError:
-        raise AllocationError("$", "JSON nested too deeply") from None
+    data = read_document(path, AllocationError)
     return Allocation.from_dict(instance, data)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gnnalloc.core import InstanceError, is_real
-from gnnalloc.core import decode_json
+from gnnalloc.core import read_document
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 
@@ -452,18 +452,7 @@ def load_instance(path: str | Path) -> Instance:
     Raises:
         InstanceError: for unreadable JSON or any invalid field.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InstanceError("$", f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InstanceError("$", f"not UTF-8 text at byte {exc.start}") from None
-    try:
-        data = decode_json(text)  # NaN, Infinity and huge integers: named by from_dict
-    except json.JSONDecodeError as exc:
-        raise InstanceError("$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise InstanceError("$", "JSON nested too deeply") from None
+    data = read_document(path)  # NaN, Infinity and huge integers: named by from_dict
     return Instance.from_dict(data)
 
 

@@ -42,7 +42,7 @@ from starlette.requests import ClientDisconnect
 
 from gnnalloc.metrics import score
 from gnnalloc.problem import Instance, InstanceError, SolverError
-from gnnalloc.core import configure_threads, decode_json
+from gnnalloc.core import configure_threads, cut_message, parse_document
 from gnnalloc.serve.schemas import (
     AllocateResponse,
     ErrorResponse,
@@ -96,8 +96,6 @@ _MAX_PENDING = 64
 _BODY_SECONDS = 30.0
 # Seconds uvicorn waits for in-flight requests after SIGTERM/SIGINT before cancelling them.
 _GRACEFUL_SECONDS = 5.0
-# Error messages echo offending values; an echoed megabyte of junk helps nobody.
-_MAX_MESSAGE = 300
 
 T = TypeVar("T")
 
@@ -120,8 +118,7 @@ class _HTTPError(Exception):
 
 def _error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None
                     ) -> JSONResponse:
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 3] + "..."
+    message = cut_message(message)
     # Echoed input may hold lone surrogates ("\\ud800" in JSON), which UTF-8 cannot encode.
     field, message = (text.encode("utf-8", "backslashreplace").decode("utf-8") for text in (field, message))
     return JSONResponse(
@@ -139,21 +136,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------------- JSON input
-def _parse_json(body: bytes) -> tuple[Any, bool]:
-    """The decoded body and whether it contained a non-finite literal."""
-    seen: list[str] = []
-
+def _parse_json(body: bytes) -> Any:
+    """The decoded body, by the one rule for files and bodies (:func:`parse_document`)."""
     try:
-        data = decode_json(body, on_constant=seen.append)
-    except json.JSONDecodeError as exc:
-        raise _HTTPError(
-            400, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except RecursionError:
-        raise _HTTPError(400, "$", "invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # undecodable bytes (UnicodeDecodeError), oversized integers
-        raise _HTTPError(400, "$", f"invalid JSON: {exc}") from None
-    return data, bool(seen)
+        return parse_document(body)
+    except InstanceError as exc:  # undecodable or not JSON at "$"; a duplicate key by its path
+        raise _HTTPError(400 if exc.field == "$" else 422, exc.field, exc.message) from None
 
 
 def _check_ranges(instance: Instance) -> None:
@@ -392,7 +380,7 @@ def create_app(
         return model_info
 
     def prepare(body: bytes, method: str) -> Instance:
-        data, non_finite = _parse_json(body)
+        data = _parse_json(body)
         users = data.get("users") if isinstance(data, dict) else None
         # Cheap size checks before the full validation of a possibly huge document.
         if isinstance(users, list):
@@ -417,8 +405,6 @@ def create_app(
                 f"{instance.num_pairs} candidate (user, server) pairs exceed this server's limit of "
                 f"{max_pairs} (--max-pairs)",
             )
-        if non_finite:  # unreachable while from_dict checks every value; never let one through
-            raise _HTTPError(422, "$", "NaN and Infinity are not valid JSON numbers")
         _check_ranges(instance)
         return instance
 
@@ -567,12 +553,6 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    # torch's unpickling errors span paragraphs; the CLI promises one line.
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _version() -> str:
     from gnnalloc import __version__
 
@@ -609,10 +589,10 @@ def serve_cli(args: argparse.Namespace) -> int:
         allocator = Allocator.from_checkpoint(checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
-        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"error: {cut_message(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
-        print(f"error: checkpoint: cannot load {checkpoint!r}: {_one_line(str(exc))}",
+        print(f"error: checkpoint: cannot load {checkpoint!r}: {cut_message(str(exc))}",
               file=sys.stderr)
         return 2
     try:  # one intra-op thread per solve (GNNALLOC_THREADS); parallelism comes from --workers
