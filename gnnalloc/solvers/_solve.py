@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from gnnalloc.core import user_utility
 from gnnalloc.problem._allocation import Allocation
 from gnnalloc.problem._instance import Instance
 from gnnalloc.solvers._baselines import equal_share, proportional_share
@@ -66,12 +69,18 @@ def solve(
         raise ValueError(f"{next(iter(options))}: method {method!r} takes no solver options")
     if method == "exact":
         result = solve_exact(instance, time_limit=time_limit, **options)
-        return SolveResult(
-            result.allocation, method, result.seconds, result.status, result.certified, result.upper_bound
-        )
+        if result.certified:  # a certified optimum cannot be beaten: no floor needed
+            return SolveResult(
+                result.allocation, method, result.seconds, result.status, True, result.upper_bound
+            )
+        return _at_least_baselines(instance, SolveResult(
+            result.allocation, method, result.seconds, result.status, False, result.upper_bound
+        ))
     if method == "dual":
         dual = solve_dual(instance, **options)
-        return SolveResult(dual.allocation, method, dual.seconds, upper_bound=dual.upper_bound)
+        return _at_least_baselines(
+            instance, SolveResult(dual.allocation, method, dual.seconds, upper_bound=dual.upper_bound)
+        )
     start = time.perf_counter()
     if method == "equal":
         allocation = equal_share(instance)
@@ -86,6 +95,44 @@ def solve(
             allocator = Allocator.from_checkpoint(checkpoint)
         start = time.perf_counter()
         allocation = allocator.allocate(instance)
+        return _at_least_baselines(
+            instance, SolveResult(allocation, method, time.perf_counter() - start)
+        )
     else:
         raise ValueError(f"method: unknown {method!r}, expected one of {', '.join(METHODS)}")
     return SolveResult(allocation, method, time.perf_counter() - start)
+
+
+def _objective(instance: Instance, allocation: Allocation) -> float:
+    """``sum_u U_u`` of a feasible allocation (the quantity every method maximises)."""
+    total = torch.from_numpy(instance.user_compute(allocation.compute))
+    return float(user_utility(
+        total, torch.from_numpy(allocation.bandwidth), torch.from_numpy(instance.compute_min),
+        torch.from_numpy(instance.bandwidth_min), torch.from_numpy(instance.weight),
+        instance.penalty, instance.alpha,
+    ).sum())
+
+
+def _at_least_baselines(instance: Instance, result: SolveResult) -> SolveResult:
+    """``result``, or the best of equal and proportional share when it beats it.
+
+    Both baselines are feasible and cost a few vector operations, so no method returns less
+    than they would (the smoothed dual and the model can, e.g. at alpha near 0 where utilities
+    are nearly linear). The upper bound stays valid (it bounds the optimum); the status says
+    which allocation was returned and the time includes the check.
+    """
+    start = time.perf_counter()
+    best, name = _objective(instance, result.allocation), None
+    for label, baseline in (("equal", equal_share), ("proportional", proportional_share)):
+        candidate = baseline(instance)
+        value = _objective(instance, candidate)
+        # A relative margin: ties and rounding keep the method's own answer.
+        if value > best + 1e-9 * max(1.0, abs(best)):
+            best, name, allocation = value, label, candidate
+    seconds = result.seconds + time.perf_counter() - start
+    if name is None:
+        return replace(result, seconds=seconds)
+    return replace(
+        result, allocation=allocation, seconds=seconds, certified_optimal=False,
+        status=f"{result.status}; {name} share was better and is returned",
+    )
