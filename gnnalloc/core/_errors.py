@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import numbers
 
 __all__ = [
@@ -16,7 +17,10 @@ MAX_MESSAGE = 300
 
 
 def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` on one line and at most ``limit`` characters (cut with "...")."""
+    """``text`` on one line, without terminal colour codes, and at most ``limit`` characters
+    (cut with "...")."""
+    if "\x1b" in text:  # ANSI escape sequences, e.g. from a library's coloured warning
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\x1b", "")
     if "\n" in text or "\r" in text:
         text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
