@@ -18,9 +18,21 @@ _LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 
 def _format_summary(
-    title: str, score: Any, seconds: float, status: str, extra: dict[str, str] | None = None
+    title: str, score: Any, seconds: float, status: str, extra: dict[str, str] | None = None,
+    gap_label: str | None = None, gap_missing: str | None = None,
 ) -> str:
-    rows = [("method", title), ("status", status), *score.rows(), ("time", f"{seconds * 1000:.1f} ms")]
+    """The summary table; ``gap_label`` names what the gap was measured against (only a
+    certified optimum is "the optimum") and ``gap_missing`` says why there is none."""
+    body = list(score.rows())
+    at = next((i for i, (k, _) in enumerate(body) if k.startswith("gap to")), None)
+    if gap_label is not None or gap_missing is not None:
+        value = f"{score.gap:.6g}" if score.gap is not None else (gap_missing or "n/a")
+        row = (gap_label or _GAP_TO_OPTIMUM, value)
+        if at is None:
+            body.insert(1, row)
+        else:
+            body[at] = row
+    rows = [("method", title), ("status", status), *body, ("time", f"{seconds * 1000:.1f} ms")]
     rows += list((extra or {}).items())
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -83,15 +95,26 @@ def _load_allocation(family: Any, instance: Any, path: str | Path) -> Any:
     return family.parse_allocation(instance, read_document(path, AllocationError))
 
 
-def _reference(family: Any, instance: Any, spec: str | None) -> Any:
-    """The reference allocation of ``--reference``: a method name (``exact``) or a file."""
+_GAP_TO_OPTIMUM = "gap to optimum (per unit weight)"
+_GAP_TO_FILE = "gap to reference allocation (per unit weight)"
+
+
+def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
+    """The reference allocation of ``--reference`` (a method name or a file) and the label its
+    gap is reported under: only a certified optimum is "the optimum"; an uncertified exact
+    result, another method's answer or a file is named for what it is."""
     from gnnalloc.core import solve
 
     if spec is None:
-        return None
+        return None, _GAP_TO_OPTIMUM
     if spec in family.methods:
-        return solve(instance, spec).allocation
-    return _load_allocation(family, instance, spec)
+        result = solve(instance, spec)
+        if result.certified_optimal:
+            return result.allocation, _GAP_TO_OPTIMUM
+        if spec == "exact":
+            return result.allocation, "gap to UNCERTIFIED exact result (per unit weight)"
+        return result.allocation, f"gap to {spec} (per unit weight)"
+    return _load_allocation(family, instance, spec), _GAP_TO_FILE
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -109,17 +132,21 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         if v is not None
     }
     result = solve(instance, args.method, **options)
-    reference = (
-        result.allocation if args.method == family.reference_method
-        else _reference(family, instance, args.reference)
-    )
+    missing = "n/a (pass --reference " + family.reference_method + ")"
+    if args.method == family.reference_method:
+        # Its own yardstick only when certified: an uncertified answer cannot grade itself.
+        reference, label = None, _GAP_TO_OPTIMUM
+        missing = "0 (certified)" if result.certified_optimal else "n/a (this is the reference, NOT certified)"
+    else:
+        reference, label = _reference(family, instance, args.reference)
     report = family.score(instance, result.allocation, reference, result.upper_bound)
     uncertified = (
         args.method == family.reference_method and result.status != "ok"
         and not result.certified_optimal
     )
     status = result.status + (" (NOT certified)" if uncertified else "")
-    print(_format_summary(args.method, report, result.seconds, status, {"instance": repr(instance)}))
+    print(_format_summary(args.method, report, result.seconds, status, {"instance": repr(instance)},
+                          gap_label=label, gap_missing=missing))
     if args.out:
         document = family.dump_allocation(instance, result.allocation)
         Path(args.out).write_text(json.dumps(document, indent=1) + "\n")
@@ -132,8 +159,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     instance = load_instance(args.instance)
     family = family_of(instance)
     allocation = _load_allocation(family, instance, args.allocation)
-    report = family.score(instance, allocation, _reference(family, instance, args.reference))
-    print(_format_summary(str(args.allocation), report, 0.0, "scored"))
+    reference, label = _reference(family, instance, args.reference)
+    report = family.score(instance, allocation, reference)
+    print(_format_summary(str(args.allocation), report, 0.0, "scored", gap_label=label,
+                          gap_missing="n/a (pass --reference " + family.reference_method + ")"))
     return 0
 
 
@@ -287,19 +316,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # LightningCLI warns when handed arguments that are also the process's command line.
         return lightning_main(None if from_command_line else argv)
     args = _parser().parse_args(argv)
-    from gnnalloc.core import InstanceError, SolverError, configure_threads
+    from gnnalloc.core import InstanceError, SolverError, configure_threads, cut_message
 
     try:
         configure_threads()  # one intra-op thread per solve unless GNNALLOC_THREADS says otherwise
         return int(args.run(args) or 0)
-    except InstanceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except InstanceError as exc:  # values are echoed: cut as the server cuts them
+        print(f"error: {exc.field}: {cut_message(exc.message)}", file=sys.stderr)
         return 2
     except SolverError as exc:
-        print(f"error: solver: {exc}", file=sys.stderr)
+        print(f"error: solver: {cut_message(str(exc))}", file=sys.stderr)
         return 3
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cut_message(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.filename is None:  # the library's own, e.g. "checkpoint: no file at ..."

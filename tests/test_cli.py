@@ -164,7 +164,7 @@ def test_non_utf8_and_deeply_nested_instances(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"format": "gnnalloc.instance/v1", "servers": [{"id": "s\xff"}]}')
     assert main(["solve", str(bad)]) == 2
-    assert capsys.readouterr().err.startswith("error: $: not UTF-8")
+    assert capsys.readouterr().err.startswith("error: $: not valid UTF-8")
     bad.write_text("[" * 100_000 + "]" * 100_000)
     assert main(["solve", str(bad)]) == 2
     assert capsys.readouterr().err.startswith("error: $: JSON nested too deeply")
@@ -201,3 +201,24 @@ def test_score_refuses_values_that_overflow_the_metrics(tmp_path, capsys, value)
     out, err = capsys.readouterr()
     assert "inf" not in out and "nan" not in out
     assert err.startswith("error: compute: ") and err.count("\n") == 1, err
+
+
+def test_an_uncertified_exact_result_is_never_called_the_optimum(tmp_path, capsys, monkeypatch):
+    """A gap to an uncertified exact result says so; exact does not grade itself 0 unless certified."""
+    import dataclasses
+
+    import gnnalloc.solvers._solve as dispatch
+
+    real = dispatch.solve_exact
+    monkeypatch.setattr(dispatch, "solve_exact", lambda *a, **k: dataclasses.replace(
+        real(*a, **k), certified=False, status="optimal_inaccurate"))
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "20", "--servers", "4", "--out", str(inst)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(inst), "--method", "exact"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    gap = next(line for line in lines if line.startswith("gap"))
+    assert "NOT certified" in gap and "0.000000" not in gap
+    assert main(["solve", str(inst), "--method", "equal", "--reference", "exact"]) == 0
+    gap = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("gap"))
+    assert gap.startswith("gap to UNCERTIFIED exact result")

@@ -3,7 +3,7 @@ errors that name their field, JSON decoding, and the alpha-fair utility kernel."
 
 from gnnalloc.core._errors import (
     AllocationError, InstanceError, SolverError, check_count, check_nonnegative, check_positive,
-    is_real,
+    cut_message, is_real,
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
@@ -17,7 +17,7 @@ from gnnalloc.core._utility import resource_utility
 __all__ = [
     "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_nonnegative", "check_positive",
-    "configure_threads",
+    "configure_threads", "cut_message",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",
     "resource_utility", "score", "Setting", "solve",

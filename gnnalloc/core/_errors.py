@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import math
+import re
 import numbers
 
-__all__ = ["InstanceError", "AllocationError", "SolverError", "check_count", "check_nonnegative", "check_positive"]
+__all__ = [
+    "InstanceError", "AllocationError", "SolverError", "check_count", "check_nonnegative",
+    "check_positive", "cut_message",
+]
+
+#: Longest error message shown (CLI line, HTTP error body): messages echo offending values, and an
+#: echoed megabyte of junk helps nobody.
+MAX_MESSAGE = 300
+
+
+def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line, without terminal colour codes, and at most ``limit`` characters
+    (cut with "...")."""
+    if "\x1b" in text:  # ANSI escape sequences, e.g. from a library's coloured warning
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\x1b", "")
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_count(name: str, value: object) -> None:

@@ -36,11 +36,43 @@ def _parse_int(text: str) -> int | float:
     return int(text) if len(text) <= 300 else float(text)
 
 
+class _DuplicateKeys(dict):  # type: ignore[type-arg]
+    """An object in which ``key`` appeared more than once (json keeps the last silently)."""
+
+    key: str
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    marked = _DuplicateKeys(result)
+    marked.key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return marked
+
+
+def _duplicate_path(data: Any) -> str | None:
+    """The path (``users[0].compute_min``; top-level keys bare) of the first duplicated key."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _DuplicateKeys):
+            return f"{path}.{node.key}" if path else node.key
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path or '$'}[{i}]") for i, v in reversed(list(enumerate(node))))
+    return None
+
+
 def decode_json(text: str | bytes, on_constant: Callable[[str], None] | None = None) -> Any:
     """``json.loads`` with non-finite literals and huge integers passed on for validation.
 
     Raises:
         json.JSONDecodeError, RecursionError, UnicodeDecodeError: as ``json.loads``.
+        InstanceError: at the path of a key repeated in one object (``{"a": NaN, "a": 1}``
+            would otherwise pass as ``1``).
     """
 
     def constant(name: str) -> NonFiniteLiteral:
@@ -48,7 +80,13 @@ def decode_json(text: str | bytes, on_constant: Callable[[str], None] | None = N
             on_constant(name)
         return NonFiniteLiteral(name)
 
-    return json.loads(text, parse_constant=constant, parse_int=_parse_int)
+    data = json.loads(
+        text, parse_constant=constant, parse_int=_parse_int, object_pairs_hook=_object
+    )
+    where = _duplicate_path(data)
+    if where is not None:
+        raise InstanceError(where, "duplicate key")
+    return data
 
 
 def parse_document(raw: str | bytes, error: type[InstanceError] = InstanceError) -> Any:
@@ -60,7 +98,7 @@ def parse_document(raw: str | bytes, error: type[InstanceError] = InstanceError)
 
     Raises:
         error: at ``$`` for text that is not JSON (with line and column), not decodable, or
-            nested too deeply.
+            nested too deeply; at the key's path for a key repeated in one object.
     """
     if isinstance(raw, bytes):
         try:
@@ -72,6 +110,8 @@ def parse_document(raw: str | bytes, error: type[InstanceError] = InstanceError)
         raw = raw[1:]
     try:
         return decode_json(raw)
+    except InstanceError as exc:  # a duplicate key, in the caller's error class
+        raise error(exc.field, exc.message) from None
     except json.JSONDecodeError as exc:
         raise error("$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, SolverError, configure_threads, decode_json, families,
+    InstanceError, ProblemFamily, SolverError, configure_threads, cut_message, decode_json, parse_document, families,
     family_for_format, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
@@ -77,8 +77,6 @@ _MAX_PENDING = 64
 _BODY_SECONDS = 30.0
 # Seconds uvicorn waits for in-flight requests after SIGTERM/SIGINT before cancelling them.
 _GRACEFUL_SECONDS = 5.0
-# Error messages echo offending values; an echoed megabyte of junk helps nobody.
-_MAX_MESSAGE = 300
 
 T = TypeVar("T")
 
@@ -101,8 +99,7 @@ class _HTTPError(Exception):
 
 def _error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None
                     ) -> JSONResponse:
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 3] + "..."
+    message = cut_message(message)
     # Echoed input may hold lone surrogates ("\\ud800" in JSON), which UTF-8 cannot encode.
     field, message = (text.encode("utf-8", "backslashreplace").decode("utf-8") for text in (field, message))
     return JSONResponse(
@@ -120,21 +117,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------------- JSON input
-def _parse_json(body: bytes) -> tuple[Any, bool]:
-    """The decoded body and whether it contained a non-finite literal."""
-    seen: list[str] = []
-
+def _parse_json(body: bytes) -> Any:
+    """The decoded body, by the one rule for files and bodies (:func:`parse_document`)."""
     try:
-        data = decode_json(body, on_constant=seen.append)
-    except json.JSONDecodeError as exc:
-        raise _HTTPError(
-            400, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except RecursionError:
-        raise _HTTPError(400, "$", "invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # undecodable bytes (UnicodeDecodeError), oversized integers
-        raise _HTTPError(400, "$", f"invalid JSON: {exc}") from None
-    return data, bool(seen)
+        return parse_document(body)
+    except InstanceError as exc:  # undecodable or not JSON at "$"; a duplicate key by its path
+        raise _HTTPError(400 if exc.field == "$" else 422, exc.field, exc.message) from None
 
 
 def _family_of_document(data: Any) -> ProblemFamily:
@@ -396,7 +384,7 @@ def create_app(
         }
 
     def prepare(body: bytes, method: str) -> tuple[ProblemFamily, Any]:
-        data, non_finite = _parse_json(body)
+        data = _parse_json(body)
         family = _family_of_document(data)
         if method not in family.methods:
             raise _HTTPError(
@@ -430,8 +418,6 @@ def create_app(
                 f"{pairs} candidate (user, server) pairs exceed this server's limit of "
                 f"{max_pairs} (--max-pairs)",
             )
-        if non_finite:  # unreachable while parsing checks every value; never let one through
-            raise _HTTPError(422, "$", "NaN and Infinity are not valid JSON numbers")
         try:
             family.check_ranges(instance, family.value_ranges)
         except InstanceError as exc:
@@ -599,12 +585,6 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    # torch's unpickling errors span paragraphs; the CLI promises one line.
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _version() -> str:
     from gnnalloc import __version__
 
@@ -639,10 +619,10 @@ def serve_cli(args: argparse.Namespace) -> int:
         models, checkpoint = _load_models(requested)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
-        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"error: {cut_message(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:  # permissions, truncated archives, ...: one line, no traceback
-        print(f"error: checkpoint: cannot load {requested!r}: {_one_line(str(exc))}",
+        print(f"error: checkpoint: cannot load {requested!r}: {cut_message(str(exc))}",
               file=sys.stderr)
         return 2
     try:  # one intra-op thread per solve (GNNALLOC_THREADS); parallelism comes from --workers

@@ -20,7 +20,7 @@ from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.core import check_count, check_positive, is_real
+from gnnalloc.core import check_count, check_positive, cut_message, is_real
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.solvers import improve_migrations
 from gnnalloc.families.edge.solvers.functional import refill_home_compute
@@ -47,6 +47,13 @@ class Decisions:
     compute: Tensor
     bandwidth: Tensor
     projected_compute: Tensor
+
+
+#: Largest accepted size hyperparameters: far above any useful model (the shipped one has
+#: hidden 64, 4 heads, 2 layers), far below what would exhaust memory when allocated.
+_SIZE_LIMITS = {
+    "hidden": 4096, "heads": 64, "layers": 32, "max_metapath_neighbors": 4096, "search_rounds": 1000,
+}
 
 
 class Allocator(nn.Module):
@@ -92,6 +99,14 @@ class Allocator(nn.Module):
                 raise ValueError(f"{name}: must be >= 1, got {size!r}")
         check_count("layers", layers)
         check_count("max_metapath_neighbors", max_metapath_neighbors)
+        check_count("search_rounds", search_rounds)
+        # Checked before any tensor is allocated: a crafted checkpoint (hidden = 2**40) must get
+        # a named error, not an allocator failure or an exhausted machine.
+        for name, size in (("hidden", hidden), ("heads", heads), ("layers", layers),
+                           ("max_metapath_neighbors", max_metapath_neighbors),
+                           ("search_rounds", search_rounds)):
+            if size > _SIZE_LIMITS[name]:
+                raise ValueError(f"{name}: must be at most {_SIZE_LIMITS[name]}, got {size!r}")
         if not (is_real(dropout) and 0 <= dropout < 1):
             raise ValueError(f"dropout: must be a number in [0, 1), got {dropout!r}")
         check_positive("projection_tol", projection_tol)
@@ -99,7 +114,6 @@ class Allocator(nn.Module):
             raise ValueError(f"refill_home: must be true or false, got {refill_home!r}")
         if problem_dtype not in ("float32", "float64"):
             raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
-        check_count("search_rounds", search_rounds)
         self.config: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
             max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
@@ -246,10 +260,22 @@ class Allocator(nn.Module):
         bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
         if bad:
             raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        # Name the first mismatch in one line (torch lists every one over many lines).
+        expected = model.state_dict()
+        for key in sorted(set(expected) | set(state)):
+            if key not in state:
+                raise ValueError(f"checkpoint: {name} does not match the model: state_dict lacks {key!r}")
+            if key not in expected:
+                raise ValueError(f"checkpoint: {name} does not match the model: unexpected {key!r}")
+            if tuple(state[key].shape) != tuple(expected[key].shape):
+                raise ValueError(
+                    f"checkpoint: {name} does not match the model: {key!r} has shape "
+                    f"{tuple(state[key].shape)}, the hyperparameters give {tuple(expected[key].shape)}"
+                )
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"checkpoint: {name} does not match the model: {exc}") from None
+            raise ValueError(f"checkpoint: {name} does not match the model: {cut_message(str(exc))}") from None
         model.checkpoint_path = str(path)
         model.metadata = dict(data.get("metadata") or {})
         model.eval()

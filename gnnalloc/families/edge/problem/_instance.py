@@ -90,14 +90,19 @@ class Instance:
                 i = int(np.flatnonzero(bad)[0])
                 rule = "finite and > 0" if strict else "finite and >= 0"
                 raise InstanceError(path.format(i), f"must be {rule}, got {float(values[i])!r}")
-            lowest = 1.0 / MAX_MAGNITUDE if strict else 0.0
-            bad = (values > MAX_MAGNITUDE) | (values < lowest)
+            # Zero stays allowed where it is (an absent resource); a nonzero value below
+            # 1/MAX_MAGNITUDE (down to subnormals such as 5e-324) breaks ratios and the exact
+            # solver's scaling as surely as a huge one.
+            lowest = 1.0 / MAX_MAGNITUDE
+            bad = (values > MAX_MAGNITUDE) | ((values < lowest) & ((values != 0) | strict))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
+                allowed = (f"[{lowest:g}, {MAX_MAGNITUDE:g}]" if strict
+                           else f"0 or [{lowest:g}, {MAX_MAGNITUDE:g}]")
                 raise InstanceError(
                     path.format(i),
-                    f"must be in [{lowest:g}, {MAX_MAGNITUDE:g}] (products of two must fit in "
-                    f"float64), got {float(values[i])!r}",
+                    f"must be {allowed} (products of two must fit in float64), "
+                    f"got {float(values[i])!r}",
                 )
 
     def number_fields(self) -> tuple[tuple[str, np.ndarray, bool], ...]:

@@ -155,3 +155,44 @@ def test_cuda_map_location_without_cuda_is_named(tmp_path, model):
     model.save(path)
     with pytest.raises(ValueError, match="^map_location: 'cuda' asks for CUDA"):
         Allocator.from_checkpoint(path, map_location="cuda")
+
+
+def _crafted(tmp_path, **changes):
+    import torch as _torch
+
+    from gnnalloc.nn.allocator import Allocator as _Allocator
+
+    _torch.manual_seed(0)
+    data = _Allocator(hidden=16, heads=2, layers=1).checkpoint_dict()
+    data["hyper_parameters"].update(changes)
+    path = tmp_path / "crafted.ckpt"
+    _torch.save(data, path)
+    return path
+
+
+def test_huge_hyperparameters_are_refused_before_allocating(tmp_path):
+    import pytest as _pytest
+
+    from gnnalloc.nn.allocator import Allocator as _Allocator
+
+    path = _crafted(tmp_path, hidden=2**40)
+    with _pytest.raises(ValueError, match=r"^checkpoint: .*hyper_parameters\.hidden: must be at most 4096"):
+        _Allocator.from_checkpoint(path)
+
+
+def test_mismatched_weights_are_one_line(tmp_path):
+    import pytest as _pytest
+
+    from gnnalloc.nn.allocator import Allocator as _Allocator
+
+    path = _crafted(tmp_path, hidden=32)
+    with _pytest.raises(ValueError) as info:
+        _Allocator.from_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400 and "has shape" in message, message
+
+
+def test_cut_message_drops_colour_codes_and_newlines():
+    from gnnalloc.core import cut_message
+
+    assert cut_message("\x1b[31mred\x1b[0m\nline two") == "red line two"

@@ -191,3 +191,19 @@ def test_file_values_that_are_not_finite_numbers_are_named(tmp_path, tiny_dict, 
     path.write_text(text)
     with pytest.raises(InstanceError, match=r"^servers\[0\]\.compute: "):
         load_instance(path)
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [(("servers", 0, "compute"), 5e-324), (("servers", 1, "bandwidth"), 1e-200),
+     (("links", 0, "capacity"), 5e-324), (("users", 0, "data_rate"), 1e-310)],
+)
+def test_subnormal_and_tiny_nonzero_quantities_are_named(tiny_dict, path, value):
+    section, index, key = path
+    tiny_dict[section][index][key] = value
+    with pytest.raises(InstanceError) as info:
+        Instance.from_dict(tiny_dict)
+    assert info.value.field == f"{section}[{index}].{key}"
+    assert "0 or [1e-100, 1e+100]" in info.value.message
+    tiny_dict[section][index][key] = 0.0  # zero stays valid: an absent resource
+    Instance.from_dict(tiny_dict)
