@@ -1,0 +1,327 @@
+"""The exact min-max solver: bisection on the round time ``T``, each client's least bandwidth
+share at a given ``T`` in closed form up to 1-D searches.
+
+**Per client at a given T.** Fix a split layer and a frequency ``f``. The client has the upload
+time ``u = T - t_srv - t_down - A / f`` (``A = S device_flops c`` cycles) and the upload energy
+``E_up = energy_max - kappa f^2 A`` left. Sending ``D`` bits with power ``p`` and width ``x`` takes
+``D / R`` seconds and ``p D / R`` joules, and ``p / R`` grows with ``p`` (``R`` is concave in ``p``
+with ``R(0) = 0``), so
+
+* if ``E_up / u`` lies in ``[power_min, power_max]``, the least width sends at ``p = E_up / u``
+  for exactly ``u`` seconds (rate ``D / u``);
+* above ``power_max`` it sends at ``power_max`` (rate ``D / u``);
+* below ``power_min`` it sends at ``power_min`` for less than ``u`` (rate ``D power_min / E_up``),
+
+that is ``p = clip(E_up / u, power_min, power_max)`` and rate ``r = D max(1/u, p / E_up)``; the
+least width carrying ``r`` at ``p`` is the closed form :func:`min_width`. It is finite iff
+``E_up > D N0 ln 2 / g`` (the energy of ``D`` bits over an unbounded band) and
+``u > D N0 ln 2 / (g power_max)``, an interval of frequencies. The least width ``X(u, E_up)`` is
+non-increasing in both arguments, and for a fixed width the least energy over ``f`` is convex
+(``kappa A f^2`` plus a convex non-increasing function of the concave ``u(f)``), so every sublevel
+set of the least width over ``f`` is an interval: it is quasi-convex in ``f`` and a golden-section
+search finds its minimum. On the final bracket ``[a, b]``, ``X(u(b), E_up(a))`` is a proven lower
+bound (``u`` increases and ``E_up`` decreases in ``f``). The client takes the layer of least width.
+
+**Bisection.** The least shares decrease in ``T``; ``T`` is feasible iff they sum to at most 1.
+A ``T`` where the lower bounds of the shares sum above 1 is proven infeasible: the bracket
+``[T_lo, T_hi]`` (``T_lo`` infeasible, ``T_hi`` achieved) certifies the optimum.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gnnalloc.core import InstanceError, SolveResult, SolverError
+from gnnalloc.families.sfl._allocation import SflAllocation
+from gnnalloc.families.sfl._instance import SflInstance
+from gnnalloc.families.sfl._model import cycles, fixed_time, round_costs, upload_bits, uplink_rate
+from gnnalloc.families.sfl._width import min_width
+
+__all__ = ["ExactSolution", "client_shares", "run_exact", "solve_exact", "solo_energy"]
+
+_LN2 = math.log(2.0)
+_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
+#: Relative bracket at and below which a result counts as certified optimal.
+CERTIFIED_GAP = 1e-6
+
+
+@dataclass(frozen=True)
+class ClientShares:
+    """Every client's least share at one round time, ``(N,)`` each.
+
+    Attributes:
+        share: the least share found (achieved by ``layer``, ``cpu``, ``power``), ``inf`` if none.
+        lower: a proven lower bound on the least share.
+        layer, cpu, power: the decisions achieving ``share``.
+    """
+
+    share: np.ndarray
+    lower: np.ndarray
+    layer: np.ndarray
+    cpu: np.ndarray
+    power: np.ndarray
+
+
+def _least_width(u, e_up, bits, gain_noise, power_min, power_max):
+    """``X(u, E_up)`` and its power: the least width sending ``bits`` within time ``u`` and
+    energy ``e_up`` (``inf`` where none does)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        power = np.clip(e_up / u, power_min, power_max)
+        rate = bits * np.maximum(1.0 / u, power / e_up)
+        width = min_width(rate, power * gain_noise)
+    usable = (u > 0) & (e_up > 0) & np.isfinite(width)
+    return np.where(usable, width, np.inf), power
+
+
+def client_shares(
+    instance: SflInstance, round_time: float | np.ndarray, allowed: np.ndarray | None = None,
+    iterations: int = 64,
+) -> ClientShares:
+    """Each client's least bandwidth share meeting ``t_n <= round_time`` and its energy budget
+    (see the module docstring), vectorised over clients and layers.
+
+    Args:
+        instance: the instance.
+        round_time: ``T``, a scalar or one per client ``(N,)``.
+        allowed: ``(N, L)`` bool, the layers each client may split at (default: every layer).
+        iterations: golden-section steps over the frequency (each shrinks the bracket by 0.618).
+    """
+    n, num_layers = instance.num_clients, instance.num_layers
+    T = np.asarray(round_time, dtype=np.float64)
+    if T.ndim == 1:
+        T = T[:, None]
+    work = cycles(instance)
+    bits = upload_bits(instance)
+    budget = T - fixed_time(instance)
+    col = lambda v: v[:, None]  # noqa: E731
+    gain_noise = col(instance.gain / instance.noise_psd)
+    kappa_work = col(instance.kappa) * work
+    energy = col(instance.energy_max)
+    p_min, p_max = col(instance.power_min), col(instance.power_max)
+    bit_energy = bits * _LN2 / gain_noise
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_low = np.where(budget - bit_energy / p_max > 0, work / (budget - bit_energy / p_max), np.inf)
+        f_high = np.sqrt(np.maximum(energy - bit_energy, 0.0) / kappa_work)
+    lo = np.maximum(col(instance.cpu_min), f_low)
+    hi = np.minimum(col(instance.cpu_max), f_high)
+    usable = lo <= hi
+    if allowed is not None:
+        usable &= allowed
+    lo = np.where(usable, lo, col(instance.cpu_min))
+    hi = np.where(usable, hi, col(instance.cpu_min))
+
+    def width_at(f):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _least_width(budget - work / f, energy - kappa_work * f * f, bits, gain_noise, p_min, p_max)
+
+    a, b = lo.copy(), hi.copy()
+    c = b - _INV_PHI * (b - a)
+    d = a + _INV_PHI * (b - a)
+    wc, wd = width_at(c)[0], width_at(d)[0]
+    for _ in range(iterations):
+        left = wc <= wd  # the minimum lies in [a, d]
+        b = np.where(left, d, b)
+        a = np.where(left, a, c)
+        new = np.where(left, b - _INV_PHI * (b - a), a + _INV_PHI * (b - a))
+        w_new = width_at(new)[0]
+        c, d = np.where(left, new, d), np.where(left, c, new)
+        wc, wd = np.where(left, w_new, wd), np.where(left, wc, w_new)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower, _ = _least_width(budget - work / b, energy - kappa_work * a * a, bits, gain_noise, p_min, p_max)
+    # The best of the two last probes and the box ends (the optimum often sits at cpu_max).
+    candidates = np.stack([c, d, lo, hi])
+    widths, powers = zip(*(width_at(f) for f in candidates))
+    widths, powers = np.stack(widths), np.stack(powers)
+    pick = np.argmin(widths, axis=0)
+    take = lambda v: np.take_along_axis(v, pick[None], axis=0)[0]  # noqa: E731
+    width, power, cpu = take(widths), take(powers), take(candidates)
+    width = np.where(usable, width, np.inf)
+    lower = np.where(usable, np.minimum(lower, width), np.inf)
+    layer = np.argmin(width, axis=1)
+    rows = np.arange(n)
+    return ClientShares(
+        share=width[rows, layer] / instance.bandwidth,
+        lower=lower.min(axis=1) / instance.bandwidth,
+        layer=layer,
+        cpu=cpu[rows, layer],
+        power=power[rows, layer],
+    )
+
+
+def solo_energy(instance: SflInstance) -> np.ndarray:
+    """``(N, L)``: the least energy each client needs at each layer with the whole band, the
+    slowest CPU and the lowest power (over an unbounded round time). A client whose budget is
+    below it at every layer can meet its budget at no split."""
+    work = cycles(instance)
+    bits = upload_bits(instance)
+    gain_noise = (instance.gain / instance.noise_psd)[:, None]
+    p_min = instance.power_min[:, None]
+    rate = uplink_rate(np.ones_like(p_min), p_min, gain_noise * instance.noise_psd, instance.bandwidth, instance.noise_psd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upload = np.where(p_min > 0, p_min * bits / rate, bits * _LN2 / gain_noise)
+    return instance.kappa[:, None] * instance.cpu_min[:, None] ** 2 * work + upload
+
+
+def check_energy_feasible(instance: SflInstance, allowed: np.ndarray | None = None) -> None:
+    """``InstanceError`` naming the first client's ``energy_max`` that no split layer meets."""
+    need = solo_energy(instance)
+    if allowed is not None:
+        need = np.where(allowed, need, np.inf)
+    least = need.min(axis=1)
+    bad = ~(least < instance.energy_max)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        others = int(bad.sum()) - 1
+        raise InstanceError(
+            f"clients[{i}].energy_max",
+            f"no split layer meets the budget {instance.energy_max[i]:g} J: the least any layer needs is "
+            f"{least[i]:g} J (slowest CPU, lowest power, the whole band)"
+            + (f"; {others} more client(s) likewise" if others else ""),
+        )
+
+
+@dataclass(frozen=True)
+class ExactSolution:
+    """The exact solver's answer.
+
+    Attributes:
+        allocation: the allocation at ``t_upper`` with the leftover band shared out.
+        t_lower: a round time proven infeasible (every feasible allocation has ``max t_n > t_lower``).
+        t_upper: a round time achieved by ``allocation`` (its ``max t_n <= t_upper``).
+        evaluations: round times evaluated.
+        status: ``"optimal"`` when ``(t_upper - t_lower) / t_upper <= tolerance``, else ``"stalled"``
+            (the two ends' share sums could no longer be told apart in floating point).
+    """
+
+    allocation: SflAllocation
+    t_lower: float
+    t_upper: float
+    evaluations: int
+    status: str
+
+    @property
+    def relative_gap(self) -> float:
+        return (self.t_upper - self.t_lower) / self.t_upper
+
+
+def _allocation(instance: SflInstance, found: ClientShares) -> SflAllocation:
+    # More band only shortens uploads and saves their energy at the same power: share the leftover
+    # in proportion to the least shares, then round down until the sum is at most 1.
+    share = found.share / found.share.sum()
+    while share.sum() > 1.0:
+        share = np.nextafter(share, 0.0)
+    return SflAllocation(layer=found.layer, share=share, cpu=found.cpu, power=found.power)
+
+
+def solve_exact(
+    instance: SflInstance, tolerance: float = 1e-9, layers: np.ndarray | None = None,
+    max_doublings: int = 200,
+) -> ExactSolution:
+    """The min-max round time by bisection (module docstring), to ``tolerance`` relative.
+
+    Args:
+        instance: the instance (its ``objective`` is ignored: this is the min-max problem).
+        tolerance: the relative bracket ``(T_hi - T_lo) / T_hi`` to stop at.
+        layers: ``(N,)`` fixed split layer indices, or ``None`` to optimise the splits.
+
+    Raises:
+        InstanceError: at ``clients[i].energy_max`` when a client meets its budget at no split,
+            at ``server.bandwidth`` when the budgets together need more than the band at any T.
+        ValueError: naming ``tolerance`` when it is not in (0, 1).
+    """
+    if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
+        raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
+    allowed = None
+    if layers is not None:
+        layers = np.asarray(layers, dtype=np.int64)
+        allowed = np.zeros((instance.num_clients, instance.num_layers), dtype=bool)
+        allowed[np.arange(instance.num_clients), layers] = True
+    check_energy_feasible(instance, allowed)
+    # Below the fastest device time plus the fixed times no client finishes: proven infeasible.
+    floor = cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)
+    if allowed is not None:
+        floor = np.where(allowed, floor, np.inf)
+    t_lower = float(floor.min(axis=1).max())
+    evaluations = 0
+
+    def evaluate(t):
+        nonlocal evaluations
+        evaluations += 1
+        return client_shares(instance, t, allowed)
+
+    t_upper, best = 2.0 * t_lower, None
+    for _ in range(max_doublings):
+        found = evaluate(t_upper)
+        if found.share.sum() <= 1.0:
+            best = found
+            break
+        if found.lower.sum() > 1.0:
+            t_lower = t_upper
+        t_upper *= 2.0
+    if best is None:
+        need = client_shares(instance, t_upper, allowed).lower.sum()
+        raise InstanceError(
+            "server.bandwidth",
+            f"the clients' energy budgets need {need:.6g} times the band even at a round time of {t_upper:.3g} s",
+        )
+    status = "optimal"
+    while t_upper - t_lower > tolerance * t_upper:
+        # Geometric midpoints while the bracket spans orders of magnitude, arithmetic after.
+        mid = math.sqrt(t_lower * t_upper) if t_upper > 4.0 * t_lower > 0 else 0.5 * (t_lower + t_upper)
+        found = evaluate(mid)
+        if found.share.sum() <= 1.0:
+            t_upper, best = mid, found
+        elif found.lower.sum() > 1.0:
+            t_lower = mid
+        else:
+            status = "stalled"
+            break
+    return ExactSolution(_allocation(instance, best), t_lower, t_upper, evaluations, status)
+
+
+def run_exact(instance: SflInstance, tolerance: float = 1e-9) -> SolveResult:
+    """The ``exact`` method: :func:`solve_exact` as a :class:`SolveResult`.
+
+    For ``objective = "minmax"`` the bound is ``-T_lo``. For ``"weighted_sum"`` the answer is the
+    min-max allocation and the bound ``-sum_n weight_n tau_n`` with ``tau_n`` the least latency of
+    client ``n`` alone with the whole band (a relaxation of the shared band), so the reported gap
+    is proven but not small.
+    """
+    start = time.perf_counter()
+    solution = solve_exact(instance, tolerance)
+    if instance.objective == "minmax":
+        bound = -solution.t_lower
+        certified = solution.relative_gap <= CERTIFIED_GAP
+    else:
+        bound = -float(np.dot(instance.weight, solo_latency(instance)))
+        certified = False
+    if not math.isfinite(bound):
+        raise SolverError("the exact solver's bound is not finite")
+    return SolveResult(
+        allocation=solution.allocation, method="exact", seconds=time.perf_counter() - start,
+        status=solution.status if instance.objective == "minmax" else "ok",
+        certified_optimal=certified, upper_bound=bound,
+    )
+
+
+def solo_latency(instance: SflInstance, tolerance: float = 1e-9) -> np.ndarray:
+    """``(N,)`` a proven lower bound on each client's latency: the round time below which it
+    misses its budget even with the whole band (bisection per client on the lower bounds)."""
+    floor = (cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1)
+    low, high = floor.copy(), 2.0 * floor
+    for _ in range(200):
+        fits = client_shares(instance, high).share <= 1.0
+        if fits.all():
+            break
+        low = np.where(fits, low, high)
+        high = np.where(fits, high, 2.0 * high)
+    while ((high - low) > tolerance * high).any():
+        mid = 0.5 * (low + high)
+        infeasible = client_shares(instance, mid).lower > 1.0
+        low = np.where(infeasible, mid, low)
+        high = np.where(infeasible, high, mid)
+    return low
