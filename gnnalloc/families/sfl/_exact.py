@@ -39,12 +39,11 @@ from gnnalloc.core import InstanceError, SolveResult, SolverError
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, round_costs, upload_bits, uplink_rate
-from gnnalloc.families.sfl._width import min_width
+from gnnalloc.families.sfl._width import least_shares
 
 __all__ = ["ExactSolution", "client_shares", "run_exact", "solve_exact", "solo_energy"]
 
 _LN2 = math.log(2.0)
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 #: Relative bracket at and below which a result counts as certified optimal.
 CERTIFIED_GAP = 1e-6
 
@@ -66,23 +65,12 @@ class ClientShares:
     power: np.ndarray
 
 
-def _least_width(u, e_up, bits, gain_noise, power_min, power_max):
-    """``X(u, E_up)`` and its power: the least width sending ``bits`` within time ``u`` and
-    energy ``e_up`` (``inf`` where none does)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        power = np.clip(e_up / u, power_min, power_max)
-        rate = bits * np.maximum(1.0 / u, power / e_up)
-        width = min_width(rate, power * gain_noise)
-    usable = (u > 0) & (e_up > 0) & np.isfinite(width)
-    return np.where(usable, width, np.inf), power
-
-
 def client_shares(
     instance: SflInstance, round_time: float | np.ndarray, allowed: np.ndarray | None = None,
     iterations: int = 64,
 ) -> ClientShares:
     """Each client's least bandwidth share meeting ``t_n <= round_time`` and its energy budget
-    (see the module docstring), vectorised over clients and layers.
+    (see the module docstring), with a proven lower bound on it.
 
     Args:
         instance: the instance.
@@ -90,66 +78,20 @@ def client_shares(
         allowed: ``(N, L)`` bool, the layers each client may split at (default: every layer).
         iterations: golden-section steps over the frequency (each shrinks the bracket by 0.618).
     """
-    n, num_layers = instance.num_clients, instance.num_layers
+    n = instance.num_clients
     T = np.asarray(round_time, dtype=np.float64)
-    if T.ndim == 1:
-        T = T[:, None]
-    work = cycles(instance)
-    bits = upload_bits(instance)
-    budget = T - fixed_time(instance)
-    col = lambda v: v[:, None]  # noqa: E731
-    gain_noise = col(instance.gain / instance.noise_psd)
-    kappa_work = col(instance.kappa) * work
-    energy = col(instance.energy_max)
-    p_min, p_max = col(instance.power_min), col(instance.power_max)
-    bit_energy = bits * _LN2 / gain_noise
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f_low = np.where(budget - bit_energy / p_max > 0, work / (budget - bit_energy / p_max), np.inf)
-        f_high = np.sqrt(np.maximum(energy - bit_energy, 0.0) / kappa_work)
-    lo = np.maximum(col(instance.cpu_min), f_low)
-    hi = np.minimum(col(instance.cpu_max), f_high)
-    usable = lo <= hi
-    if allowed is not None:
-        usable &= allowed
-    lo = np.where(usable, lo, col(instance.cpu_min))
-    hi = np.where(usable, hi, col(instance.cpu_min))
-
-    def width_at(f):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return _least_width(budget - work / f, energy - kappa_work * f * f, bits, gain_noise, p_min, p_max)
-
-    a, b = lo.copy(), hi.copy()
-    c = b - _INV_PHI * (b - a)
-    d = a + _INV_PHI * (b - a)
-    wc, wd = width_at(c)[0], width_at(d)[0]
-    for _ in range(iterations):
-        left = wc <= wd  # the minimum lies in [a, d]
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-        new = np.where(left, b - _INV_PHI * (b - a), a + _INV_PHI * (b - a))
-        w_new = width_at(new)[0]
-        c, d = np.where(left, new, d), np.where(left, c, new)
-        wc, wd = np.where(left, w_new, wd), np.where(left, wc, w_new)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lower, _ = _least_width(budget - work / b, energy - kappa_work * a * a, bits, gain_noise, p_min, p_max)
-    # The best of the two last probes and the box ends (the optimum often sits at cpu_max).
-    candidates = np.stack([c, d, lo, hi])
-    widths, powers = zip(*(width_at(f) for f in candidates))
-    widths, powers = np.stack(widths), np.stack(powers)
-    pick = np.argmin(widths, axis=0)
-    take = lambda v: np.take_along_axis(v, pick[None], axis=0)[0]  # noqa: E731
-    width, power, cpu = take(widths), take(powers), take(candidates)
-    width = np.where(usable, width, np.inf)
-    lower = np.where(usable, np.minimum(lower, width), np.inf)
-    layer = np.argmin(width, axis=1)
-    rows = np.arange(n)
-    return ClientShares(
-        share=width[rows, layer] / instance.bandwidth,
-        lower=lower.min(axis=1) / instance.bandwidth,
-        layer=layer,
-        cpu=cpu[rows, layer],
-        power=power[rows, layer],
+    budget = (T[:, None] if T.ndim == 1 else T) - fixed_time(instance)
+    if allowed is None:
+        allowed = np.ones((n, instance.num_layers), dtype=bool)
+    share, lower, cpu, power = (np.empty(n) for _ in range(4))
+    layer = np.empty(n, dtype=np.int64)
+    least_shares(
+        np.ascontiguousarray(budget), cycles(instance), upload_bits(instance),
+        instance.gain / instance.noise_psd, instance.kappa, instance.energy_max, instance.power_min,
+        instance.power_max, instance.cpu_min, instance.cpu_max, np.ascontiguousarray(allowed),
+        float(instance.bandwidth), int(iterations), share, lower, layer, cpu, power,
     )
+    return ClientShares(share=share, lower=lower, layer=layer, cpu=cpu, power=power)
 
 
 def solo_energy(instance: SflInstance) -> np.ndarray:
