@@ -38,7 +38,7 @@ import numpy as np
 from gnnalloc.core import InstanceError, SolveResult, SolverError
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
-from gnnalloc.families.sfl._model import cycles, fixed_time, round_costs, upload_bits, uplink_rate
+from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
 from gnnalloc.families.sfl._width import least_shares
 
 __all__ = ["ExactSolution", "client_shares", "run_exact", "solve_exact", "solo_energy"]
@@ -152,11 +152,9 @@ class ExactSolution:
 
 def _allocation(instance: SflInstance, found: ClientShares) -> SflAllocation:
     # More band only shortens uploads and saves their energy at the same power: share the leftover
-    # in proportion to the least shares, then round down until the sum is at most 1.
-    share = found.share / found.share.sum()
-    while share.sum() > 1.0:
-        share = np.nextafter(share, 0.0)
-    return SflAllocation(layer=found.layer, share=share, cpu=found.cpu, power=found.power)
+    # in proportion to the least shares.
+    share = within_band(found.share / found.share.sum())
+    return within_budgets(instance, SflAllocation(layer=found.layer, share=share, cpu=found.cpu, power=found.power))
 
 
 def solve_exact(

@@ -26,7 +26,7 @@ from gnnalloc.families.sfl._instance import SflInstance
 
 __all__ = [
     "RoundCosts", "cycles", "fixed_time", "max_violation", "round_costs", "upload_bits",
-    "uplink_rate", "violations",
+    "uplink_rate", "violations", "within_band", "within_budgets",
 ]
 
 LN2 = math.log(2.0)
@@ -39,6 +39,15 @@ def uplink_rate(share: np.ndarray, power: np.ndarray, gain: np.ndarray, bandwidt
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = width * np.log1p(snr_width / width) / LN2
     return np.where(width > 0, rate, 0.0)
+
+
+def within_band(share: np.ndarray) -> np.ndarray:
+    """``share`` rounded down by ulps until its floating-point sum is at most 1 (e.g. ``N``
+    equal shares ``1/N`` can sum to ``1 + 2^-52``)."""
+    share = np.asarray(share, dtype=np.float64)
+    while share.sum() > 1.0:
+        share = np.nextafter(share, 0.0)
+    return share
 
 
 def cycles(instance: SflInstance, layer: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -135,3 +144,20 @@ def violations(instance: SflInstance, allocation: SflAllocation, costs: RoundCos
 def max_violation(instance: SflInstance, allocation: SflAllocation, costs: RoundCosts | None = None) -> float:
     """The largest relative constraint violation of :func:`violations` (0 = feasible)."""
     return max(float(v.max(initial=0.0)) for v in violations(instance, allocation, costs).values())
+
+
+def within_budgets(instance: SflInstance, allocation: SflAllocation) -> SflAllocation:
+    """``allocation`` with the frequency (or, at ``cpu_min``, the power) of every client whose
+    energy exceeds its budget by rounding stepped down until it does not. The steps grow from an
+    ulp: the device's energy can be too small a part of the total for one ulp to show."""
+    cpu, power = allocation.cpu.copy(), allocation.power.copy()
+    for step in range(24):
+        current = SflAllocation(layer=allocation.layer, share=allocation.share, cpu=cpu, power=power)
+        over = round_costs(instance, current).energy > instance.energy_max
+        if not over.any():
+            return current
+        factor = 1.0 - 2.0**-52 * 4.0**step
+        slower = over & (cpu * factor >= instance.cpu_min)
+        cpu = np.where(slower, cpu * factor, cpu)
+        power = np.where(over & ~slower, np.maximum(power * factor, instance.power_min), power)
+    return SflAllocation(layer=allocation.layer, share=allocation.share, cpu=cpu, power=power)
