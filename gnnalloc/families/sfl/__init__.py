@@ -11,11 +11,12 @@ from gnnalloc.families.sfl._generators import random_sfl
 from gnnalloc.families.sfl._instance import INSTANCE_FORMAT, SflInstance
 from gnnalloc.families.sfl._model import RoundCosts, max_violation, round_costs, uplink_rate, violations
 from gnnalloc.families.sfl._score import SflScore, score
+from gnnalloc.families.sfl._weighted import WeightedSolution, solve_weighted
 
 __all__ = [
     "ALLOCATION_FORMAT", "ARCHITECTURES", "Block", "ExactSolution", "FAMILY", "INSTANCE_FORMAT",
     "RoundCosts", "SflAllocation", "SflFamily", "SflInstance", "SflScore", "VALUE_RANGES",
     "client_shares", "equal_allocation", "layer_table", "max_violation", "proportional_allocation",
     "random_sfl", "resnet18_blocks", "round_costs", "score", "solve_exact", "uplink_rate",
-    "violations", "vit_blocks",
+    "solve_weighted", "violations", "vit_blocks", "WeightedSolution",
 ]

@@ -30,18 +30,17 @@ A ``T`` where the lower bounds of the shares sum above 1 is proven infeasible: t
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from gnnalloc.core import InstanceError, SolveResult, SolverError
+from gnnalloc.core import InstanceError
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
 from gnnalloc.families.sfl._width import least_shares
 
-__all__ = ["ExactSolution", "client_shares", "run_exact", "solve_exact", "solo_energy"]
+__all__ = ["CERTIFIED_GAP", "ExactSolution", "client_shares", "solve_exact", "solo_energy"]
 
 _LN2 = math.log(2.0)
 #: Relative bracket at and below which a result counts as certified optimal.
@@ -221,47 +220,3 @@ def solve_exact(
             status = "stalled"
             break
     return ExactSolution(_allocation(instance, best), t_lower, t_upper, evaluations, status)
-
-
-def run_exact(instance: SflInstance, tolerance: float = 1e-9) -> SolveResult:
-    """The ``exact`` method: :func:`solve_exact` as a :class:`SolveResult`.
-
-    For ``objective = "minmax"`` the bound is ``-T_lo``. For ``"weighted_sum"`` the answer is the
-    min-max allocation and the bound ``-sum_n weight_n tau_n`` with ``tau_n`` the least latency of
-    client ``n`` alone with the whole band (a relaxation of the shared band), so the reported gap
-    is proven but not small.
-    """
-    start = time.perf_counter()
-    solution = solve_exact(instance, tolerance)
-    if instance.objective == "minmax":
-        bound = -solution.t_lower
-        certified = solution.relative_gap <= CERTIFIED_GAP
-    else:
-        bound = -float(np.dot(instance.weight, solo_latency(instance)))
-        certified = False
-    if not math.isfinite(bound):
-        raise SolverError("the exact solver's bound is not finite")
-    return SolveResult(
-        allocation=solution.allocation, method="exact", seconds=time.perf_counter() - start,
-        status=solution.status if instance.objective == "minmax" else "ok",
-        certified_optimal=certified, upper_bound=bound,
-    )
-
-
-def solo_latency(instance: SflInstance, tolerance: float = 1e-9) -> np.ndarray:
-    """``(N,)`` a proven lower bound on each client's latency: the round time below which it
-    misses its budget even with the whole band (bisection per client on the lower bounds)."""
-    floor = (cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1)
-    low, high = floor.copy(), 2.0 * floor
-    for _ in range(200):
-        fits = client_shares(instance, high).share <= 1.0
-        if fits.all():
-            break
-        low = np.where(fits, low, high)
-        high = np.where(fits, high, 2.0 * high)
-    while ((high - low) > tolerance * high).any():
-        mid = 0.5 * (low + high)
-        infeasible = client_shares(instance, mid).lower > 1.0
-        low = np.where(infeasible, mid, low)
-        high = np.where(infeasible, high, mid)
-    return low

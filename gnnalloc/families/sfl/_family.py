@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from gnnalloc.core import InstanceError, Method
 from gnnalloc.families.sfl._allocation import ALLOCATION_FORMAT, SflAllocation
 from gnnalloc.families.sfl._baselines import run_equal, run_proportional
-from gnnalloc.families.sfl._exact import run_exact
+from gnnalloc.families.sfl._methods import run_exact
 from gnnalloc.families.sfl._generators import random_sfl
 from gnnalloc.families.sfl._instance import INSTANCE_FORMAT, SflInstance
 from gnnalloc.families.sfl._schema import SflInstanceV1

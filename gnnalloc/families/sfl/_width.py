@@ -99,10 +99,17 @@ def least_shares(
     arrays ``(N,)``. Writes per client the least share found, a proven lower bound on it, and the
     layer, frequency and power achieving it (``inf`` share where no layer is feasible)."""
     n, num_layers = budget.shape
+    low_f = np.empty(num_layers)
+    high_f = np.empty(num_layers)
+    coarse = np.empty(num_layers)
     for i in range(n):
         best, best_lower = math.inf, math.inf
         layer[i], cpu[i], power[i] = 0, cpu_min[i], power_min[i]
+        # Each layer's frequency interval and a proven bound on its least width over all of it
+        # (longest upload time, most energy left): layers are searched in the order of these
+        # bounds, and one whose bound is no better than the best found is skipped.
         for j in range(num_layers):
+            coarse[j] = math.inf
             if not allowed[i, j]:
                 continue
             a_work, d_bits, t = work[i, j], bits[i, j], budget[i, j]
@@ -115,6 +122,17 @@ def least_shares(
             hi = min(cpu_max[i], math.sqrt((energy[i] - bit_energy) / kw))
             if not lo <= hi:
                 continue
+            low_f[j], high_f[j] = lo, hi
+            coarse[j] = _least_width(t - a_work / hi, energy[i] - kw * lo * lo, d_bits, gain_noise[i], power_min[i], power_max[i])[0]
+        for j in np.argsort(coarse):
+            if coarse[j] == math.inf:
+                break
+            if coarse[j] >= best:
+                best_lower = min(best_lower, coarse[j])
+                continue
+            a_work, d_bits, t = work[i, j], bits[i, j], budget[i, j]
+            kw = kappa[i] * a_work
+            lo, hi = low_f[j], high_f[j]
             a, b = lo, hi
             c = b - _INV_PHI * (b - a)
             d = a + _INV_PHI * (b - a)

@@ -88,6 +88,13 @@ def test_least_shares_agree_with_cvxpy_for_fixed_splits(layer):
 def _brute_force(instance, grid=60, share_grid=400):
     """The least round time over a grid of shares (the rest of the band to the other client),
     layers, frequencies and powers, with two clients."""
+    first, second = _brute_force_times(instance, grid, share_grid)
+    return float(np.maximum(first, second).min())
+
+
+def _brute_force_times(instance, grid=60, share_grid=400):
+    """Per client, its least latency over layers, frequencies and powers within its budget at
+    each share of a grid (the first client's share; the second gets the rest)."""
     assert instance.num_clients == 2
     shares = np.linspace(0.0, 1.0, share_grid + 1)[1:-1]
     best_time = []
@@ -105,7 +112,7 @@ def _brute_force(instance, grid=60, share_grid=400):
             latency = np.where(energy <= instance.energy_max[n], latency, np.inf)
             times = np.minimum(times, latency.min(axis=(0, 1)))
         best_time.append(times)
-    return float(np.maximum(*best_time).min())
+    return best_time
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -158,3 +165,23 @@ def test_budgets_needing_more_than_the_band_are_named():
 def test_bad_tolerance_is_named():
     with pytest.raises(ValueError, match="tolerance"):
         solve_exact(SflInstance.from_dict(small_doc()), tolerance=0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_sum_brackets_brute_force(seed):
+    import dataclasses
+
+    from gnnalloc.families.sfl import solve_weighted
+
+    instance = random_sfl(2, seed, objective="weighted_sum")
+    instance = dataclasses.replace(instance, weight=np.array([1.0, 3.0]))
+    solution = solve_weighted(instance)
+    first, second = _brute_force_times(instance)
+    brute = float((first + 3.0 * second).min())
+    assert solution.lower_bound <= brute * (1 + 1e-12)
+    assert solution.cost <= brute * 1.05
+    assert max_violation(instance, solution.allocation) == 0.0
+    cost = float(np.dot(instance.weight, round_costs(instance, solution.allocation).latency))
+    assert cost == pytest.approx(solution.cost, rel=1e-12)
+    minmax = solve_exact(instance)
+    assert cost <= float(np.dot(instance.weight, round_costs(instance, minmax.allocation).latency))
