@@ -25,7 +25,7 @@ from gnnalloc.core import InstanceError, SolveResult
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, round_costs, upload_bits, uplink_rate, within_band, within_budgets
-from gnnalloc.families.sfl._width import min_width
+from gnnalloc.families.sfl._kernels import min_width
 
 __all__ = ["equal_allocation", "proportional_allocation", "run_equal", "run_proportional"]
 

@@ -38,7 +38,7 @@ from gnnalloc.core import InstanceError
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
-from gnnalloc.families.sfl._width import least_shares
+from gnnalloc.families.sfl._kernels import least_shares
 
 __all__ = ["CERTIFIED_GAP", "ExactSolution", "client_shares", "solve_exact", "solo_energy"]
 

@@ -54,7 +54,10 @@ def check_value(path: str, value: Any, rule: str, error: type[InstanceError] = I
     and within :data:`MAX_MAGNITUDE`; otherwise ``error(path, ...)``."""
     if not is_real(value):
         raise error(path, f"expected a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        raise error(path, f"must be finite, got an integer of {len(str(value))} digits") from None
     if not math.isfinite(number):
         raise error(path, f"must be finite, got {value!r}")
     if rule == "pos" and not number > 0:

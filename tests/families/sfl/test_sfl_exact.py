@@ -185,3 +185,16 @@ def test_weighted_sum_brackets_brute_force(seed):
     assert cost == pytest.approx(solution.cost, rel=1e-12)
     minmax = solve_exact(instance)
     assert cost <= float(np.dot(instance.weight, round_costs(instance, minmax.allocation).latency))
+
+
+def test_least_shares_fall_with_the_round_time_and_bound_themselves():
+    instance = random_sfl(30, 5, architecture="vit-cifar")
+    previous = None
+    for round_time in np.geomspace(1.0, 1e4, 25):
+        found = client_shares(instance, round_time)
+        finite = np.isfinite(found.share)
+        assert (found.lower <= found.share).all()
+        np.testing.assert_array_less(found.lower[finite], found.share[finite] * (1 + 1e-9) + 1e-300)
+        if previous is not None:
+            assert (found.share <= previous * (1 + 1e-9)).all()
+        previous = found.share

@@ -123,3 +123,31 @@ def test_missing_client_in_allocation_is_named():
     with pytest.raises(AllocationError, match="missing client 'c2'") as info:
         SflAllocation.from_dict(instance, doc)
     assert info.value.field == "clients"
+
+
+def test_junk_anywhere_is_named_never_a_crash():
+    """Every leaf of the document replaced by junk: always an InstanceError naming a field."""
+    junk = [None, "x", [], {}, -1, 0, True, NonFiniteLiteral("NaN"), 10**400, 1e-300, 1e300]
+    doc = small_doc()
+
+    def leaves(node, path=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, path + (key,))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from leaves(value, path + (i,))
+        else:
+            yield path
+
+    for path in leaves(doc):
+        for value in junk:
+            broken = small_doc()
+            target = broken
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            try:
+                SflInstance.from_dict(broken)
+            except InstanceError as error:
+                assert error.field and error.message

@@ -10,7 +10,7 @@ from _sfl_fixtures import small_doc
 
 from gnnalloc.core import AllocationError
 from gnnalloc.families.sfl import SflAllocation, SflInstance, max_violation, round_costs, uplink_rate, violations
-from gnnalloc.families.sfl._width import min_width
+from gnnalloc.families.sfl._kernels import min_width
 
 
 def test_rate_matches_the_formula_and_is_zero_without_band():
