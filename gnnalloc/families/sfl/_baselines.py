@@ -38,8 +38,10 @@ def _fastest(instance: SflInstance, layer: np.ndarray, share: np.ndarray) -> tup
     kappa_work = instance.kappa * work
 
     def upload_energy(power):
+        # At zero power the energy per bit tends to N0 ln 2 / g at any share.
         with np.errstate(divide="ignore", invalid="ignore"):
-            return power * bits / uplink_rate(share, power, instance.gain, instance.bandwidth, instance.noise_psd)
+            energy = power * bits / uplink_rate(share, power, instance.gain, instance.bandwidth, instance.noise_psd)
+        return np.where(power > 0, energy, bits * math.log(2.0) * instance.noise_psd / instance.gain)
 
     slowest = kappa_work * instance.cpu_min**2
     full_upload = upload_energy(instance.power_max)
@@ -53,8 +55,9 @@ def _fastest(instance: SflInstance, layer: np.ndarray, share: np.ndarray) -> tup
         mid = 0.5 * (low + high)
         ok = upload_energy(mid) + slowest <= instance.energy_max
         low, high = np.where(ok, mid, low), np.where(ok, high, mid)
-    power = np.where(full_power, instance.power_max, low)
     fits &= share > 0
+    # (Clients that do not fit keep full power: a placeholder with a nonzero rate.)
+    power = np.where(full_power | ~fits, instance.power_max, np.maximum(low, np.nextafter(0.0, 1.0)))
     allocation = within_budgets(instance, SflAllocation(layer=layer, share=np.where(fits, share, 1.0), cpu=cpu, power=power))
     return allocation.cpu, allocation.power, fits
 

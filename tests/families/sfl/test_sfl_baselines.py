@@ -54,3 +54,34 @@ def test_budgets_no_common_split_meets_are_named():
     with pytest.raises(InstanceError) as info:
         proportional_allocation(instance)
     assert info.value.field == "server.bandwidth"
+
+
+@pytest.mark.parametrize("case", ["zero power_min", "fixed cpu", "huge budgets", "one client"])
+def test_corner_cases_stay_feasible_and_certified(case):
+    import dataclasses
+
+    base = random_sfl(20, 9)
+    instance = {
+        "zero power_min": lambda: dataclasses.replace(base, power_min=np.zeros(20)),
+        "fixed cpu": lambda: dataclasses.replace(base, cpu_min=base.cpu_max.copy()),
+        "huge budgets": lambda: dataclasses.replace(base, energy_max=base.energy_max * 1e6),
+        "one client": lambda: random_sfl(1, 3),
+    }[case]()
+    solution = solve_exact(instance)
+    assert solution.status == "optimal" and solution.relative_gap <= 1e-9
+    assert max_violation(instance, solution.allocation) == 0.0
+    for allocate in (equal_allocation, proportional_allocation):
+        allocation = allocate(instance)
+        assert max_violation(instance, allocation) == 0.0
+        assert round_costs(instance, allocation).latency.max() >= solution.t_lower
+
+
+def test_fixed_power_that_breaks_budgets_is_named():
+    import dataclasses
+
+    base = random_sfl(20, 9)
+    instance = dataclasses.replace(base, power_min=base.power_max.copy())
+    assert solve_exact(instance).status == "optimal"
+    with pytest.raises(InstanceError, match="no common split layer") as info:
+        equal_allocation(instance)
+    assert info.value.field.endswith("energy_max")

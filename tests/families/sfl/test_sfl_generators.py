@@ -62,3 +62,11 @@ def test_sizes_and_settings_are_checked_by_name():
                       (dict(size=5, budget_low=3.0), "budget_low"), (dict(size=5, objective="max"), "objective")):
         with pytest.raises(ValueError, match=f"^{name}:"):
             random_sfl(**bad)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_generated_instances_fit_the_serving_ranges(architecture):
+    from gnnalloc.families.sfl import FAMILY
+
+    for size in (5, 1000):
+        FAMILY.check_ranges(random_sfl(size, 0, architecture=architecture), FAMILY.value_ranges)
