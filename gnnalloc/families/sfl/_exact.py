@@ -22,7 +22,9 @@ set of the least width over ``f`` is an interval: it is quasi-convex in ``f`` an
 search finds its minimum. On the final bracket ``[a, b]``, ``X(u(b), E_up(a))`` is a proven lower
 bound (``u`` increases and ``E_up`` decreases in ``f``). The client takes the layer of least width.
 
-**Bisection.** The least shares decrease in ``T``; ``T`` is feasible iff they sum to at most 1.
+**Bracketing.** The least shares decrease in ``T``; ``T`` is feasible iff they sum to at most 1.
+The bracket shrinks by the Illinois method on the excess ``sum of shares - 1`` with bisection
+steps as safeguard (every ``T`` tried is classified, so the bracket stays a certificate).
 A ``T`` where the lower bounds of the shares sum above 1 is proven infeasible: the bracket
 ``[T_lo, T_hi]`` (``T_lo`` infeasible, ``T_hi`` achieved) certifies the optimum.
 """
@@ -208,14 +210,36 @@ def solve_exact(
             f"the clients' energy budgets need {need:.6g} times the band even at a round time of {t_upper:.3g} s",
         )
     status = "optimal"
+    # Excess band (sum of the least shares found - 1) at the ends: <= 0 at t_upper, > 0 (or
+    # inf, where some client cannot finish) at t_lower.
+    excess_upper, excess_lower = float(best.share.sum()) - 1.0, math.inf
+    last_end, checkpoint, steps = 0, t_upper - t_lower, 0
     while t_upper - t_lower > tolerance * t_upper:
-        # Geometric midpoints while the bracket spans orders of magnitude, arithmetic after.
-        mid = math.sqrt(t_lower * t_upper) if t_upper > 4.0 * t_lower > 0 else 0.5 * (t_lower + t_upper)
+        width = t_upper - t_lower
+        steps += 1
+        if math.isfinite(excess_lower) and (steps % 3 or width < 0.5 * checkpoint):
+            # Illinois (regula falsi that halves the excess of an end kept twice in a row),
+            # kept off the ends so that both move.
+            mid = t_upper - excess_upper * width / (excess_upper - excess_lower)
+            mid = min(max(mid, t_lower + 1e-3 * width), t_upper - 1e-3 * width)
+        else:
+            # Bisection (geometric while the bracket spans orders of magnitude) until the
+            # lower end is finite, and whenever three steps did not halve the bracket.
+            mid = math.sqrt(t_lower * t_upper) if t_upper > 4.0 * t_lower > 0 else 0.5 * (t_lower + t_upper)
+        if steps % 3 == 0:
+            checkpoint = width
         found = evaluate(mid)
-        if found.share.sum() <= 1.0:
-            t_upper, best = mid, found
+        used = float(found.share.sum())
+        if used <= 1.0:
+            t_upper, best, excess_upper = mid, found, used - 1.0
+            if last_end == 1:
+                excess_lower *= 0.5
+            last_end = 1
         elif found.lower.sum() > 1.0:
-            t_lower = mid
+            t_lower, excess_lower = mid, used - 1.0
+            if last_end == -1:
+                excess_upper *= 0.5
+            last_end = -1
         else:
             status = "stalled"
             break
