@@ -1,4 +1,4 @@
-"""The exact min-max solver: bisection on the round time ``T``, each client's least bandwidth
+"""The exact min-max solver: a certified bracket on the round time ``T``, each client's least bandwidth
 share at a given ``T`` in closed form up to 1-D searches.
 
 **Per client at a given T.** Fix a split layer and a frequency ``f``. The client has the upload
