@@ -52,7 +52,8 @@ def _floor(instance: SflInstance) -> np.ndarray:
 
 
 def solve_weighted(
-    instance: SflInstance, points: int = 64, refinements: int = 3, refine_points: int = 24, span: float = 16.0,
+    instance: SflInstance, points: int = 64, refinements: int = 4, refine_points: int = 64, span: float = 16.0,
+    window: int = 16,
     tolerance: float = 1e-9,
 ) -> WeightedSolution:
     """Minimise ``sum_n weight_n t_n`` (module docstring).
@@ -60,8 +61,9 @@ def solve_weighted(
     Args:
         points: geometric grid points per client, from its floor to ``span`` times the min-max
             round time.
-        refinements: rounds that add ``refine_points`` points between each client's chosen grid
-            point's neighbours (the bound stays valid: the grid only grows).
+        refinements: rounds that add ``refine_points`` points between the grid points
+            ``window`` steps either side of each client's choice (the bound stays valid: the
+            grid only grows).
         tolerance: of the min-max solve (:func:`solve_exact`).
     """
     minmax = solve_exact(instance, tolerance)
@@ -115,8 +117,10 @@ def solve_weighted(
     price, bound = price_search()
     for _ in range(refinements):
         pick = choose(price)[0]
-        left = np.where(pick > 0, table["t"][rows, np.maximum(pick - 1, 0)], floor)
-        right = table["t"][rows, np.minimum(pick + 1, table["t"].shape[1] - 1)]
+        # A window of grid steps around the choice: near it w t + lambda beta(t) is flat, so
+        # every coarse interval there weakens the bound by about w times its length.
+        left = np.where(pick >= window, table["t"][rows, np.maximum(pick - window, 0)], floor)
+        right = table["t"][rows, np.minimum(pick + window, table["t"].shape[1] - 1)]
         fraction = (np.arange(1, refine_points + 1) / (refine_points + 1))[None, :]
         add(left[:, None] * (right / left)[:, None] ** fraction)
         price, refined = price_search()

@@ -179,6 +179,7 @@ def test_weighted_sum_brackets_brute_force(seed):
     first, second = _brute_force_times(instance)
     brute = float((first + 3.0 * second).min())
     assert solution.lower_bound <= brute * (1 + 1e-12)
+    assert solution.lower_bound >= 0.99 * solution.cost  # the bound is proven and, here, tight
     assert solution.cost <= brute * 1.05
     assert max_violation(instance, solution.allocation) == 0.0
     cost = float(np.dot(instance.weight, round_costs(instance, solution.allocation).latency))
