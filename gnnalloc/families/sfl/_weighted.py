@@ -13,9 +13,9 @@ floor ``t_n,-1`` (below which no share is enough). On ``[t_k-1, t_k]`` the inner
 grid at least ``w t_K-1``: the bound holds for every grid and every price, without convexity.
 The allocation takes each client's grid choice (achieved shares) at the price, among those
 whose choices fit in the band, of least cost, with the leftover band shared out; it is replaced
-by the min-max optimum when that costs less. The relaxation has a duality gap (the least share
-is not convex in the latency: the split layer is discrete), so the bound is proven but not
-tight.
+by the min-max optimum when that costs less. The relaxation can have a duality gap (the least
+share need not be convex in the latency: the split layer is discrete), so the bound is proven
+but need not be tight; the refinements make its grid part small.
 """
 
 from __future__ import annotations
