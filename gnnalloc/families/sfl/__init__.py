@@ -16,7 +16,7 @@ from gnnalloc.families.sfl._weighted import WeightedSolution, solve_weighted
 __all__ = [
     "ALLOCATION_FORMAT", "ARCHITECTURES", "Block", "ExactSolution", "FAMILY", "INSTANCE_FORMAT",
     "RoundCosts", "SflAllocation", "SflFamily", "SflInstance", "SflScore", "VALUE_RANGES",
-    "client_shares", "equal_allocation", "layer_table", "max_violation", "proportional_allocation",
-    "random_sfl", "resnet18_blocks", "round_costs", "score", "solve_exact", "uplink_rate",
-    "solve_weighted", "violations", "vit_blocks", "WeightedSolution",
+    "WeightedSolution", "client_shares", "equal_allocation", "layer_table", "max_violation",
+    "proportional_allocation", "random_sfl", "resnet18_blocks", "round_costs", "score",
+    "solve_exact", "solve_weighted", "uplink_rate", "violations", "vit_blocks",
 ]
