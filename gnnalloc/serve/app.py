@@ -787,13 +787,3 @@ def _serve_workers(args: argparse.Namespace, options: dict[str, Any]) -> int:
               file=sys.stderr)
         return 2
     return 0
-
-
-def _main() -> int:  # `python -m gnnalloc.serve.app --checkpoint ...`, mostly for debugging
-    from gnnalloc.cli import main
-
-    return main(["serve", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

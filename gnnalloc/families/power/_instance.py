@@ -16,7 +16,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gnnalloc.core import InstanceError, is_real, read_document
+from gnnalloc.core import (
+    InstanceError, is_real, list_field, number_field, object_field, read_document, required_field,
+    string_field,
+)
 from gnnalloc.families.power.functional import UTILITIES
 
 __all__ = [
@@ -248,46 +251,9 @@ class PowerInstance:
 
 
 # ---------------------------------------------------------------- parsing
-def _number(value: Any, where: str) -> float:
-    """``value`` as a finite float; its range is :meth:`PowerInstance.__post_init__`'s to check."""
-    # bool is an int subclass in Python; `true` is never a gain.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InstanceError(where, f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal beyond float range, e.g. 10**400
-        raise InstanceError(where, f"must be finite, got {str(value)[:40]}") from None
-    if not math.isfinite(number):
-        raise InstanceError(where, f"must be finite, got {value!r}")
-    return number
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InstanceError(where, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise InstanceError(where, f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _object(value: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise InstanceError(where, f"expected an object, got {value!r}")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        bare = where == "$" and unknown[0] != ""
-        raise InstanceError(unknown[0] if bare else f"{where}.{unknown[0]}", "unknown field")
-    return value
-
-
-def _required(obj: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in obj:
-        raise InstanceError(f"{where}.{key}" if where != "$" else key, "missing")
-    return obj[key]
+_number, _string, _list, _object, _required = (
+    number_field, string_field, list_field, object_field, required_field
+)
 
 
 _TOP_FIELDS = ("format", "noise", "utility", "alpha", "penalty", "links", "interference", "gain_matrix")

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gnnalloc.core import InstanceError, is_real
+from gnnalloc.core import list_field, number_field, object_field, required_field, string_field
 from gnnalloc.core import read_document
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
@@ -299,25 +300,7 @@ class Instance:
 
 
 # ---------------------------------------------------------------- parsing
-def _number(value: Any, where: str) -> float:
-    """``value`` as a finite float; its range is :meth:`Instance.__post_init__`'s to check, once,
-    for parsed and hand-built instances alike."""
-    # bool is an int subclass in Python; `true` is never a capacity.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InstanceError(where, f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal beyond float range, e.g. 10**400
-        raise InstanceError(where, f"must be finite, got {value!r}") from None
-    if not math.isfinite(number):
-        raise InstanceError(where, f"must be finite, got {value!r}")
-    return number
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InstanceError(where, f"expected a non-empty string, got {value!r}")
-    return value
+_number, _string, _object, _required = number_field, string_field, object_field, required_field
 
 
 def _list(data: Mapping[str, Any], key: str, *, required: bool) -> list[Any]:
@@ -325,27 +308,7 @@ def _list(data: Mapping[str, Any], key: str, *, required: bool) -> list[Any]:
         if required:
             raise InstanceError(key, "missing")
         return []
-    value = data[key]
-    if not isinstance(value, list):
-        raise InstanceError(key, f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _object(value: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise InstanceError(where, f"expected an object, got {value!r}")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        # Top-level fields are named bare ("penalty"), as everywhere else (but "" needs its "$.").
-        bare = where == "$" and unknown[0] != ""
-        raise InstanceError(unknown[0] if bare else f"{where}.{unknown[0]}", "unknown field")
-    return value
-
-
-def _required(obj: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in obj:
-        raise InstanceError(f"{where}.{key}", "missing")
-    return obj[key]
+    return list_field(data[key], key)
 
 
 _SERVER_FIELDS = ("id", "compute", "bandwidth", "services")
