@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, SolverError, configure_threads, cut_message, decode_json, parse_document, families,
+    InstanceError, ProblemFamily, SolverError, configure_threads, cut_message, parse_document, families,
     family_for_format, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo

@@ -9,7 +9,6 @@ functions and solvers take (row = receiver, column = transmitter, diagonal = dir
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence

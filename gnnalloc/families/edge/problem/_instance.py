@@ -12,11 +12,10 @@ Pairs are sorted by user, so a user's candidates are a contiguous slice (see ``u
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
