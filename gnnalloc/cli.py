@@ -114,6 +114,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     instance = load_instance(args.instance)
     family = family_of(instance)
+    if args.method is None:
+        args.method = family.reference_method
     if args.method not in family.methods:
         raise ValueError(
             f"method: unknown {args.method!r} for the {family.name} family, expected one of "
@@ -223,8 +225,8 @@ def _parser() -> argparse.ArgumentParser:
     sol = sub.add_parser("solve", help="allocate an instance and print a summary")
     sol.add_argument("instance", type=Path)
     sol.add_argument(
-        "--method", default="exact", choices=_method_names(),
-        help="a method of the instance's family (default: exact)",
+        "--method", choices=_method_names(),
+        help="a method of the instance's family (default: its reference, edge: exact)",
     )
     sol.add_argument("--checkpoint", type=Path,
                      help="model checkpoint for --method gnn (default: the family's shipped one)")
