@@ -7,6 +7,7 @@ line and exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -53,20 +54,31 @@ def _generators() -> dict[str, tuple[Any, Any]]:
     }
 
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": str}
+
+
 def _generator_spec(generator: Any) -> tuple[str, str, list[tuple[str, type, Any, str]]]:
     """``(size name, description, [(setting, type, default, help)])`` of a generator: from its
     :class:`~gnnalloc.core.Generator` record, else from a plain callable's signature
-    ``f(size, seed=0, *, setting=default, ...)``."""
-    import inspect
-
+    ``f(size, seed=0, *, setting=default, ...)`` (a setting without default becomes a required
+    flag; ``seed`` a flag only if the callable takes it)."""
     settings = getattr(generator, "settings", None)
     if settings is not None and hasattr(generator, "size"):
-        return generator.size, generator.description, [(s.name, s.type, s.default, s.help) for s in settings]
-    params = list(inspect.signature(generator).parameters.values())
-    found = [
-        (p.name, type(p.default) if p.default is not None else str, p.default, "")
-        for p in params[1:] if p.name != "seed" and p.default is not inspect.Parameter.empty
+        found = [(s.name, s.type, s.default, s.help) for s in settings]
+        return generator.size, generator.description, [("seed", int, 0, ""), *found]
+    params = [
+        p for p in inspect.signature(generator).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
+    found = []
+    for p in params[1:]:
+        if p.default is not inspect.Parameter.empty and p.default is not None:
+            kind = type(p.default)
+        else:
+            annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+            kind = _TYPES.get(annotation.split("|")[0].strip().strip("'\""), str)
+        default = inspect.Parameter.empty if p.default is inspect.Parameter.empty else p.default
+        found.append((p.name, kind, default, ""))
     doc = (inspect.getdoc(generator) or "").split("\n", 1)[0]
     return params[0].name, doc, found
 
@@ -75,7 +87,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     family, generator = args.generator
     size_name, _, settings = _generator_spec(generator)
     values = {name: getattr(args, name) for name, *_ in settings}
-    instance = generator(getattr(args, size_name), args.seed, **values)
+    if hasattr(generator, "settings") and hasattr(generator, "size"):
+        instance = generator(getattr(args, size_name), **values)
+    else:  # a plain callable: every argument by name
+        instance = generator(**{size_name: getattr(args, size_name)}, **values)
     document = family.dump_instance(instance)
     if args.out:
         Path(args.out).write_text(json.dumps(document, indent=1) + "\n")
@@ -122,6 +137,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     instance = load_instance(args.instance)
     family = family_of(instance)
+    if args.method is None:
+        args.method = family.reference_method
     if args.method not in family.methods:
         raise ValueError(
             f"method: unknown {args.method!r} for the {family.name} family, expected one of "
@@ -226,17 +243,19 @@ def _parser() -> argparse.ArgumentParser:
         size_name, description, settings = _generator_spec(generator)
         one = kinds.add_parser(name, help=f"{family.name}: {description}")
         one.add_argument(f"--{size_name}", dest=size_name, type=int, required=True)
-        one.add_argument("--seed", type=int, default=0)
         for setting, kind, default, text in settings:
-            one.add_argument(f"--{setting}", type=kind, default=default, help=text or None)
+            if default is inspect.Parameter.empty:
+                one.add_argument(f"--{setting}", type=kind, required=True, help=text or None)
+            else:
+                one.add_argument(f"--{setting}", type=kind, default=default, help=text or None)
         one.add_argument("--out", type=Path, help="file to write (default: stdout)")
         one.set_defaults(run=_cmd_generate, generator=(family, generator))
 
     sol = sub.add_parser("solve", help="allocate an instance and print a summary")
     sol.add_argument("instance", type=Path)
     sol.add_argument(
-        "--method", default="exact", choices=_method_names(),
-        help="a method of the instance's family (default: exact)",
+        "--method", choices=_method_names(),
+        help="a method of the instance's family (default: its reference, edge: exact)",
     )
     sol.add_argument("--checkpoint", type=Path,
                      help="model checkpoint for --method gnn (default: the family's shipped one)")

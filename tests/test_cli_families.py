@@ -86,7 +86,7 @@ def test_another_family_s_plain_generator_gets_flags_from_its_signature(toy, tmp
     out = tmp_path / "toy.json"
     assert main(["generate", "line", "--items", "3", "--seed", "1", "--spread", "2", "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == {"format": "toy.instance/v1", "sizes": [2.0, 4.0, 6.0]}
-    assert main(["solve", str(out), "--method", "all", "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["solve", str(out), "--out", str(tmp_path / "a.json")]) == 0  # its reference
     printed = capsys.readouterr().out
     assert "toy objective  12.000" in printed and "status" in printed
     assert json.loads((tmp_path / "a.json").read_text())["taken"] == [2.0, 4.0, 6.0]
@@ -104,3 +104,18 @@ def test_a_method_of_another_family_is_refused_by_name(toy, tmp_path, capsys):
 def test_fit_names_an_unknown_family(capsys):
     assert main(["fit", "--family", "nope"]) == 2
     assert capsys.readouterr().err.startswith("error: family: unknown 'nope'")
+
+
+def test_keyword_only_generators_without_seed_get_required_flags(toy, tmp_path, capsys):
+    def grid(*, items: int, width: "float") -> Toy:
+        """A grid."""
+        return Toy([width] * items)
+
+    toy.generators["grid"] = grid
+    try:
+        assert main(["generate", "grid", "--items", "2", "--width", "1.5"]) == 0
+        assert json.loads(capsys.readouterr().out)["sizes"] == [1.5, 1.5]
+        with pytest.raises(SystemExit):
+            main(["generate", "grid", "--items", "2", "--seed", "1"])  # no --seed, --width missing
+    finally:
+        del toy.generators["grid"]
