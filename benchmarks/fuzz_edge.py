@@ -33,7 +33,7 @@ import torch
 
 from gnnalloc import random_instance
 from gnnalloc.cli import main as cli_main
-from gnnalloc.nn.allocator import Allocator
+from gnnalloc.families.edge import Allocator
 from gnnalloc.serve import create_app
 
 with warnings.catch_warnings():

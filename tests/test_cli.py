@@ -207,7 +207,7 @@ def test_an_uncertified_exact_result_is_never_called_the_optimum(tmp_path, capsy
     """A gap to an uncertified exact result says so; exact does not grade itself 0 unless certified."""
     import dataclasses
 
-    import gnnalloc.solvers._solve as dispatch
+    import gnnalloc.families.edge._methods as dispatch
 
     real = dispatch.solve_exact
     monkeypatch.setattr(dispatch, "solve_exact", lambda *a, **k: dataclasses.replace(
