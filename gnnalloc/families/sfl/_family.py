@@ -6,11 +6,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from gnnalloc.core import InstanceError, Method
+from gnnalloc.core import Generator, InstanceError, Method, Setting
 from gnnalloc.families.sfl._allocation import ALLOCATION_FORMAT, SflAllocation
 from gnnalloc.families.sfl._baselines import run_equal, run_proportional
 from gnnalloc.families.sfl._methods import run_exact
-from gnnalloc.families.sfl._generators import random_sfl
+from gnnalloc.families.sfl._generators import DEFAULT_SETTINGS, random_sfl
 from gnnalloc.families.sfl._instance import INSTANCE_FORMAT, SflInstance
 from gnnalloc.families.sfl._schema import SflInstanceV1
 from gnnalloc.families.sfl._score import SflScore, score
@@ -62,7 +62,14 @@ class SflFamily:
                 kind="baseline",
             ),
         })
-        self.generators = MappingProxyType({"random": random_sfl})
+        self.generators = MappingProxyType({"sfl": Generator(
+            "sfl", random_sfl,
+            "clients on a disc around the server training a real architecture's layers",
+            size="clients",
+            settings=tuple(
+                Setting(name, type(default), default) for name, default in DEFAULT_SETTINGS.items()
+            ),
+        )})
 
     def parse_instance(self, data: Any) -> SflInstance:
         return SflInstance.from_dict(data)
