@@ -32,6 +32,14 @@ def test_the_instance_and_allocation_examples_load():
     instance = Instance.from_dict(documents["gnnalloc.instance/v1"])
     allocation = Allocation.from_dict(instance, documents["gnnalloc.allocation/v1"])
     assert allocation.compute.shape == (instance.num_pairs,)
+    # Every family's instance example in the README loads through the engine's dispatch.
+    from gnnalloc.core import families, parse_instance
+
+    formats = {family.instance_format for family in families().values()}
+    shown = [doc for doc in documents.values() if doc["format"] in formats]
+    assert {"gnnalloc.instance/v1", "gnnalloc.power/v1"} <= {doc["format"] for doc in shown}
+    for doc in shown:
+        parse_instance(doc)
 
 
 ROOT = Path(__file__).resolve().parents[1]
