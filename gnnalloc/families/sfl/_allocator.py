@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
+from torch_geometric.utils import scatter
 
 from gnnalloc.core import check_count
 from gnnalloc.families.sfl._graph import SCHEMA
@@ -62,9 +63,8 @@ class RoundTimePredictor(nn.Module):
         store = graph["client"]
         batch = store.batch if "batch" in store else torch.zeros(clients.shape[0], dtype=torch.long, device=clients.device)
         graphs = server.shape[0]
-        counts = torch.bincount(batch, minlength=graphs).clamp(min=1).to(clients.dtype)
-        mean = clients.new_zeros(graphs, clients.shape[1]).index_add(0, batch, clients) / counts[:, None]
-        top = clients.new_zeros(graphs, clients.shape[1]).index_reduce(0, batch, clients, "amax", include_self=False)
+        mean = scatter(clients, batch, dim=0, dim_size=graphs, reduce="mean")
+        top = scatter(clients, batch, dim=0, dim_size=graphs, reduce="max")
         return self.head(torch.cat([server, mean, top], dim=1)).squeeze(-1)
 
     @torch.no_grad()
