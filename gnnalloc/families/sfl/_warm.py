@@ -50,16 +50,19 @@ def solve_from_guess(
     t_lower = float((cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1).max())
     evaluations = 0
     best, t_upper = None, math.inf
+    sums = {"lower": math.nan, "upper": math.nan}  # the share sums at the two ends, once evaluated
 
     def evaluate(t: float):
         nonlocal evaluations, best, t_upper, t_lower
         evaluations += 1
         found = client_shares(instance, t)
-        if found.share.sum() <= 1.0:
-            best, t_upper = found, t
+        total = float(found.share.sum())
+        if total <= 1.0:
+            best, t_upper, sums["upper"] = found, t, total
             return True
         if found.lower.sum() > 1.0:
-            t_lower = max(t_lower, t)
+            if t > t_lower:
+                t_lower, sums["lower"] = t, total
             return False
         return None  # undecided: the two sums straddle 1 within the search's accuracy
 
@@ -88,9 +91,24 @@ def solve_from_guess(
             f"the clients' energy budgets need {need:.6g} times the band even at a round time of {t:.3g} s",
         )
     status = "optimal"
+    moved, widths = True, [t_upper - t_lower]
     while t_upper - t_lower > tolerance * t_upper:
         mid = math.sqrt(t_lower * t_upper) if t_upper > 4.0 * t_lower > 0 else 0.5 * (t_lower + t_upper)
-        if evaluate(mid) is None:
+        # The share sum falls smoothly with T: interpolate log-sum against log-T between the ends
+        # (regula falsi), aiming a quarter tolerance past the root toward the end that has not
+        # moved, so both ends close in; a bisection step whenever two steps did not halve the
+        # bracket keeps the worst case that of the bisection.
+        slow = len(widths) >= 3 and widths[-1] > 0.5 * widths[-3]
+        if math.isfinite(sums["lower"]) and sums["upper"] > 0 and not slow:
+            a, b = math.log(t_lower), math.log(t_upper)
+            fa, fb = math.log(sums["lower"]), math.log(sums["upper"])
+            root = a + (b - a) * fa / (fa - fb) if fa > fb else 0.5 * (a + b)
+            aim = root + (0.25 if moved else -0.25) * tolerance
+            mid = math.exp(min(max(aim, a + 0.01 * (b - a)), b - 0.01 * (b - a)))
+        outcome = evaluate(mid)
+        if outcome is None:
             status = "stalled"
             break
+        moved = not outcome  # the lower end moved: aim above the root next
+        widths.append(t_upper - t_lower)
     return ExactSolution(_allocation(instance, best), t_lower, t_upper, evaluations, status)
