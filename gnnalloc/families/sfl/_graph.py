@@ -3,17 +3,12 @@ r"""The star graph of a split-federated-learning round, as the learned allocator
 Node types ``client`` (one per client) and ``server`` (one); relations ``client -> server``
 (``uploads``) and ``server -> client`` (``serves``), without edge features. Every client feature
 is a ratio, so scaling every time, energy or bit count of an instance leaves them unchanged:
-times are divided by the instance's latency scale
-
-.. math::
-
-    T_\mathrm{ref} = \max_n \min_l \Big( \frac{A_{nl}}{f^\max_n} + \frac{D_{nl}}{R_n(1/N, p^\max_n)}
-    + t^\mathrm{srv}_{nl} + t^\mathrm{down}_{nl} \Big),
-
-the round time at equal shares, full speed and full power if budgets did not bind (a scale,
-neither bound), and energies by the client's budget. Per-layer quantities are summarised over the
-layers (least, and at the layer of least equal-share latency) so that layer tables of any length
-give the same feature width.
+times are divided by the instance's proven lower bound :math:`T_\mathrm{relaxed}` (the round
+without energy budgets, :mod:`._relaxed`), energies by the client's budget, shares by ``1/N``.
+The relaxed round's shares and energies say which clients need the band and whose budgets bind,
+which is what separates :math:`T^\star` from the bound. Per-layer quantities are summarised over
+the layers (least, or at the layer of least latency) so that layer tables of any length give the
+same feature width.
 """
 
 from __future__ import annotations
@@ -28,15 +23,18 @@ from torch_geometric.data import Batch, HeteroData
 from gnnalloc.families.sfl._exact import solo_energy
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate
+from gnnalloc.families.sfl._relaxed import relaxed_round
 from gnnalloc.nn import GraphSchema
 
-__all__ = ["CLIENT_FEATURES", "EDGE_TYPES", "SCHEMA", "SERVER_FEATURES", "collate_graphs", "instance_graph", "latency_scale"]
+__all__ = ["CLIENT_FEATURES", "EDGE_TYPES", "SCHEMA", "SERVER_FEATURES", "collate_graphs", "instance_graph"]
 
 CLIENT_FEATURES = (
-    "log_equal_latency", "log_floor", "log_upload_share", "log_compute_share", "log_energy_at_equal",
+    "log_relaxed_share", "log_relaxed_energy", "log_equal_latency", "log_floor", "log_upload_share", "log_compute_share", "log_energy_at_equal",
     "log_least_energy", "log_bits_energy", "log_snr_full_band", "log_power_range", "log_cpu_range",
 )
-SERVER_FEATURES = ("log_clients", "layers", "log_max_floor", "log_mean_equal_latency")
+SERVER_FEATURES = (
+    "log_clients", "layers", "log_max_floor", "log_equal_scale", "mean_log_relaxed_energy", "binding_share",
+)
 EDGE_TYPES = (("client", "uploads", "server"), ("server", "serves", "client"))
 SCHEMA = GraphSchema(
     {"client": len(CLIENT_FEATURES), "server": len(SERVER_FEATURES)}, {e: 0 for e in EDGE_TYPES},
@@ -58,19 +56,15 @@ def _equal_share_times(instance: SflInstance) -> tuple[np.ndarray, np.ndarray, n
     return device, upload_bits(instance) / rate, fixed_time(instance)
 
 
-def latency_scale(instance: SflInstance) -> float:
-    """:math:`T_\\mathrm{ref}` of the module docstring (seconds, positive)."""
-    device, upload, fixed = _equal_share_times(instance)
-    return float((device + upload + fixed).min(axis=1).max())
-
-
 def instance_graph(instance: SflInstance) -> HeteroData:
     """The :class:`HeteroData` of ``instance``: features (module docstring), and ``graph.scale``
-    (:func:`latency_scale`, float64) to turn a predicted ratio into a round time."""
+    (:math:`T_\\mathrm{relaxed}`, float64) to turn a predicted ratio into a round time."""
     n = instance.num_clients
     device, upload, fixed = _equal_share_times(instance)
     latency = device + upload + fixed
-    scale = float(latency.min(axis=1).max())
+    relaxed = relaxed_round(instance)
+    scale = relaxed.round_time
+    relaxed_energy = _log(relaxed.energy / instance.energy_max)
     best = latency.argmin(axis=1)
     rows = np.arange(n)
     floor = (device + fixed).min(axis=1)
@@ -81,6 +75,8 @@ def instance_graph(instance: SflInstance) -> HeteroData:
     budget = instance.energy_max
     snr = instance.power_max * instance.gain / (instance.bandwidth * instance.noise_psd)
     x = np.stack([
+        _log(relaxed.share * n) / 4.0,
+        relaxed_energy / 4.0,
         _log(latency[rows, best] / scale),
         _log(floor / scale),
         upload[rows, best] / latency[rows, best],
@@ -93,7 +89,8 @@ def instance_graph(instance: SflInstance) -> HeteroData:
         _log(instance.cpu_max / instance.cpu_min) / 4.0,
     ], axis=1)
     server = np.array([[math.log(n) / 5.0, instance.num_layers / 10.0, math.log(floor.max() / scale),
-                        float(np.mean(_log(latency[rows, best] / scale)))]])
+                        math.log(float(latency.min(axis=1).max()) / scale), float(relaxed_energy.mean()) / 4.0,
+                        float((relaxed_energy > 0).mean())]])
     graph = HeteroData()
     graph["client"].x = torch.from_numpy(np.nan_to_num(x, nan=0.0, posinf=30.0, neginf=-30.0)).float()
     graph["server"].x = torch.from_numpy(server).float()

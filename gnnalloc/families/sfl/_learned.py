@@ -63,16 +63,18 @@ class LearnedSolution:
 
 
 def learned_allocation(
-    model: RoundTimePredictor, instance: SflInstance, tolerance: float = 1e-3, spread: float = 0.05,
+    model: RoundTimePredictor, instance: SflInstance, tolerance: float = 1e-3, spread: float = 0.01,
 ) -> LearnedSolution:
     """``model``'s round time for ``instance``, finished by :func:`solve_from_guess`; the
     ``equal`` baseline's allocation instead when its round is shorter (or the bisection's
     allocation is not feasible), so the answer is never worse than that baseline."""
     device = next(model.parameters()).device
-    guess = float(model.round_time(instance_graph(instance).to(device))[0])
+    graph = instance_graph(instance)
+    guess = float(model.round_time(graph.to(device))[0])
     if not (math.isfinite(guess) and guess > 0):
         raise SolverError(f"the model predicted a round time of {guess!r}")
-    solution = solve_from_guess(instance, guess, spread=spread, tolerance=tolerance)
+    # graph.scale is the budget-free round time, proven infeasible (module _relaxed).
+    solution = solve_from_guess(instance, guess, spread=spread, tolerance=tolerance, lower=float(graph.scale[0]))
     allocation, source = solution.allocation, "bisection"
     latency = float(round_costs(instance, allocation).latency.max())
     try:
@@ -87,7 +89,7 @@ def learned_allocation(
 
 def solve_gnn(
     instance: SflInstance, *, allocator: RoundTimePredictor | None = None, checkpoint: str | Path | None = None,
-    tolerance: float = 1e-3, spread: float = 0.05,
+    tolerance: float = 1e-3, spread: float = 0.01,
 ) -> SolveResult:
     """The ``gnn`` method: the shipped model unless ``allocator`` or ``checkpoint`` is given.
     Its bound is the bisection's proven-infeasible round time (min-max objective only)."""

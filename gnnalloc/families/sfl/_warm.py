@@ -24,8 +24,8 @@ __all__ = ["solve_from_guess"]
 
 
 def solve_from_guess(
-    instance: SflInstance, guess: float, spread: float = 0.05, tolerance: float = 1e-3,
-    max_steps: int = 200,
+    instance: SflInstance, guess: float, spread: float = 0.01, tolerance: float = 1e-3,
+    max_steps: int = 200, lower: float = 0.0,
 ) -> ExactSolution:
     """The min-max round time to ``tolerance`` relative by a bracket grown around ``guess``.
 
@@ -35,6 +35,8 @@ def solve_from_guess(
         spread: the bracket's first relative half-width ``d``.
         tolerance: the relative bracket ``(T_hi - T_lo) / T_hi`` to stop at.
         max_steps: bound on the bracket-growing steps.
+        lower: a round time the caller has proven infeasible (such as
+            :func:`gnnalloc.families.sfl._relaxed.relaxed_round`'s), the bracket's first lower end.
 
     Raises:
         ValueError: naming ``guess``, ``spread`` or ``tolerance`` when out of range.
@@ -48,6 +50,7 @@ def solve_from_guess(
         raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
     check_energy_feasible(instance)
     t_lower = float((cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1).max())
+    t_lower = max(t_lower, float(lower))
     evaluations = 0
     best, t_upper = None, math.inf
     sums = {"lower": math.nan, "upper": math.nan}  # the share sums at the two ends, once evaluated
@@ -66,7 +69,7 @@ def solve_from_guess(
             return False
         return None  # undecided: the two sums straddle 1 within the search's accuracy
 
-    t = max(guess, t_lower * (1.0 + spread))
+    t = guess if guess > t_lower else t_lower * (1.0 + spread)
     outcome = evaluate(t)
     step = spread
     for _ in range(max_steps):

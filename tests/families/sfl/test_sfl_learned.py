@@ -15,7 +15,9 @@ from gnnalloc.families.sfl import (
     client_shares, equal_allocation, max_violation, proportional_allocation, random_sfl, round_costs, solve_exact,
 )
 from gnnalloc.families.sfl._allocator import RoundTimePredictor
-from gnnalloc.families.sfl._graph import SCHEMA, collate_graphs, instance_graph, latency_scale
+from gnnalloc.families.sfl._graph import SCHEMA, collate_graphs, instance_graph
+from gnnalloc.families.sfl._relaxed import relaxed_round
+from gnnalloc.families.sfl._model import cycles, fixed_time
 from gnnalloc.families.sfl._learned import learned_allocation, solve_gnn
 from gnnalloc.families.sfl._training import SflDataModule, SflModule
 from gnnalloc.families.sfl._warm import solve_from_guess
@@ -42,7 +44,7 @@ def test_graph_features_are_scale_free():
                                  power_min=instance.power_min * 10.0, power_max=instance.power_max * 10.0,
                                  noise_psd=instance.noise_psd * 10.0)
     assert torch.allclose(instance_graph(scaled)["client"].x, graph["client"].x, atol=1e-5)
-    assert latency_scale(instance) == pytest.approx(float(graph.scale))
+    assert relaxed_round(instance).round_time == pytest.approx(float(graph.scale))
 
 
 @pytest.mark.parametrize("factor", [1e-6, 0.5, 1.0, 3.0, 1e6])
@@ -148,3 +150,16 @@ def test_a_few_training_steps_reduce_the_error_and_export(tmp_path):
     export_checkpoint(lightning, tmp_path / "sfl.ckpt")
     exported = RoundTimePredictor.from_checkpoint(tmp_path / "sfl.ckpt")
     assert torch.allclose(exported(batch), module.model(batch))
+
+
+@pytest.mark.parametrize("size, seed", [(1, 0), (8, 1), (60, 2)])
+def test_relaxed_round_is_a_proven_lower_bound(size, seed):
+    instance = random_sfl(size, seed, architecture="vit-cifar" if seed % 2 else "resnet18-cifar")
+    relaxed = relaxed_round(instance)
+    exact = solve_exact(instance)
+    assert relaxed.round_time <= exact.t_upper
+    assert relaxed.share.sum() == pytest.approx(1.0, abs=1e-3) or size == 1
+    # At the bound the real least shares do not fit the band (unless it is the compute floor).
+    floor = (cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1).max()
+    if relaxed.round_time > floor:
+        assert client_shares(instance, relaxed.round_time).share.sum() > 1.0
