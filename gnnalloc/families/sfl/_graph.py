@@ -57,8 +57,9 @@ def _equal_share_times(instance: SflInstance) -> tuple[np.ndarray, np.ndarray, n
 
 
 def instance_graph(instance: SflInstance) -> HeteroData:
-    """The :class:`HeteroData` of ``instance``: features (module docstring), and ``graph.scale``
-    (:math:`T_\\mathrm{relaxed}`, float64) to turn a predicted ratio into a round time."""
+    """The :class:`HeteroData` of ``instance``: features (module docstring), ``graph.scale``
+    (:math:`T_\\mathrm{relaxed}`, float64) to turn a predicted ratio into a round time, and
+    ``graph.equal_floor``, a lower bound on the ``equal`` baseline's round time."""
     n = instance.num_clients
     device, upload, fixed = _equal_share_times(instance)
     latency = device + upload + fixed
@@ -100,6 +101,10 @@ def instance_graph(instance: SflInstance) -> HeteroData:
     graph[EDGE_TYPES[0]].edge_index = to_server
     graph[EDGE_TYPES[1]].edge_index = to_server.flip(0)
     graph.scale = torch.tensor([scale], dtype=torch.float64)
+    # A lower bound on the `equal` baseline's round (its shares are at most 1/N, its speeds and
+    # powers at most the maxima, its split common): the learned method compares with the
+    # baseline only when its own round is longer than this.
+    graph.equal_floor = torch.tensor([float(latency.max(axis=0).min())], dtype=torch.float64)
     return graph
 
 

@@ -77,12 +77,16 @@ def learned_allocation(
     solution = solve_from_guess(instance, guess, spread=spread, tolerance=tolerance, lower=float(graph.scale[0]))
     allocation, source = solution.allocation, "bisection"
     latency = float(round_costs(instance, allocation).latency.max())
+    feasible = max_violation(instance, allocation) == 0.0
+    if feasible and latency <= float(graph.equal_floor[0]):
+        # Proven no longer than the baseline's round without computing it.
+        return LearnedSolution(allocation, guess, solution.t_lower, solution.t_upper, solution.evaluations, source)
     try:
         baseline = equal_allocation(instance)
     except InstanceError:  # no common split fits every budget: the baseline does not exist
         baseline = None
     if baseline is not None and max_violation(instance, baseline) == 0.0:
-        if float(round_costs(instance, baseline).latency.max()) < latency or max_violation(instance, allocation) > 0.0:
+        if float(round_costs(instance, baseline).latency.max()) < latency or not feasible:
             allocation, source = baseline, "equal"
     return LearnedSolution(allocation, guess, solution.t_lower, solution.t_upper, solution.evaluations, source)
 

@@ -163,3 +163,10 @@ def test_relaxed_round_is_a_proven_lower_bound(size, seed):
     floor = (cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1).max()
     if relaxed.round_time > floor:
         assert client_shares(instance, relaxed.round_time).share.sum() > 1.0
+
+
+@pytest.mark.parametrize("size, seed", [(1, 4), (5, 5), (30, 6)])
+def test_equal_floor_bounds_the_equal_baseline(size, seed):
+    instance = random_sfl(size, seed, architecture="vit-cifar" if seed % 2 else "resnet18-cifar")
+    floor = float(instance_graph(instance).equal_floor)
+    assert floor <= _max_latency(instance, equal_allocation(instance)) * (1 + 1e-12)
