@@ -32,6 +32,14 @@ VALUE_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType({
 })
 
 
+def _run_gnn(instance: SflInstance, **options: Any):
+    """The ``gnn`` method (:func:`gnnalloc.families.sfl._learned.solve_gnn`), imported on first
+    use so that loading the family does not load the model's code."""
+    from gnnalloc.families.sfl._learned import solve_gnn
+
+    return solve_gnn(instance, **options)
+
+
 class SflFamily:
     """Split federated learning: per client a split layer, a bandwidth share, a CPU frequency and
     a transmit power; minimise the round time (``minmax``) or the weighted latency sum, under each
@@ -60,6 +68,12 @@ class SflFamily:
                 "proportional", run_proportional,
                 "energy-floor shares plus the rest in proportion to demand, the best common split",
                 kind="baseline",
+            ),
+            "gnn": Method(
+                "gnn", _run_gnn,
+                "a HAN encoder predicts the round time, the exact bisection finishes from it; "
+                "never worse than equal (minmax)",
+                options=("allocator", "checkpoint", "tolerance", "spread"), kind="learned",
             ),
         })
         self.generators = MappingProxyType({"sfl": Generator(
@@ -104,6 +118,18 @@ class SflFamily:
         upper_bound: float | None = None,
     ) -> SflScore:
         return score(instance, allocation, reference, upper_bound)
+
+    def load_allocator(self, data: dict[str, Any], path: str | Path) -> Any:
+        """The model of a checkpoint already read by :func:`gnnalloc.nn.load_checkpoint_data`."""
+        from gnnalloc.families.sfl._allocator import RoundTimePredictor
+
+        return RoundTimePredictor.from_checkpoint_data(data, path)
+
+    def lightning_classes(self) -> tuple[type, type]:
+        """The Lightning module and data module of ``gnnalloc fit --family sfl``."""
+        from gnnalloc.families.sfl._training import SflDataModule, SflModule
+
+        return SflModule, SflDataModule
 
     def __repr__(self) -> str:
         return "SflFamily()"

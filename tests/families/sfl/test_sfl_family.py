@@ -15,7 +15,7 @@ def test_registered_and_implements_the_protocol():
     assert family_for_format("gnnalloc.sfl-allocation/v1") is FAMILY
     assert FAMILY.default_checkpoint.name == "sfl.ckpt"
     assert FAMILY.default_checkpoint.parent.name == "checkpoints"
-    assert set(FAMILY.methods) == {"exact", "equal", "proportional"}
+    assert set(FAMILY.methods) == {"exact", "equal", "proportional", "gnn"}
     assert FAMILY.methods[FAMILY.reference_method].kind == "reference"
     FAMILY.instance_schema.model_validate(small_doc())
 

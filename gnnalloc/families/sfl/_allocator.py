@@ -1,0 +1,137 @@
+r"""The learned round-time predictor: a HAN encoder over the star graph guesses the optimal round
+time, the exact solver's bisection finishes from the guess.
+
+.. math::
+
+    \hat T = T_\mathrm{ref}\, \exp\Big(\mathrm{MLP}\big[h_\mathrm{server};\
+    \mathrm{mean}_n h_n;\ \max_n h_n\big]\Big),
+
+with :math:`h` the embeddings of the generic :class:`gnnalloc.nn.HANEncoder` over the graph of
+:mod:`._graph` and :math:`T_\mathrm{ref}` its latency scale. Trained by regression of
+:math:`\log(T^\star / T_\mathrm{ref})` on the exact solver's optimum (supervision from a
+certified solver). The min-max optimum is set by its slowest clients, hence the max pooling.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+from torch_geometric.utils import scatter
+
+from gnnalloc.core import check_count
+from gnnalloc.families.sfl._graph import SCHEMA
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
+
+__all__ = ["FAMILY_NAME", "RoundTimePredictor"]
+
+#: The family name checkpoints of this model record.
+FAMILY_NAME = "sfl"
+#: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
+_LIMITS = {"hidden": 4096, "heads": 64, "layers": 64}
+
+
+class RoundTimePredictor(nn.Module):
+    """HAN encoder + pooled head predicting ``log(T* / T_ref)`` per instance.
+
+    Args:
+        hidden: embedding width.
+        heads: attention heads per relation (divides ``hidden``).
+        layers: encoder layers.
+        dropout: dropout in the encoder.
+    """
+
+    def __init__(self, hidden: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers)):
+            check_count(name, value)
+        if hidden < 1 or heads < 1 or hidden % heads:
+            raise ValueError(f"hidden: must be a positive multiple of heads ({heads!r}), got {hidden!r}")
+        self.hparams = {"hidden": hidden, "heads": heads, "layers": layers, "dropout": dropout}
+        self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
+        self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        self.metadata: dict[str, Any] = {}
+
+    def forward(self, graph: HeteroData) -> Tensor:
+        """``log(T_hat / T_ref)`` per graph, ``(num_graphs,)``."""
+        h = self.encoder(graph)
+        clients, server = h["client"], h["server"]
+        store = graph["client"]
+        batch = store.batch if "batch" in store else torch.zeros(clients.shape[0], dtype=torch.long, device=clients.device)
+        graphs = server.shape[0]
+        mean = scatter(clients, batch, dim=0, dim_size=graphs, reduce="mean")
+        top = scatter(clients, batch, dim=0, dim_size=graphs, reduce="max")
+        return self.head(torch.cat([server, mean, top], dim=1)).squeeze(-1)
+
+    @torch.no_grad()
+    def round_time(self, graph: HeteroData) -> Tensor:
+        """The predicted round time ``T_hat`` in seconds per graph, float64 ``(num_graphs,)``."""
+        return graph.scale.to(torch.float64) * torch.exp(self(graph).to(torch.float64))
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints)."""
+        return dict(self.hparams)
+
+    # ----------------------------------------------------------------------- checkpoints
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small ``weights_only``-loadable checkpoint recording the family."""
+        return {
+            "format": CHECKPOINT_FORMAT, "family": FAMILY_NAME, "hyper_parameters": self.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> "RoundTimePredictor":
+        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading)."""
+        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
+        return model if map_location is None else model.to(map_location)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> "RoundTimePredictor":
+        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint of
+        the sfl training module (its predictor is stored as ``model``).
+
+        Raises:
+            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
+                the architecture's sizes are bounded before any tensor is allocated.
+        """
+        name = repr(str(path))
+        family = checkpoint_family(data, path)
+        if family != FAMILY_NAME:
+            raise ValueError(f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}")
+        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+        if not isinstance(hparams, dict) or not isinstance(state, dict):
+            raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
+        if data.get("format") is None:  # Lightning: the module holds the predictor as `model`
+            state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
+        settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
+        for key, limit in _LIMITS.items():
+            value = settings.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit):
+                raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [1, {limit}], got {value!r}")
+        try:
+            model = cls(**settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+        if bad:
+            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        own = model.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shaped:
+            what = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+                    if unexpected else f"{shaped[0]!r} has another shape")
+            raise ValueError(f"checkpoint: {name} does not match the sfl round-time predictor ({what})")
+        model.load_state_dict(state)
+        model.metadata = dict(data.get("metadata") or {})
+        return model.eval()
