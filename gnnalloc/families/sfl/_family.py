@@ -131,6 +131,19 @@ class SflFamily:
 
         return SflModule, SflDataModule
 
+    def demo(self, out_dir: Path) -> int:
+        """This family's section of ``gnnalloc demo``: every method against the certified
+        optimum at 10 / 100 / 1,000 clients."""
+        from gnnalloc.families.sfl._evaluate import sfl_demo
+
+        return sfl_demo(out_dir, self.default_checkpoint)
+
+    def evaluate(self, args: Any) -> int:
+        """``gnnalloc evaluate`` for a checkpoint of this family."""
+        from gnnalloc.families.sfl._evaluate import evaluate_cli
+
+        return evaluate_cli(args)
+
     def __repr__(self) -> str:
         return "SflFamily()"
 
