@@ -55,6 +55,27 @@ class _CLI(LightningCLI):
             trainer.logger = kept if len(kept) > 1 else (kept[0] if kept else False)
 
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reports a missing, truncated or hostile checkpoint with a traceback (from
+        # here or deep inside the restore); check it first (weights only: nothing in it is run).
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path is not None and str(ckpt_path) not in ("last", "best", "hpc", "registry"):
+            import torch
+
+            try:
+                data = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            except FileNotFoundError:
+                raise _SettingError(f"ckpt_path: no file at {str(ckpt_path)!r}") from None
+            except Exception as exc:  # truncated, not a checkpoint, or unsafe to unpickle
+                raise _SettingError(
+                    f"ckpt_path: cannot load {str(ckpt_path)!r}: {type(exc).__name__}: {exc}"
+                ) from None
+            if not isinstance(data, dict) or "state_dict" not in data:
+                raise _SettingError(f"ckpt_path: {str(ckpt_path)!r} is not a Lightning checkpoint")
+        super()._parse_ckpt_path()
+
+
 def _is_wandb(logger: Any) -> bool:
     class_path = getattr(logger, "class_path", None) or ""
     return class_path.rsplit(".", 1)[-1] == "WandbLogger"
@@ -87,6 +108,13 @@ def _family_name(argv: Sequence[str]) -> str:
 def lightning_main(argv: Sequence[str] | None = None) -> int:
     """Run LightningCLI with ``argv`` (``fit --config training/configs/default.yaml ...``;
     ``None``: the process's command line)."""
+    from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from gnnalloc.core import cut_message
+
+    # Argument errors raise instead of printing ~80 lines of usage before the one that matters.
+    quiet = {"exit_on_error": False}
     try:
         family = get_family(_family_name(sys.argv[1:] if argv is None else list(argv)))
         classes = getattr(family, "lightning_classes", None)
@@ -105,8 +133,19 @@ def lightning_main(argv: Sequence[str] | None = None) -> int:
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_kwargs={**quiet, "fit": quiet, "validate": quiet, "test": quiet},
         )
     except _SettingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        message = f"{exc}"
+    except ArgumentError as exc:
+        message = f"arguments: {exc}"
+    except MisconfigurationException as exc:  # the Trainer refusing a setting, e.g. max_steps -5
+        message = f"trainer: {exc}"
+    except RecursionError:
+        message = "config: nested too deeply (a self-referencing YAML anchor?)"
+    except UnicodeDecodeError as exc:
+        message = f"config: not UTF-8 text at byte {exc.start}"
+    else:
+        return 0
+    print(f"error: {cut_message(message)}", file=sys.stderr)
+    return 2

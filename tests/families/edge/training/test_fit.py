@@ -197,3 +197,52 @@ def test_module_settings_are_checked_by_name():
     ]:
         with pytest.raises(ValueError, match=f"^{name}: "):
             AllocatorModule(hidden=16, heads=2, layers=1, **{name: value})
+
+
+@pytest.mark.parametrize("case,field", [
+    ("self-referencing yaml", "config"), ("binary yaml", "config"), ("max_steps", "trainer"),
+    ("missing ckpt", "ckpt_path"), ("truncated ckpt", "ckpt_path"), ("malicious ckpt", "ckpt_path"),
+    ("unknown argument", "arguments"),
+])
+def test_fit_errors_are_one_line_exit_2(tmp_path, capsys, case, field):
+    import logging
+    import pickle
+
+    from gnnalloc.cli import main as cli_main
+
+    # Log handlers made by Lightning/jsonargparse keep the stream of the test that first ran
+    # them (a closed capture): point them at this test's stderr.
+    for logger in [logging.root, *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stderr  # setStream would flush the closed one
+
+    config = Path(__file__).resolve().parents[2] / "training" / "configs" / "default.yaml"
+    argv = ["fit", "--config", str(config), "--trainer.logger", "false"]
+    if case == "self-referencing yaml":
+        (tmp_path / "c.yaml").write_text("a: &a [*a]\n")
+        argv = ["fit", "--config", str(tmp_path / "c.yaml")]
+    elif case == "binary yaml":
+        (tmp_path / "c.yaml").write_bytes(b"\x00\x01binary\xff\xfe")
+        argv = ["fit", "--config", str(tmp_path / "c.yaml")]
+    elif case == "max_steps":
+        argv += ["--trainer.max_steps", "-5"]
+    elif case == "missing ckpt":
+        argv += ["--ckpt_path", str(tmp_path / "none.ckpt")]
+    elif case == "truncated ckpt":
+        shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "default.ckpt"
+        (tmp_path / "t.ckpt").write_bytes(shipped.read_bytes()[:100])
+        argv += ["--ckpt_path", str(tmp_path / "t.ckpt")]
+    elif case == "malicious ckpt":
+        class Evil:
+            def __reduce__(self):
+                return (print, ("ran",))
+        (tmp_path / "e.ckpt").write_bytes(pickle.dumps({"state_dict": Evil()}))
+        argv += ["--ckpt_path", str(tmp_path / "e.ckpt")]
+    else:
+        argv += ["--bogus", "1"]
+    assert cli_main(argv) == 2
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {field}: "), err
+    assert "Traceback" not in err and "usage:" not in err and "ran" not in out
