@@ -80,7 +80,7 @@ def test_solve_with_the_dual_method(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "dual" in out
     gap = float(next(line for line in out.splitlines() if line.startswith("gap")).split()[-1])
-    assert 0 <= gap < 0.01
+    assert -1e-6 <= gap < 0.01  # the exact solver is optimal to its tolerance
     # The dual's own proof of quality, without the exact solver: never below the true gap.
     bound = float(next(line for line in out.splitlines() if line.startswith("proven gap bound")).split()[-1])
     assert gap <= bound < 0.1
@@ -164,7 +164,7 @@ def test_non_utf8_and_deeply_nested_instances(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"format": "gnnalloc.instance/v1", "servers": [{"id": "s\xff"}]}')
     assert main(["solve", str(bad)]) == 2
-    assert capsys.readouterr().err.startswith("error: $: not valid UTF-8")
+    assert capsys.readouterr().err.startswith("error: $: not UTF-8/16/32 text")
     bad.write_text("[" * 100_000 + "]" * 100_000)
     assert main(["solve", str(bad)]) == 2
     assert capsys.readouterr().err.startswith("error: $: JSON nested too deeply")

@@ -82,7 +82,7 @@ def test_the_family_implements_the_protocol():
     instance = gaussian(4)
     assert family_of(instance) is FAMILY and FAMILY.size(instance) == 4
     assert FAMILY.methods["wmmse"].kind == "reference" and FAMILY.reference_method == "wmmse"
-    assert set(FAMILY.methods) == {"wmmse", "fp", "full_power", "greedy", "optimum"}
+    assert set(FAMILY.methods) == {"wmmse", "fp", "full_power", "greedy", "optimum", "gnn"}
     assert set(FAMILY.generators) == {"gaussian", "d2d"}
     assert FAMILY.default_checkpoint is not None and FAMILY.default_checkpoint.name == "power.ckpt"
     assert FAMILY.default_checkpoint.parent.name == "checkpoints"

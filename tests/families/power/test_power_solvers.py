@@ -161,7 +161,7 @@ def test_solve_through_the_registry():
         assert solve(instance if name != "optimum" else gaussian(3), name).method == name
     with pytest.raises(ValueError, match=r"^method: unknown 'exact' for the power family"):
         solve(instance, "exact")
-    with pytest.raises(ValueError, match=r"^rtol: method 'wmmse' takes no such option"):
+    with pytest.raises(ValueError, match=r"^rtol: only method 'optimum' takes it, not 'wmmse'"):
         solve(instance, "wmmse", rtol=1e-3)
 
 

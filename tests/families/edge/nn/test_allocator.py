@@ -160,7 +160,7 @@ def test_cuda_map_location_without_cuda_is_named(tmp_path, model):
 def _crafted(tmp_path, **changes):
     import torch as _torch
 
-    from gnnalloc.nn.allocator import Allocator as _Allocator
+    from gnnalloc.families.edge.nn.allocator import Allocator as _Allocator
 
     _torch.manual_seed(0)
     data = _Allocator(hidden=16, heads=2, layers=1).checkpoint_dict()
@@ -173,7 +173,7 @@ def _crafted(tmp_path, **changes):
 def test_huge_hyperparameters_are_refused_before_allocating(tmp_path):
     import pytest as _pytest
 
-    from gnnalloc.nn.allocator import Allocator as _Allocator
+    from gnnalloc.families.edge.nn.allocator import Allocator as _Allocator
 
     path = _crafted(tmp_path, hidden=2**40)
     with _pytest.raises(ValueError, match=r"^checkpoint: .*hyper_parameters\.hidden: must be at most 4096"):
@@ -183,7 +183,7 @@ def test_huge_hyperparameters_are_refused_before_allocating(tmp_path):
 def test_mismatched_weights_are_one_line(tmp_path):
     import pytest as _pytest
 
-    from gnnalloc.nn.allocator import Allocator as _Allocator
+    from gnnalloc.families.edge.nn.allocator import Allocator as _Allocator
 
     path = _crafted(tmp_path, hidden=32)
     with _pytest.raises(ValueError) as info:

@@ -16,7 +16,7 @@ def test_no_method_returns_less_than_equal_or_proportional_share(method):
     instance = random_instance(40, 6, 1.0, 0, alpha=0.01)
     torch.manual_seed(0)
     model = Allocator(hidden=16, heads=2, layers=1).eval()
-    result = solve(instance, method, allocator=model if method == "gnn" else None)
+    result = solve(instance, method, **({"allocator": model} if method == "gnn" else {}))
     floor = max(score(instance, baseline(instance)).objective
                 for baseline in (equal_share, proportional_share))
     objective = score(instance, result.allocation).objective
