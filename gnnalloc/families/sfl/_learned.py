@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gnnalloc.core import InstanceError, SolveResult, SolverError, check_positive

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from gnnalloc.core import InstanceError
 from gnnalloc.families.sfl._exact import ExactSolution, _allocation, check_energy_feasible, client_shares
