@@ -93,7 +93,7 @@ def _family_name(argv: Sequence[str]) -> str:
         if arg == "--config" and value is not None and Path(value).is_file():
             try:
                 data = yaml.safe_load(Path(value).read_text())
-            except (OSError, yaml.YAMLError):
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue  # LightningCLI reports the bad file itself
             if isinstance(data, dict) and isinstance(data.get("family"), str):
                 name = data["family"]

@@ -217,7 +217,7 @@ def test_fit_errors_are_one_line_exit_2(tmp_path, capsys, case, field):
             if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
                 handler.stream = sys.stderr  # setStream would flush the closed one
 
-    config = Path(__file__).resolve().parents[2] / "training" / "configs" / "default.yaml"
+    config = Path(__file__).resolve().parents[4] / "training" / "configs" / "default.yaml"
     argv = ["fit", "--config", str(config), "--trainer.logger", "false"]
     if case == "self-referencing yaml":
         (tmp_path / "c.yaml").write_text("a: &a [*a]\n")
@@ -230,7 +230,7 @@ def test_fit_errors_are_one_line_exit_2(tmp_path, capsys, case, field):
     elif case == "missing ckpt":
         argv += ["--ckpt_path", str(tmp_path / "none.ckpt")]
     elif case == "truncated ckpt":
-        shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "default.ckpt"
+        shipped = Path(__file__).resolve().parents[4] / "checkpoints" / "default.ckpt"
         (tmp_path / "t.ckpt").write_bytes(shipped.read_bytes()[:100])
         argv += ["--ckpt_path", str(tmp_path / "t.ckpt")]
     elif case == "malicious ckpt":
