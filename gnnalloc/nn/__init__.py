@@ -2,12 +2,12 @@
 (built from a :class:`GraphSchema`) and checkpoint loading."""
 
 from gnnalloc.nn._checkpoint import (
-    CHECKPOINT_FORMAT, DEFAULT_FAMILY, checkpoint_family, load_checkpoint_data,
+    CHECKPOINT_FORMAT, DEFAULT_FAMILY, checkpoint_family, load_checkpoint_data, rebuild_model,
 )
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, SemanticAttention
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
-    "checkpoint_family", "load_checkpoint_data",
+    "checkpoint_family", "load_checkpoint_data", "rebuild_model",
 ]

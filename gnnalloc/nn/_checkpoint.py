@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "checkpoint_family", "load_checkpoint_data"]
+__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "checkpoint_family", "load_checkpoint_data", "rebuild_model"]
 
 CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
 #: The family of checkpoints that record none (every checkpoint written before families existed).
@@ -49,3 +49,63 @@ def checkpoint_family(data: dict[str, Any], path: str | Path = "checkpoint") -> 
     if not isinstance(family, str):
         raise ValueError(f"checkpoint: {str(path)!r}: family is a {type(family).__name__}, not a name")
     return family
+
+
+def rebuild_model(
+    cls: type,
+    data: dict[str, Any],
+    path: str | Path,
+    family: str,
+    limits: dict[str, tuple[int, int]],
+    what: str,
+) -> Any:
+    """The ``cls`` model of a loaded checkpoint of ``family``: a gnnalloc checkpoint, or a
+    Lightning checkpoint whose module holds the model as ``model``.
+
+    Args:
+        cls: the model class; its constructor's parameters are read from ``hyper_parameters``.
+        data, path: the checkpoint (:func:`load_checkpoint_data`) and its name for errors.
+        family: the family the checkpoint must record.
+        limits: ``name -> (lowest, highest)`` for integer sizes, checked before any tensor is
+            allocated (a crafted ``hidden = 2**40`` is a named error, not an allocation).
+        what: the model's name in errors.
+
+    Raises:
+        ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``).
+    """
+    import inspect
+
+    from torch import Tensor
+
+    name = repr(str(path))
+    recorded = checkpoint_family(data, path)
+    if recorded != family:
+        raise ValueError(f"checkpoint: {name} is a model of the {recorded!r} family, not {family!r}")
+    hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(state, dict):
+        raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
+    if data.get("format") is None:  # Lightning: the module holds the model as `model`
+        state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
+    settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
+    for key, (low, high) in limits.items():
+        value = settings.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [{low}, {high}], got {value!r}")
+    try:
+        model = cls(**settings)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+    bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
+    if bad:
+        raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shaped:
+        problem = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+                   if unexpected else f"{shaped[0]!r} has another shape")
+        raise ValueError(f"checkpoint: {name} does not match the {what} ({problem})")
+    model.load_state_dict(state)
+    model.metadata = dict(data.get("metadata") or {})
+    return model.eval()

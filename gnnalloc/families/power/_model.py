@@ -21,7 +21,6 @@ baseline that costs one evaluation), so the learned method is never worse than i
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from torch_geometric.data import HeteroData
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, load_checkpoint_data, rebuild_model
 
 __all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
 
@@ -175,35 +174,5 @@ class PowerAllocator(nn.Module):
             ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
                 the architecture's sizes are bounded before any tensor is allocated.
         """
-        name = repr(str(path))
-        family = checkpoint_family(data, path)
-        if family != FAMILY_NAME:
-            raise ValueError(f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}")
-        hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
-        if not isinstance(hparams, dict) or not isinstance(state, dict):
-            raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
-        if data.get("format") is None:  # Lightning: the module holds the allocator as `model`
-            state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
-        settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
-        for key, limit in _LIMITS.items():
-            value = settings.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit):
-                raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [0, {limit}], got {value!r}")
-        try:
-            model = cls(**settings)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
-        bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
-        if bad:
-            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
-        own = model.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or shaped:
-            what = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-                    if unexpected else f"{shaped[0]!r} has another shape")
-            raise ValueError(f"checkpoint: {name} does not match the power allocator ({what})")
-        model.load_state_dict(state)
-        model.metadata = dict(data.get("metadata") or {})
-        return model.eval()
+        limits = {key: (0, high) for key, high in _LIMITS.items()}
+        return rebuild_model(cls, data, path, FAMILY_NAME, limits, "power allocator")
