@@ -187,6 +187,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gnnalloc.core import get_family
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
+    # Sizes and counts are the user's: named here, before any family reads them.
+    if args.instances < 1:
+        raise ValueError(f"instances: must be at least 1, got {args.instances}")
+    bad = [n for n in (args.links or ()) if n < 1]
+    if bad:
+        raise ValueError(f"links: every size must be at least 1, got {bad[0]}")
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
     if getattr(family, "evaluate", None) is None:
         raise ValueError(f"checkpoint: the {family.name} family has no evaluation suite")

@@ -87,3 +87,9 @@ def test_server_allocates_power_and_names_bad_fields(model):
         response = client.post("/v1/allocate?method=wmmse", json=document)
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "links[2].pmax"
+
+
+@pytest.mark.parametrize(("flags", "field"), [(["--instances", "0"], "instances"), (["--links", "0"], "links")])
+def test_evaluate_names_bad_sizes(checkpoint, tmp_path, capsys, flags, field):
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(tmp_path), *flags]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {field}: ")
