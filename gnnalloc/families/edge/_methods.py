@@ -137,7 +137,7 @@ METHODS: dict[str, Method] = {
         Method(
             "dual", _dual,
             "smoothed dual ascent: near-optimal in seconds at 20,000 users, with its own bound",
-            ("iterations", "temperature", "search_rounds", "bound_iterations", "device"),
+            ("iterations", "temperature", "search_rounds", "bound_iterations", "device", "start"),
             "classical",
         ),
         Method("equal", _equal, "equal shares of every capacity", (), "baseline"),

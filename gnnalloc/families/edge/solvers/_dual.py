@@ -365,6 +365,22 @@ class _CompiledDual:
         return prices, float(value), int(done)
 
 
+def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray:
+    """``solve_dual``'s ``start`` as one float64 array (server prices, then link prices),
+    checked by name."""
+    if not isinstance(start, (tuple, list)) or len(start) != 2:
+        raise ValueError("start: expected a pair (server_price, link_price)")
+    parts = []
+    for name, value, size in (("server_price", start[0], num_servers), ("link_price", start[1], num_links)):
+        array = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float64)
+        if array.shape != (size,):
+            raise ValueError(f"start.{name}: expected shape ({size},), got {array.shape}")
+        if not bool(np.all(np.isfinite(array) & (array >= 0))):
+            raise ValueError(f"start.{name}: every entry must be finite and >= 0")
+        parts.append(array)
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
 def solve_dual(
     instance: Instance,
     *,
@@ -373,6 +389,7 @@ def solve_dual(
     search_rounds: int = 5,
     bound_iterations: int = 50,
     device: torch.device | str | None = None,
+    start: tuple[Tensor | np.ndarray, Tensor | np.ndarray] | None = None,
 ) -> DualResult:
     """Approximately solve ``instance`` by smoothed dual ascent (module docstring).
 
@@ -394,6 +411,11 @@ def solve_dual(
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
             constants copied once).
+        start: ``(server_price, link_price)`` to start L-BFGS from, shapes ``(S,)`` and ``(L,)``,
+            finite and non-negative (e.g. a learned prediction or an earlier solve's prices).
+            Default: the per-server water-filling prices and zero link prices. The price
+            units (and the soft-min temperatures) stay those of the water-filling prices, so
+            a start changes where the iterations begin, not what they minimise.
 
     Returns:
         A feasible :class:`DualResult` (projection plus refill make the soft response feasible).
@@ -411,13 +433,16 @@ def solve_dual(
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)
-    start = torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)])
+    if start is None:
+        initial = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
+    else:
+        initial = _start_prices(start, problem.num_servers, problem.num_links)
     reference = _reference_price(problem, server_start)
     dual = _CompiledDual(problem, _UserConstants.of(problem, float(temperature), reference))
     scale = _host(_price_scale(problem, server_start))
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
-    prices, value, used = dual.minimise(_host(start), scale, iterations)
+    prices, value, used = dual.minimise(initial, scale, iterations)
     _, _, response = dual.evaluate(prices)
     response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)
     bandwidth, bandwidth_price = bandwidth_waterfill(problem)

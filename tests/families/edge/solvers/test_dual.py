@@ -195,3 +195,33 @@ def test_smoothed_dual_rejects_bad_prices_by_name(change, needle):
         kwargs[name] = bad[value](kwargs[name]) if isinstance(value, str) else value
     with pytest.raises(ValueError, match=needle):
         smoothed_dual(problem=problem, **kwargs)
+
+
+def test_start_from_converged_prices_reproduces_the_solve():
+    """A solve started at another solve's final prices with no iterations responds to exactly
+    those prices: the same allocation (the warm start a learned price predictor hands over)."""
+    instance = random_instance(40, 4, 1.0, seed=3)
+    cold = solve_dual(instance, iterations=200, search_rounds=0, bound_iterations=0)
+    warm = solve_dual(
+        instance, iterations=0, search_rounds=0, bound_iterations=0,
+        start=(cold.server_price, torch.as_tensor(cold.link_price)),
+    )
+    np.testing.assert_allclose(warm.allocation.compute, cold.allocation.compute, rtol=1e-12, atol=1e-12)
+    assert warm.iterations == 0
+
+
+@pytest.mark.parametrize(
+    "start, message",
+    [
+        ("prices", "start: expected a pair"),
+        ((np.ones(3), np.zeros(0)), "start.server_price: expected shape"),
+        ((np.ones(4), np.full(99, 1.0)), "start.link_price: expected shape"),
+        ((np.array([1.0, np.nan, 1.0, 1.0]), None), "start.server_price: every entry"),
+    ],
+)
+def test_bad_start_is_named(start, message):
+    instance = random_instance(20, 4, 1.0, seed=1)
+    if isinstance(start, tuple) and start[1] is None:
+        start = (start[0], np.zeros(len(instance.link_a)))
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        solve_dual(instance, start=start)
