@@ -1,7 +1,10 @@
 """Instance generators: random geometric networks and the real EUA Melbourne topology."""
 
-from gnnalloc.families.edge.generators._eua import JITTER_M, LINK_RADIUS_M, eua_instance
+from gnnalloc.families.edge.generators._eua import JITTER_M, LINK_RADIUS_M, eua_instance, eua_positions
 from gnnalloc.families.edge.generators._random import random_instance
-from gnnalloc.families.edge.generators._synthesis import SERVICES, synthesise
+from gnnalloc.families.edge.generators._synthesis import SERVICES, radius_links, synthesise
 
-__all__ = ["eua_instance", "random_instance", "synthesise", "SERVICES", "LINK_RADIUS_M", "JITTER_M"]
+__all__ = [
+    "eua_instance", "eua_positions", "random_instance", "radius_links", "synthesise", "SERVICES", "LINK_RADIUS_M",
+    "JITTER_M",
+]

@@ -63,6 +63,14 @@ def _positions() -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def eua_positions() -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's site positions ``(S, 2)`` and user positions ``(N, 2)`` in metres (a local
+    plane around the CBD), for building instances on the real topology outside
+    :func:`eua_instance`'s distributions."""
+    sites, users = _positions()
+    return sites.copy(), users.copy()
+
+
 def eua_instance(
     users: int = 816,
     load: float = 1.0,
