@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 from gnnalloc.core import InstanceError, is_real
 from gnnalloc.core import list_field, number_field, object_field, required_field, string_field
 from gnnalloc.core import read_document
+from gnnalloc.families.edge.problem import _loads as loads
+from gnnalloc.families.edge.problem._utility import user_compute
 
 __all__ = ["Instance", "INSTANCE_FORMAT", "load_instance", "save_instance"]
 
@@ -37,6 +40,15 @@ MAX_MAGNITUDE = 1e100
 #: Largest fairness parameter. Beyond it the utility is max-min fairness for any practical
 #: purpose, and the exact solver's power cones break down (cvxpy fails at alpha = 5,000).
 MAX_ALPHA = 100.0
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A zero-copy tensor view of a NumPy array (float64 for values, int64 indices as they are),
+    so the NumPy view of an instance computes its loads with the one tensor definition."""
+    array = np.asarray(array)
+    if array.dtype.kind == "f" or array.dtype.kind == "b" or array.dtype.kind == "O":
+        array = array.astype(np.float64, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,25 +238,22 @@ class Instance:
 
     # ------------------------------------------------------------ loads
     def server_compute_load(self, compute: np.ndarray) -> np.ndarray:
-        """``sum_u x[u,s]`` per server, ``(S,)``."""
-        return np.bincount(self.pair_server, weights=compute, minlength=self.num_servers)
+        """``sum_u x[u,s]`` per server, ``(S,)`` (:func:`._loads.server_compute_load`)."""
+        return loads.server_compute_load(_tensor(compute), _tensor(self.pair_server), self.num_servers).numpy()
 
     def server_bandwidth_load(self, bandwidth: np.ndarray) -> np.ndarray:
         """``sum of y[u]`` over users homed at each server, ``(S,)``."""
-        return np.bincount(self.user_server, weights=bandwidth, minlength=self.num_servers)
+        return loads.server_bandwidth_load(_tensor(bandwidth), _tensor(self.user_server), self.num_servers).numpy()
 
     def link_load(self, compute: np.ndarray) -> np.ndarray:
         """``sum data_rate[u] * x[u,s]`` over migrated pairs of each link, ``(L,)``."""
-        migrated = self.pair_link >= 0
-        return np.bincount(
-            self.pair_link[migrated],
-            weights=(self.pair_link_weight * compute)[migrated],
-            minlength=self.num_links,
-        )
+        return loads.link_load(
+            _tensor(compute), _tensor(self.pair_link), _tensor(self.pair_link_weight), self.num_links,
+        ).numpy()
 
     def user_compute(self, compute: np.ndarray) -> np.ndarray:
         """Total compute ``X[u] = sum_s x[u,s]`` per user, ``(U,)``."""
-        return np.bincount(self.pair_user, weights=compute, minlength=self.num_users)
+        return user_compute(_tensor(compute), _tensor(self.pair_user), self.num_users).numpy()
 
     # ---------------------------------------------------------- conversion
     @classmethod

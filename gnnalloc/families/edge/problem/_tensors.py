@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.edge.problem._instance import Instance
-from gnnalloc.ops import segment_sum
+from gnnalloc.families.edge.problem import _loads as loads
 from gnnalloc.families.edge.problem._utility import user_compute, user_utility
 
 __all__ = ["ProblemTensors"]
@@ -163,17 +163,15 @@ class ProblemTensors:
     # ------------------------------------------------------------- loads
     def server_compute_load(self, compute: Tensor) -> Tensor:
         """``sum_u x[u,s]`` per server from per-pair compute ``(..., P)`` -> ``(..., S)``."""
-        return segment_sum(compute, self.pair_server, self.num_servers)
+        return loads.server_compute_load(compute, self.pair_server, self.num_servers)
 
     def server_bandwidth_load(self, bandwidth: Tensor) -> Tensor:
         """Sum of ``y[u]`` per home server, ``(..., U)`` -> ``(..., S)``."""
-        return segment_sum(bandwidth, self.user_server, self.num_servers)
+        return loads.server_bandwidth_load(bandwidth, self.user_server, self.num_servers)
 
     def link_load(self, compute: Tensor) -> Tensor:
         """``sum data_rate[u] x[u,s]`` over migrated pairs per link, ``(..., P)`` -> ``(..., L)``."""
-        migrated = self.pair_link >= 0
-        weighted = (compute * self.pair_link_weight)[..., migrated]
-        return segment_sum(weighted, self.pair_link[migrated], self.num_links)
+        return loads.link_load(compute, self.pair_link, self.pair_link_weight, self.num_links)
 
     def user_compute(self, compute: Tensor) -> Tensor:
         """``X[u] = sum_s x[u,s]``, ``(..., P)`` -> ``(..., U)``."""
