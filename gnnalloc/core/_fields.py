@@ -12,18 +12,19 @@ from gnnalloc.core._errors import InstanceError
 __all__ = ["list_field", "number_field", "object_field", "required_field", "string_field"]
 
 
-def number_field(value: Any, where: str) -> float:
+def number_field(value: Any, where: str, error: type[InstanceError] = InstanceError) -> float:
     """``value`` as a finite float (its range is the instance's to check, once, for parsed and
-    hand-built instances alike)."""
+    hand-built instances alike); failures raise ``error`` (e.g. ``AllocationError`` when reading
+    an allocation)."""
     # bool is an int subclass in Python; `true` is never a quantity.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InstanceError(where, f"expected a number, got {value!r}")
+        raise error(where, f"expected a number, got {value!r}")
     try:
         number = float(value)
     except OverflowError:  # an integer literal beyond float range, e.g. 10**400
-        raise InstanceError(where, f"must be finite, got {str(value)[:40]}") from None
+        raise error(where, f"must be finite, got {str(value)[:40]}") from None
     if not math.isfinite(number):
-        raise InstanceError(where, f"must be finite, got {value!r}")
+        raise error(where, f"must be finite, got {value!r}")
     return number
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, read_document
+from gnnalloc.core import AllocationError, number_field, read_document
 from gnnalloc.families.power._instance import PowerInstance
 
 __all__ = ["ALLOCATION_FORMAT", "PowerAllocation", "load_power_allocation", "save_power_allocation"]
@@ -86,23 +85,11 @@ class PowerAllocation:
             seen[k] = True
             if "power" not in entry:
                 raise AllocationError(f"{where}.power", "missing")
-            power[k] = _value(entry["power"], f"{where}.power")
+            power[k] = number_field(entry["power"], f"{where}.power", AllocationError)
         if not seen.all():
             missing = instance.link_ids[int(np.flatnonzero(~seen)[0])]
             raise AllocationError("links", f"link {missing!r} is missing")
         return cls(power=power)
-
-
-def _value(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AllocationError(where, f"expected a finite number, got {value!r}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer literal beyond float range
-        finite = False
-    if not finite:
-        raise AllocationError(where, f"expected a finite number, got {str(value)[:40]}")
-    return float(value)
 
 
 def load_power_allocation(instance: PowerInstance, path: str | Path) -> PowerAllocation:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError
+from gnnalloc.core import AllocationError, number_field
 from gnnalloc.families.edge.problem._instance import MAX_MAGNITUDE, Instance
 from gnnalloc.core import read_document
 
@@ -110,7 +109,7 @@ class Allocation:
             if seen[u]:
                 raise AllocationError(f"{where}.id", f"user {uid!r} appears twice")
             seen[u] = True
-            bandwidth[u] = _value(entry.get("bandwidth"), f"{where}.bandwidth")
+            bandwidth[u] = number_field(entry.get("bandwidth"), f"{where}.bandwidth", AllocationError)
             per_server = entry.get("compute", {})
             if not isinstance(per_server, dict):
                 raise AllocationError(f"{where}.compute", f"expected an object, got {per_server!r}")
@@ -121,23 +120,11 @@ class Allocation:
                     raise AllocationError(
                         f"{where}.compute.{sid}", f"server {sid!r} is not a candidate for user {uid!r}"
                     )
-                compute[slots[sid]] = _value(value, f"{where}.compute.{sid}")
+                compute[slots[sid]] = number_field(value, f"{where}.compute.{sid}", AllocationError)
         if not seen.all():
             missing = instance.user_ids[int(np.flatnonzero(~seen)[0])]
             raise AllocationError("users", f"user {missing!r} is missing")
         return cls(compute=compute, bandwidth=bandwidth)
-
-
-def _value(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise AllocationError(where, f"expected a finite number, got {value!r}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer literal beyond float range
-        finite = False
-    if not finite:
-        raise AllocationError(where, f"expected a finite number, got {str(value)[:40]}")
-    return float(value)
 
 
 def load_allocation(instance: Instance, path: str | Path) -> Allocation:
