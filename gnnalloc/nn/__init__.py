@@ -5,9 +5,11 @@ from gnnalloc.nn._checkpoint import (
     CHECKPOINT_FORMAT, DEFAULT_FAMILY, checkpoint_family, load_checkpoint_data, rebuild_model,
 )
 from gnnalloc.nn._schema import EdgeType, GraphSchema
+from gnnalloc.nn._shipped import ShippedModel
 from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, SemanticAttention
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
+    "ShippedModel",
     "checkpoint_family", "load_checkpoint_data", "rebuild_model",
 ]

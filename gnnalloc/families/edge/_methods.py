@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gnnalloc.core import Method, SolveResult
+from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.solvers import equal_share, proportional_share, solve_dual, solve_exact
@@ -25,8 +25,14 @@ __all__ = ["METHODS", "default_checkpoint", "shipped_allocator"]
 #: belongs to, whatever the working directory.
 _DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "default.ckpt"
 
-_shipped: dict[tuple[str, float], "Allocator"] = {}
-_shipped_lock = threading.Lock()
+
+def _load_allocator(path: Path) -> "Allocator":
+    from gnnalloc.families.edge.nn import Allocator  # the model's imports only when it is used
+
+    return Allocator.from_checkpoint(path)
+
+
+_SHIPPED = ShippedModel(_DEFAULT_CHECKPOINT, _load_allocator)
 
 
 def default_checkpoint() -> Path:
@@ -36,15 +42,7 @@ def default_checkpoint() -> Path:
 
 def shipped_allocator() -> "Allocator":
     """The shipped model, loaded once per process (again if the file changes)."""
-    from gnnalloc.families.edge.nn import Allocator
-
-    path = _DEFAULT_CHECKPOINT
-    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
-    with _shipped_lock:
-        if key not in _shipped:
-            _shipped.clear()
-            _shipped[key] = Allocator.from_checkpoint(path)
-        return _shipped[key]
+    return _SHIPPED()
 
 
 def _objective(instance: Instance, allocation: Any) -> float:

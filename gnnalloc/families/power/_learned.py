@@ -3,7 +3,6 @@ map from an instance to a :class:`PowerAllocation`."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -16,25 +15,18 @@ from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._graph import instance_graph
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._model import PowerAllocator
+from gnnalloc.nn import ShippedModel
 
 __all__ = ["DEFAULT_CHECKPOINT", "allocate_powers", "shipped_power_allocator", "solve_gnn"]
 
 #: The shipped model (``make train`` writes it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"
-_shipped: dict[tuple[str, float], PowerAllocator] = {}
-_shipped_lock = threading.Lock()
+_SHIPPED = ShippedModel(DEFAULT_CHECKPOINT, PowerAllocator.from_checkpoint)
 
 
 def shipped_power_allocator() -> PowerAllocator:
     """The shipped model, loaded once per process (again if the file changes)."""
-    path = DEFAULT_CHECKPOINT
-    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
-    with _shipped_lock:
-        if key not in _shipped:
-            _shipped.clear()
-            _shipped[key] = PowerAllocator.from_checkpoint(path)
-        return _shipped[key]
-
+    return _SHIPPED()
 
 
 def allocate_powers(model: PowerAllocator, instance: PowerInstance, steps: int | None = None) -> PowerAllocation:

@@ -4,7 +4,6 @@ solver's bisection from it (:func:`solve_from_guess`), never worse than the ``eq
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,24 +19,18 @@ from gnnalloc.families.sfl._graph import instance_graph
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import max_violation, round_costs
 from gnnalloc.families.sfl._warm import solve_from_guess
+from gnnalloc.nn import ShippedModel
 
 __all__ = ["DEFAULT_CHECKPOINT", "LearnedSolution", "learned_allocation", "shipped_predictor", "solve_gnn"]
 
 #: The shipped model (``gnnalloc fit --config training/configs/sfl.yaml``, then ``export``).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "sfl.ckpt"
-_shipped: dict[tuple[str, float], RoundTimePredictor] = {}
-_shipped_lock = threading.Lock()
+_SHIPPED = ShippedModel(DEFAULT_CHECKPOINT, RoundTimePredictor.from_checkpoint)
 
 
 def shipped_predictor() -> RoundTimePredictor:
     """The shipped model, loaded once per process (again if the file changes)."""
-    path = DEFAULT_CHECKPOINT
-    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
-    with _shipped_lock:
-        if key not in _shipped:
-            _shipped.clear()
-            _shipped[key] = RoundTimePredictor.from_checkpoint(path)
-        return _shipped[key]
+    return _SHIPPED()
 
 
 @dataclass(frozen=True)
