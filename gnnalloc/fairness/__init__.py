@@ -1,5 +1,8 @@
-"""Fairness backpropagation: per-decision-maker losses combined by the min-norm (MGDA) QP."""
+"""Fairness backpropagation: objectives of per-unit utilities (per user or link, per instance,
+per group, efficiency-fairness pairs) combined by an aggregator (sum, certified min-norm MGDA,
+UPGrad, α-fair) from their gradients' Gram matrix; and the edge family's per-user MGDA step."""
 
+from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._backprop import (
     FairBackward,
     FairStepStats,
@@ -8,8 +11,17 @@ from gnnalloc.fairness._backprop import (
     loss_decrease_share,
 )
 from gnnalloc.fairness._min_norm import MinNormResult, min_norm_weights, simplex_projection
+from gnnalloc.fairness._multi import OBJECTIVES, FairnessLoss, ObjectiveKind, objective_jacobian
+from gnnalloc.fairness._objectives import (
+    bottom_mean,
+    efficiency_fairness,
+    group_objectives,
+    unit_objectives,
+)
 
 __all__ = [
-    "FairBackward", "FairStepStats", "GramMode", "MinNormResult", "Pullback",
-    "loss_decrease_share", "min_norm_weights", "simplex_projection",
+    "AGGREGATORS", "Aggregator", "FairBackward", "FairStepStats", "FairnessLoss", "GramMode",
+    "MinNormResult", "OBJECTIVES", "ObjectiveKind", "Pullback", "aggregate", "bottom_mean",
+    "efficiency_fairness", "group_objectives", "loss_decrease_share", "min_norm_weights",
+    "objective_jacobian", "simplex_projection", "unit_objectives",
 ]

@@ -7,6 +7,13 @@ that instances of every size count alike, and divided per instance by the magnit
 utility at full power (at least 1, not differentiated): an α-fair instance deep in its penalty
 region has utilities of -50 per link where a sum-rate instance has a few bits, and would
 otherwise drown every other instance's gradient.
+
+How the per-link values are combined is the ``fairness`` setting (a :class:`~gnnalloc.fairness.FairnessLoss`
+configuration): by default the mean over instances (``objectives: instance``, ``aggregator: sum``),
+the plain loss above; other objectives (per link, per link-strength quartile, the
+efficiency-fairness pair) and aggregators (``mgda``, ``upgrad``, ``alpha_fair``) take their Gram
+matrix with respect to the encoder's start :math:`q^{(0)}`, the last representation every
+parameter gradient flows through (the refinement steps have no parameters).
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.fairness import FairnessLoss
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
+from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility
 from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator, graph_utility
 
-__all__ = ["PowerDataModule", "PowerModule", "sample_power_instance"]
+__all__ = ["PowerDataModule", "PowerModule", "sample_power_instance", "strength_quartile"]
 
 _UTILITIES = ("sum_rate", "alpha_fair")
 
@@ -138,6 +147,18 @@ class PowerDataModule(pl.LightningDataModule):
                           collate_fn=collate_link_graphs)
 
 
+def strength_quartile(links: LinkBatch) -> Tensor:
+    """Group of each link for ``group`` objectives: the quartile (0 = weakest) of its direct
+    channel's SNR within its own instance, ``(N,)`` long."""
+    order = torch.argsort(links.snr, stable=True)
+    order = order[torch.argsort(links.batch[order], stable=True)]
+    count = torch.bincount(links.batch, minlength=links.num_graphs)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.empty_like(links.batch)
+    rank[order] = torch.arange(links.num_links, device=rank.device) - start[links.batch[order]]
+    return torch.div(4 * rank, count[links.batch].clamp(min=1), rounding_mode="floor").clamp(max=3)
+
+
 class PowerModule(pl.LightningModule):
     """Trains a :class:`PowerAllocator` to maximise the mean utility per link.
 
@@ -147,18 +168,22 @@ class PowerModule(pl.LightningModule):
             meaningful instead of leaving everything to the refinement).
         lr, weight_decay: AdamW settings.
         gradient_clip: largest gradient norm.
+        fairness: :class:`~gnnalloc.fairness.FairnessLoss` settings, e.g.
+            ``{"objectives": "unit", "aggregator": "mgda"}``; default the mean over instances.
     """
 
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 8,
         dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
         weight_decay: float = 0.0, gradient_clip: float = 1.0,
+        fairness: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("start_weight", start_weight), ("weight_decay", weight_decay)):
             check_nonnegative(name, value)
         for name, value in (("lr", lr), ("gradient_clip", gradient_clip)):
             check_positive(name, value)
+        self.fair = FairnessLoss(**(fairness or {}))
         self.save_hyperparameters()
         self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout)
 
@@ -181,14 +206,21 @@ class PowerModule(pl.LightningModule):
 
     def training_step(self, batch: HeteroData, batch_idx: int) -> Tensor:
         shares = self.model(batch)
-        final = self._per_link_utility(batch, shares[-1])
-        start = self._per_link_utility(batch, shares[0])
+        links = link_batch(batch)
+        counts = torch.bincount(links.batch, minlength=links.num_graphs).to(shares[-1].dtype)
+        final = link_utility(links, link_rates(links, shares[-1]))
+        start = link_utility(links, link_rates(links, shares[0]))
         with torch.no_grad():
             scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
-        loss = -((final + self.hparams.start_weight * start) / scale).mean()
+        # Per link, normalised so that an instance's mean is its normalised utility per link.
+        value = (final + self.hparams.start_weight * start) / scale[links.batch]
+        loss, stats = self.fair(value, [shares[0]], instance=links.batch,
+                                group=strength_quartile(links), input_instance=links.batch)
         size = batch.num_graphs
-        self.log("train/utility_per_link", final.mean(), batch_size=size)
-        self.log("train/start_utility_per_link", start.mean(), batch_size=size)
+        per_instance = lambda u: u.new_zeros(size).index_add(0, links.batch, u.detach()) / counts  # noqa: E731
+        self.log("train/utility_per_link", per_instance(final).mean(), batch_size=size)
+        self.log("train/start_utility_per_link", per_instance(start).mean(), batch_size=size)
+        self.log_dict({f"train/fair_{k}": v for k, v in stats.items()}, batch_size=size)
         return loss.float()
 
     def validation_step(self, batch: HeteroData, batch_idx: int) -> None:

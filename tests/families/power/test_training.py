@@ -37,3 +37,21 @@ def test_a_few_steps_train_and_validate(tmp_path):
     assert torch.isfinite(metrics["train/utility_per_link"])
     assert 0.0 < float(metrics["val/wmmse_ratio"]) < 2.0
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def test_fairness_setting_reaches_the_loss():
+    from gnnalloc.families.power._graph import collate_link_graphs, instance_graph
+    from gnnalloc.families.power import d2d
+
+    module = PowerModule(hidden=8, heads=2, layers=1, refine_steps=2,
+                         fairness={"objectives": "unit", "aggregator": "mgda"})
+    assert (module.fair.objectives, module.fair.aggregator) == ("unit", "mgda")
+    assert module.hparams.fairness == {"objectives": "unit", "aggregator": "mgda"}
+    assert PowerModule().fair.objectives == "instance"  # default: the mean over instances
+    graph = collate_link_graphs([instance_graph(d2d(6, s)) for s in range(2)])
+    loss = module.training_step(graph, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    with pytest.raises(ValueError, match="aggregator"):
+        PowerModule(fairness={"aggregator": "median"})

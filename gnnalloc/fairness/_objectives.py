@@ -1,0 +1,99 @@
+r"""Objectives for multi-objective (fairness) backpropagation: pure tensor functions.
+
+Each takes per-unit utilities :math:`u \in \mathbb{R}^N` (a unit is a user or a link; larger is
+better) and returns the vector of objectives :math:`o \in \mathbb{R}^m` to be *maximised*
+together, differentiably:
+
+* :func:`unit_objectives`: :math:`o = u` (one objective per user or link; :math:`m = N`).
+* :func:`group_objectives`: :math:`o_g = \frac{1}{|g|}\sum_{k \in g} u_k`, the mean utility of
+  each group (instance of the batch, service class, strength quartile...).
+* :func:`bottom_mean`: the mean of the lowest :math:`\lceil s\,n\rceil` utilities of each group
+  (the bottom-decile mean for :math:`s = 0.1`), averaged over groups: a fairness measure whose
+  gradient only reaches the worst-off units.
+* :func:`efficiency_fairness`: the pair :math:`(\text{mean over groups of the group mean},\
+  \text{bottom mean})`, whose preference-weighted combination traces an efficiency-fairness
+  trade-off.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["bottom_mean", "efficiency_fairness", "group_objectives", "unit_objectives"]
+
+
+def _check(utility: Tensor, group: Tensor | None) -> None:
+    if utility.dim() != 1:
+        raise ValueError(f"utility: expected a vector (N,), got shape {tuple(utility.shape)}")
+    if group is not None and group.shape != utility.shape:
+        raise ValueError(f"group: expected shape {tuple(utility.shape)}, got {tuple(group.shape)}")
+
+
+def _num_groups(group: Tensor, num_groups: int | None) -> int:
+    return int(group.max()) + 1 if num_groups is None and group.numel() else int(num_groups or 0)
+
+
+def unit_objectives(utility: Tensor) -> Tensor:
+    """One objective per unit: the utilities themselves, ``(N,)``."""
+    _check(utility, None)
+    return utility
+
+
+def group_objectives(utility: Tensor, group: Tensor, num_groups: int | None = None) -> Tensor:
+    """Mean utility of each group, ``(G,)``; ``group`` holds each unit's group id in
+    ``0..G-1`` (``G = max + 1`` unless given). An empty group's objective is 0 (no gradient)."""
+    _check(utility, group)
+    g = _num_groups(group, num_groups)
+    total = utility.new_zeros(g).index_add(0, group, utility)
+    count = torch.bincount(group, minlength=g).to(utility.dtype)
+    return total / count.clamp(min=1.0)
+
+
+def bottom_mean(utility: Tensor, group: Tensor | None = None, share: float = 0.1,
+                num_groups: int | None = None) -> Tensor:
+    """Mean of each group's lowest ``ceil(share * n_g)`` utilities (at least one), averaged over
+    the non-empty groups; a scalar. ``group=None`` treats all units as one group."""
+    _check(utility, group)
+    if not 0 < share <= 1:
+        raise ValueError(f"share: must be in (0, 1], got {share!r}")
+    if group is None:
+        group = torch.zeros_like(utility, dtype=torch.long)
+    g = _num_groups(group, num_groups)
+    # Sort by (group, utility): each group's units become a contiguous ascending run.
+    order = torch.argsort(utility.detach(), stable=True)
+    order = order[torch.argsort(group[order], stable=True)]
+    count = torch.bincount(group, minlength=g)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.arange(utility.numel(), device=utility.device) - start[group[order]]
+    keep = torch.ceil(share * count.to(torch.float64)).clamp(min=1).to(torch.long)
+    low = rank < keep[group[order]]
+    values = utility[order][low]
+    means = utility.new_zeros(g).index_add(0, group[order][low], values) / keep.to(utility.dtype)
+    present = count > 0
+    return means[present].mean()
+
+
+def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: float = 0.1,
+                        num_groups: int | None = None) -> Tensor:
+    """``(2,)``: efficiency (mean over groups of the mean utility) and fairness
+    (:func:`bottom_mean` with ``share``)."""
+    _check(utility, group)
+    if group is None:
+        efficiency = utility.mean()
+    else:
+        means = group_objectives(utility, group, num_groups)
+        present = torch.bincount(group, minlength=means.numel()) > 0
+        efficiency = means[present].mean()
+    return torch.stack([efficiency, bottom_mean(utility, group, share, num_groups)])
+
+
+def _entropy(weights: Tensor) -> float:
+    """Entropy of ``|w| / sum |w|`` divided by ``log m`` (1 = uniform, 0 = one objective)."""
+    n = weights.numel()
+    if n <= 1:
+        return 1.0
+    p = weights.abs() / weights.abs().sum().clamp(min=1e-300)
+    return float(-(p * torch.log(p.clamp(min=1e-300))).sum() / math.log(n))

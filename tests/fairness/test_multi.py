@@ -1,0 +1,59 @@
+"""FairnessLoss: the loss's gradient is the aggregated direction; the fast unit Jacobian."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gnnalloc.fairness import FairnessLoss, objective_jacobian
+
+
+def _setup(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.randn(5, dtype=torch.float64, generator=gen, requires_grad=True)
+    mix = torch.randn(6, 5, dtype=torch.float64, generator=gen)
+    z = torch.tanh(mix @ theta)  # the "last shared representation"
+    instance = torch.tensor([0, 0, 0, 1, 1, 2])
+    # Unit k depends only on its own instance's entries of z.
+    same = (instance[:, None] == instance[None, :]).to(z.dtype)
+    utility = (same * torch.outer(torch.arange(1.0, 7.0, dtype=torch.float64), torch.ones(6))) @ z.sin()
+    utility = utility + z ** 2
+    return theta, z, utility, instance
+
+
+def test_blocked_unit_jacobian_equals_the_row_by_row_one():
+    theta, z, utility, instance = _setup()
+    full = objective_jacobian(utility, [z])
+    blocked = objective_jacobian(utility, [z], instance, instance)
+    assert torch.allclose(full, blocked)
+
+
+@pytest.mark.parametrize("aggregator", ["sum", "mgda", "upgrad", "alpha_fair"])
+@pytest.mark.parametrize("objectives", ["unit", "instance", "efficiency_fairness"])
+def test_loss_gradient_is_the_aggregated_direction(objectives, aggregator):
+    theta, z, utility, instance = _setup(1)
+    fair = FairnessLoss(objectives, aggregator, rescale=False)
+    loss, stats = fair(utility, [theta], instance=instance)
+    values = fair.objective_values(utility, instance)
+    jac = objective_jacobian(values, [theta])
+    (grad,) = torch.autograd.grad(loss, theta)
+    assert stats["num_objectives"] == values.numel()
+    assert 0.0 <= stats["weights_entropy"] <= 1.0 + 1e-9
+    if aggregator == "sum":
+        return
+    assert 0.0 <= stats["conflicts"] <= 1.0
+    direction = -grad  # ascent direction on the objectives
+    alignment = jac @ direction
+    if aggregator in ("mgda", "upgrad") and not stats["stationary"]:
+        assert (alignment >= -1e-8).all()
+
+
+def test_settings_are_named():
+    for kwargs, field in (({"objectives": "users"}, "objectives"), ({"aggregator": "x"}, "aggregator"),
+                          ({"tradeoff": 2.0}, "tradeoff"), ({"share": 0.0}, "share"), ({"alpha": -1.0}, "alpha")):
+        with pytest.raises(ValueError, match=field):
+            FairnessLoss(**kwargs)
+    with pytest.raises(ValueError, match="group"):
+        FairnessLoss("group")(torch.ones(3))
+    with pytest.raises(ValueError, match="utility"):
+        FairnessLoss()(torch.tensor([1.0, float("nan")]))
