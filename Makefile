@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test train train-edge train-power bench install clean
+.PHONY: demo test train train-edge train-edge-shares train-power bench install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ train-power: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/power.yaml
 	$(BIN)/gnnalloc export "$$(ls -t checkpoints/power-best-*.ckpt | head -n 1)" --out checkpoints/power.ckpt
 
+# The edge family's gnn (price model); the share-head baseline (gnn-shares) is train-edge-shares.
 train-edge: $(STAMP)
+	$(BIN)/python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml
+
+train-edge-shares: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml
 	$(BIN)/gnnalloc export "$$(ls -t checkpoints/best-*.ckpt | head -n 1)" --out checkpoints/default.ckpt
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from gnnalloc.core import Generator, InstanceError, Method, Setting
-from gnnalloc.families.edge._methods import METHODS, default_checkpoint
+from gnnalloc.families.edge._methods import METHODS, default_checkpoint, load_edge_model
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.metrics import Score, score
 from gnnalloc.families.edge.problem import (
@@ -133,9 +133,7 @@ class EdgeFamily:
 
     def load_allocator(self, data: dict[str, Any], path: str | Path) -> Any:
         """The model of a checkpoint already read by :func:`gnnalloc.nn.load_checkpoint_data`."""
-        from gnnalloc.families.edge.nn import Allocator
-
-        return Allocator.from_checkpoint_data(data, path)
+        return load_edge_model(data, path)
 
     #: Settings the Lightning module and data module share (``gnnalloc fit``).
     lightning_links = (("model.max_metapath_neighbors", "data.max_metapath_neighbors"),)

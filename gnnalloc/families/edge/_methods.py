@@ -1,6 +1,10 @@
 """The edge family's allocation methods, each returning the engine's :class:`SolveResult`.
 
-``gnn`` is one of them: the solvers never import the model, the family wires both in.
+``gnn`` is one of them: the solvers never import the model, the family wires both in. It
+predicts the dual prices with the shipped :class:`~gnnalloc.families.edge.nn.PricePredictor`
+and refines them with a few iterations of :func:`~gnnalloc.families.edge.solvers.solve_dual`
+(which recovers a feasible allocation and proves a bound); ``gnn-shares`` is the earlier
+share-head model, kept as a baseline.
 """
 
 from __future__ import annotations
@@ -17,32 +21,65 @@ from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.solvers import equal_share, proportional_share, solve_dual, solve_exact
 
 if TYPE_CHECKING:
-    from gnnalloc.families.edge.nn import Allocator
+    from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
-__all__ = ["METHODS", "default_checkpoint", "shipped_allocator"]
+__all__ = [
+    "GNN_ITERATIONS", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
+    "shipped_allocator",
+]
 
-#: The shipped model of ``gnn``: ``checkpoints/default.ckpt`` of the source tree this package
-#: belongs to, whatever the working directory.
-_DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "default.ckpt"
+_CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
 
+#: The shipped model of ``gnn`` (the price model) and of ``gnn-shares`` (the share-head model),
+#: in ``checkpoints/`` of the source tree this package belongs to, whatever the working directory.
+_DEFAULT_CHECKPOINT = _CHECKPOINTS / "prices.ckpt"
+_SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
 
-def _load_allocator(path: Path) -> "Allocator":
-    from gnnalloc.families.edge.nn import Allocator  # the model's imports only when it is used
+#: L-BFGS iterations ``gnn`` runs from the predicted prices by default; ``None``: as many as
+#: ``dual`` (:func:`~gnnalloc.families.edge.solvers.default_iterations`). The shipped model's
+#: prices are not yet close enough for a few iterations to match ``dual``'s gap (measured in
+#: ``benchmarks/bench_learned_prices.py``), so the default keeps ``dual``'s quality.
+GNN_ITERATIONS: int | None = None
 
-    return Allocator.from_checkpoint(path)
-
-
-_SHIPPED = ShippedModel(_DEFAULT_CHECKPOINT, _load_allocator)
 
 
 def default_checkpoint() -> Path:
-    """Path of the shipped checkpoint of the edge family's ``gnn`` method."""
+    """Path of the shipped checkpoint of the edge family's ``gnn`` method (the price model)."""
     return _DEFAULT_CHECKPOINT
 
 
-def shipped_allocator() -> "Allocator":
-    """The shipped model, loaded once per process (again if the file changes)."""
-    return _SHIPPED()
+def shares_checkpoint() -> Path:
+    """Path of the shipped share-head model of ``gnn-shares``."""
+    return _SHARES_CHECKPOINT
+
+
+def load_edge_model(data: dict[str, Any], path: str | Path) -> "PricePredictor | Allocator":
+    """The model of a loaded edge checkpoint: a price model if it records ``model: prices``,
+    else a share-head :class:`~gnnalloc.families.edge.nn.Allocator`."""
+    from gnnalloc.families.edge.nn import Allocator, PricePredictor
+
+    if data.get("model") == "prices":
+        return PricePredictor.from_checkpoint_data(data, path)
+    return Allocator.from_checkpoint_data(data, path)
+
+
+def _load_edge_checkpoint(path: Path) -> Any:
+    from gnnalloc.nn import load_checkpoint_data
+
+    return load_edge_model(load_checkpoint_data(path), path)
+
+
+_SHIPPED = {path: ShippedModel(path, _load_edge_checkpoint) for path in (_DEFAULT_CHECKPOINT, _SHARES_CHECKPOINT)}
+
+
+def _shipped_model(path: Path) -> Any:
+    """The shipped model at ``path``, loaded once per process (again if the file changes)."""
+    return _SHIPPED[path]()
+
+
+def shipped_allocator() -> "PricePredictor":
+    """The shipped price model of ``gnn``, loaded once per process (again if the file changes)."""
+    return _shipped_model(_DEFAULT_CHECKPOINT)
 
 
 def _objective(instance: Instance, allocation: Any) -> float:
@@ -105,23 +142,62 @@ def _proportional(instance: Instance) -> SolveResult:
     return _timed("proportional", proportional_share, instance)
 
 
-def _gnn(
+def _gnn_shares(
     instance: Instance,
     *,
     allocator: "Allocator | None" = None,
     checkpoint: str | Path | None = None,
     search_rounds: int | None = None,
 ) -> SolveResult:
+    from gnnalloc.families.edge.nn import Allocator
+
+    if allocator is None:
+        allocator = (_shipped_model(_SHARES_CHECKPOINT) if checkpoint is None
+                     else Allocator.from_checkpoint(checkpoint))
+    if not isinstance(allocator, Allocator):
+        raise ValueError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
+    start = time.perf_counter()  # model loading excluded
+    allocation = allocator.allocate(instance, search_rounds=search_rounds)
+    return _at_least_baselines(instance, SolveResult(allocation, "gnn-shares", time.perf_counter() - start))
+
+
+def _gnn(
+    instance: Instance,
+    *,
+    allocator: "PricePredictor | Allocator | None" = None,
+    checkpoint: str | Path | None = None,
+    iterations: int | None = None,
+    search_rounds: int | None = None,
+    bound_iterations: int | None = None,
+    temperature: float | None = None,
+) -> SolveResult:
+    from gnnalloc.families.edge.nn import Allocator
+
     if allocator is None:
         if checkpoint is None:
             allocator = shipped_allocator()
         else:
-            from gnnalloc.families.edge.nn import Allocator
+            from gnnalloc.nn import load_checkpoint_data
 
-            allocator = Allocator.from_checkpoint(checkpoint)
+            allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
+    if isinstance(allocator, Allocator):  # a share-head checkpoint: that model's own answer
+        if iterations is not None or bound_iterations is not None or temperature is not None:
+            raise ValueError("allocator: a share-head model takes no iterations, bound_iterations or temperature")
+        answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
+        return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
-    allocation = allocator.allocate(instance, search_rounds=search_rounds)
-    return _at_least_baselines(instance, SolveResult(allocation, "gnn", time.perf_counter() - start))
+    prices = allocator.predict(instance)
+    options: dict[str, Any] = {
+        "iterations": GNN_ITERATIONS if iterations is None else iterations,
+        "search_rounds": 5 if search_rounds is None else search_rounds,
+    }
+    if bound_iterations is not None:
+        options["bound_iterations"] = bound_iterations
+    if temperature is not None:
+        options["temperature"] = temperature
+    result = solve_dual(instance, start=prices, **options)
+    seconds = time.perf_counter() - start
+    return _at_least_baselines(instance, SolveResult(result.allocation, "gnn", seconds, upper_bound=result.upper_bound))
 
 
 METHODS: dict[str, Method] = {
@@ -142,7 +218,14 @@ METHODS: dict[str, Method] = {
         Method("proportional", _proportional, "shares proportional to minimum demands", (), "baseline"),
         Method(
             "gnn", _gnn,
-            "the learned allocator (the shipped checkpoint unless checkpoint or allocator is given)",
+            "learned dual prices refined by a few certified dual iterations, with a proven bound "
+            "(the shipped price model unless checkpoint or allocator is given)",
+            ("allocator", "checkpoint", "iterations", "search_rounds", "bound_iterations", "temperature"),
+            "learned",
+        ),
+        Method(
+            "gnn-shares", _gnn_shares,
+            "the earlier share-head model (decisions per pair, then projection), a baseline",
             ("allocator", "checkpoint", "search_rounds"), "learned",
         ),
     )

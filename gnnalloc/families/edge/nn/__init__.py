@@ -1,6 +1,7 @@
-"""The edge family's learned allocator: decision heads and the model around the HAN encoder."""
+"""The edge family's learned models: the price model of ``gnn`` and the share-head allocator."""
 
 from gnnalloc.families.edge.nn.allocator import Allocator, Decisions
 from gnnalloc.families.edge.nn.heads import DecisionHeads
+from gnnalloc.families.edge.nn.prices import PricePredictor, price_references
 
-__all__ = ["Allocator", "DecisionHeads", "Decisions"]
+__all__ = ["Allocator", "DecisionHeads", "Decisions", "PricePredictor", "price_references"]

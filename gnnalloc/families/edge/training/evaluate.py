@@ -17,8 +17,9 @@ import numpy as np
 
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.metrics import score, user_utilities
-from gnnalloc.families.edge._methods import default_checkpoint
-from gnnalloc.families.edge.nn import Allocator
+from gnnalloc.families.edge._methods import METHODS, default_checkpoint, load_edge_model, shares_checkpoint
+from gnnalloc.families.edge.nn import Allocator, PricePredictor
+from gnnalloc.nn import load_checkpoint_data
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.solvers import (
@@ -27,8 +28,9 @@ from gnnalloc.families.edge.solvers import (
 
 __all__ = ["EvalRow", "evaluate_suite", "format_table", "write_plots", "evaluate_cli", "demo"]
 
-METHOD_ORDER = ("gnn", "gnn+search", "dual", "exact", "proportional", "equal")
-#: Migration-search rounds the demo adds to the shipped model (the ``gnn+search`` rows).
+METHOD_ORDER = ("gnn", "gnn+search", "gnn-shares", "dual", "exact", "proportional", "equal")
+#: Migration-search rounds of a share-head model's ``gnn+search`` rows and of the demo's
+#: ``gnn-shares`` rows.
 DEMO_SEARCH_ROUNDS = 5
 DEFAULT_CHECKPOINT = default_checkpoint()
 _GAP_FLOOR = 1e-4
@@ -55,13 +57,17 @@ class EvalRow:
     #: Proven bound on ``gap``: against the lowest Lagrangian bound of the instance's ``exact``
     #: and ``dual`` runs (``None`` when neither ran); available where the exact solver is not.
     gap_bound: float | None = None
+    penalty: float = 10.0
+    alpha: float = 1.0
 
 
-def _instance(suite: str, users: int, load: float, seed: int, servers: int) -> Instance:
+def _instance(
+    suite: str, users: int, load: float, seed: int, servers: int, penalty: float = 10.0, alpha: float = 1.0
+) -> Instance:
     if suite == "eua":
-        return eua_instance(users, load, seed)
+        return eua_instance(users, load, seed, penalty=penalty, alpha=alpha)
     if suite == "random":
-        return random_instance(users, servers, load, seed)
+        return random_instance(users, servers, load, seed, penalty=penalty, alpha=alpha)
     raise ValueError(f"suite: unknown {suite!r}, expected 'eua' or 'random'")
 
 
@@ -75,7 +81,7 @@ def _time(fn, repeats: int = 1):
 
 
 def evaluate_suite(
-    model: Allocator,
+    model: Allocator | PricePredictor,
     *,
     suite: str = "eua",
     users: Sequence[int] = (816,),
@@ -86,15 +92,21 @@ def evaluate_suite(
     gnn_repeats: int = 3,
     search_rounds: int = 0,
     dual_iterations: int | None = None,
+    penalty: float = 10.0,
+    alpha: float = 1.0,
+    shares: Allocator | None = None,
     log=print,
 ) -> list[EvalRow]:
     """Run the model, the exact solver, the smoothed dual and both baselines on every
     (size, load, seed).
 
     The model's time is the median of ``gnn_repeats`` calls of :meth:`Allocator.allocate`
-    (graph building included). Gaps are to the exact optimum when it was computed. With
-    ``search_rounds > 0`` the model also runs with that many rounds of migration search
-    (method ``gnn+search``, timed the same way, search included). Unless ``dual_iterations``
+    (graph building included); a :class:`PricePredictor` runs as the ``gnn`` method does
+    (predicted prices refined by the dual, its proven bound included). Gaps are to the exact
+    optimum when it was computed. With ``search_rounds > 0`` a share-head model also runs with
+    that many rounds of migration search (method ``gnn+search``, timed the same way, search
+    included); ``shares``, a share-head model beside a price model, gives ``gnn-shares`` rows
+    (with ``search_rounds`` rounds). Unless ``dual_iterations``
     is 0, :func:`~gnnalloc.families.edge.solvers.solve_dual` runs too (method ``dual``), with that many
     iterations or, for ``None``, its default: the strongest non-learned reference short of the
     exact solver. Its Lagrangian bound (and the exact solver's) gives every row a proven
@@ -104,21 +116,41 @@ def evaluate_suite(
     if dual_iterations is not None:
         check_count("dual_iterations", dual_iterations)
     rows: list[EvalRow] = []
-    model.allocate(_instance(suite, 50, 1.0, 0, 10))  # warm-up: first call pays lazy init
+    priced = isinstance(model, PricePredictor)
+
+    def learned(inst: Instance):
+        """The ``gnn`` method with ``model`` (prediction, dual refinement and bound)."""
+        return METHODS["gnn"].fn(inst, allocator=model)
+
+    warm = _instance(suite, 50, 1.0, 0, 10)  # warm-up: first call pays lazy init
+    for allocator in (model, shares):
+        if isinstance(allocator, PricePredictor):
+            learned(warm)
+        elif allocator is not None:
+            allocator.allocate(warm)
     run_dual = dual_iterations != 0
     if run_dual:  # timed from outside: load the kernels first, as the model is warmed up
         load_dual_kernels()
     for n in users:
         for load in loads:
             for seed in seeds:
-                inst = _instance(suite, n, load, seed, servers)
+                inst = _instance(suite, n, load, seed, servers, penalty, alpha)
                 results = {}
-                results["gnn"] = _time(lambda: model.allocate(inst, search_rounds=0), gnn_repeats)
-                if search_rounds:
-                    results["gnn+search"] = _time(
-                        lambda: model.allocate(inst, search_rounds=search_rounds), gnn_repeats
-                    )
                 bounds = []
+                if priced:
+                    runs = [learned(inst) for _ in range(gnn_repeats)]
+                    results["gnn"] = (runs[-1].allocation, statistics.median(r.seconds for r in runs))
+                    bounds.append(runs[-1].upper_bound)
+                else:
+                    results["gnn"] = _time(lambda: model.allocate(inst, search_rounds=0), gnn_repeats)
+                    if search_rounds:
+                        results["gnn+search"] = _time(
+                            lambda: model.allocate(inst, search_rounds=search_rounds), gnn_repeats
+                        )
+                if shares is not None:
+                    results["gnn-shares"] = _time(
+                        lambda: shares.allocate(inst, search_rounds=search_rounds), gnn_repeats
+                    )
                 if run_dual:
                     dual, dual_seconds = _time(lambda: solve_dual(inst, iterations=dual_iterations))
                     results["dual"] = (dual.allocation, dual_seconds)
@@ -141,14 +173,14 @@ def evaluate_suite(
                             report.max_violation, seconds,
                             certified if method == "exact" else None,
                             user_utilities(inst, allocation) / inst.weight,
-                            report.gap_bound,
+                            report.gap_bound, float(penalty), float(alpha),
                         )
                     )
                 gaps = {r.method: r.gap for r in rows[-len(results):]}
-                message = f"  {suite} users={n} load={load} seed={seed}: gnn {results['gnn'][1] * 1000:.0f} ms"
+                message = f"  {suite} users={n} load={load} penalty={penalty:g} alpha={alpha:g} seed={seed}: gnn {results['gnn'][1] * 1000:.0f} ms"
                 if "exact" in results:
                     message += f", exact {results['exact'][1]:.2f} s, gap {gaps['gnn']:.4f}"
-                for method in ("gnn+search", "dual"):
+                for method in ("gnn+search", "gnn-shares", "dual"):
                     if method in results:
                         message += f"; {method} {results[method][1] * 1000:.0f} ms"
                         if "exact" in results:
@@ -170,13 +202,13 @@ def _speed_up(ratio: float) -> str:
 def format_table(rows: Sequence[EvalRow]) -> str:
     """A markdown table: per (users, load) and method, means over seeds."""
     header = [
-        "users", "load", "method", "objective", "gap to opt.", "proven gap ≤", "Jain", "met min",
+        "users", "load", "penalty", "alpha", "method", "objective", "gap to opt.", "proven gap ≤", "Jain", "met min",
         "min utility", "max violation", "time / instance", "speed-up vs exact",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    keys = sorted({(r.users, r.load) for r in rows})
-    for users, load in keys:
-        group = [r for r in rows if r.users == users and r.load == load]
+    keys = sorted({(r.users, r.load, r.penalty, r.alpha) for r in rows})
+    for users, load, penalty, alpha in keys:
+        group = [r for r in rows if (r.users, r.load, r.penalty, r.alpha) == (users, load, penalty, alpha)]
         exact_time = _mean(r.seconds for r in group if r.method == "exact")
         for method in METHOD_ORDER:
             sel = [r for r in group if r.method == method]
@@ -194,7 +226,7 @@ def format_table(rows: Sequence[EvalRow]) -> str:
                 "| "
                 + " | ".join(
                     [
-                        str(users), f"{load:g}", name, f"{_mean(r.objective for r in sel):.2f}",
+                        str(users), f"{load:g}", f"{penalty:g}", f"{alpha:g}", name, f"{_mean(r.objective for r in sel):.2f}",
                         "n/a" if gap is None else f"{gap:.4f}",
                         "n/a" if bound is None else f"{bound:.4f}",
                         f"{_mean(r.jain for r in sel):.3f}", f"{_mean(r.met_minimum for r in sel):.3f}",
@@ -222,6 +254,8 @@ def write_plots(rows: Sequence[EvalRow], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The plots compare like with like: the default utility (penalty 10, alpha 1) when present.
+    rows = [r for r in rows if (r.penalty, r.alpha) == (10.0, 1.0)] or list(rows)
     written = []
     sizes = sorted({r.users for r in rows})
     cdf_size = 816 if 816 in sizes else sizes[0]
@@ -303,8 +337,9 @@ def _output_directory(out_dir: Path) -> Path:
     return out_dir
 
 
-def _load_model(checkpoint: Path) -> Allocator:
-    return Allocator.from_checkpoint(checkpoint)
+def _load_model(checkpoint: Path) -> Allocator | PricePredictor:
+    """The price model or share-head model a checkpoint holds."""
+    return load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
 
 
 def evaluate_cli(args: argparse.Namespace) -> int:
@@ -325,21 +360,23 @@ def demo(out_dir: Path = Path("out/demo"), checkpoint: Path = DEFAULT_CHECKPOINT
     """The README's main job: the shipped model on the real Melbourne topology.
 
     EUA instances with 816 users at loads 0.6, 1.0 and 1.4 (seed 1000, never used in training),
-    then a size sweep at load 1.0 from 100 to 20,000 users, against the exact solver, the
-    smoothed dual and both baselines. Prints the table and writes plots to ``out_dir``.
+    at penalty 25 and at alpha 2 (load 1.0), then a size sweep at load 1.0 from 100 to 20,000
+    users, against the share-head model (``gnn-shares``), the exact solver, the smoothed dual and
+    both baselines. Prints the table and writes plots to ``out_dir``.
     """
     _output_directory(out_dir)
     model = _load_model(checkpoint)
+    shares = None
+    if isinstance(model, PricePredictor) and shares_checkpoint().is_file():
+        shares = Allocator.from_checkpoint(shares_checkpoint())
     print(f"model: {checkpoint} ({checkpoint.stat().st_size / 1024:.0f} KiB)")
     print("EUA Melbourne CBD, 816 users, loads 0.6 / 1.0 / 1.4:")
-    rows = evaluate_suite(
-        model, suite="eua", users=[816], loads=[0.6, 1.0, 1.4], seeds=[1000],
-        search_rounds=DEMO_SEARCH_ROUNDS,
-    )
+    common = dict(suite="eua", seeds=[1000], search_rounds=DEMO_SEARCH_ROUNDS, shares=shares)
+    rows = evaluate_suite(model, users=[816], loads=[0.6, 1.0, 1.4], **common)
+    print("penalty 25, then alpha 2 (816 users, load 1.0):")
+    rows += evaluate_suite(model, users=[816], loads=[1.0], penalty=25.0, **common)
+    rows += evaluate_suite(model, users=[816], loads=[1.0], alpha=2.0, **common)
     print("size sweep at load 1.0:")
-    rows += evaluate_suite(
-        model, suite="eua", users=[100, 5000, 20000], loads=[1.0], seeds=[1000],
-        search_rounds=DEMO_SEARCH_ROUNDS,
-    )
+    rows += evaluate_suite(model, users=[100, 5000, 20000], loads=[1.0], **common)
     _report(rows, out_dir, "gnnalloc demo: shipped model vs exact optimum and baselines (EUA)")
     return 0

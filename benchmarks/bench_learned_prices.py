@@ -1,0 +1,116 @@
+"""The learned ``gnn`` (predicted prices + a few certified dual iterations) against ``dual`` at its
+default settings and ``exact``, on held-out instances (:mod:`benchmarks._heldout`).
+
+For every instance: mean per-user gap to the exact optimum, proven gap bound (from the method's
+own upper bound), median wall time of ``--repeats`` runs; and the L-BFGS iterations (of
+:data:`STEPS`) needed to reach a gap of at most ``max(--eps, dual's gap at its default)`` from
+the learned start against the cold start (water-filling prices), with 5 search rounds and no
+bound iterations. Writes ``benchmarks/out/learned_prices.md``.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._heldout import heldout_instance  # noqa: E402
+from gnnalloc import solve  # noqa: E402
+from gnnalloc.families.edge._methods import GNN_ITERATIONS, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
+from gnnalloc.families.edge.solvers import load_dual_kernels, solve_dual  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+STEPS = (0, 5, 10, 20, 30, 50, 100, 200, 400, 800, 1600, 3000)
+
+
+def objective(instance, allocation) -> float:
+    return float(user_utilities(instance, allocation).sum())
+
+
+def iterations_to(instance, start, target: float, eps: float) -> int | None:
+    """Fewest of :data:`STEPS` iterations from ``start`` giving a gap <= ``eps`` (None: none)."""
+    total = float(instance.weight.sum())
+    for k in STEPS:
+        result = solve_dual(instance, start=start, iterations=k, bound_iterations=0)
+        if (target - objective(instance, result.allocation)) / total <= eps:
+            return k
+    return None
+
+
+def run(instance, label: str, repeats: int, eps: float, exact_seconds: float | None, steps: bool) -> dict:
+    total = float(instance.weight.sum())
+    start = time.perf_counter()
+    reference = solve(instance, "exact")
+    exact_time = exact_seconds if exact_seconds is not None else time.perf_counter() - start
+    best = objective(instance, reference.allocation)
+    row = {"instance": label, "exact s": exact_time}
+    for method in ("gnn", "dual"):
+        runs = [solve(instance, method) for _ in range(repeats)]
+        value = objective(instance, runs[-1].allocation)
+        row[f"{method} gap"] = max(0.0, best - value) / total
+        row[f"{method} proven"] = (runs[-1].upper_bound - value) / total
+        row[f"{method} ms"] = 1000 * statistics.median(r.seconds for r in runs)
+        # Held to the exact optimum: the proven bound is never below the true gap.
+        assert runs[-1].upper_bound >= best - 1e-6 * max(1.0, abs(best)), (label, method)
+    if steps:
+        model = shipped_allocator()
+        threshold = max(eps, row["dual gap"])
+        row["k learned"] = iterations_to(instance, model.predict(instance), best, threshold)
+        row["k cold"] = iterations_to(instance, None, best, threshold)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        return "-" if v is None else str(v)
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eps", type=float, default=0.005)
+    parser.add_argument("--quick", action="store_true", help="alpha 1 only at 816; no 20,000")
+    parser.add_argument("--large", type=int, nargs="*", default=[5000, 20000])
+    parser.add_argument("--exact-20000", type=float, default=None,
+                        help="reuse this exact time (s) at 20,000 users instead of timing it")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_dual_kernels()
+    shipped_allocator()
+    rows = []
+    alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
+    for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), (2.0, 10.0, 25.0), alphas):
+        inst = heldout_instance(816, load, 1, penalty=penalty, alpha=alpha)
+        rows.append(run(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, args.eps, None, True))
+        print(rows[-1], flush=True)
+    for users in ([5000] if args.quick else args.large):
+        inst = heldout_instance(users, 1.0, 1, penalty=10.0, alpha=1.0)
+        given = args.exact_20000 if users == 20000 else None
+        rows.append(run(inst, f"{users} load 1.0 k 10 a 1", 1 if users > 5000 else args.repeats, args.eps, given, False))
+        print(rows[-1], flush=True)
+    OUT.mkdir(exist_ok=True)
+    text = (f"gnn: predicted prices + {GNN_ITERATIONS or 'default'} L-BFGS iterations; eps {args.eps}; "
+            f"median of {args.repeats}\n\n" + table(rows) + "\n")
+    (OUT / "learned_prices.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+r"""Training of :class:`~gnnalloc.families.edge.nn.PricePredictor`: supervised log-price regression
+on converged dual prices (a functional core and a thin Lightning shell).
+
+Labels are :func:`~gnnalloc.families.edge.solvers.solve_dual`'s prices on library-generated
+instances (:func:`~gnnalloc.families.edge.training.data.sample_instance`: EUA sub-regions and
+random layouts, up to a few hundred users, penalty and alpha log-uniform), cached on disk. The
+target of server :math:`s` is :math:`\ln(\max(\lambda^*_s, e^{-F}\lambda^0_s) / \lambda^0_s)`
+(:math:`F` = :data:`~gnnalloc.families.edge.nn.prices.LOG_FLOOR`), and likewise for links, so a
+zero price is a target at the floor; the loss is the mean squared error over servers and used
+links. With ``dual_weight > 0`` the loss adds the label-free term of Dual Lagrangian Learning:
+the smoothed dual :math:`D(\lambda, \mu)` at the predicted prices (an upper bound on the optimum
+at any prices, so lowering it moves the prices towards the optimal ones), per unit of weight and
+relative to its value at the labels (:func:`dual_excess`).
+
+``python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml``
+trains and writes the checkpoint named by ``out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from gnnalloc.families.edge.graph import build_graph, collate_graphs
+from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, price_references
+from gnnalloc.families.edge.problem import Instance, ProblemTensors
+from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
+from gnnalloc.families.edge.training.data import sample_instance
+
+__all__ = ["PriceConfig", "PriceModule", "dual_excess", "log_price_targets", "price_loss", "train_prices"]
+
+
+def log_price_targets(problem: ProblemTensors, server_price: Tensor, link_price: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The model's regression targets (module docstring): log-prices relative to
+    :func:`~gnnalloc.families.edge.nn.price_references`, floored at ``-LOG_FLOOR``, ``(S,)``
+    and ``(L,)``, and the mask of links some pair uses ``(L,)``."""
+    server_ref, link_ref, ends, _ = price_references(problem)
+    floor = math.exp(-LOG_FLOOR)
+    server = torch.log(torch.maximum(server_price / server_ref, server_ref.new_tensor(floor)))
+    link = torch.log(torch.maximum(link_price / link_ref, link_ref.new_tensor(floor)))
+    return server.clamp(max=LOG_FLOOR), link.clamp(max=LOG_FLOOR), ends[0] >= 0
+
+
+def price_loss(server_log: Tensor, link_log: Tensor, server_target: Tensor, link_target: Tensor, used: Tensor) -> Tensor:
+    """Mean squared error of the log-prices over every server and every used link."""
+    errors = torch.cat([server_log - server_target.to(server_log), (link_log - link_target.to(link_log))[used]])
+    return errors.pow(2).mean()
+
+
+def dual_excess(
+    problem: ProblemTensors, server_log: Tensor, link_log: Tensor, server_target: Tensor, link_target: Tensor,
+    temperature: float = 0.03,
+) -> Tensor:
+    """How far the smoothed dual at the predicted prices lies above its value at the labels, per
+    unit of total weight (>= 0 up to the labels' own convergence; differentiable in the
+    predictions)."""
+    server_ref, link_ref, _, _ = price_references(problem)
+    floor = math.exp(-LOG_FLOOR)
+
+    def value(server_log: Tensor, link_log: Tensor) -> Tensor:
+        server = server_ref * torch.exp(server_log.to(server_ref.dtype).clamp(-LOG_FLOOR, LOG_FLOOR))
+        link = link_ref * torch.exp(link_log.to(link_ref.dtype).clamp(-LOG_FLOOR, LOG_FLOOR))
+        link = torch.where(link > floor * link_ref, link, 0.0)
+        return smoothed_dual(server, link, problem, temperature, reference_price=_reference(problem, server_ref))[0]
+
+    with torch.no_grad():
+        target = value(server_target, link_target)
+    return (value(server_log, link_log) - target) / problem.weight.sum()
+
+
+def _reference(problem: ProblemTensors, server_ref: Tensor) -> Tensor:
+    """Each user's cheapest reference server price: the soft-min units ``solve_dual`` uses."""
+    cheapest = server_ref.new_full((problem.num_users,), torch.inf).scatter_reduce_(
+        0, problem.pair_user, server_ref.index_select(0, problem.pair_server), "amin"
+    )
+    return torch.where(torch.isfinite(cheapest), cheapest, 1.0)  # users without pairs: any unit
+
+
+@dataclass
+class PriceConfig:
+    """Settings of one training run (the keys of ``training/configs/edge-prices.yaml``)."""
+
+    hidden: int = 32
+    heads: int = 2
+    layers: int = 2
+    train_instances: int = 400
+    val_instances: int = 32
+    users: tuple[int, int] = (20, 200)
+    loads: tuple[float, float] = (0.4, 1.6)
+    users_per_server: tuple[float, float] = (3.0, 12.0)
+    penalty: tuple[float, float] = (1.0, 50.0)
+    alpha: tuple[float, float] = (0.25, 4.0)
+    label_iterations: int = 3000
+    batch_size: int = 16
+    lr: float = 0.003
+    dual_weight: float = 0.0
+    max_epochs: int = 60
+    max_minutes: float = 8.0
+    seed: int = 0
+    cache_dir: str = ".cache/price-labels"
+    out: str = "checkpoints/prices.ckpt"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PriceConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a setting of the price model's training")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def sample_training_instances(config: PriceConfig, count: int, seed: int) -> list[Instance]:
+    """``count`` library-generated instances, half EUA sub-regions and half random layouts,
+    penalty and alpha log-uniform in the configured ranges."""
+    rng = np.random.default_rng(seed)
+    return [
+        sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
+                        _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+        for _ in range(count)
+    ]
+
+
+def label(instance: Instance, iterations: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Converged dual prices of ``instance`` (cached by the instance's content)."""
+    key = hashlib.sha256(json.dumps(instance.to_dict(), sort_keys=True).encode()
+                         + str(iterations).encode()).hexdigest()[:24]
+    path = None if cache_dir is None else cache_dir / f"{key}.npz"
+    if path is not None and path.is_file():
+        data = np.load(path)
+        return data["server"], data["link"]
+    result = solve_dual(instance, iterations=iterations, search_rounds=0, bound_iterations=0)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, server=result.server_price, link=result.link_price)
+    return result.server_price, result.link_price
+
+
+@dataclass
+class _Example:
+    graph: Any
+    problem: ProblemTensors
+    server_target: Tensor
+    link_target: Tensor
+    used: Tensor
+
+
+def make_examples(instances: Sequence[Instance], config: PriceConfig, cap: int) -> list[_Example]:
+    """Graphs, problems and targets of ``instances`` (labelling them if not cached)."""
+    cache = Path(config.cache_dir) if config.cache_dir else None
+    examples = []
+    for instance in instances:
+        server, link = label(instance, config.label_iterations, cache)
+        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+        targets = log_price_targets(problem, torch.from_numpy(server), torch.from_numpy(link))
+        examples.append(_Example(build_graph(instance, max_metapath_neighbors=cap), problem, *targets))
+    return examples
+
+
+def _collate(items: Sequence[_Example]) -> _Example:
+    if len(items) == 1:
+        return items[0]
+    return _Example(
+        collate_graphs([e.graph for e in items]), ProblemTensors.collate([e.problem for e in items]),
+        torch.cat([e.server_target for e in items]), torch.cat([e.link_target for e in items]),
+        torch.cat([e.used for e in items]),
+    )
+
+
+class PriceModule(pl.LightningModule):
+    """The Lightning shell: one :func:`price_loss` step per batch, Adam with cosine decay."""
+
+    def __init__(self, model: PricePredictor, lr: float, total_steps: int, dual_weight: float = 0.0) -> None:
+        super().__init__()
+        self.model, self.lr, self.total_steps = model, lr, max(1, total_steps)
+        self.dual_weight = dual_weight
+
+    def _loss(self, batch: _Example) -> Tensor:
+        server_log, link_log = self.model(batch.graph, batch.problem)
+        loss = price_loss(server_log, link_log, batch.server_target, batch.link_target, batch.used)
+        if self.dual_weight:
+            excess = dual_excess(batch.problem, server_log, link_log, batch.server_target, batch.link_target)
+            loss = loss + self.dual_weight * excess.to(loss.dtype)
+        return loss
+
+    def training_step(self, batch: _Example, batch_idx: int) -> Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, batch_size=1)
+        return loss
+
+    def validation_step(self, batch: _Example, batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), batch_size=1)
+
+    def transfer_batch_to_device(self, batch: _Example, device: torch.device, dataloader_idx: int) -> _Example:
+        return _Example(batch.graph.to(device), batch.problem.to(device), batch.server_target.to(device),
+                        batch.link_target.to(device), batch.used.to(device))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def train_prices(config: PriceConfig) -> tuple[PricePredictor, dict[str, Any]]:
+    """Label, train and return the model with a summary (its checkpoint metadata)."""
+    pl.seed_everything(config.seed, verbose=False)
+    start = time.perf_counter()
+    model = PricePredictor(config.hidden, config.heads, config.layers)
+    cap = model.config["max_metapath_neighbors"]
+    train = make_examples(sample_training_instances(config, config.train_instances, config.seed), config, cap)
+    val = make_examples(sample_training_instances(config, config.val_instances, config.seed + 1), config, cap)
+    labelled = time.perf_counter() - start
+    loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, collate_fn=_collate)
+    steps = config.max_epochs * len(loader)
+    module = PriceModule(model, config.lr, steps, config.dual_weight)
+    trainer = pl.Trainer(
+        max_epochs=config.max_epochs, max_time={"minutes": config.max_minutes}, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        gradient_clip_val=1.0, accelerator="auto", devices=1,
+    )
+    trainer.fit(module, loader, DataLoader(val, batch_size=config.batch_size, collate_fn=_collate))
+    model.eval()
+    with torch.no_grad():
+        val_loss = float(np.mean([
+            price_loss(*model(e.graph, e.problem), e.server_target, e.link_target, e.used).item() for e in val
+        ]))
+    summary = {
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "val_log_price_mse": val_loss, "label_seconds": round(labelled, 1),
+        "total_seconds": round(time.perf_counter() - start, 1), "epochs": trainer.current_epoch,
+    }
+    return model, summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gnnalloc.families.edge.training.prices --config FILE``."""
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    try:
+        config = PriceConfig.from_dict(yaml.safe_load(Path(args.config).read_text()) or {})
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"error: config: {exc}")
+        return 2
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, summary = train_prices(config)
+    Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(config.out, **summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The price model: shapes, references, checkpoint round trip and named errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gnnalloc.families.edge.generators import random_instance
+from gnnalloc.families.edge.nn import PricePredictor, price_references
+from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.solvers import solve_dual
+from gnnalloc.families.edge.training.prices import log_price_targets, price_loss
+
+
+def test_predicted_prices_are_finite_non_negative_and_sized():
+    torch.manual_seed(0)
+    instance = random_instance(40, 6, 1.0, 3, penalty=25.0, alpha=2.0)
+    server, link = PricePredictor(hidden=16, heads=2, layers=1).predict(instance)
+    assert server.shape == (instance.num_servers,) and link.shape == (instance.link_a.shape[0],)
+    assert np.isfinite(server).all() and np.isfinite(link).all()
+    assert (server > 0).all() and (link >= 0).all()
+
+
+def test_references_are_positive_and_links_name_their_servers():
+    instance = random_instance(60, 8, 1.2, 1)
+    problem = ProblemTensors.from_instance(instance)
+    server, link, ends, pressure = price_references(problem)
+    assert bool((server > 0).all()) and bool((link > 0).all()) and bool(torch.isfinite(pressure).all())
+    used = ends[0] >= 0
+    pairs = {tuple(sorted(p)) for p in zip(instance.link_a.tolist(), instance.link_b.tolist())}
+    for l in torch.nonzero(used).flatten().tolist():
+        a, b = int(ends[0, l]), int(ends[1, l])
+        assert (min(a, b), max(a, b)) == tuple(sorted((int(instance.link_a[l]), int(instance.link_b[l]))))
+    assert pairs
+
+
+def test_targets_recover_the_converged_prices():
+    instance = random_instance(50, 6, 1.0, 2)
+    result = solve_dual(instance, search_rounds=0, bound_iterations=0)
+    problem = ProblemTensors.from_instance(instance)
+    server_log, link_log, used = log_price_targets(
+        problem, torch.from_numpy(result.server_price), torch.from_numpy(result.link_price)
+    )
+    from gnnalloc.families.edge.nn.prices import prices_from_logs
+
+    server, link = prices_from_logs(problem, server_log, link_log)
+    big = result.server_price > 1e-3 * result.server_price.max()
+    np.testing.assert_allclose(server[big], result.server_price[big], rtol=1e-9)
+    assert float(price_loss(server_log, link_log, server_log, link_log, used)) == 0.0
+
+
+def test_checkpoint_round_trips(tmp_path):
+    torch.manual_seed(1)
+    model = PricePredictor(hidden=16, heads=2, layers=1)
+    path = tmp_path / "prices.ckpt"
+    model.save(path, note="x")
+    loaded = PricePredictor.from_checkpoint(path)
+    data = torch.load(path, weights_only=True)
+    assert data["family"] == "edge" and data["model"] == "prices" and loaded.metadata["note"] == "x"
+    instance = random_instance(30, 5, 1.0, 0)
+    for a, b in zip(model.predict(instance), loaded.predict(instance)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_errors_name_the_field(tmp_path):
+    model = PricePredictor(hidden=16, heads=2, layers=1)
+    data = model.checkpoint_dict()
+    data["hyper_parameters"]["hidden"] = 2**40
+    torch.save(data, tmp_path / "big.ckpt")
+    with pytest.raises(ValueError, match="hyper_parameters.hidden"):
+        PricePredictor.from_checkpoint(tmp_path / "big.ckpt")
+    other = model.checkpoint_dict()
+    other["family"] = "power"
+    torch.save(other, tmp_path / "power.ckpt")
+    with pytest.raises(ValueError, match="'power' family"):
+        PricePredictor.from_checkpoint(tmp_path / "power.ckpt")
+    shares = model.checkpoint_dict()
+    shares["model"] = "shares"
+    torch.save(shares, tmp_path / "shares.ckpt")
+    with pytest.raises(ValueError, match="not a price model"):
+        PricePredictor.from_checkpoint(tmp_path / "shares.ckpt")
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        PricePredictor.from_checkpoint(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize("name, value", [("hidden", 0), ("heads", 3), ("layers", -1)])
+def test_bad_sizes_are_named(name, value):
+    with pytest.raises(ValueError, match=name):
+        PricePredictor(**{"hidden": 16, "heads": 2, "layers": 1, name: value})

@@ -1,0 +1,69 @@
+"""The edge family's ``gnn`` (learned prices + certified dual refinement) and ``gnn-shares``."""
+
+from __future__ import annotations
+
+import pytest
+
+from gnnalloc import solve
+from gnnalloc.families.edge._methods import default_checkpoint, shares_checkpoint, shipped_allocator
+from gnnalloc.families.edge.generators import eua_instance, random_instance
+from gnnalloc.families.edge.metrics import user_utilities
+from gnnalloc.families.edge.nn import Allocator, PricePredictor
+
+
+def _objective(instance, allocation) -> float:
+    return float(user_utilities(instance, allocation).sum())
+
+
+def test_gnn_uses_the_shipped_price_model_without_a_checkpoint():
+    assert default_checkpoint().is_file() and isinstance(shipped_allocator(), PricePredictor)
+    instance = random_instance(40, 6, 1.0, 5)
+    result = solve(instance, "gnn")
+    assert result.method == "gnn" and result.upper_bound is not None
+    assert result.upper_bound >= _objective(instance, result.allocation) - 1e-9
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        random_instance(30, 5, 1.4, 0, penalty=25.0, alpha=2.0),
+        random_instance(50, 8, 0.6, 1, penalty=2.0, alpha=0.5),
+        eua_instance(60, 1.0, 2, sites=8, penalty=10.0, alpha=1.0),
+    ],
+    ids=["k25-a2", "k2-a0.5", "eua"],
+)
+@pytest.mark.parametrize("iterations", [0, 30])
+def test_the_proven_bound_is_never_below_the_true_gap(instance, iterations):
+    best = _objective(instance, solve(instance, "exact").allocation)
+    result = solve(instance, "gnn", iterations=iterations)
+    value = _objective(instance, result.allocation)
+    assert value <= best + 1e-6 * max(1.0, abs(best))
+    # upper_bound - value >= best - value: the proven gap covers the true gap.
+    assert result.upper_bound >= best - 1e-6 * max(1.0, abs(best))
+
+
+def test_more_iterations_do_not_worsen_the_answer_much():
+    instance = random_instance(80, 10, 1.0, 7)
+    few = _objective(instance, solve(instance, "gnn", iterations=0).allocation)
+    many = _objective(instance, solve(instance, "gnn", iterations=300).allocation)
+    assert many >= few - 1e-3 * abs(few)
+
+
+def test_share_head_models_stay_reachable():
+    instance = random_instance(30, 5, 1.0, 2)
+    shares = solve(instance, "gnn-shares")
+    assert shares.method == "gnn-shares" and shares_checkpoint().is_file()
+    legacy = solve(instance, "gnn", checkpoint=shares_checkpoint())
+    assert legacy.method == "gnn"
+
+
+def test_named_errors():
+    instance = random_instance(20, 4, 1.0, 0)
+    with pytest.raises(ValueError, match="iterations"):
+        solve(instance, "gnn", iterations=-1)
+    with pytest.raises(ValueError, match="allocator"):
+        solve(instance, "gnn-shares", allocator=PricePredictor(hidden=8, heads=1, layers=1))
+    with pytest.raises(ValueError, match="allocator"):
+        solve(instance, "gnn", allocator=Allocator.from_checkpoint(shares_checkpoint()), iterations=5)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        solve(instance, "gnn", checkpoint="/nonexistent/prices.ckpt")
