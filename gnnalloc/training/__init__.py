@@ -4,6 +4,7 @@ Each family brings its own Lightning module and data module (the edge family's l
 :mod:`gnnalloc.families.edge.training`); the training config names the family.
 """
 
+from gnnalloc.training._datasets import GraphList
 from gnnalloc.training.export import best_checkpoint, export_checkpoint
 
-__all__ = ["best_checkpoint", "export_checkpoint"]
+__all__ = ["GraphList", "best_checkpoint", "export_checkpoint"]

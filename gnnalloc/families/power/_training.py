@@ -34,6 +34,7 @@ from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
 from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility
 from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator, graph_utility
+from gnnalloc.training import GraphList
 
 __all__ = ["PowerDataModule", "PowerModule", "sample_power_instance", "strength_quartile"]
 
@@ -58,17 +59,6 @@ def sample_power_instance(rng: np.random.Generator, links_min: int, links_max: i
     if rng.random() < gaussian_share:
         return gaussian(10, seed, **settings)
     return d2d(int(rng.integers(links_min, links_max + 1)), seed, **settings)
-
-
-class _Graphs(Dataset):
-    def __init__(self, graphs: Sequence[HeteroData]) -> None:
-        self.graphs = list(graphs)
-
-    def __len__(self) -> int:
-        return len(self.graphs)
-
-    def __getitem__(self, index: int) -> HeteroData:
-        return self.graphs[index]
 
 
 class _Sampled(Dataset):
@@ -134,7 +124,7 @@ class PowerDataModule(pl.LightningDataModule):
             reference = wmmse(instance).allocation.power / instance.pmax
             graph["link"].reference = torch.from_numpy(np.asarray(reference, dtype=np.float64))
             graphs.append(graph)
-        self.val_set = _Graphs(graphs)
+        self.val_set = GraphList(graphs)
 
     def train_dataloader(self) -> DataLoader:
         if self.trainer is not None:

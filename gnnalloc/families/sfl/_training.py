@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count, check_nonnegative, check_positive
@@ -26,6 +26,7 @@ from gnnalloc.families.sfl._exact import solve_exact
 from gnnalloc.families.sfl._generators import random_sfl
 from gnnalloc.families.sfl._graph import collate_graphs, instance_graph
 from gnnalloc.families.sfl._instance import SflInstance
+from gnnalloc.training import GraphList
 
 __all__ = ["SflDataModule", "SflModule", "labelled_graph", "sample_sfl_instance"]
 
@@ -53,17 +54,6 @@ def labelled_graph(instance: SflInstance, tolerance: float = 1e-4) -> HeteroData
     optimum = solve_exact(instance, tolerance).t_upper
     graph.target = torch.tensor([math.log(optimum / float(graph.scale))], dtype=torch.float64)
     return graph
-
-
-class _Graphs(Dataset):
-    def __init__(self, graphs: Sequence[HeteroData]) -> None:
-        self.graphs = list(graphs)
-
-    def __len__(self) -> int:
-        return len(self.graphs)
-
-    def __getitem__(self, index: int) -> HeteroData:
-        return self.graphs[index]
 
 
 class SflDataModule(pl.LightningDataModule):
@@ -103,8 +93,8 @@ class SflDataModule(pl.LightningDataModule):
         if getattr(self, "train_set", None) is not None:
             return
         hp = self.hparams
-        self.train_set = _Graphs(self._labelled(hp.train_instances, hp.seed))
-        self.val_set = _Graphs(self._labelled(hp.val_instances, 2_000_000_000 - hp.seed))
+        self.train_set = GraphList(self._labelled(hp.train_instances, hp.seed))
+        self.val_set = GraphList(self._labelled(hp.val_instances, 2_000_000_000 - hp.seed))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True,
