@@ -135,7 +135,7 @@ def test_a_few_training_steps_reduce_the_error_and_export(tmp_path):
     data = SflDataModule(train_instances=24, val_instances=8, clients_min=3, clients_max=12, batch_size=8)
     module = SflModule(hidden=16, heads=2, layers=1, lr=5e-3)
     data.setup()
-    batch = collate_graphs(data.val_set.graphs)
+    batch = collate_graphs(data.val_set.items)
     with torch.no_grad():
         before = float((module.model(batch).double() - batch.target).abs().mean())
     trainer = pl.Trainer(max_steps=30, logger=False, enable_progress_bar=False, enable_model_summary=False,
