@@ -21,7 +21,7 @@ def test_edge_family_is_discovered_and_implements_the_protocol():
     assert FAMILY.instance_format == "gnnalloc.instance/v1"
     assert FAMILY.allocation_format == "gnnalloc.allocation/v1"
     assert FAMILY.reference_method == "exact"
-    assert set(FAMILY.methods) == {"exact", "dual", "equal", "proportional", "gnn"}
+    assert set(FAMILY.methods) == {"exact", "dual", "equal", "proportional", "gnn", "gnn-shares"}
     assert {"random", "eua"} <= set(FAMILY.generators)
     assert get_family("edge") is FAMILY
     assert family_for_format("gnnalloc.allocation/v1") is FAMILY

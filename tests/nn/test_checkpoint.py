@@ -18,7 +18,9 @@ def test_saved_checkpoints_record_their_family(tmp_path):
 
 
 def test_a_checkpoint_without_family_is_edge():
-    data = load_checkpoint_data(FAMILY.default_checkpoint)
+    from gnnalloc.families.edge._methods import shares_checkpoint
+
+    data = load_checkpoint_data(shares_checkpoint())
     assert "family" not in data  # shipped before families existed
     assert checkpoint_family(data) == DEFAULT_FAMILY == "edge"
 
@@ -37,6 +39,17 @@ def test_another_family_s_checkpoint_is_refused_by_name(tmp_path):
 
 
 def test_the_shipped_checkpoint_loads_into_the_generic_encoder():
-    model = Allocator.from_checkpoint(FAMILY.default_checkpoint)
-    state = load_checkpoint_data(FAMILY.default_checkpoint)["state_dict"]
+    from gnnalloc.families.edge._methods import shares_checkpoint
+
+    model = Allocator.from_checkpoint(shares_checkpoint())
+    state = load_checkpoint_data(shares_checkpoint())["state_dict"]
     assert set(model.state_dict()) == set(state)  # parameter names unchanged by the move
+
+
+def test_the_shipped_gnn_checkpoint_is_a_price_model():
+    from gnnalloc.families.edge import PricePredictor
+
+    path = FAMILY.default_checkpoint
+    data = load_checkpoint_data(path)
+    assert data["family"] == "edge" and data["model"] == "prices"
+    assert isinstance(FAMILY.load_allocator(data, path), PricePredictor)

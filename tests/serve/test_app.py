@@ -396,7 +396,7 @@ def test_methods_are_listed_per_family(client: TestClient) -> None:
     edge = body["edge"]
     assert edge["instance_format"] == "gnnalloc.instance/v1"
     assert edge["reference_method"] == "exact"
-    assert set(edge["methods"]) == {"exact", "dual", "equal", "proportional", "gnn"}
+    assert set(edge["methods"]) == {"exact", "dual", "equal", "proportional", "gnn", "gnn-shares"}
     assert edge["methods"]["gnn"]["kind"] == "learned"
 
 

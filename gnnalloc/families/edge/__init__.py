@@ -14,11 +14,11 @@ from gnnalloc.families.edge.solvers import (
     CERTIFIED_GAP, equal_share, lagrangian_bound, proportional_share, solve_dual, solve_exact,
 )
 from gnnalloc.families.edge.metrics import Score, score, user_utilities
-from gnnalloc.families.edge.nn import Allocator
+from gnnalloc.families.edge.nn import Allocator, PricePredictor
 from gnnalloc.families.edge._family import FAMILY, VALUE_RANGES, EdgeFamily
 
 __all__ = [
-    "ALLOCATION_FORMAT", "Allocation", "Allocator", "CERTIFIED_GAP", "EdgeFamily", "FAMILY",
+    "ALLOCATION_FORMAT", "Allocation", "Allocator", "CERTIFIED_GAP", "EdgeFamily", "FAMILY", "PricePredictor",
     "INSTANCE_FORMAT", "Instance", "ProblemTensors", "Score", "VALUE_RANGES", "equal_share",
     "eua_instance", "lagrangian_bound", "load_allocation", "load_instance", "max_violation",
     "proportional_share", "random_instance", "save_allocation", "save_instance", "score",

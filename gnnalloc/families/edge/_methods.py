@@ -186,7 +186,7 @@ def _gnn(
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
-    prices = allocator.predict(instance)
+    prices = allocator.start(instance, 0.03 if temperature is None else temperature)
     options: dict[str, Any] = {
         "iterations": GNN_ITERATIONS if iterations is None else iterations,
         "search_rounds": 5 if search_rounds is None else search_rounds,
@@ -196,8 +196,17 @@ def _gnn(
     if temperature is not None:
         options["temperature"] = temperature
     result = solve_dual(instance, start=prices, **options)
+    status = "ok"
+    if result.iterations == 0 and options["iterations"] != 0:
+        # L-BFGS could not take a single step from the prediction (its line search fails on
+        # some far-off starts): the classical start instead, so a poor prediction never ends
+        # the solve where it began.
+        result = solve_dual(instance, **options)
+        status = "ok; the predicted prices stalled, refined from the water-filling prices"
     seconds = time.perf_counter() - start
-    return _at_least_baselines(instance, SolveResult(result.allocation, "gnn", seconds, upper_bound=result.upper_bound))
+    return _at_least_baselines(
+        instance, SolveResult(result.allocation, "gnn", seconds, status, upper_bound=result.upper_bound)
+    )
 
 
 METHODS: dict[str, Method] = {

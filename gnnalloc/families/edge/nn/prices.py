@@ -17,8 +17,11 @@ embedding, :math:`r_l` the symmetric combination of its two ends' embeddings and
 pressure :math:`\ln(1 + \sum_{p \text{ over } l} d_p m_{u(p)} / L_l)`. Links no pair can use get
 price 0 (their capacity can never bind).
 
-The prediction is a *start*: :func:`~gnnalloc.families.edge.solvers.solve_dual` refines it with a
-few L-BFGS iterations and returns the allocation with a proven bound (the ``gnn`` method).
+The prediction is a *start*: :func:`~gnnalloc.families.edge.solvers.solve_dual` refines it with
+L-BFGS iterations and returns the allocation with a proven bound (the ``gnn`` method).
+:meth:`PricePredictor.start` keeps the prediction only where it is a better start than the
+water-filling prices by the measure L-BFGS minimises, the smoothed dual (one evaluation each), so
+a poor prediction on an unusual instance costs nothing against the classical start.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from torch_geometric.data import HeteroData
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
+from gnnalloc.families.edge.solvers import smoothed_dual
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
 from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, load_checkpoint_data, rebuild_model
 
@@ -147,6 +151,26 @@ class PricePredictor(nn.Module):
         graph, problem = self.prepare([instance])
         server_log, link_log = self(graph, problem)
         return prices_from_logs(problem, server_log, link_log)
+
+    @torch.no_grad()
+    def start(self, instance: Instance, temperature: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+        """The start the ``gnn`` method refines: :meth:`predict`'s prices, or the water-filling
+        prices (zero link prices) where their smoothed dual at ``temperature`` is lower."""
+        predicted = self.predict(instance)
+        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+        classical = waterfill_prices(problem)
+        cheapest = classical.new_full((problem.num_users,), torch.inf).scatter_reduce_(
+            0, problem.pair_user, classical.index_select(0, problem.pair_server), "amin"
+        )
+        # The soft-min units solve_dual uses (users without pairs: any unit, they only drop).
+        reference = torch.where(torch.isfinite(cheapest) & (cheapest > 0), cheapest, 1.0)
+        fallback = (classical.numpy(), np.zeros(problem.num_links))
+
+        def value(prices: tuple[np.ndarray, np.ndarray]) -> float:
+            server, link = (torch.from_numpy(np.ascontiguousarray(p, dtype=np.float64)) for p in prices)
+            return float(smoothed_dual(server, link, problem, temperature, reference)[0])
+
+        return predicted if value(predicted) < value(fallback) else fallback
 
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""

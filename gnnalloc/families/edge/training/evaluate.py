@@ -120,7 +120,7 @@ def evaluate_suite(
 
     def learned(inst: Instance):
         """The ``gnn`` method with ``model`` (prediction, dual refinement and bound)."""
-        return METHODS["gnn"].fn(inst, allocator=model)
+        return METHODS["gnn"].run(inst, allocator=model)
 
     warm = _instance(suite, 50, 1.0, 0, 10)  # warm-up: first call pays lazy init
     for allocator in (model, shares):

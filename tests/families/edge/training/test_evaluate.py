@@ -98,3 +98,20 @@ def test_size_plot_uses_one_load_and_one_colour_per_method(tmp_path, monkeypatch
     colours = {}
     for _, label, _, colour in drawn:
         assert colours.setdefault(label, colour) == colour
+
+
+def test_a_price_model_runs_as_gnn_beside_the_share_model(tmp_path):
+    from gnnalloc.families.edge._methods import shares_checkpoint, shipped_allocator
+
+    shares = Allocator.from_checkpoint(shares_checkpoint())
+    rows = evaluate_suite(
+        shipped_allocator(), suite="random", users=[40], loads=[1.0], servers=6, gnn_repeats=1,
+        penalty=25.0, alpha=2.0, shares=shares, search_rounds=2, log=lambda _: None,
+    )
+    by = {r.method: r for r in rows}
+    assert set(by) == {"gnn", "gnn-shares", "dual", "exact", "proportional", "equal"}
+    assert all((r.penalty, r.alpha) == (25.0, 2.0) for r in rows)
+    # gnn carries its own proven bound, never below its true gap.
+    assert by["gnn"].gap_bound is not None and by["gnn"].gap_bound >= by["gnn"].gap - 1e-9
+    table = format_table(rows)
+    assert "| 40 | 1 | 25 | 2 | gnn |" in table and "| gnn-shares |" in table
