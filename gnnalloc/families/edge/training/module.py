@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from gnnalloc.fairness import FairBackward, GramMode, Pullback, loss_decrease_share
+from gnnalloc.fairness import FairBackward, FairnessLoss, GramMode, Pullback, loss_decrease_share
 from gnnalloc.families.edge.training._losses import per_user_loss
 from gnnalloc.families.edge.metrics import batch_metrics
 from gnnalloc.families.edge.nn.allocator import FAMILY_NAME, Allocator, Decisions
@@ -48,7 +48,11 @@ class AllocatorModule(pl.LightningModule):
             time budget, a model trained on its projected output and refilled afterwards
             reached a lower gap than one trained through the refill (whose steps also cost
             more); see ``benchmarks/RESULTS.md``.
-        fairness: Gram mode: ``output`` (default), ``exact`` (single process only) or ``sum``.
+        fairness: Gram mode of per-user MGDA: ``output`` (default), ``exact`` (single process
+            only) or ``sum``; or :class:`~gnnalloc.fairness.FairnessLoss` settings such as
+            ``{"objectives": "instance", "aggregator": "upgrad"}``, whose Gram is the exact one over
+            the parameters (one backward pass per objective: meant for per-instance, group or
+            efficiency-fairness objectives, not per user).
         rescale: rescale the min-norm direction to the mean gradient's norm.
         stationary: at Pareto-stationary points step along the mean (``sum``) or not (``stop``).
         lr: peak AdamW learning rate.
@@ -70,7 +74,7 @@ class AllocatorModule(pl.LightningModule):
         max_metapath_neighbors: int = 16,
         refill_home: bool = True,
         train_through_refill: bool = False,
-        fairness: GramMode = "output",
+        fairness: GramMode | dict[str, Any] = "output",
         rescale: bool = True,
         stationary: str = "sum",
         lr: float = 2e-3,
@@ -93,7 +97,10 @@ class AllocatorModule(pl.LightningModule):
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
             max_metapath_neighbors=max_metapath_neighbors, refill_home=refill_home,
         )
-        self.fair = FairBackward(fairness, rescale=rescale, stationary=stationary)
+        if isinstance(fairness, dict):
+            self.fair: FairBackward | FairnessLoss = FairnessLoss(**fairness)
+        else:
+            self.fair = FairBackward(fairness, rescale=rescale, stationary=stationary)
 
     # ------------------------------------------------------------ plumbing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -133,12 +140,19 @@ class AllocatorModule(pl.LightningModule):
         out = self.model(batch.graph, problem, refill_home=refill)
         losses = per_user_loss(problem, out.compute, out.bandwidth)
         optimizer.zero_grad()
-        pullback, inner = _pullbacks(out, problem) if self.fair.mode == "output" else (None, None)
-        stats = self.fair(
-            losses, list(self.parameters()), compute=out.compute,
-            bandwidth=out.bandwidth, pair_user=problem.pair_user, pullback=pullback, inner=inner,
-            backward=self.manual_backward,
-        )
+        if isinstance(self.fair, FairnessLoss):
+            params = [p for p in self.parameters() if p.requires_grad]
+            # Groups for `group` objectives: the users of each home server (home regions).
+            loss, fair_stats = self.fair(-losses, params, instance=problem.user_graph,
+                                         group=problem.user_server)
+            self.manual_backward(loss)
+        else:
+            pullback, inner = _pullbacks(out, problem) if self.fair.mode == "output" else (None, None)
+            fair_stats = self.fair(
+                losses, list(self.parameters()), compute=out.compute,
+                bandwidth=out.bandwidth, pair_user=problem.pair_user, pullback=pullback, inner=inner,
+                backward=self.manual_backward,
+            ).as_dict("")
         if self.hparams.gradient_clip > 0:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -150,7 +164,7 @@ class AllocatorModule(pl.LightningModule):
             "train/loss": losses.detach().mean(), "train/utility_per_weight": objective_per_weight,
             "train/lr": lr,
         }
-        logs.update(stats.as_dict("train/fair_"))
+        logs.update({f"train/fair_{k}": v for k, v in fair_stats.items()})
         self.log_dict(logs, batch_size=batch_size, prog_bar=False)
         every = self.hparams.track_every_n_steps
         if every and step % every == 0:

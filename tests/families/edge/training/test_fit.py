@@ -246,3 +246,19 @@ def test_fit_errors_are_one_line_exit_2(tmp_path, capsys, case, field):
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {field}: "), err
     assert "Traceback" not in err and "usage:" not in err and "ran" not in out
+
+
+def test_fairness_objectives_from_the_config_reach_the_module(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    setting = '{"objectives": "instance", "aggregator": "upgrad"}'
+    proc = _fit(TINY + _no_yaml_callbacks(tmp_path) + _callbacks(ckpt, every=2)
+                + ["--trainer.max_steps", "2", "--model.fairness", setting], tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    data = torch.load(ckpt / "last.ckpt", weights_only=True)
+    assert data["hyper_parameters"]["fairness"] == {"objectives": "instance", "aggregator": "upgrad"}
+    from gnnalloc.families.edge.training.module import AllocatorModule
+    from gnnalloc.fairness import FairnessLoss
+
+    module = AllocatorModule(hidden=16, heads=2, layers=1, fairness={"objectives": "instance", "aggregator": "upgrad"})
+    assert isinstance(module.fair, FairnessLoss) and module.fair.aggregator == "upgrad"
