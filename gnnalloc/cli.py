@@ -145,7 +145,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             f"{', '.join(family.methods)}"
         )
     options = {
-        k: v for k, v in (("checkpoint", args.checkpoint), ("time_limit", args.time_limit))
+        k: v for k, v in (
+            ("checkpoint", args.checkpoint), ("time_limit", args.time_limit), ("gap_tol", args.gap_tol),
+        )
         if v is not None
     }
     result = solve(instance, args.method, **options)
@@ -266,7 +268,10 @@ def _parser() -> argparse.ArgumentParser:
     sol.add_argument("--checkpoint", type=Path,
                      help="model checkpoint for --method gnn (default: the family's shipped one)")
     sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
-    sol.add_argument("--time-limit", type=float, help="seconds for the exact solver")
+    sol.add_argument("--time-limit", type=float,
+                     help="seconds the solve may take (methods exact and dual; dual then refines anytime)")
+    sol.add_argument("--gap-tol", type=float,
+                     help="method dual: refine until the proven per-weight gap is at most this")
     sol.add_argument("--out", type=Path, help="write the allocation JSON here")
     sol.set_defaults(run=_cmd_solve)
 

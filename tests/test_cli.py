@@ -222,3 +222,19 @@ def test_an_uncertified_exact_result_is_never_called_the_optimum(tmp_path, capsy
     assert main(["solve", str(inst), "--method", "equal", "--reference", "exact"]) == 0
     gap = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("gap"))
     assert gap.startswith("gap to UNCERTIFIED exact result")
+
+
+def test_solve_dual_anytime_options(tmp_path, capsys):
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "30", "--servers", "4", "--seed", "2", "--out", str(inst)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(inst), "--method", "dual", "--gap-tol", "0.05", "--time-limit", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "proven gap" in out and "<= gap_tol 0.05" in out
+    for args, needle in (
+        (["--method", "dual", "--gap-tol", "-1"], "error: gap_tol: must be a non-negative finite number"),
+        (["--method", "dual", "--time-limit", "nan"], "error: time_limit: must be a positive finite number"),
+        (["--method", "equal", "--gap-tol", "0.1"], "error: gap_tol: only method 'dual' takes it"),
+    ):
+        assert main(["solve", str(inst), *args]) == 2
+        assert capsys.readouterr().err.startswith(needle)

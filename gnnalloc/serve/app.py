@@ -424,11 +424,23 @@ def create_app(
             raise _HTTPError(422, exc.field, exc.message) from None
         return family, instance
 
-    def allocate_and_score(family: ProblemFamily, instance: Any, method: str) -> bytes:
+    def allocate_and_score(
+        family: ProblemFamily, instance: Any, method: str, requested: dict[str, float] | None = None
+    ) -> bytes:
         start = time.perf_counter()
-        options: dict[str, Any] = {}
-        if "time_limit" in family.methods[method].options:
-            options["time_limit"] = exact_time_limit
+        options: dict[str, Any] = dict(requested or {})
+        for name in options:
+            if name not in family.methods[method].options:
+                takers = [m.name for m in family.methods.values() if name in m.options]
+                raise _HTTPError(
+                    422, name, f"method {method!r} takes no {name} (methods that do: {', '.join(takers)})"
+                )
+        # Reference solvers always run under the server's limit; another method only when the
+        # request asks for one (dual refines anytime then), and never beyond the server's.
+        if family.methods[method].kind == "reference" or "time_limit" in options:
+            options["time_limit"] = min(options.get("time_limit", math.inf), exact_time_limit)
+        if "time_limit" not in family.methods[method].options:
+            options.pop("time_limit", None)
         try:
             if family.methods[method].kind == "learned":
                 model = runtime.allocators.get(family.name)
@@ -483,6 +495,14 @@ def create_app(
             description="Allocation method.",
             json_schema_extra={"enum": list(METHODS)},
         ),
+        gap_tol: float | None = Query(
+            None, ge=0, allow_inf_nan=False,
+            description="Refine until the proven per-weight gap is at most this (methods that take it, e.g. dual).",
+        ),
+        time_limit: float | None = Query(
+            None, gt=0, allow_inf_nan=False,
+            description="Seconds the solve may take, at most the server's --exact-time-limit.",
+        ),
     ) -> Response:
         """Allocate an instance of any family (its ``format`` chooses) and score the allocation.
 
@@ -495,6 +515,7 @@ def create_app(
                 raise _HTTPError(
                     400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
                 )
+            requested = {k: v for k, v in (("gap_tol", gap_tol), ("time_limit", time_limit)) if v is not None}
             # The body is read first, under a deadline: a slow or stalled upload costs a socket
             # and at most `body_limit` bytes for `body_timeout` seconds, never a compute slot.
             body = await _read_body(request, body_limit, body_timeout)
@@ -508,7 +529,8 @@ def create_app(
                 family, instance = await runtime.run(runtime.fast, prepare, body, method)
                 del body
                 content = await runtime.run(
-                    runtime.pool(family, method), allocate_and_score, family, instance, method
+                    runtime.pool(family, method), allocate_and_score, family, instance, method,
+                    requested,
                 )
             finally:
                 runtime.pending -= 1

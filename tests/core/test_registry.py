@@ -58,8 +58,8 @@ def test_solve_dispatches_and_names_bad_methods_and_options():
     assert solve(instance, "equal").method == "equal"
     with pytest.raises(ValueError, match="^method: unknown 'magic' for the edge family"):
         solve(instance, "magic")
-    with pytest.raises(ValueError, match="^time_limit: only method 'exact' takes it, not 'dual'"):
-        solve(instance, "dual", time_limit=1.0)
+    with pytest.raises(ValueError, match="^formulation: only method 'exact' takes it, not 'dual'"):
+        solve(instance, "dual", formulation="socp")
     with pytest.raises(ValueError, match="^colour: method 'dual' takes no such option"):
         solve(instance, "dual", colour=1)
 

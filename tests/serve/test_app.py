@@ -413,3 +413,19 @@ def test_without_a_model_gnn_uses_the_family_s_shipped_checkpoint(doc: dict[str,
     response = TestClient(create_app()).post("/v1/allocate", params={"method": "gnn"}, json=doc)
     assert response.status_code == 200, response.json()
     assert_feasible(doc, response.json())
+
+
+def test_dual_request_options(client: TestClient, doc: dict[str, Any]) -> None:
+    response = client.post("/v1/allocate", params={"method": "dual", "gap_tol": 0.05, "time_limit": 5}, json=doc)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"].startswith("proven gap") and body["metrics"]["gap_bound"] <= 0.05
+    assert_feasible(doc, body)
+    for params, field in (
+        ({"method": "dual", "gap_tol": -1}, "gap_tol"),
+        ({"method": "dual", "time_limit": "nan"}, "time_limit"),
+        ({"method": "dual", "time_limit": 0}, "time_limit"),
+        ({"method": "equal", "gap_tol": 0.1}, "gap_tol"),
+    ):
+        response = client.post("/v1/allocate", params=params, json=doc)
+        assert response.status_code == 422 and error_of(response)["field"] == field, response.text

@@ -124,7 +124,8 @@ def _exact(instance: Instance, **options: Any) -> SolveResult:
 def _dual(instance: Instance, **options: Any) -> SolveResult:
     result = solve_dual(instance, **options)
     return _at_least_baselines(
-        instance, SolveResult(result.allocation, "dual", result.seconds, upper_bound=result.upper_bound)
+        instance,
+        SolveResult(result.allocation, "dual", result.seconds, result.status, upper_bound=result.upper_bound),
     )
 
 
@@ -219,8 +220,12 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "dual", _dual,
-            "smoothed dual ascent: near-optimal in seconds at 20,000 users, with its own bound",
-            ("iterations", "temperature", "search_rounds", "bound_iterations", "device", "start"),
+            "smoothed dual ascent: near-optimal in seconds at 20,000 users, with its own bound; "
+            "anytime with gap_tol / time_limit",
+            (
+                "iterations", "temperature", "search_rounds", "bound_iterations", "device", "start",
+                "gap_tol", "time_limit",
+            ),
             "classical",
         ),
         Method("equal", _equal, "equal shares of every capacity", (), "baseline"),

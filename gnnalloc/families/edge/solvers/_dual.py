@@ -49,6 +49,7 @@ the evaluation reports it beside the exact solver as the strongest non-learned r
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -58,10 +59,10 @@ from torch import Tensor
 
 from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import check_count, check_positive
+from gnnalloc.core import check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
-from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.problem import ProblemTensors, user_utility
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import lagrangian_bound
@@ -123,6 +124,15 @@ class DualResult:
         upper_bound: the lower :func:`~gnnalloc.families.edge.solvers.lagrangian_bound` at the final prices
             and at the ``bound_iterations`` prices: no allocation does better, so ``(upper_bound - objective) / sum(weight)`` bounds this
             result's mean per-user gap without solving the conic program.
+        objective: the allocation's :math:`\sum_u U_u`.
+        gap_bound: the proven per-weight gap ``(upper_bound - objective) / sum(weight)``
+            (at least 0).
+        temperature: the smoothing temperature of the final prices.
+        stop: why the solve stopped: ``"single pass"`` (no ``gap_tol`` or ``time_limit``),
+            ``"gap_tol"``, ``"time_limit"`` or ``"stalled"``.
+        status: one line for users: the proven gap against ``gap_tol``, and the certified
+            method to use when the solve stopped above it (``"ok"`` for a single pass).
+        checkpoints: anytime solves: ``(seconds, proven gap)`` after each chunk.
     """
 
     allocation: Allocation
@@ -132,6 +142,12 @@ class DualResult:
     iterations: int
     seconds: float
     upper_bound: float
+    objective: float = math.nan
+    gap_bound: float = math.nan
+    temperature: float = math.nan
+    stop: str = "single pass"
+    status: str = "ok"
+    checkpoints: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,6 +397,92 @@ def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray
     return np.ascontiguousarray(np.concatenate(parts))
 
 
+#: Anytime solving divides the smoothing temperature by this at each checkpoint (warm restart
+#: from the previous prices) ...
+_ANNEAL_FACTOR = 3.0
+
+#: ... down to the starting temperature times this: below it the response gains nothing
+#: measurable while L-BFGS needs more iterations per unit of progress.
+_ANNEAL_FLOOR = 0.01
+
+#: A checkpoint that shrinks the proven gap by less than this fraction of the previous one moves
+#: on to the next temperature.
+_ANNEAL_PROGRESS = 0.1
+
+#: At the floor, a checkpoint that shrinks the proven gap by less than this fraction counts as
+#: no progress; two in a row stop an anytime solve as stalled.
+_STALL_PROGRESS = 0.01
+
+#: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
+_USE_EXACT = "method exact certifies the optimum"
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Everything a solve computes once from the instance, before any prices."""
+
+    instance: Instance
+    problem: ProblemTensors
+    reference: Tensor
+    scale: np.ndarray
+    bandwidth: Tensor
+    bandwidth_price: Tensor
+    total_weight: float
+    search_rounds: int
+
+    def dual(self, temperature: float) -> _CompiledDual:
+        """The compiled smoothed dual at ``temperature`` (the same units whatever it is)."""
+        return _CompiledDual(self.problem, _UserConstants.of(self.problem, temperature, self.reference))
+
+    def recover(self, dual: _CompiledDual, prices: np.ndarray) -> tuple[Allocation, float]:
+        """The primal recovery from ``prices``: soft response, projection, exact home refill,
+        migration search, then the capacity fit; the allocation and its objective."""
+        problem = self.problem
+        response = torch.from_numpy(dual.evaluate(prices)[2]).to(device=problem.device, dtype=problem.dtype)
+        projected, bandwidth = FastProjection()(response, self.bandwidth, problem)
+        compute = refill_home_compute(projected, problem)
+        if self.search_rounds:
+            compute = improve_migrations(compute, problem, self.search_rounds)
+        allocation = fit_to_capacity(self.instance, Allocation(
+            compute=compute.to("cpu", torch.float64).numpy(),
+            bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
+        ))
+        objective = user_utility(
+            torch.from_numpy(self.instance.user_compute(allocation.compute)),
+            torch.from_numpy(allocation.bandwidth), torch.from_numpy(self.instance.compute_min),
+            torch.from_numpy(self.instance.bandwidth_min), torch.from_numpy(self.instance.weight),
+            self.instance.penalty, self.instance.alpha,
+        ).sum()
+        return allocation, float(objective)
+
+    def sharp_bound(self, prices: np.ndarray, temperature: float, iterations: int) -> float:
+        """The lower of the bounds at ``prices`` and at the prices ``iterations`` further L-BFGS
+        iterations reach from them at a tenth of ``temperature`` (those only serve the bound:
+        the response to less smoothed prices is a worse allocation, their bound is closer to
+        the optimum)."""
+        bound = self.bound(prices)
+        if iterations:
+            sharper = self.dual(temperature / 10).minimise(prices, self.scale, iterations)[0]
+            bound = min(bound, self.bound(sharper))
+        return bound
+
+    def bound(self, prices: np.ndarray) -> float:
+        """The Lagrangian bound at ``prices`` (valid at any prices, smoothed or not)."""
+        num_servers = self.problem.num_servers
+        return float(lagrangian_bound(
+            self.problem, torch.from_numpy(prices[:num_servers]), torch.from_numpy(prices[num_servers:]),
+            self.bandwidth_price,
+        ))
+
+
+def _check_limits(gap_tol: object, time_limit: object) -> None:
+    """``gap_tol`` finite and >= 0, ``time_limit`` finite and > 0, each ``None`` allowed."""
+    if gap_tol is not None:
+        check_nonnegative("gap_tol", gap_tol)
+    if time_limit is not None:
+        check_positive("time_limit", time_limit)
+
+
 def solve_dual(
     instance: Instance,
     *,
@@ -390,24 +492,40 @@ def solve_dual(
     bound_iterations: int = 50,
     device: torch.device | str | None = None,
     start: tuple[Tensor | np.ndarray, Tensor | np.ndarray] | None = None,
+    gap_tol: float | None = None,
+    time_limit: float | None = None,
 ) -> DualResult:
-    """Approximately solve ``instance`` by smoothed dual ascent (module docstring).
+    r"""Approximately solve ``instance`` by smoothed dual ascent (module docstring), once or
+    anytime until a proven gap.
+
+    With neither ``gap_tol`` nor ``time_limit`` this is one pass: L-BFGS, the primal recovery
+    and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
+    ``iterations``, warm, with a checkpoint after each (primal recovery and Lagrangian bound at
+    the chunk's prices; the best allocation and the lowest bound so far are kept) and the
+    smoothing temperature divided by 3 from one chunk to the next, down to a hundredth of
+    ``temperature`` (annealing: a smaller temperature is closer to the true dual, and the warm
+    start makes it cheap to reach). It stops at the first checkpoint whose proven per-weight gap
+    :math:`(\bar g - \text{objective}) / \sum_u w_u` is at most ``gap_tol`` (``"gap_tol"``),
+    before a chunk that would end after ``time_limit`` (``"time_limit"``), or when two chunks
+    at the lowest temperature shrink the gap by less than 1 % each (``"stalled"``; the status
+    then names :func:`~gnnalloc.families.edge.solvers.solve_exact` as the certified method).
 
     Args:
         instance: the network.
         iterations: L-BFGS iterations on the S + L prices (the cost: each evaluates the
             dual once or a few times, one pass over the pairs; fewer run once the dual has
             converged to rounding); 0 takes the response to the starting prices. Default:
-            :func:`default_iterations` of the instance's pairs.
-        temperature: smoothing :math:`\\tau`, relative to each user's own price unit (module
-            docstring); smaller is closer to the true dual but needs more iterations.
-        search_rounds: rounds of :func:`~gnnalloc.families.edge.solvers.improve_migrations` on the result.
-        bound_iterations: further iterations, from the final prices at a tenth of the
-            temperature, that only tighten ``upper_bound`` (the allocation keeps the prices of
-            ``temperature``: the response to less smoothed prices is a worse allocation, while
-            their Lagrangian bound is closer to the optimum). 0 takes the bound at the final
-            prices. The default is a small share of the solve's iterations; what it costs and
-            how much closer it brings the bound: ``benchmarks/RESULTS.md``.
+            :func:`default_iterations` of the instance's pairs. Anytime: iterations per chunk.
+        temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
+            docstring); smaller is closer to the true dual but needs more iterations. Anytime:
+            the first chunk's.
+        search_rounds: rounds of :func:`~gnnalloc.families.edge.solvers.improve_migrations` in
+            each primal recovery.
+        bound_iterations: further iterations, from the final prices (anytime: each
+            checkpoint's) at a tenth of the temperature, that only tighten ``upper_bound`` (the
+            allocation keeps the prices of ``temperature``: the response to less smoothed prices
+            is a worse allocation, while their Lagrangian bound is closer to the optimum). 0
+            takes the bound at the final prices.
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
             constants copied once).
@@ -416,15 +534,23 @@ def solve_dual(
             Default: the per-server water-filling prices and zero link prices. The price
             units (and the soft-min temperatures) stay those of the water-filling prices, so
             a start changes where the iterations begin, not what they minimise.
+        gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
+        time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
+            measured cost says would end later. The first checkpoint always completes, as an
+            answer needs one, so a limit below its cost is exceeded by that checkpoint.
 
     Returns:
-        A feasible :class:`DualResult` (projection plus refill make the soft response feasible).
+        A feasible :class:`DualResult` with its proven gap and why it stopped.
+
+    Raises:
+        ValueError: naming the argument that is out of range.
     """
     if iterations is not None:
         check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
     check_count("bound_iterations", bound_iterations)
     check_positive("temperature", temperature)
+    _check_limits(gap_tol, time_limit)
     try:
         device = None if device is None else torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -437,37 +563,116 @@ def solve_dual(
         initial = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
     else:
         initial = _start_prices(start, problem.num_servers, problem.num_links)
-    reference = _reference_price(problem, server_start)
-    dual = _CompiledDual(problem, _UserConstants.of(problem, float(temperature), reference))
-    scale = _host(_price_scale(problem, server_start))
+    bandwidth, bandwidth_price = bandwidth_waterfill(problem)
+    setup = _Setup(
+        instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
+        bandwidth, bandwidth_price, float(instance.weight.sum()), search_rounds,
+    )
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
-    prices, value, used = dual.minimise(initial, scale, iterations)
-    _, _, response = dual.evaluate(prices)
-    response = torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype)
-    bandwidth, bandwidth_price = bandwidth_waterfill(problem)
-    projected, bandwidth = FastProjection()(response, bandwidth, problem)
-    compute = refill_home_compute(projected, problem)
-    if search_rounds:
-        compute = improve_migrations(compute, problem, search_rounds)
-    allocation = fit_to_capacity(instance, Allocation(
-        compute=compute.to("cpu", torch.float64).numpy(),
-        bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
-    ))
-    num_servers = problem.num_servers
+    if gap_tol is None and time_limit is None:
+        return _one_pass(setup, initial, iterations, float(temperature), bound_iterations, start_time)
+    return _anytime(
+        setup, initial, iterations, float(temperature), bound_iterations, gap_tol, time_limit, start_time
+    )
 
-    def bound_at(p: np.ndarray) -> float:
-        return float(lagrangian_bound(
-            problem, torch.from_numpy(p[:num_servers]), torch.from_numpy(p[num_servers:]), bandwidth_price
-        ))
 
-    bound = bound_at(prices)
-    if bound_iterations:
-        sharper = _CompiledDual(problem, _UserConstants.of(problem, float(temperature) / 10, reference))
-        bound = min(bound, bound_at(sharper.minimise(prices, scale, bound_iterations)[0]))
+def _result(
+    setup: _Setup, allocation: Allocation, objective: float, prices: np.ndarray, value: float, used: int,
+    bound: float, start_time: float, temperature: float, stop: str, status: str,
+    checkpoints: tuple[tuple[float, float], ...] = (),
+) -> DualResult:
+    num_servers = setup.problem.num_servers
+    gap = (bound - objective) / setup.total_weight if setup.total_weight > 0 else 0.0
     return DualResult(
         allocation, prices[:num_servers], prices[num_servers:], value, used,
-        time.perf_counter() - start_time, bound,
+        time.perf_counter() - start_time, bound, objective=objective, gap_bound=max(gap, 0.0),
+        temperature=temperature, stop=stop, status=status, checkpoints=checkpoints,
+    )
+
+
+def _one_pass(
+    setup: _Setup, initial: np.ndarray, iterations: int, temperature: float, bound_iterations: int,
+    start_time: float,
+) -> DualResult:
+    """``solve_dual`` without ``gap_tol`` or ``time_limit``: one L-BFGS run, one recovery."""
+    dual = setup.dual(temperature)
+    prices, value, used = dual.minimise(initial, setup.scale, iterations)
+    allocation, objective = setup.recover(dual, prices)
+    bound = setup.sharp_bound(prices, temperature, bound_iterations)
+    return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
+
+
+def _anytime(
+    setup: _Setup, initial: np.ndarray, chunk: int, temperature: float, bound_iterations: int,
+    gap_tol: float | None, time_limit: float | None, start_time: float,
+) -> DualResult:
+    """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints."""
+    floor = temperature * _ANNEAL_FLOOR
+    prices, tau = initial, temperature
+    best: tuple[Allocation, float] | None = None
+    bound, value, used_total = math.inf, math.nan, 0
+    checkpoints: list[tuple[float, float]] = []
+    # Cost model for the time limit, measured as the solve goes: seconds per L-BFGS iteration
+    # (first guessed from one evaluation of the dual) and per checkpoint.
+    dual = setup.dual(tau)
+    clock = time.perf_counter()
+    dual.evaluate(prices)
+    per_iteration = 2.0 * (time.perf_counter() - clock)
+    per_checkpoint: float | None = None
+    slow_checkpoints, stop = 0, "stalled"
+    while True:
+        n = chunk
+        if time_limit is not None:
+            remaining = time_limit - (time.perf_counter() - start_time)
+            if per_checkpoint is None:  # the first checkpoint: keep half the time for it
+                n = max(1, min(chunk, int(0.5 * remaining / per_iteration)))
+            else:
+                # Margins: timings vary from chunk to chunk (a shared machine, other threads).
+                n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
+                if n < max(1, chunk // 10):  # too short a chunk to change anything
+                    stop = "time_limit"
+                    break
+        clock = time.perf_counter()
+        prices, value, used = dual.minimise(prices, setup.scale, n)
+        if used:
+            per_iteration = (time.perf_counter() - clock) / used
+        used_total += used
+        clock = time.perf_counter()
+        allocation, objective = setup.recover(dual, prices)
+        bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
+        per_checkpoint = time.perf_counter() - clock
+        if best is None or objective > best[1]:
+            best = (allocation, objective)
+        previous = checkpoints[-1][1] if checkpoints else math.inf
+        gap = max((bound - best[1]) / setup.total_weight, 0.0) if setup.total_weight > 0 else 0.0
+        checkpoints.append((time.perf_counter() - start_time, gap))
+        if gap_tol is not None and gap <= gap_tol:
+            stop = "gap_tol"
+            break
+        # L-BFGS stopping short of the chunk has converged at this temperature (to rounding);
+        # so has a chunk that barely shrank the gap: then anneal, or at the floor count it.
+        slow = used < n or gap > (1.0 - _ANNEAL_PROGRESS) * previous
+        if tau > floor:
+            if slow:
+                tau = max(tau / _ANNEAL_FACTOR, floor)
+                dual = setup.dual(tau)
+        else:
+            slow_checkpoints = slow_checkpoints + 1 if slow or gap > (1.0 - _STALL_PROGRESS) * previous else 0
+            if slow_checkpoints >= 2 or (used < n and gap > (1.0 - _STALL_PROGRESS) * previous):
+                break
+    assert best is not None
+    gap = checkpoints[-1][1]
+    if stop == "gap_tol":
+        status = f"proven gap {gap:.4g} <= gap_tol {gap_tol:g}"
+    elif gap_tol is None:
+        status = f"time limit {time_limit:g} s reached at proven gap {gap:.4g}"
+    else:
+        reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
+        status = f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
+    return _result(
+        setup, best[0], best[1], prices, value, used_total, bound, start_time, tau, stop, status,
+        tuple(checkpoints),
     )
 
 

@@ -132,8 +132,9 @@ def test_solve_entry_point():
 @pytest.mark.parametrize(
     "method, kwargs, needle",
     [
-        ("dual", dict(time_limit=5.0), "time_limit: only method 'exact'"),
-        ("equal", dict(time_limit=5.0), "time_limit: only method 'exact'"),
+        ("dual", dict(formulation="socp"), "formulation: only method 'exact'"),
+        ("equal", dict(time_limit=5.0), "time_limit: only method 'exact' or 'dual'"),
+        ("proportional", dict(gap_tol=0.01), "gap_tol: only method 'dual' takes it"),
         ("proportional", dict(iterations=50), "iterations: only method 'dual' takes it, not 'proportional'"),
     ],
 )

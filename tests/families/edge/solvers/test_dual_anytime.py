@@ -1,0 +1,96 @@
+"""Anytime, certified dual solving: stops at gap_tol with a bound never below the true gap,
+respects time_limit, anneals where one temperature stalls, names bad values."""
+
+import dataclasses
+
+import pytest
+
+from gnnalloc import eua_instance, random_instance
+from gnnalloc.core import solve
+from gnnalloc.families.edge.metrics import user_utilities
+from gnnalloc.families.edge.solvers import solve_dual, solve_exact
+
+
+def _objective(instance, allocation) -> float:
+    return float(user_utilities(instance, allocation).sum())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: random_instance(60, 6, 1.2, 1),
+        lambda: dataclasses.replace(eua_instance(150, 1.4, 2), alpha=2.0),
+        lambda: dataclasses.replace(eua_instance(150, 1.0, 3), penalty=25.0),
+        lambda: dataclasses.replace(random_instance(80, 8, 0.6, 4), alpha=0.5, penalty=2.0),
+    ],
+)
+def test_stops_at_gap_tol_with_a_bound_never_below_the_true_gap(make):
+    instance = make()
+    weight = float(instance.weight.sum())
+    optimum = _objective(instance, solve_exact(instance).allocation)
+    result = solve_dual(instance, gap_tol=0.002, time_limit=20.0)
+    true_gap = (optimum - result.objective) / weight
+    assert result.objective == pytest.approx(_objective(instance, result.allocation), rel=1e-12, abs=1e-12)
+    assert result.gap_bound == pytest.approx((result.upper_bound - result.objective) / weight)
+    # The certificate: never below the true gap (up to the exact solver's own tolerance).
+    assert result.gap_bound >= true_gap - 1e-6
+    assert result.stop in ("gap_tol", "stalled")
+    if result.stop == "gap_tol":
+        assert result.gap_bound <= 0.002
+        assert "<= gap_tol" in result.status
+    else:
+        assert "method exact" in result.status
+    # Each checkpoint's gap is a running minimum: the best allocation and the lowest bound.
+    gaps = [gap for _, gap in result.checkpoints]
+    assert gaps == sorted(gaps, reverse=True) and gaps[-1] == pytest.approx(result.gap_bound)
+
+
+def test_refining_never_does_worse_than_the_first_checkpoint():
+    instance = eua_instance(200, 1.2, 6)
+    first = solve_dual(instance, iterations=100, gap_tol=1e9)
+    longer = solve_dual(instance, iterations=100, gap_tol=0.0, time_limit=3.0)
+    assert first.stop == "gap_tol" and len(first.checkpoints) == 1
+    assert longer.gap_bound <= first.gap_bound
+    assert longer.objective >= first.objective - 1e-9 * abs(first.objective)
+    assert len(longer.checkpoints) > 1
+
+
+@pytest.mark.parametrize("limit", [0.3, 1.0])
+def test_time_limit_is_respected(limit):
+    instance = eua_instance(400, 1.0, 7)
+    solve_dual(instance, iterations=5)  # warm the process (kernels, allocator) as a server would
+    result = solve_dual(instance, gap_tol=0.0, time_limit=limit)
+    assert result.stop in ("time_limit", "stalled")
+    assert result.seconds <= limit * 1.15 + 0.02
+    if result.stop == "time_limit":
+        assert "time limit" in result.status and "method exact" in result.status
+
+
+def test_without_limits_it_is_one_pass():
+    result = solve_dual(random_instance(30, 3, 1.0, 0))
+    assert result.stop == "single pass" and result.status == "ok" and result.checkpoints == ()
+    assert result.gap_bound >= 0.0
+
+
+def test_the_dual_method_reports_the_status_and_takes_the_options():
+    instance = random_instance(40, 4, 1.0, 2)
+    result = solve(instance, "dual", gap_tol=0.05, time_limit=5.0)
+    assert result.status.startswith("proven gap")
+    with pytest.raises(ValueError, match="gap_tol: only method 'dual' takes it"):
+        solve(instance, "equal", gap_tol=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(gap_tol=-0.1), "gap_tol: must be a non-negative finite number"),
+        (dict(gap_tol=float("nan")), "gap_tol: must be a non-negative finite number"),
+        (dict(gap_tol="0.1"), "gap_tol: must be a non-negative finite number"),
+        (dict(time_limit=0.0), "time_limit: must be a positive finite number"),
+        (dict(time_limit=float("inf")), "time_limit: must be a positive finite number"),
+        (dict(time_limit=True), "time_limit: must be a positive finite number"),
+    ],
+)
+def test_bad_limits_name_the_field(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        solve_dual(random_instance(10, 2, 1.0, 0), **kwargs)
