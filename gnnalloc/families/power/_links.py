@@ -87,6 +87,11 @@ class LinkBatch:
         return int(self.snr.shape[0])
 
     @cached_property
+    def any_fair(self) -> bool:
+        """Whether any link has the α-fair utility (else the weighted rate needs no α-fair terms)."""
+        return bool(self.fair.any())
+
+    @cached_property
     def matrix(self) -> Tensor:
         """:math:`A`, ``(N, N)`` sparse CSR, :math:`A_{rx, tx} = \\mathrm{inr}`."""
         return _csr(self.rx, self.tx, self.inr, self.num_links)
@@ -133,6 +138,8 @@ def link_utility(batch: LinkBatch, rates: Tensor) -> Tensor:
     """Per-link utility: :math:`w_k r_k` (weighted rate) or :math:`w_k f(r_k; r^{min}_k)`
     (α-fair, :func:`gnnalloc.core.resource_utility`), by ``batch.fair``."""
     col = lambda v: _per_link(v, rates)  # noqa: E731
+    if not batch.any_fair:
+        return col(batch.weight) * rates
     fair = resource_utility(rates, col(batch.rate_min), col(batch.penalty), col(batch.alpha))
     return col(batch.weight) * torch.where(col(batch.fair), fair, rates)
 
@@ -141,6 +148,8 @@ def utility_slope(batch: LinkBatch, rates: Tensor) -> Tensor:
     r""":math:`\partial U_k / \partial r_k`: :math:`w_k` for the weighted rate; for the α-fair
     utility :math:`w_k (r/m)^{-\alpha} / m` above the minimum :math:`m`, :math:`w_k k / m` below."""
     col = lambda v: _per_link(v, rates)  # noqa: E731
+    if not batch.any_fair:
+        return col(batch.weight).expand_as(rates)
     rate_min = col(batch.rate_min)
     ratio = rates / rate_min
     above = torch.clamp(ratio, min=1.0).pow(-col(batch.alpha)) / rate_min
@@ -148,18 +157,25 @@ def utility_slope(batch: LinkBatch, rates: Tensor) -> Tensor:
     return col(batch.weight) * torch.where(col(batch.fair), slope, torch.ones_like(slope))
 
 
-def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Tensor:
+def wmmse_step(
+    batch: LinkBatch, q: Tensor, weight: Tensor | None = None, with_utility: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """One WMMSE update of the power shares ``q`` ``(N,)`` (module docstring), differentiable.
 
     Args:
         batch: the links.
         q: power shares in ``[0, 1]``, ``(N,)`` or ``(N, C)`` for ``C`` candidates.
         weight: the weights :math:`a_k`; default :func:`utility_slope` at the rates of ``q``.
+        with_utility: also return :func:`link_utility` at ``q`` (its rates need the same
+            interference sum the step computes, so this saves a second sparse product).
+
+    Returns:
+        The updated shares, and with ``with_utility`` the per-link utility at ``q``.
     """
     snr = _per_link(batch.snr, q)
     interference = 1.0 + _interference(batch, q)
+    rates = torch.log1p(snr * q / interference) / _LN2 if weight is None or with_utility else None
     if weight is None:
-        rates = torch.log1p(snr * q / interference) / _LN2
         weight = utility_slope(batch, rates)
     h = snr.sqrt()
     v = q.clamp(min=0.0).sqrt()
@@ -170,4 +186,5 @@ def wmmse_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Ten
     # sum_j a_j w_j u_j^2 |h_jk|^2 over the receivers j that transmitter k reaches, own included.
     spread = cost * snr + _harm(batch, cost)
     v_new = weight * w * u * h / spread.clamp(min=torch.finfo(spread.dtype).tiny)
-    return v_new.clamp(0.0, 1.0).square()
+    q_new = v_new.clamp(0.0, 1.0).square()
+    return (q_new, link_utility(batch, rates)) if with_utility else q_new

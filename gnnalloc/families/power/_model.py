@@ -39,6 +39,10 @@ __all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
 FAMILY_NAME = "power"
 #: Inference refines for up to this many times the training's unrolled steps...
 INFERENCE_STEP_FACTOR = 4
+#: ...except in batches with an instance above this many links, where the steps dominate the
+#: inference time and refine only the training's ``refine_steps`` (the steps the start was
+#: trained to land in; the trade-off is in benchmarks/RESULTS.md).
+LARGE_LINKS = 500
 #: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
@@ -93,51 +97,62 @@ class PowerAllocator(nn.Module):
             out.append(q)
         return out
 
-    @torch.no_grad()
-    def shares(self, graph: HeteroData, steps: int | None = None, tol: float = REFINE_TOL) -> Tensor:
+    @torch.inference_mode()
+    def shares(
+        self, graph: HeteroData, steps: int | None = None, tol: float = REFINE_TOL,
+        starts: Tensor | None = None,
+    ) -> Tensor:
         """The allocator's answer as power shares ``(N,)``.
 
         Three candidates are refined together: the encoder's start; its on/off rounding (links
         below half power start off, and WMMSE keeps an off link off, so this candidate is a
         learned schedule whose powers the steps then tune, the regime where dense layouts put
         the optimum); and full power (the classical start, so the answer is never below WMMSE
-        from full power after as many steps). They run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
-        ``INFERENCE_STEP_FACTOR``, or ``FAIR_MAX_STEPS`` when an instance has the α-fair
-        utility, which the encoder's start is not trained for), stopping early once no instance's utility changed by more
-        than ``tol`` relative in a step; per instance the best candidate seen is kept (full power
-        itself included).
+        from full power after as many steps). ``starts`` ``(N, S)`` adds further starting
+        columns (e.g. a greedy schedule, whose powers the steps then tune the same way). They
+        run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
+        ``INFERENCE_STEP_FACTOR``, only ``refine_steps`` when an instance has more than
+        ``LARGE_LINKS`` links, or ``FAIR_MAX_STEPS`` when an instance has the α-fair
+        utility, which the encoder's start is not trained for), stopping early once no
+        instance's utility changed by more than ``tol`` relative in a step; per instance the
+        best candidate seen is kept (full power itself included).
         """
         links = link_batch(graph)
         start = self.start(graph).to(links.snr.dtype)
         schedule = (start >= 0.5).to(start.dtype)
-        q = torch.stack([start, schedule, torch.ones_like(start)], dim=1)
-        best_q, best = torch.ones_like(start), graph_utility(links, torch.ones_like(start))
-        value = graph_utility(links, q)
+        columns = [start, schedule, torch.ones_like(start)]
+        if starts is not None:
+            if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
+                raise ValueError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
+            columns += list(starts.to(start).clamp(0.0, 1.0).unbind(1))
+        q = torch.stack(columns, dim=1)
         if steps is not None:
             limit = steps
-        elif bool(links.fair.any()):
+        elif links.any_fair:
             # The start is trained on the sum rate; an α-fair instance refines to convergence.
             limit = FAIR_MAX_STEPS
+        elif int(torch.bincount(links.batch).max()) > LARGE_LINKS:
+            limit = self.refine_steps
         else:
             limit = self.refine_steps * INFERENCE_STEP_FACTOR
+        best: Tensor | None = None
+        best_q = torch.ones_like(start)
+        previous: Tensor | None = None
         for step in range(limit + 1):
+            # One step also yields the utility of the powers it started from (same interference).
+            q_next, per_link = wmmse_step(links, q, with_utility=True)
+            value = per_link.new_zeros((links.num_graphs, q.shape[1])).index_add(0, links.batch, per_link)
             top, column = value.max(dim=1)
-            better = top > best
-            best = torch.where(better, top, best)
+            better = top > best if best is not None else torch.ones_like(top, dtype=torch.bool)
+            best = top if best is None else torch.where(better, top, best)
             pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
             best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
-            if step == limit:
+            if step == limit or (
+                previous is not None
+                and bool(((value - previous).abs() <= tol * value.abs().clamp(min=1e-300)).all())
+            ):
                 break
-            q = wmmse_step(links, q)
-            new = graph_utility(links, q)
-            done = bool(((new - value).abs() <= tol * new.abs().clamp(min=1e-300)).all())
-            value = new
-            if done:
-                top, column = value.max(dim=1)
-                better = top > best
-                pick = q.gather(1, column.index_select(0, links.batch).unsqueeze(1)).squeeze(1)
-                best_q = torch.where(better.index_select(0, links.batch), pick, best_q)
-                break
+            previous, q = value, q_next
         return best_q
 
     def config(self) -> dict[str, Any]:

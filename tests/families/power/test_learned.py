@@ -14,9 +14,11 @@ from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._graph import (
     EDGE_TYPES, LINK_FEATURES, collate_link_graphs, instance_graph, link_batch,
 )
+from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._learned import allocate_powers
 from gnnalloc.families.power._links import link_rates, wmmse_step
 from gnnalloc.families.power._model import PowerAllocator, graph_utility
+from gnnalloc.families.power._normalised import NormalisedProblem
 
 
 def _dense(instance):
@@ -122,6 +124,34 @@ def test_allocation_is_feasible_and_never_below_full_power(utility):
         mine = float(graph_utility(links, torch.from_numpy(power / instance.pmax)).sum())
         full = float(graph_utility(links, torch.ones(instance.num_links, dtype=torch.float64)).sum())
         assert mine >= full - 1e-9 * abs(full)
+
+
+@pytest.mark.parametrize("utility", ["sum_rate", "alpha_fair"])
+def test_step_utility_equals_the_utility_of_its_input(utility):
+    links = link_batch(instance_graph(d2d(30, 5, utility=utility)))
+    q = torch.rand(links.num_links, 3, dtype=torch.float64)
+    stepped, per_link = wmmse_step(links, q, with_utility=True)
+    torch.testing.assert_close(stepped, wmmse_step(links, q))
+    torch.testing.assert_close(per_link.sum(0), graph_utility(links, q)[0])
+
+
+def test_allocation_is_never_below_the_greedy_schedule():
+    model = PowerAllocator(hidden=16, heads=2, layers=1, refine_steps=2).eval()
+    for seed in range(3):
+        instance = d2d(40, seed)
+        links = link_batch(instance_graph(instance))
+        mine = allocate_powers(model, instance).power / instance.pmax
+        greedy = greedy_schedule(NormalisedProblem.of(instance))
+        assert float(graph_utility(links, torch.from_numpy(mine)).sum()) >= (
+            float(graph_utility(links, greedy.to(torch.float64)).sum()) * (1 - 1e-9)
+        )
+
+
+def test_extra_starts_of_the_wrong_shape_are_named():
+    model = PowerAllocator(hidden=16, heads=2, layers=1, refine_steps=2).eval()
+    graph = instance_graph(d2d(10, 0))
+    with pytest.raises(ValueError, match="starts"):
+        model.shares(graph, starts=torch.ones(9, 1))
 
 
 def test_checkpoint_round_trip_and_named_errors():
