@@ -42,6 +42,14 @@ made feasible by the fast projection, the home split is re-solved exactly
 (:func:`~gnnalloc.families.edge.solvers.improve_migrations`) completes users left short. Access bandwidth
 separates per home server and is water-filled exactly.
 
+Any prices give a Lagrangian upper bound :math:`\bar g` on the optimum
+(:func:`~gnnalloc.families.edge.solvers.lagrangian_bound`), so every answer carries the proven
+per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`` or
+``time_limit`` the solve is anytime: warm L-BFGS chunks, each followed by a checkpoint (recovery
+and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
+the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
+at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
+
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
 """
