@@ -7,7 +7,7 @@ Held-out: random instances (sampled like training, disjoint seeds) with the exac
 reference; reported: mean and worst per-instance gap (utility shortfall per unit weight),
 Jain, met-minimum share, training time per step.
 
-Run: python benchmarks/bench_fairness_modes_edge.py [--steps 150]
+Run: python benchmarks/bench_fairness_modes_edge.py [--steps 100] [--seed 0]
 """
 
 from __future__ import annotations
@@ -58,17 +58,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--val", type=int, default=16)
     parser.add_argument("--modes", nargs="*", default=None)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     data = InstanceDataModule(topology="random", train_instances=256, users_min=20, users_max=60,
-                              batch_size=8, val_loads=[], val_random_instances=args.val, seed=0)
+                              batch_size=8, val_loads=[], val_random_instances=args.val, seed=args.seed)
     data.setup("fit")
     rows = []
     for mode, fairness in MODES.items():
         if args.modes and mode not in args.modes:
             continue
-        pl.seed_everything(0, verbose=False)
+        pl.seed_everything(args.seed, verbose=False)
         module = AllocatorModule(hidden=32, heads=4, layers=2, fairness=fairness, decay_steps=args.steps,
                                  track_every_n_steps=0)
         timer = _StepTimer()
@@ -91,13 +92,13 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     OUT.mkdir(exist_ok=True)
-    result = {"steps": args.steps, "val": args.val, "machine": machine(),
+    result = {"steps": args.steps, "val": args.val, "seed": args.seed, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
-    (OUT / "fairness_modes_edge.json").write_text(json.dumps(result, indent=1))
+    (OUT / f"fairness_modes_edge_seed{args.seed}.json").write_text(json.dumps(result, indent=1))
     lines = ["| mode | mean gap | worst gap | Jain | met-min share | ms/step |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['mean_gap']:.4f} | {r['worst_gap']:.4f} | {r['jain']:.3f} | "
               f"{r['met_min']:.3f} | {r['step_seconds'] * 1000:.0f} |" for r in rows]
-    (OUT / "fairness_modes_edge.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"fairness_modes_edge_seed{args.seed}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

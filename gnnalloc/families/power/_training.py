@@ -12,8 +12,10 @@ How the per-link values are combined is the ``fairness`` setting (a :class:`~gnn
 configuration): by default the mean over instances (``objectives: instance``, ``aggregator: sum``),
 the plain loss above; other objectives (per link, per link-strength quartile, the
 efficiency-fairness pair) and aggregators (``mgda``, ``upgrad``, ``alpha_fair``) take their Gram
-matrix with respect to the encoder's start :math:`q^{(0)}`, the last representation every
-parameter gradient flows through (the refinement steps have no parameters).
+matrix with respect to the parameters, except per-link objectives, whose Gram is taken with
+respect to the encoder's start :math:`q^{(0)}`, the last representation every parameter gradient
+flows through (the refinement steps have no parameters): gradients of objectives on disjoint
+links are orthogonal there, so for instance or group objectives that Gram would see no conflict.
 """
 
 from __future__ import annotations
@@ -204,7 +206,11 @@ class PowerModule(pl.LightningModule):
             scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
         # Per link, normalised so that an instance's mean is its normalised utility per link.
         value = (final + self.hparams.start_weight * start) / scale[links.batch]
-        loss, stats = self.fair(value, [shares[0]], instance=links.batch,
+        # Per-link objectives: the Gram over q0 (MGDA-UB). Objectives of disjoint link sets
+        # (instances, quartile groups) have orthogonal gradients in q0, which would hide every
+        # conflict between them: those take the exact Gram over the parameters.
+        inputs = [shares[0]] if self.fair.objectives == "unit" else [p for p in self.parameters() if p.requires_grad]
+        loss, stats = self.fair(value, inputs, instance=links.batch,
                                 group=strength_quartile(links), input_instance=links.batch)
         size = batch.num_graphs
         per_instance = lambda u: u.new_zeros(size).index_add(0, links.batch, u.detach()) / counts  # noqa: E731
