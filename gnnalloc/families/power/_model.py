@@ -58,6 +58,27 @@ def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
     return per_link.new_zeros((links.num_graphs,) + per_link.shape[1:]).index_add(0, links.batch, per_link)
 
 
+def _line_search(links: LinkBatch, q: Tensor, step: Tensor, value: Tensor, halvings: int = 8) -> Tensor:
+    r"""Per instance and candidate column, the full step ``s`` (the re-weighted step) if it
+    improves on ``value`` (the utility at ``q``), else the best of :math:`q + t\,(s - q)` for
+    :math:`t = 1/2, \dots, 2^{-\text{halvings}}` if that improves, else ``q``: the re-weighted step is an ascent direction of
+    the α-fair utility but its full length can overshoot, and this keeps the refinement monotone
+    (the line-searched minorise-maximise step of the ``wmmse`` solver).
+
+    Args:
+        links: the batch; q, step: ``(N, C)`` shares; value: ``(num_graphs, C)`` utility at ``q``.
+    """
+    t = torch.pow(2.0, -torch.arange(halvings + 1, dtype=q.dtype, device=q.device))
+    trial = q.unsqueeze(-1) + (step - q).unsqueeze(-1) * t  # (N, C, T)
+    utility = graph_utility(links, trial.reshape(q.shape[0], -1)).view(value.shape + t.shape)
+    top, index = utility.max(dim=-1)
+    full = utility[..., 0] > value  # the full step when it improves, as the solver does
+    index = torch.where(full, torch.zeros_like(index), index)
+    top = torch.where(full, utility[..., 0], top)
+    pick = trial.gather(-1, index.index_select(0, links.batch).unsqueeze(-1)).squeeze(-1)
+    return torch.where((top > value).index_select(0, links.batch), pick, q)
+
+
 class PowerAllocator(nn.Module):
     """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
 
@@ -112,8 +133,8 @@ class PowerAllocator(nn.Module):
         columns (e.g. a greedy schedule, whose powers the steps then tune the same way). They
         run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
         ``INFERENCE_STEP_FACTOR``, only ``refine_steps`` when an instance has more than
-        ``LARGE_LINKS`` links, or ``FAIR_MAX_STEPS`` when an instance has the α-fair
-        utility, which the encoder's start is not trained for), stopping early once no
+        ``LARGE_LINKS`` links, or ``FAIR_MAX_STEPS`` line-searched steps when an instance has the
+        α-fair utility, which the encoder's start is not trained for), stopping early once no
         instance's utility changed by more than ``tol`` relative in a step; per instance the
         best candidate seen is kept (full power itself included).
         """
@@ -152,6 +173,8 @@ class PowerAllocator(nn.Module):
                 and bool(((value - previous).abs() <= tol * value.abs().clamp(min=1e-300)).all())
             ):
                 break
+            if links.any_fair:
+                q_next = _line_search(links, q, q_next, value)
             previous, q = value, q_next
         return best_q
 

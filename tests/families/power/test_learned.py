@@ -17,7 +17,7 @@ from gnnalloc.families.power._graph import (
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._learned import allocate_powers
 from gnnalloc.families.power._links import link_rates, wmmse_step
-from gnnalloc.families.power._model import PowerAllocator, graph_utility
+from gnnalloc.families.power._model import PowerAllocator, _line_search, graph_utility
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 
@@ -145,6 +145,17 @@ def test_allocation_is_never_below_the_greedy_schedule():
         assert float(graph_utility(links, torch.from_numpy(mine)).sum()) >= (
             float(graph_utility(links, greedy.to(torch.float64)).sum()) * (1 - 1e-9)
         )
+
+
+def test_fair_line_search_never_lowers_the_utility():
+    links = link_batch(collate_link_graphs([instance_graph(d2d(30, s, utility="alpha_fair")) for s in range(2)]))
+    q = torch.ones(links.num_links, 2, dtype=torch.float64)
+    value = graph_utility(links, q)
+    for _ in range(20):
+        q = _line_search(links, q, wmmse_step(links, q), value)
+        new = graph_utility(links, q)
+        assert bool((new >= value).all())
+        value = new
 
 
 def test_extra_starts_of_the_wrong_shape_are_named():
