@@ -524,7 +524,8 @@ def solve_dual(
         iterations: L-BFGS iterations on the S + L prices (the cost: each evaluates the
             dual once or a few times, one pass over the pairs; fewer run once the dual has
             converged to rounding); 0 takes the response to the starting prices. Default:
-            :func:`default_iterations` of the instance's pairs. Anytime: iterations per chunk.
+            :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
+            (0 checks the start as it is); later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
             the first chunk's.
@@ -630,12 +631,15 @@ def _anytime(
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
     slow_checkpoints, stop = 0, "stalled"
+    # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
+    # ones at least the default, as each checkpoint costs about a hundred iterations' time.
+    first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     while True:
-        n = chunk
+        n = first if per_checkpoint is None else chunk
         if time_limit is not None:
             remaining = time_limit - (time.perf_counter() - start_time)
             if per_checkpoint is None:  # the first checkpoint: keep half the time for it
-                n = max(1, min(chunk, int(0.5 * remaining / per_iteration)))
+                n = min(first, max(1, int(0.5 * remaining / per_iteration)))
             else:
                 # Margins: timings vary from chunk to chunk (a shared machine, other threads).
                 n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
@@ -659,9 +663,6 @@ def _anytime(
         if gap_tol is not None and gap <= gap_tol:
             stop = "gap_tol"
             break
-        if n == 0:  # no iterations to refine with: this checkpoint is all there is
-            break
-
         def shrank(fraction: float) -> bool:  # an infinite bound (no proof) never progresses
             return math.isfinite(gap) and gap < (1.0 - fraction) * previous
 

@@ -101,10 +101,13 @@ def test_bad_limits_name_the_field(kwargs, needle):
         solve_dual(random_instance(10, 2, 1.0, 0), **kwargs)
 
 
-def test_without_iterations_one_checkpoint_is_all():
-    result = solve_dual(random_instance(30, 3, 1.0, 1), iterations=0, gap_tol=0.0)
-    assert len(result.checkpoints) == 1 and result.iterations == 0
-    assert result.stop == "stalled" and "method exact" in result.status
+def test_a_zero_iteration_first_chunk_checks_the_start_then_refines():
+    instance = random_instance(30, 3, 1.0, 1)
+    checked = solve_dual(instance, iterations=0, gap_tol=1e9)
+    assert len(checked.checkpoints) == 1 and checked.iterations == 0
+    refined = solve_dual(instance, iterations=0, gap_tol=0.0, time_limit=5.0)
+    assert len(refined.checkpoints) > 1 and refined.iterations > 0
+    assert refined.gap_bound <= checked.gap_bound
 
 
 def test_gap_tol_alone_ends_without_a_time_limit():
