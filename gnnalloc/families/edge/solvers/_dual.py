@@ -417,8 +417,8 @@ _ANNEAL_FLOOR = 0.01
 #: on to the next temperature.
 _ANNEAL_PROGRESS = 0.1
 
-#: At the floor, a checkpoint that shrinks the proven gap by less than this fraction counts as
-#: no progress; two in a row stop an anytime solve as stalled.
+#: At the floor, two slow checkpoints in a row (as for annealing) stop an anytime solve as
+#: stalled, and so does one where L-BFGS converged and the gap shrank by less than this fraction.
 _STALL_PROGRESS = 0.01
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
@@ -510,20 +510,22 @@ def solve_dual(
     and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
     ``iterations``, warm, with a checkpoint after each (primal recovery and Lagrangian bound at
     the chunk's prices; the best allocation and the lowest bound so far are kept) and the
-    smoothing temperature divided by 3 from one chunk to the next, down to a hundredth of
-    ``temperature`` (annealing: a smaller temperature is closer to the true dual, and the warm
+    smoothing temperature divided by 3 whenever a chunk converges or shrinks the gap by less
+    than 10 %, down to a hundredth of ``temperature`` (annealing: a smaller temperature is closer to the true dual, and the warm
     start makes it cheap to reach). It stops at the first checkpoint whose proven per-weight gap
     :math:`(\bar g - \text{objective}) / \sum_u w_u` is at most ``gap_tol`` (``"gap_tol"``),
     before a chunk that would end after ``time_limit`` (``"time_limit"``), or when two chunks
-    at the lowest temperature shrink the gap by less than 1 % each (``"stalled"``; the status
-    then names :func:`~gnnalloc.families.edge.solvers.solve_exact` as the certified method).
+    at the lowest temperature shrink the gap by less than 10 % each, or one converges without
+    shrinking it by 1 % (``"stalled"``; the status then names
+    :func:`~gnnalloc.families.edge.solvers.solve_exact` as the certified method).
 
     Args:
         instance: the network.
         iterations: L-BFGS iterations on the S + L prices (the cost: each evaluates the
             dual once or a few times, one pass over the pairs; fewer run once the dual has
             converged to rounding); 0 takes the response to the starting prices. Default:
-            :func:`default_iterations` of the instance's pairs. Anytime: iterations per chunk.
+            :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
+            (0 checks the start as it is); later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
             the first chunk's.
@@ -629,12 +631,15 @@ def _anytime(
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
     slow_checkpoints, stop = 0, "stalled"
+    # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
+    # ones at least the default, as each checkpoint costs about a hundred iterations' time.
+    first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     while True:
-        n = chunk
+        n = first if per_checkpoint is None else chunk
         if time_limit is not None:
             remaining = time_limit - (time.perf_counter() - start_time)
             if per_checkpoint is None:  # the first checkpoint: keep half the time for it
-                n = max(1, min(chunk, int(0.5 * remaining / per_iteration)))
+                n = min(first, max(1, int(0.5 * remaining / per_iteration)))
             else:
                 # Margins: timings vary from chunk to chunk (a shared machine, other threads).
                 n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
@@ -658,16 +663,19 @@ def _anytime(
         if gap_tol is not None and gap <= gap_tol:
             stop = "gap_tol"
             break
+        def shrank(fraction: float) -> bool:  # an infinite bound (no proof) never progresses
+            return math.isfinite(gap) and gap < (1.0 - fraction) * previous
+
         # L-BFGS stopping short of the chunk has converged at this temperature (to rounding);
         # so has a chunk that barely shrank the gap: then anneal, or at the floor count it.
-        slow = used < n or gap > (1.0 - _ANNEAL_PROGRESS) * previous
+        slow = used < n or not shrank(_ANNEAL_PROGRESS)
         if tau > floor:
             if slow:
                 tau = max(tau / _ANNEAL_FACTOR, floor)
                 dual = setup.dual(tau)
         else:
-            slow_checkpoints = slow_checkpoints + 1 if slow or gap > (1.0 - _STALL_PROGRESS) * previous else 0
-            if slow_checkpoints >= 2 or (used < n and gap > (1.0 - _STALL_PROGRESS) * previous):
+            slow_checkpoints = slow_checkpoints + 1 if slow else 0
+            if slow_checkpoints >= 2 or (used < n and not shrank(_STALL_PROGRESS)):
                 break
     assert best is not None
     gap = checkpoints[-1][1]
