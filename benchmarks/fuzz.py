@@ -1,20 +1,17 @@
-"""Fuzz of every family's bad-input paths: generated malformed instances through the CLI
-(in-process ``gnnalloc.cli.main``) and the server (FastAPI ``TestClient``, no sockets), and
-malformed allocations through ``gnnalloc score``.
+"""Fuzz of every family's bad-input paths: generated malformed instances and allocations through
+the CLI (in-process ``gnnalloc.cli.main``: ``solve`` and ``score``) and malformed instances through
+the server (FastAPI ``TestClient``, no sockets).
 
-Each case starts from a valid small instance of the family (its first generator) and applies 1-4
-random mutations (junk values of every JSON type, NaN/Infinity and huge or subnormal literals,
-missing, unknown and duplicated keys, dangling ids, truncated text, byte-order marks and other
-encodings); every third case mutates a valid allocation of the instance instead and scores it.
-Methods rotate over the family's registered methods (``gnn`` with the shipped checkpoint).
-Counted failures:
+Each case starts from a valid small instance of the family (and, for ``score``, a valid allocation
+of it) and applies 1-4 random mutations (junk values of every JSON type, NaN/Infinity and huge,
+negative-zero or subnormal literals, missing, unknown and duplicated keys, dangling ids, huge
+arrays, truncated text, byte-order marks and other encodings). Counted failures:
 
 - a traceback (an exception escaping ``main``, or "Traceback" in its output);
 - a 5xx from the server;
 - exit 0 / status 200 with a non-finite figure in the output.
 
-Run: python benchmarks/fuzz.py [--family edge|power|sfl|all] [--count 2000] [--seed 0]
-(``--count`` per family).
+Run: python benchmarks/fuzz.py [--family edge power sfl] [--count 2000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import random
 import re
 import sys
@@ -32,36 +28,37 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from gnnalloc.cli import main as cli_main
-from gnnalloc.core import families, get_family
+from gnnalloc.core import families, solve
+from gnnalloc.families.edge import Allocator
 from gnnalloc.serve import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-#: A small valid instance per family: (generator, size). Small enough for every method, the
-#: global optimum of power control (K <= 4) included.
-BASE = {"edge": ("random", 6), "power": ("gaussian", 4), "sfl": ("sfl", 4)}
 JUNK: list[Any] = [
     None, True, False, 0, -1, 1, 10**400, -(10**400), 1e308, -1e308, 5e-324, -5e-324, 1e-300,
-    1e13, 1e101, "", "s0", "u0", "NaN", "\x00", "é", [], {}, [1, 2], {"a": 1}, "x" * 5000,
+    -0.0, 1e13, 1e101, "", "s0", "u0", "l0", "c0", "NaN", "\x00", "é", [], {}, [1, 2], {"a": 1},
+    "x" * 5000,
 ]
-LITERALS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400, "5e-324", "1e-320"]
+LITERALS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400, "5e-324",
+            "1e-320", "-0", "-0.0", "1e308", "-1e308"]
 NON_FINITE = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
+#: Small instances: fast solves, so the run measures the input paths, not the solvers.
+SIZES = {"edge": 6, "power": 4, "sfl": 4}
 
 
-def _containers(node: Any, path: tuple = ()) -> list[tuple[tuple, Any]]:
+def _containers(node: Any) -> list[Any]:
     found = []
     if isinstance(node, (dict, list)):
-        found.append((path, node))
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, child in items:
-            found += _containers(child, (*path, key))
+        found.append(node)
+        for child in (node.values() if isinstance(node, dict) else node):
+            found += _containers(child)
     return found
 
 
@@ -70,10 +67,10 @@ def malformed(rng: random.Random, base: dict[str, Any]) -> bytes:
     doc = copy.deepcopy(base)
     literal = None
     for _ in range(rng.randint(1, 4)):
-        _, node = rng.choice(_containers(doc))
+        node = rng.choice(_containers(doc))
         keys = list(node) if isinstance(node, dict) else list(range(len(node)))
-        kind = rng.choice(["junk", "junk", "literal", "drop", "unknown", "copy", "id"])
-        if not keys and kind not in ("unknown",):
+        kind = rng.choice(["junk", "junk", "literal", "drop", "unknown", "copy", "id", "huge"])
+        if not keys and kind != "unknown":
             continue
         key = rng.choice(keys) if keys else None
         if kind == "junk":
@@ -84,23 +81,23 @@ def malformed(rng: random.Random, base: dict[str, Any]) -> bytes:
         elif kind == "drop":
             del node[key]
         elif kind == "unknown" and isinstance(node, dict):
-            node[rng.choice(["extra", "", "weight", "Compute"])] = rng.choice(JUNK[:8])
+            node[rng.choice(["extra", "", "weight", "Compute", "format"])] = rng.choice(JUNK[:9])
         elif kind == "copy" and isinstance(node, list):
             node.append(copy.deepcopy(node[key]))
         elif kind == "id" and isinstance(node, dict):
-            node[key] = rng.choice(["s999", "u0", "s0", ""])
+            node[key] = rng.choice(["s999", "u0", "s0", "l0", "c9", ""])
+        elif kind == "huge" and isinstance(node, list) and node:
+            node.extend(copy.deepcopy(node[-1:]) * rng.choice([50, 2000]))
     text = json.dumps(doc)
     if literal is not None:
         text = text.replace('"@@LITERAL@@"', literal, 1)
     roll = rng.random()
     if roll < 0.05:
         text = text[: rng.randint(0, len(text))]  # truncated
-    elif roll < 0.10:
-        key = rng.choice(list(base)) if base else "format"
-        text = text.replace(f'"{key}": ', f'"{key}": NaN, "{key}": ', 1)  # duplicate key
+    elif roll < 0.10:  # a duplicated key, the first one bad
+        text = re.sub(r'"(\w+)": ', r'"\1": NaN, "\1": ', text, count=1)
     encoding = "utf-8"
-    roll = rng.random()
-    if roll < 0.05:
+    if rng.random() < 0.05:
         encoding = rng.choice(["utf-8-sig", "utf-16", "utf-32"])
     raw = text.encode(encoding, "surrogatepass")
     if rng.random() < 0.02:
@@ -108,60 +105,62 @@ def malformed(rng: random.Random, base: dict[str, Any]) -> bytes:
     return raw
 
 
-def _cli(argv: list[str]) -> tuple[int, str]:
-    """Exit code and output of ``gnnalloc argv`` in-process (-1 when an exception escapes)."""
+def _run_cli(argv: list[str]) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli_main(argv)
-    except BaseException as exc:  # noqa: BLE001 - this is what the fuzz counts
-        return -1, f"{type(exc).__name__}: {exc!s:.200}"
-    return code, out.getvalue() + err.getvalue()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(argv)
+    return code, out.getvalue() + "\n" + err.getvalue()
 
 
-def _check_cli(label: str, code: int, output: str, failures: list[str]) -> None:
-    if code == -1:
-        failures.append(f"{label}: {output}")
-    if "Traceback" in output:
-        failures.append(f"{label}: traceback in output")
-    if code == 0 and NON_FINITE.search(output):
-        failures.append(f"{label}: exit 0 with a non-finite figure")
-    if code not in (0, 2, 3, -1):
-        failures.append(f"{label}: exit {code}")
-
-
-def run(count: int, seed: int = 0, family_name: str = "edge", log=print) -> dict[str, Any]:
-    """``count`` malformed cases of one family (see the module docstring)."""
+def run(family_name: str, count: int, seed: int = 0,
+        log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """``count`` malformed instances through ``solve`` (CLI) and ``/v1/allocate``, and ``count``
+    malformed allocations through ``score`` (CLI), of one family."""
+    family = families()[family_name]
     rng = random.Random(seed)
-    family = get_family(family_name)
-    generator, size = BASE[family_name]
-    instance = family.generators[generator](size, 0)
+    generator = next(iter(family.generators.values()))
+    instance = generator(SIZES[family_name], 0)
     base = family.dump_instance(instance)
-    allocation = family.dump_allocation(instance, family.methods[sorted(family.methods)[0]].run(instance).allocation)
-    methods = sorted(family.methods)
+    allocation = family.dump_allocation(instance, solve(instance, family.reference_method).allocation)
+    methods = list(family.methods)
     torch.manual_seed(0)
+    allocators = {"edge": Allocator(hidden=16, heads=2, layers=1)}
     failures: list[str] = []
-    cli_codes: dict[int, int] = {}
+    codes: dict[str, dict[int, int]] = {"solve": {}, "score": {}}
     http_codes: dict[int, int] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, \
-            TestClient(create_app(max_users=40, exact_max_users=8)) as client:
-        path = Path(tmp) / "doc.json"
-        instance_path = Path(tmp) / "instance.json"
-        instance_path.write_text(json.dumps(base))
+            TestClient(create_app(allocators=allocators, max_users=40, exact_max_users=8)) as client:
+        checkpoint = Path(tmp) / "m.ckpt"
+        allocators["edge"].save(checkpoint)
+        doc, alloc_doc, valid = Path(tmp) / "doc.json", Path(tmp) / "alloc.json", Path(tmp) / "ok.json"
+        valid.write_text(json.dumps(base))
+
+        def check_cli(command: str, i: int, argv: list[str]) -> None:
+            try:
+                code, output = _run_cli(argv)
+            except BaseException as exc:  # noqa: BLE001 - this is what the fuzz counts
+                failures.append(f"{command} #{i} {argv[3:]}: {type(exc).__name__}: {exc!s:.200}")
+                code, output = -1, ""
+            codes[command][code] = codes[command].get(code, 0) + 1
+            if "Traceback" in output or "Warning" in output:
+                failures.append(f"{command} #{i} {argv[3:]}: traceback or warning in output")
+            if code == 0 and NON_FINITE.search(output):
+                failures.append(f"{command} #{i} {argv[3:]}: exit 0 with a non-finite figure")
+            if code not in (0, 2, 3, -1):
+                failures.append(f"{command} #{i} {argv[3:]}: exit {code}")
+
         for i in range(count):
-            if i % 3 == 2:  # a malformed allocation of a valid instance
-                path.write_bytes(malformed(rng, allocation))
-                code, output = _cli(["score", str(instance_path), str(path)])
-                cli_codes[code] = cli_codes.get(code, 0) + 1
-                _check_cli(f"score #{i}", code, output, failures)
-                continue
             raw = malformed(rng, base)
             method = methods[i % len(methods)]
-            path.write_bytes(raw)
-            code, output = _cli(["solve", str(path), "--method", method])
-            cli_codes[code] = cli_codes.get(code, 0) + 1
-            _check_cli(f"cli #{i} {method}", code, output, failures)
+            doc.write_bytes(raw)
+            argv = ["solve", str(doc), "--method", method]
+            if method == "gnn" and family_name == "edge":
+                argv += ["--checkpoint", str(checkpoint)]
+            check_cli("solve", i, argv)
+
+            alloc_doc.write_bytes(malformed(rng, allocation))
+            check_cli("score", i, ["score", str(valid), str(alloc_doc)])
 
             response = client.post(f"/v1/allocate?method={method}", content=raw)
             http_codes[response.status_code] = http_codes.get(response.status_code, 0) + 1
@@ -175,10 +174,12 @@ def run(count: int, seed: int = 0, family_name: str = "edge", log=print) -> dict
                 except ValueError:
                     failures.append(f"http #{i} {method}: 200 with a non-finite figure")
     seconds = time.perf_counter() - start
-    report = {"family": family_name, "count": count, "failures": failures, "cli_exit_codes": cli_codes,
-              "http_statuses": http_codes, "seconds": seconds}
-    log(f"{family_name}: {count} malformed cases through the CLI and the server in {seconds:.0f} s: "
-        f"{len(failures)} failures; CLI exit codes {dict(sorted(cli_codes.items()))}; "
+    report = {"family": family_name, "count": count, "failures": failures,
+              "cli_exit_codes": codes, "http_statuses": http_codes, "seconds": seconds}
+    log(f"{family_name}: {count} malformed instances (CLI solve + server) and {count} malformed "
+        f"allocations (CLI score) in {seconds:.0f} s: {len(failures)} failures; "
+        f"solve exits {dict(sorted(codes['solve'].items()))}; "
+        f"score exits {dict(sorted(codes['score'].items()))}; "
         f"HTTP statuses {dict(sorted(http_codes.items()))}")
     for failure in failures[:20]:
         log("  " + failure)
@@ -187,13 +188,12 @@ def run(count: int, seed: int = 0, family_name: str = "edge", log=print) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", default="all", choices=["all", *families()])
-    parser.add_argument("--count", type=int, default=2000, help="cases per family")
+    parser.add_argument("--family", nargs="+", default=sorted(families()), choices=sorted(families()))
+    parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    names = list(families()) if args.family == "all" else [args.family]
-    reports = [run(args.count, args.seed, name) for name in names]
-    return 0 if not any(r["failures"] for r in reports) else 1
+    failed = [run(name, args.count, args.seed)["failures"] for name in args.family]
+    return 0 if not any(failed) else 1
 
 
 if __name__ == "__main__":

@@ -238,3 +238,36 @@ def test_solve_dual_anytime_options(tmp_path, capsys):
     ):
         assert main(["solve", str(inst), *args]) == 2
         assert capsys.readouterr().err.startswith(needle)
+
+
+@pytest.mark.parametrize("family,generate", [
+    ("edge", ["generate", "random", "--users", "5", "--servers", "2"]),
+    ("power", ["generate", "gaussian", "--links", "4"]),
+    ("sfl", ["generate", "sfl", "--clients", "4"]),
+])
+@pytest.mark.parametrize("damage", ["junk", "truncated", "list"])
+def test_bad_checkpoints_of_every_family_give_one_line_without_warnings(tmp_path, capsys, family, generate, damage):
+    """No torch warning (from torch.load or elsewhere) leaks beside the one error line."""
+    import warnings
+
+    import torch
+
+    from gnnalloc.core import get_family
+
+    shipped = get_family(family).default_checkpoint.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    if damage == "junk":
+        bad.write_bytes(b"\x80\x02not a pickle at all")
+    elif damage == "truncated":
+        bad.write_bytes(shipped[: len(shipped) // 2])
+    else:
+        torch.save([1, 2], bad)
+    instance = tmp_path / "inst.json"
+    assert main([*generate, "--out", str(instance)]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["solve", str(instance), "--method", "gnn", "--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint: ") and err.count("\n") == 1, err
+    assert "Warning" not in err and not caught, [str(w.message) for w in caught]

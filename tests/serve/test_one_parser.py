@@ -66,3 +66,32 @@ def test_a_huge_bad_value_is_echoed_cut_by_both(tmp_path, capsys, client) -> Non
     assert response.status_code == 422
     message = response.json()["error"]["message"]
     assert err == f"error: alpha: {message}\n"
+
+
+@pytest.mark.parametrize("family,size", [("power", 4), ("sfl", 4)])
+@pytest.mark.parametrize("encoding", ["dup", "utf-8-sig", "utf-16"])
+def test_other_families_get_the_same_verdict_from_both(tmp_path, capsys, client, family, size, encoding) -> None:
+    """Duplicate keys named and BOM / UTF-16 accepted, for every family's instances."""
+    from gnnalloc.core import get_family
+
+    fam = get_family(family)
+    document = fam.dump_instance(next(iter(fam.generators.values()))(size, 0))
+    key = next(k for k in document if k != "format")
+    text = json.dumps(document)
+    if encoding == "dup":
+        text = text.replace(f'"{key}": ', f'"{key}": NaN, "{key}": ', 1)
+    raw = text.encode("utf-8" if encoding == "dup" else encoding)
+    path = tmp_path / "doc.json"
+    path.write_bytes(raw)
+    capsys.readouterr()
+    code = main(["solve", str(path), "--method", "equal" if family == "sfl" else "full_power"])
+    err = capsys.readouterr().err
+    method = "equal" if family == "sfl" else "full_power"
+    response = client.post(f"/v1/allocate?method={method}", content=raw)
+    if encoding == "dup":
+        assert code == 2 and err == f"error: {key}: duplicate key\n", err
+        assert response.status_code == 422
+        assert response.json()["error"] == {"field": key, "message": "duplicate key"}
+    else:
+        assert code == 0, err
+        assert response.status_code == 200, response.text

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnalloc.core import is_real
+from gnnalloc.core import AllocationError, is_real
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power.functional import link_utility, sparse_link_rates
@@ -141,7 +141,7 @@ def score(
         total = utility.sum().reshape(1)
         gap_bound = max(0.0, float(utility_gap(total, total.new_tensor([upper_bound]), weight)))
     off = np.asarray(allocation.power) < OFF_FRACTION * instance.pmax
-    return PowerScore(
+    result = PowerScore(
         objective=objective,
         gap=gap,
         gap_bound=gap_bound,
@@ -154,3 +154,12 @@ def score(
         geomean_rate=float(torch.exp(torch.log(rates).mean())),
         links_off=int(off.sum()),
     )
+    # A figure that overflowed is no score: name it rather than print inf or nan.
+    for key, value in result.as_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            worst = int(np.argmax(np.abs(np.asarray(allocation.power)) / instance.pmax))
+            raise AllocationError(
+                "power", f"the allocation's values overflow the metrics ({key} = {value}; "
+                f"largest power relative to pmax: link {instance.link_ids[worst]!r})",
+            )
+    return result

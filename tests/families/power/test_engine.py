@@ -93,3 +93,20 @@ def test_server_allocates_power_and_names_bad_fields(model):
 def test_evaluate_names_bad_sizes(checkpoint, tmp_path, capsys, flags, field):
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(tmp_path), *flags]) == 2
     assert capsys.readouterr().err.startswith(f"error: {field}: ")
+
+
+@pytest.mark.parametrize("value", [1e308, 1.7e308])
+def test_score_refuses_powers_that_overflow_the_metrics(tmp_path, capsys, value):
+    """Powers near 1e308 overflow the rates: one named error line and exit 2, never inf/nan."""
+    instance = gaussian(4, 0)
+    instance_path = tmp_path / "g.json"
+    instance_path.write_text(json.dumps(instance.to_dict()))
+    document = {"format": "gnnalloc.power-allocation/v1",
+                "links": [{"id": lid, "power": value} for lid in instance.link_ids]}
+    allocation = tmp_path / "a.json"
+    allocation.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["score", str(instance_path), str(allocation)]) == 2
+    out, err = capsys.readouterr()
+    assert "inf" not in out and "nan" not in out
+    assert err.startswith("error: power: ") and err.count("\n") == 1, err
