@@ -1,4 +1,4 @@
-"""Reading checkpoint files, the same way for every family's model."""
+"""Writing and reading checkpoint files, the same way for every family's model."""
 
 from __future__ import annotations
 
@@ -7,11 +7,30 @@ from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "checkpoint_family", "load_checkpoint_data", "rebuild_model"]
+__all__ = [
+    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "checkpoint_family", "checkpoint_payload", "load_checkpoint_data",
+    "rebuild_model",
+]
 
 CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
 #: The family of checkpoints that record none (every checkpoint written before families existed).
 DEFAULT_FAMILY = "edge"
+
+
+def checkpoint_payload(
+    module: torch.nn.Module, family: str, hyper_parameters: dict[str, Any], metadata: dict[str, Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The dictionary the checkpoint file of ``module`` holds: ``format``, ``family``, the
+    ``hyper_parameters`` that rebuild it, its weights on the CPU and free ``metadata`` (plus any
+    further ``fields``, e.g. which model of a family it is). Plain tensors and builtins only, so
+    :func:`load_checkpoint_data` reads it with ``weights_only=True``."""
+    return {
+        "format": CHECKPOINT_FORMAT, "family": family, **fields,
+        "hyper_parameters": dict(hyper_parameters),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "metadata": metadata,
+    }
 
 
 def load_checkpoint_data(path: str | Path, map_location: str | torch.device | None = None) -> dict[str, Any]:

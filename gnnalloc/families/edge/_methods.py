@@ -187,7 +187,7 @@ def _gnn(
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
-    prices = allocator.start(instance, 0.03 if temperature is None else temperature)
+    prices = allocator.predict(instance)  # solve_dual starts from the water-filling prices if lower
     options: dict[str, Any] = {
         "iterations": GNN_ITERATIONS if iterations is None else iterations,
         "search_rounds": 5 if search_rounds is None else search_rounds,

@@ -24,7 +24,7 @@ from torch_geometric.utils import scatter
 
 from gnnalloc.core import check_count
 from gnnalloc.families.sfl._graph import SCHEMA
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, load_checkpoint_data, rebuild_model
+from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
 __all__ = ["FAMILY_NAME", "RoundTimePredictor"]
 
@@ -78,10 +78,7 @@ class RoundTimePredictor(nn.Module):
     # ----------------------------------------------------------------------- checkpoints
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small ``weights_only``-loadable checkpoint recording the family."""
-        return {
-            "format": CHECKPOINT_FORMAT, "family": FAMILY_NAME, "hyper_parameters": self.config(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "metadata": metadata,
-        }
+        return checkpoint_payload(self, FAMILY_NAME, self.config(), metadata)
 
     def save(self, path: str | Path, **metadata: Any) -> None:
         """Write :meth:`checkpoint_dict` to ``path``."""

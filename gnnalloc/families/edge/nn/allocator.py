@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, load_checkpoint_data
+from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, checkpoint_payload, load_checkpoint_data
 from gnnalloc.families.edge.nn.heads import DecisionHeads
 from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
@@ -192,13 +192,7 @@ class Allocator(nn.Module):
     # ----------------------------------------------------------- checkpoints
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "family": FAMILY_NAME,
-            "hyper_parameters": dict(self.config),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "metadata": metadata,
-        }
+        return checkpoint_payload(self, FAMILY_NAME, self.config, metadata)
 
     def save(self, path: str | Path, **metadata: Any) -> None:
         """Write :meth:`checkpoint_dict` to ``path``."""

@@ -37,9 +37,8 @@ from torch_geometric.data import HeteroData
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
-from gnnalloc.families.edge.solvers import smoothed_dual
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, load_checkpoint_data, rebuild_model
+from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
 __all__ = ["PricePredictor", "price_references"]
 
@@ -152,34 +151,9 @@ class PricePredictor(nn.Module):
         server_log, link_log = self(graph, problem)
         return prices_from_logs(problem, server_log, link_log)
 
-    @torch.no_grad()
-    def start(self, instance: Instance, temperature: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
-        """The start the ``gnn`` method refines: :meth:`predict`'s prices, or the water-filling
-        prices (zero link prices) where their smoothed dual at ``temperature`` is lower."""
-        predicted = self.predict(instance)
-        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
-        classical = waterfill_prices(problem)
-        cheapest = classical.new_full((problem.num_users,), torch.inf).scatter_reduce_(
-            0, problem.pair_user, classical.index_select(0, problem.pair_server), "amin"
-        )
-        # The soft-min units solve_dual uses (users without pairs: any unit, they only drop).
-        reference = torch.where(torch.isfinite(cheapest) & (cheapest > 0), cheapest, 1.0)
-        fallback = (classical.numpy(), np.zeros(problem.num_links))
-
-        def value(prices: tuple[np.ndarray, np.ndarray]) -> float:
-            server, link = (torch.from_numpy(np.ascontiguousarray(p, dtype=np.float64)) for p in prices)
-            return float(smoothed_dual(server, link, problem, temperature, reference)[0])
-
-        return predicted if value(predicted) < value(fallback) else fallback
-
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""
-        return {
-            "format": CHECKPOINT_FORMAT, "family": self.family_name, "model": "prices",
-            "hyper_parameters": dict(self.config),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "metadata": metadata,
-        }
+        return checkpoint_payload(self, self.family_name, self.config, metadata, model="prices")
 
     def save(self, path: str | Path, **metadata: Any) -> None:
         """Write :meth:`checkpoint_dict` to ``path``."""

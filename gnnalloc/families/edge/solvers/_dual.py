@@ -543,7 +543,10 @@ def solve_dual(
             finite and non-negative (e.g. a learned prediction or an earlier solve's prices).
             Default: the per-server water-filling prices and zero link prices. The price
             units (and the soft-min temperatures) stay those of the water-filling prices, so
-            a start changes where the iterations begin, not what they minimise.
+            a start changes where the iterations begin, not what they minimise. Where the
+            given start's smoothed dual (at ``temperature``) is not below the water-filling
+            start's, the solve begins at the water-filling prices instead: a poor prediction
+            never costs more iterations than no prediction.
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
             measured cost says would end later. The first checkpoint always completes, as an
@@ -578,6 +581,8 @@ def solve_dual(
         instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
         bandwidth, bandwidth_price, float(instance.weight.sum()), search_rounds,
     )
+    if start is not None:
+        initial = _lower_start(setup, initial, server_start, float(temperature))
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
@@ -585,6 +590,14 @@ def solve_dual(
     return _anytime(
         setup, initial, iterations, float(temperature), bound_iterations, gap_tol, time_limit, start_time
     )
+
+
+def _lower_start(setup: _Setup, given: np.ndarray, server_start: Tensor, temperature: float) -> np.ndarray:
+    """``given`` or the water-filling start (zero link prices), whichever has the lower smoothed
+    dual at ``temperature``: L-BFGS minimises that value, so it starts from the better point."""
+    dual = setup.dual(temperature)
+    classical = np.concatenate([_host(server_start), np.zeros(setup.problem.num_links)])
+    return given if dual.evaluate(given)[0] < dual.evaluate(classical)[0] else classical
 
 
 def _result(

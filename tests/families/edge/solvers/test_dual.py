@@ -227,3 +227,18 @@ def test_bad_start_is_named(start, message):
         start = (start[0], np.zeros(len(instance.link_a)))
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         solve_dual(instance, start=start)
+
+
+def test_a_start_worse_than_water_filling_is_not_used():
+    """A given start whose smoothed dual is above the water-filling start's is replaced by it:
+    the solve is then the cold solve, so a poor prediction never costs iterations."""
+    instance = random_instance(40, 4, 1.0, seed=5)
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    far = waterfill_prices(problem).numpy() * 1e6  # every user priced out: a high dual value
+    cold = solve_dual(instance, iterations=100, search_rounds=0, bound_iterations=0)
+    warm = solve_dual(
+        instance, iterations=100, search_rounds=0, bound_iterations=0,
+        start=(far, np.full(problem.num_links, 1e6)),
+    )
+    np.testing.assert_array_equal(warm.allocation.compute, cold.allocation.compute)
+    assert warm.iterations == cold.iterations
