@@ -171,6 +171,8 @@ def _gnn(
     search_rounds: int | None = None,
     bound_iterations: int | None = None,
     temperature: float | None = None,
+    gap_tol: float | None = None,
+    time_limit: float | None = None,
 ) -> SolveResult:
     from gnnalloc.families.edge.nn import Allocator
 
@@ -182,8 +184,11 @@ def _gnn(
 
             allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
     if isinstance(allocator, Allocator):  # a share-head checkpoint: that model's own answer
-        if iterations is not None or bound_iterations is not None or temperature is not None:
-            raise ValueError("allocator: a share-head model takes no iterations, bound_iterations or temperature")
+        if any(v is not None for v in (iterations, bound_iterations, temperature, gap_tol, time_limit)):
+            raise ValueError(
+                "allocator: a share-head model takes no iterations, bound_iterations, temperature, "
+                "gap_tol or time_limit"
+            )
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
@@ -194,16 +199,20 @@ def _gnn(
     }
     if bound_iterations is not None:
         options["bound_iterations"] = bound_iterations
-    if temperature is not None:
-        options["temperature"] = temperature
+    for name, value in (("temperature", temperature), ("gap_tol", gap_tol), ("time_limit", time_limit)):
+        if value is not None:
+            options[name] = value
     result = solve_dual(instance, start=prices, **options)
-    status = "ok"
-    if result.iterations == 0 and options["iterations"] != 0:
+    status = result.status
+    left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+    if result.iterations == 0 and options["iterations"] != 0 and (left is None or left > 0):
         # L-BFGS could not take a single step from the prediction (its line search fails on
-        # some far-off starts): the classical start instead, so a poor prediction never ends
-        # the solve where it began.
+        # some far-off starts): the classical start instead, within what is left of the time
+        # limit, so a poor prediction never ends the solve where it began.
+        if left is not None:
+            options["time_limit"] = left
         result = solve_dual(instance, **options)
-        status = "ok; the predicted prices stalled, refined from the water-filling prices"
+        status = f"{result.status}; the predicted prices stalled, refined from the water-filling prices"
     seconds = time.perf_counter() - start
     return _at_least_baselines(
         instance, SolveResult(result.allocation, "gnn", seconds, status, upper_bound=result.upper_bound)
@@ -234,7 +243,10 @@ METHODS: dict[str, Method] = {
             "gnn", _gnn,
             "learned dual prices refined by a few certified dual iterations, with a proven bound "
             "(the shipped price model unless checkpoint or allocator is given)",
-            ("allocator", "checkpoint", "iterations", "search_rounds", "bound_iterations", "temperature"),
+            (
+                "allocator", "checkpoint", "iterations", "search_rounds", "bound_iterations", "temperature",
+                "gap_tol", "time_limit",
+            ),
             "learned",
         ),
         Method(

@@ -67,3 +67,15 @@ def test_named_errors():
         solve(instance, "gnn", allocator=Allocator.from_checkpoint(shares_checkpoint()), iterations=5)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         solve(instance, "gnn", checkpoint="/nonexistent/prices.ckpt")
+
+
+def test_gnn_solves_anytime_to_a_proven_gap():
+    instance = random_instance(60, 8, 1.0, 4, penalty=10.0)
+    result = solve(instance, "gnn", gap_tol=0.01, time_limit=60.0)
+    gap = (result.upper_bound - _objective(instance, result.allocation)) / float(instance.weight.sum())
+    assert gap <= 0.01 + 1e-9 or "exact" in result.status
+    assert "gap_tol" in result.status  # the anytime path ran and says where it stopped
+    with pytest.raises(ValueError, match="gap_tol"):
+        solve(instance, "gnn", gap_tol=-1.0)
+    with pytest.raises(ValueError, match="time_limit"):
+        solve(instance, "gnn", time_limit=0.0)
