@@ -24,7 +24,6 @@ below a gradient method's value; the line search fixes that.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +34,7 @@ from torch import Tensor
 from gnnalloc.core import SolveResult, check_count, check_positive
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import PowerInstance
+from gnnalloc.families.power._links import LinkBatch, fp_step, graph_utility, line_search, wmmse_step
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 __all__ = [
@@ -49,8 +49,8 @@ WMMSE_MAX_ITER = 500
 WMMSE_STARTS = 4
 
 _TINY = 1e-300
-#: Step lengths the alpha-fair line search tries after the full step, in chunks of 8.
-_STEPS = torch.tensor([2.0**-i for i in range(1, 33)], dtype=torch.float64)
+#: The α-fair line search tries step lengths down to 2^-_HALVINGS (in chunks of 8).
+_HALVINGS = 32
 
 
 @dataclass(frozen=True)
@@ -84,30 +84,29 @@ def starting_points(problem: NormalisedProblem, starts: int, seed: int = 0) -> T
 
 def _iterate(
     problem: NormalisedProblem,
-    step: Callable[[Tensor, Tensor, Tensor], Tensor],
+    step: Callable[[LinkBatch, Tensor], Tensor],
     x: Tensor,
     tol: float,
     max_iter: int,
 ) -> IterationTrace:
-    """Run ``x <- step(x, sinr, weights)`` from the rows of ``x`` with the shared stopping rule."""
-    sinr = problem.sinr(x)
-    rates = torch.log1p(sinr) / math.log(2.0)
-    value = problem.link_utility(rates).sum(-1)
-    best_value, best_x = value.clone(), x.clone()
+    """Run ``step`` (re-weighted by the utility's slope, line-searched for the α-fair utility)
+    from the rows of ``x`` ``(S, K)`` with the shared stopping rule."""
+    links = problem.links
+    q = x.T.contiguous()  # (K, S): one column per start, as LinkBatch iterates
+    value = graph_utility(links, q)[0]
+    best_value, best_q = value.clone(), q.clone()
     history = [float(best_value.max())]
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):
-        candidate = step(x, sinr, problem.slope(rates))
-        if problem.utility != "sum_rate":
-            candidate = _line_search(problem, x, candidate, value)
-        x = candidate
-        sinr = problem.sinr(x)
-        rates = torch.log1p(sinr) / math.log(2.0)
-        new = problem.link_utility(rates).sum(-1)
+        candidate = step(links, q)
+        if links.any_fair:
+            candidate = line_search(links, q, candidate, value.unsqueeze(0), halvings=_HALVINGS)
+        q = candidate
+        new = graph_utility(links, q)[0]
         better = new > best_value
         best_value = torch.where(better, new, best_value)
-        best_x = torch.where(better.unsqueeze(-1), x, best_x)
+        best_q = torch.where(better.unsqueeze(0), q, best_q)
         history.append(float(best_value.max()))
         change = (new - value).abs() <= tol * torch.maximum(new.abs(), value.abs()).clamp(min=_TINY)
         value = new
@@ -116,30 +115,9 @@ def _iterate(
             break
     top = int(torch.argmax(best_value))
     return IterationTrace(
-        power=best_x[top], objective=float(best_value[top]), iterations=iterations,
+        power=best_q[:, top], objective=float(best_value[top]), iterations=iterations,
         history=torch.tensor(history, dtype=torch.float64), converged=converged,
     )
-
-
-def _line_search(problem: NormalisedProblem, x: Tensor, candidate: Tensor, value: Tensor) -> Tensor:
-    """Per row, the full step ``candidate`` if it improves on ``value``, else the best improving
-    ``x + t (candidate - x)`` for the first chunk of ``t = 1/2, 1/4, ..., 2^-32`` that has one,
-    else ``x`` (module docstring: the step direction is an ascent direction)."""
-    out = candidate.clone()
-    todo = problem.objective(candidate) <= value
-    for chunk in _STEPS.to(x).split(8):
-        rows = torch.nonzero(todo).squeeze(-1)
-        if rows.numel() == 0:
-            return out
-        base, direction = x[rows], candidate[rows] - x[rows]
-        trial = base.unsqueeze(1) + chunk.view(1, -1, 1) * direction.unsqueeze(1)  # (R, T, K)
-        values = problem.objective(trial.reshape(-1, x.shape[-1])).view(rows.numel(), -1)
-        best, index = values.max(dim=1)
-        improved = best > value[rows]
-        out[rows[improved]] = trial[torch.arange(rows.numel(), device=x.device), index][improved]
-        todo[rows[improved]] = False
-    out[todo] = x[todo]
-    return out
 
 
 def _check(tol: float, max_iter: int, starts: int, seed: int) -> None:
@@ -153,62 +131,19 @@ def _check(tol: float, max_iter: int, starts: int, seed: int) -> None:
 def wmmse_powers(
     problem: NormalisedProblem, x0: Tensor, tol: float = WMMSE_TOL, max_iter: int = WMMSE_MAX_ITER
 ) -> IterationTrace:
-    r"""WMMSE (Shi, Razaviyayn, Luo, He, 2011) for the SISO interference channel from the rows of
-    ``x0``. With amplitudes :math:`v_k = \sqrt{x_k}`, channel amplitudes
-    :math:`h_{kj} = \sqrt{\tilde g_{kj}}` and link weights :math:`\omega_k`:
-
-    .. math::
-
-        u_k = \frac{h_{kk} v_k}{1 + \sum_j \tilde g_{kj} v_j^2}, \quad
-        w_k = \frac{1}{1 - u_k h_{kk} v_k} = 1 + \mathrm{SINR}_k, \quad
-        v_k \leftarrow \left[\frac{\omega_k w_k u_k h_{kk}}
-            {\sum_j \omega_j w_j u_j^2 \tilde g_{jk}}\right]_0^1.
-
-    :math:`w_k` is computed as :math:`1 + \mathrm{SINR}_k`, which equals the MSE form but does
-    not cancel at the high SINRs of real layouts.
-    """
-    direct = problem.direct
-    amplitude = direct.sqrt()
-
-    def step(x: Tensor, sinr: Tensor, omega: Tensor) -> Tensor:
-        v = x.sqrt()
-        received = 1.0 + x @ problem.gains.T  # noise + interference + own signal
-        u = amplitude * v / received
-        a = omega * (1.0 + sinr)
-        denominator = (a * u * u) @ problem.gains
-        v = (a * u * amplitude / denominator.clamp(min=_TINY)).clamp(0.0, 1.0)
-        return v * v
-
-    return _iterate(problem, step, x0, tol, max_iter)
+    """WMMSE (Shi, Razaviyayn, Luo, He, 2011) for the SISO interference channel from the rows of
+    ``x0`` ``(S, K)``: the update of :func:`~gnnalloc.families.power._links.wmmse_step` (the one the
+    learned allocator unrolls), iterated with the stopping rule of the module docstring."""
+    return _iterate(problem, wmmse_step, x0, tol, max_iter)
 
 
 def fractional_programming(
     problem: NormalisedProblem, x0: Tensor, tol: float = WMMSE_TOL, max_iter: int = WMMSE_MAX_ITER
 ) -> IterationTrace:
-    r"""Fractional programming with the quadratic transform (Shen & Yu, "Fractional programming
-    for communication systems", 2018; FPLinQ's power step) from the rows of ``x0``: with
-    :math:`\gamma_k = \mathrm{SINR}_k` and link weights :math:`\omega_k`,
-
-    .. math::
-
-        y_k = \frac{\sqrt{\omega_k (1 + \gamma_k) \tilde g_{kk} x_k}}
-                   {1 + \sum_j \tilde g_{kj} x_j}, \qquad
-        x_k \leftarrow \min\left(1, \frac{\omega_k (1 + \gamma_k) y_k^2 \tilde g_{kk}}
-                   {\left(\sum_j y_j^2 \tilde g_{jk}\right)^2}\right),
-
-    the closed-form maximisers of the Lagrangian-dual and quadratic transforms in turn
-    (nondecreasing weighted sum rate).
-    """
-    direct = problem.direct
-
-    def step(x: Tensor, sinr: Tensor, omega: Tensor) -> Tensor:
-        a = omega * (1.0 + sinr)
-        received = 1.0 + x @ problem.gains.T
-        y = (a * direct * x).sqrt() / received
-        denominator = (y * y) @ problem.gains
-        return (a * y * y * direct / (denominator * denominator).clamp(min=_TINY)).clamp(0.0, 1.0)
-
-    return _iterate(problem, step, x0, tol, max_iter)
+    """Fractional programming with the quadratic transform (Shen & Yu 2018; FPLinQ's power step)
+    from the rows of ``x0`` ``(S, K)``: the update of :func:`~gnnalloc.families.power._links.fp_step`,
+    iterated with the stopping rule of the module docstring."""
+    return _iterate(problem, fp_step, x0, tol, max_iter)
 
 
 def _solve(

@@ -35,12 +35,21 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from gnnalloc.core import resource_utility
 
-__all__ = ["LinkBatch", "link_rates", "link_utility", "utility_slope", "wmmse_step"]
+if TYPE_CHECKING:
+    from gnnalloc.families.power._instance import PowerInstance
+
+__all__ = [
+    "LinkBatch", "fp_step", "graph_utility", "line_search", "link_rates", "link_utility", "utility_slope",
+    "wmmse_step",
+]
 
 _LN2 = math.log(2.0)
 
@@ -63,10 +72,13 @@ class LinkBatch:
         num_graphs: number of instances.
         by_tx: the edges' order sorted by ``(tx, rx)``, ``(E,)`` long, if known (the graph
             builder stores it; otherwise it is computed when first needed).
+        dense: the matrix :math:`A` itself, ``(N, N)`` with a zero diagonal, instead of the edge
+            list (which is then empty): :meth:`dense_of`, the form the reference solvers
+            iterate on, where every pair interferes.
 
-    The interference sums are products with the sparse matrix :math:`A_{kj} = \\mathrm{inr}_{kj}`
-    and its transpose (CSR, built once per batch): one compiled sparse product per sum, several
-    times faster than gathering and scattering the edge list.
+    The interference sums are products with the matrix :math:`A_{kj} = \\mathrm{inr}_{kj}` and
+    its transpose: sparse CSR built once per batch from the edge list (one compiled sparse product
+    per sum, several times faster than gathering and scattering the edges), or ``dense``.
     """
 
     snr: Tensor
@@ -81,6 +93,46 @@ class LinkBatch:
     batch: Tensor
     num_graphs: int
     by_tx: Tensor | None = None
+    dense: Tensor | None = None
+
+    @classmethod
+    def of(cls, instance: "PowerInstance") -> "LinkBatch":
+        """One instance in sparse form, every interference entry kept (float64)."""
+        k = instance.num_links
+        order = np.argsort(instance.cross_rx.astype(np.int64) * k + instance.cross_tx, kind="stable")
+        rx, tx = instance.cross_rx[order].astype(np.int64), instance.cross_tx[order].astype(np.int64)
+        inr = instance.cross_gain[order] * instance.pmax[tx] / instance.noise
+        fair = instance.utility == "alpha_fair"
+        rate_min = instance.rate_min if instance.rate_min is not None else np.ones(k)
+
+        def tensor(values: np.ndarray | float) -> Tensor:
+            return torch.as_tensor(np.full(k, values) if np.ndim(values) == 0 else values, dtype=torch.float64)
+
+        return cls(
+            snr=tensor(instance.direct_gain * instance.pmax / instance.noise), rx=torch.from_numpy(rx),
+            tx=torch.from_numpy(tx), inr=torch.from_numpy(inr), weight=tensor(instance.weight),
+            rate_min=tensor(rate_min), alpha=tensor(float(instance.alpha)), penalty=tensor(float(instance.penalty)),
+            fair=torch.full((k,), fair), batch=torch.zeros(k, dtype=torch.long), num_graphs=1,
+        )
+
+    @classmethod
+    def dense_of(
+        cls, snr: Tensor, cross: Tensor, weight: Tensor, rate_min: Tensor, alpha: float, penalty: float,
+        fair: bool,
+    ) -> "LinkBatch":
+        """One instance with the dense matrix ``cross`` :math:`= A` ``(K, K)`` (zero diagonal)
+        and per-instance utility parameters."""
+        k = int(snr.shape[0])
+
+        def full(value: float | bool, dtype: torch.dtype) -> Tensor:
+            return torch.full((k,), value, dtype=dtype, device=snr.device)
+
+        empty = torch.zeros(0, dtype=torch.long, device=snr.device)
+        return cls(
+            snr=snr, rx=empty, tx=empty, inr=snr.new_zeros(0), weight=weight, rate_min=rate_min,
+            alpha=full(alpha, snr.dtype), penalty=full(penalty, snr.dtype), fair=full(fair, torch.bool),
+            batch=torch.zeros(k, dtype=torch.long, device=snr.device), num_graphs=1, dense=cross,
+        )
 
     @property
     def num_links(self) -> int:
@@ -93,12 +145,16 @@ class LinkBatch:
 
     @cached_property
     def matrix(self) -> Tensor:
-        """:math:`A`, ``(N, N)`` sparse CSR, :math:`A_{rx, tx} = \\mathrm{inr}`."""
+        """:math:`A`, ``(N, N)``: sparse CSR with :math:`A_{rx, tx} = \\mathrm{inr}`, or ``dense``."""
+        if self.dense is not None:
+            return self.dense
         return _csr(self.rx, self.tx, self.inr, self.num_links)
 
     @cached_property
     def matrix_t(self) -> Tensor:
-        """:math:`A^\\top`, ``(N, N)`` sparse CSR."""
+        """:math:`A^\\top`, ``(N, N)``."""
+        if self.dense is not None:
+            return self.dense.T
         order = self.by_tx if self.by_tx is not None else torch.argsort(self.tx * self.num_links + self.rx)
         return _csr(self.tx[order], self.rx[order], self.inr[order], self.num_links)
 
@@ -114,7 +170,7 @@ def _csr(row: Tensor, col: Tensor, value: Tensor, size: int) -> Tensor:
 
 def _interference(batch: LinkBatch, q: Tensor) -> Tensor:
     """:math:`\\sum_{j \\ne k} \\mathrm{inr}_{kj} q_j` per receiver ``k``: :math:`A q`."""
-    return batch.matrix @ q.to(batch.inr.dtype)
+    return batch.matrix @ q.to(batch.snr.dtype)
 
 
 def _harm(batch: LinkBatch, cost: Tensor) -> Tensor:
@@ -188,3 +244,76 @@ def wmmse_step(
     v_new = weight * w * u * h / spread.clamp(min=torch.finfo(spread.dtype).tiny)
     q_new = v_new.clamp(0.0, 1.0).square()
     return (q_new, link_utility(batch, rates)) if with_utility else q_new
+
+
+def graph_utility(batch: LinkBatch, q: Tensor) -> Tensor:
+    """Total utility per instance at power shares ``q``: ``(num_graphs,)``, or
+    ``(num_graphs, C)`` for ``C`` candidate columns."""
+    per_link = link_utility(batch, link_rates(batch, q))
+    return per_link.new_zeros((batch.num_graphs,) + per_link.shape[1:]).index_add(0, batch.batch, per_link)
+
+
+def fp_step(batch: LinkBatch, q: Tensor, weight: Tensor | None = None) -> Tensor:
+    r"""One fractional-programming update of the power shares ``q`` (Shen & Yu, "Fractional
+    programming for communication systems", 2018; FPLinQ's power step): with
+    :math:`\gamma_k = \mathrm{sinr}_k` and weights :math:`a_k`,
+
+    .. math::
+
+        y_k = \frac{\sqrt{a_k (1 + \gamma_k)\, \mathrm{snr}_k q_k}}{1 + \mathrm{snr}_k q_k
+              + \sum_{j \ne k} \mathrm{inr}_{kj} q_j}, \qquad
+        q_k \leftarrow \min\Big(1, \frac{a_k (1 + \gamma_k)\, y_k^2\, \mathrm{snr}_k}
+              {\big(y_k^2\, \mathrm{snr}_k + \sum_{j \ne k} y_j^2\, \mathrm{inr}_{jk}\big)^2}\Big),
+
+    the closed-form maximisers of the Lagrangian-dual and quadratic transforms in turn
+    (nondecreasing weighted sum rate). Arguments as :func:`wmmse_step`.
+    """
+    snr = _per_link(batch.snr, q)
+    interference = 1.0 + _interference(batch, q)
+    sinr = snr * q / interference
+    if weight is None:
+        weight = utility_slope(batch, torch.log1p(sinr) / _LN2)
+    a = weight * (1.0 + sinr)
+    y = (a * snr * q).clamp(min=0.0).sqrt() / (interference + snr * q)
+    spread = y * y * snr + _harm(batch, y * y)
+    return (a * y * y * snr / (spread * spread).clamp(min=torch.finfo(spread.dtype).tiny)).clamp(0.0, 1.0)
+
+
+def _lengths(halvings: int, like: Tensor) -> Tensor:
+    """The step lengths :func:`line_search` tries after the full step, :math:`2^{-1}, 2^{-2}, \\dots`."""
+    return torch.pow(2.0, -torch.arange(1, halvings + 1, dtype=like.dtype, device=like.device))
+
+
+def line_search(
+    batch: LinkBatch, q: Tensor, step: Tensor, value: Tensor, halvings: int = 8, chunk: int = 8,
+) -> Tensor:
+    r"""The monotone re-weighted step: per instance and candidate column, the full step ``step``
+    if it improves on ``value`` (the utility at ``q``); else the best improving
+    :math:`q + t\,(\text{step} - q)` among the first chunk of ``chunk`` lengths of
+    :math:`t = 2^{-1}, \dots, 2^{-\text{halvings}}` that has one; else ``q``.
+
+    Why: for an α-fair utility the re-weighted step (:func:`wmmse_step` or :func:`fp_step` with
+    weights :math:`U_k'(r_k)`) maximises a concave minoriser of the linearised utility, so it is
+    an ascent direction, but its full length can overshoot (the slope jumps by ``penalty`` at the
+    minimum rate); the search keeps the iteration monotone, and a fixed point is stationary.
+
+    Args:
+        batch: the links; q, step: shares ``(N,)`` or ``(N, C)``; value: :func:`graph_utility`
+            at ``q``, ``(num_graphs,)`` or ``(num_graphs, C)``.
+    """
+    per_link = lambda mask: mask.index_select(0, batch.batch)  # noqa: E731
+    todo = ~(graph_utility(batch, step) > value)
+    if not bool(todo.any()):
+        return step
+    out = torch.where(per_link(todo), q, step)
+    for lengths in _lengths(halvings, q).split(chunk):
+        trial = q.unsqueeze(-1) + (step - q).unsqueeze(-1) * lengths  # (N, [C,] T)
+        utility = graph_utility(batch, trial.reshape(q.shape[0], -1)).view(value.shape + lengths.shape)
+        top, index = utility.max(dim=-1)
+        improved = todo & (top > value)
+        pick = trial.gather(-1, per_link(index).unsqueeze(-1)).squeeze(-1)
+        out = torch.where(per_link(improved), pick, out)
+        todo = todo & ~improved
+        if not bool(todo.any()):
+            break
+    return out

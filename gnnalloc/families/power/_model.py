@@ -30,10 +30,10 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
-from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
+from gnnalloc.families.power._links import line_search, wmmse_step
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
-__all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
+__all__ = ["FAMILY_NAME", "PowerAllocator"]
 
 #: The family name checkpoints of this model record.
 FAMILY_NAME = "power"
@@ -49,34 +49,6 @@ FAIR_MAX_STEPS = 500
 REFINE_TOL = 1e-4
 #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
 _LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
-
-
-def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
-    """Total utility per instance of a batch at power shares ``q``: ``(num_graphs,)``, or
-    ``(num_graphs, C)`` for ``C`` candidate columns."""
-    per_link = link_utility(links, link_rates(links, q))
-    return per_link.new_zeros((links.num_graphs,) + per_link.shape[1:]).index_add(0, links.batch, per_link)
-
-
-def _line_search(links: LinkBatch, q: Tensor, step: Tensor, value: Tensor, halvings: int = 8) -> Tensor:
-    r"""Per instance and candidate column, the full step ``s`` (the re-weighted step) if it
-    improves on ``value`` (the utility at ``q``), else the best of :math:`q + t\,(s - q)` for
-    :math:`t = 1/2, \dots, 2^{-\text{halvings}}` if that improves, else ``q``: the re-weighted step is an ascent direction of
-    the α-fair utility but its full length can overshoot, and this keeps the refinement monotone
-    (the line-searched minorise-maximise step of the ``wmmse`` solver).
-
-    Args:
-        links: the batch; q, step: ``(N, C)`` shares; value: ``(num_graphs, C)`` utility at ``q``.
-    """
-    t = torch.pow(2.0, -torch.arange(halvings + 1, dtype=q.dtype, device=q.device))
-    trial = q.unsqueeze(-1) + (step - q).unsqueeze(-1) * t  # (N, C, T)
-    utility = graph_utility(links, trial.reshape(q.shape[0], -1)).view(value.shape + t.shape)
-    top, index = utility.max(dim=-1)
-    full = utility[..., 0] > value  # the full step when it improves, as the solver does
-    index = torch.where(full, torch.zeros_like(index), index)
-    top = torch.where(full, utility[..., 0], top)
-    pick = trial.gather(-1, index.index_select(0, links.batch).unsqueeze(-1)).squeeze(-1)
-    return torch.where((top > value).index_select(0, links.batch), pick, q)
 
 
 class PowerAllocator(nn.Module):
@@ -174,7 +146,7 @@ class PowerAllocator(nn.Module):
             ):
                 break
             if links.any_fair:
-                q_next = _line_search(links, q, q_next, value)
+                q_next = line_search(links, q, q_next, value)
             previous, q = value, q_next
         return best_q
 

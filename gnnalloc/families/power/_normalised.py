@@ -10,7 +10,6 @@ so the problem no longer depends on the units of gains, powers and noise (real p
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,7 +18,8 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.power._instance import PowerInstance
-from gnnalloc.families.power.functional import link_utility, split_sinr
+from gnnalloc.families.power._links import LinkBatch, graph_utility, link_rates, utility_slope
+from gnnalloc.families.power.functional import link_utility
 
 __all__ = ["NormalisedProblem"]
 
@@ -74,13 +74,18 @@ class NormalisedProblem:
         """:math:`\\tilde g` with a zero diagonal, ``(K, K)``."""
         return self._cross
 
-    def sinr(self, x: Tensor) -> Tensor:
-        """SINRs of normalised powers ``x`` ``(S, K)`` (one row per candidate), ``(S, K)``."""
-        return split_sinr(self.direct, self._cross, x)
+    @cached_property
+    def links(self) -> LinkBatch:
+        """The same instance as a dense :class:`~._links.LinkBatch`: the form the iterative
+        solvers, the learned allocator's refinement and the rates below share."""
+        return LinkBatch.dense_of(
+            self.direct, self._cross, self.weight, self.rate_min, self.alpha, self.penalty,
+            self.utility == "alpha_fair",
+        )
 
     def rates(self, x: Tensor) -> Tensor:
-        """Rates in bits/s/Hz of normalised powers ``x`` ``(S, K)``, ``(S, K)``."""
-        return torch.log1p(self.sinr(x)) / math.log(2.0)
+        """Rates in bits/s/Hz of normalised powers ``x`` ``(S, K)`` (one row per candidate), ``(S, K)``."""
+        return link_rates(self.links, x.T).T
 
     def link_utility(self, rates: Tensor, links: Tensor | None = None) -> Tensor:
         """Per-link utilities ``(S, K)`` of rates ``(S, K)``; with ``links`` (indices ``(L,)``)
@@ -92,19 +97,9 @@ class NormalisedProblem:
 
     def objective(self, x: Tensor) -> Tensor:
         """The instance's objective :math:`\\sum_k U_k` per row of ``x`` ``(S, K)``, ``(S,)``."""
-        return self.link_utility(self.rates(x)).sum(-1)
+        return graph_utility(self.links, x.T)[0]
 
     def slope(self, rates: Tensor) -> Tensor:
-        r""":math:`\partial U_k / \partial r_k = w_k f'(r_k)` per link, ``(S, K)``: the weights of
-        the weighted-sum-rate step that is a stationary point of the utility (for ``sum_rate``
-        just :math:`w_k`). Taken by autograd from :meth:`link_utility`, the one definition."""
-        if self.utility == "sum_rate":
-            return self.weight.expand_as(rates)
-        # Also under the server's inference mode: clones made outside it are ordinary tensors.
-        with torch.inference_mode(False), torch.enable_grad():
-            r = rates.detach().clone().requires_grad_(True)
-            utility = link_utility(
-                r, self.weight.clone(), self.rate_min.clone(), self.alpha, self.penalty, self.utility
-            )
-            (grad,) = torch.autograd.grad(utility.sum(), r)
-        return grad
+        r""":math:`\partial U_k / \partial r_k = w_k f'(r_k)` per link of rates ``(S, K)``: the
+        weights of the weighted-sum-rate step that is a stationary point of the utility."""
+        return utility_slope(self.links, rates.T).T

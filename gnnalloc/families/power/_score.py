@@ -13,7 +13,8 @@ from torch import Tensor
 from gnnalloc.core import AllocationError, is_real
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import PowerInstance
-from gnnalloc.families.power.functional import link_utility, sparse_link_rates
+from gnnalloc.families.power._links import LinkBatch, link_rates
+from gnnalloc.families.power.functional import link_utility
 from gnnalloc.metrics import jain_index, utility_gap
 
 __all__ = ["OFF_FRACTION", "PowerScore", "allocation_rates", "allocation_utilities", "max_violation", "score"]
@@ -77,12 +78,8 @@ class PowerScore:
 
 def _rates(instance: PowerInstance, power: np.ndarray) -> Tensor:
     # A negative power is a violation (reported as such); as a signal it is no signal.
-    p = torch.as_tensor(np.clip(power, 0.0, None), dtype=torch.float64)
-    return sparse_link_rates(
-        torch.as_tensor(instance.direct_gain, dtype=torch.float64), p, instance.noise,
-        torch.as_tensor(instance.cross_rx), torch.as_tensor(instance.cross_tx),
-        torch.as_tensor(instance.cross_gain, dtype=torch.float64),
-    )
+    share = np.clip(power, 0.0, None) / instance.pmax
+    return link_rates(LinkBatch.of(instance), torch.as_tensor(share, dtype=torch.float64))
 
 
 def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:

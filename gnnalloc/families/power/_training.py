@@ -34,8 +34,8 @@ from gnnalloc.fairness import FairnessLoss
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
-from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility
-from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator, graph_utility
+from gnnalloc.families.power._links import LinkBatch, graph_utility, link_rates, link_utility
+from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator
 from gnnalloc.training import GraphList
 
 __all__ = ["PowerDataModule", "PowerModule", "sample_power_instance", "strength_quartile"]

@@ -19,10 +19,9 @@ function divides numerator and denominator by the noise first (noise-normalised 
 :math:`g_{kj}/\sigma^2`); the interference sum then never adds terms of wildly different scale
 to a tiny noise, and float32 works as well as float64 on real path losses.
 
-The sparse variants (:func:`sparse_sinr`, :func:`sparse_link_rates`) take the cross gains as an
-edge list ``(rx, tx, gain)`` over a flat list of links, which is also how a batch of PyG graphs
-stores them (global link indices, one noise per link); they cost :math:`O(K + E)` instead of
-:math:`O(K^2)`.
+These are the padded-batch forms for users; the solvers, the learned allocator and ``score``
+iterate on :class:`~gnnalloc.families.power._links.LinkBatch` (noise- and power-normalised, sparse
+or dense interference), whose rates the tests check against :func:`link_rates`.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from torch import Tensor
 from gnnalloc.core import resource_utility
 
 __all__ = [
-    "UTILITIES", "link_rates", "link_utility", "sinr", "sparse_link_rates", "sparse_sinr", "split_sinr",
+    "UTILITIES", "link_rates", "link_utility", "sinr", "split_sinr",
     "total_utility", "weighted_sum_rate",
 ]
 
@@ -172,41 +171,3 @@ def total_utility(
     :func:`link_utility` summed over links (arguments as there)."""
     rates = link_rates(gains, power, noise, mask)
     return link_utility(rates, weights, rate_min, alpha, penalty, utility, mask).sum(-1)
-
-
-def sparse_sinr(
-    direct: Tensor,
-    power: Tensor,
-    noise: Tensor | float,
-    rx: Tensor,
-    tx: Tensor,
-    gain: Tensor,
-) -> Tensor:
-    r"""Per-link SINR from an edge list of cross gains, ``(N,)``.
-
-    Args:
-        direct: direct gains :math:`g_{kk}`, ``(N,)`` over a flat list of links (all graphs of
-            a batch concatenated).
-        power: ``(N,)``.
-        noise: a scalar or one noise per link ``(N,)`` (each link carries its instance's noise).
-        rx, tx: ``(E,)`` link indices of each cross gain's receiver and transmitter,
-            ``rx != tx``; absent pairs have gain 0.
-        gain: ``(E,)`` cross gains :math:`g_{rx,tx} \ge 0`.
-    """
-    noise_t = torch.as_tensor(noise, dtype=power.dtype, device=power.device)
-    received = (gain / (noise_t[rx] if noise_t.dim() == 1 else noise_t)) * power[tx]
-    interference = torch.zeros_like(power).index_add(0, rx, received)
-    return direct / noise_t * power / (1.0 + interference)
-
-
-def sparse_link_rates(
-    direct: Tensor,
-    power: Tensor,
-    noise: Tensor | float,
-    rx: Tensor,
-    tx: Tensor,
-    gain: Tensor,
-) -> Tensor:
-    """Per-link rates (bits/s/Hz) from an edge list of cross gains (arguments as
-    :func:`sparse_sinr`)."""
-    return torch.log1p(sparse_sinr(direct, power, noise, rx, tx, gain)) / _LN2

@@ -16,8 +16,8 @@ from gnnalloc.families.power._graph import (
 )
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._learned import allocate_powers
-from gnnalloc.families.power._links import link_rates, wmmse_step
-from gnnalloc.families.power._model import PowerAllocator, _line_search, graph_utility
+from gnnalloc.families.power._links import graph_utility, line_search, link_rates, wmmse_step
+from gnnalloc.families.power._model import PowerAllocator
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 
@@ -152,7 +152,7 @@ def test_fair_line_search_never_lowers_the_utility():
     q = torch.ones(links.num_links, 2, dtype=torch.float64)
     value = graph_utility(links, q)
     for _ in range(20):
-        q = _line_search(links, q, wmmse_step(links, q), value)
+        q = line_search(links, q, wmmse_step(links, q), value)
         new = graph_utility(links, q)
         assert bool((new >= value).all())
         value = new

@@ -9,7 +9,7 @@ import torch
 
 from gnnalloc.core import resource_utility
 from gnnalloc.families.power.functional import (
-    link_rates, link_utility, sinr, sparse_link_rates, total_utility, weighted_sum_rate,
+    link_rates, link_utility, sinr, total_utility, weighted_sum_rate,
 )
 
 
@@ -81,15 +81,6 @@ def test_bad_utility_named():
         link_utility(rates, utility="max_min")
     with pytest.raises(ValueError, match="^rate_min:"):
         link_utility(rates, utility="alpha_fair")
-
-
-def test_sparse_matches_dense():
-    gen = torch.Generator().manual_seed(0)
-    gains = torch.rand(1, 5, 5, generator=gen, dtype=torch.float64)
-    power = torch.rand(1, 5, generator=gen, dtype=torch.float64)
-    rx, tx = torch.nonzero(~torch.eye(5, dtype=torch.bool), as_tuple=True)
-    sparse = sparse_link_rates(torch.diagonal(gains[0]), power[0], 0.3, rx, tx, gains[0, rx, tx])
-    assert torch.allclose(sparse, link_rates(gains, power, 0.3)[0])
 
 
 def test_gradients_flow():

@@ -1,0 +1,84 @@
+"""One implementation of the iterative maths: the sparse (model) and dense (solvers) link forms
+give the same rates, slopes, WMMSE and FP steps and line search, equal to the functional rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gnnalloc.families.power import NormalisedProblem, d2d, functional as F, gaussian
+from gnnalloc.families.power._links import (
+    LinkBatch, fp_step, graph_utility, line_search, link_rates, utility_slope, wmmse_step,
+)
+
+INSTANCES = {
+    "gaussian-sum": lambda: gaussian(9, 2),
+    "d2d-sum": lambda: d2d(40, 3),
+    "d2d-fair": lambda: d2d(40, 3, utility="alpha_fair", rate_min=0.3, alpha=2.0, penalty=20.0),
+}
+
+
+@pytest.fixture(params=sorted(INSTANCES))
+def forms(request):
+    instance = INSTANCES[request.param]()
+    return instance, LinkBatch.of(instance), NormalisedProblem.of(instance).links
+
+
+def _shares(k: int, columns: int = 3) -> torch.Tensor:
+    return torch.rand(k, columns, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.95 + 0.05
+
+
+def test_sparse_and_dense_forms_agree(forms):
+    instance, sparse, dense = forms
+    q = _shares(instance.num_links)
+    for fn in (link_rates, graph_utility, wmmse_step, fp_step):
+        torch.testing.assert_close(fn(sparse, q), fn(dense, q), rtol=1e-10, atol=1e-12)
+    rates = link_rates(sparse, q)
+    torch.testing.assert_close(utility_slope(sparse, rates), utility_slope(dense, rates))
+    value = graph_utility(sparse, q)
+    torch.testing.assert_close(
+        line_search(sparse, q, wmmse_step(sparse, q), value), line_search(dense, q, wmmse_step(dense, q), value)
+    )
+
+
+def test_rates_equal_the_functional_form(forms):
+    instance, sparse, _ = forms
+    q = _shares(instance.num_links, 1)[:, 0]
+    expected = F.link_rates(
+        torch.from_numpy(instance.gain_matrix())[None], (q * torch.from_numpy(instance.pmax))[None], instance.noise
+    )[0]
+    torch.testing.assert_close(link_rates(sparse, q), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_slope_is_the_derivative_of_the_utility(forms):
+    instance, sparse, _ = forms
+    rates = link_rates(sparse, _shares(instance.num_links, 1)[:, 0]).requires_grad_(True)
+    weight = torch.from_numpy(instance.weight)
+    rate_min = None if instance.rate_min is None else torch.from_numpy(instance.rate_min)
+    utility = F.link_utility(rates, weight, rate_min, instance.alpha, instance.penalty, instance.utility)
+    (grad,) = torch.autograd.grad(utility.sum(), rates)
+    torch.testing.assert_close(utility_slope(sparse, rates.detach()), grad)
+
+
+def test_fp_and_wmmse_steps_are_the_same_map(forms):
+    # With y_k^2 = a_k u_k^2 the two closed-form updates coincide (Shen & Yu 2018).
+    instance, sparse, _ = forms
+    q = _shares(instance.num_links)
+    torch.testing.assert_close(fp_step(sparse, q), wmmse_step(sparse, q), rtol=1e-9, atol=1e-12)
+
+
+def test_line_search_is_monotone_and_keeps_improving_full_steps():
+    instance = d2d(30, 5, utility="alpha_fair", rate_min=0.5, penalty=30.0)
+    links = LinkBatch.of(instance)
+    q = _shares(instance.num_links, 4)
+    for _ in range(20):
+        value = graph_utility(links, q)
+        step = wmmse_step(links, q)
+        searched = line_search(links, q, step, value)
+        new = graph_utility(links, searched)
+        assert (new >= value).all()
+        improving = (graph_utility(links, step) > value)[0]
+        assert torch.equal(searched[:, improving], step[:, improving])
+        q = searched
+    assert np.isfinite(graph_utility(links, q).numpy()).all()
