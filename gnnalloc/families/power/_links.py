@@ -156,16 +156,20 @@ class LinkBatch:
         if self.dense is not None:
             return self.dense.T
         order = self.by_tx if self.by_tx is not None else torch.argsort(self.tx * self.num_links + self.rx)
-        return _csr(self.tx[order], self.rx[order], self.inr[order], self.num_links)
+        return _csr(*(v.index_select(0, order) for v in (self.tx, self.rx, self.inr)), self.num_links)
 
 
 def _csr(row: Tensor, col: Tensor, value: Tensor, size: int) -> Tensor:
-    """The CSR matrix of entries already sorted by ``(row, col)`` (no sort, no coalescing)."""
-    crow = torch.zeros(size + 1, dtype=torch.long, device=row.device)
+    """The CSR matrix of entries already sorted by ``(row, col)`` (no sort, no coalescing).
+
+    Its indices are int32 where they fit: the products read them once per entry, and the
+    narrower index makes each product markedly faster on CPU."""
+    index = torch.int32 if value.numel() < torch.iinfo(torch.int32).max else torch.long
+    crow = torch.zeros(size + 1, dtype=index, device=row.device)
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": products are all we use
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col, value, (size, size), check_invariants=False)
+        return torch.sparse_csr_tensor(crow, col.to(index), value, (size, size), check_invariants=False)
 
 
 def _interference(batch: LinkBatch, q: Tensor) -> Tensor:
