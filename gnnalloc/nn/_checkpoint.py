@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "checkpoint_family", "checkpoint_payload", "load_checkpoint_data",
-    "rebuild_model",
+    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "Checkpointed", "checkpoint_family", "checkpoint_payload",
+    "load_checkpoint_data", "rebuild_model",
 ]
 
 CHECKPOINT_FORMAT = "gnnalloc.checkpoint/v1"
@@ -128,3 +128,52 @@ def rebuild_model(
     model.load_state_dict(state)
     model.metadata = dict(data.get("metadata") or {})
     return model.eval()
+
+
+class Checkpointed:
+    """Checkpoint writing and reading for a family's ``nn.Module`` whose constructor arguments
+    are its ``hparams`` dictionary (a mixin: ``class Model(Checkpointed, nn.Module)``).
+
+    The class states ``family_name`` (recorded in, and required of, every checkpoint),
+    ``size_limits`` (``name -> (lowest, highest)`` for integer constructor arguments, checked
+    before any tensor is allocated) and ``model_name`` (how errors call it).
+    """
+
+    family_name: ClassVar[str]
+    size_limits: ClassVar[dict[str, tuple[int, int]]]
+    model_name: ClassVar[str]
+    hparams: dict[str, Any]
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints)."""
+        return dict(self.hparams)
+
+    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
+        """A small ``weights_only``-loadable checkpoint recording the family (:func:`checkpoint_payload`)."""
+        assert isinstance(self, torch.nn.Module)
+        return checkpoint_payload(self, self.family_name, self.config(), metadata)
+
+    def save(self, path: str | Path, **metadata: Any) -> None:
+        """Write :meth:`checkpoint_dict` to ``path``."""
+        torch.save(self.checkpoint_dict(**metadata), Path(path))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> Self:
+        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading).
+
+        Raises:
+            FileNotFoundError: if ``path`` is not a file.
+            ValueError: naming ``checkpoint`` or the bad entry (:meth:`from_checkpoint_data`).
+        """
+        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
+        return model if map_location is None else model.to(map_location)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> Self:
+        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint of
+        the family's training module (which holds the model as ``model``).
+
+        Raises:
+            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``).
+        """
+        return rebuild_model(cls, data, path, cls.family_name, cls.size_limits, cls.model_name)

@@ -21,8 +21,6 @@ baseline that costs one evaluation), so the learned method is never worse than i
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +29,7 @@ from torch_geometric.data import HeteroData
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import line_search, wmmse_step
-from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
+from gnnalloc.nn import Checkpointed, HANEncoder
 
 __all__ = ["FAMILY_NAME", "PowerAllocator"]
 
@@ -47,11 +45,9 @@ LARGE_LINKS = 500
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
 REFINE_TOL = 1e-4
-#: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
-_LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
 
 
-class PowerAllocator(nn.Module):
+class PowerAllocator(Checkpointed, nn.Module):
     """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
 
     Args:
@@ -61,6 +57,11 @@ class PowerAllocator(nn.Module):
         refine_steps: WMMSE steps after the head (0: the head's powers as they are).
         dropout: dropout in the encoder.
     """
+
+    family_name = FAMILY_NAME
+    #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
+    size_limits = {"hidden": (0, 4096), "heads": (0, 64), "layers": (0, 64), "refine_steps": (0, 10_000)}
+    model_name = "power allocator"
 
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
@@ -149,34 +150,3 @@ class PowerAllocator(nn.Module):
                 q_next = line_search(links, q, q_next, value)
             previous, q = value, q_next
         return best_q
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments (recorded in checkpoints)."""
-        return dict(self.hparams)
-
-    # ----------------------------------------------------------------------- checkpoints
-    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
-        """A small ``weights_only``-loadable checkpoint recording the family."""
-        return checkpoint_payload(self, FAMILY_NAME, self.config(), metadata)
-
-    def save(self, path: str | Path, **metadata: Any) -> None:
-        """Write :meth:`checkpoint_dict` to ``path``."""
-        torch.save(self.checkpoint_dict(**metadata), Path(path))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> "PowerAllocator":
-        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading)."""
-        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
-        return model if map_location is None else model.to(map_location)
-
-    @classmethod
-    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> "PowerAllocator":
-        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint
-        of the power training module (its allocator is stored as ``model``).
-
-        Raises:
-            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
-                the architecture's sizes are bounded before any tensor is allocated.
-        """
-        limits = {key: (0, high) for key, high in _LIMITS.items()}
-        return rebuild_model(cls, data, path, FAMILY_NAME, limits, "power allocator")

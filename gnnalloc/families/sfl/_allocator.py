@@ -14,7 +14,6 @@ certified solver). The min-max optimum is set by its slowest clients, hence the 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,17 +23,15 @@ from torch_geometric.utils import scatter
 
 from gnnalloc.core import check_count
 from gnnalloc.families.sfl._graph import SCHEMA
-from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
+from gnnalloc.nn import Checkpointed, HANEncoder
 
 __all__ = ["FAMILY_NAME", "RoundTimePredictor"]
 
 #: The family name checkpoints of this model record.
 FAMILY_NAME = "sfl"
-#: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
-_LIMITS = {"hidden": 4096, "heads": 64, "layers": 64}
 
 
-class RoundTimePredictor(nn.Module):
+class RoundTimePredictor(Checkpointed, nn.Module):
     """HAN encoder + pooled head predicting ``log(T* / T_ref)`` per instance.
 
     Args:
@@ -43,6 +40,11 @@ class RoundTimePredictor(nn.Module):
         layers: encoder layers.
         dropout: dropout in the encoder.
     """
+
+    family_name = FAMILY_NAME
+    #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
+    size_limits = {"hidden": (1, 4096), "heads": (1, 64), "layers": (1, 64)}
+    model_name = "sfl round-time predictor"
 
     def __init__(self, hidden: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
@@ -70,34 +72,3 @@ class RoundTimePredictor(nn.Module):
     def round_time(self, graph: HeteroData) -> Tensor:
         """The predicted round time ``T_hat`` in seconds per graph, float64 ``(num_graphs,)``."""
         return graph.scale.to(torch.float64) * torch.exp(self(graph).to(torch.float64))
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments (recorded in checkpoints)."""
-        return dict(self.hparams)
-
-    # ----------------------------------------------------------------------- checkpoints
-    def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
-        """A small ``weights_only``-loadable checkpoint recording the family."""
-        return checkpoint_payload(self, FAMILY_NAME, self.config(), metadata)
-
-    def save(self, path: str | Path, **metadata: Any) -> None:
-        """Write :meth:`checkpoint_dict` to ``path``."""
-        torch.save(self.checkpoint_dict(**metadata), Path(path))
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device | None = None) -> "RoundTimePredictor":
-        """The model of a gnnalloc or Lightning checkpoint file (``weights_only`` loading)."""
-        model = cls.from_checkpoint_data(load_checkpoint_data(path, map_location), path)
-        return model if map_location is None else model.to(map_location)
-
-    @classmethod
-    def from_checkpoint_data(cls, data: dict[str, Any], path: str | Path = "checkpoint") -> "RoundTimePredictor":
-        """The model of a loaded checkpoint: a gnnalloc checkpoint, or a Lightning checkpoint of
-        the sfl training module (its predictor is stored as ``model``).
-
-        Raises:
-            ValueError: naming the bad entry (family, ``hyper_parameters.*``, ``state_dict``);
-                the architecture's sizes are bounded before any tensor is allocated.
-        """
-        limits = {key: (1, high) for key, high in _LIMITS.items()}
-        return rebuild_model(cls, data, path, FAMILY_NAME, limits, "sfl round-time predictor")
