@@ -7,7 +7,7 @@ from gnnalloc.core._errors import (
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._fields import (
-    list_field, number_field, object_field, required_field, string_field,
+    entries_by_id, list_field, number_field, object_field, required_field, string_field,
 )
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
 from gnnalloc.core._registry import (
@@ -20,7 +20,7 @@ from gnnalloc.core._utility import resource_utility
 __all__ = [
     "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_nonnegative", "check_positive",
-    "configure_threads", "cut_message", "list_field", "number_field", "object_field",
+    "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",

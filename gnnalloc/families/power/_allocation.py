@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, number_field, read_document
+from gnnalloc.core import AllocationError, entries_by_id, number_field, read_document
 from gnnalloc.families.power._instance import PowerInstance
 
 __all__ = ["ALLOCATION_FORMAT", "PowerAllocation", "load_power_allocation", "save_power_allocation"]
@@ -61,34 +61,13 @@ class PowerAllocation:
             raise AllocationError(unknown[0], "unknown field")
         if data.get("format") != ALLOCATION_FORMAT:
             raise AllocationError("format", f"unsupported {data.get('format')!r}, expected {ALLOCATION_FORMAT!r}")
-        links = data.get("links")
-        if not isinstance(links, list):
-            raise AllocationError("links", f"expected a list, got {type(links).__name__}")
-        index = {lid: k for k, lid in enumerate(instance.link_ids)}
         power = np.zeros(instance.num_links)
-        seen = np.zeros(instance.num_links, dtype=bool)
-        for i, entry in enumerate(links):
-            where = f"links[{i}]"
-            if not isinstance(entry, dict):
-                raise AllocationError(where, f"expected an object, got {entry!r}")
-            extra = sorted(set(entry) - {"id", "power"})
-            if extra:
-                raise AllocationError(f"{where}.{extra[0]}", "unknown field")
-            lid = entry.get("id")
-            if not isinstance(lid, str):
-                raise AllocationError(f"{where}.id", f"expected a string, got {lid!r}")
-            if lid not in index:
-                raise AllocationError(f"{where}.id", f"unknown link id {lid!r}")
-            k = index[lid]
-            if seen[k]:
-                raise AllocationError(f"{where}.id", f"link {lid!r} appears twice")
-            seen[k] = True
+        for where, k, entry in entries_by_id(
+            data.get("links"), "links", instance.link_ids, "link", ("power",), AllocationError
+        ):
             if "power" not in entry:
                 raise AllocationError(f"{where}.power", "missing")
             power[k] = number_field(entry["power"], f"{where}.power", AllocationError)
-        if not seen.all():
-            missing = instance.link_ids[int(np.flatnonzero(~seen)[0])]
-            raise AllocationError("links", f"link {missing!r} is missing")
         return cls(power=power)
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError
-from gnnalloc.families.sfl._instance import SflInstance, check_name, check_object, check_value
+from gnnalloc.core import AllocationError, entries_by_id, object_field, string_field
+from gnnalloc.families.sfl._instance import SflInstance, check_value
 
 __all__ = ["ALLOCATION_FORMAT", "SflAllocation"]
 
@@ -68,36 +68,23 @@ class SflAllocation:
     def from_dict(cls, instance: SflInstance, data: Any) -> "SflAllocation":
         """Parse a ``gnnalloc.sfl-allocation/v1`` document of ``instance``; every client must appear
         exactly once (in any order); ``AllocationError`` names the first bad field."""
-        check_object("$", data, {"format", "clients"}, set(), AllocationError)
+        object_field(data, "$", (), AllocationError, required=("format", "clients"))
         if data["format"] != ALLOCATION_FORMAT:
             raise AllocationError("format", f"expected {ALLOCATION_FORMAT!r}, got {data['format']!r}")
-        entries = data["clients"]
-        if not isinstance(entries, list):
-            raise AllocationError("clients", f"expected a list, got {type(entries).__name__}")
-        client_index = {cid: i for i, cid in enumerate(instance.client_ids)}
         layer_index = {name: i for i, name in enumerate(instance.layer_names)}
         n = instance.num_clients
         layer = np.full(n, -1, dtype=np.int64)
         share, cpu, power = np.zeros(n), np.zeros(n), np.zeros(n)
-        for k, entry in enumerate(entries):
-            path = f"clients[{k}]"
-            check_object(path, entry, {"id", "layer", "bandwidth_share", "cpu", "power"}, set(), AllocationError)
-            cid = check_name(f"{path}.id", entry["id"], AllocationError)
-            if cid not in client_index:
-                raise AllocationError(f"{path}.id", f"unknown client {cid!r}")
-            i = client_index[cid]
-            if layer[i] >= 0:
-                raise AllocationError(f"{path}.id", f"duplicate client {cid!r}")
-            name = check_name(f"{path}.layer", entry["layer"], AllocationError)
+        clients = entries_by_id(data["clients"], "clients", instance.client_ids, "client", error=AllocationError)
+        for path, i, entry in clients:
+            object_field(entry, path, ("id",), AllocationError, required=("layer", "bandwidth_share", "cpu", "power"))
+            name = string_field(entry["layer"], f"{path}.layer", AllocationError)
             if name not in layer_index:
                 raise AllocationError(f"{path}.layer", f"unknown layer {name!r}")
             layer[i] = layer_index[name]
             share[i] = check_value(f"{path}.bandwidth_share", entry["bandwidth_share"], "share", AllocationError)
             cpu[i] = check_value(f"{path}.cpu", entry["cpu"], "pos", AllocationError)
             power[i] = check_value(f"{path}.power", entry["power"], "nonneg", AllocationError)
-        missing = np.flatnonzero(layer < 0)
-        if missing.size:
-            raise AllocationError("clients", f"missing client {instance.client_ids[int(missing[0])]!r}")
         return cls(layer=layer, share=share, cpu=cpu, power=power)
 
     def to_dict(self, instance: SflInstance) -> dict[str, Any]:

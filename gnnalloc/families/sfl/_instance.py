@@ -10,13 +10,12 @@ energy model over these numbers is in :mod:`gnnalloc.families.sfl._model`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import InstanceError, is_real
+from gnnalloc.core import InstanceError, list_field, number_field, object_field, string_field
 
 __all__ = [
     "INSTANCE_FORMAT", "MAX_MAGNITUDE", "OBJECTIVES", "SflInstance", "CLIENT_FIELDS",
@@ -50,16 +49,10 @@ CLIENT_RANGES = (("cpu_min", "cpu_max"), ("power_min", "power_max"))
 
 
 def check_value(path: str, value: Any, rule: str, error: type[InstanceError] = InstanceError) -> float:
-    """``value`` as a float if it is a real number obeying ``rule`` ("pos", "nonneg", "share")
-    and within :data:`MAX_MAGNITUDE`; otherwise ``error(path, ...)``."""
-    if not is_real(value):
-        raise error(path, f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond float range
-        raise error(path, f"must be finite, got an integer of {len(str(value))} digits") from None
-    if not math.isfinite(number):
-        raise error(path, f"must be finite, got {value!r}")
+    """``value`` as a float if it is a finite number (:func:`~gnnalloc.core.number_field`) obeying
+    ``rule`` ("pos", "nonneg", "share") and within :data:`MAX_MAGNITUDE`; otherwise
+    ``error(path, ...)``."""
+    number = number_field(value, path, error)
     if rule == "pos" and not number > 0:
         raise error(path, f"must be > 0, got {value!r}")
     if rule in ("nonneg", "share") and number < 0:
@@ -71,37 +64,10 @@ def check_value(path: str, value: Any, rule: str, error: type[InstanceError] = I
     return number
 
 
-def check_object(
-    path: str, data: Any, required: set[str], optional: set[str],
-    error: type[InstanceError] = InstanceError,
-) -> Mapping[str, Any]:
-    """``data`` if it is a JSON object with every ``required`` key and no key outside
-    ``required | optional``; otherwise ``error`` naming the path of the offending key."""
-    if not isinstance(data, dict):
-        raise error(path, f"expected an object, got {type(data).__name__}")
-    prefix = f"{path}." if path != "$" else ""
-    for key in data:
-        if key not in required and key not in optional:
-            raise error(f"{prefix}{key}", "unknown field")
-    for key in sorted(required):
-        if key not in data:
-            raise error(f"{prefix}{key}", "missing")
-    return data
-
-
-def check_name(path: str, value: Any, error: type[InstanceError] = InstanceError) -> str:
-    """``value`` if it is a non-empty string."""
-    if not isinstance(value, str) or not value:
-        raise error(path, f"expected a non-empty string, got {value!r}")
-    return value
-
-
 def _table(
     entries: Any, key: str, fields: tuple[tuple[str, str, float | None], ...], id_field: str,
 ) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
-    if not isinstance(entries, list):
-        raise InstanceError(key, f"expected a list, got {type(entries).__name__}")
-    if not entries:
+    if not list_field(entries, key):
         raise InstanceError(key, "must list at least one entry")
     required = {id_field} | {name for name, _, default in fields if default is None}
     optional = {name for name, _, default in fields if default is not None}
@@ -110,8 +76,8 @@ def _table(
     columns: dict[str, list[float]] = {name: [] for name, _, _ in fields}
     for i, entry in enumerate(entries):
         path = f"{key}[{i}]"
-        check_object(path, entry, required, optional)
-        name = check_name(f"{path}.{id_field}", entry[id_field])
+        object_field(entry, path, tuple(optional), required=tuple(required))
+        name = string_field(entry[id_field], f"{path}.{id_field}")
         if name in seen:
             raise InstanceError(f"{path}.{id_field}", f"duplicate {id_field} {name!r}")
         seen.add(name)
@@ -224,13 +190,13 @@ class SflInstance:
     @classmethod
     def from_dict(cls, data: Any) -> "SflInstance":
         """Parse a ``gnnalloc.sfl/v1`` document; ``InstanceError`` names the first bad field."""
-        check_object("$", data, {"format", "server", "layers", "clients"}, {"objective"})
+        object_field(data, "$", ("objective",), required=("format", "server", "layers", "clients"))
         if data["format"] != INSTANCE_FORMAT:
             raise InstanceError("format", f"expected {INSTANCE_FORMAT!r}, got {data['format']!r}")
         objective = data.get("objective", "minmax")
         if objective not in OBJECTIVES:
             raise InstanceError("objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-        server = check_object("server", data["server"], {name for name, _, _ in SERVER_FIELDS}, set())
+        server = object_field(data["server"], "server", (), required=tuple(name for name, _, _ in SERVER_FIELDS))
         server_values = {
             _SERVER_ATTR[name]: check_value(f"server.{name}", server[name], rule) for name, rule, _ in SERVER_FIELDS
         }

@@ -120,7 +120,7 @@ def test_missing_client_in_allocation_is_named():
     instance = SflInstance.from_dict(small_doc())
     doc = _allocation_doc()
     del doc["clients"][0]
-    with pytest.raises(AllocationError, match="missing client 'c2'") as info:
+    with pytest.raises(AllocationError, match="client 'c2' is missing") as info:
         SflAllocation.from_dict(instance, doc)
     assert info.value.field == "clients"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, number_field
+from gnnalloc.core import AllocationError, entries_by_id, number_field
 from gnnalloc.families.edge.problem._instance import MAX_MAGNITUDE, Instance
 from gnnalloc.core import read_document
 
@@ -88,27 +88,10 @@ class Allocation:
             raise AllocationError(
                 "format", f"unsupported {data.get('format')!r}, expected {ALLOCATION_FORMAT!r}"
             )
-        users = data.get("users")
-        if not isinstance(users, list):
-            raise AllocationError("users", f"expected a list, got {type(users).__name__}")
-        user_index = {uid: u for u, uid in enumerate(instance.user_ids)}
         ptr = instance.user_pair_ptr
         compute = np.zeros(instance.num_pairs)
         bandwidth = np.zeros(instance.num_users)
-        seen = np.zeros(instance.num_users, dtype=bool)
-        for i, entry in enumerate(users):
-            where = f"users[{i}]"
-            if not isinstance(entry, dict):
-                raise AllocationError(where, f"expected an object, got {entry!r}")
-            uid = entry.get("id")
-            if not isinstance(uid, str):
-                raise AllocationError(f"{where}.id", f"expected a string, got {uid!r}")
-            if uid not in user_index:
-                raise AllocationError(f"{where}.id", f"unknown user id {uid!r}")
-            u = user_index[uid]
-            if seen[u]:
-                raise AllocationError(f"{where}.id", f"user {uid!r} appears twice")
-            seen[u] = True
+        for where, u, entry in entries_by_id(data.get("users"), "users", instance.user_ids, "user", error=AllocationError):
             bandwidth[u] = number_field(entry.get("bandwidth"), f"{where}.bandwidth", AllocationError)
             per_server = entry.get("compute", {})
             if not isinstance(per_server, dict):
@@ -118,12 +101,9 @@ class Allocation:
             for sid, value in per_server.items():
                 if sid not in slots:
                     raise AllocationError(
-                        f"{where}.compute.{sid}", f"server {sid!r} is not a candidate for user {uid!r}"
+                        f"{where}.compute.{sid}", f"server {sid!r} is not a candidate for user {entry['id']!r}"
                     )
                 compute[slots[sid]] = number_field(value, f"{where}.compute.{sid}", AllocationError)
-        if not seen.all():
-            missing = instance.user_ids[int(np.flatnonzero(~seen)[0])]
-            raise AllocationError("users", f"user {missing!r} is missing")
         return cls(compute=compute, bandwidth=bandwidth)
 
 

@@ -1,0 +1,50 @@
+"""The field readers every family's parsers are made of: each failure names its JSON path."""
+
+from __future__ import annotations
+
+import pytest
+
+from gnnalloc.core import AllocationError, InstanceError, entries_by_id, number_field, object_field
+
+
+def _read(entries, allowed=("power",)):
+    return [(path, k, dict(entry)) for path, k, entry in entries_by_id(entries, "links", ("a", "b"), "link", allowed)]
+
+
+def test_entries_by_id_yields_paths_and_positions_in_any_order():
+    out = _read([{"id": "b", "power": 1}, {"id": "a", "power": 2}])
+    assert [(path, k) for path, k, _ in out] == [("links[0]", 1), ("links[1]", 0)]
+
+
+@pytest.mark.parametrize(
+    ("entries", "field", "message"),
+    [
+        ({"id": "a"}, "links", "expected a list"),
+        ([{"id": "a"}, 3], "links[1]", "expected an object"),
+        ([{"id": "a", "watts": 1}], "links[0].watts", "unknown field"),
+        ([{"id": 7}], "links[0].id", "expected a string"),
+        ([{"id": "z"}], "links[0].id", "unknown link id 'z'"),
+        ([{"id": "a"}, {"id": "a"}], "links[1].id", "link 'a' appears twice"),
+        ([{"id": "a"}], "links", "link 'b' is missing"),
+    ],
+)
+def test_entries_by_id_names_the_bad_field(entries, field, message):
+    with pytest.raises(InstanceError, match=message) as info:
+        _read(entries)
+    assert info.value.field == field
+
+
+def test_the_error_class_is_the_callers():
+    with pytest.raises(AllocationError):
+        list(entries_by_id([], "users", ("u",), "user", error=AllocationError))
+    with pytest.raises(AllocationError, match="finite"):
+        number_field(float("inf"), "x", AllocationError)
+
+
+def test_object_field_names_unknown_then_missing_keys():
+    with pytest.raises(InstanceError) as info:
+        object_field({"a": 1, "zz": 2}, "$", ("a",), required=("b",))
+    assert info.value.field == "zz"
+    with pytest.raises(InstanceError, match="missing") as info:
+        object_field({"a": 1}, "server", ("a",), required=("b",))
+    assert info.value.field == "server.b"
