@@ -45,7 +45,7 @@ def max_violation(instance: Instance, allocation: Allocation) -> float:
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
     compute = torch.as_tensor(np.asarray(allocation.compute, dtype=np.float64))
     bandwidth = torch.as_tensor(np.asarray(allocation.bandwidth, dtype=np.float64))
-    return float(relative_violation(problem, compute, bandwidth))
+    return float(relative_violation(problem, compute, bandwidth)) + 0.0  # never a negative zero
 
 
 def constraint_slack(instance: Instance, allocation: Allocation) -> dict[str, np.ndarray]:
