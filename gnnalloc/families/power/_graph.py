@@ -73,7 +73,7 @@ def build_link_graph(
             message-passing relations.
     """
     k = snr.shape[0]
-    rx, tx = rx.astype(np.int64), tx.astype(np.int64)
+    rx, tx = rx.astype(np.int64, copy=False), tx.astype(np.int64, copy=False)
     key = rx * k + tx
     if key.size and not (np.diff(key) > 0).all():  # sort by receiver, then transmitter: CSR rows
         order = np.argsort(key, kind="stable")
@@ -131,8 +131,8 @@ def build_link_graph(
     graph[EDGE_TYPES[1]].edge_index = torch.from_numpy(np.stack([e_rx, e_tx]))
     graph[EDGE_TYPES[1]].edge_attr = attr
     graph[GAIN_EDGE].edge_index = torch.from_numpy(np.stack([tx, rx]))
-    graph[GAIN_EDGE].inr = torch.from_numpy(inr.astype(np.float64))
-    graph[GAIN_EDGE].by_tx = torch.from_numpy(by_tx.astype(np.int64))
+    graph[GAIN_EDGE].inr = torch.from_numpy(inr.astype(np.float64, copy=False))
+    graph[GAIN_EDGE].by_tx = torch.from_numpy(by_tx.astype(np.int64, copy=False))
     return graph
 
 
