@@ -98,11 +98,12 @@ class PowerAllocator(Checkpointed, nn.Module):
     ) -> Tensor:
         """The allocator's answer as power shares ``(N,)``.
 
-        Three candidates are refined together: the encoder's start; its on/off rounding (links
-        below half power start off, and WMMSE keeps an off link off, so this candidate is a
-        learned schedule whose powers the steps then tune, the regime where dense layouts put
-        the optimum); and full power (the classical start, so the answer is never below WMMSE
-        from full power after as many steps). ``starts`` ``(N, S)`` adds further starting
+        Three candidates are refined together: the encoder's start; full power (the classical
+        start, so the answer is never below WMMSE from full power after as many steps); and,
+        in batches without an instance above ``LARGE_LINKS`` links, the start's on/off rounding
+        (links below half power start off, and WMMSE keeps an off link off, so this candidate is
+        a learned schedule whose powers the steps then tune, the regime where dense layouts of
+        tens to hundreds of links put the optimum; in larger layouts it is far behind). ``starts`` ``(N, S)`` adds further starting
         columns (e.g. a greedy schedule, whose powers the steps then tune the same way). They
         run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
         ``INFERENCE_STEP_FACTOR``, only ``refine_steps`` when an instance has more than
@@ -113,8 +114,10 @@ class PowerAllocator(Checkpointed, nn.Module):
         """
         links = link_batch(graph)
         start = self.start(graph).to(links.snr.dtype)
-        schedule = (start >= 0.5).to(start.dtype)
-        columns = [start, schedule, torch.ones_like(start)]
+        large = int(torch.bincount(links.batch).max()) > LARGE_LINKS
+        # Large layouts: most starts are below half power there, and the rounding loses.
+        rounding = [] if large else [(start >= 0.5).to(start.dtype)]
+        columns = [start, *rounding, torch.ones_like(start)]
         if starts is not None:
             if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
                 raise ValueError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
@@ -125,7 +128,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         elif links.any_fair:
             # The start is trained on the sum rate; an α-fair instance refines to convergence.
             limit = FAIR_MAX_STEPS
-        elif int(torch.bincount(links.batch).max()) > LARGE_LINKS:
+        elif large:
             limit = self.refine_steps
         else:
             limit = self.refine_steps * INFERENCE_STEP_FACTOR
