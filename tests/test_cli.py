@@ -234,7 +234,7 @@ def test_solve_dual_anytime_options(tmp_path, capsys):
     for args, needle in (
         (["--method", "dual", "--gap-tol", "-1"], "error: gap_tol: must be a non-negative finite number"),
         (["--method", "dual", "--time-limit", "nan"], "error: time_limit: must be a positive finite number"),
-        (["--method", "equal", "--gap-tol", "0.1"], "error: gap_tol: only method 'dual' takes it"),
+        (["--method", "equal", "--gap-tol", "0.1"], "error: gap_tol: only method 'dual' or 'gnn' takes it"),
     ):
         assert main(["solve", str(inst), *args]) == 2
         assert capsys.readouterr().err.startswith(needle)
