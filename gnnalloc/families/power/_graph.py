@@ -24,7 +24,7 @@ from torch_geometric.data import Batch, HeteroData
 
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.nn import GraphSchema
-from gnnalloc.families.power._links import LinkBatch
+from gnnalloc.families.power._links import LinkBatch, normalised_links
 
 __all__ = [
     "EDGE_FEATURES", "EDGE_TYPES", "GAIN_EDGE", "LINK_FEATURES", "SCHEMA", "build_link_graph",
@@ -160,11 +160,8 @@ def link_batch(graph: HeteroData) -> LinkBatch:
 def instance_graph(instance: PowerInstance, prune: float = 1e-2) -> HeteroData:
     """:func:`build_link_graph` of a :class:`PowerInstance` (normalised by its noise and
     power limits)."""
-    snr = instance.direct_gain * instance.pmax / instance.noise
-    inr = instance.cross_gain * instance.pmax[instance.cross_tx] / instance.noise
-    fair = instance.utility == "alpha_fair"
-    rate_min = instance.rate_min if instance.rate_min is not None else np.ones(instance.num_links)
+    snr, rx, tx, inr, rate_min = normalised_links(instance)
     return build_link_graph(
-        snr, instance.cross_rx, instance.cross_tx, inr, instance.weight, rate_min,
-        instance.alpha, instance.penalty, fair, prune,
+        snr, rx, tx, inr, instance.weight, rate_min, instance.alpha, instance.penalty,
+        instance.utility == "alpha_fair", prune,
     )

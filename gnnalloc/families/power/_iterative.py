@@ -99,11 +99,14 @@ def _iterate(
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):
-        candidate = step(links, q)
         if links.any_fair:
-            candidate = line_search(links, q, candidate, value.unsqueeze(0), halvings=_HALVINGS)
-        q = candidate
-        new = graph_utility(links, q)[0]
+            q, searched = line_search(
+                links, q, step(links, q), value.unsqueeze(0), halvings=_HALVINGS, return_value=True
+            )
+            new = searched[0]
+        else:
+            q = step(links, q)
+            new = graph_utility(links, q)[0]
         better = new > best_value
         best_value = torch.where(better, new, best_value)
         best_q = torch.where(better.unsqueeze(0), q, best_q)

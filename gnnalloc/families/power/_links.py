@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from gnnalloc.families.power._instance import PowerInstance
 
 __all__ = [
-    "LinkBatch", "fp_step", "graph_utility", "line_search", "link_rates", "link_utility", "utility_slope",
-    "wmmse_step",
+    "LinkBatch", "fp_step", "graph_utility", "line_search", "link_rates", "link_utility", "normalised_links",
+    "utility_slope", "wmmse_step",
 ]
 
 _LN2 = math.log(2.0)
@@ -98,21 +98,18 @@ class LinkBatch:
     @classmethod
     def of(cls, instance: "PowerInstance") -> "LinkBatch":
         """One instance in sparse form, every interference entry kept (float64)."""
+        snr, rx, tx, inr, rate_min = normalised_links(instance)
         k = instance.num_links
-        order = np.argsort(instance.cross_rx.astype(np.int64) * k + instance.cross_tx, kind="stable")
-        rx, tx = instance.cross_rx[order].astype(np.int64), instance.cross_tx[order].astype(np.int64)
-        inr = instance.cross_gain[order] * instance.pmax[tx] / instance.noise
-        fair = instance.utility == "alpha_fair"
-        rate_min = instance.rate_min if instance.rate_min is not None else np.ones(k)
 
-        def tensor(values: np.ndarray | float) -> Tensor:
-            return torch.as_tensor(np.full(k, values) if np.ndim(values) == 0 else values, dtype=torch.float64)
+        def full(value: float) -> Tensor:
+            return torch.full((k,), value, dtype=torch.float64)
 
         return cls(
-            snr=tensor(instance.direct_gain * instance.pmax / instance.noise), rx=torch.from_numpy(rx),
-            tx=torch.from_numpy(tx), inr=torch.from_numpy(inr), weight=tensor(instance.weight),
-            rate_min=tensor(rate_min), alpha=tensor(float(instance.alpha)), penalty=tensor(float(instance.penalty)),
-            fair=torch.full((k,), fair), batch=torch.zeros(k, dtype=torch.long), num_graphs=1,
+            snr=torch.from_numpy(snr), rx=torch.from_numpy(rx), tx=torch.from_numpy(tx), inr=torch.from_numpy(inr),
+            weight=torch.as_tensor(instance.weight, dtype=torch.float64), rate_min=torch.from_numpy(rate_min),
+            alpha=full(float(instance.alpha)), penalty=full(float(instance.penalty)),
+            fair=torch.full((k,), instance.utility == "alpha_fair"), batch=torch.zeros(k, dtype=torch.long),
+            num_graphs=1,
         )
 
     @classmethod
@@ -157,6 +154,24 @@ class LinkBatch:
             return self.dense.T
         order = self.by_tx if self.by_tx is not None else torch.argsort(self.tx * self.num_links + self.rx)
         return _csr(*(v.index_select(0, order) for v in (self.tx, self.rx, self.inr)), self.num_links)
+
+
+def normalised_links(instance: "PowerInstance") -> tuple[np.ndarray, ...]:
+    """``(snr, rx, tx, inr, rate_min)`` of ``instance`` in the units of the module docstring
+    (float64; ``rx``, ``tx`` int64 and sorted by ``(rx, tx)``; ``rate_min`` 1 where the instance
+    has none): the one normalisation the graph builder and :meth:`LinkBatch.of` share."""
+    k = instance.num_links
+    rx, tx = instance.cross_rx.astype(np.int64, copy=False), instance.cross_tx.astype(np.int64, copy=False)
+    gain = instance.cross_gain
+    key = rx * k + tx
+    if key.size and not (np.diff(key) > 0).all():  # CSR rows need (rx, tx) order; parsers keep it
+        order = np.argsort(key, kind="stable")
+        rx, tx, gain = rx[order], tx[order], gain[order]
+    inr = gain * instance.pmax[tx] / instance.noise
+    snr = instance.direct_gain * instance.pmax / instance.noise
+    rate_min = instance.rate_min if instance.rate_min is not None else np.ones(k)
+    return (snr.astype(np.float64), rx, tx, inr.astype(np.float64, copy=False),
+            np.asarray(rate_min, dtype=np.float64))
 
 
 def _csr(row: Tensor, col: Tensor, value: Tensor, size: int) -> Tensor:
@@ -290,7 +305,8 @@ def _lengths(halvings: int, like: Tensor) -> Tensor:
 
 def line_search(
     batch: LinkBatch, q: Tensor, step: Tensor, value: Tensor, halvings: int = 8, chunk: int = 8,
-) -> Tensor:
+    return_value: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     r"""The monotone re-weighted step: per instance and candidate column, the full step ``step``
     if it improves on ``value`` (the utility at ``q``); else the best improving
     :math:`q + t\,(\text{step} - q)` among the first chunk of ``chunk`` lengths of
@@ -304,20 +320,22 @@ def line_search(
     Args:
         batch: the links; q, step: shares ``(N,)`` or ``(N, C)``; value: :func:`graph_utility`
             at ``q``, ``(num_graphs,)`` or ``(num_graphs, C)``.
+        return_value: also return :func:`graph_utility` at the result (the search has it: an
+            iteration need not evaluate it again).
     """
     per_link = lambda mask: mask.index_select(0, batch.batch)  # noqa: E731
-    todo = ~(graph_utility(batch, step) > value)
-    if not bool(todo.any()):
-        return step
-    out = torch.where(per_link(todo), q, step)
+    full_value = graph_utility(batch, step)
+    todo = ~(full_value > value)
+    out, out_value = torch.where(per_link(todo), q, step), torch.where(todo, value, full_value)
     for lengths in _lengths(halvings, q).split(chunk):
+        if not bool(todo.any()):
+            break
         trial = q.unsqueeze(-1) + (step - q).unsqueeze(-1) * lengths  # (N, [C,] T)
         utility = graph_utility(batch, trial.reshape(q.shape[0], -1)).view(value.shape + lengths.shape)
         top, index = utility.max(dim=-1)
         improved = todo & (top > value)
         pick = trial.gather(-1, per_link(index).unsqueeze(-1)).squeeze(-1)
         out = torch.where(per_link(improved), pick, out)
+        out_value = torch.where(improved, top, out_value)
         todo = todo & ~improved
-        if not bool(todo.any()):
-            break
-    return out
+    return (out, out_value) if return_value else out

@@ -82,3 +82,22 @@ def test_line_search_is_monotone_and_keeps_improving_full_steps():
         assert torch.equal(searched[:, improving], step[:, improving])
         q = searched
     assert np.isfinite(graph_utility(links, q).numpy()).all()
+
+
+def test_line_search_value_is_the_utility_of_its_answer():
+    instance = d2d(30, 6, utility="alpha_fair", rate_min=0.5, penalty=30.0)
+    links = LinkBatch.of(instance)
+    q = _shares(instance.num_links, 4)
+    for _ in range(5):
+        q, value = line_search(links, q, wmmse_step(links, q), graph_utility(links, q), return_value=True)
+        torch.testing.assert_close(value, graph_utility(links, q))
+
+
+def test_the_graph_and_the_link_batch_share_one_normalisation():
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+
+    # rate_min matters (and is stored) only for the alpha-fair utility
+    instance = d2d(40, 8, utility="alpha_fair", rate_min=0.3)
+    a, b = LinkBatch.of(instance), link_batch(instance_graph(instance))
+    for name in ("snr", "rx", "tx", "inr", "weight", "rate_min"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name))

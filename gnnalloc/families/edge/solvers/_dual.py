@@ -59,7 +59,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -437,10 +437,16 @@ class _Setup:
     bandwidth_price: Tensor
     total_weight: float
     search_rounds: int
+    _duals: dict[float, _CompiledDual] = field(default_factory=dict, repr=False, compare=False)
 
     def dual(self, temperature: float) -> _CompiledDual:
-        """The compiled smoothed dual at ``temperature`` (the same units whatever it is)."""
-        return _CompiledDual(self.problem, _UserConstants.of(self.problem, temperature, self.reference))
+        """The compiled smoothed dual at ``temperature`` (the same units whatever it is), built
+        once per temperature: checking a given start and the solve from it share one."""
+        if temperature not in self._duals:
+            self._duals[temperature] = _CompiledDual(
+                self.problem, _UserConstants.of(self.problem, temperature, self.reference)
+            )
+        return self._duals[temperature]
 
     def recover(self, dual: _CompiledDual, prices: np.ndarray) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: soft response, projection, exact home refill,
