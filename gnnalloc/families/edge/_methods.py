@@ -199,7 +199,10 @@ def _gnn(
     }
     if bound_iterations is not None:
         options["bound_iterations"] = bound_iterations
-    for name, value in (("temperature", temperature), ("gap_tol", gap_tol), ("time_limit", time_limit)):
+    # The model's own temperature by default: its prediction approximates the minimiser of the
+    # dual smoothed at that temperature, and is a poor start for another one.
+    options["temperature"] = allocator.temperature if temperature is None else temperature
+    for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
         if value is not None:
             options[name] = value
     result = solve_dual(instance, start=prices, **options)
