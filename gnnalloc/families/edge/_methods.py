@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_ITERATIONS", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
     "shipped_allocator",
 ]
 
@@ -41,6 +41,10 @@ _SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
 #: ``benchmarks/bench_learned_prices.py``), so the default keeps ``dual``'s quality.
 GNN_ITERATIONS: int | None = None
 
+#: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations before its first
+#: checkpoint (later chunks are ``dual``'s default): a start near the minimiser stops there,
+#: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
+GNN_FIRST_CHUNK = 100
 
 
 def default_checkpoint() -> Path:
@@ -193,8 +197,9 @@ def _gnn(
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
     prices = allocator.predict(instance)  # solve_dual starts from the water-filling prices if lower
+    anytime = gap_tol is not None or time_limit is not None
     options: dict[str, Any] = {
-        "iterations": GNN_ITERATIONS if iterations is None else iterations,
+        "iterations": iterations if iterations is not None else GNN_FIRST_CHUNK if anytime else GNN_ITERATIONS,
         "search_rounds": 5 if search_rounds is None else search_rounds,
     }
     if bound_iterations is not None:
