@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_ONE_PASS_TEMPERATURE", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
     "shipped_allocator",
 ]
 
@@ -45,6 +45,10 @@ GNN_ITERATIONS: int | None = None
 #: checkpoint (later chunks are ``dual``'s default): a start near the minimiser stops there,
 #: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
 GNN_FIRST_CHUNK = 100
+
+#: ``gnn``'s smoothing temperature without ``gap_tol`` and ``time_limit`` (``dual``'s default):
+#: with them, the model's own (:attr:`~gnnalloc.families.edge.nn.PricePredictor.temperature`).
+GNN_ONE_PASS_TEMPERATURE = 0.03
 
 
 def default_checkpoint() -> Path:
@@ -204,9 +208,13 @@ def _gnn(
     }
     if bound_iterations is not None:
         options["bound_iterations"] = bound_iterations
-    # The model's own temperature by default: its prediction approximates the minimiser of the
-    # dual smoothed at that temperature, and is a poor start for another one.
-    options["temperature"] = allocator.temperature if temperature is None else temperature
+    # Anytime: the model's own temperature, as its prediction approximates the minimiser of the
+    # dual smoothed at it (a start converged at another temperature is a poor one). One pass:
+    # dual's default, as a fixed budget does not converge at a lower one on high penalties
+    # (benchmarks/RESULTS.md, bench_learned_prices.py --anytime).
+    if temperature is None:
+        temperature = allocator.temperature if anytime else GNN_ONE_PASS_TEMPERATURE
+    options["temperature"] = temperature
     for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
         if value is not None:
             options[name] = value
