@@ -415,6 +415,15 @@ def test_without_a_model_gnn_uses_the_family_s_shipped_checkpoint(doc: dict[str,
     assert_feasible(doc, response.json())
 
 
+def test_gnn_solves_anytime_from_the_shipped_price_model(doc: dict[str, Any]) -> None:
+    client = TestClient(create_app())
+    response = client.post("/v1/allocate", params={"method": "gnn", "gap_tol": 0.05, "time_limit": 5}, json=doc)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "gap_tol" in body["status"] and body["metrics"]["gap_bound"] <= 0.05
+    assert_feasible(doc, body)
+
+
 def test_dual_request_options(client: TestClient, doc: dict[str, Any]) -> None:
     response = client.post("/v1/allocate", params={"method": "dual", "gap_tol": 0.05, "time_limit": 5}, json=doc)
     assert response.status_code == 200, response.text

@@ -21,6 +21,7 @@ baseline that costs one evaluation), so the learned method is never worse than i
 
 from __future__ import annotations
 
+import math
 
 import torch
 from torch import Tensor, nn
@@ -38,9 +39,11 @@ FAMILY_NAME = "power"
 #: Inference refines for up to this many times the training's unrolled steps...
 INFERENCE_STEP_FACTOR = 4
 #: ...except in batches with an instance above this many links, where the steps dominate the
-#: inference time and refine only the training's ``refine_steps`` (the steps the start was
-#: trained to land in; the trade-off is in benchmarks/RESULTS.md).
+#: inference time and refine ``LARGE_STEP_FACTOR`` times the training's ``refine_steps`` (a
+#: little past the steps the start was trained to land in; the speed/quality trade-off is in
+#: benchmarks/RESULTS.md).
 LARGE_LINKS = 500
+LARGE_STEP_FACTOR = 1.5
 #: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
@@ -98,14 +101,15 @@ class PowerAllocator(Checkpointed, nn.Module):
     ) -> Tensor:
         """The allocator's answer as power shares ``(N,)``.
 
-        Three candidates are refined together: the encoder's start; its on/off rounding (links
-        below half power start off, and WMMSE keeps an off link off, so this candidate is a
-        learned schedule whose powers the steps then tune, the regime where dense layouts put
-        the optimum); and full power (the classical start, so the answer is never below WMMSE
-        from full power after as many steps). ``starts`` ``(N, S)`` adds further starting
+        Three candidates are refined together: the encoder's start; full power (the classical
+        start, so the answer is never below WMMSE from full power after as many steps); and,
+        in batches without an instance above ``LARGE_LINKS`` links, the start's on/off rounding
+        (links below half power start off, and WMMSE keeps an off link off, so this candidate is
+        a learned schedule whose powers the steps then tune, the regime where dense layouts of
+        tens to hundreds of links put the optimum; in larger layouts it is far behind). ``starts`` ``(N, S)`` adds further starting
         columns (e.g. a greedy schedule, whose powers the steps then tune the same way). They
         run for at most ``steps`` WMMSE steps (default: the model's ``refine_steps`` times
-        ``INFERENCE_STEP_FACTOR``, only ``refine_steps`` when an instance has more than
+        ``INFERENCE_STEP_FACTOR``, ``LARGE_STEP_FACTOR`` times it when an instance has more than
         ``LARGE_LINKS`` links, or ``FAIR_MAX_STEPS`` line-searched steps when an instance has the
         α-fair utility, which the encoder's start is not trained for), stopping early once no
         instance's utility changed by more than ``tol`` relative in a step; per instance the
@@ -113,8 +117,10 @@ class PowerAllocator(Checkpointed, nn.Module):
         """
         links = link_batch(graph)
         start = self.start(graph).to(links.snr.dtype)
-        schedule = (start >= 0.5).to(start.dtype)
-        columns = [start, schedule, torch.ones_like(start)]
+        large = int(torch.bincount(links.batch).max()) > LARGE_LINKS
+        # Large layouts: most starts are below half power there, and the rounding loses.
+        rounding = [] if large else [(start >= 0.5).to(start.dtype)]
+        columns = [start, *rounding, torch.ones_like(start)]
         if starts is not None:
             if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
                 raise ValueError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
@@ -125,8 +131,8 @@ class PowerAllocator(Checkpointed, nn.Module):
         elif links.any_fair:
             # The start is trained on the sum rate; an α-fair instance refines to convergence.
             limit = FAIR_MAX_STEPS
-        elif int(torch.bincount(links.batch).max()) > LARGE_LINKS:
-            limit = self.refine_steps
+        elif large:
+            limit = math.ceil(self.refine_steps * LARGE_STEP_FACTOR)
         else:
             limit = self.refine_steps * INFERENCE_STEP_FACTOR
         best: Tensor | None = None

@@ -81,7 +81,7 @@ def test_the_dual_method_reports_the_status_and_takes_the_options():
     instance = random_instance(40, 4, 1.0, 2)
     result = solve(instance, "dual", gap_tol=0.05, time_limit=5.0)
     assert result.status.startswith("proven gap")
-    with pytest.raises(ValueError, match="gap_tol: only method 'dual' takes it"):
+    with pytest.raises(ValueError, match="gap_tol: only method 'dual' or 'gnn' takes it"):
         solve(instance, "equal", gap_tol=0.1)
 
 
