@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_ONE_PASS_TEMPERATURE", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
-    "shipped_allocator",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_ONE_PASS_TEMPERATURE", "METHODS", "default_checkpoint",
+    "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
 _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
