@@ -7,7 +7,16 @@ own upper bound), median wall time of ``--repeats`` runs; and the L-BFGS iterati
 the learned start against the cold start (water-filling prices), with 5 search rounds and no
 bound iterations. Writes ``benchmarks/out/learned_prices.md``.
 
+With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
+0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
+refined at the model's temperature) against ``dual`` (cold, at its default temperature) and
+``dual`` cold at the model's temperature (is it the start or the temperature?). Per instance:
+each method's one-pass gap and median time (no ``gap_tol``), then to ``gap_tol``: true and
+proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime.md``.
+
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --anytime \
+        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25]
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
-from gnnalloc.families.edge._methods import GNN_ITERATIONS, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge._methods import GNN_FIRST_CHUNK, GNN_ITERATIONS, shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
+from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.solvers import load_dual_kernels, solve_dual  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -70,6 +80,36 @@ def run(instance, label: str, repeats: int, eps: float, exact_seconds: float | N
     return row
 
 
+def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredictor]) -> dict:
+    """One ``--anytime`` row (module docstring)."""
+    total = float(instance.weight.sum())
+    eps = 0.005 if instance.penalty <= 10 else 0.02
+    limits = {"gap_tol": eps, "time_limit": 10.0}
+    best = objective(instance, solve(instance, "exact").allocation)
+    row: dict = {"instance": label, "gap_tol": eps}
+    entries: list[tuple[str, str, dict]] = [("dual", "dual", {})]
+    for name, model in models.items():
+        entries.append((f"gnn[{name}]", "gnn", {"allocator": model}))
+    for tau in sorted({m.temperature for m in models.values()} - {0.03}):
+        entries.append((f"dual@{tau:g}", "dual", {"temperature": tau}))
+    for key, method, options in entries:
+        once = [solve(instance, method, **options) for _ in range(repeats)]
+        value = objective(instance, once[-1].allocation)
+        row[f"{key} 1-pass gap"] = max(0.0, best - value) / total
+        row[f"{key} 1-pass ms"] = 1000 * statistics.median(r.seconds for r in once)
+        runs = [solve(instance, method, **options, **limits) for _ in range(repeats)]
+        value = objective(instance, runs[-1].allocation)
+        row[f"{key} gap"] = max(0.0, best - value) / total
+        row[f"{key} proven"] = (runs[-1].upper_bound - value) / total
+        row[f"{key} ms"] = 1000 * statistics.median(r.seconds for r in runs)
+        assert runs[-1].upper_bound >= best - 1e-6 * max(1.0, abs(best)), (label, key)
+        start, tau, first = None, options.get("temperature", 0.03), None
+        if "allocator" in options:  # as gnn runs it
+            start, tau, first = options["allocator"].predict(instance), options["allocator"].temperature, GNN_FIRST_CHUNK
+        row[f"{key} it"] = solve_dual(instance, start=start, temperature=tau, iterations=first, **limits).iterations
+    return row
+
+
 def table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     def fmt(v):
@@ -89,10 +129,15 @@ def main() -> int:
     parser.add_argument("--large", type=int, nargs="*", default=[5000, 20000])
     parser.add_argument("--exact-20000", type=float, default=None,
                         help="reuse this exact time (s) at 20,000 users instead of timing it")
+    parser.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
+    parser.add_argument("--checkpoints", nargs="*", default=None, help="--anytime: price models to compare")
+    parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()
+    if args.anytime:
+        return anytime_main(args)
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), (2.0, 10.0, 25.0), alphas):
@@ -108,6 +153,23 @@ def main() -> int:
     text = (f"gnn: predicted prices + {GNN_ITERATIONS or 'default'} L-BFGS iterations; eps {args.eps}; "
             f"median of {args.repeats}\n\n" + table(rows) + "\n")
     (OUT / "learned_prices.md").write_text(text)
+    print(text)
+    return 0
+
+
+def anytime_main(args: argparse.Namespace) -> int:
+    models = ({"shipped": shipped_allocator()} if not args.checkpoints
+              else {Path(c).stem: PricePredictor.from_checkpoint(c) for c in args.checkpoints})
+    rows = []
+    alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
+    for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
+        inst = heldout_instance(816, load, 1, penalty=penalty, alpha=alpha)
+        rows.append(run_anytime(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
+        print(rows[-1], flush=True)
+    OUT.mkdir(exist_ok=True)
+    text = (f"anytime to gap_tol; models {', '.join(f'{k} (tau {m.temperature:g})' for k, m in models.items())}; "
+            f"median of {args.repeats}\n\n" + table(rows) + "\n")
+    (OUT / "learned_prices_anytime.md").write_text(text)
     print(text)
     return 0
 

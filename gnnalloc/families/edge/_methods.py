@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_ITERATIONS", "METHODS", "default_checkpoint", "load_edge_model", "shares_checkpoint",
-    "shipped_allocator",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_ONE_PASS_TEMPERATURE", "METHODS", "default_checkpoint",
+    "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
 _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
@@ -41,6 +41,14 @@ _SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
 #: ``benchmarks/bench_learned_prices.py``), so the default keeps ``dual``'s quality.
 GNN_ITERATIONS: int | None = None
 
+#: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations before its first
+#: checkpoint (later chunks are ``dual``'s default): a start near the minimiser stops there,
+#: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
+GNN_FIRST_CHUNK = 100
+
+#: ``gnn``'s smoothing temperature without ``gap_tol`` and ``time_limit`` (``dual``'s default):
+#: with them, the model's own (:attr:`~gnnalloc.families.edge.nn.PricePredictor.temperature`).
+GNN_ONE_PASS_TEMPERATURE = 0.03
 
 
 def default_checkpoint() -> Path:
@@ -193,13 +201,21 @@ def _gnn(
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
     prices = allocator.predict(instance)  # solve_dual starts from the water-filling prices if lower
+    anytime = gap_tol is not None or time_limit is not None
     options: dict[str, Any] = {
-        "iterations": GNN_ITERATIONS if iterations is None else iterations,
+        "iterations": iterations if iterations is not None else GNN_FIRST_CHUNK if anytime else GNN_ITERATIONS,
         "search_rounds": 5 if search_rounds is None else search_rounds,
     }
     if bound_iterations is not None:
         options["bound_iterations"] = bound_iterations
-    for name, value in (("temperature", temperature), ("gap_tol", gap_tol), ("time_limit", time_limit)):
+    # Anytime: the model's own temperature, as its prediction approximates the minimiser of the
+    # dual smoothed at it (a start converged at another temperature is a poor one). One pass:
+    # dual's default, as a fixed budget does not converge at a lower one on high penalties
+    # (benchmarks/RESULTS.md, bench_learned_prices.py --anytime).
+    if temperature is None:
+        temperature = allocator.temperature if anytime else GNN_ONE_PASS_TEMPERATURE
+    options["temperature"] = temperature
+    for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
         if value is not None:
             options[name] = value
     result = solve_dual(instance, start=prices, **options)

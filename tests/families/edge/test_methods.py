@@ -79,3 +79,24 @@ def test_gnn_solves_anytime_to_a_proven_gap():
         solve(instance, "gnn", gap_tol=-1.0)
     with pytest.raises(ValueError, match="time_limit"):
         solve(instance, "gnn", time_limit=0.0)
+
+
+def test_gnn_refines_anytime_at_the_models_own_temperature(monkeypatch):
+    import gnnalloc.families.edge._methods as methods
+
+    seen = []
+    real = methods.solve_dual
+
+    def spy(instance, **options):
+        seen.append(options["temperature"])
+        return real(instance, **options)
+
+    monkeypatch.setattr(methods, "solve_dual", spy)
+    instance = random_instance(30, 5, 1.0, 2)
+    model = PricePredictor(hidden=8, heads=1, layers=1, temperature=0.01)
+    assert solve(instance, "gnn", allocator=model, gap_tol=0.5).upper_bound is not None
+    assert seen[-1] == 0.01  # anytime: the model's temperature
+    solve(instance, "gnn", allocator=model, iterations=20)
+    assert seen[-1] == 0.03  # one pass: dual's default
+    solve(instance, "gnn", allocator=model, iterations=20, temperature=0.02, gap_tol=0.5)
+    assert seen[-1] == 0.02

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count
+from gnnalloc.core import check_count, check_positive
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
@@ -80,7 +80,9 @@ def price_references(problem: ProblemTensors) -> tuple[Tensor, Tensor, Tensor, T
     reference = torch.where(used, end_price / mean_rate.clamp(min=1e-12), fallback)
     demand = problem.compute_min[problem.pair_user[migrated]] * rate
     load = server.new_zeros(num_links).index_add_(0, link, demand)
-    pressure = torch.log1p(load / problem.link_capacity.clamp(min=1e-12 * float(problem.link_capacity.max().clamp(min=1.0))))
+    # Capacities count from 1e-12 of the largest (and of 1), so an empty link set needs no max.
+    largest = float(problem.link_capacity.max().clamp(min=1.0)) if num_links else 1.0
+    pressure = torch.log1p(load / problem.link_capacity.clamp(min=1e-12 * largest))
     return server, reference, ends, pressure
 
 
@@ -92,13 +94,20 @@ class PricePredictor(nn.Module):
         heads: attention heads.
         layers: HAN layers.
         max_metapath_neighbors: cap on metapath neighbours per user in the graph builder.
+        temperature: the smoothing :math:`\tau` of the dual whose minimisers the model was trained
+            to predict; the ``gnn`` method refines the prediction at this temperature, so that
+            the start lies near the minimiser of the very function L-BFGS then minimises.
     """
 
     #: The family whose instances this model prices (what its checkpoints record).
     family_name = "edge"
 
-    def __init__(self, hidden: int = 32, heads: int = 2, layers: int = 2, max_metapath_neighbors: int = 16) -> None:
+    def __init__(
+        self, hidden: int = 32, heads: int = 2, layers: int = 2, max_metapath_neighbors: int = 16,
+        temperature: float = 0.03,
+    ) -> None:
         super().__init__()
+        check_positive("temperature", temperature)
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
                             ("max_metapath_neighbors", max_metapath_neighbors)):
             check_count(name, value)
@@ -109,11 +118,17 @@ class PricePredictor(nn.Module):
             raise ValueError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
         self.config: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, max_metapath_neighbors=max_metapath_neighbors,
+            temperature=float(temperature),
         )
         self.metadata: dict[str, Any] = {}
         self.encoder = HANEncoder(SCHEMA, hidden=hidden, heads=heads, layers=layers, dropout=0.0)
         self.server_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ELU(), nn.Linear(hidden, 1))
         self.link_head = nn.Sequential(nn.Linear(2 * hidden + 1, hidden), nn.ELU(), nn.Linear(hidden, 1))
+
+    @property
+    def temperature(self) -> float:
+        """The smoothing temperature of the prices this model predicts (constructor argument)."""
+        return float(self.config["temperature"])
 
     @property
     def device(self) -> torch.device:

@@ -1,9 +1,14 @@
 r"""Training of :class:`~gnnalloc.families.edge.nn.PricePredictor`: supervised log-price regression
 on converged dual prices (a functional core and a thin Lightning shell).
 
-Labels are :func:`~gnnalloc.families.edge.solvers.solve_dual`'s prices on library-generated
-instances (:func:`~gnnalloc.families.edge.training.data.sample_instance`: EUA sub-regions and
-random layouts, up to a few hundred users, penalty and alpha log-uniform), cached on disk. The
+Labels are :func:`~gnnalloc.families.edge.solvers.solve_dual`'s prices at the smoothing
+temperature ``label_temperature`` on library-generated instances
+(:func:`~gnnalloc.families.edge.training.data.sample_instance`: EUA sub-regions and random
+layouts, up to a few hundred users, penalty and alpha log-uniform; a fraction ``heavy_tailed`` of
+them with demands redrawn from a Pareto law and weights log-uniform over a wider range,
+:func:`heavy_tailed_variant`), cached on disk. The model records that temperature, and ``gnn``
+refines its prediction at it: the start is then near the minimiser of the very smoothed dual
+L-BFGS minimises (a start converged at another temperature is not). The
 target of server :math:`s` is :math:`\ln(\max(\lambda^*_s, e^{-F}\lambda^0_s) / \lambda^0_s)`
 (:math:`F` = :data:`~gnnalloc.families.edge.nn.prices.LOG_FLOOR`), and likewise for links, so a
 zero price is a target at the floor; the loss is the mean squared error over servers and used
@@ -23,7 +28,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -39,7 +44,10 @@ from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
 from gnnalloc.families.edge.training.data import sample_instance
 
-__all__ = ["PriceConfig", "PriceModule", "dual_excess", "log_price_targets", "price_loss", "train_prices"]
+__all__ = [
+    "PriceConfig", "PriceModule", "dual_excess", "heavy_tailed_variant", "log_price_targets", "price_loss",
+    "train_prices",
+]
 
 
 def log_price_targets(problem: ProblemTensors, server_price: Tensor, link_price: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -103,6 +111,8 @@ class PriceConfig:
     penalty: tuple[float, float] = (1.0, 50.0)
     alpha: tuple[float, float] = (0.25, 4.0)
     label_iterations: int = 3000
+    label_temperature: float = 0.03
+    heavy_tailed: float = 0.0
     batch_size: int = 16
     lr: float = 0.003
     dual_weight: float = 0.0
@@ -130,22 +140,52 @@ def sample_training_instances(config: PriceConfig, count: int, seed: int) -> lis
     """``count`` library-generated instances, half EUA sub-regions and half random layouts,
     penalty and alpha log-uniform in the configured ranges."""
     rng = np.random.default_rng(seed)
-    return [
-        sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
-                        _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
-        for _ in range(count)
-    ]
+    instances = []
+    for _ in range(count):
+        instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
+                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+        instances.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
+    return instances
 
 
-def label(instance: Instance, iterations: int, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Converged dual prices of ``instance`` (cached by the instance's content)."""
+def heavy_tailed_variant(instance: Instance, rng: np.random.Generator) -> Instance:
+    r"""``instance`` with heavy-tailed demands and widely spread weights, its load unchanged.
+
+    The library's generators draw light-tailed demands (``LogNormal(0, 0.5)``) and weights in
+    ``[0.5, 2]``; a price model trained on them alone sees few servers that one huge user
+    saturates. Here each user's compute and bandwidth minimum is redrawn as
+    :math:`1 + \text{Pareto}(a)` with one shape :math:`a \sim U(1.2, 3)` per instance (smaller is
+    heavier), rescaled to the old totals (so the load stays), and weights are log-uniform in
+    ``[0.25, 8]``.
+    """
+    shape = float(rng.uniform(1.2, 3.0))
+    users = instance.num_users
+
+    def redraw(old: np.ndarray) -> np.ndarray:
+        raw = rng.pareto(shape, users) + 1.0
+        return raw * (float(old.sum()) / float(raw.sum()))
+
+    return replace(
+        instance,
+        compute_min=redraw(instance.compute_min),
+        bandwidth_min=redraw(instance.bandwidth_min),
+        weight=np.exp(rng.uniform(math.log(0.25), math.log(8.0), users)),
+    )
+
+
+def label(
+    instance: Instance, iterations: int, cache_dir: Path | None, temperature: float = 0.03,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Converged dual prices of ``instance`` at ``temperature`` (cached by the instance's
+    content and the settings)."""
+    settings = str(iterations) if temperature == 0.03 else f"{iterations}@{temperature!r}"
     key = hashlib.sha256(json.dumps(instance.to_dict(), sort_keys=True).encode()
-                         + str(iterations).encode()).hexdigest()[:24]
+                         + settings.encode()).hexdigest()[:24]
     path = None if cache_dir is None else cache_dir / f"{key}.npz"
     if path is not None and path.is_file():
         data = np.load(path)
         return data["server"], data["link"]
-    result = solve_dual(instance, iterations=iterations, search_rounds=0, bound_iterations=0)
+    result = solve_dual(instance, iterations=iterations, temperature=temperature, search_rounds=0, bound_iterations=0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, server=result.server_price, link=result.link_price)
@@ -166,7 +206,7 @@ def make_examples(instances: Sequence[Instance], config: PriceConfig, cap: int) 
     cache = Path(config.cache_dir) if config.cache_dir else None
     examples = []
     for instance in instances:
-        server, link = label(instance, config.label_iterations, cache)
+        server, link = label(instance, config.label_iterations, cache, config.label_temperature)
         problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
         targets = log_price_targets(problem, torch.from_numpy(server), torch.from_numpy(link))
         examples.append(_Example(build_graph(instance, max_metapath_neighbors=cap), problem, *targets))
@@ -195,7 +235,8 @@ class PriceModule(pl.LightningModule):
         server_log, link_log = self.model(batch.graph, batch.problem)
         loss = price_loss(server_log, link_log, batch.server_target, batch.link_target, batch.used)
         if self.dual_weight:
-            excess = dual_excess(batch.problem, server_log, link_log, batch.server_target, batch.link_target)
+            excess = dual_excess(batch.problem, server_log, link_log, batch.server_target, batch.link_target,
+                                 self.model.temperature)
             loss = loss + self.dual_weight * excess.to(loss.dtype)
         return loss
 
@@ -221,7 +262,7 @@ def train_prices(config: PriceConfig) -> tuple[PricePredictor, dict[str, Any]]:
     """Label, train and return the model with a summary (its checkpoint metadata)."""
     pl.seed_everything(config.seed, verbose=False)
     start = time.perf_counter()
-    model = PricePredictor(config.hidden, config.heads, config.layers)
+    model = PricePredictor(config.hidden, config.heads, config.layers, temperature=config.label_temperature)
     cap = model.config["max_metapath_neighbors"]
     train = make_examples(sample_training_instances(config, config.train_instances, config.seed), config, cap)
     val = make_examples(sample_training_instances(config, config.val_instances, config.seed + 1), config, cap)

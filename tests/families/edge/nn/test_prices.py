@@ -88,3 +88,28 @@ def test_checkpoint_errors_name_the_field(tmp_path):
 def test_bad_sizes_are_named(name, value):
     with pytest.raises(ValueError, match=name):
         PricePredictor(**{"hidden": 16, "heads": 2, "layers": 1, name: value})
+
+
+def test_the_temperature_is_recorded_and_checked(tmp_path):
+    assert PricePredictor(hidden=16, heads=2, layers=1).temperature == 0.03
+    model = PricePredictor(hidden=16, heads=2, layers=1, temperature=0.01)
+    model.save(tmp_path / "cold.ckpt")
+    assert PricePredictor.from_checkpoint(tmp_path / "cold.ckpt").temperature == 0.01
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            PricePredictor(hidden=16, heads=2, layers=1, temperature=bad)
+    data = model.checkpoint_dict()
+    data["hyper_parameters"]["temperature"] = -0.5
+    torch.save(data, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="hyper_parameters.temperature"):
+        PricePredictor.from_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_an_instance_without_links_is_priced():
+    from dataclasses import replace
+
+    instance = random_instance(30, 4, 1.0, 6)
+    none = np.zeros(0, dtype=np.int64)
+    lonely = replace(instance, link_a=none, link_b=none, link_capacity=np.zeros(0))
+    server, link = PricePredictor(hidden=8, heads=1, layers=1).predict(lonely)
+    assert server.shape == (4,) and link.shape == (0,) and np.isfinite(server).all()
