@@ -55,3 +55,56 @@ def test_fairness_setting_reaches_the_loss():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
     with pytest.raises(ValueError, match="aggregator"):
         PowerModule(fairness={"aggregator": "median"})
+
+
+def test_step_alpha_is_named_checked_and_recorded_only_when_set():
+    from gnnalloc.families.power._model import PowerAllocator
+
+    assert "step_alpha" not in PowerAllocator(hidden=8, heads=2, layers=1).config()  # old checkpoints unchanged
+    model = PowerModule(hidden=8, heads=2, layers=1, refine_steps=2, step_alpha=0.5).model
+    assert model.config()["step_alpha"] == 0.5
+    again = PowerAllocator.from_checkpoint_data(model.checkpoint_dict())
+    assert again.step_alpha == 0.5
+    for bad in (-0.1, float("nan"), "1", True):
+        with pytest.raises(ValueError, match="step_alpha"):
+            PowerAllocator(hidden=8, heads=2, layers=1, step_alpha=bad)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="step_mix"):
+            PowerAllocator(hidden=8, heads=2, layers=1, step_alpha=1.0, step_mix=bad)
+
+
+def test_step_alpha_weights_are_the_slope_of_its_utility():
+    from gnnalloc.families.power import d2d
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+    from gnnalloc.families.power._links import link_rates
+    from gnnalloc.families.power._model import _alpha_weights, alpha_rate_utility
+
+    links = link_batch(instance_graph(d2d(12, 3)))
+    q = torch.rand(links.num_links, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for alpha, mix in ((0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (2.0, 1.0), (1.0, 0.1)):
+        rates = link_rates(links, q).requires_grad_(True)
+        (links.weight * alpha_rate_utility(rates, alpha, mix)).sum().backward()
+        torch.testing.assert_close(rates.grad, _alpha_weights(links, q, alpha, mix))
+    rates = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(alpha_rate_utility(rates, 1.0), torch.log(rates + 1e-6))
+
+
+def test_proportional_fair_steps_keep_every_link_on_where_sum_rate_steps_switch_some_off():
+    from gnnalloc.families.power import d2d
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+    from gnnalloc.families.power._links import link_rates
+    from gnnalloc.families.power._model import PowerAllocator
+
+    torch.manual_seed(0)
+    graph = instance_graph(d2d(40, 11))
+    links = link_batch(graph)
+    plain = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=4)
+    fair = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=4, step_alpha=1.0)
+    fair.load_state_dict(plain.state_dict())
+    sum_rate_rates = link_rates(links, plain.shares(graph, steps=200))
+    fair_rates = link_rates(links, fair.shares(graph, steps=200))
+    assert float(sum_rate_rates.min()) < 1e-3  # the sum-rate answer switches a weak link off
+    assert float(fair_rates.min()) > 1e-3
+    geo = lambda r: float(torch.log(r.clamp(min=1e-300)).mean())  # noqa: E731
+    assert geo(fair_rates) > geo(sum_rate_rates)
+    assert float(fair_rates.sum()) < float(sum_rate_rates.sum())  # fairness costs sum rate
