@@ -21,6 +21,7 @@ baseline that costs one evaluation), so the learned method is never worse than i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import LinkBatch, link_rates, link_utility, wmmse_step
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
-__all__ = ["FAMILY_NAME", "PowerAllocator", "alpha_rate_utility", "graph_utility"]
+__all__ = ["FAMILY_NAME", "PowerAllocator", "graph_utility"]
 
 #: The family name checkpoints of this model record.
 FAMILY_NAME = "power"
@@ -51,29 +52,15 @@ REFINE_TOL = 1e-4
 _LIMITS = {"hidden": 4096, "heads": 64, "layers": 64, "refine_steps": 10_000}
 
 
-#: Rate offset (bits/s/Hz) of the steps' own α-fair utility, which keeps it and its slope finite at rate 0.
-RATE_FLOOR = 1e-6
-
-
-def alpha_rate_utility(rates: Tensor, alpha: float, mix: float = 1.0) -> Tensor:
-    r"""The utility of a rate that the ``step_alpha`` refinement climbs, elementwise:
-    :math:`(1 - \lambda)\, r + \lambda\, g_\alpha(r + \epsilon)` with :math:`\lambda` = ``mix``,
-    :math:`g_1 = \ln`, :math:`g_\alpha(x) = x^{1-\alpha}/(1-\alpha)` otherwise, and :math:`\epsilon`
-    = ``RATE_FLOOR``: a mixture of the rate (efficiency) and its α-fair utility. Unlike an
-    instance's α-fair utility it has no minimum rate below which a link's loss is capped, so with
-    :math:`\alpha \ge 1` and :math:`\lambda > 0` switching a link off is never worth it (its slope
-    at rate 0 is :math:`\lambda \epsilon^{-\alpha}`), while links well above
-    :math:`(\lambda/(1-\lambda))^{1/\alpha}` are treated almost as by the sum rate."""
-    x = rates + RATE_FLOOR
-    fair = torch.log(x) if abs(alpha - 1.0) < 1e-12 else x.pow(1.0 - alpha) / (1.0 - alpha)
-    return fair if mix == 1.0 else (1.0 - mix) * rates + mix * fair
-
-
-def _alpha_weights(links: LinkBatch, q: Tensor, alpha: float, mix: float = 1.0) -> Tensor:
-    r"""The WMMSE weights :math:`a_k = w_k \big(1 - \lambda + \lambda (r_k + \epsilon)^{-\alpha}\big)`,
-    the slope of :func:`alpha_rate_utility` (minorise-maximise re-weighting)."""
-    weight = links.weight if q.dim() == 1 else links.weight.unsqueeze(-1)
-    return weight * (1.0 - mix + mix * (link_rates(links, q) + RATE_FLOOR).pow(-alpha))
+def _step_links(links: LinkBatch, setting: tuple[float, float, float] | None) -> LinkBatch:
+    """The links with every utility replaced by the α-fair kernel ``(alpha, minimum, penalty)``
+    of the ``step_utility`` refinement (same channels and weights); ``links`` itself for ``None``."""
+    if setting is None:
+        return links
+    full = lambda value: torch.full_like(links.snr, value)  # noqa: E731
+    alpha, minimum, penalty = setting
+    return replace(links, alpha=full(alpha), rate_min=full(minimum), penalty=full(penalty),
+                   fair=torch.ones_like(links.fair))
 
 
 def graph_utility(links: LinkBatch, q: Tensor) -> Tensor:
@@ -104,6 +91,20 @@ def _line_search(links: LinkBatch, q: Tensor, step: Tensor, value: Tensor, halvi
     return torch.where((top > value).index_select(0, links.batch), pick, q)
 
 
+def _check_step_utility(setting: Any) -> tuple[float, float, float]:
+    """``(alpha, minimum, penalty)`` of a ``step_utility`` mapping, each checked by name."""
+    if not isinstance(setting, dict) or not set(setting) <= {"alpha", "minimum", "penalty"}:
+        raise ValueError(f"step_utility: expected a mapping of alpha, minimum, penalty, got {setting!r}")
+    values = []
+    for key, default, low, high in (("alpha", 1.0, 0.0, 10.0), ("minimum", 1e-6, 1e-9, 100.0),
+                                    ("penalty", 1.0, 1.0, 1e6)):
+        value = setting.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"step_utility.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
+        values.append(float(value))
+    return values[0], values[1], values[2]
+
+
 class PowerAllocator(nn.Module):
     """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
 
@@ -113,33 +114,31 @@ class PowerAllocator(nn.Module):
         layers: encoder layers.
         refine_steps: WMMSE steps after the head (0: the head's powers as they are).
         dropout: dropout in the encoder.
-        step_alpha: if set, every refinement step (training and inference) climbs
-            :func:`alpha_rate_utility` with this α instead of the instance's own utility, and
-            inference keeps, per instance, the candidate with the highest such utility
-            (weighted): the fairness of the allocation is then a property of the model, e.g.
-            tied to an efficiency-fairness trade-off weight. ``None`` (default): the instance's
-            utility.
+        step_utility: ``None`` (default): the refinement steps climb each instance's own
+            utility. Else ``{"alpha": a, "minimum": m, "penalty": k}``: every step (training and
+            inference) climbs the α-fair kernel :math:`\sum_k w_k f(r_k; m, k, a)` of the rates
+            (:func:`gnnalloc.core.resource_utility`) whatever the instance's utility, and
+            inference ranks candidates by it without the on/off candidate: the fairness of the
+            allocation becomes a property of the model. ``{"alpha": 1, "minimum": 1e-6}`` is
+            proportional fairness that never switches a link off (its slope at rate 0 is
+            :math:`k/m`); ``{"alpha": 0, "minimum": m, "penalty": k}`` is the sum rate with every
+            link's rate below :math:`m` counted ``k`` times.
     """
 
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
-        dropout: float = 0.0, step_alpha: float | None = None, step_mix: float = 1.0,
+        dropout: float = 0.0, step_utility: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
                             ("refine_steps", refine_steps)):
             check_count(name, value)
-        if step_alpha is not None and (isinstance(step_alpha, bool) or not isinstance(step_alpha, (int, float))
-                                       or not 0.0 <= step_alpha <= 10.0):
-            raise ValueError(f"step_alpha: must be in [0, 10], got {step_alpha!r}")
-        if isinstance(step_mix, bool) or not isinstance(step_mix, (int, float)) or not 0.0 < step_mix <= 1.0:
-            raise ValueError(f"step_mix: must be in (0, 1], got {step_mix!r}")
         self.hparams = {"hidden": hidden, "heads": heads, "layers": layers,
                         "refine_steps": refine_steps, "dropout": dropout}
-        if step_alpha is not None:  # recorded only when set: older checkpoints stay identical
-            self.hparams["step_alpha"] = float(step_alpha)
-            self.hparams["step_mix"] = float(step_mix)
-        self.step_alpha, self.step_mix = step_alpha, float(step_mix)
+        self.step_setting: tuple[float, float, float] | None = None
+        if step_utility is not None:  # recorded only when set: older checkpoints stay identical
+            self.step_setting = _check_step_utility(step_utility)
+            self.hparams["step_utility"] = dict(zip(("alpha", "minimum", "penalty"), self.step_setting))
         self.refine_steps = refine_steps
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -153,9 +152,9 @@ class PowerAllocator(nn.Module):
         links = link_batch(graph)
         q = self.start(graph).to(links.snr.dtype)
         out = [q]
-        alpha = self.step_alpha
+        links = _step_links(links, self.step_setting)
         for _ in range(self.refine_steps if steps is None else steps):
-            q = wmmse_step(links, q, None if alpha is None else _alpha_weights(links, q, alpha, self.step_mix))
+            q = wmmse_step(links, q)
             out.append(q)
         return out
 
@@ -179,15 +178,15 @@ class PowerAllocator(nn.Module):
         instance's utility changed by more than ``tol`` relative in a step; per instance the
         best candidate seen is kept (full power itself included).
 
-        With ``step_alpha`` set, the steps climb :func:`alpha_rate_utility` (no line search),
-        candidates are ranked by it, and the on/off rounding is not a candidate: that utility
-        (α > 0) is built to keep every link on.
+        With ``step_utility`` set, the steps climb that utility (no line search), candidates are
+        ranked by it, and the on/off rounding is not a candidate.
         """
         links = link_batch(graph)
-        alpha = self.step_alpha
+        setting = self.step_setting
+        climbed = _step_links(links, setting)  # the utility the steps climb and candidates are ranked by
         start = self.start(graph).to(links.snr.dtype)
         schedule = (start >= 0.5).to(start.dtype)
-        columns = [start, schedule, torch.ones_like(start)] if alpha is None else [start, torch.ones_like(start)]
+        columns = [start, schedule, torch.ones_like(start)] if setting is None else [start, torch.ones_like(start)]
         if starts is not None:
             if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
                 raise ValueError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
@@ -195,7 +194,7 @@ class PowerAllocator(nn.Module):
         q = torch.stack(columns, dim=1)
         if steps is not None:
             limit = steps
-        elif links.any_fair and alpha is None:
+        elif links.any_fair and setting is None:
             # The start is trained on the sum rate; an α-fair instance refines to convergence.
             limit = FAIR_MAX_STEPS
         elif int(torch.bincount(links.batch).max()) > LARGE_LINKS:
@@ -207,12 +206,7 @@ class PowerAllocator(nn.Module):
         previous: Tensor | None = None
         for step in range(limit + 1):
             # One step also yields the utility of the powers it started from (same interference).
-            if alpha is None:
-                q_next, per_link = wmmse_step(links, q, with_utility=True)
-            else:
-                q_next = wmmse_step(links, q, _alpha_weights(links, q, alpha, self.step_mix))
-                rates = link_rates(links, q)
-                per_link = links.weight.unsqueeze(-1) * alpha_rate_utility(rates, alpha, self.step_mix)
+            q_next, per_link = wmmse_step(climbed, q, with_utility=True)
             value = per_link.new_zeros((links.num_graphs, q.shape[1])).index_add(0, links.batch, per_link)
             top, column = value.max(dim=1)
             better = top > best if best is not None else torch.ones_like(top, dtype=torch.bool)
@@ -224,7 +218,7 @@ class PowerAllocator(nn.Module):
                 and bool(((value - previous).abs() <= tol * value.abs().clamp(min=1e-300)).all())
             ):
                 break
-            if links.any_fair and alpha is None:
+            if links.any_fair and setting is None:
                 q_next = _line_search(links, q, q_next, value)
             previous, q = value, q_next
         return best_q

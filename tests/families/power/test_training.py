@@ -57,36 +57,43 @@ def test_fairness_setting_reaches_the_loss():
         PowerModule(fairness={"aggregator": "median"})
 
 
-def test_step_alpha_is_named_checked_and_recorded_only_when_set():
+def test_step_utility_is_named_checked_and_recorded_only_when_set():
     from gnnalloc.families.power._model import PowerAllocator
 
-    assert "step_alpha" not in PowerAllocator(hidden=8, heads=2, layers=1).config()  # old checkpoints unchanged
-    model = PowerModule(hidden=8, heads=2, layers=1, refine_steps=2, step_alpha=0.5).model
-    assert model.config()["step_alpha"] == 0.5
+    assert "step_utility" not in PowerAllocator(hidden=8, heads=2, layers=1).config()  # old checkpoints unchanged
+    model = PowerModule(hidden=8, heads=2, layers=1, refine_steps=2, step_utility={"alpha": 0.5}).model
+    assert model.config()["step_utility"] == {"alpha": 0.5, "minimum": 1e-6, "penalty": 1.0}
     again = PowerAllocator.from_checkpoint_data(model.checkpoint_dict())
-    assert again.step_alpha == 0.5
-    for bad in (-0.1, float("nan"), "1", True):
-        with pytest.raises(ValueError, match="step_alpha"):
-            PowerAllocator(hidden=8, heads=2, layers=1, step_alpha=bad)
-    for bad in (0.0, 1.5, float("nan")):
-        with pytest.raises(ValueError, match="step_mix"):
-            PowerAllocator(hidden=8, heads=2, layers=1, step_alpha=1.0, step_mix=bad)
+    assert again.step_setting == (0.5, 1e-6, 1.0)
+    for bad, field in (({"alpha": -0.1}, "alpha"), ({"minimum": float("nan")}, "minimum"),
+                       ({"penalty": 0.5}, "penalty"), ({"alpha": True}, "alpha"), ({"beta": 1}, "step_utility"),
+                       (1.0, "step_utility")):
+        with pytest.raises(ValueError, match=field):
+            PowerAllocator(hidden=8, heads=2, layers=1, step_utility=bad)
 
 
-def test_step_alpha_weights_are_the_slope_of_its_utility():
+def test_step_utility_replaces_the_instances_utility_in_the_steps():
     from gnnalloc.families.power import d2d
     from gnnalloc.families.power._graph import instance_graph, link_batch
-    from gnnalloc.families.power._links import link_rates
-    from gnnalloc.families.power._model import _alpha_weights, alpha_rate_utility
+    from gnnalloc.families.power._links import link_rates, link_utility, wmmse_step
+    from gnnalloc.families.power._model import PowerAllocator
+    from gnnalloc.core import resource_utility
 
-    links = link_batch(instance_graph(d2d(12, 3)))
-    q = torch.rand(links.num_links, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for alpha, mix in ((0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (2.0, 1.0), (1.0, 0.1)):
+    torch.manual_seed(0)
+    graph = instance_graph(d2d(12, 3))  # a sum-rate instance
+    links = link_batch(graph)
+    model = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=2, step_utility={"alpha": 1.0, "minimum": 0.05})
+    with torch.no_grad():
+        shares = model(graph)
+    q = shares[0]
+    for _ in range(2):  # the same as a WMMSE step re-weighted by the kernel's slope at each rate
         rates = link_rates(links, q).requires_grad_(True)
-        (links.weight * alpha_rate_utility(rates, alpha, mix)).sum().backward()
-        torch.testing.assert_close(rates.grad, _alpha_weights(links, q, alpha, mix))
-    rates = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
-    torch.testing.assert_close(alpha_rate_utility(rates, 1.0), torch.log(rates + 1e-6))
+        resource_utility(rates, 0.05, 1.0, 1.0).sum().backward()
+        q = wmmse_step(links, q, weight=links.weight * rates.grad)
+    torch.testing.assert_close(shares[-1], q)
+    plain = wmmse_step(links, wmmse_step(links, shares[0]))
+    assert not torch.allclose(plain, q)
+    assert torch.equal(link_utility(links, link_rates(links, q)), link_rates(links, q))  # the instance is untouched
 
 
 def test_proportional_fair_steps_keep_every_link_on_where_sum_rate_steps_switch_some_off():
@@ -99,7 +106,7 @@ def test_proportional_fair_steps_keep_every_link_on_where_sum_rate_steps_switch_
     graph = instance_graph(d2d(40, 11))
     links = link_batch(graph)
     plain = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=4)
-    fair = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=4, step_alpha=1.0)
+    fair = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=4, step_utility={"alpha": 1.0})
     fair.load_state_dict(plain.state_dict())
     sum_rate_rates = link_rates(links, plain.shares(graph, steps=200))
     fair_rates = link_rates(links, fair.shares(graph, steps=200))
