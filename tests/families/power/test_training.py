@@ -115,3 +115,22 @@ def test_proportional_fair_steps_keep_every_link_on_where_sum_rate_steps_switch_
     geo = lambda r: float(torch.log(r.clamp(min=1e-300)).mean())  # noqa: E731
     assert geo(fair_rates) > geo(sum_rate_rates)
     assert float(fair_rates.sum()) < float(sum_rate_rates.sum())  # fairness costs sum rate
+
+
+@pytest.mark.parametrize("setting", [{"alpha": 1.0}, {"alpha": 0.5}, {"alpha": 2.0, "minimum": 0.05, "penalty": 10.0}])
+def test_step_utility_answer_is_feasible_and_never_below_full_power_under_that_utility(setting):
+    from gnnalloc.families.power import d2d
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+    from gnnalloc.families.power._learned import allocate_powers
+    from gnnalloc.families.power._model import PowerAllocator, _step_links, graph_utility
+
+    torch.manual_seed(0)
+    model = PowerAllocator(hidden=8, heads=2, layers=1, refine_steps=2, step_utility=setting).eval()
+    for seed in range(3):
+        instance = d2d(25, seed)
+        power = allocate_powers(model, instance).power
+        assert (power > 0).all() and (power <= instance.pmax).all()
+        links = _step_links(link_batch(instance_graph(instance)), model.step_setting)
+        mine = float(graph_utility(links, torch.from_numpy(power / instance.pmax)).sum())
+        full = float(graph_utility(links, torch.ones(instance.num_links, dtype=torch.float64)).sum())
+        assert mine >= full - 1e-9 * abs(full)
