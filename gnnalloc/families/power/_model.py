@@ -17,6 +17,11 @@ zero power there forever).
 
 At inference the answer is the best, per instance, of the refined powers and full power (a
 baseline that costs one evaluation), so the learned method is never worse than it.
+
+With ``step_utility`` the steps (training and inference) climb a utility the model carries, the
+α-fair kernel :math:`\sum_k w_k f(r_k; m, k, \alpha)` of the rates, instead of the instance's:
+the steps then optimise the objective the configuration trains (e.g. proportional fairness,
+which sum-rate steps would undo by switching weak links off).
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ class PowerAllocator(nn.Module):
         dropout: dropout in the encoder.
         step_utility: ``None`` (default): the refinement steps climb each instance's own
             utility. Else ``{"alpha": a, "minimum": m, "penalty": k}``: every step (training and
-            inference) climbs the α-fair kernel :math:`\sum_k w_k f(r_k; m, k, a)` of the rates
+            inference) climbs the α-fair kernel :math:`\\sum_k w_k f(r_k; m, k, a)` of the rates
             (:func:`gnnalloc.core.resource_utility`) whatever the instance's utility, and
             inference ranks candidates by it without the on/off candidate: the fairness of the
             allocation becomes a property of the model. ``{"alpha": 1, "minimum": 1e-6}`` is
