@@ -6,9 +6,14 @@ Two tasks:
   modes: sum (mean over instances, the shipped loss), per-link MGDA, per-instance MGDA and
   UPGrad, link-strength-quartile groups (UPGrad), and the efficiency-fairness pair
   (mean rate, bottom-decile mean rate) at trade-off weights 0.25 / 0.5 / 0.75 / 0.9.
+  The ``+ steps`` modes train the efficiency-fairness pair with trade-off weight ``t`` on a
+  model whose refinement steps climb the α-fair utility of the rates with ``alpha = t / (1 - t)``
+  (``step_utility``, minimum 1e-6 bits/s/Hz), so the trade-off weight reaches the steps too.
 * ``pf``: training on the proportional-fair utility (alpha = 1, penalty 10 below 0.1 bits/s/Hz,
   the same instance mix); modes: sum, per-link MGDA, per-instance UPGrad, α-fair (alpha = 1)
-  weighting of the per-instance objectives.
+  weighting of the per-instance objectives; the ``+ pf steps`` modes refine with
+  ``step_utility = {"alpha": 1}`` (steps and candidate choice on the log-rate utility with a
+  1e-6 bits/s/Hz minimum, which never switches a link off).
 
 Held-out instances (seeds disjoint from training): D2D K = 50 and Gaussian K = 10, with the
 task's utility. Each trained model is evaluated twice: ``map`` = its powers after the trained
@@ -17,6 +22,7 @@ number of unrolled WMMSE steps (what the loss trained), ``gnn`` = the shipped in
 re-weighted for the α-fair utility).
 
 Run: python benchmarks/bench_fairness_modes.py --task sum_rate [--steps 120] [--batch 16]
+[--modes "sum" "eff-fair 0.1 + steps" ...] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -43,7 +49,11 @@ from gnnalloc.families.power._graph import collate_link_graphs, instance_graph  
 from gnnalloc.families.power._training import PowerModule  # noqa: E402
 
 PF = {"utility": "alpha_fair", "alpha": 1.0, "penalty": 10.0, "rate_min": 0.1}
-MODES = {
+#: The log-rate utility the ``+ pf steps`` models climb (minimum 1e-6): the references are also
+#: run on it (rows "... log"), so that the comparison on the geometric mean is like for like.
+PF_LOG = {"utility": "alpha_fair", "alpha": 1.0, "penalty": 1.0, "rate_min": 1e-6}
+_SUM = {"objectives": "instance", "aggregator": "sum"}
+MODES: dict[str, dict[str, dict]] = {
     "sum_rate": {
         "sum": {"objectives": "instance", "aggregator": "sum"},
         "link-mgda": {"objectives": "unit", "aggregator": "mgda"},
@@ -52,12 +62,19 @@ MODES = {
         "group-upgrad": {"objectives": "group", "aggregator": "upgrad"},
         **{f"eff-fair {t:g}": {"objectives": "efficiency_fairness", "aggregator": "sum", "tradeoff": t}
            for t in (0.25, 0.5, 0.75, 0.9)},
+        **{f"eff-fair {t:g} + steps": {"objectives": "efficiency_fairness", "aggregator": "sum", "tradeoff": t,
+                                       "model": {"step_utility": {"alpha": round(t / (1 - t), 3)}}}
+           for t in (0.2, 0.333, 0.5, 0.667)},
     },
     "pf": {
         "sum": {"objectives": "instance", "aggregator": "sum"},
         "link-mgda": {"objectives": "unit", "aggregator": "mgda"},
         "instance-upgrad": {"objectives": "instance", "aggregator": "upgrad"},
         "instance-alpha_fair": {"objectives": "instance", "aggregator": "alpha_fair", "alpha": 1.0},
+        "sum + pf steps": {**_SUM, "model": {"step_utility": {"alpha": 1.0}}},
+        "instance-upgrad + pf steps": {"objectives": "instance", "aggregator": "upgrad", "model": {"step_utility": {"alpha": 1.0}}},
+        "instance-alpha_fair + pf steps": {"objectives": "instance", "aggregator": "alpha_fair", "alpha": 1.0,
+                                           "model": {"step_utility": {"alpha": 1.0}}},
     },
 }
 HELD_OUT = 7_000_000
@@ -72,7 +89,7 @@ def _instance(task: str, rng: np.random.Generator):
 
 
 def _suites(task: str, count: int):
-    settings = PF if task == "pf" else {}
+    settings = {"pf": PF, "pf_log": PF_LOG}.get(task, {})
     return {
         "d2d K=50": [d2d(50, HELD_OUT + i, **settings) for i in range(count)],
         "gaussian K=10": [gaussian(10, HELD_OUT + i, **settings) for i in range(count)],
@@ -100,7 +117,9 @@ def _aggregate(rows: list[dict]) -> dict:
 
 def _train(task: str, fairness: dict, steps: int, batch: int, seed: int) -> tuple[PowerModule, float]:
     torch.manual_seed(seed)
-    module = PowerModule(hidden=32, heads=4, layers=2, refine_steps=8, lr=1e-3, fairness=fairness)
+    fairness = dict(fairness)
+    model = fairness.pop("model", {})
+    module = PowerModule(hidden=32, heads=4, layers=2, refine_steps=8, lr=1e-3, fairness=fairness, **model)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     rng = np.random.default_rng(seed)
     times = []
@@ -136,6 +155,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modes", nargs="*", default=None)
+    parser.add_argument("--tag", default="", help="suffix of the output files (runs of mode subsets)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -148,6 +168,9 @@ def main() -> None:
     for name, cases in suites.items():
         answers = {m: [METHODS[m].run(i).allocation for i in cases] for m in ("wmmse", "fp")}
         wmmse_sums[name] = [float(allocation_rates(i, a).sum()) for i, a in zip(cases, answers["wmmse"])]
+        if args.task == "pf":  # the same channels with the log-rate utility; scored on the task's
+            log_cases = _suites("pf_log", args.instances)[name]
+            answers.update({f"{m} log": [METHODS[m].run(i).allocation for i in log_cases] for m in ("wmmse", "fp")})
         for method, allocs in answers.items():
             row = _aggregate([_summary(i, a, w) for i, a, w in zip(cases, allocs, wmmse_sums[name])])
             results["rows"].append({"suite": name, "mode": method, "eval": "reference", **row})
@@ -164,7 +187,8 @@ def main() -> None:
                                         "step_seconds": step_time, **row})
         print(f"{mode}: {step_time * 1000:.0f} ms/step", flush=True)
     OUT.mkdir(exist_ok=True)
-    path = OUT / f"fairness_modes_{args.task}.json"
+    suffix = f"_{args.tag}" if args.tag else ""
+    path = OUT / f"fairness_modes_{args.task}{suffix}.json"
     path.write_text(json.dumps(results, indent=1))
     header = "| suite | mode | eval | ratio | worst | sum rate | p5 | median | min | geo | Jain | off | utility | ms/step |"
     lines = [header, "|" + "---|" * 14]
@@ -175,7 +199,7 @@ def main() -> None:
             f"{r['jain']:.3f} | {r['off']:.2f} | {r['utility']:.2f} | "
             f"{r.get('step_seconds', float('nan')) * 1000:.0f} |")
     text = "\n".join(lines)
-    (OUT / f"fairness_modes_{args.task}.md").write_text(text + "\n")
+    (OUT / f"fairness_modes_{args.task}{suffix}.md").write_text(text + "\n")
     print(text)
 
 

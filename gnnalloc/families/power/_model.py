@@ -17,11 +17,18 @@ zero power there forever).
 
 At inference the answer is the best, per instance, of the refined powers and full power (a
 baseline that costs one evaluation), so the learned method is never worse than it.
+
+With ``step_utility`` the steps (training and inference) climb a utility the model carries, the
+α-fair kernel :math:`\sum_k w_k f(r_k; m, k, \alpha)` of the rates, instead of the instance's:
+the steps then optimise the objective the configuration trains (e.g. proportional fairness,
+which sum-rate steps would undo by switching weak links off).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +36,7 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
-from gnnalloc.families.power._links import line_search, wmmse_step
+from gnnalloc.families.power._links import LinkBatch, line_search, wmmse_step
 from gnnalloc.nn import Checkpointed, HANEncoder
 
 __all__ = ["FAMILY_NAME", "PowerAllocator"]
@@ -50,6 +57,31 @@ FAIR_MAX_STEPS = 500
 REFINE_TOL = 1e-4
 
 
+def _step_links(links: LinkBatch, setting: tuple[float, float, float] | None) -> LinkBatch:
+    """The links with every utility replaced by the α-fair kernel ``(alpha, minimum, penalty)``
+    of the ``step_utility`` refinement (same channels and weights); ``links`` itself for ``None``."""
+    if setting is None:
+        return links
+    full = lambda value: torch.full_like(links.snr, value)  # noqa: E731
+    alpha, minimum, penalty = setting
+    return replace(links, alpha=full(alpha), rate_min=full(minimum), penalty=full(penalty),
+                   fair=torch.ones_like(links.fair))
+
+
+def _check_step_utility(setting: Any) -> tuple[float, float, float]:
+    """``(alpha, minimum, penalty)`` of a ``step_utility`` mapping, each checked by name."""
+    if not isinstance(setting, dict) or not set(setting) <= {"alpha", "minimum", "penalty"}:
+        raise ValueError(f"step_utility: expected a mapping of alpha, minimum, penalty, got {setting!r}")
+    values = []
+    for key, default, low, high in (("alpha", 1.0, 0.0, 10.0), ("minimum", 1e-6, 1e-9, 100.0),
+                                    ("penalty", 1.0, 1.0, 1e6)):
+        value = setting.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"step_utility.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
+        values.append(float(value))
+    return values[0], values[1], values[2]
+
+
 class PowerAllocator(Checkpointed, nn.Module):
     """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
 
@@ -59,6 +91,15 @@ class PowerAllocator(Checkpointed, nn.Module):
         layers: encoder layers.
         refine_steps: WMMSE steps after the head (0: the head's powers as they are).
         dropout: dropout in the encoder.
+        step_utility: ``None`` (default): the refinement steps climb each instance's own
+            utility. Else ``{"alpha": a, "minimum": m, "penalty": k}``: every step (training and
+            inference) climbs the α-fair kernel :math:`\\sum_k w_k f(r_k; m, k, a)` of the rates
+            (:func:`gnnalloc.core.resource_utility`) whatever the instance's utility, and
+            inference ranks candidates by it without the on/off candidate: the fairness of the
+            allocation becomes a property of the model. ``{"alpha": 1, "minimum": 1e-6}`` is
+            proportional fairness that never switches a link off (its slope at rate 0 is
+            :math:`k/m`); ``{"alpha": 0, "minimum": m, "penalty": k}`` is the sum rate with every
+            link's rate below :math:`m` counted ``k`` times.
     """
 
     family_name = FAMILY_NAME
@@ -68,7 +109,7 @@ class PowerAllocator(Checkpointed, nn.Module):
 
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
-        dropout: float = 0.0,
+        dropout: float = 0.0, step_utility: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
@@ -76,6 +117,10 @@ class PowerAllocator(Checkpointed, nn.Module):
             check_count(name, value)
         self.hparams = {"hidden": hidden, "heads": heads, "layers": layers,
                         "refine_steps": refine_steps, "dropout": dropout}
+        self.step_setting: tuple[float, float, float] | None = None
+        if step_utility is not None:  # recorded only when set: older checkpoints stay identical
+            self.step_setting = _check_step_utility(step_utility)
+            self.hparams["step_utility"] = dict(zip(("alpha", "minimum", "penalty"), self.step_setting))
         self.refine_steps = refine_steps
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -89,6 +134,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         links = link_batch(graph)
         q = self.start(graph).to(links.snr.dtype)
         out = [q]
+        links = _step_links(links, self.step_setting)
         for _ in range(self.refine_steps if steps is None else steps):
             q = wmmse_step(links, q)
             out.append(q)
@@ -114,12 +160,18 @@ class PowerAllocator(Checkpointed, nn.Module):
         α-fair utility, which the encoder's start is not trained for), stopping early once no
         instance's utility changed by more than ``tol`` relative in a step; per instance the
         best candidate seen is kept (full power itself included).
+
+        With ``step_utility`` set, the steps climb that utility (no line search), candidates are
+        ranked by it, and the on/off rounding is not a candidate.
         """
         links = link_batch(graph)
+        setting = self.step_setting
+        climbed = _step_links(links, setting)  # the utility the steps climb and candidates are ranked by
         start = self.start(graph).to(links.snr.dtype)
         large = int(torch.bincount(links.batch).max()) > LARGE_LINKS
-        # Large layouts: most starts are below half power there, and the rounding loses.
-        rounding = [] if large else [(start >= 0.5).to(start.dtype)]
+        # Large layouts: most starts are below half power there, and the rounding loses; a
+        # step_utility model keeps every link on, so the rounding is not its candidate either.
+        rounding = [] if large or setting is not None else [(start >= 0.5).to(start.dtype)]
         columns = [start, *rounding, torch.ones_like(start)]
         if starts is not None:
             if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
@@ -128,7 +180,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         q = torch.stack(columns, dim=1)
         if steps is not None:
             limit = steps
-        elif links.any_fair:
+        elif links.any_fair and setting is None:
             # The start is trained on the sum rate; an α-fair instance refines to convergence.
             limit = FAIR_MAX_STEPS
         elif large:
@@ -140,7 +192,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         previous: Tensor | None = None
         for step in range(limit + 1):
             # One step also yields the utility of the powers it started from (same interference).
-            q_next, per_link = wmmse_step(links, q, with_utility=True)
+            q_next, per_link = wmmse_step(climbed, q, with_utility=True)
             value = per_link.new_zeros((links.num_graphs, q.shape[1])).index_add(0, links.batch, per_link)
             top, column = value.max(dim=1)
             better = top > best if best is not None else torch.ones_like(top, dtype=torch.bool)
@@ -152,7 +204,7 @@ class PowerAllocator(Checkpointed, nn.Module):
                 and bool(((value - previous).abs() <= tol * value.abs().clamp(min=1e-300)).all())
             ):
                 break
-            if links.any_fair:
+            if links.any_fair and setting is None:
                 q_next = line_search(links, q, q_next, value)
             previous, q = value, q_next
         return best_q

@@ -162,13 +162,15 @@ class PowerModule(pl.LightningModule):
         gradient_clip: largest gradient norm.
         fairness: :class:`~gnnalloc.fairness.FairnessLoss` settings, e.g.
             ``{"objectives": "unit", "aggregator": "mgda"}``; default the mean over instances.
+        step_utility: the allocator's ``step_utility`` (its refinement climbs that α-fair
+            kernel of the rates whatever the instance's utility; the loss stays the instance's).
     """
 
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 8,
         dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
         weight_decay: float = 0.0, gradient_clip: float = 1.0,
-        fairness: dict[str, Any] | None = None,
+        fairness: dict[str, Any] | None = None, step_utility: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("start_weight", start_weight), ("weight_decay", weight_decay)):
@@ -177,7 +179,7 @@ class PowerModule(pl.LightningModule):
             check_positive(name, value)
         self.fair = FairnessLoss(**(fairness or {}))
         self.save_hyperparameters()
-        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout)
+        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Export and the generic loaders find the family that rebuilds the model here.
