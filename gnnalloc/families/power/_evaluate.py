@@ -68,9 +68,9 @@ class PowerRow:
     Args:
         suite, method: what ran on what.
         instances: how many instances.
-        ratio: total utility over the reference method's on the same instances (``nan`` when
-            the reference's total is not positive, as α-fair utilities in the penalty region
-            are: compare ``utility`` there).
+        ratio: total utility over the reference method's on the same instances, ``None`` when
+            the reference's total is not positive (α-fair utilities in the penalty region are
+            negative, and a ratio of negative totals ranks backwards: compare ``utility`` there).
         utility: mean utility per link.
         sum_rate, p5_rate, min_rate, geo_rate: per instance the sum, 5th percentile, minimum and
             geometric mean of the link rates (bits/s/Hz), averaged over instances.
@@ -83,7 +83,7 @@ class PowerRow:
     suite: str
     method: str
     instances: int
-    ratio: float
+    ratio: float | None
     utility: float
     sum_rate: float
     p5_rate: float
@@ -128,7 +128,7 @@ def evaluate_power(
         for name, scores in reports.items():
             rows.append(PowerRow(
                 suite.name, name, len(scores),
-                sum(r.objective for r in scores) / ref_total if ref_total > 0 else float("nan"),
+                sum(r.objective for r in scores) / ref_total if ref_total > 0 else None,
                 float(np.mean([r.objective for r in scores])) / suite.links,
                 *(float(np.mean([getattr(r, key) for r in scores]))
                   for key in ("sum_rate", "rate_p5", "min_rate", "geomean_rate", "jain")),
@@ -145,7 +145,7 @@ def format_power_table(rows: Sequence[PowerRow]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.suite:<30} {r.method:<11} {r.ratio:>7.4f} {r.utility:>8.4f} {r.sum_rate:>9.2f} {r.p5_rate:>8.3f} "
+            f"{r.suite:<30} {r.method:<11} {'-' if r.ratio is None else f'{r.ratio:.4f}':>7} {r.utility:>8.4f} {r.sum_rate:>9.2f} {r.p5_rate:>8.3f} "
             f"{r.min_rate:>8.3f} {r.geo_rate:>8.3f} {r.jain:>6.3f} {r.off:>5.2f} {r.violation:>8.1e} "
             f"{r.seconds * 1000:>8.1f}ms"
         )
@@ -190,7 +190,7 @@ def _plot(rows: Sequence[PowerRow], out_dir: Path) -> Path:
     for i, method in enumerate(methods):
         mine = [next((r for r in rows if r.suite == s and r.method == method), None) for s in suites]
         xs = [j + 0.8 * (i - len(methods) / 2) / len(methods) for j in range(len(suites))]
-        axes[0].bar(xs, [r.ratio if r else 0 for r in mine], width=0.8 / len(methods), label=method)
+        axes[0].bar(xs, [r.ratio if r and r.ratio is not None else 0 for r in mine], width=0.8 / len(methods), label=method)
         axes[1].bar(xs, [r.seconds * 1000 if r else 0 for r in mine], width=0.8 / len(methods), label=method)
     for ax, title in zip(axes, ("utility / WMMSE's", "time per instance (ms)")):
         ax.set_xticks(range(len(suites)), [s.replace(" ", "\n", 2) for s in suites], fontsize=7)
@@ -221,7 +221,8 @@ def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
         raise FileNotFoundError(f"checkpoint: no shipped power model at {str(checkpoint)!r} (make train)")
     allocator = PowerAllocator.from_checkpoint(checkpoint)
     rows = _run(allocator, DEMO_SUITES, instances=5)
-    _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's; "
+    _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's, "
+            "'-' where WMMSE's is not positive; "
             "U/link = mean utility per link; rates in bits/s/Hz; time = median per instance)")
     return 0
 
