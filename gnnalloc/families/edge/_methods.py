@@ -218,20 +218,11 @@ def _gnn(
     for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
         if value is not None:
             options[name] = value
+    # A prediction L-BFGS cannot leave is replaced by the water-filling start inside the solve.
     result = solve_dual(instance, start=prices, **options)
-    status = result.status
-    left = None if time_limit is None else time_limit - (time.perf_counter() - start)
-    if result.iterations == 0 and options["iterations"] != 0 and (left is None or left > 0):
-        # L-BFGS could not take a single step from the prediction (its line search fails on
-        # some far-off starts): the classical start instead, within what is left of the time
-        # limit, so a poor prediction never ends the solve where it began.
-        if left is not None:
-            options["time_limit"] = left
-        result = solve_dual(instance, **options)
-        status = f"{result.status}; the predicted prices stalled, refined from the water-filling prices"
     seconds = time.perf_counter() - start
     return _at_least_baselines(
-        instance, SolveResult(result.allocation, "gnn", seconds, status, upper_bound=result.upper_bound)
+        instance, SolveResult(result.allocation, "gnn", seconds, result.status, upper_bound=result.upper_bound)
     )
 
 

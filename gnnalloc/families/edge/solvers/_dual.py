@@ -551,8 +551,9 @@ def solve_dual(
             units (and the soft-min temperatures) stay those of the water-filling prices, so
             a start changes where the iterations begin, not what they minimise. Where the
             given start's smoothed dual (at ``temperature``) is not below the water-filling
-            start's, the solve begins at the water-filling prices instead: a poor prediction
-            never costs more iterations than no prediction.
+            start's, the solve begins at the water-filling prices instead, and so it does
+            when L-BFGS cannot take one step from the given start (the status says so): a
+            poor prediction never costs more than one dual evaluation over no prediction.
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
             measured cost says would end later. The first checkpoint always completes, as an
@@ -587,23 +588,49 @@ def solve_dual(
         instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
         bandwidth, bandwidth_price, float(instance.weight.sum()), search_rounds,
     )
+    fallback = None
     if start is not None:
-        initial = _lower_start(setup, initial, server_start, float(temperature))
+        initial, fallback = _lower_start(setup, initial, server_start, float(temperature))
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
-        return _one_pass(setup, initial, iterations, float(temperature), bound_iterations, start_time)
+        return _one_pass(setup, initial, fallback, iterations, float(temperature), bound_iterations, start_time)
     return _anytime(
-        setup, initial, iterations, float(temperature), bound_iterations, gap_tol, time_limit, start_time
+        setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+        start_time,
     )
 
 
-def _lower_start(setup: _Setup, given: np.ndarray, server_start: Tensor, temperature: float) -> np.ndarray:
+def _lower_start(
+    setup: _Setup, given: np.ndarray, server_start: Tensor, temperature: float,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``given`` or the water-filling start (zero link prices), whichever has the lower smoothed
-    dual at ``temperature``: L-BFGS minimises that value, so it starts from the better point."""
+    dual at ``temperature`` (L-BFGS minimises that value, so it starts from the better point),
+    and the start to fall back on if L-BFGS cannot leave the chosen one: the water-filling
+    prices after ``given``, ``None`` after the water-filling prices themselves."""
     dual = setup.dual(temperature)
     classical = np.concatenate([_host(server_start), np.zeros(setup.problem.num_links)])
-    return given if dual.evaluate(given)[0] < dual.evaluate(classical)[0] else classical
+    if dual.evaluate(given)[0] < dual.evaluate(classical)[0]:
+        return given, classical
+    return classical, None
+
+
+#: The status of a solve whose given start stalled L-BFGS (see ``_minimise_from``).
+_STALLED_START = "the given start stalled L-BFGS; refined from the water-filling prices"
+
+
+def _minimise_from(
+    dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
+) -> tuple[np.ndarray, float, int, bool]:
+    """L-BFGS from ``initial``; if it cannot take one step there although iterations were asked
+    for, from ``fallback`` instead (before any primal recovery: a start on a cliff of the
+    smoothed dual, e.g. a predicted price far below the users' own units, has a huge gradient
+    and no acceptable step). Prices, value, iterations, and whether the fallback ran."""
+    prices, value, used = dual.minimise(initial, setup.scale, iterations)
+    if used == 0 and iterations > 0 and fallback is not None:
+        prices, value, used = dual.minimise(fallback, setup.scale, iterations)
+        return prices, value, used, True
+    return prices, value, used, False
 
 
 def _result(
@@ -621,20 +648,21 @@ def _result(
 
 
 def _one_pass(
-    setup: _Setup, initial: np.ndarray, iterations: int, temperature: float, bound_iterations: int,
-    start_time: float,
+    setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int, temperature: float,
+    bound_iterations: int, start_time: float,
 ) -> DualResult:
     """``solve_dual`` without ``gap_tol`` or ``time_limit``: one L-BFGS run, one recovery."""
     dual = setup.dual(temperature)
-    prices, value, used = dual.minimise(initial, setup.scale, iterations)
+    prices, value, used, fell_back = _minimise_from(dual, setup, initial, fallback, iterations)
     allocation, objective = setup.recover(dual, prices)
     bound = setup.sharp_bound(prices, temperature, bound_iterations)
-    return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
+    status = f"ok; {_STALLED_START}" if fell_back else "ok"
+    return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", status)
 
 
 def _anytime(
-    setup: _Setup, initial: np.ndarray, chunk: int, temperature: float, bound_iterations: int,
-    gap_tol: float | None, time_limit: float | None, start_time: float,
+    setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, chunk: int, temperature: float,
+    bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
 ) -> DualResult:
     """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints."""
     floor = temperature * _ANNEAL_FLOOR
@@ -649,7 +677,7 @@ def _anytime(
     dual.evaluate(prices)
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
-    slow_checkpoints, stop = 0, "stalled"
+    slow_checkpoints, stop, fell_back = 0, "stalled", False
     # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
@@ -666,7 +694,10 @@ def _anytime(
                     stop = "time_limit"
                     break
         clock = time.perf_counter()
-        prices, value, used = dual.minimise(prices, setup.scale, n)
+        if per_checkpoint is None:  # the first chunk: from the start, or its fallback
+            prices, value, used, fell_back = _minimise_from(dual, setup, prices, fallback, n)
+        else:
+            prices, value, used = dual.minimise(prices, setup.scale, n)
         if used:
             per_iteration = (time.perf_counter() - clock) / used
         used_total += used
@@ -705,6 +736,8 @@ def _anytime(
     else:
         reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
         status = f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
+    if fell_back:
+        status = f"{status}; {_STALLED_START}"
     return _result(
         setup, best[0], best[1], prices, value, used_total, bound, start_time, tau, stop, status,
         tuple(checkpoints),

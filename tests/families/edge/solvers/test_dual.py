@@ -242,3 +242,19 @@ def test_a_start_worse_than_water_filling_is_not_used():
     )
     np.testing.assert_array_equal(warm.allocation.compute, cold.allocation.compute)
     assert warm.iterations == cold.iterations
+
+
+@pytest.mark.parametrize("anytime", [{}, {"gap_tol": 0.01}])
+def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anytime):
+    """Prices a tenth of the converged ones on this EUA instance have a lower smoothed dual
+    than the water-filling start but a gradient so steep that no step is accepted: the solve
+    restarts from the water-filling prices (before any primal recovery) and says so."""
+    from gnnalloc.families.edge.generators import eua_instance
+
+    instance = eua_instance(100, 1.0, 1000)
+    cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **anytime)
+    stuck = (cold.server_price * 0.1, np.asarray(cold.link_price) * 0.1)
+    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, **anytime)
+    assert rescued.iterations > 0
+    assert "the given start stalled L-BFGS" in rescued.status
+    assert rescued.gap_bound <= cold.gap_bound + 1e-9
