@@ -149,10 +149,15 @@ def main() -> int:
         given = args.exact_20000 if users == 20000 else None
         rows.append(run(inst, f"{users} load 1.0 k 10 a 1", 1 if users > 5000 else args.repeats, args.eps, given, False))
         print(rows[-1], flush=True)
+    return _write("learned_prices.md", f"gnn: predicted prices + {GNN_ITERATIONS or 'default'} L-BFGS "
+                  f"iterations; eps {args.eps}; median of {args.repeats}", rows)
+
+
+def _write(name: str, header: str, rows: list) -> int:
+    """Print the table under ``header`` and write it to ``benchmarks/out/name``."""
     OUT.mkdir(exist_ok=True)
-    text = (f"gnn: predicted prices + {GNN_ITERATIONS or 'default'} L-BFGS iterations; eps {args.eps}; "
-            f"median of {args.repeats}\n\n" + table(rows) + "\n")
-    (OUT / "learned_prices.md").write_text(text)
+    text = f"{header}\n\n{table(rows)}\n"
+    (OUT / name).write_text(text)
     print(text)
     return 0
 
@@ -166,12 +171,8 @@ def anytime_main(args: argparse.Namespace) -> int:
         inst = heldout_instance(816, load, 1, penalty=penalty, alpha=alpha)
         rows.append(run_anytime(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
         print(rows[-1], flush=True)
-    OUT.mkdir(exist_ok=True)
-    text = (f"anytime to gap_tol; models {', '.join(f'{k} (tau {m.temperature:g})' for k, m in models.items())}; "
-            f"median of {args.repeats}\n\n" + table(rows) + "\n")
-    (OUT / "learned_prices_anytime.md").write_text(text)
-    print(text)
-    return 0
+    described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
+    return _write("learned_prices_anytime.md", f"anytime to gap_tol; models {described}; median of {args.repeats}", rows)
 
 
 if __name__ == "__main__":
