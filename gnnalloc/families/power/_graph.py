@@ -59,6 +59,7 @@ def build_link_graph(
     penalty: float,
     alpha_fair: bool,
     prune: float = 1e-2,
+    edges_sorted: bool = False,
 ) -> HeteroData:
     """A :class:`HeteroData` of one instance given in noise-normalised form (:class:`LinkBatch`).
 
@@ -71,21 +72,21 @@ def build_link_graph(
         alpha_fair: the utility (``False``: weighted sum rate).
         prune: edges with ``inr < prune * (1 + total inr at the receiver)`` are left out of the
             message-passing relations.
+        edges_sorted: the caller guarantees the edges are sorted by ``(rx, tx)`` without
+            repeats (as :func:`normalised_links` returns them); otherwise they are sorted here.
     """
     k = snr.shape[0]
     rx, tx = rx.astype(np.int64, copy=False), tx.astype(np.int64, copy=False)
-    key = rx * k + tx
-    if key.size and not (np.diff(key) > 0).all():  # sort by receiver, then transmitter: CSR rows
-        order = np.argsort(key, kind="stable")
+    if not edges_sorted and not (np.diff(rx * k + tx) > 0).all():  # by receiver, then transmitter: CSR rows
+        order = np.argsort(rx * k + tx, kind="stable")
         rx, tx, inr = rx[order], tx[order], inr[order]
-    # The transposed matrix's row order; a stable sort keeps receivers ascending per transmitter
-    # (a radix sort on 16-bit keys, several times faster than sorting the combined key).
-    by_tx = np.argsort(tx.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32), kind="stable")
     incoming = np.bincount(rx, weights=inr, minlength=k)
     outgoing = np.bincount(tx, weights=inr, minlength=k)
     harm = np.bincount(tx, weights=inr / np.maximum(snr[rx], 1e-30), minlength=k)
-    keep = inr >= prune * (1.0 + incoming[rx])
-    degree = np.bincount(rx[keep], minlength=k) + np.bincount(tx[keep], minlength=k)
+    # The few kept edges by position: indexing with them is much cheaper than with the mask.
+    keep = np.flatnonzero(inr >= prune * (1.0 + incoming[rx]))
+    e_rx, e_tx, e_inr = rx[keep], tx[keep], inr[keep]
+    degree = np.bincount(e_rx, minlength=k) + np.bincount(e_tx, minlength=k)
     mean_weight = float(weight.mean()) if k else 1.0
     capacity = np.log2(1.0 + snr)
     share = rate_min / np.maximum(capacity, 1e-30) if alpha_fair else np.zeros(k)
@@ -104,7 +105,6 @@ def build_link_graph(
         ],
         axis=1,
     )
-    e_rx, e_tx, e_inr = rx[keep], tx[keep], inr[keep]
     edge_attr = np.stack(
         [
             _log10(e_inr) / 4.0,
@@ -132,7 +132,6 @@ def build_link_graph(
     graph[EDGE_TYPES[1]].edge_attr = attr
     graph[GAIN_EDGE].edge_index = torch.from_numpy(np.stack([tx, rx]))
     graph[GAIN_EDGE].inr = torch.from_numpy(inr.astype(np.float64, copy=False))
-    graph[GAIN_EDGE].by_tx = torch.from_numpy(by_tx.astype(np.int64, copy=False))
     return graph
 
 
@@ -152,8 +151,6 @@ def link_batch(graph: HeteroData) -> LinkBatch:
         snr=store.snr, rx=edges.edge_index[1], tx=edges.edge_index[0], inr=edges.inr,
         weight=store.weight, rate_min=store.rate_min, alpha=store.alpha, penalty=store.penalty,
         fair=store.fair, batch=batch, num_graphs=int(getattr(graph, "num_graphs", 1)),
-        # by_tx indexes one graph's edges; PyG's batching does not shift it, so a batch sorts.
-        by_tx=None if "batch" in store else edges.by_tx,
     )
 
 
@@ -163,5 +160,5 @@ def instance_graph(instance: PowerInstance, prune: float = 1e-2) -> HeteroData:
     snr, rx, tx, inr, rate_min = normalised_links(instance)
     return build_link_graph(
         snr, rx, tx, inr, instance.weight, rate_min, instance.alpha, instance.penalty,
-        instance.utility == "alpha_fair", prune,
+        instance.utility == "alpha_fair", prune, edges_sorted=True,
     )

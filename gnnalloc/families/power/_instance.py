@@ -122,6 +122,12 @@ class PowerInstance:
             i = int(np.flatnonzero(rx == tx)[0])
             raise InstanceError(f"interference[{i}].tx", f"self-interference of link {self.link_ids[int(rx[i])]!r}")
         key = rx.astype(np.int64) * k + tx
+        # Strictly increasing keys (the order parsers and generators produce) are distinct pairs
+        # already sorted the way the sparse forms need them; only other orders need a sort.
+        in_order = bool((np.diff(key) > 0).all())
+        object.__setattr__(self, "_pairs_in_order", in_order)
+        if in_order:
+            return
         unique, first = np.unique(key, return_index=True)
         if unique.size != key.size:
             seen = np.zeros(key.size, dtype=bool)
@@ -131,6 +137,12 @@ class PowerInstance:
                 f"interference[{i}]",
                 f"duplicate pair rx={self.link_ids[int(rx[i])]!r} tx={self.link_ids[int(tx[i])]!r}",
             )
+
+    @property
+    def pairs_in_order(self) -> bool:
+        """Whether the cross gains are listed by receiver, then transmitter (as the sparse forms
+        of :mod:`._links` need them; other orders are sorted there)."""
+        return self._pairs_in_order
 
     def number_fields(self) -> tuple[tuple[str, np.ndarray, bool], ...]:
         """Every per-link and per-gain number: its JSON path template, its values, and whether it

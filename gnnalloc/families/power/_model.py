@@ -36,7 +36,7 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
-from gnnalloc.families.power._links import LinkBatch, line_search, wmmse_step
+from gnnalloc.families.power._links import LinkBatch, line_search, link_rates, link_utility, wmmse_step
 from gnnalloc.nn import Checkpointed, HANEncoder
 
 __all__ = ["FAMILY_NAME", "PowerAllocator"]
@@ -191,8 +191,10 @@ class PowerAllocator(Checkpointed, nn.Module):
         best_q = torch.ones_like(start)
         previous: Tensor | None = None
         for step in range(limit + 1):
-            # One step also yields the utility of the powers it started from (same interference).
-            q_next, per_link = wmmse_step(climbed, q, with_utility=True)
+            if step == limit:  # the last powers only need their utility, not another step
+                q_next, per_link = q, link_utility(climbed, link_rates(climbed, q))
+            else:  # one step also yields the utility of the powers it started from
+                q_next, per_link = wmmse_step(climbed, q, with_utility=True)
             value = per_link.new_zeros((links.num_graphs, q.shape[1])).index_add(0, links.batch, per_link)
             top, column = value.max(dim=1)
             better = top > best if best is not None else torch.ones_like(top, dtype=torch.bool)

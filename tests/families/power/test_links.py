@@ -9,7 +9,7 @@ import torch
 
 from gnnalloc.families.power import NormalisedProblem, d2d, functional as F, gaussian
 from gnnalloc.families.power._links import (
-    LinkBatch, fp_step, graph_utility, line_search, link_rates, utility_slope, wmmse_step,
+    LinkBatch, _transposed, fp_step, graph_utility, line_search, link_rates, utility_slope, wmmse_step,
 )
 
 INSTANCES = {
@@ -101,3 +101,46 @@ def test_the_graph_and_the_link_batch_share_one_normalisation():
     a, b = LinkBatch.of(instance), link_batch(instance_graph(instance))
     for name in ("snr", "rx", "tx", "inr", "weight", "rate_min"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("counting", [True, False], ids=["scipy-counting", "torch-sort"])
+def test_transposed_matrix_is_the_transpose(counting):
+    """Both routes to :math:`A^\\top` (scipy's counting pass on CPU; the sort used on other
+    devices and when the values carry gradients) give the dense transpose, rows ascending."""
+    for instance in (d2d(60, 5), gaussian(7, 1), d2d(3, 2)):
+        links = LinkBatch.of(instance)
+        matrix = links.matrix
+        if not counting:  # values that need gradients take the sorting route on any device
+            matrix = torch.sparse_csr_tensor(
+                matrix.crow_indices(), matrix.col_indices(), matrix.values().clone().requires_grad_(),
+                matrix.shape, check_invariants=True,
+            )
+        transposed = _transposed(matrix)
+        torch.testing.assert_close(transposed.to_dense(), matrix.to_dense().T, rtol=0, atol=0)
+        crow, col = transposed.crow_indices(), transposed.col_indices()
+        for row in range(instance.num_links):
+            cols = col[crow[row]:crow[row + 1]]
+            assert bool((cols[1:] > cols[:-1]).all())
+
+
+def test_pairs_in_any_order_give_the_same_problem():
+    """Cross gains listed out of (rx, tx) order are flagged and sorted: the graph, the sparse
+    products and the utility equal those of the ordered listing."""
+    from dataclasses import replace
+
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+
+    ordered = d2d(30, 4)
+    shuffle = np.random.default_rng(0).permutation(ordered.cross_rx.size)
+    shuffled = replace(ordered, cross_rx=ordered.cross_rx[shuffle], cross_tx=ordered.cross_tx[shuffle],
+                       cross_gain=ordered.cross_gain[shuffle])
+    assert ordered.pairs_in_order and not shuffled.pairs_in_order
+    q = _shares(ordered.num_links)
+    for build in (LinkBatch.of, lambda i: link_batch(instance_graph(i))):
+        a, b = build(ordered), build(shuffled)
+        torch.testing.assert_close(a.matrix.to_dense(), b.matrix.to_dense(), rtol=0, atol=0)
+        torch.testing.assert_close(wmmse_step(a, q), wmmse_step(b, q), rtol=0, atol=0)
+    ga, gb = instance_graph(ordered), instance_graph(shuffled)
+    for key in ga.edge_types:
+        assert torch.equal(ga[key].edge_index, gb[key].edge_index)
+    assert torch.equal(ga["link"].x, gb["link"].x)
