@@ -90,9 +90,10 @@ def build_link_graph(
     mean_weight = float(weight.mean()) if k else 1.0
     capacity = np.log2(1.0 + snr)
     share = rate_min / np.maximum(capacity, 1e-30) if alpha_fair else np.zeros(k)
+    log_snr = _log10(snr)
     x = np.stack(
         [
-            _log10(snr) / 4.0,
+            log_snr / 4.0,
             np.log1p(incoming) / 4.0,
             np.log1p(outgoing) / 4.0,
             np.log1p(harm),
@@ -105,12 +106,9 @@ def build_link_graph(
         ],
         axis=1,
     )
+    log_inr = _log10(e_inr)
     edge_attr = np.stack(
-        [
-            _log10(e_inr) / 4.0,
-            (_log10(e_inr) - _log10(snr[e_rx])) / 4.0,
-            (_log10(e_inr) - _log10(snr[e_tx])) / 4.0,
-        ],
+        [log_inr / 4.0, (log_inr - log_snr[e_rx]) / 4.0, (log_inr - log_snr[e_tx]) / 4.0],
         axis=1,
     ) if e_inr.size else np.zeros((0, len(EDGE_FEATURES)))
     graph = HeteroData()

@@ -50,7 +50,7 @@ INFERENCE_STEP_FACTOR = 4
 #: little past the steps the start was trained to land in; the speed/quality trade-off is in
 #: benchmarks/RESULTS.md).
 LARGE_LINKS = 500
-LARGE_STEP_FACTOR = 1.5
+LARGE_STEP_FACTOR = 1.25
 #: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
