@@ -22,6 +22,11 @@ With ``step_utility`` the steps (training and inference) climb a utility the mod
 α-fair kernel :math:`\sum_k w_k f(r_k; m, k, \alpha)` of the rates, instead of the instance's:
 the steps then optimise the objective the configuration trains (e.g. proportional fairness,
 which sum-rate steps would undo by switching weak links off).
+
+With ``rate_floor`` the answer is then lifted to a minimum rate for all but a few links
+(:func:`~._links.lift_to_floor`, the least power increase that reaches it): sum-rate steps switch
+about half of the links of a dense layout off, and the floor keeps them served at a small cost in
+sum rate.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
-from gnnalloc.families.power._links import LinkBatch, line_search, link_rates, link_utility, wmmse_step
+from gnnalloc.families.power._links import (
+    LinkBatch, lift_to_floor, line_search, link_rates, link_utility, wmmse_step,
+)
 from gnnalloc.nn import Checkpointed, HANEncoder
 
 __all__ = ["FAMILY_NAME", "PowerAllocator"]
@@ -68,18 +75,38 @@ def _step_links(links: LinkBatch, setting: tuple[float, float, float] | None) ->
                    fair=torch.ones_like(links.fair))
 
 
-def _check_step_utility(setting: Any) -> tuple[float, float, float]:
-    """``(alpha, minimum, penalty)`` of a ``step_utility`` mapping, each checked by name."""
-    if not isinstance(setting, dict) or not set(setting) <= {"alpha", "minimum", "penalty"}:
-        raise ValueError(f"step_utility: expected a mapping of alpha, minimum, penalty, got {setting!r}")
+def _check_setting(
+    name: str, setting: Any, spec: tuple[tuple[str, float | None, float, float], ...],
+) -> tuple[float, ...]:
+    """The numbers of a model option given as a mapping, in ``spec`` order, each checked by name:
+    ``spec`` rows are ``(key, default or None if required, low, high)``."""
+    keys = [key for key, *_ in spec]
+    required = {key for key, default, *_ in spec if default is None}
+    if not isinstance(setting, dict) or not required <= set(setting) or not set(setting) <= set(keys):
+        raise ValueError(f"{name}: expected a mapping of {', '.join(keys)} ({', '.join(sorted(required)) or 'none'} "
+                         f"required), got {setting!r}")
     values = []
-    for key, default, low, high in (("alpha", 1.0, 0.0, 10.0), ("minimum", 1e-6, 1e-9, 100.0),
-                                    ("penalty", 1.0, 1.0, 1e6)):
+    for key, default, low, high in spec:
         value = setting.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ValueError(f"step_utility.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
+            raise ValueError(f"{name}.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
         values.append(float(value))
-    return values[0], values[1], values[2]
+    return tuple(values)
+
+
+def _check_rate_floor(setting: Any) -> tuple[float, float]:
+    """``(rate, max_off)`` of a ``rate_floor`` mapping."""
+    rate, max_off = _check_setting("rate_floor", setting, (("rate", None, 1e-9, 100.0), ("max_off", 0.05, 0.0, 0.5)))
+    return rate, max_off
+
+
+def _check_step_utility(setting: Any) -> tuple[float, float, float]:
+    """``(alpha, minimum, penalty)`` of a ``step_utility`` mapping."""
+    alpha, minimum, penalty = _check_setting(
+        "step_utility", setting,
+        (("alpha", 1.0, 0.0, 10.0), ("minimum", 1e-6, 1e-9, 100.0), ("penalty", 1.0, 1.0, 1e6)),
+    )
+    return alpha, minimum, penalty
 
 
 class PowerAllocator(Checkpointed, nn.Module):
@@ -100,6 +127,11 @@ class PowerAllocator(Checkpointed, nn.Module):
             proportional fairness that never switches a link off (its slope at rate 0 is
             :math:`k/m`); ``{"alpha": 0, "minimum": m, "penalty": k}`` is the sum rate with every
             link's rate below :math:`m` counted ``k`` times.
+        rate_floor: ``None`` (default), or ``{"rate": r, "max_off": f}``: inference lifts its
+            answer so that every link gets at least ``r`` bits/s/Hz except, per instance of
+            ``K`` links, the :math:`\lfloor f (K - 1) \rfloor` that would need the most power
+            (``f`` 0.05 by default), by the least power increase
+            (:func:`~._links.lift_to_floor`). Training is unchanged.
     """
 
     family_name = FAMILY_NAME
@@ -110,6 +142,7 @@ class PowerAllocator(Checkpointed, nn.Module):
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
         dropout: float = 0.0, step_utility: dict[str, float] | None = None,
+        rate_floor: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
@@ -121,6 +154,10 @@ class PowerAllocator(Checkpointed, nn.Module):
         if step_utility is not None:  # recorded only when set: older checkpoints stay identical
             self.step_setting = _check_step_utility(step_utility)
             self.hparams["step_utility"] = dict(zip(("alpha", "minimum", "penalty"), self.step_setting))
+        self.floor_setting: tuple[float, float] | None = None
+        if rate_floor is not None:  # recorded only when set, as step_utility
+            self.floor_setting = _check_rate_floor(rate_floor)
+            self.hparams["rate_floor"] = dict(zip(("rate", "max_off"), self.floor_setting))
         self.refine_steps = refine_steps
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -162,7 +199,8 @@ class PowerAllocator(Checkpointed, nn.Module):
         best candidate seen is kept (full power itself included).
 
         With ``step_utility`` set, the steps climb that utility (no line search), candidates are
-        ranked by it, and the on/off rounding is not a candidate.
+        ranked by it, and the on/off rounding is not a candidate. With ``rate_floor`` set, the
+        best candidate is then lifted to the floor.
         """
         links = link_batch(graph)
         setting = self.step_setting
@@ -209,4 +247,6 @@ class PowerAllocator(Checkpointed, nn.Module):
             if links.any_fair and setting is None:
                 q_next = line_search(links, q, q_next, value)
             previous, q = value, q_next
+        if self.floor_setting is not None:
+            best_q = lift_to_floor(links, best_q, *self.floor_setting)
         return best_q

@@ -164,6 +164,8 @@ class PowerModule(pl.LightningModule):
             ``{"objectives": "unit", "aggregator": "mgda"}``; default the mean over instances.
         step_utility: the allocator's ``step_utility`` (its refinement climbs that α-fair
             kernel of the rates whatever the instance's utility; the loss stays the instance's).
+        rate_floor: the allocator's ``rate_floor`` (its answers are lifted to that minimum rate
+            for all but a few links; inference only).
     """
 
     def __init__(
@@ -171,6 +173,7 @@ class PowerModule(pl.LightningModule):
         dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
         weight_decay: float = 0.0, gradient_clip: float = 1.0,
         fairness: dict[str, Any] | None = None, step_utility: dict[str, float] | None = None,
+        rate_floor: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("start_weight", start_weight), ("weight_decay", weight_decay)):
@@ -179,7 +182,7 @@ class PowerModule(pl.LightningModule):
             check_positive(name, value)
         self.fair = FairnessLoss(**(fairness or {}))
         self.save_hyperparameters()
-        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility)
+        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility, rate_floor)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Export and the generic loaders find the family that rebuilds the model here.

@@ -9,7 +9,8 @@ import torch
 
 from gnnalloc.families.power import NormalisedProblem, d2d, functional as F, gaussian
 from gnnalloc.families.power._links import (
-    LinkBatch, _transposed, fp_step, graph_utility, line_search, link_rates, utility_slope, wmmse_step,
+    LinkBatch, _transposed, fp_step, graph_utility, lift_to_floor, line_search, link_rates, utility_slope,
+    wmmse_step,
 )
 
 INSTANCES = {
@@ -144,3 +145,40 @@ def test_pairs_in_any_order_give_the_same_problem():
     for key in ga.edge_types:
         assert torch.equal(ga[key].edge_index, gb[key].edge_index)
     assert torch.equal(ga["link"].x, gb["link"].x)
+
+
+@pytest.mark.parametrize("floor", [1e-3, 0.05])
+def test_lift_to_floor_reaches_the_floor_with_the_least_power(floor):
+    instance = d2d(60, 11)
+    links = LinkBatch.of(instance)
+    q = (torch.rand(60, generator=torch.Generator().manual_seed(2), dtype=torch.float64) > 0.5).double()
+    lifted = lift_to_floor(links, q, floor, max_off=0.05)
+    rates = link_rates(links, lifted)
+    assert bool((lifted >= q).all()) and bool((lifted <= 1.0).all())
+    short = rates < floor * (1 - 1e-6)
+    # At most floor(0.05 * 59) = 2 links are left below, plus any that full power cannot lift.
+    assert int((short & (lifted < 1.0)).sum()) <= 2
+    # Least power: a raised link sits exactly at the floor (lowering it would lose the floor).
+    raised = (lifted > q) & (lifted < 1.0)
+    assert bool(raised.any())
+    torch.testing.assert_close(rates[raised], torch.full_like(rates[raised], floor), rtol=1e-6, atol=0.0)
+
+
+def test_lift_to_floor_leaves_the_costliest_links_per_instance():
+    from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
+
+    instances = [d2d(41, 5), gaussian(10, 6)]
+    batch = link_batch(collate_link_graphs([instance_graph(i) for i in instances]))
+    q = torch.zeros(51, dtype=torch.float64)
+    q[::3] = 1.0
+    lifted = lift_to_floor(batch, q, 0.01, max_off=0.05)
+    for index, instance in enumerate(instances):  # the same as lifting each instance alone
+        alone = instance_graph(instance)
+        part = batch.batch == index
+        torch.testing.assert_close(lifted[part], lift_to_floor(link_batch(alone), q[part], 0.01, max_off=0.05))
+    kept = (lifted == q) & (link_rates(batch, lifted) < 0.01)
+    assert int(kept[batch.batch == 0].sum()) <= 2 and int(kept[batch.batch == 1].sum()) == 0  # floor(0.05 * 9) = 0
+    with pytest.raises(ValueError, match="rate"):
+        lift_to_floor(batch, q, 0.0)
+    with pytest.raises(ValueError, match="max_off"):
+        lift_to_floor(batch, q, 0.01, max_off=1.0)

@@ -72,6 +72,34 @@ def test_step_utility_is_named_checked_and_recorded_only_when_set():
             PowerAllocator(hidden=8, heads=2, layers=1, step_utility=bad)
 
 
+def test_rate_floor_is_checked_recorded_and_lifts_the_answer():
+    from gnnalloc.families.power import d2d
+    from gnnalloc.families.power._graph import instance_graph, link_batch
+    from gnnalloc.families.power._links import link_rates
+    from gnnalloc.families.power._model import PowerAllocator
+
+    assert "rate_floor" not in PowerAllocator(hidden=8, heads=2, layers=1).config()
+    torch.manual_seed(0)
+    module = PowerModule(hidden=8, heads=2, layers=1, refine_steps=2, rate_floor={"rate": 0.01})
+    model = module.model
+    assert model.config()["rate_floor"] == {"rate": 0.01, "max_off": 0.05}
+    again = PowerAllocator.from_checkpoint_data(model.checkpoint_dict())
+    assert again.floor_setting == (0.01, 0.05)
+    graph = instance_graph(d2d(40, 8))
+    lifted = model.shares(graph)
+    model.floor_setting = None
+    plain = model.shares(graph)
+    rates = link_rates(link_batch(graph), lifted)
+    assert bool((lifted >= plain).all())
+    # floor(0.05 * 39) = 1 link may stay below, and any that full power cannot lift
+    assert int(((rates < 0.01 * (1 - 1e-6)) & (lifted < 1.0)).sum()) <= 1
+    assert int((link_rates(link_batch(graph), plain) < 0.01).sum()) > 1  # the floor did something
+    for bad, field in (({"rate": 0.0}, "rate"), ({"rate": 0.1, "max_off": 0.9}, "max_off"),
+                       ({"max_off": 0.1}, "rate_floor"), ({"rate": True}, "rate"), (0.1, "rate_floor")):
+        with pytest.raises(ValueError, match=field):
+            PowerAllocator(hidden=8, heads=2, layers=1, rate_floor=bad)
+
+
 def test_step_utility_replaces_the_instances_utility_in_the_steps():
     from gnnalloc.families.power import d2d
     from gnnalloc.families.power._graph import instance_graph, link_batch
