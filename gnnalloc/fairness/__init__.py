@@ -1,6 +1,6 @@
 """Fairness backpropagation: objectives of per-unit utilities (per user or link, per instance,
 per group, efficiency-fairness pairs) combined by an aggregator (sum, certified min-norm MGDA,
-UPGrad, α-fair) from their gradients' Gram matrix; and the edge family's per-user MGDA step."""
+UPGrad, α-fair) from their gradients' Gram matrix or by their values (softmin over regrets); and the edge family's per-user MGDA step."""
 
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._backprop import (
@@ -11,7 +11,13 @@ from gnnalloc.fairness._backprop import (
     loss_decrease_share,
 )
 from gnnalloc.fairness._min_norm import MinNormResult, min_norm_weights, simplex_projection
-from gnnalloc.fairness._multi import OBJECTIVES, FairnessLoss, ObjectiveKind, objective_jacobian
+from gnnalloc.fairness._multi import (
+    OBJECTIVES,
+    VALUE_AGGREGATORS,
+    FairnessLoss,
+    ObjectiveKind,
+    objective_jacobian,
+)
 from gnnalloc.fairness._objectives import (
     bottom_mean,
     efficiency_fairness,
@@ -23,5 +29,5 @@ __all__ = [
     "AGGREGATORS", "Aggregator", "FairBackward", "FairStepStats", "FairnessLoss", "GramMode",
     "MinNormResult", "OBJECTIVES", "ObjectiveKind", "Pullback", "aggregate", "bottom_mean",
     "efficiency_fairness", "group_objectives", "loss_decrease_share", "min_norm_weights",
-    "objective_jacobian", "simplex_projection", "unit_objectives",
+    "objective_jacobian", "simplex_projection", "unit_objectives", "VALUE_AGGREGATORS",
 ]

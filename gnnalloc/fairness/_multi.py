@@ -20,6 +20,14 @@ recovers every row (``max_b n_b`` passes instead of :math:`N`).
 With ``mgda`` the direction is rescaled to the mean gradient's norm and, at a certified
 Pareto-stationary point (:math:`\|d\|^2 \le` ``stationary_rtol`` :math:`\|\bar g\|^2`), replaced
 by the preference-weighted mean (see :mod:`._backprop`).
+
+``softmin`` weighs the objectives by their values instead of their gradients,
+:math:`c = \mathrm{softmax}(-o / \tau)` (tilted risk: :math:`\tau \to \infty` is the mean,
+:math:`\tau \to 0` the worst objective alone; Li, Beirami, Sanjabi and Smith, "Tilted empirical
+risk minimization", 2021). Gradient aggregators cannot tell an instance far from its optimum from
+one at it (the gradients of :math:`u` and :math:`u - u^\star` are the same), so with a
+``baseline`` (per-unit reference utilities, e.g. the exact optimum's) the objectives are the
+regrets :math:`u - u^\star`, and ``softmin`` leans on the instances with the largest gaps.
 """
 
 from __future__ import annotations
@@ -38,10 +46,12 @@ from gnnalloc.fairness._objectives import (
     unit_objectives,
 )
 
-__all__ = ["OBJECTIVES", "FairnessLoss", "ObjectiveKind", "objective_jacobian"]
+__all__ = ["OBJECTIVES", "VALUE_AGGREGATORS", "FairnessLoss", "ObjectiveKind", "objective_jacobian"]
 
 ObjectiveKind = Literal["unit", "instance", "group", "efficiency_fairness"]
 OBJECTIVES: tuple[str, ...] = ("unit", "instance", "group", "efficiency_fairness")
+#: Aggregators whose weights come from the objectives' values, not their Gram.
+VALUE_AGGREGATORS: tuple[str, ...] = ("softmin",)
 
 
 def _flat(grads: Sequence[Tensor | None], inputs: Sequence[Tensor]) -> Tensor:
@@ -99,7 +109,8 @@ class FairnessLoss:
         objectives: ``unit`` (one per user or link), ``instance`` (mean per instance of the
             batch), ``group`` (mean per given group) or ``efficiency_fairness`` (the pair
             mean utility and bottom-``share`` mean utility, per instance).
-        aggregator: ``sum``, ``mgda``, ``upgrad`` or ``alpha_fair`` (:func:`aggregate`).
+        aggregator: ``sum``, ``mgda``, ``upgrad`` or ``alpha_fair`` (:func:`aggregate`), or
+            ``softmin`` (weights :math:`\mathrm{softmax}(-o / \tau)` of the values, no Gram).
         tradeoff: weight :math:`\\lambda` of the fairness objective in the preference
             :math:`(1-\\lambda, \\lambda)` of ``efficiency_fairness`` (``sum``/``upgrad``).
         share: the bottom share of ``efficiency_fairness``.
@@ -107,17 +118,21 @@ class FairnessLoss:
         rescale: with ``mgda``, rescale the direction to the mean gradient's norm.
         stationary_rtol: with ``mgda``, the relative squared norm below which the point is
             Pareto-stationary (then the preference-weighted mean is used).
+        temperature: :math:`\tau > 0` of ``softmin``, in the objectives' units.
     """
 
     def __init__(
         self, objectives: ObjectiveKind = "instance", aggregator: Aggregator = "sum",
         tradeoff: float = 0.5, share: float = 0.1, alpha: float = 1.0, rescale: bool = True,
-        stationary_rtol: float = 1e-8,
+        stationary_rtol: float = 1e-8, temperature: float = 0.1,
     ) -> None:
         if objectives not in OBJECTIVES:
             raise ValueError(f"objectives: unknown {objectives!r}, expected one of {', '.join(OBJECTIVES)}")
-        if aggregator not in AGGREGATORS:
-            raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {', '.join(AGGREGATORS)}")
+        if aggregator not in AGGREGATORS + VALUE_AGGREGATORS:
+            known = ", ".join(AGGREGATORS + VALUE_AGGREGATORS)
+            raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature: must be a positive number, got {temperature!r}")
         if not 0 <= tradeoff <= 1:
             raise ValueError(f"tradeoff: must be in [0, 1], got {tradeoff!r}")
         if not 0 < share <= 1:
@@ -127,11 +142,12 @@ class FairnessLoss:
         self.objectives, self.aggregator = objectives, aggregator
         self.tradeoff, self.share, self.alpha = tradeoff, share, alpha
         self.rescale, self.stationary_rtol = rescale, stationary_rtol
+        self.temperature = float(temperature)
 
     @property
     def is_plain_sum(self) -> bool:
         """Whether the weights do not depend on the gradients (no Gram needed)."""
-        return self.aggregator == "sum"
+        return self.aggregator == "sum" or self.aggregator in VALUE_AGGREGATORS
 
     def objective_values(self, utility: Tensor, instance: Tensor | None = None,
                          group: Tensor | None = None) -> Tensor:
@@ -155,7 +171,7 @@ class FairnessLoss:
 
     def __call__(
         self, utility: Tensor, inputs: Sequence[Tensor] = (), *, instance: Tensor | None = None,
-        group: Tensor | None = None, input_instance: Tensor | None = None,
+        group: Tensor | None = None, input_instance: Tensor | None = None, baseline: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         """The loss to backpropagate and this step's statistics.
 
@@ -167,9 +183,16 @@ class FairnessLoss:
             group: group of each unit ``(N,)`` (``group`` objectives).
             input_instance: instance of each flattened input entry, for the fast ``unit``
                 Jacobian (see :func:`objective_jacobian`).
+            baseline: per-unit reference utilities ``(N,)`` (e.g. the optimum's), subtracted
+                before the objectives are formed: they become regrets. Gradients are unchanged;
+                only value-based weights (``softmin``) and the logged values see it.
         """
         if not torch.isfinite(utility).all():
             raise ValueError("utility: contains NaN or Inf")
+        if baseline is not None:
+            if baseline.shape != utility.shape or not torch.isfinite(baseline).all():
+                raise ValueError(f"baseline: expected finite numbers of shape {tuple(utility.shape)}")
+            utility = utility - baseline.to(utility).detach()
         values = self.objective_values(utility, instance, group)
         m = values.numel()
         pref = self._preference(m, values)
@@ -177,6 +200,10 @@ class FairnessLoss:
             "num_objectives": float(m), "objective_mean": float(values.detach().mean()),
             "objective_min": float(values.detach().min()),
         }
+        if self.aggregator in VALUE_AGGREGATORS:
+            weights = torch.softmax(-values.detach().to(torch.float64) / self.temperature, dim=0)
+            stats.update(weights_entropy=_entropy(weights), weights_max=float(weights.max()))
+            return -(weights.to(values) * values).sum(), stats
         if self.is_plain_sum or not inputs:
             weights, _ = aggregate(torch.zeros(m, m, dtype=torch.float64), "sum", pref)
             stats.update(weights_entropy=_entropy(weights), weights_max=float(weights.max()))

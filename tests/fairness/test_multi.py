@@ -50,10 +50,30 @@ def test_loss_gradient_is_the_aggregated_direction(objectives, aggregator):
 
 def test_settings_are_named():
     for kwargs, field in (({"objectives": "users"}, "objectives"), ({"aggregator": "x"}, "aggregator"),
-                          ({"tradeoff": 2.0}, "tradeoff"), ({"share": 0.0}, "share"), ({"alpha": -1.0}, "alpha")):
+                          ({"tradeoff": 2.0}, "tradeoff"), ({"share": 0.0}, "share"), ({"alpha": -1.0}, "alpha"),
+                          ({"temperature": 0.0}, "temperature"), ({"temperature": float("inf")}, "temperature")):
         with pytest.raises(ValueError, match=field):
             FairnessLoss(**kwargs)
     with pytest.raises(ValueError, match="group"):
         FairnessLoss("group")(torch.ones(3))
     with pytest.raises(ValueError, match="utility"):
         FairnessLoss()(torch.tensor([1.0, float("nan")]))
+
+
+def test_softmin_leans_on_the_largest_regret_and_the_baseline_changes_only_values():
+    theta, z, utility, instance = _setup(2)
+    # Instance 2 is far below its reference, instances 0 and 1 are at theirs.
+    baseline = utility.detach() + torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 3.0], dtype=torch.float64)
+    fair = FairnessLoss("instance", "softmin", temperature=0.5)
+    loss, stats = fair(utility, [theta], instance=instance, baseline=baseline)
+    values = fair.objective_values(utility - baseline, instance)
+    weights = torch.softmax(-values.detach() / 0.5, dim=0)
+    assert int(weights.argmax()) == 2 and stats["weights_max"] == pytest.approx(float(weights.max()))
+    (grad,) = torch.autograd.grad(loss, theta, retain_graph=True)
+    (expected,) = torch.autograd.grad(-(weights * fair.objective_values(utility, instance)).sum(), theta,
+                                      retain_graph=True)
+    torch.testing.assert_close(grad, expected)  # the baseline moves the weights, not the gradients
+    cold = FairnessLoss("instance", "softmin", temperature=1e6)(utility, instance=instance, baseline=baseline)[1]
+    assert cold["weights_max"] == pytest.approx(1 / 3, rel=1e-4)  # a high temperature is the mean
+    with pytest.raises(ValueError, match="baseline"):
+        fair(utility, instance=instance, baseline=baseline[:3])

@@ -132,6 +132,9 @@ class InstanceDataModule(pl.LightningDataModule):
         seed: base seed; validation and test seeds are offset far from the training ones.
         num_workers: DataLoader workers.
         max_metapath_neighbors: graph builder cap (must match the model's).
+        train_reference: also solve every training instance exactly (once, cached) so that
+            training batches carry the optimum's per-user utilities (for regret objectives,
+            ``FairnessLoss(baseline=...)``). Labels only; the model still trains on its utility.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class InstanceDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         max_metapath_neighbors: int = 16,
+        train_reference: bool = False,
     ) -> None:
         super().__init__()
         if users_min < 1 or users_max < users_min:
@@ -190,7 +194,8 @@ class InstanceDataModule(pl.LightningDataModule):
         h = self.hparams
         cap = h.max_metapath_neighbors
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = InstanceSet(self._sample(h.train_instances, TRAIN_SEED_OFFSET), max_metapath_neighbors=cap)
+            self.train_set = InstanceSet(self._sample(h.train_instances, TRAIN_SEED_OFFSET),
+                                         with_reference=h.train_reference, max_metapath_neighbors=cap)
         if stage in (None, "fit", "validate") and self.val_set is None:
             val = self._eua_suite(h.val_eua_users, h.val_loads, VAL_SEED_OFFSET) if h.val_loads else []
             val += self._sample(h.val_random_instances, VAL_SEED_OFFSET + 1000)

@@ -143,8 +143,9 @@ class AllocatorModule(pl.LightningModule):
         if isinstance(self.fair, FairnessLoss):
             params = [p for p in self.parameters() if p.requires_grad]
             # Groups for `group` objectives: the users of each home server (home regions).
+            # With references in the batch (data `train_reference`), objectives are regrets.
             loss, fair_stats = self.fair(-losses, params, instance=problem.user_graph,
-                                         group=problem.user_server)
+                                         group=problem.user_server, baseline=batch.reference_utility)
             self.manual_backward(loss)
         else:
             pullback, inner = _pullbacks(out, problem) if self.fair.mode == "output" else (None, None)

@@ -262,3 +262,29 @@ def test_fairness_objectives_from_the_config_reach_the_module(tmp_path):
 
     module = AllocatorModule(hidden=16, heads=2, layers=1, fairness={"objectives": "instance", "aggregator": "upgrad"})
     assert isinstance(module.fair, FairnessLoss) and module.fair.aggregator == "upgrad"
+
+
+def test_regret_objectives_train_on_the_exact_references_of_the_training_data():
+    import lightning.pytorch as pl
+
+    from gnnalloc.families.edge.training._losses import per_user_loss
+    from gnnalloc.families.edge.training.data import InstanceDataModule
+    from gnnalloc.families.edge.training.module import AllocatorModule
+
+    data = InstanceDataModule(topology="random", train_instances=4, users_min=8, users_max=12, batch_size=2,
+                              val_loads=[], val_random_instances=0, train_reference=True)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert batch.reference_utility is not None and batch.reference_utility.shape == (batch.problem.num_users,)
+    torch.manual_seed(0)
+    module = AllocatorModule(hidden=16, heads=2, layers=1, track_every_n_steps=0,
+                             fairness={"objectives": "instance", "aggregator": "softmin", "temperature": 0.1})
+    out = module.model(batch.graph, batch.problem)
+    utility = -per_user_loss(batch.problem, out.compute, out.bandwidth)
+    _, stats = module.fair(utility, instance=batch.problem.user_graph, baseline=batch.reference_utility)
+    assert stats["objective_mean"] <= 1e-6 < -stats["objective_min"]  # regrets: below the exact optimum
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=data.train_dataloader())
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
