@@ -45,6 +45,7 @@ from gnnalloc.fairness._objectives import (
     group_objectives,
     unit_objectives,
 )
+from gnnalloc.ops import segment_rank
 
 __all__ = ["OBJECTIVES", "VALUE_AGGREGATORS", "FairnessLoss", "ObjectiveKind", "objective_jacobian"]
 
@@ -81,9 +82,7 @@ def objective_jacobian(objectives: Tensor, inputs: Sequence[Tensor],
         raise ValueError("unit_instance, input_instance: must give one instance per objective "
                          "and per input entry")
     count = torch.bincount(unit_instance)
-    order = torch.argsort(unit_instance, stable=True)
-    rank = torch.empty_like(unit_instance)
-    rank[order] = torch.arange(m, device=rank.device) - (torch.cumsum(count, 0) - count)[unit_instance[order]]
+    rank = segment_rank(unit_instance, count.numel())
     # owner[b, r]: the objective of rank r in instance b (-1 where instance b has fewer).
     owner = torch.full((count.numel(), int(count.max()) if m else 0), -1, dtype=torch.long,
                        device=rank.device)
@@ -131,7 +130,8 @@ class FairnessLoss:
         if aggregator not in AGGREGATORS + VALUE_AGGREGATORS:
             known = ", ".join(AGGREGATORS + VALUE_AGGREGATORS)
             raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        if isinstance(temperature, bool) or not (isinstance(temperature, (int, float))
+                                                 and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature: must be a positive number, got {temperature!r}")
         if not 0 <= tradeoff <= 1:
             raise ValueError(f"tradeoff: must be in [0, 1], got {tradeoff!r}")
@@ -146,8 +146,8 @@ class FairnessLoss:
 
     @property
     def is_plain_sum(self) -> bool:
-        """Whether the weights do not depend on the gradients (no Gram needed)."""
-        return self.aggregator == "sum" or self.aggregator in VALUE_AGGREGATORS
+        """Whether the weights are the preference itself (no Gram needed)."""
+        return self.aggregator == "sum"
 
     def objective_values(self, utility: Tensor, instance: Tensor | None = None,
                          group: Tensor | None = None) -> Tensor:
@@ -200,12 +200,11 @@ class FairnessLoss:
             "num_objectives": float(m), "objective_mean": float(values.detach().mean()),
             "objective_min": float(values.detach().min()),
         }
-        if self.aggregator in VALUE_AGGREGATORS:
-            weights = torch.softmax(-values.detach().to(torch.float64) / self.temperature, dim=0)
-            stats.update(weights_entropy=_entropy(weights), weights_max=float(weights.max()))
-            return -(weights.to(values) * values).sum(), stats
-        if self.is_plain_sum or not inputs:
-            weights, _ = aggregate(torch.zeros(m, m, dtype=torch.float64), "sum", pref)
+        if self.aggregator in VALUE_AGGREGATORS or self.is_plain_sum or not inputs:  # no Gram needed
+            if self.aggregator in VALUE_AGGREGATORS:
+                weights = torch.softmax(-values.detach().to(torch.float64) / self.temperature, dim=0)
+            else:
+                weights, _ = aggregate(torch.zeros(m, m, dtype=torch.float64), "sum", pref)
             stats.update(weights_entropy=_entropy(weights), weights_max=float(weights.max()))
             return -(weights.to(values) * values).sum(), stats
         blocks = self.objectives == "unit" and instance is not None and input_instance is not None

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor
 
+from gnnalloc.ops import segment_rank
+
 __all__ = ["bottom_mean", "efficiency_fairness", "group_objectives", "unit_objectives"]
 
 
@@ -62,16 +64,10 @@ def bottom_mean(utility: Tensor, group: Tensor | None = None, share: float = 0.1
     if group is None:
         group = torch.zeros_like(utility, dtype=torch.long)
     g = _num_groups(group, num_groups)
-    # Sort by (group, utility): each group's units become a contiguous ascending run.
-    order = torch.argsort(utility.detach(), stable=True)
-    order = order[torch.argsort(group[order], stable=True)]
     count = torch.bincount(group, minlength=g)
-    start = torch.cumsum(count, 0) - count
-    rank = torch.arange(utility.numel(), device=utility.device) - start[group[order]]
     keep = torch.ceil(share * count.to(torch.float64)).clamp(min=1).to(torch.long)
-    low = rank < keep[group[order]]
-    values = utility[order][low]
-    means = utility.new_zeros(g).index_add(0, group[order][low], values) / keep.to(utility.dtype)
+    low = segment_rank(group, g, utility) < keep[group]  # each group's lowest utilities
+    means = utility.new_zeros(g).index_add(0, group[low], utility[low]) / keep.to(utility.dtype)
     present = count > 0
     return means[present].mean()
 

@@ -1,7 +1,8 @@
-"""Tensor kernels shared by every family: softmax and sums over segments (a node's incoming
-edges, a server's pairs)."""
+"""Tensor kernels shared by every family: softmax, sums and ranks over segments (a node's incoming
+edges, a server's pairs, an instance's links)."""
 
+from gnnalloc.ops._rank import segment_rank
 from gnnalloc.ops._segment import segment_sum
 from gnnalloc.ops._softmax import segment_softmax
 
-__all__ = ["segment_softmax", "segment_sum"]
+__all__ = ["segment_rank", "segment_softmax", "segment_sum"]

@@ -77,9 +77,11 @@ def build_link_graph(
     """
     k = snr.shape[0]
     rx, tx = rx.astype(np.int64, copy=False), tx.astype(np.int64, copy=False)
-    if not edges_sorted and not (np.diff(rx * k + tx) > 0).all():  # by receiver, then transmitter: CSR rows
-        order = np.argsort(rx * k + tx, kind="stable")
-        rx, tx, inr = rx[order], tx[order], inr[order]
+    if not edges_sorted:  # by receiver, then transmitter: CSR rows
+        key = rx * k + tx
+        if not (np.diff(key) > 0).all():
+            order = np.argsort(key, kind="stable")
+            rx, tx, inr = rx[order], tx[order], inr[order]
     incoming = np.bincount(rx, weights=inr, minlength=k)
     outgoing = np.bincount(tx, weights=inr, minlength=k)
     harm = np.bincount(tx, weights=inr / np.maximum(snr[rx], 1e-30), minlength=k)

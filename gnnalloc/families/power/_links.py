@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.core import resource_utility
+from gnnalloc.ops import segment_rank
 
 if TYPE_CHECKING:
     from gnnalloc.families.power._instance import PowerInstance
@@ -397,15 +398,10 @@ def lift_to_floor(
     snr = batch.snr.clamp(min=torch.finfo(batch.snr.dtype).tiny)
     q = q.to(batch.snr.dtype)
     need = target * (1.0 + _interference(batch, q)) / snr
-    below = link_rates(batch, q) < rate
-    # Rank the below-floor links of each instance by the power they need, largest first.
+    below = q < need  # the rate is below the floor exactly when the share is below its need
+    # Per instance, the below-floor links that need the most power, largest first.
     sizes = torch.bincount(batch.batch, minlength=batch.num_graphs)
-    key = torch.where(below, need, torch.full_like(need, -math.inf))
-    order = torch.argsort(key, descending=True, stable=True)
-    order = order[torch.argsort(batch.batch[order], stable=True)]
-    first = torch.cumsum(sizes, 0) - sizes
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=order.device) - first[batch.batch[order]]
+    rank = segment_rank(batch.batch, batch.num_graphs, torch.where(below, need, -math.inf), descending=True)
     allowance = torch.floor(max_off * (sizes - 1).clamp(min=0).to(q.dtype)).long()
     lifted = ~(below & (rank < allowance[batch.batch]))
     for _ in range(iterations):
