@@ -9,7 +9,8 @@ Held-out: random instances (sampled like training, disjoint seeds) with the exac
 reference; reported: mean and worst per-instance gap (utility shortfall per unit weight),
 Jain, met-minimum share, training time per step.
 
-Run: python benchmarks/bench_fairness_modes_edge.py [--steps 100] [--seed 0]
+Run: python benchmarks/bench_fairness_modes_edge.py [--steps 100] [--seed 0] [--topology random]
+[--penalty 10] [--alpha 1] (training and held-out instances share the generator and utility)
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=16)
     parser.add_argument("--modes", nargs="*", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--topology", choices=["random", "eua", "mixed"], default="random")
+    parser.add_argument("--penalty", type=float, default=10.0)
+    parser.add_argument("--alpha", type=float, default=1.0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    data = InstanceDataModule(topology="random", train_instances=256, users_min=20, users_max=60,
-                              batch_size=8, val_loads=[], val_random_instances=args.val, seed=args.seed,
+    data = InstanceDataModule(topology=args.topology, penalty=args.penalty, alpha=args.alpha, train_instances=256,
+                              users_min=20, users_max=60, batch_size=8, val_loads=[], val_random_instances=args.val, seed=args.seed,
                               train_reference=True)
     data.setup("fit")
     rows = []
