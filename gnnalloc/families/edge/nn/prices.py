@@ -143,13 +143,16 @@ class PricePredictor(nn.Module):
             return graphs[0].to(device), problems[0]
         return collate_graphs(graphs).to(device), ProblemTensors.collate(problems)
 
-    def forward(self, graph: HeteroData, problem: ProblemTensors) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, graph: HeteroData, problem: ProblemTensors, references: tuple[Tensor, ...] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Log-prices relative to :func:`price_references`: ``(S,)`` for servers, ``(L,)`` for
-        links (float32; links no pair uses get ``-LOG_FLOOR``)."""
+        links (float32; links no pair uses get ``-LOG_FLOOR``). ``references``: that function's
+        result for ``problem`` if the caller has it (it is computed otherwise)."""
         emb = self.encoder(graph)
         server = emb["server"]
         server_log = self.server_head(server).squeeze(-1)
-        _, _, ends, pressure = price_references(problem)
+        _, _, ends, pressure = price_references(problem) if references is None else references
         used = ends[0] >= 0
         a, b = server[ends[0].clamp(min=0)], server[ends[1].clamp(min=0)]
         link_in = torch.cat([a + b, a * b, pressure.to(server.dtype).unsqueeze(-1)], dim=-1)
@@ -163,8 +166,9 @@ class PricePredictor(nn.Module):
         if self.training:
             self.eval()
         graph, problem = self.prepare([instance])
-        server_log, link_log = self(graph, problem)
-        return prices_from_logs(problem, server_log, link_log)
+        references = price_references(problem)  # one water-filling for the model and the prices
+        server_log, link_log = self(graph, problem, references)
+        return prices_from_logs(problem, server_log, link_log, references)
 
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""
@@ -196,10 +200,13 @@ class PricePredictor(nn.Module):
         return model
 
 
-def prices_from_logs(problem: ProblemTensors, server_log: Tensor, link_log: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def prices_from_logs(
+    problem: ProblemTensors, server_log: Tensor, link_log: Tensor, references: tuple[Tensor, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Absolute prices ``(S,)``, ``(L,)`` as float64 arrays from the model's log-prices: relative
-    prices below ``e^-LOG_FLOOR`` become 0, the rest are clamped to ``e^LOG_FLOOR``."""
-    server_ref, link_ref, _, _ = price_references(problem)
+    prices below ``e^-LOG_FLOOR`` become 0, the rest are clamped to ``e^LOG_FLOOR``.
+    ``references``: :func:`price_references` of ``problem`` if the caller has it."""
+    server_ref, link_ref, _, _ = price_references(problem) if references is None else references
     out = []
     for log, ref in ((server_log, server_ref), (link_log, link_ref)):
         log = log.detach().to(torch.float64)
