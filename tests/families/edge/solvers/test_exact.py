@@ -251,3 +251,31 @@ def test_fallback_off_tries_only_the_requested_formulation(monkeypatch):
     assert set(tried) == {"hypograph"}
     with pytest.raises(ValueError, match="^fallback: "):
         solve_exact(instance, fallback="no")
+
+
+def test_a_stall_at_the_default_steps_is_solved_with_shorter_steps(monkeypatch):
+    """A held-out instance (816 EUA users, penalty 30, Pareto demands) on which Clarabel stalls a
+    few percent from the optimum in both formulations at its default step fraction."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from gnnalloc.families.edge.solvers import _exact
+
+    path = Path(__file__).parent / "data" / "stalls_at_default_steps.json.gz"
+    instance = Instance.from_dict(json.loads(gzip.decompress(path.read_bytes())))
+    outcomes = {}
+    real = _exact._attempt
+
+    def recording(instance, live, name, tolerance, time_limit, verbose, step_fraction):
+        outcome = real(instance, live, name, tolerance, time_limit, verbose, step_fraction)
+        outcomes[(name, tolerance, step_fraction)] = outcome is not None
+        return outcome
+
+    monkeypatch.setattr(_exact, "_attempt", recording)
+    result = solve_exact(instance)
+    # The fixture still exercises the retry (a newer Clarabel may no longer stall on it).
+    assert outcomes[("hypograph", 1e-8, _exact._DEFAULT_STEP)] is False
+    assert result.certified
+    assert result.upper_bound - result.objective <= _exact.CERTIFIED_GAP * float(instance.weight.sum())
+    assert max_violation(instance, result.allocation) <= 1e-9
