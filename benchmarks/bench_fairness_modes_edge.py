@@ -103,13 +103,17 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     OUT.mkdir(exist_ok=True)
-    result = {"steps": args.steps, "val": args.val, "seed": args.seed, "machine": machine(),
+    result = {"steps": args.steps, "val": args.val, "seed": args.seed, "topology": args.topology,
+              "penalty": args.penalty, "alpha": args.alpha, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
-    (OUT / f"fairness_modes_edge_seed{args.seed}.json").write_text(json.dumps(result, indent=1))
+    # One file per setting and seed: runs of other settings never overwrite each other.
+    stem = (f"fairness_modes_edge_{args.topology}_k{args.penalty:g}_a{args.alpha:g}_steps{args.steps}"
+            f"_seed{args.seed}")
+    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| mode | mean gap | worst gap | Jain | met-min share | ms/step |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['mean_gap']:.4f} | {r['worst_gap']:.4f} | {r['jain']:.3f} | "
               f"{r['met_min']:.3f} | {r['step_seconds'] * 1000:.0f} |" for r in rows]
-    (OUT / f"fairness_modes_edge_seed{args.seed}.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

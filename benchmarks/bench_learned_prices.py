@@ -9,14 +9,16 @@ bound iterations. Writes ``benchmarks/out/learned_prices.md``.
 
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
-refined at the model's temperature) against ``dual`` (cold, at its default temperature) and
-``dual`` cold at the model's temperature (is it the start or the temperature?). Per instance:
+refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`)
+against ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature
+(is it the start or the temperature?), on the held-out instances of ``--seed``. Per instance:
 each method's one-pass gap and median time (no ``gap_tol``), then to ``gap_tol``: true and
-proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime.md``.
+proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes
+``benchmarks/out/learned_prices_anytime_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --anytime \
-        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25]
+        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25] [--seed 1]
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
-from gnnalloc.families.edge._methods import GNN_FIRST_CHUNK, GNN_ITERATIONS, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge._methods import (  # noqa: E402
+    GNN_FIRST_CHUNK, GNN_ITERATIONS, gnn_temperature, shipped_allocator,
+)
 from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.solvers import load_dual_kernels, solve_dual  # noqa: E402
@@ -105,7 +109,8 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         assert runs[-1].upper_bound >= best - 1e-6 * max(1.0, abs(best)), (label, key)
         start, tau, first = None, options.get("temperature", 0.03), None
         if "allocator" in options:  # as gnn runs it
-            start, tau, first = options["allocator"].predict(instance), options["allocator"].temperature, GNN_FIRST_CHUNK
+            model = options["allocator"]
+            start, tau, first = model.predict(instance), gnn_temperature(model, instance, True), GNN_FIRST_CHUNK
         row[f"{key} it"] = solve_dual(instance, start=start, temperature=tau, iterations=first, **limits).iterations
     return row
 
@@ -132,6 +137,7 @@ def main() -> int:
     parser.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
     parser.add_argument("--checkpoints", nargs="*", default=None, help="--anytime: price models to compare")
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
+    parser.add_argument("--seed", type=int, default=1, help="--anytime: the held-out instances' seed")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_dual_kernels()
@@ -168,11 +174,12 @@ def anytime_main(args: argparse.Namespace) -> int:
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
-        inst = heldout_instance(816, load, 1, penalty=penalty, alpha=alpha)
+        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha)
         rows.append(run_anytime(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
         print(rows[-1], flush=True)
     described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
-    return _write("learned_prices_anytime.md", f"anytime to gap_tol; models {described}; median of {args.repeats}", rows)
+    return _write(f"learned_prices_anytime_seed{args.seed}.md",
+                  f"anytime to gap_tol; models {described}; seed {args.seed}; median of {args.repeats}", rows)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_ONE_PASS_TEMPERATURE", "METHODS", "default_checkpoint",
-    "load_edge_model", "shares_checkpoint", "shipped_allocator",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "GNN_ONE_PASS_TEMPERATURE",
+    "METHODS", "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint",
+    "shipped_allocator",
 ]
 
 _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
@@ -46,9 +47,30 @@ GNN_ITERATIONS: int | None = None
 #: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
 GNN_FIRST_CHUNK = 100
 
-#: ``gnn``'s smoothing temperature without ``gap_tol`` and ``time_limit`` (``dual``'s default):
-#: with them, the model's own (:attr:`~gnnalloc.families.edge.nn.PricePredictor.temperature`).
+#: ``gnn``'s smoothing temperature without ``gap_tol`` and ``time_limit`` (``dual``'s default),
+#: and with them above :data:`GNN_MODEL_TEMPERATURE_MAX_PENALTY`; see :func:`gnn_temperature`.
 GNN_ONE_PASS_TEMPERATURE = 0.03
+
+#: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
+#: instances with a penalty up to this, and at ``dual``'s above it: the drop value :math:`-k w_u`
+#: makes the keep-or-drop choice sharper, relative to the smoothing, as the penalty grows, and
+#: the model's lower temperature then anneals into a dual whose responses recover poor
+#: allocations (``benchmarks/RESULTS.md``, ``bench_learned_prices.py --anytime``).
+GNN_MODEL_TEMPERATURE_MAX_PENALTY = 20.0
+
+
+def gnn_temperature(model: "PricePredictor", instance: Instance, anytime: bool) -> float:
+    """The smoothing temperature ``gnn`` refines ``model``'s prediction at on ``instance``.
+
+    Anytime (``gap_tol`` or ``time_limit``) on penalties up to
+    :data:`GNN_MODEL_TEMPERATURE_MAX_PENALTY`: the model's own, as its prediction approximates
+    the minimiser of the dual smoothed at it (a start converged at another temperature is a
+    poor one). Otherwise ``dual``'s default: a fixed one-pass budget does not converge at a
+    lower one on high penalties, and anytime solves there stall at it.
+    """
+    if anytime and instance.penalty <= GNN_MODEL_TEMPERATURE_MAX_PENALTY:
+        return model.temperature
+    return GNN_ONE_PASS_TEMPERATURE
 
 
 def default_checkpoint() -> Path:
@@ -208,12 +230,8 @@ def _gnn(
     }
     if bound_iterations is not None:
         options["bound_iterations"] = bound_iterations
-    # Anytime: the model's own temperature, as its prediction approximates the minimiser of the
-    # dual smoothed at it (a start converged at another temperature is a poor one). One pass:
-    # dual's default, as a fixed budget does not converge at a lower one on high penalties
-    # (benchmarks/RESULTS.md, bench_learned_prices.py --anytime).
     if temperature is None:
-        temperature = allocator.temperature if anytime else GNN_ONE_PASS_TEMPERATURE
+        temperature = gnn_temperature(allocator, instance, anytime)
     options["temperature"] = temperature
     for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
         if value is not None:

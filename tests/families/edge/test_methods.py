@@ -81,7 +81,7 @@ def test_gnn_solves_anytime_to_a_proven_gap():
         solve(instance, "gnn", time_limit=0.0)
 
 
-def test_gnn_refines_anytime_at_the_models_own_temperature(monkeypatch):
+def test_gnn_refines_anytime_at_the_models_own_temperature_up_to_a_penalty(monkeypatch):
     import gnnalloc.families.edge._methods as methods
 
     seen = []
@@ -100,3 +100,10 @@ def test_gnn_refines_anytime_at_the_models_own_temperature(monkeypatch):
     assert seen[-1] == 0.03  # one pass: dual's default
     solve(instance, "gnn", allocator=model, iterations=20, temperature=0.02, gap_tol=0.5)
     assert seen[-1] == 0.02
+    # Above the penalty limit the anytime solve keeps dual's temperature, as its one pass does.
+    steep = random_instance(30, 5, 1.0, 2, penalty=methods.GNN_MODEL_TEMPERATURE_MAX_PENALTY + 5)
+    solve(steep, "gnn", allocator=model, gap_tol=0.5)
+    assert seen[-1] == 0.03
+    at_limit = random_instance(30, 5, 1.0, 2, penalty=methods.GNN_MODEL_TEMPERATURE_MAX_PENALTY)
+    solve(at_limit, "gnn", allocator=model, gap_tol=0.5)
+    assert seen[-1] == 0.01

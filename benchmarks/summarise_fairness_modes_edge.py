@@ -1,0 +1,85 @@
+"""Paired summary over seeds of ``bench_fairness_modes_edge.py`` runs: every mode against ``sum``.
+
+Reads ``benchmarks/out/fairness_modes_edge_{topology}_k{penalty}_a{alpha}_steps{steps}_seed*.json``
+and prints, per mode, the mean over seeds of the mean and worst validation gaps, the paired
+difference to ``sum`` on the same seed (mean ± standard error), how many seeds have a lower worst
+gap (and of those, a no-worse mean gap), and the two-sided sign-test p-value of the worst-gap
+comparison (ties dropped).
+
+Run: python benchmarks/summarise_fairness_modes_edge.py [--topology random] [--penalty 10]
+[--alpha 1] [--steps 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import OUT  # noqa: E402
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial p-value of ``wins`` against ``losses`` under p = 1/2."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+def paired(values: list[float]) -> str:
+    """``mean ± standard error`` of paired differences."""
+    if len(values) < 2:
+        return f"{values[0]:+.4f}" if values else "-"
+    return f"{statistics.mean(values):+.4f} ± {statistics.stdev(values) / math.sqrt(len(values)):.4f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topology", default="random")
+    parser.add_argument("--penalty", type=float, default=10.0)
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=400)
+    args = parser.parse_args()
+    stem = f"fairness_modes_edge_{args.topology}_k{args.penalty:g}_a{args.alpha:g}_steps{args.steps}_seed"
+    runs = {}
+    for path in OUT.glob(f"{stem}*.json"):
+        data = json.loads(path.read_text())
+        runs[data["seed"]] = {row["mode"]: row for row in data["rows"]}
+    if not runs:
+        print(f"no runs match {OUT / stem}*.json", file=sys.stderr)
+        return 2
+    seeds = sorted(runs)
+    print(f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}): {stem}*.json")
+    print("| mode | seeds | mean gap | worst gap | Δ mean gap vs sum | Δ worst gap vs sum "
+          "| lower worst / and no worse mean | sign test p |")
+    print("|---|---|---|---|---|---|---|---|")
+    modes = list(dict.fromkeys(mode for seed in seeds for mode in runs[seed]))
+    for mode in modes:
+        both = [s for s in seeds if mode in runs[s] and "sum" in runs[s]]
+        rows = [runs[s][mode] for s in both]
+        if not rows:
+            continue
+        mean = statistics.mean(r["mean_gap"] for r in rows)
+        worst = statistics.mean(r["worst_gap"] for r in rows)
+        if mode == "sum":
+            print(f"| sum | {len(rows)} | {mean:.4f} | {worst:.4f} | | | | |")
+            continue
+        d_mean = [runs[s][mode]["mean_gap"] - runs[s]["sum"]["mean_gap"] for s in both]
+        d_worst = [runs[s][mode]["worst_gap"] - runs[s]["sum"]["worst_gap"] for s in both]
+        lower = [i for i, d in enumerate(d_worst) if d < 0]
+        no_worse = sum(1 for i in lower if d_mean[i] <= 0)
+        p = sign_test(len(lower), sum(1 for d in d_worst if d > 0))
+        print(f"| {mode} | {len(rows)} | {mean:.4f} | {worst:.4f} | {paired(d_mean)} | {paired(d_worst)} "
+              f"| {len(lower)} / {no_worse} of {len(rows)} | {p:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
