@@ -9,8 +9,8 @@ bound iterations. Writes ``benchmarks/out/learned_prices.md``.
 
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
-refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`)
-against ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature
+refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`,
+and where that is not the model's own, also at the model's own: ``gnn[name]@tau``) against ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature
 (is it the start or the temperature?), on the held-out instances of ``--seed``. Per instance:
 each method's one-pass gap and median time (no ``gap_tol``), then to ``gap_tol``: true and
 proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes
@@ -94,6 +94,9 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
     entries: list[tuple[str, str, dict]] = [("dual", "dual", {})]
     for name, model in models.items():
         entries.append((f"gnn[{name}]", "gnn", {"allocator": model}))
+        if gnn_temperature(model, instance, True) != model.temperature:  # what the rule avoids
+            entries.append((f"gnn[{name}]@{model.temperature:g}", "gnn",
+                            {"allocator": model, "temperature": model.temperature}))
     for tau in sorted({m.temperature for m in models.values()} - {0.03}):
         entries.append((f"dual@{tau:g}", "dual", {"temperature": tau}))
     for key, method, options in entries:
@@ -110,7 +113,8 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         start, tau, first = None, options.get("temperature", 0.03), None
         if "allocator" in options:  # as gnn runs it
             model = options["allocator"]
-            start, tau, first = model.predict(instance), gnn_temperature(model, instance, True), GNN_FIRST_CHUNK
+            start, first = model.predict(instance), GNN_FIRST_CHUNK
+            tau = options.get("temperature", gnn_temperature(model, instance, True))
         row[f"{key} it"] = solve_dual(instance, start=start, temperature=tau, iterations=first, **limits).iterations
     return row
 
