@@ -59,7 +59,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -554,6 +554,9 @@ def solve_dual(
             start's, the solve begins at the water-filling prices instead, and so it does
             when L-BFGS cannot take one step from the given start (the status says so): a
             poor prediction never costs more than one dual evaluation over no prediction.
+            Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
+            the water-filling prices in the time left and returns the better allocation with
+            the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
             measured cost says would end later. The first checkpoint always completes, as an
@@ -595,9 +598,50 @@ def solve_dual(
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
         return _one_pass(setup, initial, fallback, iterations, float(temperature), bound_iterations, start_time)
-    return _anytime(
+    result = _anytime(
         setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
         start_time,
+    )
+    if fallback is None or result.stop != "stalled" or _STALLED_START in result.status:
+        return result
+    # The given start's solve stalled above gap_tol: the water-filling start gets the time left
+    # (its own limit is the same deadline), and the better allocation and the lower bound of the
+    # two are returned. The restart's first checkpoint always completes, so it only runs when the
+    # time left is at least twice what the given solve's first checkpoint took.
+    if time_limit is not None:
+        left = time_limit - (time.perf_counter() - start_time)
+        if left < 2.0 * result.checkpoints[0][0]:
+            return result
+    restart = _anytime(
+        setup, fallback, None, default_iterations(problem.num_pairs), float(temperature), bound_iterations,
+        gap_tol, time_limit, start_time,
+    )
+    return _better_of(setup, result, restart, gap_tol, time_limit, start_time)
+
+
+def _better_of(
+    setup: _Setup, given: DualResult, restart: DualResult, gap_tol: float | None, time_limit: float | None,
+    start_time: float,
+) -> DualResult:
+    """One result from an anytime solve whose given start stalled and its restart from the
+    water-filling prices: the better allocation, the lower of the two bounds, both runs'
+    iterations and checkpoints, and a status saying what happened."""
+    best = given if given.objective >= restart.objective else restart
+    bound = min(given.upper_bound, restart.upper_bound)
+    weight = setup.total_weight
+    gap = max((bound - best.objective) / weight, 0.0) if weight > 0 else 0.0
+    stalled = f"the given start stalled at proven gap {given.gap_bound:.4g}; restarted from the water-filling prices"
+    if gap_tol is not None and gap <= gap_tol:
+        stop, status = "gap_tol", f"proven gap {gap:.4g} <= gap_tol {gap_tol:g} ({stalled})"
+    else:
+        stop = restart.stop
+        reason = "time limit reached" if stop == "time_limit" else "the dual stalled"
+        limit = f" > gap_tol {gap_tol:g}" if gap_tol is not None else f" (time limit {time_limit:g} s)"
+        status = f"{reason} at proven gap {gap:.4g}{limit} ({stalled}); {_USE_EXACT}"
+    return replace(
+        best, iterations=given.iterations + restart.iterations, seconds=time.perf_counter() - start_time,
+        upper_bound=bound, gap_bound=gap, stop=stop, status=status,
+        checkpoints=given.checkpoints + restart.checkpoints,
     )
 
 

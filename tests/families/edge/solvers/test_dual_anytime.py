@@ -114,3 +114,64 @@ def test_gap_tol_alone_ends_without_a_time_limit():
     # gap_tol 0 is out of reach: the solve must end by stalling, not run forever.
     result = solve_dual(random_instance(40, 4, 1.0, 5), iterations=50, gap_tol=0.0)
     assert result.stop in ("stalled", "gap_tol") and result.temperature < 0.03
+
+
+def _converged_start(instance):
+    """Prices of a short earlier solve: a start below the water-filling one by the smoothed dual,
+    from which L-BFGS can still move (a converged start falls back at once)."""
+    earlier = solve_dual(instance, iterations=30)
+    return earlier.server_price, earlier.link_price
+
+
+def test_a_given_start_that_stalls_restarts_from_the_water_filling_prices(monkeypatch):
+    import numpy as np
+
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers import _dual
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices
+
+    instance = random_instance(60, 6, 1.2, 1)
+    weight = float(instance.weight.sum())
+    optimum = _objective(instance, solve_exact(instance).allocation)
+    classical = waterfill_prices(ProblemTensors.from_instance(instance)).numpy()
+    given = _converged_start(instance)
+    starts, real = [], _dual._anytime
+
+    def first_run_stalls(setup, initial, *args):
+        starts.append(np.array(initial))
+        result = real(setup, initial, *args)
+        # Pretend the given start's run stalled far above gap_tol with a poor bound.
+        if len(starts) == 1:
+            return dataclasses.replace(result, stop="stalled", upper_bound=result.upper_bound + weight)
+        return result
+
+    monkeypatch.setattr(_dual, "_anytime", first_run_stalls)
+    result = solve_dual(instance, start=given, gap_tol=0.002, time_limit=20.0)
+    assert len(starts) == 2
+    np.testing.assert_allclose(starts[0][: instance.num_servers], given[0])
+    np.testing.assert_allclose(starts[1][: instance.num_servers], classical)
+    assert np.all(starts[1][instance.num_servers:] == 0)
+    assert "restarted from the water-filling prices" in result.status
+    # The lower bound of the two (the restart's), still a valid certificate.
+    assert result.gap_bound == pytest.approx((result.upper_bound - result.objective) / weight)
+    assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
+    assert result.gap_bound < 0.5
+
+
+def test_no_restart_when_the_deadline_leaves_no_time(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual
+
+    instance = random_instance(60, 6, 1.2, 1)
+    calls, real = [], _dual._anytime
+
+    def stalls_and_uses_the_time(setup, initial, fallback, chunk, temperature, bound_iterations,
+                                 gap_tol, time_limit, start_time):
+        calls.append(1)
+        result = real(setup, initial, fallback, chunk, temperature, bound_iterations, gap_tol, time_limit,
+                      start_time)
+        # Its first checkpoint "took" the whole limit: no time is left for a restart.
+        return dataclasses.replace(result, stop="stalled", checkpoints=((time_limit, 1.0),))
+
+    monkeypatch.setattr(_dual, "_anytime", stalls_and_uses_the_time)
+    result = solve_dual(instance, start=_converged_start(instance), gap_tol=0.0, time_limit=5.0)
+    assert len(calls) == 1 and result.stop == "stalled"
