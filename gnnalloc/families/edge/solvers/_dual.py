@@ -665,14 +665,17 @@ _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling
 
 def _minimise_from(
     dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
+    fallback_iterations: int | None = None,
 ) -> tuple[np.ndarray, float, int, bool]:
     """L-BFGS from ``initial``; if it cannot take one step there although iterations were asked
-    for, from ``fallback`` instead (before any primal recovery: a start on a cliff of the
-    smoothed dual, e.g. a predicted price far below the users' own units, has a huge gradient
-    and no acceptable step). Prices, value, iterations, and whether the fallback ran."""
+    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``) (before
+    any primal recovery: a start on a cliff of the smoothed dual, e.g. a predicted price far
+    below the users' own units, has a huge gradient and no acceptable step). Prices, value,
+    iterations, and whether the fallback ran."""
     prices, value, used = dual.minimise(initial, setup.scale, iterations)
     if used == 0 and iterations > 0 and fallback is not None:
-        prices, value, used = dual.minimise(fallback, setup.scale, iterations)
+        n = iterations if fallback_iterations is None else fallback_iterations
+        prices, value, used = dual.minimise(fallback, setup.scale, n)
         return prices, value, used, True
     return prices, value, used, False
 
@@ -727,10 +730,14 @@ def _anytime(
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     while True:
         n = first if per_checkpoint is None else chunk
+        # A given start that falls back runs the classical first chunk instead: a short first
+        # chunk only serves to check a given start cheaply.
+        n_fallback = chunk
         if time_limit is not None:
             remaining = time_limit - (time.perf_counter() - start_time)
             if per_checkpoint is None:  # the first checkpoint: keep half the time for it
                 n = min(first, max(1, int(0.5 * remaining / per_iteration)))
+                n_fallback = min(chunk, max(1, int(0.5 * remaining / per_iteration)))
             else:
                 # Margins: timings vary from chunk to chunk (a shared machine, other threads).
                 n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
@@ -739,7 +746,8 @@ def _anytime(
                     break
         clock = time.perf_counter()
         if per_checkpoint is None:  # the first chunk: from the start, or its fallback
-            prices, value, used, fell_back = _minimise_from(dual, setup, prices, fallback, n)
+            prices, value, used, fell_back = _minimise_from(dual, setup, prices, fallback, n, n_fallback)
+            n = n_fallback if fell_back else n  # what was asked, for the convergence test below
         else:
             prices, value, used = dual.minimise(prices, setup.scale, n)
         if used:

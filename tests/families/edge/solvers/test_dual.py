@@ -258,3 +258,20 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
     assert rescued.iterations > 0
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.gap_bound <= cold.gap_bound + 1e-9
+
+
+@pytest.mark.parametrize("limits", [{"gap_tol": 0.0005}, {"gap_tol": 0.0005, "time_limit": 60.0}])
+def test_a_start_that_falls_back_runs_the_classical_first_chunk(limits):
+    """Anytime with a short first chunk (as ``gnn`` asks, to check its start cheaply): once the
+    given start falls back to the water-filling prices, the solve is the cold one, chunk for
+    chunk, not a cold solve with the short first chunk."""
+    from gnnalloc.families.edge.generators import eua_instance
+
+    instance = eua_instance(100, 1.0, 1000)
+    converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
+    stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
+    cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **limits)
+    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, iterations=10, **limits)
+    assert "the given start stalled L-BFGS" in rescued.status
+    assert rescued.iterations == cold.iterations
+    assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
