@@ -531,7 +531,8 @@ def solve_dual(
             dual once or a few times, one pass over the pairs; fewer run once the dual has
             converged to rounding); 0 takes the response to the starting prices. Default:
             :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
-            (0 checks the start as it is); later chunks run at least the default.
+            (0 checks the start as it is; a given start that falls back to the water-filling
+            prices runs at least the default instead); later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
             the first chunk's.
