@@ -41,7 +41,7 @@ from gnnalloc.families.edge._methods import (  # noqa: E402
 )
 from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
-from gnnalloc.families.edge.solvers import load_dual_kernels, solve_dual  # noqa: E402
+from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, load_dual_kernels, solve_dual  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = (0, 5, 10, 20, 30, 50, 100, 200, 400, 800, 1600, 3000)
@@ -97,7 +97,7 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         if gnn_temperature(model, instance, True) != model.temperature:  # what the rule avoids
             entries.append((f"gnn[{name}]@{model.temperature:g}", "gnn",
                             {"allocator": model, "temperature": model.temperature}))
-    for tau in sorted({m.temperature for m in models.values()} - {0.03}):
+    for tau in sorted({m.temperature for m in models.values()} - {DEFAULT_TEMPERATURE}):
         entries.append((f"dual@{tau:g}", "dual", {"temperature": tau}))
     for key, method, options in entries:
         once = [solve(instance, method, **options) for _ in range(repeats)]
@@ -110,7 +110,7 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         row[f"{key} proven"] = (runs[-1].upper_bound - value) / total
         row[f"{key} ms"] = 1000 * statistics.median(r.seconds for r in runs)
         assert runs[-1].upper_bound >= best - 1e-6 * max(1.0, abs(best)), (label, key)
-        start, tau, first = None, options.get("temperature", 0.03), None
+        start, tau, first = None, options.get("temperature", DEFAULT_TEMPERATURE), None
         if "allocator" in options:  # as gnn runs it
             model = options["allocator"]
             start, first = model.predict(instance), GNN_FIRST_CHUNK

@@ -38,6 +38,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from gnnalloc.core import check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
     _entropy,
@@ -130,9 +131,7 @@ class FairnessLoss:
         if aggregator not in AGGREGATORS + VALUE_AGGREGATORS:
             known = ", ".join(AGGREGATORS + VALUE_AGGREGATORS)
             raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
-        if isinstance(temperature, bool) or not (isinstance(temperature, (int, float))
-                                                 and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature: must be a positive number, got {temperature!r}")
+        check_positive("temperature", temperature)
         if not 0 <= tradeoff <= 1:
             raise ValueError(f"tradeoff: must be in [0, 1], got {tradeoff!r}")
         if not 0 < share <= 1:

@@ -18,14 +18,15 @@ from gnnalloc.core import Method, SolveResult
 from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.metrics import user_utilities
-from gnnalloc.families.edge.solvers import equal_share, proportional_share, solve_dual, solve_exact
+from gnnalloc.families.edge.solvers import (
+    DEFAULT_TEMPERATURE, equal_share, proportional_share, solve_dual, solve_exact,
+)
 
 if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "GNN_ONE_PASS_TEMPERATURE",
-    "METHODS", "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint",
     "shipped_allocator",
 ]
 
@@ -47,12 +48,8 @@ GNN_ITERATIONS: int | None = None
 #: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
 GNN_FIRST_CHUNK = 100
 
-#: ``gnn``'s smoothing temperature without ``gap_tol`` and ``time_limit`` (``dual``'s default),
-#: and with them above :data:`GNN_MODEL_TEMPERATURE_MAX_PENALTY`; see :func:`gnn_temperature`.
-GNN_ONE_PASS_TEMPERATURE = 0.03
-
 #: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
-#: instances with a penalty up to this, and at ``dual``'s above it: the drop value :math:`-k w_u`
+#: instances with a penalty up to this, and at ``dual``'s default above it (as its one pass): the drop value :math:`-k w_u`
 #: makes the keep-or-drop choice sharper, relative to the smoothing, as the penalty grows, and
 #: the model's lower temperature then anneals into a dual whose responses recover poor
 #: allocations (``benchmarks/RESULTS.md``, ``bench_learned_prices.py --anytime``).
@@ -70,7 +67,7 @@ def gnn_temperature(model: "PricePredictor", instance: Instance, anytime: bool) 
     """
     if anytime and instance.penalty <= GNN_MODEL_TEMPERATURE_MAX_PENALTY:
         return model.temperature
-    return GNN_ONE_PASS_TEMPERATURE
+    return DEFAULT_TEMPERATURE
 
 
 def default_checkpoint() -> Path:

@@ -79,9 +79,12 @@ from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
 
 __all__ = [
-    "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations", "load_dual_kernels",
-    "smoothed_dual", "solve_dual",
+    "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations",
+    "load_dual_kernels", "smoothed_dual", "solve_dual",
 ]
+
+#: :func:`solve_dual`'s default smoothing temperature (relative to each user's price unit).
+DEFAULT_TEMPERATURE = 0.03
 
 #: L-BFGS iterations of :func:`solve_dual` at least: on large instances, where many users set
 #: each price, a few hundred are near-exact after the search and fewer are clearly not
@@ -480,6 +483,10 @@ class _Setup:
             bound = min(bound, self.bound(sharper))
         return bound
 
+    def gap(self, bound: float, objective: float) -> float:
+        """The proven per-weight gap ``(bound - objective) / sum(weight)``, at least 0."""
+        return max((bound - objective) / self.total_weight, 0.0) if self.total_weight > 0 else 0.0
+
     def bound(self, prices: np.ndarray) -> float:
         """The Lagrangian bound at ``prices`` (valid at any prices, smoothed or not)."""
         num_servers = self.problem.num_servers
@@ -501,7 +508,7 @@ def solve_dual(
     instance: Instance,
     *,
     iterations: int | None = None,
-    temperature: float = 0.03,
+    temperature: float = DEFAULT_TEMPERATURE,
     search_rounds: int = 5,
     bound_iterations: int = 50,
     device: torch.device | str | None = None,
@@ -629,21 +636,26 @@ def _better_of(
     iterations and checkpoints, and a status saying what happened."""
     best = given if given.objective >= restart.objective else restart
     bound = min(given.upper_bound, restart.upper_bound)
-    weight = setup.total_weight
-    gap = max((bound - best.objective) / weight, 0.0) if weight > 0 else 0.0
-    stalled = f"the given start stalled at proven gap {given.gap_bound:.4g}; restarted from the water-filling prices"
-    if gap_tol is not None and gap <= gap_tol:
-        stop, status = "gap_tol", f"proven gap {gap:.4g} <= gap_tol {gap_tol:g} ({stalled})"
-    else:
-        stop = restart.stop
-        reason = "time limit reached" if stop == "time_limit" else "the dual stalled"
-        limit = f" > gap_tol {gap_tol:g}" if gap_tol is not None else f" (time limit {time_limit:g} s)"
-        status = f"{reason} at proven gap {gap:.4g}{limit} ({stalled}); {_USE_EXACT}"
+    gap = setup.gap(bound, best.objective)
+    stop = "gap_tol" if gap_tol is not None and gap <= gap_tol else restart.stop
+    status = (f"{_stop_status(stop, gap, gap_tol, time_limit)}; the given start stalled at proven gap "
+              f"{given.gap_bound:.4g} and the solve restarted from the water-filling prices")
     return replace(
         best, iterations=given.iterations + restart.iterations, seconds=time.perf_counter() - start_time,
         upper_bound=bound, gap_bound=gap, stop=stop, status=status,
         checkpoints=given.checkpoints + restart.checkpoints,
     )
+
+
+def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float | None) -> str:
+    """The status line of an anytime solve that stopped for ``stop`` at proven ``gap``: the gap
+    against ``gap_tol`` and, above it, the certified method to use instead."""
+    if stop == "gap_tol":
+        return f"proven gap {gap:.4g} <= gap_tol {gap_tol:g}"
+    if gap_tol is None:
+        return f"time limit {time_limit:g} s reached at proven gap {gap:.4g}"
+    reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
+    return f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
 
 
 def _lower_start(
@@ -687,10 +699,9 @@ def _result(
     checkpoints: tuple[tuple[float, float], ...] = (),
 ) -> DualResult:
     num_servers = setup.problem.num_servers
-    gap = (bound - objective) / setup.total_weight if setup.total_weight > 0 else 0.0
     return DualResult(
         allocation, prices[:num_servers], prices[num_servers:], value, used,
-        time.perf_counter() - start_time, bound, objective=objective, gap_bound=max(gap, 0.0),
+        time.perf_counter() - start_time, bound, objective=objective, gap_bound=setup.gap(bound, objective),
         temperature=temperature, stop=stop, status=status, checkpoints=checkpoints,
     )
 
@@ -761,7 +772,7 @@ def _anytime(
         if best is None or objective > best[1]:
             best = (allocation, objective)
         previous = checkpoints[-1][1] if checkpoints else math.inf
-        gap = max((bound - best[1]) / setup.total_weight, 0.0) if setup.total_weight > 0 else 0.0
+        gap = setup.gap(bound, best[1])
         checkpoints.append((time.perf_counter() - start_time, gap))
         if gap_tol is not None and gap <= gap_tol:
             stop = "gap_tol"
@@ -781,14 +792,7 @@ def _anytime(
             if slow_checkpoints >= 2 or (used < n and not shrank(_STALL_PROGRESS)):
                 break
     assert best is not None
-    gap = checkpoints[-1][1]
-    if stop == "gap_tol":
-        status = f"proven gap {gap:.4g} <= gap_tol {gap_tol:g}"
-    elif gap_tol is None:
-        status = f"time limit {time_limit:g} s reached at proven gap {gap:.4g}"
-    else:
-        reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
-        status = f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
+    status = _stop_status(stop, checkpoints[-1][1], gap_tol, time_limit)
     if fell_back:
         status = f"{status}; {_STALLED_START}"
     return _result(
