@@ -10,15 +10,17 @@ bound iterations. Writes ``benchmarks/out/learned_prices.md``.
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
 refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`,
-and where that is not the model's own, also at the model's own: ``gnn[name]@tau``) against ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature
-(is it the start or the temperature?), on the held-out instances of ``--seed``. Per instance:
-each method's one-pass gap and median time (no ``gap_tol``), then to ``gap_tol``: true and
-proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes
-``benchmarks/out/learned_prices_anytime_seed{seed}.md``.
+and where that is not the model's own, also at the model's own: ``gnn[name]@tau``) against
+``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature (is it
+the start or the temperature?), on the held-out instances of ``--seed``, ``--layout`` and
+``--users``. Per instance: each method's one-pass gap and median time (no ``gap_tol``), then to
+``gap_tol``: true and proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes
+``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --anytime \
-        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25] [--seed 1]
+        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25] [--seed 1] \
+        [--layout eua] [--users 816]
 """
 
 from __future__ import annotations
@@ -142,7 +144,12 @@ def main() -> int:
     parser.add_argument("--checkpoints", nargs="*", default=None, help="--anytime: price models to compare")
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
     parser.add_argument("--seed", type=int, default=1, help="--anytime: the held-out instances' seed")
+    parser.add_argument("--users", type=int, default=816, help="--anytime: users per held-out instance")
+    parser.add_argument("--layout", choices=["eua", "random"], default="eua",
+                        help="--anytime: the held-out instances' topology (benchmarks/_heldout.py)")
     args = parser.parse_args()
+    if args.users < 2:
+        parser.error(f"--users: must be at least 2, got {args.users}")
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()
@@ -178,12 +185,13 @@ def anytime_main(args: argparse.Namespace) -> int:
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
-        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha)
-        rows.append(run_anytime(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
+        inst = heldout_instance(args.users, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
+        rows.append(run_anytime(inst, f"{args.users} load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
         print(rows[-1], flush=True)
     described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
-    return _write(f"learned_prices_anytime_seed{args.seed}.md",
-                  f"anytime to gap_tol; models {described}; seed {args.seed}; median of {args.repeats}", rows)
+    return _write(f"learned_prices_anytime_{args.layout}_{args.users}_seed{args.seed}.md",
+                  f"anytime to gap_tol; models {described}; {args.users} users, {args.layout} layout, seed {args.seed}; "
+                  f"median of {args.repeats}", rows)
 
 
 if __name__ == "__main__":
