@@ -14,8 +14,8 @@ and where that is not the model's own, also at the model's own: ``gnn[name]@tau`
 ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature (is it
 the start or the temperature?), on the held-out instances of ``--seed``, ``--layout`` and
 ``--users``. Per instance: each method's one-pass gap and median time (no ``gap_tol``), then to
-``gap_tol``: true and proven gap, median time, and the L-BFGS iterations needed (one ``solve_dual`` run each). Writes
-``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
+``gap_tol``: true and proven gap, median time, and the L-BFGS iterations needed (one
+``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --anytime \
