@@ -107,3 +107,23 @@ def test_gnn_refines_anytime_at_the_models_own_temperature_up_to_a_penalty(monke
     at_limit = random_instance(30, 5, 1.0, 2, penalty=methods.GNN_MODEL_TEMPERATURE_MAX_PENALTY)
     solve(at_limit, "gnn", allocator=model, gap_tol=0.5)
     assert seen[-1] == 0.01
+
+
+def test_gnn_anytime_restarts_as_dual_does(monkeypatch):
+    import gnnalloc.families.edge._methods as methods
+
+    seen = []
+    real = methods.solve_dual
+
+    def spy(instance, **options):
+        seen.append(options.get("cold_temperature"))
+        return real(instance, **options)
+
+    monkeypatch.setattr(methods, "solve_dual", spy)
+    instance = random_instance(30, 5, 1.0, 2)
+    model = PricePredictor(hidden=8, heads=1, layers=1, temperature=0.01)
+    solve(instance, "gnn", allocator=model, gap_tol=0.5)
+    # A stalled prediction restarts at dual's default temperature: that restart is dual's solve.
+    assert seen[-1] == methods.DEFAULT_TEMPERATURE
+    solve(instance, "gnn", allocator=model, iterations=20)
+    assert seen[-1] is None  # one pass: no restart

@@ -515,6 +515,7 @@ def solve_dual(
     start: tuple[Tensor | np.ndarray, Tensor | np.ndarray] | None = None,
     gap_tol: float | None = None,
     time_limit: float | None = None,
+    cold_temperature: float | None = None,
 ) -> DualResult:
     r"""Approximately solve ``instance`` by smoothed dual ascent (module docstring), once or
     anytime until a proven gap.
@@ -538,8 +539,8 @@ def solve_dual(
             dual once or a few times, one pass over the pairs; fewer run once the dual has
             converged to rounding); 0 takes the response to the starting prices. Default:
             :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
-            (0 checks the start as it is; a given start that falls back to the water-filling
-            prices runs at least the default instead); later chunks run at least the default.
+            (0 checks the start as it is; a given start replaced by the water-filling prices
+            runs at least the default instead); later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
             the first chunk's.
@@ -569,6 +570,13 @@ def solve_dual(
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
             measured cost says would end later. The first checkpoint always completes, as an
             answer needs one, so a limit below its cost is exceeded by that checkpoint.
+        cold_temperature: anytime, the first temperature of a solve from the water-filling
+            prices that replaces a given start: the start's smoothed dual is not below theirs
+            (the solve then also runs at least the default first chunk), or its solve stalled
+            above ``gap_tol`` and restarts from them. Default ``temperature``. A start refined
+            at a lower temperature than the default can pass :data:`DEFAULT_TEMPERATURE`, so
+            that wherever the start is not used the solve is the cold one at the default
+            settings (a low temperature can stall higher).
 
     Returns:
         A feasible :class:`DualResult` with its proven gap and why it stopped.
@@ -581,6 +589,8 @@ def solve_dual(
     check_count("search_rounds", search_rounds)
     check_count("bound_iterations", bound_iterations)
     check_positive("temperature", temperature)
+    if cold_temperature is not None:
+        check_positive("cold_temperature", cold_temperature)
     _check_limits(gap_tol, time_limit)
     try:
         device = None if device is None else torch.device(device)
@@ -606,6 +616,9 @@ def solve_dual(
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
         return _one_pass(setup, initial, fallback, iterations, float(temperature), bound_iterations, start_time)
+    cold_tau = float(temperature if cold_temperature is None else cold_temperature)
+    if start is not None and fallback is None:  # the given start is not used: the cold solve
+        temperature, iterations = cold_tau, max(iterations, default_iterations(problem.num_pairs))
     result = _anytime(
         setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
         start_time,
@@ -621,7 +634,7 @@ def solve_dual(
         if left < 2.0 * result.checkpoints[0][0]:
             return result
     restart = _anytime(
-        setup, fallback, None, default_iterations(problem.num_pairs), float(temperature), bound_iterations,
+        setup, fallback, None, default_iterations(problem.num_pairs), cold_tau, bound_iterations,
         gap_tol, time_limit, start_time,
     )
     return _better_of(setup, result, restart, gap_tol, time_limit, start_time)

@@ -175,3 +175,50 @@ def test_no_restart_when_the_deadline_leaves_no_time(monkeypatch):
     monkeypatch.setattr(_dual, "_anytime", stalls_and_uses_the_time)
     result = solve_dual(instance, start=_converged_start(instance), gap_tol=0.0, time_limit=5.0)
     assert len(calls) == 1 and result.stop == "stalled"
+
+
+@pytest.mark.parametrize("cold_temperature", [None, 0.05])
+def test_the_restart_runs_at_cold_temperature(monkeypatch, cold_temperature):
+    from gnnalloc.families.edge.solvers import _dual
+
+    instance = random_instance(60, 6, 1.2, 1)
+    temperatures, real = [], _dual._anytime
+
+    def first_run_stalls(setup, initial, fallback, chunk, temperature, *args):
+        temperatures.append(temperature)
+        result = real(setup, initial, fallback, chunk, temperature, *args)
+        return dataclasses.replace(result, stop="stalled") if len(temperatures) == 1 else result
+
+    monkeypatch.setattr(_dual, "_anytime", first_run_stalls)
+    solve_dual(instance, start=_converged_start(instance), temperature=0.01, gap_tol=0.0, time_limit=20.0,
+               cold_temperature=cold_temperature)
+    assert temperatures == [0.01, 0.01 if cold_temperature is None else cold_temperature]
+
+
+def test_cold_temperature_must_be_positive():
+    with pytest.raises(ValueError, match="cold_temperature"):
+        solve_dual(random_instance(20, 4, 1.0, 1), gap_tol=0.01, cold_temperature=0.0)
+
+
+def test_a_start_that_is_not_used_runs_the_cold_solve(monkeypatch):
+    import numpy as np
+
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers import _dual, default_iterations
+
+    instance = random_instance(60, 6, 1.2, 1)
+    calls, real = [], _dual._anytime
+
+    def spy(setup, initial, fallback, chunk, temperature, *args):
+        calls.append((fallback, chunk, temperature))
+        return real(setup, initial, fallback, chunk, temperature, *args)
+
+    monkeypatch.setattr(_dual, "_anytime", spy)
+    server, link = _converged_start(instance)
+    # Prices a thousand times too high: a smoothed dual far above the water-filling start's.
+    far = (np.asarray(server) * 1e3 + 1.0, np.asarray(link) * 1e3 + 1.0)
+    solve_dual(instance, start=far, iterations=5, temperature=0.01, cold_temperature=0.05, gap_tol=0.01)
+    fallback, chunk, temperature = calls[0]
+    assert fallback is None  # the water-filling prices replaced the start
+    assert temperature == 0.05
+    assert chunk == default_iterations(ProblemTensors.from_instance(instance).num_pairs)
