@@ -572,8 +572,9 @@ def solve_dual(
             answer needs one, so a limit below its cost is exceeded by that checkpoint.
         cold_temperature: anytime, the first temperature of a solve from the water-filling
             prices that replaces a given start: the start's smoothed dual is not below theirs
-            (the solve then also runs at least the default first chunk), or its solve stalled
-            above ``gap_tol`` and restarts from them. Default ``temperature``. A start refined
+            (the solve then also runs at least the default first chunk), L-BFGS cannot leave
+            it, or its solve stalled above ``gap_tol`` and restarts from them. Default
+            ``temperature``. A start refined
             at a lower temperature than the default can pass :data:`DEFAULT_TEMPERATURE`, so
             that wherever the start is not used the solve is the cold one at the default
             settings (a low temperature can stall higher).
@@ -621,7 +622,7 @@ def solve_dual(
         temperature, iterations = cold_tau, max(iterations, default_iterations(problem.num_pairs))
     result = _anytime(
         setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
-        start_time,
+        start_time, cold_tau,
     )
     if fallback is None or result.stop != "stalled" or _STALLED_START in result.status:
         return result
@@ -691,17 +692,17 @@ _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling
 
 def _minimise_from(
     dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
-    fallback_iterations: int | None = None,
+    fallback_iterations: int | None = None, fallback_dual: _CompiledDual | None = None,
 ) -> tuple[np.ndarray, float, int, bool]:
     """L-BFGS from ``initial``; if it cannot take one step there although iterations were asked
-    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``) (before
-    any primal recovery: a start on a cliff of the smoothed dual, e.g. a predicted price far
-    below the users' own units, has a huge gradient and no acceptable step). Prices, value,
-    iterations, and whether the fallback ran."""
+    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``), on
+    ``fallback_dual`` (default: ``dual``) (before any primal recovery: a start on a cliff of the
+    smoothed dual, e.g. a predicted price far below the users' own units, has a huge gradient
+    and no acceptable step). Prices, value, iterations, and whether the fallback ran."""
     prices, value, used = dual.minimise(initial, setup.scale, iterations)
     if used == 0 and iterations > 0 and fallback is not None:
         n = iterations if fallback_iterations is None else fallback_iterations
-        prices, value, used = dual.minimise(fallback, setup.scale, n)
+        prices, value, used = (fallback_dual or dual).minimise(fallback, setup.scale, n)
         return prices, value, used, True
     return prices, value, used, False
 
@@ -735,8 +736,11 @@ def _one_pass(
 def _anytime(
     setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
+    fallback_temperature: float | None = None,
 ) -> DualResult:
-    """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints."""
+    """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints (from
+    ``fallback`` at ``fallback_temperature``, default ``temperature``, if L-BFGS cannot leave
+    ``initial``)."""
     floor = temperature * _ANNEAL_FLOOR
     prices, tau = initial, temperature
     best: tuple[Allocation, float] | None = None
@@ -771,8 +775,15 @@ def _anytime(
                     break
         clock = time.perf_counter()
         if per_checkpoint is None:  # the first chunk: from the start, or its fallback
-            prices, value, used, fell_back = _minimise_from(dual, setup, prices, fallback, n, n_fallback)
-            n = n_fallback if fell_back else n  # what was asked, for the convergence test below
+            fallback_dual = None if fallback_temperature is None else setup.dual(fallback_temperature)
+            prices, value, used, fell_back = _minimise_from(
+                dual, setup, prices, fallback, n, n_fallback, fallback_dual
+            )
+            if fell_back:  # what was asked, for the convergence test below, and where it ran
+                n = n_fallback
+                if fallback_temperature is not None:
+                    tau, dual = fallback_temperature, fallback_dual
+                    floor = tau * _ANNEAL_FLOOR
         else:
             prices, value, used = dual.minimise(prices, setup.scale, n)
         if used:

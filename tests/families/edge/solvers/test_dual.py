@@ -275,3 +275,19 @@ def test_a_start_that_falls_back_runs_the_classical_first_chunk(limits):
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
+
+
+def test_a_start_that_falls_back_runs_at_cold_temperature():
+    """A start L-BFGS cannot leave, with a ``cold_temperature`` other than ``temperature``: the
+    solve is the cold one at ``cold_temperature``, chunk for chunk."""
+    from gnnalloc.families.edge.generators import eua_instance
+
+    instance = eua_instance(100, 1.0, 1000)
+    limits = {"gap_tol": 0.0005, "search_rounds": 0, "bound_iterations": 0}
+    converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
+    stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
+    cold = solve_dual(instance, temperature=0.05, **limits)
+    rescued = solve_dual(instance, start=stuck, iterations=10, cold_temperature=0.05, **limits)
+    assert "the given start stalled L-BFGS" in rescued.status
+    assert rescued.iterations == cold.iterations
+    assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)

@@ -165,10 +165,10 @@ def test_no_restart_when_the_deadline_leaves_no_time(monkeypatch):
     calls, real = [], _dual._anytime
 
     def stalls_and_uses_the_time(setup, initial, fallback, chunk, temperature, bound_iterations,
-                                 gap_tol, time_limit, start_time):
+                                 gap_tol, time_limit, start_time, *rest):
         calls.append(1)
         result = real(setup, initial, fallback, chunk, temperature, bound_iterations, gap_tol, time_limit,
-                      start_time)
+                      start_time, *rest)
         # Its first checkpoint "took" the whole limit: no time is left for a restart.
         return dataclasses.replace(result, stop="stalled", checkpoints=((time_limit, 1.0),))
 
