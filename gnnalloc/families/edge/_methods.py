@@ -234,11 +234,11 @@ def _gnn(
         if value is not None:
             options[name] = value
     if anytime:
-        # Where the prediction is not used (its dual is not lower than the water-filling
-        # prices', or its solve stalls above gap_tol), the solve is dual's own: at dual's
-        # default temperature, not the model's, which can stall higher on unfamiliar instances.
+        # Where the prediction is not used (its dual is not below the water-filling prices',
+        # L-BFGS cannot leave it, or its solve stalls above gap_tol), the solve is dual's own:
+        # at dual's default temperature, not the model's, which can stall higher on unfamiliar
+        # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
         options["cold_temperature"] = DEFAULT_TEMPERATURE
-    # A prediction L-BFGS cannot leave is replaced by the water-filling start inside the solve.
     result = solve_dual(instance, start=prices, **options)
     seconds = time.perf_counter() - start
     return _at_least_baselines(

@@ -574,10 +574,9 @@ def solve_dual(
             prices that replaces a given start: the start's smoothed dual is not below theirs
             (the solve then also runs at least the default first chunk), L-BFGS cannot leave
             it, or its solve stalled above ``gap_tol`` and restarts from them. Default
-            ``temperature``. A start refined
-            at a lower temperature than the default can pass :data:`DEFAULT_TEMPERATURE`, so
-            that wherever the start is not used the solve is the cold one at the default
-            settings (a low temperature can stall higher).
+            ``temperature``. A start refined at a lower temperature than the default can pass
+            :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
+            the cold one at the default settings (a low temperature can stall higher).
 
     Returns:
         A feasible :class:`DualResult` with its proven gap and why it stopped.
@@ -692,17 +691,20 @@ _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling
 
 def _minimise_from(
     dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
-    fallback_iterations: int | None = None, fallback_dual: _CompiledDual | None = None,
+    fallback_iterations: int | None = None, fallback_temperature: float | None = None,
 ) -> tuple[np.ndarray, float, int, bool]:
     """L-BFGS from ``initial``; if it cannot take one step there although iterations were asked
-    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``), on
-    ``fallback_dual`` (default: ``dual``) (before any primal recovery: a start on a cliff of the
-    smoothed dual, e.g. a predicted price far below the users' own units, has a huge gradient
-    and no acceptable step). Prices, value, iterations, and whether the fallback ran."""
+    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``), on the
+    dual at ``fallback_temperature`` (default: ``dual``) (before any primal recovery: a start on
+    a cliff of the smoothed dual, e.g. a predicted price far below the users' own units, has a
+    huge gradient and no acceptable step). Prices, value, iterations, and whether the fallback
+    ran."""
     prices, value, used = dual.minimise(initial, setup.scale, iterations)
     if used == 0 and iterations > 0 and fallback is not None:
         n = iterations if fallback_iterations is None else fallback_iterations
-        prices, value, used = (fallback_dual or dual).minimise(fallback, setup.scale, n)
+        if fallback_temperature is not None:
+            dual = setup.dual(fallback_temperature)
+        prices, value, used = dual.minimise(fallback, setup.scale, n)
         return prices, value, used, True
     return prices, value, used, False
 
@@ -775,15 +777,14 @@ def _anytime(
                     break
         clock = time.perf_counter()
         if per_checkpoint is None:  # the first chunk: from the start, or its fallback
-            fallback_dual = None if fallback_temperature is None else setup.dual(fallback_temperature)
             prices, value, used, fell_back = _minimise_from(
-                dual, setup, prices, fallback, n, n_fallback, fallback_dual
+                dual, setup, prices, fallback, n, n_fallback, fallback_temperature
             )
             if fell_back:  # what was asked, for the convergence test below, and where it ran
                 n = n_fallback
                 if fallback_temperature is not None:
-                    tau, dual = fallback_temperature, fallback_dual
-                    floor = tau * _ANNEAL_FLOOR
+                    tau, floor = fallback_temperature, fallback_temperature * _ANNEAL_FLOOR
+                    dual = setup.dual(tau)
         else:
             prices, value, used = dual.minimise(prices, setup.scale, n)
         if used:
