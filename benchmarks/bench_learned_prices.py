@@ -10,7 +10,7 @@ bound iterations. Writes ``benchmarks/out/learned_prices.md``.
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
 refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`,
-and where that is not the model's own, also at the model's own: ``gnn[name]@tau``) against
+and also at the other one of the model's own and ``dual``'s default: ``gnn[name]@tau``) against
 ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature (is it
 the start or the temperature?), on the held-out instances of ``--seed``, ``--layout`` and
 ``--users``. Per instance: each method's one-pass gap and median time (no ``gap_tol``), then to
@@ -96,9 +96,13 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
     entries: list[tuple[str, str, dict]] = [("dual", "dual", {})]
     for name, model in models.items():
         entries.append((f"gnn[{name}]", "gnn", {"allocator": model}))
-        if gnn_temperature(model, instance, True) != model.temperature:  # what the rule avoids
-            entries.append((f"gnn[{name}]@{model.temperature:g}", "gnn",
-                            {"allocator": model, "temperature": model.temperature}))
+        # The other side of the temperature rule: the model's own where gnn uses dual's, and
+        # dual's where gnn uses the model's.
+        chosen = gnn_temperature(model, instance, True)
+        other = DEFAULT_TEMPERATURE if chosen == model.temperature else model.temperature
+        if other != chosen:
+            options = {"allocator": model, "temperature": other}
+            entries.append((f"gnn[{name}]@{other:g}", "gnn", options))
     for tau in sorted({m.temperature for m in models.values()} - {DEFAULT_TEMPERATURE}):
         entries.append((f"dual@{tau:g}", "dual", {"temperature": tau}))
     for key, method, options in entries:
