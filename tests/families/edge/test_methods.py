@@ -109,7 +109,7 @@ def test_gnn_refines_anytime_at_the_models_own_temperature_up_to_a_penalty(monke
     assert seen[-1] == 0.01
 
 
-def test_gnn_anytime_restarts_as_dual_does(monkeypatch):
+def test_gnn_anytime_solves_as_dual_wherever_its_prediction_is_not_used(monkeypatch):
     import gnnalloc.families.edge._methods as methods
 
     seen = []
@@ -123,7 +123,7 @@ def test_gnn_anytime_restarts_as_dual_does(monkeypatch):
     instance = random_instance(30, 5, 1.0, 2)
     model = PricePredictor(hidden=8, heads=1, layers=1, temperature=0.01)
     solve(instance, "gnn", allocator=model, gap_tol=0.5)
-    # A stalled prediction restarts at dual's default temperature: that restart is dual's solve.
+    # A prediction not used (rejected, stuck or stalled) gives way to dual's own cold solve.
     assert seen[-1] == methods.DEFAULT_TEMPERATURE
     solve(instance, "gnn", allocator=model, iterations=20)
-    assert seen[-1] is None  # one pass: no restart
+    assert seen[-1] is None  # one pass: the model's temperature is not used there
