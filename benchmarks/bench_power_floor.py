@@ -16,6 +16,7 @@ instance by instance), the share of links below 1e-6 bits/s/Hz, and the median t
 (one intra-op thread).
 
 Run: python benchmarks/bench_power_floor.py [--instances 20] [--floors 0.001 0.003 0.01 0.03 0.1]
+     [--sparse 25 50 100]  (D2D K = 50 at those densities instead: writes power_floor_sparse.md)
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ from gnnalloc.families.power._learned import shipped_power_allocator  # noqa: E4
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
 
 
-def _suites(instances: int) -> dict[str, list]:
+def _suites(instances: int, sparse: list[float]) -> dict[str, list]:
+    if sparse:  # only the sparser D2D K = 50 layouts (their own held-out seeds)
+        return {
+            f"d2d K=50, {density:g}/km²": [d2d(50, 7_001_000 + i, density=density) for i in range(instances)]
+            for density in sparse
+        }
     return {
         "gaussian K=10": [gaussian(10, 7_000_000 + i) for i in range(instances)],
         "d2d K=20": [d2d(20, 7_000_000 + i) for i in range(instances)],
@@ -101,13 +107,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--floors", type=float, nargs="*", default=[0.001, 0.003, 0.01, 0.03, 0.1])
+    parser.add_argument("--sparse", type=float, nargs="*", default=[], metavar="LINKS_PER_KM2",
+                        help="instead of the default suites, D2D K = 50 at these densities (seeds 7,001,000+)")
     args = parser.parse_args()
     configure_threads(1)
     shipped = shipped_power_allocator()
     models = {None: _with_floor(shipped, None), **{f: _with_floor(shipped, f) for f in args.floors}}
     floors = [None, *args.floors]
     rows = []
-    for suite, cases in _suites(args.instances).items():
+    for suite, cases in _suites(args.instances, args.sparse).items():
         reference = np.array([float(allocation_rates(i, wmmse(i).allocation).sum()) for i in cases])
         for method in ("gnn", "wmmse"):
             base = None
@@ -121,7 +129,7 @@ def main() -> None:
                 rows.append(_row(suite, method, floor, results, base, reference))
                 print(" | ".join(rows[-1]), flush=True)
     write_table(
-        "power_floor", "bench_power_floor.py — sum rate against a rate floor (shipped gnn and WMMSE)",
+        "power_floor_sparse" if args.sparse else "power_floor", "bench_power_floor.py — sum rate against a rate floor (shipped gnn and WMMSE)",
         ["suite", "method", "floor (bits/s/Hz)", "share of unfloored sum rate", "worst instance", "ratio to WMMSE",
          "p5 rate", "median rate", "p5 / median (per instance)", "p5 / median (of means)",
          "instances meeting both", "off", "ms"],
