@@ -616,14 +616,34 @@ def solve_dual(
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
         return _one_pass(setup, initial, fallback, iterations, float(temperature), bound_iterations, start_time)
+    if start is None:
+        return _anytime(
+            setup, initial, None, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+            start_time,
+        )
+    # Wherever the given start is not used, the solve is the cold one from the water-filling
+    # prices, at cold_temperature and at least the default first chunk.
+    classical = initial if fallback is None else fallback
+    cold_chunk = max(iterations, default_iterations(problem.num_pairs))
     cold_tau = float(temperature if cold_temperature is None else cold_temperature)
-    if start is not None and fallback is None:  # the given start is not used: the cold solve
-        temperature, iterations = cold_tau, max(iterations, default_iterations(problem.num_pairs))
+
+    def cold_solve() -> DualResult:
+        result = _anytime(
+            setup, classical, None, cold_chunk, cold_tau, bound_iterations, gap_tol, time_limit, start_time,
+        )
+        assert result is not None  # no fallback asked for
+        return result
+
+    if fallback is None:  # the given start's smoothed dual is not below the water-filling one's
+        return cold_solve()
     result = _anytime(
         setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
-        start_time, cold_tau,
+        start_time,
     )
-    if fallback is None or result.stop != "stalled" or _STALLED_START in result.status:
+    if result is None:  # L-BFGS cannot leave the given start
+        cold = cold_solve()
+        return replace(cold, status=f"{cold.status}; {_STALLED_START}")
+    if result.stop != "stalled":
         return result
     # The given start's solve stalled above gap_tol: the water-filling start gets the time left
     # (its own limit is the same deadline), and the better allocation and the lower bound of the
@@ -633,11 +653,7 @@ def solve_dual(
         left = time_limit - (time.perf_counter() - start_time)
         if left < 2.0 * result.checkpoints[0][0]:
             return result
-    restart = _anytime(
-        setup, fallback, None, default_iterations(problem.num_pairs), cold_tau, bound_iterations,
-        gap_tol, time_limit, start_time,
-    )
-    return _better_of(setup, result, restart, gap_tol, time_limit, start_time)
+    return _better_of(setup, result, cold_solve(), gap_tol, time_limit, start_time)
 
 
 def _better_of(
@@ -689,22 +705,22 @@ def _lower_start(
 _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling prices"
 
 
+def _cannot_leave(used: int, asked: int) -> bool:
+    """Whether L-BFGS took no step although ``asked`` iterations were: a start on a cliff of the
+    smoothed dual (e.g. a predicted price far below the users' own units) has a huge gradient
+    and no acceptable step."""
+    return used == 0 and asked > 0
+
+
 def _minimise_from(
     dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
-    fallback_iterations: int | None = None, fallback_temperature: float | None = None,
 ) -> tuple[np.ndarray, float, int, bool]:
-    """L-BFGS from ``initial``; if it cannot take one step there although iterations were asked
-    for, from ``fallback`` instead, for ``fallback_iterations`` (default: ``iterations``), on the
-    dual at ``fallback_temperature`` (default: ``dual``) (before any primal recovery: a start on
-    a cliff of the smoothed dual, e.g. a predicted price far below the users' own units, has a
-    huge gradient and no acceptable step). Prices, value, iterations, and whether the fallback
+    """L-BFGS from ``initial``; if it cannot leave it (:func:`_cannot_leave`), from ``fallback``
+    instead (before any primal recovery). Prices, value, iterations, and whether the fallback
     ran."""
     prices, value, used = dual.minimise(initial, setup.scale, iterations)
-    if used == 0 and iterations > 0 and fallback is not None:
-        n = iterations if fallback_iterations is None else fallback_iterations
-        if fallback_temperature is not None:
-            dual = setup.dual(fallback_temperature)
-        prices, value, used = dual.minimise(fallback, setup.scale, n)
+    if _cannot_leave(used, iterations) and fallback is not None:
+        prices, value, used = dual.minimise(fallback, setup.scale, iterations)
         return prices, value, used, True
     return prices, value, used, False
 
@@ -738,11 +754,11 @@ def _one_pass(
 def _anytime(
     setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
-    fallback_temperature: float | None = None,
-) -> DualResult:
-    """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints (from
-    ``fallback`` at ``fallback_temperature``, default ``temperature``, if L-BFGS cannot leave
-    ``initial``)."""
+) -> DualResult | None:
+    """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints.
+    ``fallback``: the start to use instead of a given ``initial`` (``None`` when ``initial`` is
+    not a given one); if L-BFGS cannot leave ``initial``, ``None`` is returned before any
+    recovery, and the caller solves from ``fallback``."""
     floor = temperature * _ANNEAL_FLOOR
     prices, tau = initial, temperature
     best: tuple[Allocation, float] | None = None
@@ -755,20 +771,16 @@ def _anytime(
     dual.evaluate(prices)
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
-    slow_checkpoints, stop, fell_back = 0, "stalled", False
+    slow_checkpoints, stop = 0, "stalled"
     # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     while True:
         n = first if per_checkpoint is None else chunk
-        # A given start that falls back runs the classical first chunk instead: a short first
-        # chunk only serves to check a given start cheaply.
-        n_fallback = chunk
         if time_limit is not None:
             remaining = time_limit - (time.perf_counter() - start_time)
             if per_checkpoint is None:  # the first checkpoint: keep half the time for it
                 n = min(first, max(1, int(0.5 * remaining / per_iteration)))
-                n_fallback = min(chunk, max(1, int(0.5 * remaining / per_iteration)))
             else:
                 # Margins: timings vary from chunk to chunk (a shared machine, other threads).
                 n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
@@ -776,17 +788,9 @@ def _anytime(
                     stop = "time_limit"
                     break
         clock = time.perf_counter()
-        if per_checkpoint is None:  # the first chunk: from the start, or its fallback
-            prices, value, used, fell_back = _minimise_from(
-                dual, setup, prices, fallback, n, n_fallback, fallback_temperature
-            )
-            if fell_back:  # what was asked, for the convergence test below, and where it ran
-                n = n_fallback
-                if fallback_temperature is not None:
-                    tau, floor = fallback_temperature, fallback_temperature * _ANNEAL_FLOOR
-                    dual = setup.dual(tau)
-        else:
-            prices, value, used = dual.minimise(prices, setup.scale, n)
+        prices, value, used = dual.minimise(prices, setup.scale, n)
+        if per_checkpoint is None and fallback is not None and _cannot_leave(used, n):
+            return None
         if used:
             per_iteration = (time.perf_counter() - clock) / used
         used_total += used
@@ -818,8 +822,6 @@ def _anytime(
                 break
     assert best is not None
     status = _stop_status(stop, checkpoints[-1][1], gap_tol, time_limit)
-    if fell_back:
-        status = f"{status}; {_STALLED_START}"
     return _result(
         setup, best[0], best[1], prices, value, used_total, bound, start_time, tau, stop, status,
         tuple(checkpoints),
