@@ -26,6 +26,12 @@ def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 0) -> 
     return statistics.median(times), result
 
 
+def fairness_modes_edge_stem(topology: str, penalty: float, alpha: float, steps: int) -> str:
+    """The output name of a ``bench_fairness_modes_edge.py`` run without its seed (one file per
+    setting and seed, so runs of other settings never overwrite each other)."""
+    return f"fairness_modes_edge_{topology}_k{penalty:g}_a{alpha:g}_steps{steps}_seed"
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT, machine  # noqa: E402
+from _common import OUT, fairness_modes_edge_stem, machine  # noqa: E402
 
 from gnnalloc.families.edge.metrics import batch_metrics  # noqa: E402
 from gnnalloc.families.edge.training.data import InstanceDataModule  # noqa: E402
@@ -106,9 +106,7 @@ def main() -> None:
     result = {"steps": args.steps, "val": args.val, "seed": args.seed, "topology": args.topology,
               "penalty": args.penalty, "alpha": args.alpha, "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
-    # One file per setting and seed: runs of other settings never overwrite each other.
-    stem = (f"fairness_modes_edge_{args.topology}_k{args.penalty:g}_a{args.alpha:g}_steps{args.steps}"
-            f"_seed{args.seed}")
+    stem = fairness_modes_edge_stem(args.topology, args.penalty, args.alpha, args.steps) + str(args.seed)
     (OUT / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = ["| mode | mean gap | worst gap | Jain | met-min share | ms/step |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['mean_gap']:.4f} | {r['worst_gap']:.4f} | {r['jain']:.3f} | "

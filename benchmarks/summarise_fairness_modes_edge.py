@@ -19,20 +19,17 @@ import statistics
 import sys
 from pathlib import Path
 
-from scipy.stats import ttest_1samp
+from scipy.stats import binomtest, ttest_1samp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT  # noqa: E402
+from _common import OUT, fairness_modes_edge_stem  # noqa: E402
 
 
 def sign_test(wins: int, losses: int) -> float:
     """Two-sided exact binomial p-value of ``wins`` against ``losses`` under p = 1/2."""
     n = wins + losses
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
+    return float(binomtest(wins, n, 0.5).pvalue) if n else 1.0
 
 
 def paired(values: list[float]) -> str:
@@ -51,7 +48,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"),
                         help="only the seeds in this inclusive range")
     args = parser.parse_args()
-    stem = f"fairness_modes_edge_{args.topology}_k{args.penalty:g}_a{args.alpha:g}_steps{args.steps}_seed"
+    stem = fairness_modes_edge_stem(args.topology, args.penalty, args.alpha, args.steps)
     runs = {}
     for path in OUT.glob(f"{stem}*.json"):
         data = json.loads(path.read_text())

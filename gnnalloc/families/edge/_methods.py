@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint",
-    "shipped_allocator",
+    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS",
+    "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
 _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
@@ -49,10 +49,11 @@ GNN_ITERATIONS: int | None = None
 GNN_FIRST_CHUNK = 100
 
 #: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
-#: instances with a penalty up to this, and at ``dual``'s default above it (as its one pass): the drop value :math:`-k w_u`
-#: makes the keep-or-drop choice sharper, relative to the smoothing, as the penalty grows, and
-#: the model's lower temperature then anneals into a dual whose responses recover poor
-#: allocations (``benchmarks/RESULTS.md``, ``bench_learned_prices.py --anytime``).
+#: instances with a penalty up to this, and at ``dual``'s default above it (as its one pass):
+#: the drop value :math:`-k w_u` makes the keep-or-drop choice sharper, relative to the
+#: smoothing, as the penalty grows, and the model's lower temperature then anneals into a dual
+#: whose responses recover poor allocations (``benchmarks/RESULTS.md``,
+#: ``bench_learned_prices.py --anytime``).
 GNN_MODEL_TEMPERATURE_MAX_PENALTY = 20.0
 
 
