@@ -70,12 +70,23 @@ def main() -> None:
     parser.add_argument("--penalty", type=float, default=10.0)
     parser.add_argument("--alpha", type=float, default=1.0)
     args = parser.parse_args()
+    for name in ("steps", "val"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: must be at least 1, got {getattr(args, name)}")
+    unknown = sorted(set(args.modes or ()) - set(MODES))
+    if unknown:
+        parser.error(f"--modes: unknown {unknown[0]!r}, expected some of {', '.join(MODES)}")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    data = InstanceDataModule(topology=args.topology, penalty=args.penalty, alpha=args.alpha, train_instances=256,
-                              users_min=20, users_max=60, batch_size=8, val_loads=[], val_random_instances=args.val, seed=args.seed,
-                              train_reference=True)
-    data.setup("fit")
+    try:  # the instances check penalty and alpha and name them
+        data = InstanceDataModule(
+            topology=args.topology, penalty=args.penalty, alpha=args.alpha, train_instances=256,
+            users_min=20, users_max=60, batch_size=8, val_loads=[], val_random_instances=args.val,
+            seed=args.seed, train_reference=True,
+        )
+        data.setup("fit")
+    except ValueError as exc:
+        parser.error(str(exc))
     rows = []
     for mode, fairness in MODES.items():
         if args.modes and mode not in args.modes:

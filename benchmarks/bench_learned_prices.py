@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import statistics
 import sys
 import time
@@ -154,6 +155,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.users < 2:
         parser.error(f"--users: must be at least 2, got {args.users}")
+    if args.repeats < 1:
+        parser.error(f"--repeats: must be at least 1, got {args.repeats}")
+    bad = [k for k in args.penalties if not (math.isfinite(k) and k >= 1)]
+    if bad:  # the instances' own rule (penalty >= 1), named here rather than in a traceback
+        parser.error(f"--penalties: every value must be a finite number >= 1, got {bad[0]!r}")
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()

@@ -22,6 +22,7 @@ Run: python benchmarks/bench_power_floor.py [--instances 20] [--floors 0.001 0.0
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -110,9 +111,19 @@ def main() -> None:
     parser.add_argument("--sparse", type=float, nargs="*", default=[], metavar="LINKS_PER_KM2",
                         help="instead of the default suites, D2D K = 50 at these densities (seeds 7,001,000+)")
     args = parser.parse_args()
+    # Named parser errors, not tracebacks from deep inside the generator or the model.
+    if args.instances < 1:
+        parser.error(f"--instances: must be at least 1, got {args.instances}")
+    for name, values in (("--floors", args.floors), ("--sparse", args.sparse)):
+        bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+        if bad:
+            parser.error(f"{name}: every value must be a positive finite number, got {bad[0]!r}")
     configure_threads(1)
     shipped = shipped_power_allocator()
-    models = {None: _with_floor(shipped, None), **{f: _with_floor(shipped, f) for f in args.floors}}
+    try:  # the model checks the floor's range and names it
+        models = {None: _with_floor(shipped, None), **{f: _with_floor(shipped, f) for f in args.floors}}
+    except ValueError as exc:
+        parser.error(f"--floors: {exc}")
     floors = [None, *args.floors]
     rows = []
     for suite, cases in _suites(args.instances, args.sparse).items():
