@@ -57,7 +57,7 @@ defined, not non-zero.)
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -252,6 +252,7 @@ class HANLayer(nn.Module):
         edge_attr: Mapping[EdgeType, Tensor],
         batch: Mapping[str, Tensor],
         num_graphs: int,
+        outputs: Collection[str] | None = None,
     ) -> dict[str, Tensor]:
         """Update the embeddings.
 
@@ -261,20 +262,31 @@ class HANLayer(nn.Module):
             edge_attr: ``(E, edge_dim)`` per relation with edge features.
             batch: graph of each node per node type, ``(N_t,)``.
             num_graphs: number of graphs in the batch.
+            outputs: the node types to return (default: every type of ``x``); relations into
+                other types are not evaluated. ``x`` must hold :meth:`inputs_of` them.
         """
-        incoming: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
+        outputs = list(x) if outputs is None else list(outputs)
+        updated = [t for t in self.node_types if t in outputs]
+        incoming: dict[str, list[Tensor]] = {t: [] for t in updated}
         for e in self.edge_types:
             src, _, dst = e
-            incoming[dst].append(
-                self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
-            )
-        out = dict(x)
-        for t in self.node_types:
+            if dst in incoming:
+                incoming[dst].append(
+                    self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
+                )
+        out = {t: x[t] for t in outputs}
+        for t in updated:
             z, _ = self.semantic[t](torch.stack(incoming[t]), batch[t], num_graphs)
             h = self.norm[t](x[t] + F.dropout(self.out[t](z), self.dropout, self.training))
             ffn = F.dropout(self.ffn[t](h), self.dropout, self.training)
             out[t] = self.ffn_norm[t](h + ffn)
         return out
+
+    def inputs_of(self, outputs: Collection[str]) -> set[str]:
+        """The node types whose input embeddings the ``outputs`` types' updates read: each output
+        type itself (the residual path) and the sources of the relations into it."""
+        wanted = set(outputs)
+        return wanted | {src for src, _, dst in self.edge_types if dst in wanted}
 
 
 class HANEncoder(nn.Module):
@@ -319,22 +331,41 @@ class HANEncoder(nn.Module):
             for _ in range(layers)
         )
 
-    def forward(self, graph: HeteroData) -> dict[str, Tensor]:
+    def forward(self, graph: HeteroData, outputs: Collection[str] | None = None) -> dict[str, Tensor]:
         """Encode a graph built to :attr:`schema` or a batch of them.
 
         Args:
             graph: a :class:`HeteroData` or :class:`~torch_geometric.data.Batch`. Missing edge
                 types are treated as empty.
+            outputs: the node types whose embeddings the caller reads (default: all). Each
+                layer then evaluates only the relations that can reach them (e.g. a head on
+                servers alone skips the last layer's relations into users, most of the edges),
+                with the same embeddings of ``outputs`` as a full pass. The skipped parameters
+                are then outside the autograd graph, which DDP without
+                ``find_unused_parameters`` rejects: restrict outputs at inference.
 
         Returns:
-            ``(N_t, hidden)`` embeddings per node type, in the dtype of the input layers and on
-            the device of ``graph``.
+            ``(N_t, hidden)`` embeddings per node type of ``outputs``, in the dtype of the input
+            layers and on the device of ``graph``.
+
+        Raises:
+            ValueError: naming ``outputs`` if it holds a type the schema does not have.
         """
         node_types = self.schema.node_types
+        if outputs is None:
+            outputs = node_types
+        unknown = sorted(set(outputs) - set(node_types))
+        if unknown:
+            raise ValueError(f"outputs: {unknown} are not node types of the schema ({node_types})")
+        # Which types each layer must return, from the last layer back to the inputs.
+        wanted = [list(outputs)]
+        for layer in reversed(self.layers):
+            wanted.append(sorted(layer.inputs_of(wanted[-1])))
+        wanted.reverse()  # wanted[0]: input embeddings; wanted[i + 1]: layer i's outputs
         edge_dims = self.schema.edge_dims
         dtype = next(iter(self.inputs.values()))[0].weight.dtype
-        x = {t: self.inputs[t](graph[t].x.to(dtype)) for t in node_types}
-        device = x[node_types[0]].device
+        x = {t: self.inputs[t](graph[t].x.to(dtype)) for t in wanted[0]}
+        device = x[wanted[0][0]].device
         num_graphs = int(getattr(graph, "num_graphs", 1))
         batch = {}
         for t in node_types:
@@ -342,7 +373,7 @@ class HANEncoder(nn.Module):
             if "batch" in store:
                 batch[t] = store.batch
             else:
-                batch[t] = torch.zeros(x[t].shape[0], dtype=torch.long, device=device)
+                batch[t] = torch.zeros(store.x.shape[0], dtype=torch.long, device=device)
         edge_index, edge_attr = {}, {}
         empty = torch.zeros(2, 0, dtype=torch.long, device=device)
         for e in self.schema.edge_types:
@@ -354,6 +385,6 @@ class HANEncoder(nn.Module):
                 edge_index[e] = empty
                 if e in edge_dims:
                     edge_attr[e] = torch.zeros(0, edge_dims[e], dtype=dtype, device=device)
-        for layer in self.layers:
-            x = layer(x, edge_index, edge_attr, batch, num_graphs)
+        for layer, layer_outputs in zip(self.layers, wanted[1:]):
+            x = layer(x, edge_index, edge_attr, batch, num_graphs, layer_outputs)
         return x

@@ -141,3 +141,30 @@ def test_layers_validate_and_semantic_weights():
     assert out.shape == (10, HIDDEN)
     torch.testing.assert_close(beta.sum(0), torch.ones(2))
     assert isinstance(make_encoder().layers[0], HANLayer)
+
+
+def test_restricted_outputs_equal_the_full_pass_and_skip_the_last_layers_user_relations():
+    torch.manual_seed(0)
+    encoder = HANEncoder(SCHEMA, hidden=HIDDEN, heads=4, layers=2)
+    graph = build_graph(random_instance(60, 6, 1.2, seed=3))
+    full = encoder(graph)
+    evaluated = []
+    for index, layer in enumerate(encoder.layers):
+        for key, relation in layer.relations.items():
+            relation.register_forward_hook(lambda *_, at=(index, key): evaluated.append(at))
+    servers_only = encoder(graph, outputs=("server",))
+    assert set(servers_only) == {"server"}
+    assert torch.equal(servers_only["server"], full["server"])
+    # The first layer updates users too (the last layer's servers read them); the last layer
+    # evaluates only the relations into servers.
+    assert sorted(key for index, key in evaluated if index == 0) == sorted(encoder.layers[0].relations)
+    into_servers = [key for key in encoder.layers[1].relations if key.endswith("__server")]
+    assert sorted(key for index, key in evaluated if index == 1) == sorted(into_servers)
+
+
+def test_restricted_outputs_without_layers_and_unknown_types():
+    encoder = HANEncoder(SCHEMA, hidden=HIDDEN, heads=4, layers=0)
+    graph = build_graph(random_instance(20, 3, 1.0, seed=1))
+    assert set(encoder(graph, outputs=["user"])) == {"user"}
+    with pytest.raises(ValueError, match="outputs: \\['cell'\\]"):
+        encoder(graph, outputs=("server", "cell"))

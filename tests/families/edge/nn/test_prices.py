@@ -22,6 +22,18 @@ def test_predicted_prices_are_finite_non_negative_and_sized():
     assert (server > 0).all() and (link >= 0).all()
 
 
+def test_inference_and_training_forwards_give_the_same_log_prices():
+    torch.manual_seed(0)
+    model = PricePredictor(hidden=16, heads=2, layers=2).eval()
+    graph, problem = model.prepare([random_instance(60, 6, 1.2, 4)])
+    trained = model(graph, problem)  # autograd on: every relation evaluated
+    with torch.no_grad():
+        inferred = model(graph, problem)  # the last layer's relations into users skipped
+    assert trained[0].requires_grad and not inferred[0].requires_grad
+    for a, b in zip(trained, inferred):
+        assert torch.equal(a.detach(), b)
+
+
 def test_references_are_positive_and_links_name_their_servers():
     instance = random_instance(60, 8, 1.2, 1)
     problem = ProblemTensors.from_instance(instance)
