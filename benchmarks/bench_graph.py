@@ -1,7 +1,9 @@
 """Graph build, HAN encoder forward and decision heads: wall time at 100 to 20,000 EUA users.
 
 Encoder and heads run with default sizes (hidden 64, 4 heads, 2 layers), in eval mode without
-gradients. Each figure is the median of ``--repeats`` runs on ``eua_instance(users, 1.0, 0)``
+gradients; the encoder also with ``outputs=("server",)`` (what a head on servers alone needs), and
+the shipped price model's whole ``predict`` (graph, water-filling references, encoder, heads).
+Each figure is the median of ``--repeats`` runs on ``eua_instance(users, 1.0, 0)``
 (pair arrays already enumerated, as on any instance that was validated or scored).
 
 Run: python benchmarks/bench_graph.py [--repeats 3] [--sizes 100 800 5000 20000] [--threads N]
@@ -23,6 +25,7 @@ from _common import OUT, median_time, write_table  # noqa: E402
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph  # noqa: E402
 from gnnalloc.families.edge.graph import SCHEMA  # noqa: E402
+from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.nn import DecisionHeads  # noqa: E402
 from gnnalloc.nn import HANEncoder  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
@@ -40,6 +43,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     encoder, heads = HANEncoder(SCHEMA).eval(), DecisionHeads(64).eval()
+    price_model = shipped_allocator()
     rows = []
     for users in args.sizes:
         instance = eua_instance(users, 1.0, 0)
@@ -52,8 +56,10 @@ def main() -> None:
         problem = ProblemTensors.from_instance(instance)
         with torch.no_grad():
             forward, emb = median_time(lambda: encoder(graph), args.repeats, warmup=1)
+            servers_only, _ = median_time(lambda: encoder(graph, ("server",)), args.repeats, warmup=1)
             user, server = emb["user"], emb["server"]
             decide, _ = median_time(lambda: heads(user, server, graph, problem), args.repeats, warmup=1)
+        predict, _ = median_time(lambda: price_model.predict(instance), args.repeats, warmup=1)
         rows.append(
             [
                 users,
@@ -63,12 +69,14 @@ def main() -> None:
                 graph["user", "migrate", "user"].edge_index.shape[1],
                 f"{1e3 * build:.1f}",
                 f"{1e3 * forward:.1f}",
+                f"{1e3 * servers_only:.1f}",
                 f"{1e3 * decide:.1f}",
+                f"{1e3 * predict:.1f}",
             ]
         )
     header = [
         "users", "servers", "pairs", "execute edges", "migrate edges", "build (ms)",
-        "encoder (ms)", "heads (ms)",
+        "encoder (ms)", "encoder, servers only (ms)", "heads (ms)", "price model predict (ms)",
     ]
     write_table(
         "graph",

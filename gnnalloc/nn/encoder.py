@@ -66,7 +66,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
 from gnnalloc.nn._schema import EdgeType, GraphSchema
-from gnnalloc.ops import segment_softmax
+from gnnalloc.ops import gather_weighted_sum, segment_softmax
 
 __all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
 
@@ -147,15 +147,8 @@ class RelationAttention(nn.Module):
         logit = F.leaky_relu(logit, self.negative_slope)
         alpha = segment_softmax(logit, dst, num_dst)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        # index_add_ over dim 0 (rather than scatter with a broadcast (E, H, D) index) is the
-        # memory-bound hot spot of the encoder on large graphs.
-        message = z.index_select(0, src)
-        if torch.is_grad_enabled():
-            message = message * alpha.unsqueeze(-1)
-        else:
-            # Inference: reuse the gathered buffer (allocating (E, H, D) tensors dominates).
-            message.mul_(alpha.unsqueeze(-1))
-        out = z.new_zeros(num_dst, H, D).index_add_(0, dst, message)
+        # The memory-bound hot spot of the encoder on large graphs.
+        out = gather_weighted_sum(alpha, z, src, dst, num_dst)
         if self.lin_edge is not None:
             # sum_j alpha_ij W_e e_ij = W_e (sum_j alpha_ij e_ij), per head.
             weighted = alpha.unsqueeze(-1) * edge_attr.unsqueeze(1)  # (E, H, F)

@@ -1,0 +1,54 @@
+r"""Weighted sums of gathered rows: message passing's aggregation step,
+
+.. math::  \text{out}_{j,h} = \sum_{e : \text{dst}_e = j} w_{e,h}\, x_{\text{src}_e, h},
+
+per head :math:`h` (the attention-weighted mean of a node's incoming messages)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+__all__ = ["gather_weighted_sum"]
+
+
+def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor, num_dst: int) -> Tensor:
+    """:math:`\\sum_{e: dst_e = j} w_{e,h} x_{src_e,h}` (module docstring), ``(num_dst, H, D)``.
+
+    Args:
+        weight: ``(E, H)`` edge weights per head.
+        values: ``(N_src, H, D)`` source rows.
+        src: ``(E,)`` long, the row of ``values`` each edge reads.
+        dst: ``(E,)`` long, the output row each edge adds to.
+        num_dst: number of output rows (rows without edges are 0).
+
+    Without autograd and with ``dst`` non-decreasing (edges grouped by target, as graph builders
+    usually emit them), the sum is a sparse-times-dense product per head over a CSR matrix of the
+    weights: no ``(E, H, D)`` buffer of messages, several times faster on large graphs, and the
+    same additions in the same order as the gather-and-add path (which serves every other case
+    and autograd).
+    """
+    heads = weight.shape[1]
+    differentiable = torch.is_grad_enabled() and (weight.requires_grad or values.requires_grad)
+    if not differentiable and dst.numel() and bool((dst[1:] >= dst[:-1]).all()):
+        counts = torch.bincount(dst, minlength=num_dst)
+        row_start = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)
+        torch.cumsum(counts, 0, out=row_start[1:])
+        out = values.new_empty(num_dst, heads, values.shape[2])
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product is stable
+            warnings.simplefilter("ignore", UserWarning)
+            for h in range(heads):
+                matrix = torch.sparse_csr_tensor(
+                    row_start, src, weight[:, h].contiguous(), size=(num_dst, values.shape[0]),
+                    check_invariants=False,
+                )
+                out[:, h] = matrix @ values[:, h].contiguous()
+        return out
+    message = values.index_select(0, src)
+    if differentiable:
+        message = message * weight.unsqueeze(-1)
+    else:
+        message.mul_(weight.unsqueeze(-1))  # reuse the gathered buffer (allocations dominate)
+    return values.new_zeros(num_dst, heads, values.shape[2]).index_add_(0, dst, message)
