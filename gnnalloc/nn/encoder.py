@@ -333,9 +333,9 @@ class HANEncoder(nn.Module):
             outputs: the node types whose embeddings the caller reads (default: all). Each
                 layer then evaluates only the relations that can reach them (e.g. a head on
                 servers alone skips the last layer's relations into users, most of the edges),
-                with the same embeddings of ``outputs`` as a full pass. The skipped parameters
-                are then outside the autograd graph, which DDP without
-                ``find_unused_parameters`` rejects: restrict outputs at inference.
+                with the same embeddings of ``outputs`` as a full pass. Training is unchanged
+                too: the skipped relations' parameters could not reach ``outputs`` anyway, so
+                they get no gradient either way.
 
         Returns:
             ``(N_t, hidden)`` embeddings per node type of ``outputs``, in the dtype of the input

@@ -149,10 +149,9 @@ class PricePredictor(nn.Module):
         """Log-prices relative to :func:`price_references`: ``(S,)`` for servers, ``(L,)`` for
         links (float32; links no pair uses get ``-LOG_FLOOR``). ``references``: that function's
         result for ``problem`` if the caller has it (it is computed otherwise)."""
-        # Only server embeddings are read. Under autograd every parameter stays in the graph
-        # (DDP requires it); at inference the last layer's relations into users are skipped.
-        outputs = None if torch.is_grad_enabled() else ("server",)
-        server = self.encoder(graph, outputs)["server"]
+        # Only server embeddings are read: the last layer's relations into users could not
+        # reach the prices (nor their gradients), so they are not evaluated.
+        server = self.encoder(graph, ("server",))["server"]
         server_log = self.server_head(server).squeeze(-1)
         _, _, ends, pressure = price_references(problem) if references is None else references
         used = ends[0] >= 0

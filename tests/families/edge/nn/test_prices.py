@@ -22,16 +22,23 @@ def test_predicted_prices_are_finite_non_negative_and_sized():
     assert (server > 0).all() and (link >= 0).all()
 
 
-def test_inference_and_training_forwards_give_the_same_log_prices():
+def test_the_price_model_reads_servers_only_with_the_full_encoders_prices_and_gradients():
     torch.manual_seed(0)
     model = PricePredictor(hidden=16, heads=2, layers=2).eval()
     graph, problem = model.prepare([random_instance(60, 6, 1.2, 4)])
-    trained = model(graph, problem)  # autograd on: every relation evaluated
-    with torch.no_grad():
-        inferred = model(graph, problem)  # the last layer's relations into users skipped
-    assert trained[0].requires_grad and not inferred[0].requires_grad
-    for a, b in zip(trained, inferred):
-        assert torch.equal(a.detach(), b)
+    restricted = model(graph, problem)
+    full_server = model.encoder(graph)["server"]  # every relation of every layer evaluated
+    assert torch.equal(model.server_head(full_server).squeeze(-1), restricted[0])
+    grads = []
+    for server_log in (restricted[0], model.server_head(full_server).squeeze(-1)):
+        model.zero_grad(set_to_none=True)
+        server_log.square().sum().backward(retain_graph=True)
+        grads.append({n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        a, b = grads[0][name], grads[1][name]
+        assert (a is None) == (b is None), name
+        assert a is None or torch.equal(a, b), name
 
 
 def test_references_are_positive_and_links_name_their_servers():
