@@ -24,15 +24,17 @@ def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor
         dst: ``(E,)`` long, the output row each edge adds to.
         num_dst: number of output rows (rows without edges are 0).
 
-    Without autograd and with ``dst`` non-decreasing (edges grouped by target, as graph builders
-    usually emit them), the sum is a sparse-times-dense product per head over a CSR matrix of the
-    weights: no ``(E, H, D)`` buffer of messages, several times faster on large graphs, and the
-    same additions in the same order as the gather-and-add path (which serves every other case
-    and autograd).
+    Without autograd, on CPU or CUDA, and with ``dst`` non-decreasing (edges grouped by target,
+    as graph builders usually emit them), the sum is a sparse-times-dense product per head over a
+    CSR matrix of the weights: no ``(E, H, D)`` buffer of messages, several times faster on large
+    graphs. On CPU it makes the same additions in the same order as the gather-and-add path, which
+    serves every other case and autograd.
     """
     heads = weight.shape[1]
     differentiable = torch.is_grad_enabled() and (weight.requires_grad or values.requires_grad)
-    if not differentiable and dst.numel() and bool((dst[1:] >= dst[:-1]).all()):
+    # CSR products are implemented for CPU and CUDA tensors (not every backend has them).
+    sparse_ok = values.device.type in ("cpu", "cuda") and not differentiable and dst.numel() > 0
+    if sparse_ok and bool((dst[1:] >= dst[:-1]).all()):
         counts = torch.bincount(dst, minlength=num_dst)
         row_start = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)
         torch.cumsum(counts, 0, out=row_start[1:])
