@@ -13,6 +13,9 @@ from torch import Tensor
 
 __all__ = ["gather_weighted_sum"]
 
+#: The CSR path serves sums of at least this many message entries ``E * H * D``.
+_CSR_MIN_ENTRIES = 1 << 18
+
 
 def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor, num_dst: int) -> Tensor:
     """:math:`\\sum_{e: dst_e = j} w_{e,h} x_{src_e,h}` (module docstring), ``(num_dst, H, D)``.
@@ -24,16 +27,18 @@ def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor
         dst: ``(E,)`` long, the output row each edge adds to.
         num_dst: number of output rows (rows without edges are 0).
 
-    Without autograd, on CPU or CUDA, and with ``dst`` non-decreasing (edges grouped by target,
-    as graph builders usually emit them), the sum is a sparse-times-dense product per head over a
-    CSR matrix of the weights: no ``(E, H, D)`` buffer of messages, several times faster on large
-    graphs. On CPU it makes the same additions in the same order as the gather-and-add path, which
-    serves every other case and autograd.
+    Without autograd, on CPU or CUDA, with ``dst`` non-decreasing (edges grouped by target, as
+    graph builders usually emit them) and at least ``2**18`` message entries, the sum is a
+    sparse-times-dense product per head over a CSR matrix of the weights: no ``(E, H, D)``
+    buffer of messages, several times faster on large graphs. On CPU it makes the same additions
+    in the same order as the gather-and-add path, which serves every other case and autograd.
     """
     heads = weight.shape[1]
     differentiable = torch.is_grad_enabled() and (weight.requires_grad or values.requires_grad)
-    # CSR products are implemented for CPU and CUDA tensors (not every backend has them).
-    sparse_ok = values.device.type in ("cpu", "cuda") and not differentiable and dst.numel() > 0
+    # CSR products are implemented for CPU and CUDA tensors (not every backend has them); setting
+    # one up per head has a fixed cost that only pays off from about this many message entries.
+    large = dst.numel() * values.shape[1] * values.shape[2] >= _CSR_MIN_ENTRIES
+    sparse_ok = values.device.type in ("cpu", "cuda") and not differentiable and large
     if sparse_ok and bool((dst[1:] >= dst[:-1]).all()):
         counts = torch.bincount(dst, minlength=num_dst)
         row_start = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)

@@ -1,10 +1,26 @@
-"""gather_weighted_sum: the CSR path (no autograd, edges grouped by target) against the
-gather-and-add path and a plain loop, gradients, empty inputs."""
+"""gather_weighted_sum: the CSR path (no autograd, edges grouped by target, large enough) against
+the gather-and-add path and a plain loop, gradients, empty inputs."""
 
 import pytest
 import torch
 
+import gnnalloc.ops._gather as gather_module
 from gnnalloc.ops import gather_weighted_sum
+
+
+@pytest.fixture
+def csr_products(monkeypatch):
+    """Count the CSR matrices built, with the size threshold lowered so small inputs take the path."""
+    built = []
+    make = torch.sparse_csr_tensor
+
+    def counting(*args, **kwargs):
+        built.append(args)
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(gather_module, "_CSR_MIN_ENTRIES", 0)
+    monkeypatch.setattr(gather_module.torch, "sparse_csr_tensor", counting)
+    return built
 
 
 def edges(num_src: int, num_dst: int, count: int, grouped: bool, seed: int = 0):
@@ -26,36 +42,41 @@ def loop(weight, values, src, dst, num_dst):
 
 @pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_equals_a_loop_with_and_without_grouped_targets(grouped, dtype):
+def test_equals_a_loop_with_and_without_grouped_targets(csr_products, grouped, dtype):
     src, dst = edges(40, 25, 300, grouped)
     g = torch.Generator().manual_seed(1)
     weight = torch.rand(300, 3, generator=g, dtype=dtype)
     values = torch.randn(40, 3, 4, generator=g, dtype=dtype)
     with torch.no_grad():
-        fast = gather_weighted_sum(weight, values, src, dst, 25)
-    assert fast.shape == (25, 3, 4) and fast.dtype == dtype
-    assert torch.allclose(fast, loop(weight, values, src, dst, 25), atol=1e-5 if dtype == torch.float32 else 1e-12)
-    assert torch.equal(fast[-1], torch.zeros(3, 4, dtype=dtype))
+        out = gather_weighted_sum(weight, values, src, dst, 25)
+    assert len(csr_products) == (3 if grouped else 0)  # one CSR matrix per head
+    assert out.shape == (25, 3, 4) and out.dtype == dtype
+    assert torch.allclose(out, loop(weight, values, src, dst, 25), atol=1e-5 if dtype == torch.float32 else 1e-12)
+    assert torch.equal(out[-1], torch.zeros(3, 4, dtype=dtype))
 
 
 def test_the_csr_path_adds_in_the_gather_paths_order():
-    src, dst = edges(500, 200, 5000, grouped=True)
+    src, dst = edges(5000, 2000, 20000, grouped=True)  # 20,000 x 2 x 16 entries: above the threshold
     g = torch.Generator().manual_seed(2)
-    weight, values = torch.rand(5000, 2, generator=g), torch.randn(500, 2, 16, generator=g)
+    weight, values = torch.rand(20000, 2, generator=g), torch.randn(5000, 2, 16, generator=g)
     with torch.no_grad():
-        fast = gather_weighted_sum(weight, values, src, dst, 200)
-    tracked = gather_weighted_sum(weight.requires_grad_(True), values, src, dst, 200)  # autograd path
+        fast = gather_weighted_sum(weight, values, src, dst, 2000)
+    tracked = gather_weighted_sum(weight.requires_grad_(True), values, src, dst, 2000)  # gather path
     assert torch.equal(fast, tracked.detach())
 
 
-def test_gradients_flow_to_weights_and_values():
+def test_small_sums_and_autograd_take_the_gather_path(csr_products, monkeypatch):
     src, dst = edges(10, 6, 40, grouped=True)
     weight = torch.rand(40, 2, dtype=torch.float64, requires_grad=True)
     values = torch.randn(10, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda w, v: gather_weighted_sum(w, v, src, dst, 6), (weight, values))
+    monkeypatch.setattr(gather_module, "_CSR_MIN_ENTRIES", 40 * 2 * 3 + 1)
+    with torch.no_grad():
+        gather_weighted_sum(weight, values, src, dst, 6)
+    assert csr_products == []
 
 
-def test_no_edges_give_zeros():
+def test_no_edges_give_zeros(csr_products):
     empty = torch.zeros(0, dtype=torch.long)
     with torch.no_grad():
         out = gather_weighted_sum(torch.zeros(0, 2), torch.randn(5, 2, 3), empty, empty, 4)
