@@ -330,7 +330,7 @@ class HANEncoder(nn.Module):
         Args:
             graph: a :class:`HeteroData` or :class:`~torch_geometric.data.Batch`. Missing edge
                 types are treated as empty.
-            outputs: the node types whose embeddings the caller reads (default: all). Each
+            outputs: the node type(s) whose embeddings the caller reads (default: all). Each
                 layer then evaluates only the relations that can reach them (e.g. a head on
                 servers alone skips the last layer's relations into users, most of the edges),
                 with the same embeddings of ``outputs`` as a full pass. Training is unchanged
@@ -342,14 +342,18 @@ class HANEncoder(nn.Module):
             layers and on the device of ``graph``.
 
         Raises:
-            ValueError: naming ``outputs`` if it holds a type the schema does not have.
+            ValueError: naming ``outputs`` if it is empty or holds a type the schema does not have.
         """
         node_types = self.schema.node_types
         if outputs is None:
             outputs = node_types
+        elif isinstance(outputs, str):  # one node type
+            outputs = (outputs,)
         unknown = sorted(set(outputs) - set(node_types))
-        if unknown:
-            raise ValueError(f"outputs: {unknown} are not node types of the schema ({node_types})")
+        if unknown or not outputs:
+            raise ValueError(
+                f"outputs: must name node types of the schema ({node_types}), got {sorted(outputs)}"
+            )
         # Which types each layer must return, from the last layer back to the inputs.
         wanted = [list(outputs)]
         for layer in reversed(self.layers):
