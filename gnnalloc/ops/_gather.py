@@ -27,7 +27,7 @@ def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor
         dst: ``(E,)`` long, the output row each edge adds to.
         num_dst: number of output rows (rows without edges are 0).
 
-    Without autograd, on CPU or CUDA, with ``dst`` non-decreasing (edges grouped by target, as
+    Without autograd, on CPU or CUDA in float32 or float64, with ``dst`` non-decreasing (edges grouped by target, as
     graph builders usually emit them) and at least ``2**18`` message entries, the sum is a
     sparse-times-dense product per head over a CSR matrix of the weights: no ``(E, H, D)``
     buffer of messages, several times faster on large graphs. On CPU it makes the same additions
@@ -35,10 +35,12 @@ def gather_weighted_sum(weight: Tensor, values: Tensor, src: Tensor, dst: Tensor
     """
     heads = weight.shape[1]
     differentiable = torch.is_grad_enabled() and (weight.requires_grad or values.requires_grad)
-    # CSR products are implemented for CPU and CUDA tensors (not every backend has them); setting
-    # one up per head has a fixed cost that only pays off from about this many message entries.
+    # CSR products are implemented for CPU and CUDA tensors of one float32/64 dtype (not every
+    # backend or reduced precision has them); setting one up per head has a fixed cost that only
+    # pays off from about this many message entries.
     large = dst.numel() * values.shape[1] * values.shape[2] >= _CSR_MIN_ENTRIES
-    sparse_ok = values.device.type in ("cpu", "cuda") and not differentiable and large
+    supported = values.device.type in ("cpu", "cuda") and values.dtype in (torch.float32, torch.float64)
+    sparse_ok = supported and weight.dtype == values.dtype and not differentiable and large
     if sparse_ok and bool((dst[1:] >= dst[:-1]).all()):
         counts = torch.bincount(dst, minlength=num_dst)
         row_start = torch.zeros(num_dst + 1, dtype=torch.long, device=dst.device)

@@ -76,6 +76,20 @@ def test_small_sums_and_autograd_take_the_gather_path(csr_products, monkeypatch)
     assert csr_products == []
 
 
+def test_reduced_precision_and_mixed_dtypes_take_the_gather_path(csr_products):
+    src, dst = edges(10, 6, 40, grouped=True)
+    g = torch.Generator().manual_seed(3)
+    weight, values = torch.rand(40, 2, generator=g), torch.randn(10, 2, 3, generator=g)
+    reference = loop(weight, values, src, dst, 6)
+    with torch.no_grad():
+        mixed = gather_weighted_sum(weight, values.to(torch.bfloat16), src, dst, 6)
+        half = gather_weighted_sum(weight.to(torch.bfloat16), values.to(torch.bfloat16), src, dst, 6)
+    assert csr_products == []
+    assert mixed.dtype == half.dtype == torch.bfloat16
+    for out in (mixed, half):
+        assert torch.allclose(out.float(), reference, rtol=0.05, atol=0.05)
+
+
 def test_no_edges_give_zeros(csr_products):
     empty = torch.zeros(0, dtype=torch.long)
     with torch.no_grad():
