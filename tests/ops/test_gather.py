@@ -51,7 +51,8 @@ def test_equals_a_loop_with_and_without_grouped_targets(csr_products, grouped, d
         out = gather_weighted_sum(weight, values, src, dst, 25)
     assert len(csr_products) == (3 if grouped else 0)  # one CSR matrix per head
     assert out.shape == (25, 3, 4) and out.dtype == dtype
-    assert torch.allclose(out, loop(weight, values, src, dst, 25), atol=1e-5 if dtype == torch.float32 else 1e-12)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(out, loop(weight, values, src, dst, 25), atol=tolerance)
     assert torch.equal(out[-1], torch.zeros(3, 4, dtype=dtype))
 
 
