@@ -105,7 +105,7 @@ def _entropy(weights: Tensor) -> float:
 
 
 class FairBackward:
-    """Compute parameter gradients from per-user losses by fairness backpropagation.
+    r"""Compute parameter gradients from per-user losses by fairness backpropagation.
 
     Args:
         mode: ``"output"`` (default, scales), ``"exact"`` (reference) or ``"sum"`` (baseline).

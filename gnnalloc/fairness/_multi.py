@@ -103,7 +103,7 @@ def objective_jacobian(objectives: Tensor, inputs: Sequence[Tensor],
 
 
 class FairnessLoss:
-    """Multi-objective loss: objectives of the utilities, combined by an aggregator.
+    r"""Multi-objective loss: objectives of the utilities, combined by an aggregator.
 
     Args:
         objectives: ``unit`` (one per user or link), ``instance`` (mean per instance of the
@@ -111,8 +111,8 @@ class FairnessLoss:
             mean utility and bottom-``share`` mean utility, per instance).
         aggregator: ``sum``, ``mgda``, ``upgrad`` or ``alpha_fair`` (:func:`aggregate`), or
             ``softmin`` (weights :math:`\mathrm{softmax}(-o / \tau)` of the values, no Gram).
-        tradeoff: weight :math:`\\lambda` of the fairness objective in the preference
-            :math:`(1-\\lambda, \\lambda)` of ``efficiency_fairness`` (``sum``/``upgrad``).
+        tradeoff: weight :math:`\lambda` of the fairness objective in the preference
+            :math:`(1-\lambda, \lambda)` of ``efficiency_fairness`` (``sum``/``upgrad``).
         share: the bottom share of ``efficiency_fairness``.
         alpha: the α of ``alpha_fair``.
         rescale: with ``mgda``, rescale the direction to the mean gradient's norm.

@@ -110,7 +110,7 @@ def _check_step_utility(setting: Any) -> tuple[float, float, float]:
 
 
 class PowerAllocator(Checkpointed, nn.Module):
-    """HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
+    r"""HAN encoder + sigmoid power head + ``refine_steps`` unrolled WMMSE steps.
 
     Args:
         hidden: embedding width.

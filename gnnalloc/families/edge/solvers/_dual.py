@@ -124,11 +124,11 @@ def _host_index(t: Tensor) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DualResult:
-    """An allocation from :func:`solve_dual` with the prices that produced it.
+    r"""An allocation from :func:`solve_dual` with the prices that produced it.
 
     Args:
         allocation: the feasible allocation.
-        server_price, link_price: the final prices :math:`\\lambda`, :math:`\\mu`.
+        server_price, link_price: the final prices :math:`\lambda`, :math:`\mu`.
         dual_value: the smoothed dual at those prices.
         iterations: L-BFGS iterations run.
         seconds: wall time of the whole solve, the bound included.

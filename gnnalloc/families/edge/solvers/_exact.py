@@ -88,7 +88,7 @@ LOG_UTILITY_BELOW = 1e-5
 
 
 def _alpha_fair(ratio: cp.Expression, alpha: float) -> cp.Expression:
-    """:math:`((r)^{1-\alpha} - 1) / (1-\alpha)`, or :math:`\ln r` within
+    r""":math:`((r)^{1-\alpha} - 1) / (1-\alpha)`, or :math:`\ln r` within
     :data:`LOG_UTILITY_BELOW` of :math:`\alpha = 1`."""
     p = 1.0 - alpha
     if abs(p) < LOG_UTILITY_BELOW:
