@@ -269,9 +269,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="model checkpoint for --method gnn (default: the family's shipped one)")
     sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
     sol.add_argument("--time-limit", type=float,
-                     help="seconds the solve may take (methods exact and dual; dual then refines anytime)")
+                     help="seconds the solve may take (edge: exact, dual and gnn, the last two refining "
+                     "anytime; power: optimum)")
     sol.add_argument("--gap-tol", type=float,
-                     help="method dual: refine until the proven per-weight gap is at most this")
+                     help="edge methods dual and gnn: refine until the proven per-weight gap is at most this")
     sol.add_argument("--out", type=Path, help="write the allocation JSON here")
     sol.set_defaults(run=_cmd_solve)
 
