@@ -120,7 +120,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         dropout: dropout in the encoder.
         step_utility: ``None`` (default): the refinement steps climb each instance's own
             utility. Else ``{"alpha": a, "minimum": m, "penalty": k}``: every step (training and
-            inference) climbs the α-fair kernel :math:`\\sum_k w_k f(r_k; m, k, a)` of the rates
+            inference) climbs the α-fair kernel :math:`\sum_k w_k f(r_k; m, k, a)` of the rates
             (:func:`gnnalloc.core.resource_utility`) whatever the instance's utility, and
             inference ranks candidates by it without the on/off candidate: the fairness of the
             allocation becomes a property of the model. ``{"alpha": 1, "minimum": 1e-6}`` is

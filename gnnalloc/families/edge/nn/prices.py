@@ -87,7 +87,7 @@ def price_references(problem: ProblemTensors) -> tuple[Tensor, Tensor, Tensor, T
 
 
 class PricePredictor(nn.Module):
-    """Predicts every server's and link's dual price of an instance (module docstring).
+    r"""Predicts every server's and link's dual price of an instance (module docstring).
 
     Args:
         hidden: embedding width of the encoder.

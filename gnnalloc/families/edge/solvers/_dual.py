@@ -163,7 +163,7 @@ class DualResult:
 
 @dataclass(frozen=True)
 class _UserConstants:
-    """The smoothed dual's per-user constants at one temperature (module docstring), shared by
+    r"""The smoothed dual's per-user constants at one temperature (module docstring), shared by
     the torch reference and the compiled kernels so that both read one definition.
 
     Args:
