@@ -52,7 +52,9 @@ every relation is evaluated even with zero edges (a ``(2, 0)`` index yields
 autograd graph for every input, as DDP requires. (Parameters can still get an exactly zero
 gradient: e.g. ``rev_home`` attention, as each user has exactly one home and its softmax is 1,
 or a relation with no edges in the whole batch. That is fine for DDP, which needs gradients to be
-defined, not non-zero.)
+defined, not non-zero.) A caller that reads only some node types (``outputs``, e.g. a head on
+servers alone) gets a pass restricted to the relations that can reach them: the other relations'
+parameters are then outside the graph, as they could not affect what is read.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ __all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
 
 def _key(edge_type: EdgeType) -> str:
     return "__".join(edge_type)
+
+
+def _types(outputs: str | Collection[str]) -> list[str]:
+    """Node types as a list: one type may be given as a string."""
+    return [outputs] if isinstance(outputs, str) else list(outputs)
 
 
 class RelationAttention(nn.Module):
@@ -245,7 +252,7 @@ class HANLayer(nn.Module):
         edge_attr: Mapping[EdgeType, Tensor],
         batch: Mapping[str, Tensor],
         num_graphs: int,
-        outputs: Collection[str] | None = None,
+        outputs: str | Collection[str] | None = None,
     ) -> dict[str, Tensor]:
         """Update the embeddings.
 
@@ -258,7 +265,7 @@ class HANLayer(nn.Module):
             outputs: the node types to return (default: every type of ``x``); relations into
                 other types are not evaluated. ``x`` must hold :meth:`inputs_of` them.
         """
-        outputs = list(x) if outputs is None else list(outputs)
+        outputs = list(x) if outputs is None else _types(outputs)
         updated = [t for t in self.node_types if t in outputs]
         incoming: dict[str, list[Tensor]] = {t: [] for t in updated}
         for e in self.edge_types:
@@ -275,10 +282,10 @@ class HANLayer(nn.Module):
             out[t] = self.ffn_norm[t](h + ffn)
         return out
 
-    def inputs_of(self, outputs: Collection[str]) -> set[str]:
+    def inputs_of(self, outputs: str | Collection[str]) -> set[str]:
         """The node types whose input embeddings the ``outputs`` types' updates read: each output
         type itself (the residual path) and the sources of the relations into it."""
-        wanted = set(outputs)
+        wanted = set(_types(outputs))
         return wanted | {src for src, _, dst in self.edge_types if dst in wanted}
 
 
@@ -324,7 +331,7 @@ class HANEncoder(nn.Module):
             for _ in range(layers)
         )
 
-    def forward(self, graph: HeteroData, outputs: Collection[str] | None = None) -> dict[str, Tensor]:
+    def forward(self, graph: HeteroData, outputs: str | Collection[str] | None = None) -> dict[str, Tensor]:
         """Encode a graph built to :attr:`schema` or a batch of them.
 
         Args:
@@ -345,17 +352,11 @@ class HANEncoder(nn.Module):
             ValueError: naming ``outputs`` if it is empty or holds a type the schema does not have.
         """
         node_types = self.schema.node_types
-        if outputs is None:
-            outputs = node_types
-        elif isinstance(outputs, str):  # one node type
-            outputs = (outputs,)
-        unknown = sorted(set(outputs) - set(node_types))
-        if unknown or not outputs:
-            raise ValueError(
-                f"outputs: must name node types of the schema ({node_types}), got {sorted(outputs)}"
-            )
+        outputs = list(node_types) if outputs is None else _types(outputs)
+        if not outputs or any(t not in node_types for t in outputs):
+            raise ValueError(f"outputs: must name node types of the schema ({node_types}), got {outputs!r}")
         # Which types each layer must return, from the last layer back to the inputs.
-        wanted = [list(outputs)]
+        wanted = [outputs]
         for layer in reversed(self.layers):
             wanted.append(sorted(layer.inputs_of(wanted[-1])))
         wanted.reverse()  # wanted[0]: input embeddings; wanted[i + 1]: layer i's outputs

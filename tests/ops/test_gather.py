@@ -9,8 +9,8 @@ from gnnalloc.ops import gather_weighted_sum
 
 
 @pytest.fixture
-def csr_products(monkeypatch):
-    """Count the CSR matrices built, with the size threshold lowered so small inputs take the path."""
+def csr_built(monkeypatch):
+    """The CSR matrices built (one per head each time the CSR path runs)."""
     built = []
     make = torch.sparse_csr_tensor
 
@@ -18,9 +18,15 @@ def csr_products(monkeypatch):
         built.append(args)
         return make(*args, **kwargs)
 
-    monkeypatch.setattr(gather_module, "_CSR_MIN_ENTRIES", 0)
     monkeypatch.setattr(gather_module.torch, "sparse_csr_tensor", counting)
     return built
+
+
+@pytest.fixture
+def csr_products(csr_built, monkeypatch):
+    """:func:`csr_built` with the size threshold lowered so that small inputs take the path."""
+    monkeypatch.setattr(gather_module, "_CSR_MIN_ENTRIES", 0)
+    return csr_built
 
 
 def edges(num_src: int, num_dst: int, count: int, grouped: bool, seed: int = 0):
@@ -56,14 +62,28 @@ def test_equals_a_loop_with_and_without_grouped_targets(csr_products, grouped, d
     assert torch.equal(out[-1], torch.zeros(3, 4, dtype=dtype))
 
 
-def test_the_csr_path_adds_in_the_gather_paths_order():
+def test_the_csr_path_adds_in_the_gather_paths_order(csr_built):
     src, dst = edges(5000, 2000, 20000, grouped=True)  # 20,000 x 2 x 16 entries: above the threshold
     g = torch.Generator().manual_seed(2)
     weight, values = torch.rand(20000, 2, generator=g), torch.randn(5000, 2, 16, generator=g)
     with torch.no_grad():
         fast = gather_weighted_sum(weight, values, src, dst, 2000)
+    assert len(csr_built) == 2  # the default threshold sends this size to the CSR path
     tracked = gather_weighted_sum(weight.requires_grad_(True), values, src, dst, 2000)  # gather path
+    assert len(csr_built) == 2
     assert torch.equal(fast, tracked.detach())
+
+
+def test_indices_out_of_range_raise_instead_of_reading_past_the_rows(csr_products):
+    src, dst = edges(10, 6, 40, grouped=True)
+    weight, values = torch.rand(40, 2), torch.randn(10, 2, 3)
+    bad_src = src.clone()
+    bad_src[3] = 10
+    with torch.no_grad():
+        for arguments in ((bad_src, dst, 6), (src, dst, int(dst.max()))):  # a source, a target
+            with pytest.raises((IndexError, RuntimeError)):
+                gather_weighted_sum(weight, values, *arguments)
+    assert csr_products == []
 
 
 def test_small_sums_and_autograd_take_the_gather_path(csr_products, monkeypatch):

@@ -162,8 +162,8 @@ def _finish(users: np.ndarray, others: np.ndarray, num_users: int) -> np.ndarray
     """Drop self-loops, deduplicate, sort by target then source; edges ``other -> user``."""
     n = max(num_users, 1)
     keep = users != others
-    # Keys arrive grouped by target (walks are generated user by user): the stable sort (radix
-    # or timsort on runs) is several times faster on them than the default introsort.
+    # Keys arrive grouped by target (walks are generated user by user): the stable sort (timsort,
+    # which merges those runs) is several times faster on them than the default introsort.
     key = np.sort(users[keep] * n + others[keep], kind="stable")
     # A plain sort then adjacent comparison: cheaper than np.unique's hashing for these keys.
     key = key[np.concatenate([[True], key[1:] != key[:-1]])] if key.size else key

@@ -26,7 +26,12 @@ def test_the_price_model_reads_servers_only_with_the_full_encoders_prices_and_gr
     torch.manual_seed(0)
     model = PricePredictor(hidden=16, heads=2, layers=2).eval()
     graph, problem = model.prepare([random_instance(60, 6, 1.2, 4)])
+    evaluated = []
+    for key, relation in model.encoder.layers[-1].relations.items():
+        relation.register_forward_hook(lambda *_, key=key: evaluated.append(key))
     restricted = model(graph, problem)
+    # The last layer's relations into users are skipped: only servers are read.
+    assert evaluated and all(key.endswith("__server") for key in evaluated)
     full_server = model.encoder(graph)["server"]  # every relation of every layer evaluated
     assert torch.equal(model.server_head(full_server).squeeze(-1), restricted[0])
     grads = []
