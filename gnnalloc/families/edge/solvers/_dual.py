@@ -614,11 +614,18 @@ def solve_dual(
         initial, fallback = _lower_start(setup, initial, server_start, float(temperature))
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
+    given = fallback is not None  # a given start in use, which L-BFGS might be unable to leave
     if gap_tol is None and time_limit is None:
-        return _one_pass(setup, initial, fallback, iterations, float(temperature), bound_iterations, start_time)
+        result = _one_pass(setup, initial, given, iterations, float(temperature), bound_iterations, start_time)
+        if result is not None:
+            return result
+        # L-BFGS cannot leave the given start: the same pass from the water-filling prices.
+        cold = _one_pass(setup, fallback, False, iterations, float(temperature), bound_iterations, start_time)
+        assert cold is not None  # not a given start
+        return replace(cold, status=f"{cold.status}; {_STALLED_START}")
     if start is None:
         return _anytime(
-            setup, initial, None, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+            setup, initial, False, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
             start_time,
         )
     # Wherever the given start is not used, the solve is the cold one from the water-filling
@@ -629,15 +636,15 @@ def solve_dual(
 
     def cold_solve() -> DualResult:
         result = _anytime(
-            setup, classical, None, cold_chunk, cold_tau, bound_iterations, gap_tol, time_limit, start_time,
+            setup, classical, False, cold_chunk, cold_tau, bound_iterations, gap_tol, time_limit, start_time,
         )
-        assert result is not None  # no fallback asked for
+        assert result is not None  # not a given start
         return result
 
-    if fallback is None:  # the given start's smoothed dual is not below the water-filling one's
+    if not given:  # the given start's smoothed dual is not below the water-filling one's
         return cold_solve()
     result = _anytime(
-        setup, initial, fallback, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+        setup, initial, True, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
         start_time,
     )
     if result is None:  # L-BFGS cannot leave the given start
@@ -701,7 +708,7 @@ def _lower_start(
     return classical, None
 
 
-#: The status of a solve whose given start stalled L-BFGS (see ``_minimise_from``).
+#: The status of a solve whose given start stalled L-BFGS (see :func:`_cannot_leave`).
 _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling prices"
 
 
@@ -710,19 +717,6 @@ def _cannot_leave(used: int, asked: int) -> bool:
     smoothed dual (e.g. a predicted price far below the users' own units) has a huge gradient
     and no acceptable step."""
     return used == 0 and asked > 0
-
-
-def _minimise_from(
-    dual: _CompiledDual, setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int,
-) -> tuple[np.ndarray, float, int, bool]:
-    """L-BFGS from ``initial``; if it cannot leave it (:func:`_cannot_leave`), from ``fallback``
-    instead (before any primal recovery). Prices, value, iterations, and whether the fallback
-    ran."""
-    prices, value, used = dual.minimise(initial, setup.scale, iterations)
-    if _cannot_leave(used, iterations) and fallback is not None:
-        prices, value, used = dual.minimise(fallback, setup.scale, iterations)
-        return prices, value, used, True
-    return prices, value, used, False
 
 
 def _result(
@@ -739,26 +733,30 @@ def _result(
 
 
 def _one_pass(
-    setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, iterations: int, temperature: float,
+    setup: _Setup, initial: np.ndarray, given: bool, iterations: int, temperature: float,
     bound_iterations: int, start_time: float,
-) -> DualResult:
-    """``solve_dual`` without ``gap_tol`` or ``time_limit``: one L-BFGS run, one recovery."""
+) -> DualResult | None:
+    """``solve_dual`` without ``gap_tol`` or ``time_limit``: one L-BFGS run, one recovery.
+    ``given``: ``initial`` is a given start; if L-BFGS cannot leave it (:func:`_cannot_leave`),
+    ``None`` is returned before any recovery, and the caller solves from the water-filling
+    prices."""
     dual = setup.dual(temperature)
-    prices, value, used, fell_back = _minimise_from(dual, setup, initial, fallback, iterations)
+    prices, value, used = dual.minimise(initial, setup.scale, iterations)
+    if given and _cannot_leave(used, iterations):
+        return None
     allocation, objective = setup.recover(dual, prices)
     bound = setup.sharp_bound(prices, temperature, bound_iterations)
-    status = f"ok; {_STALLED_START}" if fell_back else "ok"
-    return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", status)
+    return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
 
 
 def _anytime(
-    setup: _Setup, initial: np.ndarray, fallback: np.ndarray | None, chunk: int, temperature: float,
+    setup: _Setup, initial: np.ndarray, given: bool, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
 ) -> DualResult | None:
     """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints.
-    ``fallback``: the start to use instead of a given ``initial`` (``None`` when ``initial`` is
-    not a given one); if L-BFGS cannot leave ``initial``, ``None`` is returned before any
-    recovery, and the caller solves from ``fallback``."""
+    ``given``: ``initial`` is a given start; if L-BFGS cannot leave it (:func:`_cannot_leave`),
+    ``None`` is returned before any recovery, and the caller solves from the water-filling
+    prices."""
     floor = temperature * _ANNEAL_FLOOR
     prices, tau = initial, temperature
     best: tuple[Allocation, float] | None = None
@@ -789,7 +787,7 @@ def _anytime(
                     break
         clock = time.perf_counter()
         prices, value, used = dual.minimise(prices, setup.scale, n)
-        if per_checkpoint is None and fallback is not None and _cannot_leave(used, n):
+        if per_checkpoint is None and given and _cannot_leave(used, n):
             return None
         if used:
             per_iteration = (time.perf_counter() - clock) / used

@@ -164,10 +164,10 @@ def test_no_restart_when_the_deadline_leaves_no_time(monkeypatch):
     instance = random_instance(60, 6, 1.2, 1)
     calls, real = [], _dual._anytime
 
-    def stalls_and_uses_the_time(setup, initial, fallback, chunk, temperature, bound_iterations,
+    def stalls_and_uses_the_time(setup, initial, given, chunk, temperature, bound_iterations,
                                  gap_tol, time_limit, start_time, *rest):
         calls.append(1)
-        result = real(setup, initial, fallback, chunk, temperature, bound_iterations, gap_tol, time_limit,
+        result = real(setup, initial, given, chunk, temperature, bound_iterations, gap_tol, time_limit,
                       start_time, *rest)
         # Its first checkpoint "took" the whole limit: no time is left for a restart.
         return dataclasses.replace(result, stop="stalled", checkpoints=((time_limit, 1.0),))
@@ -184,9 +184,9 @@ def test_the_restart_runs_at_cold_temperature(monkeypatch, cold_temperature):
     instance = random_instance(60, 6, 1.2, 1)
     temperatures, real = [], _dual._anytime
 
-    def first_run_stalls(setup, initial, fallback, chunk, temperature, *args):
+    def first_run_stalls(setup, initial, given, chunk, temperature, *args):
         temperatures.append(temperature)
-        result = real(setup, initial, fallback, chunk, temperature, *args)
+        result = real(setup, initial, given, chunk, temperature, *args)
         return dataclasses.replace(result, stop="stalled") if len(temperatures) == 1 else result
 
     monkeypatch.setattr(_dual, "_anytime", first_run_stalls)
@@ -209,16 +209,16 @@ def test_a_start_that_is_not_used_runs_the_cold_solve(monkeypatch):
     instance = random_instance(60, 6, 1.2, 1)
     calls, real = [], _dual._anytime
 
-    def spy(setup, initial, fallback, chunk, temperature, *args):
-        calls.append((fallback, chunk, temperature))
-        return real(setup, initial, fallback, chunk, temperature, *args)
+    def spy(setup, initial, given, chunk, temperature, *args):
+        calls.append((given, chunk, temperature))
+        return real(setup, initial, given, chunk, temperature, *args)
 
     monkeypatch.setattr(_dual, "_anytime", spy)
     server, link = _converged_start(instance)
     # Prices a thousand times too high: a smoothed dual far above the water-filling start's.
     far = (np.asarray(server) * 1e3 + 1.0, np.asarray(link) * 1e3 + 1.0)
     solve_dual(instance, start=far, iterations=5, temperature=0.01, cold_temperature=0.05, gap_tol=0.01)
-    fallback, chunk, temperature = calls[0]
-    assert fallback is None  # the water-filling prices replaced the start
+    given, chunk, temperature = calls[0]
+    assert given is False  # the water-filling prices replaced the start
     assert temperature == 0.05
     assert chunk == default_iterations(ProblemTensors.from_instance(instance).num_pairs)
