@@ -38,6 +38,11 @@ def main() -> None:
     parser.add_argument("--max-neighbors", type=int, default=DEFAULT_MAX_METAPATH_NEIGHBORS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
+    # Named parser errors rather than tracebacks from the statistics, the generator or torch.
+    for name, value, least in (("--repeats", args.repeats, 1), ("--max-neighbors", args.max_neighbors, 0),
+                               ("--threads", args.threads, 1), *(("--sizes", v, 1) for v in args.sizes)):
+        if value is not None and value < least:
+            parser.error(f"{name}: must be at least {least}, got {value}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
