@@ -27,6 +27,8 @@ import argparse
 import hashlib
 import json
 import math
+import os
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -38,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from gnnalloc.families.edge.generators import SERVICES
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
@@ -45,8 +48,8 @@ from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
 from gnnalloc.families.edge.training.data import sample_instance
 
 __all__ = [
-    "PriceConfig", "PriceModule", "dual_excess", "heavy_tailed_variant", "log_price_targets", "price_loss",
-    "train_prices",
+    "PriceConfig", "PriceModule", "diverse_variant", "dual_excess", "heavy_tailed_variant", "log_price_targets",
+    "price_loss", "train_prices",
 ]
 
 
@@ -113,6 +116,7 @@ class PriceConfig:
     label_iterations: int = 3000
     label_temperature: float = 0.03
     heavy_tailed: float = 0.0
+    diverse: float = 0.0
     batch_size: int = 16
     lr: float = 0.003
     dual_weight: float = 0.0
@@ -144,8 +148,53 @@ def sample_training_instances(config: PriceConfig, count: int, seed: int) -> lis
     for _ in range(count):
         instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
                                    _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+        if config.diverse > 0 and rng.random() < config.diverse:
+            instance = diverse_variant(instance, rng)
         instances.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
     return instances
+
+
+def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
+    r"""``instance``'s sites with the library generators' other fixed shapes redrawn, its load unchanged.
+
+    The generators draw every instance from one shape: capacities uniform within a factor of 3,
+    hot spots of one spread, mean degree about 4, links carrying a tenth to a third of a server,
+    80 % of services hosted, data rates in ``[0.2, 1]``. A model trained on that shape alone
+    predicts poorly where any of it differs. Here, with one draw per instance of each spread:
+
+    * server compute and bandwidth: :math:`\text{LogNormal}(0, \sigma)`, :math:`\sigma \sim U(0, 1)`,
+      rescaled to the old totals (so the load stays);
+    * homes: redrawn with :math:`\text{LogNormal}(0, \sigma_h)` popularity, :math:`\sigma_h \sim U(0, 2)`;
+    * links: each kept with probability :math:`U(0.5, 1)`; capacities :math:`m \cdot U(0.5, 1.5)`
+      times the mean compute, :math:`m` log-uniform in ``[0.03, 1]``;
+    * each service hosted with probability :math:`U(0.4, 1)` (at least one per server);
+    * data rates log-uniform in ``[r, 8 r]``, :math:`r` log-uniform in ``[0.05, 0.4]``.
+    """
+    servers, users = instance.num_servers, instance.num_users
+
+    def spread(old: np.ndarray) -> np.ndarray:
+        raw = rng.lognormal(0.0, rng.uniform(0.0, 1.0), servers)
+        return raw * (float(old.sum()) / float(raw.sum()))
+
+    compute = spread(instance.server_compute)
+    popularity = rng.lognormal(0.0, rng.uniform(0.0, 2.0), servers)
+    kept = rng.random(instance.link_a.shape[0]) < rng.uniform(0.5, 1.0)
+    scale = math.exp(rng.uniform(math.log(0.03), 0.0)) * float(compute.mean())
+    hosts = rng.random((servers, len(SERVICES))) < rng.uniform(0.4, 1.0)
+    empty = ~hosts.any(axis=1)
+    hosts[empty, rng.integers(0, len(SERVICES), int(empty.sum()))] = True
+    low_rate = math.exp(rng.uniform(math.log(0.05), math.log(0.4)))
+    return replace(
+        instance,
+        server_compute=compute,
+        server_bandwidth=spread(instance.server_bandwidth),
+        server_services=tuple(frozenset(SERVICES[j] for j in np.flatnonzero(row)) for row in hosts),
+        link_a=instance.link_a[kept],
+        link_b=instance.link_b[kept],
+        link_capacity=scale * rng.uniform(0.5, 1.5, int(kept.sum())),
+        user_server=rng.choice(servers, size=users, p=popularity / popularity.sum()).astype(np.int64),
+        data_rate=low_rate * np.exp(rng.uniform(0.0, math.log(8.0), users)),
+    )
 
 
 def heavy_tailed_variant(instance: Instance, rng: np.random.Generator) -> Instance:
@@ -188,7 +237,10 @@ def label(
     result = solve_dual(instance, iterations=iterations, temperature=temperature, search_rounds=0, bound_iterations=0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, server=result.server_price, link=result.link_price)
+        # Written aside and renamed: two trainings sharing the cache never read half a file.
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npz")
+        np.savez(partial, server=result.server_price, link=result.link_price)
+        os.replace(partial, path)
     return result.server_price, result.link_price
 
 
