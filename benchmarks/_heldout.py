@@ -13,6 +13,12 @@ trained on them can overfit those shapes. These instances change every distribut
   scaled to the load as the library's generators do;
 * weights ``U(0.5, 4)``, data rates ``U(0.1, 1.5)``; homes: the nearest site of a user position
   drawn from the dataset (EUA) or by ``LogNormal(0, 1.5)`` popularity (random).
+
+``layout="clustered"`` changes every shape again: servers in 3-8 Gaussian clusters, each linked
+to its 2-4 nearest servers (a k-nearest graph, not a radius graph), two server classes (a quarter
+of them 4x larger), Zipf popularity, demands ``LogNormal(0, 1)``, weights log-uniform in
+``[0.3, 3]``, link capacities log-uniform in ``[0.02, 0.6] * mean(C)``, data rates ``U(0.3, 2)``,
+every service hosted with probability 0.5 (at least one).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ def heldout_instance(
         _, home = cKDTree(sites).query(chosen)
         link_a, link_b = radius_links(sites, LINK_RADIUS_M)
         num_servers = sites.shape[0]
+    elif layout == "clustered":
+        return _clustered(users, load, rng, penalty, alpha, servers or max(2, users // 6))
     elif layout == "random":
         num_servers = servers or max(2, users // 6)
         points = rng.random((num_servers, 2))
@@ -50,7 +58,7 @@ def heldout_instance(
         popularity = rng.lognormal(0.0, 1.5, num_servers)
         home = rng.choice(num_servers, size=users, p=popularity / popularity.sum())
     else:
-        raise ValueError(f"layout: expected 'eua' or 'random', got {layout!r}")
+        raise ValueError(f"layout: expected 'eua', 'random' or 'clustered', got {layout!r}")
     compute = rng.lognormal(math.log(40.0), 0.6, num_servers)
     bandwidth = rng.lognormal(math.log(100.0), 0.5, num_servers)
     hosts = rng.random((num_servers, len(SERVICES))) < rng.uniform(0.6, 0.95)
@@ -76,3 +84,51 @@ def heldout_instance(
         penalty=float(penalty),
         alpha=float(alpha),
     )
+
+
+def _clustered(users: int, load: float, rng: np.random.Generator, penalty: float, alpha: float, num_servers: int) -> Instance:
+    """The ``clustered`` layout (module docstring)."""
+    clusters = int(rng.integers(3, 9))
+    centres = rng.random((clusters, 2))
+    member = rng.integers(0, clusters, num_servers)
+    points = centres[member] + rng.normal(0.0, 0.05, (num_servers, 2))
+    link_a, link_b = _nearest_links(points, int(rng.integers(2, 5)))
+    compute = np.where(rng.random(num_servers) < 0.25, 4.0, 1.0) * rng.uniform(15.0, 25.0, num_servers)
+    bandwidth = np.where(rng.random(num_servers) < 0.25, 4.0, 1.0) * rng.uniform(40.0, 60.0, num_servers)
+    hosts = rng.random((num_servers, len(SERVICES))) < 0.5
+    empty = ~hosts.any(axis=1)
+    hosts[empty, rng.integers(0, len(SERVICES), int(empty.sum()))] = True
+    popularity = 1.0 / (1.0 + rng.permutation(num_servers)) ** rng.uniform(0.6, 1.2)
+    home = rng.choice(num_servers, size=users, p=popularity / popularity.sum())
+    raw_compute = rng.lognormal(0.0, 1.0, users)
+    raw_bandwidth = rng.lognormal(0.0, 1.0, users)
+    return Instance(
+        server_ids=tuple(f"s{i}" for i in range(num_servers)),
+        server_compute=compute,
+        server_bandwidth=bandwidth,
+        server_services=tuple(frozenset(SERVICES[j] for j in np.flatnonzero(row)) for row in hosts),
+        link_a=link_a,
+        link_b=link_b,
+        link_capacity=np.exp(rng.uniform(math.log(0.02), math.log(0.6), link_a.shape[0])) * compute.mean(),
+        user_ids=tuple(f"u{i}" for i in range(users)),
+        user_server=np.asarray(home, dtype=np.int64),
+        user_service=tuple(SERVICES[j] for j in rng.integers(0, len(SERVICES), users)),
+        compute_min=raw_compute * load * compute.sum() / raw_compute.sum(),
+        bandwidth_min=raw_bandwidth * load * bandwidth.sum() / raw_bandwidth.sum(),
+        data_rate=rng.uniform(0.3, 2.0, users),
+        weight=np.exp(rng.uniform(math.log(0.3), math.log(3.0), users)),
+        penalty=float(penalty),
+        alpha=float(alpha),
+    )
+
+
+def _nearest_links(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Undirected links from every point to its ``k`` nearest others (sorted, no duplicates)."""
+    from scipy.spatial import cKDTree
+
+    k = min(k, points.shape[0] - 1)
+    _, nearest = cKDTree(points).query(points, k + 1)
+    a = np.repeat(np.arange(points.shape[0]), k)
+    b = nearest[:, 1:].reshape(-1)
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)

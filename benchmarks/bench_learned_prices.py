@@ -150,7 +150,7 @@ def main() -> int:
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
     parser.add_argument("--seed", type=int, default=1, help="--anytime: the held-out instances' seed")
     parser.add_argument("--users", type=int, default=816, help="--anytime: users per held-out instance")
-    parser.add_argument("--layout", choices=["eua", "random"], default="eua",
+    parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua",
                         help="--anytime: the held-out instances' topology (benchmarks/_heldout.py)")
     args = parser.parse_args()
     if args.users < 2:
