@@ -17,10 +17,22 @@ the start or the temperature?), on the held-out instances of ``--seed``, ``--lay
 ``gap_tol``: true and proven gap, median time, and the L-BFGS iterations needed (one
 ``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
 
+With ``--accuracy``: how close each ``--checkpoints`` model's prediction is to the dual's own
+minimiser at the model's temperature (``solve_dual``, 3,000 iterations, no search), on held-out
+sets of three layouts and two sizes (penalty 10, alpha 1, loads 0.6 / 1.0 / 1.4), the library's
+random generator beyond the training sizes (816 users on 272 servers), and other utilities
+(penalty 2 / alpha 0.5 and penalty 25 / alpha 2, load 1.0, each layout): the RMS error of the
+server log-prices and of the used links' (the training loss's terms), and the smoothed dual's
+excess over its minimum per unit of weight, at the prediction and at the water-filling prices
+``gnn`` falls back to (what a start saves). Medians over each set's instances. Writes
+``benchmarks/out/learned_prices_accuracy.md``.
+
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --anytime \
         [--checkpoints checkpoints/prices.ckpt OTHER.ckpt] [--penalties 2 10 25] [--seed 1] \
         [--layout eua] [--users 816]
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --accuracy \
+        [--checkpoints checkpoints/prices.ckpt OTHER.ckpt]
 """
 
 from __future__ import annotations
@@ -44,7 +56,11 @@ from gnnalloc.families.edge._methods import (  # noqa: E402
 )
 from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
+from gnnalloc.families.edge.generators import random_instance  # noqa: E402
+from gnnalloc.families.edge.nn.prices import LOG_FLOOR  # noqa: E402
+from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, load_dual_kernels, solve_dual  # noqa: E402
+from gnnalloc.families.edge.training.prices import dual_excess, log_price_targets  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = (0, 5, 10, 20, 30, 50, 100, 200, 400, 800, 1600, 3000)
@@ -126,6 +142,62 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
     return row
 
 
+def accuracy_sets() -> dict[str, list]:
+    """The ``--accuracy`` instance sets (module docstring)."""
+    loads = (0.6, 1.0, 1.4)
+    return {
+        "EUA, 816 users": [heldout_instance(816, load, s) for s in (1, 2) for load in loads],
+        "random layout, 816": [heldout_instance(816, load, s, layout="random") for s in (3, 4) for load in loads],
+        "clustered layout, 816": [
+            heldout_instance(816, load, s, layout="clustered") for s in (5, 6) for load in loads
+        ],
+        "EUA, 2,000 users": [heldout_instance(2000, load, 3) for load in loads],
+        "library random, 816 on 272 servers": [random_instance(816, 272, load, 700 + s) for s in (0, 1) for load in loads],
+        "penalty 2 / alpha 0.5 and 25 / 2": [
+            heldout_instance(816, 1.0, 1, penalty=k, alpha=a, layout=layout)
+            for layout in ("eua", "random", "clustered") for k, a in ((2.0, 0.5), (25.0, 2.0))
+        ],
+    }
+
+
+def accuracy_main(args: argparse.Namespace) -> int:
+    models = args.models
+    labels: dict[tuple[str, int, float], tuple] = {}
+    rows = []
+    for set_name, instances in accuracy_sets().items():
+        for name, model in models.items():
+            server_errors, link_errors, excess, fallback = [], [], [], []
+            for i, instance in enumerate(instances):
+                key = (set_name, i, model.temperature)
+                if key not in labels:  # the dual's minimiser at the model's temperature
+                    solved = solve_dual(instance, temperature=model.temperature, iterations=3000,
+                                        search_rounds=0, bound_iterations=0)
+                    labels[key] = (torch.as_tensor(solved.server_price), torch.as_tensor(solved.link_price))
+                problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+                server_target, link_target, used = log_price_targets(problem, *labels[key])
+                with torch.no_grad():
+                    server_log, link_log = (t.double() for t in model(*model.prepare([instance])))
+                    server_errors.append(float((server_log - server_target).pow(2).mean().sqrt()))
+                    link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
+                    excess.append(float(dual_excess(problem, server_log, link_log, server_target, link_target,
+                                                    temperature=model.temperature)))
+                    # The water-filling start: servers at their reference, links at zero.
+                    fallback.append(float(dual_excess(
+                        problem, torch.zeros_like(server_target), torch.full_like(link_target, -LOG_FLOOR),
+                        server_target, link_target, temperature=model.temperature,
+                    )))
+            rows.append({
+                "set": f"{set_name} ({len(instances)})", "model": name,
+                "server log-price RMS": statistics.median(server_errors),
+                "link log-price RMS": statistics.median(link_errors),
+                "dual excess": statistics.median(excess), "water-filling excess": statistics.median(fallback),
+            })
+            print(rows[-1], flush=True)
+    described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
+    return _write("learned_prices_accuracy.md", f"prediction against the dual's minimiser; models {described}; "
+                  "medians over each set", rows)
+
+
 def table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     def fmt(v):
@@ -146,7 +218,9 @@ def main() -> int:
     parser.add_argument("--exact-20000", type=float, default=None,
                         help="reuse this exact time (s) at 20,000 users instead of timing it")
     parser.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
-    parser.add_argument("--checkpoints", nargs="*", default=None, help="--anytime: price models to compare")
+    parser.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
+    parser.add_argument("--checkpoints", nargs="*", default=None,
+                        help="--anytime, --accuracy: price models to compare")
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
     parser.add_argument("--seed", type=int, default=1, help="--anytime: the held-out instances' seed")
     parser.add_argument("--users", type=int, default=816, help="--anytime: users per held-out instance")
@@ -163,8 +237,15 @@ def main() -> int:
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()
+    try:
+        args.models = ({"shipped": shipped_allocator()} if not args.checkpoints
+                       else {Path(c).stem: PricePredictor.from_checkpoint(c) for c in args.checkpoints})
+    except (OSError, ValueError) as exc:
+        parser.error(f"--checkpoints: {exc}")
     if args.anytime:
         return anytime_main(args)
+    if args.accuracy:
+        return accuracy_main(args)
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), (2.0, 10.0, 25.0), alphas):
@@ -190,8 +271,7 @@ def _write(name: str, header: str, rows: list) -> int:
 
 
 def anytime_main(args: argparse.Namespace) -> int:
-    models = ({"shipped": shipped_allocator()} if not args.checkpoints
-              else {Path(c).stem: PricePredictor.from_checkpoint(c) for c in args.checkpoints})
+    models = args.models
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
