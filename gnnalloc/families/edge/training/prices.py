@@ -6,7 +6,8 @@ temperature ``label_temperature`` on library-generated instances
 (:func:`~gnnalloc.families.edge.training.data.sample_instance`: EUA sub-regions and random
 layouts, up to a few hundred users, penalty and alpha log-uniform; a fraction ``heavy_tailed`` of
 them with demands redrawn from a Pareto law and weights log-uniform over a wider range,
-:func:`heavy_tailed_variant`), cached on disk. The model records that temperature, and ``gnn``
+:func:`heavy_tailed_variant`, and a fraction ``diverse`` with the generators' other fixed shapes
+redrawn, :func:`diverse_variant`), cached on disk. The model records that temperature, and ``gnn``
 refines its prediction at it: the start is then near the minimiser of the very smoothed dual
 L-BFGS minimises (a start converged at another temperature is not). The
 target of server :math:`s` is :math:`\ln(\max(\lambda^*_s, e^{-F}\lambda^0_s) / \lambda^0_s)`
@@ -159,8 +160,8 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
 
     The generators draw every instance from one shape: capacities uniform within a factor of 3,
     hot spots of one spread, mean degree about 4, links carrying a tenth to a third of a server,
-    80 % of services hosted, data rates in ``[0.2, 1]``. A model trained on that shape alone
-    predicts poorly where any of it differs. Here, with one draw per instance of each spread:
+    80 % of services hosted, data rates in ``[0.2, 1]``; a model trained on them alone sees no
+    other. Here, with one draw per instance of each spread:
 
     * server compute and bandwidth: :math:`\text{LogNormal}(0, \sigma)`, :math:`\sigma \sim U(0, 1)`,
       rescaled to the old totals (so the load stays);
