@@ -22,7 +22,7 @@ import numpy as np
 from gnnalloc.core import check_positive
 from gnnalloc.families.edge.problem import Instance
 
-__all__ = ["synthesise", "SERVICES", "radius_links"]
+__all__ = ["synthesise", "SERVICES", "hosted_services", "radius_links"]
 
 SERVICES = ("video", "ar", "analytics")
 
@@ -41,6 +41,14 @@ def radius_links(positions: np.ndarray, radius: float) -> tuple[np.ndarray, np.n
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+
+
+def hosted_services(hosts: np.ndarray, rng: np.random.Generator) -> tuple[frozenset[str], ...]:
+    """Each server's services from a boolean draw ``hosts`` ``(S, len(SERVICES))`` (column ``j``:
+    :data:`SERVICES` ``[j]``); a server drawn with none hosts one, uniformly (``hosts`` is updated)."""
+    empty = ~hosts.any(axis=1)
+    hosts[empty, rng.integers(0, len(SERVICES), int(empty.sum()))] = True
+    return tuple(frozenset(SERVICES[j] for j in np.flatnonzero(row)) for row in hosts)
 
 
 def synthesise(
@@ -66,10 +74,7 @@ def synthesise(
     num_users = int(user_server.shape[0])
     compute = rng.uniform(20.0, 60.0, num_servers)
     bandwidth = rng.uniform(50.0, 150.0, num_servers)
-    hosts = rng.random((num_servers, len(SERVICES))) < 0.8
-    empty = ~hosts.any(axis=1)
-    hosts[empty, rng.integers(0, len(SERVICES), int(empty.sum()))] = True
-    services = tuple(frozenset(SERVICES[j] for j in np.flatnonzero(row)) for row in hosts)
+    services = hosted_services(rng.random((num_servers, len(SERVICES))) < 0.8, rng)
     link_capacity = rng.uniform(0.1, 0.3, link_a.shape[0]) * compute.mean()
 
     user_service = rng.integers(0, len(SERVICES), num_users)

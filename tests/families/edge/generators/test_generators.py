@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gnnalloc.families.edge.generators import LINK_RADIUS_M, eua_instance, random_instance
+from gnnalloc.families.edge.generators import LINK_RADIUS_M, SERVICES, eua_instance, hosted_services, random_instance
 from gnnalloc.families.edge.generators._eua import _positions
 
 
@@ -37,3 +37,11 @@ def test_bad_arguments():
         random_instance(0, 3)
     with pytest.raises(ValueError, match="load"):
         eua_instance(10, 0.0)
+
+
+def test_hosted_services_reads_the_draw_and_gives_a_server_drawn_with_none_one_service():
+    hosts = np.array([[True, False, True], [False, False, False], [False, True, False]])
+    services = hosted_services(hosts, np.random.default_rng(0))
+    assert services[0] == frozenset({SERVICES[0], SERVICES[2]}) and services[2] == frozenset({SERVICES[1]})
+    assert len(services[1]) == 1 and hosts[1].sum() == 1  # the draw is updated to match
+    assert services[1] == frozenset({SERVICES[int(np.flatnonzero(hosts[1])[0])]})
