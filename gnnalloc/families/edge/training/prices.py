@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import os
-import threading
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,7 +41,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from gnnalloc.families.edge.generators import SERVICES
+from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.families.edge.generators import SERVICES, hosted_services
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
@@ -127,6 +128,28 @@ class PriceConfig:
     cache_dir: str = ".cache/price-labels"
     out: str = "checkpoints/prices.ckpt"
 
+    def __post_init__(self) -> None:
+        """Every setting checked by name, before any labelling (a bad one is a ``ValueError``)."""
+        for name in ("hidden", "heads", "train_instances", "val_instances", "label_iterations", "batch_size",
+                     "max_epochs"):
+            check_count(name, getattr(self, name))
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
+        for name in ("layers", "seed"):
+            check_count(name, getattr(self, name))
+        for name in ("label_temperature", "lr", "max_minutes"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("dual_weight", self.dual_weight)
+        for name in ("heavy_tailed", "diverse"):  # fractions of the training instances
+            check_nonnegative(name, getattr(self, name))
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name}: a fraction, must be in [0, 1], got {getattr(self, name)!r}")
+        for name, least in (("users", 1), ("loads", 0), ("users_per_server", 0), ("penalty", 1), ("alpha", 0)):
+            _check_range(name, getattr(self, name), least, integral=name == "users")
+        for name in ("cache_dir", "out"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}: must be a non-empty path, got {getattr(self, name)!r}")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PriceConfig":
         known = set(cls.__dataclass_fields__)
@@ -137,13 +160,33 @@ class PriceConfig:
         return cls(**values)
 
 
+def _check_range(name: str, bounds: object, least: float, integral: bool) -> None:
+    """``bounds`` must be a pair ``(low, high)`` of finite numbers with ``least <= low <= high``
+    (``least < low`` for ``least = 0``: the ranges are sampled log-uniformly or divide), integers
+    if ``integral``."""
+    kind = "integers" if integral else "finite numbers"
+    if not isinstance(bounds, tuple) or len(bounds) != 2:
+        raise ValueError(f"{name}: expected a pair [low, high], got {bounds!r}")
+    for value in bounds:
+        if integral:
+            check_count(name, value)
+        else:
+            check_positive(name, value)
+    low, high = bounds
+    if low < least or low > high:
+        raise ValueError(f"{name}: need {least:g} <= low <= high ({kind}), got {list(bounds)!r}")
+
+
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
 
 
 def sample_training_instances(config: PriceConfig, count: int, seed: int) -> list[Instance]:
     """``count`` library-generated instances, half EUA sub-regions and half random layouts,
-    penalty and alpha log-uniform in the configured ranges."""
+    penalty and alpha log-uniform in the configured ranges; a fraction ``config.diverse`` of them
+    through :func:`diverse_variant`, then a fraction ``config.heavy_tailed`` through
+    :func:`heavy_tailed_variant` (with ``diverse = 0`` no draw is spent on it, so the instances are
+    those of a config without the key)."""
     rng = np.random.default_rng(seed)
     instances = []
     for _ in range(count):
@@ -168,7 +211,8 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
     * homes: redrawn with :math:`\text{LogNormal}(0, \sigma_h)` popularity, :math:`\sigma_h \sim U(0, 2)`;
     * links: each kept with probability :math:`U(0.5, 1)`; capacities :math:`m \cdot U(0.5, 1.5)`
       times the mean compute, :math:`m` log-uniform in ``[0.03, 1]``;
-    * each service hosted with probability :math:`U(0.4, 1)` (at least one per server);
+    * each service hosted with probability :math:`U(0.4, 1)` (at least one per server), where the
+      instance uses only the generators' services (others are kept as they are);
     * data rates log-uniform in ``[r, 8 r]``, :math:`r` log-uniform in ``[0.05, 0.4]``.
     """
     servers, users = instance.num_servers, instance.num_users
@@ -181,20 +225,29 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
     popularity = rng.lognormal(0.0, rng.uniform(0.0, 2.0), servers)
     kept = rng.random(instance.link_a.shape[0]) < rng.uniform(0.5, 1.0)
     scale = math.exp(rng.uniform(math.log(0.03), 0.0)) * float(compute.mean())
-    hosts = rng.random((servers, len(SERVICES))) < rng.uniform(0.4, 1.0)
-    empty = ~hosts.any(axis=1)
-    hosts[empty, rng.integers(0, len(SERVICES), int(empty.sum()))] = True
+    services = hosted_services(rng.random((servers, len(SERVICES))) < rng.uniform(0.4, 1.0), rng)
+    if not _generator_services(instance):  # services the generators do not draw: keep them
+        services = instance.server_services
     low_rate = math.exp(rng.uniform(math.log(0.05), math.log(0.4)))
     return replace(
         instance,
         server_compute=compute,
         server_bandwidth=spread(instance.server_bandwidth),
-        server_services=tuple(frozenset(SERVICES[j] for j in np.flatnonzero(row)) for row in hosts),
+        server_services=services,
         link_a=instance.link_a[kept],
         link_b=instance.link_b[kept],
         link_capacity=scale * rng.uniform(0.5, 1.5, int(kept.sum())),
         user_server=rng.choice(servers, size=users, p=popularity / popularity.sum()).astype(np.int64),
         data_rate=low_rate * np.exp(rng.uniform(0.0, math.log(8.0), users)),
+    )
+
+
+def _generator_services(instance: Instance) -> bool:
+    """Whether every server and user of ``instance`` names only the generators' :data:`SERVICES`
+    (``None``, any service, is not one of their draws)."""
+    known = set(SERVICES)
+    return all(hosted is not None and hosted <= known for hosted in instance.server_services) and all(
+        service is not None and service in known for service in instance.user_service
     )
 
 
@@ -239,9 +292,14 @@ def label(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written aside and renamed: two trainings sharing the cache never read half a file.
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.npz")
-        np.savez(partial, server=result.server_price, link=result.link_price)
-        os.replace(partial, path)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".partial.npz")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, server=result.server_price, link=result.link_price)
+            os.replace(name, path)
+        except BaseException:  # an error or an interrupt leaves no partial file behind
+            Path(name).unlink(missing_ok=True)
+            raise
     return result.server_price, result.link_price
 
 

@@ -3,6 +3,8 @@ variants."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -52,18 +54,53 @@ def test_diverse_variant_keeps_the_load_and_users_and_redraws_the_generators_fix
     link_scales = [v.link_capacity.mean() / v.server_compute.mean() for v in variants]
     assert min(link_scales) < 0.1 and max(link_scales) > 0.3
     assert min(v.data_rate.min() for v in variants) < 0.2 and max(v.data_rate.max() for v in variants) > 1.0
+    bandwidth_spreads = [v.server_bandwidth.std() / v.server_bandwidth.mean() for v in variants]
+    assert min(bandwidth_spreads) < 0.15 and max(bandwidth_spreads) > 0.45  # generators: U(50, 150)
+    assert any(v.server_services != instance.server_services for v in variants)
     homes = [np.bincount(v.user_server, minlength=40).max() for v in variants]
     assert max(homes) > np.bincount(instance.user_server, minlength=40).max()
-    np.testing.assert_array_equal(diverse_variant(instance, np.random.default_rng(3)).user_server, variants[3].user_server)
+    again = diverse_variant(instance, np.random.default_rng(3))  # the same generator state, the same draw
+    np.testing.assert_array_equal(again.user_server, variants[3].user_server)
 
 
-def test_the_configured_fraction_of_training_instances_is_diverse():
-    plain = sample_training_instances(PriceConfig(users=(60, 80)), 6, seed=1)
-    every = sample_training_instances(PriceConfig(users=(60, 80), diverse=1.0), 6, seed=1)
-    # The generators' link capacities lie within U(0.1, 0.3) of the mean compute.
-    inside = [bool(np.all(i.link_capacity <= 0.3 * i.server_compute.mean() + 1e-9)) for i in every]
-    assert all(bool(np.all(i.link_capacity <= 0.3 * i.server_compute.mean() + 1e-9)) for i in plain)
-    assert not all(inside)
+def test_the_configured_fraction_of_training_instances_is_diverse(monkeypatch):
+    from gnnalloc.families.edge.training import prices
+
+    calls = []
+    real = prices.diverse_variant
+    monkeypatch.setattr(prices, "diverse_variant", lambda instance, rng: calls.append(1) or real(instance, rng))
+    sample_training_instances(PriceConfig(users=(20, 30), diverse=0.5), 40, seed=1)
+    assert 10 <= len(calls) <= 30
+    calls.clear()
+    sample_training_instances(PriceConfig(users=(20, 30), diverse=1.0), 5, seed=1)
+    assert len(calls) == 5
+
+
+def test_without_diverse_the_training_instances_are_the_generators_draws_as_before():
+    """``diverse = 0`` spends no random draw: the shipped config's instances (and label cache)
+    are those it had before the key existed."""
+    from gnnalloc.families.edge.training.data import sample_instance
+    from gnnalloc.families.edge.training.prices import _log_uniform
+
+    config = PriceConfig(users=(20, 60), heavy_tailed=0.5)
+    rng = np.random.default_rng(4)
+    expected = []
+    for _ in range(6):
+        instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
+                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+        expected.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
+    for got, want in zip(sample_training_instances(config, 6, seed=4), expected, strict=True):
+        assert got.to_dict() == want.to_dict()
+
+
+def test_diverse_variant_keeps_services_the_generators_do_not_draw():
+    instance = random_instance(60, 6, 1.0, 2)
+    custom = dataclasses.replace(
+        instance, server_services=(None,) * 6, user_service=("transcode",) * 60,
+    )
+    variant = diverse_variant(custom, np.random.default_rng(0))
+    assert variant.server_services == custom.server_services
+    assert np.all(np.diff(variant.user_pair_ptr) >= 1)  # every user can still be served (at home)
 
 
 def test_labels_are_the_dual_minimisers_at_the_configured_temperature(tmp_path):
@@ -82,16 +119,50 @@ def test_a_label_appears_in_the_cache_only_whole(tmp_path, monkeypatch):
     from gnnalloc.families.edge.training import prices
 
     instance = random_instance(30, 5, 1.0, 6)
-    written = []
     real_savez = np.savez
+    calls = []
 
-    def savez(path, **arrays):
-        assert list(tmp_path.glob("*.npz")) == []  # nothing under a readable name while writing
-        written.append(path)
-        real_savez(path, **arrays)
+    def savez(file, **arrays):
+        real_savez(file, **arrays)
+        # Written, not yet renamed: nothing under a name the cache reads.
+        assert [p for p in tmp_path.iterdir() if not p.name.endswith(".partial.npz")] == []
+        calls.append(file)
 
     monkeypatch.setattr(prices.np, "savez", savez)
-    server, link = label(instance, 200, tmp_path)
+    server, _ = label(instance, 200, tmp_path)
     files = list(tmp_path.iterdir())
-    assert len(written) == 1 and len(files) == 1 and files[0] != written[0]
+    assert len(calls) == 1 and len(files) == 1 and not files[0].name.endswith(".partial.npz")
     np.testing.assert_array_equal(np.load(files[0])["server"], server)
+
+
+def test_an_interrupted_label_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    from gnnalloc.families.edge.training import prices
+
+    def interrupted(file, **arrays):
+        file.write(b"PK")  # a few bytes, then the interrupt
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prices.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        label(random_instance(30, 5, 1.0, 6), 50, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("diverse", "abc"), ("diverse", 2.0), ("heavy_tailed", -0.1), ("lr", 0.0), ("label_temperature", -1.0),
+    ("hidden", 0), ("batch_size", 2.5), ("seed", -1), ("users", [0, 5]), ("users", [50, 20]),
+    ("users", [20.5, 40]), ("loads", 3), ("loads", [0.0, 1.0]), ("penalty", [0.5, 2.0]),
+    ("alpha", [1.0, float("inf")]), ("users_per_server", [3.0]), ("out", ""), ("dual_weight", float("nan")),
+])
+def test_every_bad_setting_is_named_before_any_labelling(key, value):
+    with pytest.raises(ValueError, match=f"^{key}: "):
+        PriceConfig.from_dict({key: value})
+
+
+def test_the_training_command_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    from gnnalloc.families.edge.training.prices import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("diverse: 1.5\n")
+    assert main(["--config", str(config)]) == 2
+    assert capsys.readouterr().out.strip() == "error: config: diverse: a fraction, must be in [0, 1], got 1.5"
