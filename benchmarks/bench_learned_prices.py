@@ -24,7 +24,9 @@ random generator beyond the training sizes (816 users on 272 servers), and other
 (penalty 2 / alpha 0.5 and penalty 25 / alpha 2, load 1.0, each layout): the RMS error of the
 server log-prices and of the used links' (the training loss's terms), and the smoothed dual's
 excess over its minimum per unit of weight, at the prediction and at the water-filling prices
-``gnn`` falls back to (what a start saves). Medians over each set's instances. Writes
+``gnn`` falls back to (what a start saves). Medians over each set's instances. Each model is
+judged at its own temperature: models trained at different ones are measured against different
+minimisers. Writes
 ``benchmarks/out/learned_prices_accuracy.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py [--quick]
@@ -60,7 +62,8 @@ from gnnalloc.families.edge.generators import random_instance  # noqa: E402
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, load_dual_kernels, solve_dual  # noqa: E402
-from gnnalloc.families.edge.training.prices import dual_excess, log_price_targets  # noqa: E402
+from gnnalloc.families.edge.solvers.functional import waterfill_prices  # noqa: E402
+from gnnalloc.families.edge.training.prices import dual_excess, label, log_price_targets  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = (0, 5, 10, 20, 30, 50, 100, 200, 400, 800, 1600, 3000)
@@ -152,7 +155,9 @@ def accuracy_sets() -> dict[str, list]:
             heldout_instance(816, load, s, layout="clustered") for s in (5, 6) for load in loads
         ],
         "EUA, 2,000 users": [heldout_instance(2000, load, 3) for load in loads],
-        "library random, 816 on 272 servers": [random_instance(816, 272, load, 700 + s) for s in (0, 1) for load in loads],
+        "library random, 816 on 272 servers": [
+            random_instance(816, 272, load, 700 + s) for s in (0, 1) for load in loads
+        ],
         "penalty 2 / alpha 0.5 and 25 / 2": [
             heldout_instance(816, 1.0, 1, penalty=k, alpha=a, layout=layout)
             for layout in ("eua", "random", "clustered") for k, a in ((2.0, 0.5), (25.0, 2.0))
@@ -169,33 +174,38 @@ def accuracy_main(args: argparse.Namespace) -> int:
             server_errors, link_errors, excess, fallback = [], [], [], []
             for i, instance in enumerate(instances):
                 key = (set_name, i, model.temperature)
-                if key not in labels:  # the dual's minimiser at the model's temperature
-                    solved = solve_dual(instance, temperature=model.temperature, iterations=3000,
-                                        search_rounds=0, bound_iterations=0)
-                    labels[key] = (torch.as_tensor(solved.server_price), torch.as_tensor(solved.link_price))
+                if key not in labels:  # the dual's minimiser at the model's temperature, as in training
+                    labels[key] = tuple(map(torch.as_tensor, label(instance, 3000, None, model.temperature)))
                 problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
                 server_target, link_target, used = log_price_targets(problem, *labels[key])
                 with torch.no_grad():
                     server_log, link_log = (t.double() for t in model(*model.prepare([instance])))
                     server_errors.append(float((server_log - server_target).pow(2).mean().sqrt()))
-                    link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
+                    if bool(used.any()):  # no link carries a migration: no link error to count
+                        link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
                     excess.append(float(dual_excess(problem, server_log, link_log, server_target, link_target,
                                                     temperature=model.temperature)))
-                    # The water-filling start: servers at their reference, links at zero.
+                    # The water-filling prices (`gnn`'s fallback) relative to the references: 0
+                    # where they are the reference, the floor where they are zero; links at zero.
+                    waterfill = torch.where(waterfill_prices(problem) > 0, 0.0, -LOG_FLOOR)
                     fallback.append(float(dual_excess(
-                        problem, torch.zeros_like(server_target), torch.full_like(link_target, -LOG_FLOOR),
-                        server_target, link_target, temperature=model.temperature,
+                        problem, waterfill, torch.full_like(link_target, -LOG_FLOOR), server_target, link_target,
+                        temperature=model.temperature,
                     )))
             rows.append({
                 "set": f"{set_name} ({len(instances)})", "model": name,
                 "server log-price RMS": statistics.median(server_errors),
-                "link log-price RMS": statistics.median(link_errors),
+                "link log-price RMS": statistics.median(link_errors) if link_errors else None,
                 "dual excess": statistics.median(excess), "water-filling excess": statistics.median(fallback),
             })
             print(rows[-1], flush=True)
-    described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
-    return _write("learned_prices_accuracy.md", f"prediction against the dual's minimiser; models {described}; "
-                  "medians over each set", rows)
+    return _write("learned_prices_accuracy.md", f"prediction against the dual's minimiser at each model's "
+                  f"temperature; models {_described(models)}; medians over each set", rows)
+
+
+def _described(models: dict[str, PricePredictor]) -> str:
+    """The models of a table's header, with the temperature each was trained at."""
+    return ", ".join(f"{name} (tau {model.temperature:g})" for name, model in models.items())
 
 
 def table(rows: list[dict]) -> str:
@@ -217,8 +227,9 @@ def main() -> int:
     parser.add_argument("--large", type=int, nargs="*", default=[5000, 20000])
     parser.add_argument("--exact-20000", type=float, default=None,
                         help="reuse this exact time (s) at 20,000 users instead of timing it")
-    parser.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
-    parser.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
+    mode.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
     parser.add_argument("--checkpoints", nargs="*", default=None,
                         help="--anytime, --accuracy: price models to compare")
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
@@ -237,6 +248,9 @@ def main() -> int:
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()
+    stems = [Path(c).stem for c in args.checkpoints or ()]
+    if len(set(stems)) < len(stems):  # the tables name each model by its file's stem
+        parser.error(f"--checkpoints: two files named {max(stems, key=stems.count)!r}; rename one")
     try:
         args.models = ({"shipped": shipped_allocator()} if not args.checkpoints
                        else {Path(c).stem: PricePredictor.from_checkpoint(c) for c in args.checkpoints})
@@ -278,9 +292,9 @@ def anytime_main(args: argparse.Namespace) -> int:
         inst = heldout_instance(args.users, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
         rows.append(run_anytime(inst, f"{args.users} load {load} k {penalty:g} a {alpha:g}", args.repeats, models))
         print(rows[-1], flush=True)
-    described = ", ".join(f"{k} (tau {m.temperature:g})" for k, m in models.items())
     return _write(f"learned_prices_anytime_{args.layout}_{args.users}_seed{args.seed}.md",
-                  f"anytime to gap_tol; models {described}; {args.users} users, {args.layout} layout, seed {args.seed}; "
+                  f"anytime to gap_tol; models {_described(models)}; {args.users} users, {args.layout} layout, "
+                  f"seed {args.seed}; "
                   f"median of {args.repeats}", rows)
 
 
