@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import check_count, check_nonnegative, check_positive, cut_message
 from gnnalloc.families.edge.generators import SERVICES, hosted_services
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, price_references
@@ -408,9 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
     try:
-        config = PriceConfig.from_dict(yaml.safe_load(Path(args.config).read_text()) or {})
-    except (OSError, ValueError, TypeError) as exc:
-        print(f"error: config: {exc}")
+        data = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping of settings, got a {type(data).__name__}")
+        config = PriceConfig.from_dict(data)
+    except yaml.YAMLError as exc:  # its message spans lines (the offending line and a caret)
+        print(f"error: config: not YAML: {cut_message(str(exc))}")
+        return 2
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        print(f"error: config: {cut_message(str(exc))}")
         return 2
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, summary = train_prices(config)

@@ -159,10 +159,16 @@ def test_every_bad_setting_is_named_before_any_labelling(key, value):
         PriceConfig.from_dict({key: value})
 
 
-def test_the_training_command_reports_a_bad_config_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize(("text", "message"), [
+    ("diverse: 1.5\n", "error: config: diverse: a fraction, must be in [0, 1], got 1.5"),
+    ("- hidden\n", "error: config: expected a mapping of settings, got a list"),
+    ("hidden: [\n", "error: config: not YAML: "),
+])
+def test_the_training_command_reports_a_bad_config_in_one_line(tmp_path, capsys, text, message):
     from gnnalloc.families.edge.training.prices import main
 
     config = tmp_path / "bad.yaml"
-    config.write_text("diverse: 1.5\n")
+    config.write_text(text)
     assert main(["--config", str(config)]) == 2
-    assert capsys.readouterr().out.strip() == "error: config: diverse: a fraction, must be in [0, 1], got 1.5"
+    out = capsys.readouterr().out
+    assert out.startswith(message) and out.count("\n") == 1
