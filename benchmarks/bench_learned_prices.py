@@ -242,6 +242,14 @@ def main() -> int:
         parser.error(f"--users: must be at least 2, got {args.users}")
     if args.repeats < 1:
         parser.error(f"--repeats: must be at least 1, got {args.repeats}")
+    if any(users < 2 for users in args.large):
+        parser.error(f"--large: every size must be at least 2 users, got {min(args.large)}")
+    if args.exact_20000 is not None and not (math.isfinite(args.exact_20000) and args.exact_20000 > 0):
+        parser.error(f"--exact-20000: must be a positive number of seconds, got {args.exact_20000!r}")
+    if args.seed < 0:
+        parser.error(f"--seed: must be a non-negative integer, got {args.seed}")
+    if not (math.isfinite(args.eps) and args.eps >= 0):
+        parser.error(f"--eps: must be a finite number >= 0, got {args.eps!r}")
     bad = [k for k in args.penalties if not (math.isfinite(k) and k >= 1)]
     if bad:  # the instances' own rule (penalty >= 1), named here rather than in a traceback
         parser.error(f"--penalties: every value must be a finite number >= 1, got {bad[0]!r}")
