@@ -2,8 +2,8 @@
 errors that name their field, JSON decoding, and the alpha-fair utility kernel."""
 
 from gnnalloc.core._errors import (
-    AllocationError, InstanceError, SolverError, check_count, check_nonnegative, check_positive,
-    cut_message, is_real,
+    AllocationError, InstanceError, SolverError, check_count, check_fraction, check_nonnegative,
+    check_positive, cut_message, is_real,
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._fields import (
@@ -19,8 +19,8 @@ from gnnalloc.core._utility import resource_utility
 
 __all__ = [
     "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
-    "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_nonnegative", "check_positive",
-    "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
+    "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_fraction", "check_nonnegative",
+    "check_positive", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",

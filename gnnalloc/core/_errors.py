@@ -7,8 +7,8 @@ import re
 import numbers
 
 __all__ = [
-    "InstanceError", "AllocationError", "SolverError", "check_count", "check_nonnegative",
-    "check_positive", "cut_message",
+    "InstanceError", "AllocationError", "SolverError", "check_count", "check_fraction",
+    "check_nonnegative", "check_positive", "cut_message",
 ]
 
 #: Longest error message shown (CLI line, HTTP error body): messages echo offending values, and an
@@ -26,11 +26,20 @@ def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_count(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative ``int`` (counts such
-    as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
+def check_count(name: str, value: object, minimum: int = 0) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` of at least ``minimum``
+    (counts such as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
+
+
+def check_fraction(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number in ``[0, 1]``."""
+    _check_real(name, value, allow_zero=True)
+    if value > 1:  # type: ignore[operator]  # a real number, checked above
+        raise ValueError(f"{name}: must be in [0, 1], got {value!r}")
 
 
 def check_positive(name: str, value: object) -> None:

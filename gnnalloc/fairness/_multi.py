@@ -38,7 +38,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from gnnalloc.core import check_positive
+from gnnalloc.core import check_fraction, check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
     _entropy,
@@ -132,8 +132,7 @@ class FairnessLoss:
             known = ", ".join(AGGREGATORS + VALUE_AGGREGATORS)
             raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
         check_positive("temperature", temperature)
-        if not 0 <= tradeoff <= 1:
-            raise ValueError(f"tradeoff: must be in [0, 1], got {tradeoff!r}")
+        check_fraction("tradeoff", tradeoff)
         if not 0 < share <= 1:
             raise ValueError(f"share: must be in (0, 1], got {share!r}")
         if alpha < 0:

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import check_count, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness import FairnessLoss
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._iterative import wmmse
@@ -102,9 +102,7 @@ class PowerDataModule(pl.LightningDataModule):
                             ("val_instances", val_instances), ("seed", seed)):
             check_count(name, value)
         for name, value in (("gaussian_share", gaussian_share), ("fair_share", fair_share)):
-            check_nonnegative(name, value)
-            if value > 1:
-                raise ValueError(f"{name}: must be in [0, 1], got {value!r}")
+            check_fraction(name, value)
         if not 1 <= links_min <= links_max:
             raise ValueError(f"links_max: must be >= links_min >= 1, got {links_min!r}..{links_max!r}")
         check_positive("batch_size", batch_size)

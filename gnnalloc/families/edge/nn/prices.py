@@ -40,7 +40,7 @@ from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
-__all__ = ["PricePredictor", "price_references"]
+__all__ = ["PricePredictor", "check_model_settings", "price_references"]
 
 #: Largest accepted size hyperparameters (checked before any tensor is allocated).
 _SIZE_LIMITS = {"hidden": (1, 4096), "heads": (1, 64), "layers": (0, 32), "max_metapath_neighbors": (0, 4096)}
@@ -86,6 +86,24 @@ def price_references(problem: ProblemTensors) -> tuple[Tensor, Tensor, Tensor, T
     return server, reference, ends, pressure
 
 
+def check_model_settings(
+    hidden: int = 32, heads: int = 2, layers: int = 2, max_metapath_neighbors: int = 16,
+    temperature: float = 0.03,
+) -> None:
+    """Raise ``ValueError`` naming the setting unless :class:`PricePredictor` accepts it: sizes
+    within :data:`_SIZE_LIMITS`, ``hidden`` a multiple of ``heads``, a positive temperature (its
+    training config checks its settings with this before any labelling)."""
+    check_positive("temperature", temperature)
+    for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
+                        ("max_metapath_neighbors", max_metapath_neighbors)):
+        check_count(name, value)
+        low, high = _SIZE_LIMITS[name]
+        if not low <= value <= high:
+            raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
+    if hidden % heads:
+        raise ValueError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
+
+
 class PricePredictor(nn.Module):
     r"""Predicts every server's and link's dual price of an instance (module docstring).
 
@@ -107,15 +125,7 @@ class PricePredictor(nn.Module):
         temperature: float = 0.03,
     ) -> None:
         super().__init__()
-        check_positive("temperature", temperature)
-        for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
-                            ("max_metapath_neighbors", max_metapath_neighbors)):
-            check_count(name, value)
-            low, high = _SIZE_LIMITS[name]
-            if not low <= value <= high:
-                raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
-        if hidden % heads:
-            raise ValueError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
+        check_model_settings(hidden, heads, layers, max_metapath_neighbors, temperature)
         self.config: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, max_metapath_neighbors=max_metapath_neighbors,
             temperature=float(temperature),

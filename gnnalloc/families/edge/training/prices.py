@@ -41,10 +41,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from gnnalloc.core import check_count, check_nonnegative, check_positive, cut_message
+from gnnalloc.core import check_count, check_fraction, check_nonnegative, check_positive, cut_message
 from gnnalloc.families.edge.generators import SERVICES, hosted_services
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
-from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, price_references
+from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, check_model_settings, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
 from gnnalloc.families.edge.training.data import sample_instance
@@ -130,20 +130,17 @@ class PriceConfig:
 
     def __post_init__(self) -> None:
         """Every setting checked by name, before any labelling (a bad one is a ``ValueError``)."""
-        for name in ("hidden", "heads", "train_instances", "val_instances", "label_iterations", "batch_size",
-                     "max_epochs"):
-            check_count(name, getattr(self, name))
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
-        for name in ("layers", "seed"):
-            check_count(name, getattr(self, name))
-        for name in ("label_temperature", "lr", "max_minutes"):
+        # The model's own rules (sizes, hidden a multiple of heads), under the config's names.
+        check_model_settings(hidden=self.hidden, heads=self.heads, layers=self.layers)
+        check_positive("label_temperature", self.label_temperature)
+        for name in ("train_instances", "val_instances", "label_iterations", "batch_size", "max_epochs"):
+            check_count(name, getattr(self, name), minimum=1)
+        check_count("seed", self.seed)
+        for name in ("lr", "max_minutes"):
             check_positive(name, getattr(self, name))
         check_nonnegative("dual_weight", self.dual_weight)
         for name in ("heavy_tailed", "diverse"):  # fractions of the training instances
-            check_nonnegative(name, getattr(self, name))
-            if getattr(self, name) > 1:
-                raise ValueError(f"{name}: a fraction, must be in [0, 1], got {getattr(self, name)!r}")
+            check_fraction(name, getattr(self, name))
         for name, least in (("users", 1), ("loads", 0), ("users_per_server", 0), ("penalty", 1), ("alpha", 0)):
             _check_range(name, getattr(self, name), least, integral=name == "users")
         for name in ("cache_dir", "out"):
@@ -218,17 +215,16 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
     servers, users = instance.num_servers, instance.num_users
 
     def spread(old: np.ndarray) -> np.ndarray:
-        raw = rng.lognormal(0.0, rng.uniform(0.0, 1.0), servers)
-        return raw * (float(old.sum()) / float(raw.sum()))
+        return _rescaled(rng.lognormal(0.0, rng.uniform(0.0, 1.0), servers), old)
 
     compute = spread(instance.server_compute)
     popularity = rng.lognormal(0.0, rng.uniform(0.0, 2.0), servers)
     kept = rng.random(instance.link_a.shape[0]) < rng.uniform(0.5, 1.0)
-    scale = math.exp(rng.uniform(math.log(0.03), 0.0)) * float(compute.mean())
+    scale = _log_uniform(rng, (0.03, 1.0)) * float(compute.mean())
     services = hosted_services(rng.random((servers, len(SERVICES))) < rng.uniform(0.4, 1.0), rng)
     if not _generator_services(instance):  # services the generators do not draw: keep them
         services = instance.server_services
-    low_rate = math.exp(rng.uniform(math.log(0.05), math.log(0.4)))
+    low_rate = _log_uniform(rng, (0.05, 0.4))
     return replace(
         instance,
         server_compute=compute,
@@ -240,6 +236,11 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
         user_server=rng.choice(servers, size=users, p=popularity / popularity.sum()).astype(np.int64),
         data_rate=low_rate * np.exp(rng.uniform(0.0, math.log(8.0), users)),
     )
+
+
+def _rescaled(raw: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``raw`` scaled to ``old``'s total (a redrawn quantity keeps the instance's load)."""
+    return raw * (float(old.sum()) / float(raw.sum()))
 
 
 def _generator_services(instance: Instance) -> bool:
@@ -265,8 +266,7 @@ def heavy_tailed_variant(instance: Instance, rng: np.random.Generator) -> Instan
     users = instance.num_users
 
     def redraw(old: np.ndarray) -> np.ndarray:
-        raw = rng.pareto(shape, users) + 1.0
-        return raw * (float(old.sum()) / float(raw.sum()))
+        return _rescaled(rng.pareto(shape, users) + 1.0, old)
 
     return replace(
         instance,

@@ -150,7 +150,7 @@ def test_an_interrupted_label_write_leaves_nothing_behind(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize(("key", "value"), [
     ("diverse", "abc"), ("diverse", 2.0), ("heavy_tailed", -0.1), ("lr", 0.0), ("label_temperature", -1.0),
-    ("hidden", 0), ("batch_size", 2.5), ("seed", -1), ("users", [0, 5]), ("users", [50, 20]),
+    ("hidden", 0), ("hidden", 31), ("heads", 100), ("layers", 40), ("batch_size", 2.5), ("seed", -1), ("users", [0, 5]), ("users", [50, 20]),
     ("users", [20.5, 40]), ("loads", 3), ("loads", [0.0, 1.0]), ("penalty", [0.5, 2.0]),
     ("alpha", [1.0, float("inf")]), ("users_per_server", [3.0]), ("out", ""), ("dual_weight", float("nan")),
 ])
@@ -160,7 +160,7 @@ def test_every_bad_setting_is_named_before_any_labelling(key, value):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("diverse: 1.5\n", "error: config: diverse: a fraction, must be in [0, 1], got 1.5"),
+    ("diverse: 1.5\n", "error: config: diverse: must be in [0, 1], got 1.5"),
     ("- hidden\n", "error: config: expected a mapping of settings, got a list"),
     ("hidden: [\n", "error: config: not YAML: "),
 ])
