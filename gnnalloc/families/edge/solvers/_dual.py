@@ -600,37 +600,35 @@ def solve_dual(
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
     server_start = waterfill_prices(problem)
-    if start is None:
-        initial = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
-    else:
-        initial = _start_prices(start, problem.num_servers, problem.num_links)
+    # The water-filling prices with zero link prices: the cold start, and every fallback.
+    classical = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
+    given_prices = None if start is None else _start_prices(start, problem.num_servers, problem.num_links)
     bandwidth, bandwidth_price = bandwidth_waterfill(problem)
     setup = _Setup(
         instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
         bandwidth, bandwidth_price, float(instance.weight.sum()), search_rounds,
     )
-    fallback = None
-    if start is not None:
-        initial, fallback = _lower_start(setup, initial, server_start, float(temperature))
+    # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
+    # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
+    given = given_prices is not None and _lower_than(setup, given_prices, classical, float(temperature))
+    initial = given_prices if given else classical
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
-    given = fallback is not None  # a given start in use, which L-BFGS might be unable to leave
     if gap_tol is None and time_limit is None:
         result = _one_pass(setup, initial, given, iterations, float(temperature), bound_iterations, start_time)
         if result is not None:
             return result
         # L-BFGS cannot leave the given start: the same pass from the water-filling prices.
-        cold = _one_pass(setup, fallback, False, iterations, float(temperature), bound_iterations, start_time)
+        cold = _one_pass(setup, classical, False, iterations, float(temperature), bound_iterations, start_time)
         assert cold is not None  # not a given start
-        return replace(cold, status=f"{cold.status}; {_STALLED_START}")
+        return _after_stuck_start(cold)
     if start is None:
         return _anytime(
-            setup, initial, False, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+            setup, classical, False, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
             start_time,
         )
     # Wherever the given start is not used, the solve is the cold one from the water-filling
     # prices, at cold_temperature and at least the default first chunk.
-    classical = initial if fallback is None else fallback
     cold_chunk = max(iterations, default_iterations(problem.num_pairs))
     cold_tau = float(temperature if cold_temperature is None else cold_temperature)
 
@@ -648,8 +646,7 @@ def solve_dual(
         start_time,
     )
     if result is None:  # L-BFGS cannot leave the given start
-        cold = cold_solve()
-        return replace(cold, status=f"{cold.status}; {_STALLED_START}")
+        return _after_stuck_start(cold_solve())
     if result.stop != "stalled":
         return result
     # The given start's solve stalled above gap_tol: the water-filling start gets the time left
@@ -694,22 +691,20 @@ def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float
     return f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
 
 
-def _lower_start(
-    setup: _Setup, given: np.ndarray, server_start: Tensor, temperature: float,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``given`` or the water-filling start (zero link prices), whichever has the lower smoothed
-    dual at ``temperature`` (L-BFGS minimises that value, so it starts from the better point),
-    and the start to fall back on if L-BFGS cannot leave the chosen one: the water-filling
-    prices after ``given``, ``None`` after the water-filling prices themselves."""
+def _lower_than(setup: _Setup, given: np.ndarray, classical: np.ndarray, temperature: float) -> bool:
+    """Whether the smoothed dual at ``temperature`` is lower at ``given`` than at ``classical``."""
     dual = setup.dual(temperature)
-    classical = np.concatenate([_host(server_start), np.zeros(setup.problem.num_links)])
-    if dual.evaluate(given)[0] < dual.evaluate(classical)[0]:
-        return given, classical
-    return classical, None
+    return dual.evaluate(given)[0] < dual.evaluate(classical)[0]
 
 
 #: The status of a solve whose given start stalled L-BFGS (see :func:`_cannot_leave`).
 _STALLED_START = "the given start stalled L-BFGS; refined from the water-filling prices"
+
+
+def _after_stuck_start(cold: DualResult) -> DualResult:
+    """The solve from the water-filling prices that replaced a start L-BFGS could not leave,
+    its status saying so."""
+    return replace(cold, status=f"{cold.status}; {_STALLED_START}")
 
 
 def _cannot_leave(used: int, asked: int) -> bool:
