@@ -25,8 +25,8 @@ from _common import OUT, median_time, write_table  # noqa: E402
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph  # noqa: E402
 from gnnalloc.families.edge.graph import SCHEMA  # noqa: E402
-from gnnalloc.core import get_family  # noqa: E402
-from gnnalloc.families.edge.nn import DecisionHeads, PricePredictor  # noqa: E402
+from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
+from gnnalloc.families.edge.nn import DecisionHeads  # noqa: E402
 from gnnalloc.nn import HANEncoder  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     encoder, heads = HANEncoder(SCHEMA).eval(), DecisionHeads(64).eval()
-    price_model = PricePredictor.from_checkpoint(get_family("edge").default_checkpoint)
+    price_model = shipped_allocator()
     rows = []
     for users in args.sizes:
         instance = eua_instance(users, 1.0, 0)

@@ -59,7 +59,6 @@ from gnnalloc.families.edge._methods import (  # noqa: E402
 from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.generators import random_instance  # noqa: E402
-from gnnalloc.families.edge.nn.prices import LOG_FLOOR  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, load_dual_kernels, solve_dual  # noqa: E402
 from gnnalloc.families.edge.solvers.functional import waterfill_prices  # noqa: E402
@@ -185,12 +184,12 @@ def accuracy_main(args: argparse.Namespace) -> int:
                         link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
                     excess.append(float(dual_excess(problem, server_log, link_log, server_target, link_target,
                                                     temperature=model.temperature)))
-                    # The water-filling prices (`gnn`'s fallback) relative to the references: 0
-                    # where they are the reference, the floor where they are zero; links at zero.
-                    waterfill = torch.where(waterfill_prices(problem) > 0, 0.0, -LOG_FLOOR)
+                    # The water-filling prices with zero link prices (`gnn`'s fallback), as log-prices.
+                    waterfill = log_price_targets(
+                        problem, waterfill_prices(problem), problem.link_capacity.new_zeros(problem.num_links),
+                    )
                     fallback.append(float(dual_excess(
-                        problem, waterfill, torch.full_like(link_target, -LOG_FLOOR), server_target, link_target,
-                        temperature=model.temperature,
+                        problem, *waterfill[:2], server_target, link_target, temperature=model.temperature,
                     )))
             rows.append({
                 "set": f"{set_name} ({len(instances)})", "model": name,

@@ -32,7 +32,7 @@ def test_compiles_without_warnings_and_docstrings_hold_no_control_character(path
     source = path.read_text(encoding="utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tree = ast.parse(compile(source, str(path), "exec", ast.PyCF_ONLY_AST), str(path))
+        tree = ast.parse(source, str(path))
     nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)))]
     for node in nodes:
         doc = ast.get_docstring(node, clean=False) or ""
