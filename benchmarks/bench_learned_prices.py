@@ -166,31 +166,36 @@ def accuracy_sets() -> dict[str, list]:
 
 def accuracy_main(args: argparse.Namespace) -> int:
     models = args.models
-    labels: dict[tuple[str, int, float], tuple] = {}
     rows = []
     for set_name, instances in accuracy_sets().items():
-        for name, model in models.items():
-            server_errors, link_errors, excess, fallback = [], [], [], []
-            for i, instance in enumerate(instances):
-                key = (set_name, i, model.temperature)
-                if key not in labels:  # the dual's minimiser at the model's temperature, as in training
-                    labels[key] = tuple(map(torch.as_tensor, label(instance, 3000, None, model.temperature)))
-                problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
-                server_target, link_target, used = log_price_targets(problem, *labels[key])
+        errors = {name: ([], [], [], []) for name in models}  # server, link, excess, water-filling excess
+        for instance in instances:
+            # What does not depend on the model is computed once per instance (the labels once per
+            # temperature): the problem, the water-filling prices (`gnn`'s fallback) as log-prices.
+            problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+            waterfill = log_price_targets(
+                problem, waterfill_prices(problem), problem.link_capacity.new_zeros(problem.num_links),
+            )
+            targets: dict[float, tuple] = {}
+            for name, model in models.items():
+                server_errors, link_errors, excess, fallback = errors[name]
+                tau = model.temperature
+                if tau not in targets:  # the dual's minimiser at the model's temperature, as in training
+                    targets[tau] = log_price_targets(
+                        problem, *map(torch.as_tensor, label(instance, 3000, None, tau)),
+                    )
+                server_target, link_target, used = targets[tau]
                 with torch.no_grad():
                     server_log, link_log = (t.double() for t in model(*model.prepare([instance])))
-                    server_errors.append(float((server_log - server_target).pow(2).mean().sqrt()))
-                    if bool(used.any()):  # no link carries a migration: no link error to count
-                        link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
-                    excess.append(float(dual_excess(problem, server_log, link_log, server_target, link_target,
-                                                    temperature=model.temperature)))
-                    # The water-filling prices with zero link prices (`gnn`'s fallback), as log-prices.
-                    waterfill = log_price_targets(
-                        problem, waterfill_prices(problem), problem.link_capacity.new_zeros(problem.num_links),
-                    )
-                    fallback.append(float(dual_excess(
-                        problem, *waterfill[:2], server_target, link_target, temperature=model.temperature,
-                    )))
+                server_errors.append(float((server_log - server_target).pow(2).mean().sqrt()))
+                if bool(used.any()):  # no link carries a migration: no link error to count
+                    link_errors.append(float((link_log - link_target)[used].pow(2).mean().sqrt()))
+                excess.append(float(dual_excess(problem, server_log, link_log, server_target, link_target,
+                                                temperature=tau)))
+                fallback.append(float(dual_excess(
+                    problem, *waterfill[:2], server_target, link_target, temperature=tau,
+                )))
+        for name, (server_errors, link_errors, excess, fallback) in errors.items():
             rows.append({
                 "set": f"{set_name} ({len(instances)})", "model": name,
                 "server log-price RMS": statistics.median(server_errors),

@@ -136,12 +136,15 @@ def main() -> None:
     rows = []
     for suite, cases in _suites(args.instances, args.sparse).items():
         classical = [_wmmse_shares(i) for i in cases]
-        reference = np.array([_wmmse_rates(i, solved, None)[0].sum() for i, solved in zip(cases, classical)])
+        unfloored = [_wmmse_rates(i, solved, None) for i, solved in zip(cases, classical)]
+        reference = np.array([rates.sum() for rates, _ in unfloored])
         for method in ("gnn", "wmmse"):
             base = None
             for floor in floors:
                 if method == "gnn":
                     results = [_rates(models[floor], i) for i in cases]
+                elif floor is None:
+                    results = unfloored
                 else:
                     results = [_wmmse_rates(i, solved, floor) for i, solved in zip(cases, classical)]
                 sums = np.array([r.sum() for r, _ in results])

@@ -186,15 +186,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from gnnalloc.core import get_family
+    from gnnalloc.core import check_count, get_family
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
     # Sizes and counts are the user's: named here, before any family reads them.
-    if args.instances < 1:
-        raise ValueError(f"instances: must be at least 1, got {args.instances}")
-    bad = [n for n in (args.links or ()) if n < 1]
-    if bad:
-        raise ValueError(f"links: every size must be at least 1, got {bad[0]}")
+    check_count("instances", args.instances, minimum=1)
+    for size in args.links or ():
+        check_count("links", size, minimum=1)
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
     if getattr(family, "evaluate", None) is None:
         raise ValueError(f"checkpoint: the {family.name} family has no evaluation suite")

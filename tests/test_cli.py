@@ -73,6 +73,19 @@ def test_evaluate_rejects_negative_counts_in_one_line(capsys, flag, name):
     assert err.strip() == f"error: {name}: must be a non-negative integer, got -1"
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--instances", "0"], "instances: must be at least 1, got 0"),
+    (["--links", "8", "0"], "links: must be at least 1, got 0"),
+])
+def test_evaluate_rejects_empty_sizes_in_one_line(capsys, flags, message):
+    from pathlib import Path
+
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "power.ckpt"
+    code = main(["evaluate", "--checkpoint", str(checkpoint), *flags])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
 def test_solve_with_the_dual_method(tmp_path, capsys):
     inst = tmp_path / "i.json"
     assert main(["generate", "random", "--users", "40", "--servers", "6", "--seed", "3", "--out", str(inst)]) == 0
@@ -178,7 +191,7 @@ def test_fit_settings_are_one_line_errors(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "error: batch_size: must be >= 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error: batch_size: must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308, 1.7e308])

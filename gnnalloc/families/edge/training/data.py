@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import HeteroData
 
+from gnnalloc.core import check_count
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.metrics import user_utilities
@@ -165,8 +166,7 @@ class InstanceDataModule(pl.LightningDataModule):
             raise ValueError(f"users_min, users_max: need 1 <= min <= max, got {users_min}, {users_max}")
         if not 0 < load_min <= load_max:
             raise ValueError(f"load_min, load_max: need 0 < min <= max, got {load_min}, {load_max}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        check_count("batch_size", batch_size, minimum=1)
         self.save_hyperparameters()
         self.train_set: InstanceSet | None = None
         self.val_set: InstanceSet | None = None
