@@ -36,8 +36,12 @@ weights, :math:`\sigma_u` the keep probability):
 A projected L-BFGS (compiled, :mod:`gnnalloc.families.edge.solvers._dual_kernel`) minimises it over
 :math:`\lambda, \mu \ge 0` from the per-server water-filling prices (server prices in units of
 their start, link prices in units of their servers' per unit of data rate, as prices of
-different servers can differ by orders of magnitude). The response is then
-made feasible by the fast projection, the home split is re-solved exactly
+different servers can differ by orders of magnitude). The response is then made feasible in
+two ways, and the better allocation kept: by the fast (Euclidean) projection, and by keeping
+only its migrations, shrunk to capacity (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`).
+The projection shaves every pair of an overloaded server, which at high penalties pushes users
+just below their minimum at the penalty's slope; the second way leaves the home split whole to
+the refill. In both, the home split is then re-solved exactly
 (:func:`~gnnalloc.families.edge.solvers.functional.refill_home_compute`) and, optionally, the migration search
 (:func:`~gnnalloc.families.edge.solvers.improve_migrations`) completes users left short. Access bandwidth
 separates per home server and is water-filled exactly.
@@ -452,12 +456,37 @@ class _Setup:
         return self._duals[temperature]
 
     def recover(self, dual: _CompiledDual, prices: np.ndarray) -> tuple[Allocation, float]:
-        """The primal recovery from ``prices``: soft response, projection, exact home refill,
-        migration search, then the capacity fit; the allocation and its objective."""
+        """The primal recovery from ``prices``: the better of two completions of the soft
+        response, each followed by the exact home refill, the migration search and the capacity
+        fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
+        capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
+        the higher objective is returned, with that objective."""
         problem = self.problem
         response = torch.from_numpy(dual.evaluate(prices)[2]).to(device=problem.device, dtype=problem.dtype)
         projected, bandwidth = FastProjection()(response, self.bandwidth, problem)
-        compute = refill_home_compute(projected, problem)
+        best = self._completed(projected, bandwidth)
+        candidate = self._completed(self._migrations_fitted(response), bandwidth)
+        return candidate if candidate[1] > best[1] else best
+
+    def _migrations_fitted(self, response: Tensor) -> Tensor:
+        """The response's migrations alone, shrunk to fit every link and server
+        (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`); the home pairs are left to the
+        refill. Unlike the Euclidean projection, which shaves every pair of an overloaded server
+        (at high penalties pushing many users just below their minimum), it leaves the home split
+        to the refill's exact water-filling."""
+        problem = self.problem
+        migrations = torch.where(problem.pair_link < 0, torch.zeros_like(response), response)
+        fitted = fit_to_capacity(self.instance, Allocation(
+            compute=migrations.to("cpu", torch.float64).numpy(),
+            bandwidth=self.bandwidth.to("cpu", torch.float64).numpy(),
+        ))
+        return torch.from_numpy(fitted.compute).to(device=problem.device, dtype=problem.dtype)
+
+    def _completed(self, compute: Tensor, bandwidth: Tensor) -> tuple[Allocation, float]:
+        """``compute`` (migrations within capacity) refilled at home, searched and fitted to
+        capacity, with its objective."""
+        problem = self.problem
+        compute = refill_home_compute(compute, problem)
         if self.search_rounds:
             compute = improve_migrations(compute, problem, self.search_rounds)
         allocation = fit_to_capacity(self.instance, Allocation(

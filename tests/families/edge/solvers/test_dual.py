@@ -13,7 +13,7 @@ from gnnalloc.families.edge.problem import ProblemTensors, max_violation, resour
 from gnnalloc.core import solve
 from gnnalloc.families.edge.solvers import default_iterations, smoothed_dual, solve_dual, solve_exact
 from gnnalloc.families.edge.solvers._dual import MAX_ITERATIONS, MIN_ITERATIONS
-from gnnalloc.families.edge.solvers.functional import waterfill_prices
+from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, waterfill_prices
 
 
 def _prices(problem: ProblemTensors, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,3 +291,43 @@ def test_a_start_that_falls_back_runs_at_cold_temperature():
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
+
+
+def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(monkeypatch):
+    """At penalty 25 on many servers the Euclidean projection of the soft response shaves users
+    below their minimum; keeping its migrations shrunk to capacity (home split left to the
+    refill) is better there, and the recovery returns whichever completion is better."""
+    from gnnalloc.families.edge.projection import FastProjection
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    seen = []
+    recover = D._Setup.recover
+
+    def spy(self, dual, prices):
+        problem = self.problem
+        response = torch.from_numpy(dual.evaluate(prices)[2]).to(dtype=problem.dtype)
+        projected, bandwidth = FastProjection()(response, self.bandwidth, problem)
+        both = (self._completed(projected, bandwidth)[1],
+                self._completed(self._migrations_fitted(response), bandwidth)[1])
+        allocation, objective = recover(self, dual, prices)
+        seen.append((both, objective))
+        return allocation, objective
+
+    monkeypatch.setattr(D._Setup, "recover", spy)
+    instance = random_instance(816, 136, 1.2, 2, penalty=25.0)
+    result = solve_dual(instance)
+    (projection, fitted), objective = seen[-1]
+    assert objective == max(projection, fitted) == result.objective
+    # Here the fitted migrations win, by more than 0.01 per unit of weight.
+    assert fitted - projection > 0.01 * instance.weight.sum()
+    assert max_violation(instance, result.allocation) <= 1e-9
+    # The fitted migrations alone are within every link and server, and home pairs are left empty.
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    response = torch.rand(problem.num_pairs, dtype=torch.float64) * 50.0
+    bandwidth, bandwidth_price = bandwidth_waterfill(problem)
+    setup = D._Setup(instance, problem, torch.ones(problem.num_servers, dtype=torch.float64),
+                     np.ones(1), bandwidth, bandwidth_price, 1.0, 0)
+    fitted_compute = setup._migrations_fitted(response)
+    assert bool((fitted_compute[problem.pair_link < 0] == 0).all())
+    assert bool((problem.link_load(fitted_compute) <= problem.link_capacity * (1 + 1e-12)).all())
+    assert bool((problem.server_compute_load(fitted_compute) <= problem.server_compute * (1 + 1e-12)).all())
