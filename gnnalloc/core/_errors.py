@@ -29,7 +29,10 @@ def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
 def check_count(name: str, value: object, minimum: int = 0) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` of at least ``minimum``
     (counts such as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "a non-negative integer" if minimum <= 0 else f"an integer of at least {minimum}"
+        raise ValueError(f"{name}: must be {kind}, got {value!r}")
+    if value < 0 and minimum <= 0:
         raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")

@@ -48,3 +48,19 @@ def test_object_field_names_unknown_then_missing_keys():
     with pytest.raises(InstanceError, match="missing") as info:
         object_field({"a": 1}, "server", ("a",), required=("b",))
     assert info.value.field == "server.b"
+
+
+@pytest.mark.parametrize("value, minimum, message", [
+    (-1, 0, "rounds: must be a non-negative integer, got -1"),
+    (-1, 1, "rounds: must be at least 1, got -1"),
+    (0, 1, "rounds: must be at least 1, got 0"),
+    (1.5, 0, "rounds: must be a non-negative integer, got 1.5"),
+    (True, 2, "rounds: must be an integer of at least 2, got True"),
+])
+def test_check_count_names_the_field_and_its_minimum(value, minimum, message):
+    from gnnalloc.core import check_count
+
+    with pytest.raises(ValueError) as info:
+        check_count("rounds", value, minimum=minimum)
+    assert str(info.value) == message
+    check_count("rounds", max(minimum, 3), minimum=minimum)

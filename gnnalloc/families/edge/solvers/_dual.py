@@ -582,7 +582,8 @@ def solve_dual(
             takes the bound at the final prices.
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
-            constants copied once).
+            constants copied once), and the capacity fits (one of them shrinking the
+            response's migrations, see :meth:`_Setup.recover`) run on the CPU too.
         start: ``(server_price, link_price)`` to start L-BFGS from, shapes ``(S,)`` and ``(L,)``,
             finite and non-negative (e.g. a learned prediction or an earlier solve's prices).
             Default: the per-server water-filling prices and zero link prices. The price

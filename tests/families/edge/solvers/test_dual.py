@@ -294,9 +294,9 @@ def test_a_start_that_falls_back_runs_at_cold_temperature():
 
 
 def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(monkeypatch):
-    """At penalty 25 on many servers the Euclidean projection of the soft response shaves users
-    below their minimum; keeping its migrations shrunk to capacity (home split left to the
-    refill) is better there, and the recovery returns whichever completion is better."""
+    """At penalty 25 the Euclidean projection of the soft response can shave users below their
+    minimum; keeping its migrations shrunk to capacity (home split left to the refill) is then
+    better, and the recovery returns whichever completion is better."""
     from gnnalloc.families.edge.projection import FastProjection
     from gnnalloc.families.edge.solvers import _dual as D
 
@@ -314,12 +314,13 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
         return allocation, objective
 
     monkeypatch.setattr(D._Setup, "recover", spy)
-    instance = random_instance(816, 136, 1.2, 2, penalty=25.0)
-    result = solve_dual(instance)
+    instance = random_instance(200, 34, 1.2, 3, penalty=25.0)
+    # At the water-filling prices (no L-BFGS iterations: the same prices on every CPU).
+    result = solve_dual(instance, iterations=0)
     (projection, fitted), objective = seen[-1]
     assert objective == max(projection, fitted) == result.objective
-    # Here the fitted migrations win, by more than 0.01 per unit of weight.
-    assert fitted - projection > 0.01 * instance.weight.sum()
+    # Here the fitted migrations win, by about 0.22 per unit of weight.
+    assert fitted - projection > 0.1 * instance.weight.sum()
     assert max_violation(instance, result.allocation) <= 1e-9
     # The fitted migrations alone are within every link and server, and home pairs are left empty.
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
