@@ -97,15 +97,15 @@ class PowerDataModule(pl.LightningDataModule):
         val_instances: int = 32, seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("train_instances", train_instances), ("batch_size", batch_size),
-                            ("links_min", links_min), ("links_max", links_max),
+        for name, value in (("train_instances", train_instances), ("links_max", links_max),
                             ("val_instances", val_instances), ("seed", seed)):
             check_count(name, value)
+        for name, value in (("batch_size", batch_size), ("links_min", links_min)):
+            check_count(name, value, minimum=1)
         for name, value in (("gaussian_share", gaussian_share), ("fair_share", fair_share)):
             check_fraction(name, value)
-        if not 1 <= links_min <= links_max:
-            raise ValueError(f"links_max: must be >= links_min >= 1, got {links_min!r}..{links_max!r}")
-        check_positive("batch_size", batch_size)
+        if links_min > links_max:
+            raise ValueError(f"links_max: must be >= links_min, got {links_min!r}..{links_max!r}")
         self.save_hyperparameters()
         self.sampling = {"links_min": links_min, "links_max": links_max,
                          "gaussian_share": gaussian_share, "fair_share": fair_share}

@@ -70,11 +70,12 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.edge.generators import random_instance
+from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.core import check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
-from gnnalloc.families.edge.problem import ProblemTensors, user_utility
+from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import lagrangian_bound
@@ -445,6 +446,8 @@ class _Setup:
     total_weight: float
     search_rounds: int
     _duals: dict[float, _CompiledDual] = field(default_factory=dict, repr=False, compare=False)
+    # One projection per solve: it caches the problem's structure across checkpoints.
+    _projection: FastProjection = field(default_factory=FastProjection, repr=False, compare=False)
 
     def dual(self, temperature: float) -> _CompiledDual:
         """The compiled smoothed dual at ``temperature`` (the same units whatever it is), built
@@ -462,23 +465,25 @@ class _Setup:
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
         the higher objective is returned, with that objective."""
         problem = self.problem
-        response = torch.from_numpy(dual.evaluate(prices)[2]).to(device=problem.device, dtype=problem.dtype)
-        projected, bandwidth = FastProjection()(response, self.bandwidth, problem)
+        response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
+        projected, bandwidth = self._projection(
+            torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
+        )
         best = self._completed(projected, bandwidth)
         candidate = self._completed(self._migrations_fitted(response), bandwidth)
         return candidate if candidate[1] > best[1] else best
 
-    def _migrations_fitted(self, response: Tensor) -> Tensor:
+    def _migrations_fitted(self, response: np.ndarray) -> Tensor:
         """The response's migrations alone, shrunk to fit every link and server
         (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`); the home pairs are left to the
         refill. Unlike the Euclidean projection, which shaves every pair of an overloaded server
         (at high penalties pushing many users just below their minimum), it leaves the home split
         to the refill's exact water-filling."""
         problem = self.problem
-        migrations = torch.where(problem.pair_link < 0, torch.zeros_like(response), response)
+        migrations = np.where(self.instance.pair_link < 0, 0.0, response)
+        # Only the compute is fitted here: the bandwidth is the completions' own.
         fitted = fit_to_capacity(self.instance, Allocation(
-            compute=migrations.to("cpu", torch.float64).numpy(),
-            bandwidth=self.bandwidth.to("cpu", torch.float64).numpy(),
+            compute=migrations, bandwidth=np.zeros(self.instance.num_users),
         ))
         return torch.from_numpy(fitted.compute).to(device=problem.device, dtype=problem.dtype)
 
@@ -493,13 +498,7 @@ class _Setup:
             compute=compute.to("cpu", torch.float64).numpy(),
             bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
         ))
-        objective = user_utility(
-            torch.from_numpy(self.instance.user_compute(allocation.compute)),
-            torch.from_numpy(allocation.bandwidth), torch.from_numpy(self.instance.compute_min),
-            torch.from_numpy(self.instance.bandwidth_min), torch.from_numpy(self.instance.weight),
-            self.instance.penalty, self.instance.alpha,
-        ).sum()
-        return allocation, float(objective)
+        return allocation, float(user_utilities(self.instance, allocation).sum())
 
     def sharp_bound(self, prices: np.ndarray, temperature: float, iterations: int) -> float:
         """The lower of the bounds at ``prices`` and at the prices ``iterations`` further L-BFGS

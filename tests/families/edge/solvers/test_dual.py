@@ -297,38 +297,45 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
     """At penalty 25 the Euclidean projection of the soft response can shave users below their
     minimum; keeping its migrations shrunk to capacity (home split left to the refill) is then
     better, and the recovery returns whichever completion is better."""
-    from gnnalloc.families.edge.projection import FastProjection
     from gnnalloc.families.edge.solvers import _dual as D
 
-    seen = []
-    recover = D._Setup.recover
+    completed = []
+    complete = D._Setup._completed
 
-    def spy(self, dual, prices):
-        problem = self.problem
-        response = torch.from_numpy(dual.evaluate(prices)[2]).to(dtype=problem.dtype)
-        projected, bandwidth = FastProjection()(response, self.bandwidth, problem)
-        both = (self._completed(projected, bandwidth)[1],
-                self._completed(self._migrations_fitted(response), bandwidth)[1])
-        allocation, objective = recover(self, dual, prices)
-        seen.append((both, objective))
-        return allocation, objective
+    def spy(self, compute, bandwidth):
+        completed.append((compute, complete(self, compute, bandwidth)))
+        return completed[-1][1]
 
-    monkeypatch.setattr(D._Setup, "recover", spy)
+    monkeypatch.setattr(D._Setup, "_completed", spy)
     instance = random_instance(200, 34, 1.2, 3, penalty=25.0)
     # At the water-filling prices (no L-BFGS iterations: the same prices on every CPU).
     result = solve_dual(instance, iterations=0)
-    (projection, fitted), objective = seen[-1]
-    assert objective == max(projection, fitted) == result.objective
-    # Here the fitted migrations win, by about 0.22 per unit of weight.
+    (_, (_, projection)), (fitted_compute, (_, fitted)) = completed[-2:]
+    assert result.objective == max(projection, fitted)
+    # Here the fitted migrations win, by about 0.22 per unit of weight ...
     assert fitted - projection > 0.1 * instance.weight.sum()
-    assert max_violation(instance, result.allocation) <= 1e-9
-    # The fitted migrations alone are within every link and server, and home pairs are left empty.
+    # ... and they are worth keeping: completing without any migration is worse.
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
-    response = torch.rand(problem.num_pairs, dtype=torch.float64) * 50.0
-    bandwidth, bandwidth_price = bandwidth_waterfill(problem)
+    bandwidth, _ = bandwidth_waterfill(problem)
     setup = D._Setup(instance, problem, torch.ones(problem.num_servers, dtype=torch.float64),
-                     np.ones(1), bandwidth, bandwidth_price, 1.0, 0)
-    fitted_compute = setup._migrations_fitted(response)
-    assert bool((fitted_compute[problem.pair_link < 0] == 0).all())
-    assert bool((problem.link_load(fitted_compute) <= problem.link_capacity * (1 + 1e-12)).all())
-    assert bool((problem.server_compute_load(fitted_compute) <= problem.server_compute * (1 + 1e-12)).all())
+                     np.ones(1), bandwidth, torch.zeros(problem.num_servers, dtype=torch.float64),
+                     1.0, 5)
+    _, without = complete(setup, torch.zeros_like(fitted_compute), bandwidth)
+    assert fitted > without + 0.01 * instance.weight.sum()
+    assert max_violation(instance, result.allocation) <= 1e-9
+
+    # The fit itself: home pairs empty; migrations within every link and server; a migration
+    # whose server and link already fit (migrations alone) kept as it is, the others only shrunk.
+    response = np.random.default_rng(0).random(problem.num_pairs) * 3.0
+    fitted_pairs = setup._migrations_fitted(response).numpy()
+    home = instance.pair_link < 0
+    assert (fitted_pairs[home] == 0).all()
+    assert (fitted_pairs <= response).all()
+    migrations = np.where(home, 0.0, response)
+    server_fits = instance.server_compute_load(migrations) <= instance.server_compute
+    link_fits = instance.link_load(migrations) <= instance.link_capacity
+    untouched = ~home & server_fits[instance.pair_server] & link_fits[np.maximum(instance.pair_link, 0)]
+    assert untouched.any() and (~untouched & ~home).any()
+    np.testing.assert_array_equal(fitted_pairs[untouched], response[untouched])
+    assert (instance.link_load(fitted_pairs) <= instance.link_capacity * (1 + 1e-12)).all()
+    assert (instance.server_compute_load(fitted_pairs) <= instance.server_compute * (1 + 1e-12)).all()
