@@ -385,16 +385,34 @@ class _CompiledDual:
             compute[self.order] = compute.copy()
         return float(value), gradient[:-1], compute
 
-    def minimise(self, start: np.ndarray, scale: np.ndarray, iterations: int) -> tuple[np.ndarray, float, int]:
-        """Projected L-BFGS on the prices ``scale * z`` from ``start``: final prices, dual value,
-        iterations run."""
+    def minimise(
+        self, start: np.ndarray, scale: np.ndarray, iterations: int, tolerance: float = 0.0,
+    ) -> tuple[np.ndarray, float, int, float]:
+        """Projected L-BFGS on the prices ``scale * z`` from ``start``, for ``iterations`` or
+        until the KKT residual is at most ``tolerance``: final prices, dual value, iterations
+        run and the residual there (:func:`kkt_residual`)."""
+        start = np.ascontiguousarray(start, dtype=np.float64)
+        scale = np.ascontiguousarray(scale, dtype=np.float64)
         if iterations == 0 or start.size == 0:  # nothing to optimise (e.g. no servers)
-            return start, self.evaluate(start)[0], 0
-        prices, value, done, _ = minimise_dual(
-            np.ascontiguousarray(start, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
-            iterations, _MEMORY, self.supply, *self.pairs, *self.users,
+            value, gradient, _ = self.evaluate(start)
+            return start, value, 0, kkt_residual(start, gradient, scale)
+        prices, value, done, _, residual = minimise_dual(
+            start, scale, iterations, _MEMORY, float(tolerance), self.supply, *self.pairs, *self.users,
         )
-        return prices, float(value), int(done)
+        return prices, float(value), int(done), float(residual)
+
+
+def kkt_residual(prices: np.ndarray, gradient: np.ndarray, scale: np.ndarray) -> float:
+    r"""How far ``prices`` are from a KKT point of the smoothed dual, in units of the objective:
+
+    .. math::  \rho = \sum_i p_i\,|g_i| + c_i \max(-g_i, 0),
+
+    with :math:`g = \nabla D` (each capacity's supply minus the soft response's use of it) and
+    :math:`c` the price scale: the complementary slackness, plus every overload priced at its
+    capacity's unit price. It is 0 exactly at the smoothed dual's minimiser; divided by the
+    total weight it is comparable with the per-weight gap (``solve_dual``'s anytime checkpoints
+    wait for it). The compiled minimiser computes the same sum on its scaled variables."""
+    return float(np.sum(prices * np.abs(gradient) + scale * np.maximum(-gradient, 0.0)))
 
 
 def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray:
@@ -428,6 +446,25 @@ _ANNEAL_PROGRESS = 0.1
 #: At the floor, two slow checkpoints in a row (as for annealing) stop an anytime solve as
 #: stalled, and so does one where L-BFGS converged and the gap shrank by less than this fraction.
 _STALL_PROGRESS = 0.01
+
+#: With a positive ``gap_tol``, a chunk of L-BFGS iterations ends early once the per-weight KKT
+#: residual (:func:`kkt_residual`) is at most this times ``gap_tol``: a primal recovery from
+#: prices much further from the smoothed minimiser wastes a checkpoint ...
+_CHECKPOINT_RESIDUAL = 4.0
+
+#: ... and after a checkpoint that does not anneal, the next waits for the lower of that aim and
+#: the residual reached, divided by this.
+_AIM_SHRINK = 3.0
+
+#: A checkpoint whose per-weight KKT residual is at most this times ``gap_tol`` has converged at
+#: its temperature: if its gap is above ``gap_tol``, the smoothing is what is left, so it anneals
+#: (or, at the floor, counts as slow) without a second checkpoint at that temperature.
+_CONVERGED_RESIDUAL = 0.2
+
+#: Chunks that end with the residual above their aim are followed, without a checkpoint, by
+#: at most this many more in a row (with a time limit, only while it leaves room:
+#: :func:`_room_to_skip`).
+_MAX_SKIPS = 6
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
@@ -550,15 +587,25 @@ def solve_dual(
 
     With neither ``gap_tol`` nor ``time_limit`` this is one pass: L-BFGS, the primal recovery
     and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
-    ``iterations``, warm, with a checkpoint after each (primal recovery and Lagrangian bound at
-    the chunk's prices; the best allocation and the lowest bound so far are kept) and the
-    smoothing temperature divided by 3 whenever a chunk converges or shrinks the gap by less
-    than 10 %, down to a hundredth of ``temperature`` (annealing: a smaller temperature is closer to the true dual, and the warm
-    start makes it cheap to reach). It stops at the first checkpoint whose proven per-weight gap
+    ``iterations``, warm, with checkpoints between them (primal recovery and Lagrangian bound
+    at the chunk's prices; the best allocation and the lowest bound so far are kept) and the
+    smoothing temperature divided by 3 whenever a checkpoint follows a converged chunk or
+    shrinks the gap by less than 10 %, down to a hundredth of ``temperature`` (annealing: a
+    smaller temperature is closer to the true dual, and the warm start makes it cheap to
+    reach). With ``time_limit`` alone (or ``gap_tol`` 0) every chunk ends in a checkpoint. With
+    a positive ``gap_tol``, checkpoints wait for the prices to be near the smoothed minimiser,
+    measured by the KKT residual (:func:`kkt_residual` per unit of weight): a chunk ends once it
+    is at most 4 ``gap_tol``; up to six whole chunks in a row that end above it run without a
+    checkpoint (with a time limit, while it leaves room for another chunk and a checkpoint); a
+    checkpoint at a residual of at most ``gap_tol`` / 5 counts as converged (the smoothing is
+    what is left: it anneals at once); and after a checkpoint that does not anneal, the next
+    waits for a third of the lower of the aim and the residual reached. It stops at the first
+    checkpoint whose proven per-weight gap
     :math:`(\bar g - \text{objective}) / \sum_u w_u` is at most ``gap_tol`` (``"gap_tol"``),
-    before a chunk that would end after ``time_limit`` (``"time_limit"``), or when two chunks
-    at the lowest temperature shrink the gap by less than 10 % each, or one converges without
-    shrinking it by 1 % (``"stalled"``; the status then names
+    before a chunk that would end after ``time_limit`` (``"time_limit"``), or when two
+    checkpoints in a row at the lowest temperature follow a converged chunk or shrink the gap by
+    less than 10 %, or one follows L-BFGS converging to rounding without shrinking it by 1 %
+    (``"stalled"``; the status then names
     :func:`~gnnalloc.families.edge.solvers.solve_exact` as the certified method).
 
     Args:
@@ -765,12 +812,26 @@ def _one_pass(
     ``None`` is returned before any recovery, and the caller solves from the water-filling
     prices."""
     dual = setup.dual(temperature)
-    prices, value, used = dual.minimise(initial, setup.scale, iterations)
+    prices, value, used, _ = dual.minimise(initial, setup.scale, iterations)
     if given and _cannot_leave(used, iterations):
         return None
     allocation, objective = setup.recover(dual, prices)
     bound = setup.sharp_bound(prices, temperature, bound_iterations)
     return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
+
+
+def _room_to_skip(
+    time_limit: float | None, start_time: float, chunk: int, per_iteration: float, per_checkpoint: float | None,
+) -> bool:
+    """Whether an anytime solve may run another chunk before its next checkpoint: always
+    without a time limit; before the first checkpoint, in the first half of the limit; after
+    it, if a whole chunk and a checkpoint still fit, with the same margins as a chunk's length."""
+    if time_limit is None:
+        return True
+    elapsed = time.perf_counter() - start_time
+    if per_checkpoint is None:
+        return elapsed < 0.5 * time_limit
+    return 0.9 * (time_limit - elapsed - 1.5 * per_checkpoint) >= chunk * per_iteration
 
 
 def _anytime(
@@ -780,12 +841,24 @@ def _anytime(
     """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints.
     ``given``: ``initial`` is a given start; if L-BFGS cannot leave it (:func:`_cannot_leave`),
     ``None`` is returned before any recovery, and the caller solves from the water-filling
-    prices."""
+    prices.
+
+    With a positive ``gap_tol``, checkpoints wait for the prices to be near the smoothed
+    minimiser: a chunk ends early once the KKT residual reaches its aim
+    (:data:`_CHECKPOINT_RESIDUAL`, tightened after each checkpoint that made progress), one that
+    ends above it is followed by another without a checkpoint (:data:`_MAX_SKIPS`), and a
+    checkpoint at a converged residual (:data:`_CONVERGED_RESIDUAL`) anneals at once."""
     floor = temperature * _ANNEAL_FLOOR
     prices, tau = initial, temperature
     best: tuple[Allocation, float] | None = None
     bound, value, used_total = math.inf, math.nan, 0
     checkpoints: list[tuple[float, float]] = []
+    # Residual aims, in the objective's units (the kernel's): none without a positive gap_tol
+    # (0 is never reached: the solve refines until it stalls or its time is up).
+    waits_for_residual = gap_tol is not None and gap_tol > 0
+    first_aim = _CHECKPOINT_RESIDUAL * gap_tol * setup.total_weight if waits_for_residual else 0.0
+    converged_at = _CONVERGED_RESIDUAL * gap_tol * setup.total_weight if waits_for_residual else -1.0
+    aim = first_aim
     # Cost model for the time limit, measured as the solve goes: seconds per L-BFGS iteration
     # (first guessed from one evaluation of the dual) and per checkpoint.
     dual = setup.dual(tau)
@@ -793,16 +866,21 @@ def _anytime(
     dual.evaluate(prices)
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
-    slow_checkpoints, stop = 0, "stalled"
+    slow_checkpoints, skips, stop = 0, 0, "stalled"
     # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
+    first_chunk = True
     while True:
-        n = first if per_checkpoint is None else chunk
+        n = intended = first if first_chunk else chunk
         if time_limit is not None:
-            remaining = time_limit - (time.perf_counter() - start_time)
-            if per_checkpoint is None:  # the first checkpoint: keep half the time for it
-                n = min(first, max(1, int(0.5 * remaining / per_iteration)))
+            elapsed = time.perf_counter() - start_time
+            remaining = time_limit - elapsed
+            if per_checkpoint is None:
+                # The first checkpoint keeps at least half the time: the first chunk takes half
+                # of what is left, a chunk that skipped it may run to half the limit.
+                budget = 0.5 * remaining if first_chunk else 0.5 * time_limit - elapsed
+                n = min(n, max(1, int(budget / per_iteration)))
             else:
                 # Margins: timings vary from chunk to chunk (a shared machine, other threads).
                 n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
@@ -810,12 +888,22 @@ def _anytime(
                     stop = "time_limit"
                     break
         clock = time.perf_counter()
-        prices, value, used = dual.minimise(prices, setup.scale, n)
-        if per_checkpoint is None and given and _cannot_leave(used, n):
+        prices, value, used, residual = dual.minimise(prices, setup.scale, n, aim)
+        reached = residual <= aim
+        if first_chunk and given and not reached and _cannot_leave(used, n):
             return None
+        first_chunk = False
         if used:
             per_iteration = (time.perf_counter() - clock) / used
         used_total += used
+        # L-BFGS ran a whole chunk short of its aim: iterate on before recovering, if the time
+        # limit leaves room for another whole chunk and then a checkpoint (a chunk the limit cut
+        # short always ends in one).
+        if (waits_for_residual and 0 < n == intended and used == n and not reached and skips < _MAX_SKIPS
+                and _room_to_skip(time_limit, start_time, chunk, per_iteration, per_checkpoint)):
+            skips += 1
+            continue
+        skips = 0
         clock = time.perf_counter()
         allocation, objective = setup.recover(dual, prices)
         bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
@@ -831,17 +919,23 @@ def _anytime(
         def shrank(fraction: float) -> bool:  # an infinite bound (no proof) never progresses
             return math.isfinite(gap) and gap < (1.0 - fraction) * previous
 
-        # L-BFGS stopping short of the chunk has converged at this temperature (to rounding);
-        # so has a chunk that barely shrank the gap: then anneal, or at the floor count it.
-        slow = used < n or not shrank(_ANNEAL_PROGRESS)
+        # L-BFGS stopping short of the chunk and of its aim has converged at this temperature
+        # (to rounding); so has a chunk at a converged residual or one that barely shrank the
+        # gap: then anneal, or at the floor count it.
+        rounding = used < n and not reached
+        slow = rounding or residual <= converged_at or not shrank(_ANNEAL_PROGRESS)
         if tau > floor:
             if slow:
                 tau = max(tau / _ANNEAL_FACTOR, floor)
                 dual = setup.dual(tau)
+                aim = first_aim
+                continue
         else:
             slow_checkpoints = slow_checkpoints + 1 if slow else 0
-            if slow_checkpoints >= 2 or (used < n and not shrank(_STALL_PROGRESS)):
+            if slow_checkpoints >= 2 or (rounding and not shrank(_STALL_PROGRESS)):
                 break
+        # The solve goes on at this temperature: the next checkpoint waits for less.
+        aim = min(aim, residual) / _AIM_SHRINK
     assert best is not None
     status = _stop_status(stop, checkpoints[-1][1], gap_tol, time_limit)
     return _result(

@@ -124,18 +124,32 @@ def evaluate_dual(
     return value
 
 
+@_compiled(fastmath=False)
+def _residual(z, g):  # pragma: no cover - compiled
+    """:func:`minimise_dual`'s KKT residual at scaled prices ``z`` with scaled gradient ``g``."""
+    total = 0.0
+    for i in range(z.shape[0]):
+        total += z[i] * abs(g[i])
+        if g[i] < 0.0:
+            total -= g[i]
+    return total
+
+
 # Reassociation lets LLVM vectorise the two-loop recursion's dot products, which are otherwise
 # serial chains of dependent additions (two per curvature pair, each over every price).
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
-    start, price_scale, iterations, memory,
+    start, price_scale, iterations, memory, tolerance,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests compare it with scipy's L-BFGS-B on the torch dual)
     """Projected L-BFGS on :math:`z = \\text{prices} / c` from ``start``: ``iterations``
-    iterations, fewer once no step lowers the value (converged to rounding). Returns the prices,
-    the dual value there, the iterations and the evaluations run."""
+    iterations, fewer once no step lowers the value (converged to rounding) or once the KKT
+    residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` (:math:`g = c \\odot \\nabla D`: the
+    complementary slackness and the overload of every capacity, each priced at its own scale) is
+    at most ``tolerance`` (0: never). Returns the prices, the dual value there, the iterations
+    and the evaluations run, and that residual."""
     n = start.shape[0]
     num_pairs = pair_server.shape[0]
     compute = np.empty(num_pairs)
@@ -164,7 +178,8 @@ def minimise_dual(
     direction = np.empty(n)
     z_new = np.empty(n)
     done = 0
-    while done < iterations:
+    residual = _residual(z, g)
+    while done < iterations and not residual <= tolerance:  # a NaN residual runs on, as before
         # Variables held at the bound: at zero with the gradient pushing below it.
         for i in range(n):
             free[i] = 0.0 if (z[i] <= 0.0 and g[i] > 0.0) else 1.0
@@ -256,6 +271,7 @@ def minimise_dual(
             z[i] = z_new[i]
         value = new_value
         done += 1
+        residual = _residual(z, g)
         if sy > 1e-12 * yy and yy > 0.0:
             rho[newest] = 1.0 / sy
             yy_hist[newest] = yy
@@ -264,4 +280,4 @@ def minimise_dual(
             newest = (newest - 1) % memory
     for i in range(n):
         prices[i] = z[i] * price_scale[i]
-    return prices[:n].copy(), value, done, evaluations
+    return prices[:n].copy(), value, done, evaluations, residual

@@ -2,6 +2,7 @@
 respects time_limit, anneals where one temperature stalls, names bad values."""
 
 import dataclasses
+import time
 
 import pytest
 
@@ -222,3 +223,98 @@ def test_a_start_that_is_not_used_runs_the_cold_solve(monkeypatch):
     assert given is False  # the water-filling prices replaced the start
     assert temperature == 0.05
     assert chunk == default_iterations(ProblemTensors.from_instance(instance).num_pairs)
+
+
+def _spy_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float, int]]:
+    """Record, at every primal recovery of a solve, its temperature, the per-weight KKT residual
+    of its prices and the iterations the solve's chunks ran so far (not the bound's, which
+    pass no residual aim)."""
+    from gnnalloc.families.edge.solvers import _dual, load_dual_kernels
+
+    load_dual_kernels()  # its warm-up minimisation is not the solve's
+    seen: list[tuple[float, float, int]] = []
+    iterations = [0]
+    real_recover, real_minimise = _dual._Setup.recover, _dual._CompiledDual.minimise
+
+    def minimise(self, start, scale, count, *aim):
+        result = real_minimise(self, start, scale, count, *aim)
+        if aim:
+            iterations[0] += result[2]
+        return result
+
+    def recover(self, dual, prices):
+        tau = next(t for t, d in self._duals.items() if d is dual)
+        residual = _dual.kkt_residual(prices, dual.evaluate(prices)[1], self.scale) / self.total_weight
+        seen.append((tau, residual, iterations[0]))
+        return real_recover(self, dual, prices)
+
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
+    monkeypatch.setattr(_dual._Setup, "recover", recover)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dataclasses.replace(eua_instance(300, 1.0, 3), penalty=2.0),
+        lambda: eua_instance(300, 1.4, 5),
+        lambda: dataclasses.replace(eua_instance(200, 0.6, 4), penalty=2.0),
+    ],
+)
+def test_with_gap_tol_checkpoints_wait_for_a_small_kkt_residual(monkeypatch, make):
+    seen = _spy_checkpoints(monkeypatch)
+    gap_tol = 0.003
+    # A first chunk of 3 iterations leaves the water-filling prices far from the minimiser:
+    # L-BFGS goes on without recovering an allocation from them.
+    result = solve_dual(make(), iterations=3, gap_tol=gap_tol, time_limit=20.0)
+    assert result.stop == "gap_tol" and result.iterations > 3
+    assert seen[0][2] > 3 and seen[0][1] <= 4 * gap_tol
+    # At one temperature each further checkpoint waits for a third of the residual reached.
+    for (tau, residual, _), (next_tau, next_residual, _) in zip(seen, seen[1:]):
+        if next_tau == tau:
+            assert next_residual <= residual / 3 * (1 + 1e-9)
+
+
+def test_with_a_time_limit_alone_every_chunk_ends_in_a_checkpoint(monkeypatch):
+    seen = _spy_checkpoints(monkeypatch)
+    solve_dual(eua_instance(300, 1.4, 5), iterations=3, time_limit=0.5)
+    assert seen[0][2] == 3 and seen[0][1] > 4 * 0.003
+
+
+def test_a_checkpoint_at_a_converged_residual_anneals_at_once(monkeypatch):
+    instance = dataclasses.replace(eua_instance(300, 1.0, 3), penalty=2.0)
+    converged = solve_dual(instance, iterations=3000, temperature=0.03)
+    seen = _spy_checkpoints(monkeypatch)
+    # From the minimiser at 0.03, a gap_tol that temperature cannot reach: the first checkpoint
+    # takes no iteration (its residual is far below gap_tol / 5) and the next is at 0.01.
+    result = solve_dual(instance, start=(converged.server_price, converged.link_price), temperature=0.03,
+                        gap_tol=0.001, time_limit=20.0)
+    assert seen[0][0] == 0.03 and seen[0][2] == 0 and seen[0][1] <= 0.2 * 0.001
+    assert result.checkpoints[0][1] > 0.001
+    assert seen[1][0] == pytest.approx(0.01)
+
+
+def test_gap_tol_zero_checkpoints_after_every_chunk(monkeypatch):
+    # No residual is small enough for a gap of 0: waiting for one would only delay annealing.
+    seen = _spy_checkpoints(monkeypatch)
+    solve_dual(eua_instance(300, 1.4, 5), iterations=3, gap_tol=0.0, time_limit=0.5)
+    assert seen[0][2] == 3
+
+
+def test_a_zero_iteration_first_chunk_checks_the_start_with_gap_tol_too(monkeypatch):
+    seen = _spy_checkpoints(monkeypatch)
+    solve_dual(eua_instance(300, 1.4, 5), iterations=0, gap_tol=0.003, time_limit=20.0)
+    assert seen[0][2] == 0
+
+
+def test_room_to_skip_a_checkpoint_under_a_time_limit():
+    from gnnalloc.families.edge.solvers._dual import _room_to_skip
+
+    now = time.perf_counter()
+    assert _room_to_skip(None, now - 100.0, 300, 1.0, 5.0)
+    # Before the first checkpoint: only in the first half of the limit.
+    assert _room_to_skip(10.0, now - 4.0, 300, 1e-3, None)
+    assert not _room_to_skip(10.0, now - 6.0, 300, 1e-3, None)
+    # After it: a whole chunk (300 x 10 ms) and a checkpoint (1 s, with margins) must still fit.
+    assert _room_to_skip(10.0, now - 1.0, 300, 0.01, 1.0)
+    assert not _room_to_skip(10.0, now - 6.0, 300, 0.01, 1.0)

@@ -104,7 +104,7 @@ def test_minimiser_reaches_scipys_minimum(make, temperature):
     reference, compiled, server_start = _duals(problem, temperature)
     start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
     scale = _price_scale(problem, server_start).numpy()
-    prices, value, iterations = compiled.minimise(start, scale, 3000)
+    prices, value, iterations, _ = compiled.minimise(start, scale, 3000)
     expected = _scipy_minimum(reference, start, scale, 3000)
     assert value == pytest.approx(expected, rel=1e-7, abs=1e-7)
     assert value == pytest.approx(compiled.evaluate(prices)[0], rel=1e-12)
@@ -118,11 +118,11 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
     scale = _price_scale(problem, server_start).numpy()
     values = [compiled.evaluate(start)[0]]
     for iterations in (1, 10, 50):
-        prices, value, done = compiled.minimise(start, scale, iterations)
+        prices, value, done, _ = compiled.minimise(start, scale, iterations)
         assert done == iterations
         assert value <= values[-1] + 1e-9 * abs(values[-1])
         values.append(value)
-    prices, value, done = compiled.minimise(start, scale, 0)
+    prices, value, done, _ = compiled.minimise(start, scale, 0)
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
 
 
@@ -181,3 +181,41 @@ def test_result_does_not_depend_on_which_kernel_compiles_first(tmp_path):
     values = [run.communicate(timeout=300)[0].strip() for run in runs]
     assert all(run.returncode == 0 for run in runs)
     assert values[0] == values[1]
+
+
+def test_minimiser_stops_at_the_residual_tolerance_and_reports_the_residual():
+    from gnnalloc.families.edge.solvers._dual import kkt_residual
+
+    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
+    _, compiled, server_start = _duals(problem, 0.03)
+    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
+    scale = _price_scale(problem, server_start).numpy()
+    # Without a tolerance the residual is still reported: the same sum from the gradient.
+    prices, _, done, residual = compiled.minimise(start, scale, 50)
+    assert done == 50
+    assert residual == pytest.approx(kkt_residual(prices, compiled.evaluate(prices)[1], scale), rel=1e-9)
+    at_start = compiled.minimise(start, scale, 0)[3]
+    assert at_start == pytest.approx(kkt_residual(start, compiled.evaluate(start)[1], scale), rel=1e-12)
+    # With one, L-BFGS stops at the first iterate whose residual reaches it.
+    tolerance = at_start / 100
+    prices, _, done, residual = compiled.minimise(start, scale, 3000, tolerance)
+    assert 0 < done < 3000 and residual <= tolerance
+    assert residual == pytest.approx(kkt_residual(prices, compiled.evaluate(prices)[1], scale), rel=1e-9)
+    assert compiled.minimise(start, scale, done - 1, 0.0)[3] > tolerance
+    # A start that already meets it takes no step.
+    assert compiled.minimise(start, scale, 3000, 2 * at_start)[2] == 0
+
+
+def test_the_residual_vanishes_at_the_minimiser_and_prices_overloads_at_their_scale():
+    from gnnalloc.families.edge.solvers._dual import kkt_residual
+
+    problem = ProblemTensors.from_instance(random_instance(50, 5, 1.2, 4))
+    _, compiled, server_start = _duals(problem, 0.3)
+    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
+    scale = _price_scale(problem, server_start).numpy()
+    prices, _, _, residual = compiled.minimise(start, scale, 3000)
+    assert residual < 1e-6 * kkt_residual(start, compiled.evaluate(start)[1], scale)
+    # An overloaded capacity at price 0 counts at its scale: (supply - use) < 0 there.
+    gradient = np.zeros_like(prices)
+    gradient[0] = -2.0
+    assert kkt_residual(np.zeros_like(prices), gradient, scale) == pytest.approx(2.0 * scale[0])
