@@ -43,18 +43,20 @@ _SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
 #: ``benchmarks/bench_learned_prices.py``), so the default keeps ``dual``'s quality.
 GNN_ITERATIONS: int | None = None
 
-#: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations before its first
-#: checkpoint (later chunks are ``dual``'s default): a start near the minimiser stops there,
-#: a poorer one costs one early checkpoint (``benchmarks/bench_learned_prices.py --anytime``).
+#: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations (later chunks are
+#: ``dual``'s default): with ``time_limit`` alone its first checkpoint; with ``gap_tol``, a start
+#: near the minimiser ends the chunk sooner, a poorer one runs on without a checkpoint until
+#: its KKT residual is small (``solve_dual``; ``benchmarks/bench_learned_prices.py --anytime``).
 GNN_FIRST_CHUNK = 100
 
 #: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
 #: instances with a penalty up to this, and at ``dual``'s default above it (as its one pass):
 #: the drop value :math:`-k w_u` makes the keep-or-drop choice sharper, relative to the
 #: smoothing, as the penalty grows, and the model's lower temperature then anneals into a dual
-#: whose responses recover poor allocations (``benchmarks/RESULTS.md``,
+#: whose responses recover poor allocations. Since checkpoints wait for a small KKT residual,
+#: ``dual``'s temperature is the faster one from penalty 15 on (``benchmarks/RESULTS.md``,
 #: ``bench_learned_prices.py --anytime``).
-GNN_MODEL_TEMPERATURE_MAX_PENALTY = 20.0
+GNN_MODEL_TEMPERATURE_MAX_PENALTY = 10.0
 
 
 def gnn_temperature(model: "PricePredictor", instance: Instance, anytime: bool) -> float:
