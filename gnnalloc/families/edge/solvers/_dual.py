@@ -495,18 +495,24 @@ class _Setup:
             )
         return self._duals[temperature]
 
-    def recover(self, dual: _CompiledDual, prices: np.ndarray) -> tuple[Allocation, float]:
+    def recover(
+        self, dual: _CompiledDual, prices: np.ndarray, enough: float = math.inf,
+    ) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: the better of two completions of the soft
         response, each followed by the exact home refill, the migration search and the capacity
         fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
-        the higher objective is returned, with that objective."""
+        the higher objective is returned, with that objective. A projection's completion whose
+        objective reaches ``enough`` is returned alone (an anytime checkpoint it already
+        certifies needs no second)."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
         best = self._completed(projected, bandwidth)
+        if best[1] >= enough:
+            return best
         candidate = self._completed(self._migrations_fitted(response), bandwidth)
         return candidate if candidate[1] > best[1] else best
 
@@ -587,8 +593,9 @@ def solve_dual(
 
     With neither ``gap_tol`` nor ``time_limit`` this is one pass: L-BFGS, the primal recovery
     and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
-    ``iterations``, warm, with checkpoints between them (primal recovery and Lagrangian bound
-    at the chunk's prices; the best allocation and the lowest bound so far are kept) and the
+    ``iterations``, warm, with checkpoints between them (Lagrangian bound and primal recovery
+    at the chunk's prices, the recovery ending at its first completion that meets ``gap_tol``
+    against the bound; the best allocation and the lowest bound so far are kept) and the
     smoothing temperature divided by 3 whenever a checkpoint follows a converged chunk or
     shrinks the gap by less than 10 %, down to a hundredth of ``temperature`` (annealing: a
     smaller temperature is closer to the true dual, and the warm start makes it cheap to
@@ -905,8 +912,14 @@ def _anytime(
             continue
         skips = 0
         clock = time.perf_counter()
-        allocation, objective = setup.recover(dual, prices)
         bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
+        # The bound first: an objective that meets gap_tol against it ends the recovery early,
+        # and one the best allocation so far already has makes it unnecessary.
+        enough = bound - gap_tol * setup.total_weight if gap_tol is not None else math.inf
+        if best is not None and best[1] >= enough:
+            allocation, objective = best
+        else:
+            allocation, objective = setup.recover(dual, prices, enough)
         per_checkpoint = time.perf_counter() - clock
         if best is None or objective > best[1]:
             best = (allocation, objective)

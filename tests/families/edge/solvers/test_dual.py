@@ -339,3 +339,28 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
     np.testing.assert_array_equal(fitted_pairs[untouched], response[untouched])
     assert (instance.link_load(fitted_pairs) <= instance.link_capacity * (1 + 1e-12)).all()
     assert (instance.server_compute_load(fitted_pairs) <= instance.server_compute * (1 + 1e-12)).all()
+
+
+def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    calls = []
+    complete = D._Setup._completed
+
+    def spy(self, compute, bandwidth):
+        calls.append(1)
+        return complete(self, compute, bandwidth)
+
+    monkeypatch.setattr(D._Setup, "_completed", spy)
+    instance = eua_instance(200, 1.0, 4)
+    # One pass and a gap_tol that nothing meets: both completions at every checkpoint.
+    solve_dual(instance)
+    assert len(calls) == 2
+    calls.clear()
+    unreachable = solve_dual(instance, gap_tol=0.0, time_limit=20.0)
+    assert len(calls) == 2 * len(unreachable.checkpoints)
+    # A gap_tol the projection's completion meets at once: the fitted migrations are not tried,
+    # and the answer is still proven within it.
+    calls.clear()
+    loose = solve_dual(instance, gap_tol=1.0, time_limit=20.0)
+    assert len(calls) == 1 and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0

@@ -242,11 +242,11 @@ def _spy_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float
             iterations[0] += result[2]
         return result
 
-    def recover(self, dual, prices):
+    def recover(self, dual, prices, *enough):
         tau = next(t for t, d in self._duals.items() if d is dual)
         residual = _dual.kkt_residual(prices, dual.evaluate(prices)[1], self.scale) / self.total_weight
         seen.append((tau, residual, iterations[0]))
-        return real_recover(self, dual, prices)
+        return real_recover(self, dual, prices, *enough)
 
     monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
     monkeypatch.setattr(_dual._Setup, "recover", recover)
