@@ -558,6 +558,15 @@ class _Setup:
         """The proven per-weight gap ``(bound - objective) / sum(weight)``, at least 0."""
         return max((bound - objective) / self.total_weight, 0.0) if self.total_weight > 0 else 0.0
 
+    def objective_within(self, bound: float, gap_tol: float) -> float:
+        """An objective from which up every :meth:`gap` to ``bound`` is at most ``gap_tol``, in
+        floating point: ``bound - gap_tol * sum(weight)``, raised by the few ulps that rounding
+        in the gap's own arithmetic can need (the gap never rises with the objective)."""
+        least = bound - gap_tol * self.total_weight
+        while math.isfinite(least) and self.gap(bound, least) > gap_tol:
+            least = math.nextafter(least, math.inf)
+        return least
+
     def bound(self, prices: np.ndarray) -> float:
         """The Lagrangian bound at ``prices`` (valid at any prices, smoothed or not)."""
         num_servers = self.problem.num_servers
@@ -594,8 +603,9 @@ def solve_dual(
     With neither ``gap_tol`` nor ``time_limit`` this is one pass: L-BFGS, the primal recovery
     and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
     ``iterations``, warm, with checkpoints between them (Lagrangian bound and primal recovery
-    at the chunk's prices, the recovery ending at its first completion that meets ``gap_tol``
-    against the bound; the best allocation and the lowest bound so far are kept) and the
+    at the chunk's prices, the recovery ending at the projection's completion if that meets
+    ``gap_tol`` against the bound, and skipped if the best allocation so far does; the best
+    allocation and the lowest bound so far are kept) and the
     smoothing temperature divided by 3 whenever a checkpoint follows a converged chunk or
     shrinks the gap by less than 10 %, down to a hundredth of ``temperature`` (annealing: a
     smaller temperature is closer to the true dual, and the warm start makes it cheap to
@@ -915,7 +925,7 @@ def _anytime(
         bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
         # The bound first: an objective that meets gap_tol against it ends the recovery early,
         # and one the best allocation so far already has makes it unnecessary.
-        enough = bound - gap_tol * setup.total_weight if gap_tol is not None else math.inf
+        enough = setup.objective_within(bound, gap_tol) if gap_tol is not None else math.inf
         if best is not None and best[1] >= enough:
             allocation, objective = best
         else:

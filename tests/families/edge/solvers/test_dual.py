@@ -364,3 +364,39 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     calls.clear()
     loose = solve_dual(instance, gap_tol=1.0, time_limit=20.0)
     assert len(calls) == 1 and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
+
+
+def test_a_checkpoint_whose_best_allocation_already_meets_gap_tol_recovers_nothing(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    recovered, bounds = [], []
+    recover, sharp_bound = D._Setup.recover, D._Setup.sharp_bound
+
+    def counted(self, *args):
+        recovered.append(1)
+        return recover(self, *args)
+
+    def first_loose(self, *args):
+        # The first checkpoint's bound proves nothing; the second's is the real one.
+        bounds.append(sharp_bound(self, *args))
+        return bounds[-1] + (1e6 if len(bounds) == 1 else 0.0)
+
+    monkeypatch.setattr(D._Setup, "recover", counted)
+    monkeypatch.setattr(D._Setup, "sharp_bound", first_loose)
+    result = solve_dual(eua_instance(200, 1.0, 4), gap_tol=1.0, time_limit=20.0)
+    assert len(result.checkpoints) == 2 and len(recovered) == 1
+    assert result.stop == "gap_tol" and result.gap_bound <= 1.0
+
+
+def test_the_objective_that_meets_gap_tol_survives_rounding():
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        weight = float(rng.uniform(1.0, 5000.0))
+        setup = D._Setup(None, None, None, None, None, None, weight, 0)
+        bound, gap_tol = float(rng.normal(0.0, 1e4)), float(rng.choice([0.0, 0.005, 0.02, 0.3]))
+        least = setup.objective_within(bound, gap_tol)
+        assert setup.gap(bound, least) <= gap_tol
+        assert setup.gap(bound, np.nextafter(least, np.inf)) <= gap_tol
+        assert least == pytest.approx(bound - gap_tol * weight, rel=1e-12, abs=1e-9)
