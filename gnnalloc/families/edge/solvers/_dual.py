@@ -496,22 +496,22 @@ class _Setup:
         return self._duals[temperature]
 
     def recover(
-        self, dual: _CompiledDual, prices: np.ndarray, enough: float = math.inf,
+        self, dual: _CompiledDual, prices: np.ndarray, bound: float = math.inf, gap_tol: float | None = None,
     ) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: the better of two completions of the soft
         response, each followed by the exact home refill, the migration search and the capacity
         fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
-        the higher objective is returned, with that objective. A projection's completion whose
-        objective reaches ``enough`` is returned alone (an anytime checkpoint it already
-        certifies needs no second)."""
+        the higher objective is returned, with that objective. With ``gap_tol``, a projection's
+        completion whose :meth:`gap` to ``bound`` is at most it is returned alone (an anytime
+        checkpoint it already certifies needs no second)."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
         best = self._completed(projected, bandwidth)
-        if best[1] >= enough:
+        if self.meets(bound, best[1], gap_tol):
             return best
         candidate = self._completed(self._migrations_fitted(response), bandwidth)
         return candidate if candidate[1] > best[1] else best
@@ -558,14 +558,10 @@ class _Setup:
         """The proven per-weight gap ``(bound - objective) / sum(weight)``, at least 0."""
         return max((bound - objective) / self.total_weight, 0.0) if self.total_weight > 0 else 0.0
 
-    def objective_within(self, bound: float, gap_tol: float) -> float:
-        """An objective from which up every :meth:`gap` to ``bound`` is at most ``gap_tol``, in
-        floating point: ``bound - gap_tol * sum(weight)``, raised by the few ulps that rounding
-        in the gap's own arithmetic can need (the gap never rises with the objective)."""
-        least = bound - gap_tol * self.total_weight
-        while math.isfinite(least) and self.gap(bound, least) > gap_tol:
-            least = math.nextafter(least, math.inf)
-        return least
+    def meets(self, bound: float, objective: float, gap_tol: float | None) -> bool:
+        """Whether ``objective`` is proven within ``gap_tol`` by ``bound`` (never without a
+        ``gap_tol``): the one test an anytime solve stops on and ends a recovery early on."""
+        return gap_tol is not None and self.gap(bound, objective) <= gap_tol
 
     def bound(self, prices: np.ndarray) -> float:
         """The Lagrangian bound at ``prices`` (valid at any prices, smoothed or not)."""
@@ -763,7 +759,7 @@ def _better_of(
     best = given if given.objective >= restart.objective else restart
     bound = min(given.upper_bound, restart.upper_bound)
     gap = setup.gap(bound, best.objective)
-    stop = "gap_tol" if gap_tol is not None and gap <= gap_tol else restart.stop
+    stop = "gap_tol" if setup.meets(bound, best.objective, gap_tol) else restart.stop
     status = (f"{_stop_status(stop, gap, gap_tol, time_limit)}; the given start stalled at proven gap "
               f"{given.gap_bound:.4g} and the solve restarted from the water-filling prices")
     return replace(
@@ -837,18 +833,25 @@ def _one_pass(
     return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
 
 
+def _iterations_that_fit(time_limit: float, start_time: float, per_iteration: float, per_checkpoint: float) -> int:
+    """L-BFGS iterations that still fit before ``time_limit`` with a checkpoint after them, by
+    the costs measured so far, with margins: timings vary from chunk to chunk (a shared
+    machine, other threads)."""
+    remaining = time_limit - (time.perf_counter() - start_time)
+    return int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration)
+
+
 def _room_to_skip(
     time_limit: float | None, start_time: float, chunk: int, per_iteration: float, per_checkpoint: float | None,
 ) -> bool:
     """Whether an anytime solve may run another chunk before its next checkpoint: always
     without a time limit; before the first checkpoint, in the first half of the limit; after
-    it, if a whole chunk and a checkpoint still fit, with the same margins as a chunk's length."""
+    it, if a whole chunk and a checkpoint still fit (:func:`_iterations_that_fit`)."""
     if time_limit is None:
         return True
-    elapsed = time.perf_counter() - start_time
     if per_checkpoint is None:
-        return elapsed < 0.5 * time_limit
-    return 0.9 * (time_limit - elapsed - 1.5 * per_checkpoint) >= chunk * per_iteration
+        return time.perf_counter() - start_time < 0.5 * time_limit
+    return _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint) >= chunk
 
 
 def _anytime(
@@ -862,7 +865,7 @@ def _anytime(
 
     With a positive ``gap_tol``, checkpoints wait for the prices to be near the smoothed
     minimiser: a chunk ends early once the KKT residual reaches its aim
-    (:data:`_CHECKPOINT_RESIDUAL`, tightened after each checkpoint that made progress), one that
+    (:data:`_CHECKPOINT_RESIDUAL`, tightened after each checkpoint that does not anneal), one that
     ends above it is followed by another without a checkpoint (:data:`_MAX_SKIPS`), and a
     checkpoint at a converged residual (:data:`_CONVERGED_RESIDUAL`) anneals at once."""
     floor = temperature * _ANNEAL_FLOOR
@@ -872,9 +875,8 @@ def _anytime(
     checkpoints: list[tuple[float, float]] = []
     # Residual aims, in the objective's units (the kernel's): none without a positive gap_tol
     # (0 is never reached: the solve refines until it stalls or its time is up).
-    waits_for_residual = gap_tol is not None and gap_tol > 0
-    first_aim = _CHECKPOINT_RESIDUAL * gap_tol * setup.total_weight if waits_for_residual else 0.0
-    converged_at = _CONVERGED_RESIDUAL * gap_tol * setup.total_weight if waits_for_residual else -1.0
+    first_aim = _CHECKPOINT_RESIDUAL * (gap_tol or 0.0) * setup.total_weight
+    converged_at = first_aim * (_CONVERGED_RESIDUAL / _CHECKPOINT_RESIDUAL)
     aim = first_aim
     # Cost model for the time limit, measured as the solve goes: seconds per L-BFGS iteration
     # (first guessed from one evaluation of the dual) and per checkpoint.
@@ -891,22 +893,20 @@ def _anytime(
     while True:
         n = intended = first if first_chunk else chunk
         if time_limit is not None:
-            elapsed = time.perf_counter() - start_time
-            remaining = time_limit - elapsed
             if per_checkpoint is None:
                 # The first checkpoint keeps at least half the time: the first chunk takes half
                 # of what is left, a chunk that skipped it may run to half the limit.
-                budget = 0.5 * remaining if first_chunk else 0.5 * time_limit - elapsed
+                elapsed = time.perf_counter() - start_time
+                budget = 0.5 * (time_limit - elapsed) if first_chunk else 0.5 * time_limit - elapsed
                 n = min(n, max(1, int(budget / per_iteration)))
             else:
-                # Margins: timings vary from chunk to chunk (a shared machine, other threads).
-                n = min(chunk, int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration))
+                n = min(chunk, _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint))
                 if n < max(1, chunk // 10):  # too short a chunk to change anything
                     stop = "time_limit"
                     break
         clock = time.perf_counter()
         prices, value, used, residual = dual.minimise(prices, setup.scale, n, aim)
-        reached = residual <= aim
+        reached = aim > 0 and residual <= aim
         if first_chunk and given and not reached and _cannot_leave(used, n):
             return None
         first_chunk = False
@@ -916,7 +916,7 @@ def _anytime(
         # L-BFGS ran a whole chunk short of its aim: iterate on before recovering, if the time
         # limit leaves room for another whole chunk and then a checkpoint (a chunk the limit cut
         # short always ends in one).
-        if (waits_for_residual and 0 < n == intended and used == n and not reached and skips < _MAX_SKIPS
+        if (first_aim > 0 and 0 < n == intended and used == n and not reached and skips < _MAX_SKIPS
                 and _room_to_skip(time_limit, start_time, chunk, per_iteration, per_checkpoint)):
             skips += 1
             continue
@@ -925,18 +925,17 @@ def _anytime(
         bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
         # The bound first: an objective that meets gap_tol against it ends the recovery early,
         # and one the best allocation so far already has makes it unnecessary.
-        enough = setup.objective_within(bound, gap_tol) if gap_tol is not None else math.inf
-        if best is not None and best[1] >= enough:
+        if best is not None and setup.meets(bound, best[1], gap_tol):
             allocation, objective = best
         else:
-            allocation, objective = setup.recover(dual, prices, enough)
+            allocation, objective = setup.recover(dual, prices, bound, gap_tol)
         per_checkpoint = time.perf_counter() - clock
         if best is None or objective > best[1]:
             best = (allocation, objective)
         previous = checkpoints[-1][1] if checkpoints else math.inf
         gap = setup.gap(bound, best[1])
         checkpoints.append((time.perf_counter() - start_time, gap))
-        if gap_tol is not None and gap <= gap_tol:
+        if setup.meets(bound, best[1], gap_tol):
             stop = "gap_tol"
             break
         def shrank(fraction: float) -> bool:  # an infinite bound (no proof) never progresses
@@ -946,7 +945,7 @@ def _anytime(
         # (to rounding); so has a chunk at a converged residual or one that barely shrank the
         # gap: then anneal, or at the floor count it.
         rounding = used < n and not reached
-        slow = rounding or residual <= converged_at or not shrank(_ANNEAL_PROGRESS)
+        slow = rounding or (converged_at > 0 and residual <= converged_at) or not shrank(_ANNEAL_PROGRESS)
         if tau > floor:
             if slow:
                 tau = max(tau / _ANNEAL_FACTOR, floor)

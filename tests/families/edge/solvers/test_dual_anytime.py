@@ -275,10 +275,20 @@ def test_with_gap_tol_checkpoints_wait_for_a_small_kkt_residual(monkeypatch, mak
             assert next_residual <= residual / 3 * (1 + 1e-9)
 
 
+def _at_most_a_chunk_apart(seen, instance) -> bool:
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers import default_iterations
+
+    chunk = default_iterations(ProblemTensors.from_instance(instance).num_pairs)
+    return all(b[2] - a[2] <= chunk for a, b in zip(seen, seen[1:]))
+
+
 def test_with_a_time_limit_alone_every_chunk_ends_in_a_checkpoint(monkeypatch):
     seen = _spy_checkpoints(monkeypatch)
-    solve_dual(eua_instance(300, 1.4, 5), iterations=3, time_limit=0.5)
+    instance = eua_instance(300, 1.4, 5)
+    solve_dual(instance, iterations=3, time_limit=0.5)
     assert seen[0][2] == 3 and seen[0][1] > 4 * 0.003
+    assert len(seen) > 1 and _at_most_a_chunk_apart(seen, instance)
 
 
 def test_a_checkpoint_at_a_converged_residual_anneals_at_once(monkeypatch):
@@ -297,8 +307,10 @@ def test_a_checkpoint_at_a_converged_residual_anneals_at_once(monkeypatch):
 def test_gap_tol_zero_checkpoints_after_every_chunk(monkeypatch):
     # No residual is small enough for a gap of 0: waiting for one would only delay annealing.
     seen = _spy_checkpoints(monkeypatch)
-    solve_dual(eua_instance(300, 1.4, 5), iterations=3, gap_tol=0.0, time_limit=0.5)
+    instance = eua_instance(300, 1.4, 5)
+    solve_dual(instance, iterations=3, gap_tol=0.0, time_limit=0.5)
     assert seen[0][2] == 3
+    assert len(seen) > 1 and _at_most_a_chunk_apart(seen, instance)
 
 
 def test_a_zero_iteration_first_chunk_checks_the_start_with_gap_tol_too(monkeypatch):
