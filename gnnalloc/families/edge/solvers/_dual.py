@@ -379,11 +379,15 @@ class _CompiledDual:
         compute = np.empty(self.num_pairs)
         value = evaluate_dual(
             np.append(np.asarray(prices, dtype=np.float64), 0.0), self.supply, *self.pairs,
-            *self.users, gradient, compute, np.empty(self.num_pairs),
+            *self.users, gradient, compute, np.empty(self.num_pairs), np.empty_like(gradient),
         )
         if self.order is not None:
             compute[self.order] = compute.copy()
         return float(value), gradient[:-1], compute
+
+    def residual(self, prices: np.ndarray, scale: np.ndarray) -> float:
+        """The KKT residual at ``prices`` (:func:`kkt_residual`, price scale ``scale``)."""
+        return kkt_residual(prices, self.evaluate(prices)[1], scale)
 
     def minimise(
         self, start: np.ndarray, scale: np.ndarray, iterations: int, tolerance: float = 0.0,
@@ -650,8 +654,9 @@ def solve_dual(
             a start changes where the iterations begin, not what they minimise. Where the
             given start's smoothed dual (at ``temperature``) is not below the water-filling
             start's, the solve begins at the water-filling prices instead, and so it does
-            when L-BFGS cannot take one step from the given start (the status says so): a
-            poor prediction never costs more than one dual evaluation over no prediction.
+            when L-BFGS stops short from the given start without halving its KKT residual
+            (no useful step; the status says so): a poor prediction costs only the
+            evaluations that find this out.
             Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
             the water-filling prices in the time left and returns the better allocation with
             the lower bound of the two (the status says so).
@@ -796,11 +801,12 @@ def _after_stuck_start(cold: DualResult) -> DualResult:
     return replace(cold, status=f"{cold.status}; {_STALLED_START}")
 
 
-def _cannot_leave(used: int, asked: int) -> bool:
-    """Whether L-BFGS took no step although ``asked`` iterations were: a start on a cliff of the
-    smoothed dual (e.g. a predicted price far below the users' own units) has a huge gradient
-    and no acceptable step."""
-    return used == 0 and asked > 0
+def _cannot_leave(used: int, asked: int, residual: float, start_residual: float) -> bool:
+    """Whether L-BFGS stopped short of the ``asked`` iterations (no acceptable step) without
+    halving the start's KKT residual: a start on a cliff of the smoothed dual (e.g. a predicted
+    price far below the users' own units) has a huge gradient and no acceptable step, or only
+    steps too small to matter."""
+    return asked > 0 and used < asked and not residual <= 0.5 * start_residual
 
 
 def _result(
@@ -825,8 +831,8 @@ def _one_pass(
     ``None`` is returned before any recovery, and the caller solves from the water-filling
     prices."""
     dual = setup.dual(temperature)
-    prices, value, used, _ = dual.minimise(initial, setup.scale, iterations)
-    if given and _cannot_leave(used, iterations):
+    prices, value, used, residual = dual.minimise(initial, setup.scale, iterations)
+    if given and _cannot_leave(used, iterations, residual, dual.residual(initial, setup.scale)):
         return None
     allocation, objective = setup.recover(dual, prices)
     bound = setup.sharp_bound(prices, temperature, bound_iterations)
@@ -882,7 +888,7 @@ def _anytime(
     # (first guessed from one evaluation of the dual) and per checkpoint.
     dual = setup.dual(tau)
     clock = time.perf_counter()
-    dual.evaluate(prices)
+    start_residual = dual.residual(prices, setup.scale)
     per_iteration = 2.0 * (time.perf_counter() - clock)
     per_checkpoint: float | None = None
     slow_checkpoints, skips, stop = 0, 0, "stalled"
@@ -907,7 +913,7 @@ def _anytime(
         clock = time.perf_counter()
         prices, value, used, residual = dual.minimise(prices, setup.scale, n, aim)
         reached = aim > 0 and residual <= aim
-        if first_chunk and given and not reached and _cannot_leave(used, n):
+        if first_chunk and given and not reached and _cannot_leave(used, n, residual, start_residual):
             return None
         first_chunk = False
         if used:

@@ -11,11 +11,19 @@ and scipy's L-BFGS-B adds a fixed Python cost per iteration; the timings are in
 The optimiser is a projected quasi-Newton method for :math:`\min_{z \ge 0} D(\mathrm{diag}(c) z)`
 (Kim, Sra and Dhillon, 2010): variables at their bound whose gradient pushes outwards are held
 fixed, the two-loop L-BFGS recursion runs on the others, and a backtracking search along the
-projected path keeps every iterate feasible. A step is taken when it satisfies Armijo's
-condition and the upper half of strong Wolfe's: near a zero price the dual turns steeply up (a
-user's demand :math:`w / (m \pi)` explodes), and a step that lands there lowers the value yet
-leaves a gradient that spoils the next curvature pair. Curvature pairs with
-:math:`s^\top y \le 0` are skipped, so the implicit Hessian stays positive definite.
+projected path keeps every iterate feasible. The recursion starts from the dual's own Hessian
+diagonal :math:`h` (each evaluation computes it exactly, see :func:`evaluate_dual`), scaled
+by the newest curvature pair: :math:`H_0 = \gamma\,\mathrm{diag}(h)^{-1}` with
+:math:`\gamma = s^\top y / y^\top \mathrm{diag}(h)^{-1} y`. A price's curvature grows with the
+users near indifference at it, so the diagonal spans orders of magnitude and changes whenever
+users switch pairs, faster than a few curvature pairs can follow; the scalar
+:math:`H_0 = \gamma I` leaves all of that to them. Each :math:`h_i` is raised to
+:data:`_CURVATURE_FLOOR` of the largest: a price hardly anyone buys at would otherwise take a
+step the line search can only halve back. A step is taken when it satisfies Armijo's condition
+and the upper half of strong Wolfe's: near a zero price the dual turns steeply up (a user's
+demand :math:`w / (m \pi)` explodes), and a step that lands there lowers the value yet leaves a
+gradient that spoils the next curvature pair. Curvature pairs with :math:`s^\top y \le 0` are
+skipped, so the implicit Hessian stays positive definite.
 """
 
 from __future__ import annotations
@@ -48,6 +56,10 @@ _NEGLIGIBLE = 40.0
 #: Halvings of the step before a line search gives up (the step is then below 1e-6 of the first).
 _BACKTRACKS = 20
 
+#: The smallest curvature the minimiser's diagonal scaling assumes, relative to the largest
+#: (module docstring).
+_CURVATURE_FLOOR = 3e-3
+
 
 # fastmath explicitly off: numba lets a callee compiled during its caller's compilation inherit
 # the caller's fastmath flags, so without this the evaluation inside the minimiser would round
@@ -56,19 +68,34 @@ _BACKTRACKS = 20
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
-    gradient, compute, exp_buffer,
+    gradient, compute, exp_buffer, curvature,
 ):  # pragma: no cover - compiled (the torch reference checks it)
-    """Smoothed dual value at ``prices`` (server prices, link prices, then a 0 that home pairs
+    r"""Smoothed dual value at ``prices`` (server prices, link prices, then a 0 that home pairs
     read as their link price); writes its gradient (same layout, the last entry is scratch)
-    into ``gradient`` and the soft response into ``compute``. Pairs are grouped by user: user
-    ``u`` owns pairs ``user_start[u]:user_start[u + 1]``; pair ``p`` pays
-    ``prices[pair_server[p]] + pair_link_weight[p] * prices[pair_slot[p]]``."""
+    into ``gradient``, the diagonal of its Hessian into ``curvature`` (same layout) and the soft
+    response into ``compute``. Pairs are grouped by user: user ``u`` owns pairs
+    ``user_start[u]:user_start[u + 1]``; pair ``p`` pays
+    ``prices[pair_server[p]] + pair_link_weight[p] * prices[pair_slot[p]]``.
+
+    The Hessian diagonal: user :math:`u` buys :math:`x_p = B\,q_p` on its pairs, with
+    :math:`q` the soft-min weights of the pair costs :math:`c_p` at the user's scale
+    :math:`t_u`, :math:`B = \sigma A` its amount :math:`A(\pi)` at the soft-min price
+    :math:`\pi` times the probability :math:`\sigma` of being served. As
+    :math:`\partial \pi / \partial c_p = q_p` and
+    :math:`\partial q_p / \partial c_r = -q_p (\delta_{pr} - q_r) / t_u`, a price entering pair
+    :math:`p` with coefficient :math:`a_p` (1 for its server, the link weight for its link)
+    gains :math:`a_p^2 [B q_p (1 - q_p) / t_u - B' q_p^2]`, where
+    :math:`B' = dB / d\pi = -\sigma A / (\alpha \pi) - \sigma (1 - \sigma) A^2 / s_u \le 0`
+    (the first term only above the minimum demand; :math:`B' = 0` at the price floor, where
+    :math:`\pi` does not move). Exact where no price enters two pairs of one user."""
     num_prices = supply.shape[0]
     value = 0.0
     for i in range(num_prices):
         gradient[i] = supply[i]
         value += prices[i] * supply[i]
     gradient[num_prices] = 0.0
+    for i in range(num_prices + 1):
+        curvature[i] = 0.0
     num_users = user_start.shape[0] - 1
     for u in range(num_users):
         first, last = user_start[u], user_start[u + 1]
@@ -92,11 +119,13 @@ def evaluate_dual(
             exp_buffer[p] = e
             total += e
         price = -scale[u] * peak if total == 1.0 else -scale[u] * (peak + math.log(total))
-        if price < price_floor[u]:
+        floored = price < price_floor[u]
+        if floored:
             price = price_floor[u]
         ratio = weight[u] / (minimum[u] * price)
         if ratio < 1.0:
             ratio = 1.0
+        above_minimum = ratio > 1.0
         if ratio == 1.0:
             utility = 0.0
         elif log_utility:
@@ -111,17 +140,44 @@ def evaluate_dual(
         b = (drop[u] - high) / smooth[u]
         if abs(a - b) > _NEGLIGIBLE:  # one branch is certain to rounding: no exp/log needed
             value += high
-            bought = amount / total if a > b else 0.0
+            served = 1.0 if a > b else 0.0
         else:
             log_sum = max(a, b) + math.log1p(math.exp(-abs(a - b)))
             value += high + smooth[u] * log_sum
-            bought = math.exp(a - log_sum) * amount / total
+            served = math.exp(a - log_sum)
+        bought = served * amount / total
+        # The Hessian diagonal (docstring): B = served * amount and its derivative in the price.
+        amount_bought = served * amount
+        amount_slope = 0.0
+        if not floored:
+            amount_slope = -served * (1.0 - served) * amount * amount / smooth[u]
+            if above_minimum:
+                amount_slope -= amount_bought / (alpha[u] * price)
         for p in range(first, last):
             x = bought * exp_buffer[p]
             compute[p] = x
             gradient[pair_server[p]] -= x
             gradient[pair_slot[p]] -= pair_link_weight[p] * x
+            q = exp_buffer[p] / total
+            pair_curvature = amount_bought * inverse * q * (1.0 - q) - amount_slope * q * q
+            curvature[pair_server[p]] += pair_curvature
+            curvature[pair_slot[p]] += pair_link_weight[p] * pair_link_weight[p] * pair_curvature
     return value
+
+
+@_compiled(fastmath=False)
+def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compiled
+    """The Hessian diagonal on the scaled variables, ``curvature * price_scale**2``, raised to
+    :data:`_CURVATURE_FLOOR` of its largest entry (all ones where it is 0 everywhere)."""
+    top = 0.0
+    for i in range(out.shape[0]):
+        out[i] = curvature[i] * price_scale[i] * price_scale[i]
+        if out[i] > top:
+            top = out[i]
+    least = _CURVATURE_FLOOR * top if top > 0.0 else 1.0
+    for i in range(out.shape[0]):
+        if not out[i] >= least:  # also a NaN
+            out[i] = least
 
 
 @_compiled(fastmath=False)
@@ -155,6 +211,8 @@ def minimise_dual(
     compute = np.empty(num_pairs)
     exp_buffer = np.empty(num_pairs)
     price_gradient = np.empty(n + 1)
+    curvature = np.empty(n + 1)
+    diagonal = np.empty(n)  # the scaled Hessian diagonal at z
     prices = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
 
     z = start / price_scale
@@ -163,8 +221,9 @@ def minimise_dual(
     value = evaluate_dual(
         prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
         weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
-        price_gradient, compute, exp_buffer,
+        price_gradient, compute, exp_buffer, curvature,
     )
+    _scaled_curvature(curvature, price_scale, diagonal)
     evaluations = 1
     g = price_gradient[:n] * price_scale
     s_hist = np.zeros((memory, n))
@@ -200,9 +259,13 @@ def minimise_dual(
                 alpha_buf[j] = rho[j] * dot
                 for i in range(n):
                     direction[i] -= alpha_buf[j] * y_hist[j, i] * free[i]
-            gamma = 1.0 / (rho[newest] * yy_hist[newest])  # s'y / y'y of the newest pair
+            # H0 = gamma diag(h)^-1, gamma = s'y / y' diag(h)^-1 y of the newest pair.
+            ydy = 0.0
             for i in range(n):
-                direction[i] *= gamma
+                ydy += y_hist[newest, i] * y_hist[newest, i] / diagonal[i]
+            gamma = 1.0 / (rho[newest] * ydy)
+            for i in range(n):
+                direction[i] *= gamma / diagonal[i]
             for k in range(stored - 1, -1, -1):
                 j = (newest - k) % memory
                 dot = 0.0
@@ -214,19 +277,24 @@ def minimise_dual(
         slope = 0.0
         for i in range(n):
             slope += g[i] * direction[i]
-        if slope >= 0.0:  # not a descent direction: restart from the projected gradient
+        if slope >= 0.0:  # not a descent direction: restart from the scaled projected gradient
             stored = 0
+        if stored == 0:
+            slope = 0.0
             for i in range(n):
-                direction[i] = -g[i] * free[i]
-            slope = -norm
+                direction[i] = -g[i] * free[i] / diagonal[i]
+                slope += g[i] * direction[i]
         step = 1.0
         if stored == 0:
             # First step (or a restart): move the largest price by at most 1 unit of its scale.
+            # A price the step takes to 0 moves by what it has: with the diagonal scaling, a
+            # barely used price can point far below 0, and capping by that would stall the rest.
             largest = 0.0
             for i in range(n):
-                if abs(direction[i]) > largest:
-                    largest = abs(direction[i])
-            step = min(1.0, 1.0 / largest)
+                move = direction[i] if direction[i] >= 0.0 else min(-direction[i], z[i])
+                if move > largest:
+                    largest = move
+            step = min(1.0, 1.0 / largest) if largest > 0.0 else 1.0
         accepted = False
         new_value = value
         for _ in range(_BACKTRACKS):
@@ -239,7 +307,7 @@ def minimise_dual(
             new_value = evaluate_dual(
                 prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
                 weight, minimum, scale, price_floor, drop, smooth, alpha,
-                log_utility, price_gradient, compute, exp_buffer,
+                log_utility, price_gradient, compute, exp_buffer, curvature,
             )
             evaluations += 1
             # Armijo, then the upper half of strong Wolfe (module docstring).
@@ -269,6 +337,7 @@ def minimise_dual(
             yy += y_hist[newest, i] * y_hist[newest, i]
             g[i] = gi
             z[i] = z_new[i]
+        _scaled_curvature(curvature, price_scale, diagonal)  # the accepted trial was the last evaluated
         value = new_value
         done += 1
         residual = _residual(z, g)

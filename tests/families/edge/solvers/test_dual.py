@@ -260,6 +260,24 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
     assert rescued.gap_bound <= cold.gap_bound + 1e-9
 
 
+@pytest.mark.parametrize(
+    "used, asked, residual, start_residual, stuck",
+    [
+        (0, 100, 5.0, 5.0, True),  # no step at all
+        (1, 100, 4.9, 5.0, True),  # a step too small to matter, then no acceptable one
+        (1, 100, 2.4, 5.0, False),  # stopped short, but the residual more than halved
+        (100, 100, 4.9, 5.0, False),  # ran every iteration asked: slow, not stuck
+        (0, 0, 5.0, 5.0, False),  # nothing asked
+        (0, 100, 0.0, 0.0, False),  # already at the minimiser
+        (3, 100, float("nan"), 5.0, True),
+    ],
+)
+def test_cannot_leave_means_stopped_short_without_halving_the_residual(used, asked, residual, start_residual, stuck):
+    from gnnalloc.families.edge.solvers._dual import _cannot_leave
+
+    assert _cannot_leave(used, asked, residual, start_residual) is stuck
+
+
 @pytest.mark.parametrize("limits", [{"gap_tol": 0.0005}, {"gap_tol": 0.0005, "time_limit": 60.0}])
 def test_a_start_that_falls_back_runs_the_classical_first_chunk(limits):
     """Anytime with a short first chunk (as ``gnn`` asks, to check its start cheaply): once the
