@@ -654,9 +654,9 @@ def solve_dual(
             a start changes where the iterations begin, not what they minimise. Where the
             given start's smoothed dual (at ``temperature``) is not below the water-filling
             start's, the solve begins at the water-filling prices instead, and so it does
-            when L-BFGS stops short from the given start without halving its KKT residual
-            (no useful step; the status says so): a poor prediction costs only the
-            evaluations that find this out.
+            when L-BFGS stops short from the given start without halving its KKT residual or
+            bringing it below the water-filling prices' (no useful step; the status says so):
+            a poor prediction costs the iterations that find this out, usually a few.
             Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
             the water-filling prices in the time left and returns the better allocation with
             the lower bound of the two (the status says so).
@@ -704,21 +704,25 @@ def solve_dual(
     )
     # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
     # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
-    given = given_prices is not None and _lower_than(setup, given_prices, classical, float(temperature))
+    given, classical_residual = False, math.inf
+    if given_prices is not None:
+        given, classical_residual = _compare_starts(setup, given_prices, classical, float(temperature))
+    # For a given start in use, the residual below which it is never abandoned; None otherwise.
+    stuck_above = classical_residual if given else None
     initial = given_prices if given else classical
     if iterations is None:
         iterations = default_iterations(problem.num_pairs)
     if gap_tol is None and time_limit is None:
-        result = _one_pass(setup, initial, given, iterations, float(temperature), bound_iterations, start_time)
+        result = _one_pass(setup, initial, stuck_above, iterations, float(temperature), bound_iterations, start_time)
         if result is not None:
             return result
         # L-BFGS cannot leave the given start: the same pass from the water-filling prices.
-        cold = _one_pass(setup, classical, False, iterations, float(temperature), bound_iterations, start_time)
+        cold = _one_pass(setup, classical, None, iterations, float(temperature), bound_iterations, start_time)
         assert cold is not None  # not a given start
         return _after_stuck_start(cold)
     if start is None:
         return _anytime(
-            setup, classical, False, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+            setup, classical, None, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
             start_time,
         )
     # Wherever the given start is not used, the solve is the cold one from the water-filling
@@ -728,7 +732,7 @@ def solve_dual(
 
     def cold_solve() -> DualResult:
         result = _anytime(
-            setup, classical, False, cold_chunk, cold_tau, bound_iterations, gap_tol, time_limit, start_time,
+            setup, classical, None, cold_chunk, cold_tau, bound_iterations, gap_tol, time_limit, start_time,
         )
         assert result is not None  # not a given start
         return result
@@ -736,7 +740,7 @@ def solve_dual(
     if not given:  # the given start's smoothed dual is not below the water-filling one's
         return cold_solve()
     result = _anytime(
-        setup, initial, True, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
+        setup, initial, stuck_above, iterations, float(temperature), bound_iterations, gap_tol, time_limit,
         start_time,
     )
     if result is None:  # L-BFGS cannot leave the given start
@@ -785,10 +789,14 @@ def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float
     return f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
 
 
-def _lower_than(setup: _Setup, given: np.ndarray, classical: np.ndarray, temperature: float) -> bool:
-    """Whether the smoothed dual at ``temperature`` is lower at ``given`` than at ``classical``."""
+def _compare_starts(
+    setup: _Setup, given: np.ndarray, classical: np.ndarray, temperature: float,
+) -> tuple[bool, float]:
+    """Whether the smoothed dual at ``temperature`` is lower at ``given`` than at ``classical``,
+    and the KKT residual at ``classical`` (what :func:`_cannot_leave` compares with)."""
     dual = setup.dual(temperature)
-    return dual.evaluate(given)[0] < dual.evaluate(classical)[0]
+    classical_value, classical_gradient, _ = dual.evaluate(classical)
+    return dual.evaluate(given)[0] < classical_value, kkt_residual(classical, classical_gradient, setup.scale)
 
 
 #: The status of a solve whose given start stalled L-BFGS (see :func:`_cannot_leave`).
@@ -801,12 +809,21 @@ def _after_stuck_start(cold: DualResult) -> DualResult:
     return replace(cold, status=f"{cold.status}; {_STALLED_START}")
 
 
-def _cannot_leave(used: int, asked: int, residual: float, start_residual: float) -> bool:
-    """Whether L-BFGS stopped short of the ``asked`` iterations (no acceptable step) without
-    halving the start's KKT residual: a start on a cliff of the smoothed dual (e.g. a predicted
-    price far below the users' own units) has a huge gradient and no acceptable step, or only
-    steps too small to matter."""
-    return asked > 0 and used < asked and not residual <= 0.5 * start_residual
+#: A given start L-BFGS stops short from is abandoned unless its KKT residual shrank to this
+#: fraction of the start's (or below the water-filling prices', see :func:`_cannot_leave`).
+_STUCK_PROGRESS = 0.5
+
+
+def _cannot_leave(used: int, asked: int, residual: float, start_residual: float, classical_residual: float) -> bool:
+    """Whether L-BFGS, from a given start, stopped short of the ``asked`` iterations (no
+    acceptable step) with a KKT residual neither :data:`_STUCK_PROGRESS` of the start's nor
+    below ``classical_residual`` (the water-filling prices' at the same temperature): a start
+    on a cliff of the smoothed dual (e.g. a predicted price far below the users' own units) has
+    a huge gradient and no acceptable step, or only steps too small to matter. A start already
+    near the minimiser also stops short (converged to rounding), but below the water-filling
+    prices' residual, and is kept."""
+    return (asked > 0 and used < asked and not residual <= _STUCK_PROGRESS * start_residual
+            and not residual <= classical_residual)
 
 
 def _result(
@@ -823,16 +840,18 @@ def _result(
 
 
 def _one_pass(
-    setup: _Setup, initial: np.ndarray, given: bool, iterations: int, temperature: float,
+    setup: _Setup, initial: np.ndarray, stuck_above: float | None, iterations: int, temperature: float,
     bound_iterations: int, start_time: float,
 ) -> DualResult | None:
     """``solve_dual`` without ``gap_tol`` or ``time_limit``: one L-BFGS run, one recovery.
-    ``given``: ``initial`` is a given start; if L-BFGS cannot leave it (:func:`_cannot_leave`),
-    ``None`` is returned before any recovery, and the caller solves from the water-filling
-    prices."""
+    ``stuck_above``: as for :func:`_anytime`; if L-BFGS cannot leave the given start
+    (:func:`_cannot_leave`), ``None`` is returned before any recovery, and the caller solves
+    from the water-filling prices."""
     dual = setup.dual(temperature)
     prices, value, used, residual = dual.minimise(initial, setup.scale, iterations)
-    if given and _cannot_leave(used, iterations, residual, dual.residual(initial, setup.scale)):
+    if stuck_above is not None and _cannot_leave(
+        used, iterations, residual, dual.residual(initial, setup.scale), stuck_above,
+    ):
         return None
     allocation, objective = setup.recover(dual, prices)
     bound = setup.sharp_bound(prices, temperature, bound_iterations)
@@ -861,11 +880,12 @@ def _room_to_skip(
 
 
 def _anytime(
-    setup: _Setup, initial: np.ndarray, given: bool, chunk: int, temperature: float,
+    setup: _Setup, initial: np.ndarray, stuck_above: float | None, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
 ) -> DualResult | None:
     """``solve_dual`` with ``gap_tol`` or ``time_limit``: annealed chunks with checkpoints.
-    ``given``: ``initial`` is a given start; if L-BFGS cannot leave it (:func:`_cannot_leave`),
+    ``stuck_above``: ``initial`` is a given start, which counts as stuck only above this KKT
+    residual (the water-filling prices'); if L-BFGS cannot leave it (:func:`_cannot_leave`),
     ``None`` is returned before any recovery, and the caller solves from the water-filling
     prices.
 
@@ -913,7 +933,8 @@ def _anytime(
         clock = time.perf_counter()
         prices, value, used, residual = dual.minimise(prices, setup.scale, n, aim)
         reached = aim > 0 and residual <= aim
-        if first_chunk and given and not reached and _cannot_leave(used, n, residual, start_residual):
+        if (first_chunk and stuck_above is not None and not reached
+                and _cannot_leave(used, n, residual, start_residual, stuck_above)):
             return None
         first_chunk = False
         if used:

@@ -12,7 +12,7 @@ The optimiser is a projected quasi-Newton method for :math:`\min_{z \ge 0} D(\ma
 (Kim, Sra and Dhillon, 2010): variables at their bound whose gradient pushes outwards are held
 fixed, the two-loop L-BFGS recursion runs on the others, and a backtracking search along the
 projected path keeps every iterate feasible. The recursion starts from the dual's own Hessian
-diagonal :math:`h` (each evaluation computes it exactly, see :func:`evaluate_dual`), scaled
+diagonal :math:`h` (each evaluation computes it, see :func:`evaluate_dual`), scaled
 by the newest curvature pair: :math:`H_0 = \gamma\,\mathrm{diag}(h)^{-1}` with
 :math:`\gamma = s^\top y / y^\top \mathrm{diag}(h)^{-1} y`. A price's curvature grows with the
 users near indifference at it, so the diagonal spans orders of magnitude and changes whenever
@@ -85,9 +85,11 @@ def evaluate_dual(
     :math:`\partial q_p / \partial c_r = -q_p (\delta_{pr} - q_r) / t_u`, a price entering pair
     :math:`p` with coefficient :math:`a_p` (1 for its server, the link weight for its link)
     gains :math:`a_p^2 [B q_p (1 - q_p) / t_u - B' q_p^2]`, where
-    :math:`B' = dB / d\pi = -\sigma A / (\alpha \pi) - \sigma (1 - \sigma) A^2 / s_u \le 0`
-    (the first term only above the minimum demand; :math:`B' = 0` at the price floor, where
-    :math:`\pi` does not move). Exact where no price enters two pairs of one user."""
+    :math:`B' = dB / d\pi = -\sigma A / (\alpha \pi) - \sigma (1 - \sigma) A^2 / T_u \le 0`
+    (:math:`T_u` the keep-or-drop temperature ``smooth``; the first term only above the minimum
+    demand; :math:`B' = 0` at the price floor, where :math:`\pi` does not move). It is the
+    Jacobian of the gradient written here (which at a floored user is the response, not the
+    value's derivative), exact where no price enters two pairs of one user."""
     num_prices = supply.shape[0]
     value = 0.0
     for i in range(num_prices):
@@ -229,7 +231,6 @@ def minimise_dual(
     s_hist = np.zeros((memory, n))
     y_hist = np.zeros((memory, n))
     rho = np.zeros(memory)
-    yy_hist = np.zeros(memory)
     alpha_buf = np.zeros(memory)
     stored = 0
     newest = -1
@@ -284,14 +285,17 @@ def minimise_dual(
             for i in range(n):
                 direction[i] = -g[i] * free[i] / diagonal[i]
                 slope += g[i] * direction[i]
+            if not slope < 0.0:  # the scaled gradient underflowed (or is NaN): no descent left
+                break
         step = 1.0
         if stored == 0:
             # First step (or a restart): move the largest price by at most 1 unit of its scale.
-            # A price the step takes to 0 moves by what it has: with the diagonal scaling, a
-            # barely used price can point far below 0, and capping by that would stall the rest.
+            # A price within 1 unit of 0 stops there whatever the step, so it does not limit
+            # it: with the diagonal scaling a barely used price can point far below 0, and
+            # capping by that would stall the others.
             largest = 0.0
             for i in range(n):
-                move = direction[i] if direction[i] >= 0.0 else min(-direction[i], z[i])
+                move = direction[i] if direction[i] >= 0.0 else (-direction[i] if z[i] > 1.0 else 0.0)
                 if move > largest:
                     largest = move
             step = min(1.0, 1.0 / largest) if largest > 0.0 else 1.0
@@ -321,7 +325,7 @@ def minimise_dual(
             step *= 0.5
         if not accepted:
             # Near the minimum rounding in the value (a sum over every user) defeats Armijo: try
-            # once more from the projected gradient, then stop.
+            # once more from the scaled projected gradient, then stop.
             if stored == 0:
                 break
             stored = 0
@@ -343,7 +347,6 @@ def minimise_dual(
         residual = _residual(z, g)
         if sy > 1e-12 * yy and yy > 0.0:
             rho[newest] = 1.0 / sy
-            yy_hist[newest] = yy
             stored = min(stored + 1, memory)
         else:  # curvature pair dropped: step the ring back so it is overwritten
             newest = (newest - 1) % memory

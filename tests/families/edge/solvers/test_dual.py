@@ -247,7 +247,7 @@ def test_a_start_worse_than_water_filling_is_not_used():
 @pytest.mark.parametrize("anytime", [{}, {"gap_tol": 0.01}])
 def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anytime):
     """Prices a tenth of the converged ones on this EUA instance have a lower smoothed dual
-    than the water-filling start but a gradient so steep that no step is accepted: the solve
+    than the water-filling start but a gradient so steep that no useful step is accepted: the solve
     restarts from the water-filling prices (before any primal recovery) and says so."""
     from gnnalloc.families.edge.generators import eua_instance
 
@@ -266,6 +266,7 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
         (0, 100, 5.0, 5.0, True),  # no step at all
         (1, 100, 4.9, 5.0, True),  # a step too small to matter, then no acceptable one
         (1, 100, 2.4, 5.0, False),  # stopped short, but the residual more than halved
+        (3, 100, 0.9, 1.0, False),  # stopped short near the minimiser: below the water-filling residual
         (100, 100, 4.9, 5.0, False),  # ran every iteration asked: slow, not stuck
         (0, 0, 5.0, 5.0, False),  # nothing asked
         (0, 100, 0.0, 0.0, False),  # already at the minimiser
@@ -275,7 +276,8 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
 def test_cannot_leave_means_stopped_short_without_halving_the_residual(used, asked, residual, start_residual, stuck):
     from gnnalloc.families.edge.solvers._dual import _cannot_leave
 
-    assert _cannot_leave(used, asked, residual, start_residual) is stuck
+    classical_residual = 2.0  # the water-filling prices'
+    assert _cannot_leave(used, asked, residual, start_residual, classical_residual) is stuck
 
 
 @pytest.mark.parametrize("limits", [{"gap_tol": 0.0005}, {"gap_tol": 0.0005, "time_limit": 60.0}])

@@ -210,17 +210,17 @@ def test_a_start_that_is_not_used_runs_the_cold_solve(monkeypatch):
     instance = random_instance(60, 6, 1.2, 1)
     calls, real = [], _dual._anytime
 
-    def spy(setup, initial, given, chunk, temperature, *args):
-        calls.append((given, chunk, temperature))
-        return real(setup, initial, given, chunk, temperature, *args)
+    def spy(setup, initial, stuck_above, chunk, temperature, *args):
+        calls.append((stuck_above, chunk, temperature))
+        return real(setup, initial, stuck_above, chunk, temperature, *args)
 
     monkeypatch.setattr(_dual, "_anytime", spy)
     server, link = _converged_start(instance)
     # Prices a thousand times too high: a smoothed dual far above the water-filling start's.
     far = (np.asarray(server) * 1e3 + 1.0, np.asarray(link) * 1e3 + 1.0)
     solve_dual(instance, start=far, iterations=5, temperature=0.01, cold_temperature=0.05, gap_tol=0.01)
-    given, chunk, temperature = calls[0]
-    assert given is False  # the water-filling prices replaced the start
+    stuck_above, chunk, temperature = calls[0]
+    assert stuck_above is None  # the water-filling prices replaced the start
     assert temperature == 0.05
     assert chunk == default_iterations(ProblemTensors.from_instance(instance).num_pairs)
 
