@@ -506,18 +506,19 @@ class _Setup:
         response, each followed by the exact home refill, the migration search and the capacity
         fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
-        the higher objective is returned, with that objective. With ``gap_tol``, a projection's
-        completion whose :meth:`gap` to ``bound`` is at most it is returned alone (an anytime
-        checkpoint it already certifies needs no second)."""
+        the higher objective is returned, with that objective. With ``gap_tol``, the recovery
+        ends at the first allocation that :meth:`meets` it against ``bound`` (an anytime
+        checkpoint it already certifies needs nothing better): the projection's completion
+        before its migration search, then after it, then the second completion likewise."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
-        best = self._completed(projected, bandwidth)
+        best = self._completed(projected, bandwidth, bound, gap_tol)
         if self.meets(bound, best[1], gap_tol):
             return best
-        candidate = self._completed(self._migrations_fitted(response), bandwidth)
+        candidate = self._completed(self._migrations_fitted(response), bandwidth, bound, gap_tol)
         return candidate if candidate[1] > best[1] else best
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
@@ -534,18 +535,29 @@ class _Setup:
         ))
         return torch.from_numpy(fitted.compute).to(device=problem.device, dtype=problem.dtype)
 
-    def _completed(self, compute: Tensor, bandwidth: Tensor) -> tuple[Allocation, float]:
+    def _completed(
+        self, compute: Tensor, bandwidth: Tensor, bound: float = math.inf, gap_tol: float | None = None,
+    ) -> tuple[Allocation, float]:
         """``compute`` (migrations within capacity) refilled at home, searched and fitted to
-        capacity, with its objective."""
+        capacity, with its objective; with ``gap_tol``, not searched if the refilled allocation
+        already :meth:`meets` it against ``bound``."""
         problem = self.problem
+
+        def fitted(compute: Tensor) -> tuple[Allocation, float]:
+            allocation = fit_to_capacity(self.instance, Allocation(
+                compute=compute.to("cpu", torch.float64).numpy(),
+                bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
+            ))
+            return allocation, float(user_utilities(self.instance, allocation).sum())
+
         compute = refill_home_compute(compute, problem)
-        if self.search_rounds:
-            compute = improve_migrations(compute, problem, self.search_rounds)
-        allocation = fit_to_capacity(self.instance, Allocation(
-            compute=compute.to("cpu", torch.float64).numpy(),
-            bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
-        ))
-        return allocation, float(user_utilities(self.instance, allocation).sum())
+        if not self.search_rounds:
+            return fitted(compute)
+        if gap_tol is not None:
+            refilled = fitted(compute)
+            if self.meets(bound, refilled[1], gap_tol):
+                return refilled
+        return fitted(improve_migrations(compute, problem, self.search_rounds))
 
     def sharp_bound(self, prices: np.ndarray, temperature: float, iterations: int) -> float:
         """The lower of the bounds at ``prices`` and at the prices ``iterations`` further L-BFGS
@@ -603,9 +615,9 @@ def solve_dual(
     With neither ``gap_tol`` nor ``time_limit`` this is one pass: L-BFGS, the primal recovery
     and the bound. With either, the solve is *anytime*: L-BFGS runs in chunks of
     ``iterations``, warm, with checkpoints between them (Lagrangian bound and primal recovery
-    at the chunk's prices, the recovery ending at the projection's completion if that meets
-    ``gap_tol`` against the bound, and skipped if the best allocation so far does; the best
-    allocation and the lowest bound so far are kept) and the
+    at the chunk's prices, the recovery ending at its first allocation that meets ``gap_tol``
+    against the bound, even before the migration search, and skipped if the best allocation so
+    far meets it; the best allocation and the lowest bound so far are kept) and the
     smoothing temperature divided by 3 whenever a checkpoint follows a converged chunk or
     shrinks the gap by less than 10 %, down to a hundredth of ``temperature`` (annealing: a
     smaller temperature is closer to the true dual, and the warm start makes it cheap to

@@ -322,8 +322,8 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
     completed = []
     complete = D._Setup._completed
 
-    def spy(self, compute, bandwidth):
-        completed.append((compute, complete(self, compute, bandwidth)))
+    def spy(self, compute, bandwidth, *limits):
+        completed.append((compute, complete(self, compute, bandwidth, *limits)))
         return completed[-1][1]
 
     monkeypatch.setattr(D._Setup, "_completed", spy)
@@ -367,23 +367,33 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     calls = []
     complete = D._Setup._completed
 
-    def spy(self, compute, bandwidth):
+    def spy(self, compute, bandwidth, *limits):
         calls.append(1)
-        return complete(self, compute, bandwidth)
+        return complete(self, compute, bandwidth, *limits)
+
+    searches = []
+    search = D.improve_migrations
+
+    def counted_search(*args):
+        searches.append(1)
+        return search(*args)
 
     monkeypatch.setattr(D._Setup, "_completed", spy)
+    monkeypatch.setattr(D, "improve_migrations", counted_search)
     instance = eua_instance(200, 1.0, 4)
     # One pass and a gap_tol that nothing meets: both completions at every checkpoint.
     solve_dual(instance)
-    assert len(calls) == 2
+    assert len(calls) == 2 and len(searches) == 2
     calls.clear()
+    searches.clear()
     unreachable = solve_dual(instance, gap_tol=0.0, time_limit=20.0)
-    assert len(calls) == 2 * len(unreachable.checkpoints)
-    # A gap_tol the projection's completion meets at once: the fitted migrations are not tried,
-    # and the answer is still proven within it.
+    assert len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
+    # A gap_tol the projection's completion meets at once, before its migration search: the
+    # search and the fitted migrations are not tried, and the answer is still proven within it.
     calls.clear()
+    searches.clear()
     loose = solve_dual(instance, gap_tol=1.0, time_limit=20.0)
-    assert len(calls) == 1 and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
+    assert len(calls) == 1 and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
 
 
 def test_a_checkpoint_whose_best_allocation_already_meets_gap_tol_recovers_nothing(monkeypatch):
