@@ -43,12 +43,16 @@ def _assert_same_evaluation(reference: _SmoothedDual, compiled: _CompiledDual, p
     np.testing.assert_allclose(compute, expected_compute.numpy(), rtol=1e-10, atol=1e-12 * scale)
 
 
+def _eua_duals(alpha: float, temperature: float) -> tuple[ProblemTensors, _SmoothedDual, _CompiledDual, torch.Tensor]:
+    """A 150-user EUA instance at ``alpha`` and both its duals at ``temperature``."""
+    problem = ProblemTensors.from_instance(dataclasses.replace(eua_instance(150, 1.2, 7), alpha=alpha))
+    return (problem, *_duals(problem, temperature))
+
+
 @pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_evaluation_matches_the_torch_dual(alpha, temperature):
-    instance = dataclasses.replace(eua_instance(150, 1.2, 7), alpha=alpha)
-    problem = ProblemTensors.from_instance(instance)
-    reference, compiled, start = _duals(problem, temperature)
+    problem, reference, compiled, start = _eua_duals(alpha, temperature)
     for seed in range(4):
         _assert_same_evaluation(reference, compiled, _random_prices(problem, start, seed))
     # At the starting prices (every link free) too.
@@ -71,9 +75,7 @@ def _compiled_curvature(compiled: _CompiledDual, prices: np.ndarray) -> np.ndarr
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
     # The minimiser's diagonal scaling: the Jacobian of the reference's gradient, on its diagonal.
-    instance = dataclasses.replace(eua_instance(150, 1.2, 7), alpha=alpha)
-    problem = ProblemTensors.from_instance(instance)
-    reference, compiled, start = _duals(problem, temperature)
+    problem, reference, compiled, start = _eua_duals(alpha, temperature)
     # Seed 3: every price 0, so every user's soft-min price is at its floor (where B' = 0). Some
     # prices 0 and others not would leave users just above their floor buying astronomically
     # much, where the exponentials the kernel skips below e^-40 matter.
