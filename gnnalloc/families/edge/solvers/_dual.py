@@ -79,7 +79,7 @@ from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import lagrangian_bound
-from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual
+from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
 
@@ -415,8 +415,10 @@ def kkt_residual(prices: np.ndarray, gradient: np.ndarray, scale: np.ndarray) ->
     :math:`c` the price scale: the complementary slackness, plus every overload priced at its
     capacity's unit price. It is 0 exactly at the smoothed dual's minimiser; divided by the
     total weight it is comparable with the per-weight gap (``solve_dual``'s anytime checkpoints
-    wait for it). The compiled minimiser computes the same sum on its scaled variables."""
-    return float(np.sum(prices * np.abs(gradient) + scale * np.maximum(-gradient, 0.0)))
+    wait for it). It is the compiled minimiser's stopping sum on its scaled variables
+    :math:`z = p / c` and :math:`c \odot g`, computed by the same kernel."""
+    prices, gradient, scale = (np.asarray(a, dtype=np.float64) for a in (prices, gradient, scale))
+    return float(scaled_residual(prices / scale, gradient * scale))
 
 
 def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray:
@@ -861,7 +863,8 @@ def _one_pass(
     from the water-filling prices."""
     dual = setup.dual(temperature)
     prices, value, used, residual = dual.minimise(initial, setup.scale, iterations)
-    if stuck_above is not None and _cannot_leave(
+    # The start's residual costs an evaluation: only a run that stopped short needs it.
+    if stuck_above is not None and used < iterations and _cannot_leave(
         used, iterations, residual, dual.residual(initial, setup.scale), stuck_above,
     ):
         return None
@@ -1016,4 +1019,4 @@ def load_dual_kernels() -> None:
     dual = _CompiledDual(problem, _UserConstants.of(problem, 0.1, _reference_price(problem, start)))
     prices = np.concatenate([_host(start), np.zeros(problem.num_links)])
     dual.minimise(prices, np.ones_like(prices), 2)
-    dual.evaluate(prices)
+    dual.residual(prices, np.ones_like(prices))  # evaluate_dual and scaled_residual from Python

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["evaluate_dual", "minimise_dual"]
+__all__ = ["evaluate_dual", "minimise_dual", "scaled_residual"]
 
 
 def _compiled(**options):
@@ -183,8 +183,9 @@ def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compil
 
 
 @_compiled(fastmath=False)
-def _residual(z, g):  # pragma: no cover - compiled
-    """:func:`minimise_dual`'s KKT residual at scaled prices ``z`` with scaled gradient ``g``."""
+def scaled_residual(z, g):  # pragma: no cover - compiled
+    """The KKT residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` at scaled prices ``z`` with
+    scaled gradient ``g`` (what :func:`minimise_dual` stops on)."""
     total = 0.0
     for i in range(z.shape[0]):
         total += z[i] * abs(g[i])
@@ -238,7 +239,7 @@ def minimise_dual(
     direction = np.empty(n)
     z_new = np.empty(n)
     done = 0
-    residual = _residual(z, g)
+    residual = scaled_residual(z, g)
     while done < iterations and not residual <= tolerance:  # a NaN residual runs on, as before
         # Variables held at the bound: at zero with the gradient pushing below it.
         for i in range(n):
@@ -344,7 +345,7 @@ def minimise_dual(
         _scaled_curvature(curvature, price_scale, diagonal)  # the accepted trial was the last evaluated
         value = new_value
         done += 1
-        residual = _residual(z, g)
+        residual = scaled_residual(z, g)
         if sy > 1e-12 * yy and yy > 0.0:
             rho[newest] = 1.0 / sy
             stored = min(stored + 1, memory)

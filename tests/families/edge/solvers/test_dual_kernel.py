@@ -176,10 +176,10 @@ def test_diagonal_scaling_reaches_a_residual_in_few_iterations(make):
 
 def test_load_dual_kernels_leaves_both_compiled():
     from gnnalloc.families.edge.solvers import load_dual_kernels
-    from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual
+    from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
 
     load_dual_kernels()
-    assert evaluate_dual.signatures and minimise_dual.signatures
+    assert evaluate_dual.signatures and minimise_dual.signatures and scaled_residual.signatures
 
 
 def test_kernels_compile_without_a_writable_cache(monkeypatch):
