@@ -472,6 +472,16 @@ _CONVERGED_RESIDUAL = 0.2
 #: :func:`_room_to_skip`).
 _MAX_SKIPS = 6
 
+#: With a positive ``gap_tol``, an anytime solve from a given start first minimises the smoothed
+#: dual at this times its temperature (continuation: L-BFGS crosses the smoother dual in fewer
+#: iterations, and its minimiser is a closer start for the temperature's own) ...
+_WARM_UP_FACTOR = 3.0
+
+#: ... until the per-weight KKT residual there is at most this times ``gap_tol`` (or the first
+#: chunk's iterations ran), then goes on at its temperature from those prices, no checkpoint
+#: in between.
+_WARM_UP_RESIDUAL = 10.0
+
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
 
@@ -671,7 +681,10 @@ def solve_dual(
             when L-BFGS stops short from the given start without halving its KKT residual or
             bringing it below the water-filling prices' (no useful step; the status says so):
             a poor prediction costs the iterations that find this out, usually a few.
-            Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
+            Anytime with a positive ``gap_tol``, a given start whose per-weight KKT residual is
+            above 10 ``gap_tol`` is first refined at three times ``temperature`` until it is
+            below that (at most the first chunk's iterations; continuation: the smoother dual
+            takes fewer), then at ``temperature``. Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
             the water-filling prices in the time left and returns the better allocation with
             the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
@@ -894,6 +907,29 @@ def _room_to_skip(
     return _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint) >= chunk
 
 
+def _iterations_within(n: int, share: float, time_limit: float, start_time: float, per_iteration: float) -> int:
+    """At most ``n`` iterations (at least 1) that take at most ``share`` of the time left before
+    ``time_limit``: an anytime solve's warm-up takes a quarter, its first chunk half, so that the
+    first checkpoint keeps at least 3/8 of the time."""
+    budget = share * (time_limit - (time.perf_counter() - start_time))
+    return min(n, max(1, int(budget / per_iteration)))
+
+
+def _warm_up(
+    setup: _Setup, prices: np.ndarray, temperature: float, iterations: int, aim: float,
+) -> tuple[np.ndarray, int]:
+    r"""Continuation before an anytime solve at ``temperature``: at most ``iterations`` L-BFGS
+    iterations on the smoothed dual at :data:`_WARM_UP_FACTOR` times it, from ``prices`` until
+    its KKT residual is at most ``aim`` (:data:`_WARM_UP_RESIDUAL` ``gap_tol`` per unit of
+    weight). Returns the prices reached and the iterations run. The smoother dual has a smaller
+    curvature range, so L-BFGS crosses it in fewer iterations, and its minimiser is near the
+    temperature's own (their distance shrinks with the temperature); the solve then continues
+    from there."""
+    warmer = setup.dual(_WARM_UP_FACTOR * temperature)
+    prices, _, used, _ = warmer.minimise(prices, setup.scale, iterations, aim)
+    return prices, used
+
+
 def _anytime(
     setup: _Setup, initial: np.ndarray, stuck_above: float | None, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
@@ -918,6 +954,7 @@ def _anytime(
     # (0 is never reached: the solve refines until it stalls or its time is up).
     first_aim = _CHECKPOINT_RESIDUAL * (gap_tol or 0.0) * setup.total_weight
     converged_at = first_aim * (_CONVERGED_RESIDUAL / _CHECKPOINT_RESIDUAL)
+    warm_aim = first_aim * (_WARM_UP_RESIDUAL / _CHECKPOINT_RESIDUAL)
     aim = first_aim
     # Cost model for the time limit, measured as the solve goes: seconds per L-BFGS iteration
     # (first guessed from one evaluation of the dual) and per checkpoint.
@@ -930,16 +967,32 @@ def _anytime(
     # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
+    # A given start (e.g. a prediction) is warmed up first, unless it is already within the
+    # warm-up's residual at the solve's own temperature (e.g. an earlier solve's prices, which
+    # the warmer dual would only pull away). Measured, the water-filling prices' anytime solve
+    # (whose first checkpoints anneal anyway) gains nothing from it.
+    if stuck_above is not None and warm_aim > 0 and first > 0 and start_residual > warm_aim:
+        n = first if time_limit is None else _iterations_within(first, 0.25, time_limit, start_time, per_iteration)
+        clock = time.perf_counter()
+        prices, used = _warm_up(setup, prices, tau, n, warm_aim)
+        if used:
+            per_iteration = (time.perf_counter() - clock) / used
+            used_total += used
+            # What the first chunk's stuck test compares with: where it starts.
+            start_residual = dual.residual(prices, setup.scale)
     first_chunk = True
     while True:
         n = intended = first if first_chunk else chunk
         if time_limit is not None:
             if per_checkpoint is None:
                 # The first checkpoint keeps at least half the time: the first chunk takes half
-                # of what is left, a chunk that skipped it may run to half the limit.
-                elapsed = time.perf_counter() - start_time
-                budget = 0.5 * (time_limit - elapsed) if first_chunk else 0.5 * time_limit - elapsed
-                n = min(n, max(1, int(budget / per_iteration)))
+                # of what is left (after a warm-up, 3/8 of the limit), a chunk that skipped it
+                # may run to half the limit.
+                if first_chunk:
+                    n = _iterations_within(n, 0.5, time_limit, start_time, per_iteration)
+                else:
+                    budget = 0.5 * time_limit - (time.perf_counter() - start_time)
+                    n = min(n, max(1, int(budget / per_iteration)))
             else:
                 n = min(chunk, _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint))
                 if n < max(1, chunk // 10):  # too short a chunk to change anything

@@ -330,3 +330,74 @@ def test_room_to_skip_a_checkpoint_under_a_time_limit():
     # After it: a whole chunk (300 x 10 ms) and a checkpoint (1 s, with margins) must still fit.
     assert _room_to_skip(10.0, now - 1.0, 300, 0.01, 1.0)
     assert not _room_to_skip(10.0, now - 6.0, 300, 0.01, 1.0)
+
+
+def _spy_minimisations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float | None, int, float]]:
+    """Record every L-BFGS run of a solve: its temperature, residual aim (None for the bound's
+    runs, which pass none), iterations and the residual reached."""
+    from gnnalloc.families.edge.solvers import _dual, load_dual_kernels
+
+    load_dual_kernels()  # its warm-up minimisation is not the solve's
+    runs: list[tuple[float, float | None, int, float]] = []
+    temperature_of: dict[int, float] = {}
+    real_dual, real_minimise = _dual._Setup.dual, _dual._CompiledDual.minimise
+
+    def dual(self, temperature):
+        compiled = real_dual(self, temperature)
+        temperature_of[id(compiled)] = temperature
+        return compiled
+
+    def minimise(self, start, scale, count, *aim):
+        result = real_minimise(self, start, scale, count, *aim)
+        runs.append((temperature_of[id(self)], aim[0] if aim else None, result[2], result[3]))
+        return result
+
+    monkeypatch.setattr(_dual._Setup, "dual", dual)
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
+    return runs
+
+
+def test_a_far_given_start_is_warmed_up_at_three_times_the_temperature(monkeypatch):
+    import numpy as np
+
+    instance = eua_instance(300, 1.0, 3)
+    weight = float(instance.weight.sum())
+    optimum = _objective(instance, solve_exact(instance).allocation)
+    server, link = _converged_start(instance)
+    runs = _spy_minimisations(monkeypatch)
+    # Prices a few times off in both directions: below the water-filling start by the smoothed
+    # dual (so it is used), with a KKT residual far above 10 gap_tol.
+    rng = np.random.default_rng(0)
+    far = (np.asarray(server) * np.exp(rng.normal(0.0, 0.7, len(server))), np.asarray(link))
+    gap_tol = 0.003
+    result = solve_dual(instance, start=far, iterations=100, temperature=0.01, gap_tol=gap_tol)
+    assert "water-filling" not in result.status  # the given start was used
+    warm_temperature, warm_aim, warm_used, warm_residual = runs[0]
+    assert warm_temperature == pytest.approx(0.03)
+    assert warm_aim == pytest.approx(10 * gap_tol * weight)
+    assert 0 < warm_used <= 100 and (warm_residual <= warm_aim or warm_used == 100)
+    # Then the solve's own temperature, from where the warm-up stopped; its iterations count.
+    assert runs[1][0] == 0.01 and runs[1][1] == pytest.approx(4 * gap_tol * weight)
+    assert result.iterations == sum(used for _, aim, used, _ in runs if aim is not None)
+    assert result.stop == "gap_tol"
+    assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
+
+
+def test_no_warm_up_from_the_water_filling_prices_or_without_gap_tol(monkeypatch):
+    instance = eua_instance(300, 1.0, 3)
+    start = _converged_start(instance)
+    runs = _spy_minimisations(monkeypatch)
+    solve_dual(instance, temperature=0.01, gap_tol=0.003)
+    solve_dual(instance, start=start, temperature=0.01, time_limit=0.5)
+    solve_dual(instance, start=start, temperature=0.01, gap_tol=0.0, time_limit=0.5)
+    assert all(temperature <= 0.01 for temperature, aim, _, _ in runs if aim is not None)
+
+
+def test_the_warm_up_takes_at_most_a_quarter_of_the_time_left():
+    from gnnalloc.families.edge.solvers._dual import _iterations_within
+
+    now = time.perf_counter()
+    assert _iterations_within(1000, 0.25, 10.0, now - 2.0, 0.01) == pytest.approx(200, abs=1)
+    assert _iterations_within(1000, 0.5, 10.0, now - 2.0, 0.01) == pytest.approx(400, abs=1)
+    assert _iterations_within(100, 0.25, 10.0, now - 2.0, 0.01) == 100
+    assert _iterations_within(100, 0.25, 10.0, now - 11.0, 0.01) == 1  # past the limit: one
