@@ -8,7 +8,8 @@ from gnnalloc.families.edge.problem._allocation import (
 )
 from gnnalloc.core import AllocationError, InstanceError, SolverError
 from gnnalloc.families.edge.problem._feasibility import (
-    constraint_slack, fit_to_capacity, max_violation, relative_violation, shrink_factor,
+    constraint_slack, fit_compute_to_capacity, fit_to_capacity, max_violation, relative_violation,
+    shrink_factor,
 )
 from gnnalloc.families.edge.problem._instance import INSTANCE_FORMAT, Instance, load_instance, save_instance
 from gnnalloc.families.edge.problem._tensors import ProblemTensors
@@ -17,7 +18,7 @@ from gnnalloc.families.edge.problem._utility import user_compute, user_utility
 
 __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",
-    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "fit_to_capacity", "load_allocation", "load_instance",
+    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "fit_compute_to_capacity", "fit_to_capacity", "load_allocation", "load_instance",
     "max_violation", "resource_utility", "relative_violation", "save_allocation", "save_instance", "shrink_factor", "user_compute",
     "user_utility",
 ]

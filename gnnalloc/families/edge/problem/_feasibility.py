@@ -11,7 +11,8 @@ from gnnalloc.families.edge.problem._instance import Instance
 from gnnalloc.families.edge.problem._tensors import ProblemTensors
 
 __all__ = [
-    "constraint_slack", "fit_to_capacity", "max_violation", "relative_violation", "shrink_factor",
+    "constraint_slack", "fit_compute_to_capacity", "fit_to_capacity", "max_violation", "relative_violation",
+    "shrink_factor",
 ]
 
 
@@ -71,15 +72,24 @@ def fit_to_capacity(instance: Instance, allocation: Allocation) -> Allocation:
     instances mixing quantities many orders of magnitude apart (capacities of 1e12 beside
     minimums of 1e-12) their water-fillings' round-off can exceed a small server's capacity.
     """
-    compute = np.maximum(allocation.compute, 0.0)
     bandwidth = np.maximum(allocation.bandwidth, 0.0)
+    access = shrink_factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
+    return Allocation(
+        compute=fit_compute_to_capacity(instance, allocation.compute),
+        bandwidth=bandwidth * access[instance.user_server],
+    )
+
+
+def fit_compute_to_capacity(instance: Instance, compute: np.ndarray) -> np.ndarray:
+    """The compute part of :func:`fit_to_capacity`: each pair of ``compute`` ``(P,)``, clipped
+    at 0, times the smallest factor of the server and the link it loads."""
+    compute = np.maximum(compute, 0.0)
     server = shrink_factor(instance.server_compute_load(compute), instance.server_compute)
     link = shrink_factor(instance.link_load(compute), instance.link_capacity)
     factor = server[instance.pair_server]
     migrated = instance.pair_link >= 0
     factor[migrated] = np.minimum(factor[migrated], link[instance.pair_link[migrated]])
-    access = shrink_factor(instance.server_bandwidth_load(bandwidth), instance.server_bandwidth)
-    return Allocation(compute=compute * factor, bandwidth=bandwidth * access[instance.user_server])
+    return compute * factor
 
 
 def shrink_factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.core import check_count, check_nonnegative, check_positive
-from gnnalloc.families.edge.problem import fit_to_capacity
+from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.core import resource_utility
@@ -540,12 +540,10 @@ class _Setup:
         (at high penalties pushing many users just below their minimum), it leaves the home split
         to the refill's exact water-filling."""
         problem = self.problem
-        migrations = np.where(self.instance.pair_link < 0, 0.0, response)
         # Only the compute is fitted here: the bandwidth is the completions' own.
-        fitted = fit_to_capacity(self.instance, Allocation(
-            compute=migrations, bandwidth=np.zeros(self.instance.num_users),
-        ))
-        return torch.from_numpy(fitted.compute).to(device=problem.device, dtype=problem.dtype)
+        migrations = np.where(self.instance.pair_link < 0, 0.0, response)
+        fitted = fit_compute_to_capacity(self.instance, migrations)
+        return torch.from_numpy(fitted).to(device=problem.device, dtype=problem.dtype)
 
     def _completed(
         self, compute: Tensor, bandwidth: Tensor, bound: float = math.inf, gap_tol: float | None = None,

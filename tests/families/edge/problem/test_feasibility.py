@@ -1,7 +1,9 @@
 import numpy as np
 
 from gnnalloc import eua_instance, solve
-from gnnalloc.families.edge.problem import Allocation, Instance, fit_to_capacity, max_violation
+from gnnalloc.families.edge.problem import (
+    Allocation, Instance, fit_compute_to_capacity, fit_to_capacity, max_violation,
+)
 
 
 def test_fit_to_capacity_makes_any_nonnegative_allocation_feasible():
@@ -17,6 +19,8 @@ def test_fit_to_capacity_makes_any_nonnegative_allocation_feasible():
     assert (fitted.compute >= 0).all() and (fitted.bandwidth >= 0).all()
     # Only shrinks: every pair keeps at most what it had, and loses only on a full constraint.
     assert (fitted.compute <= np.maximum(wild.compute, 0.0)).all()
+    # The compute alone fits the same way, whatever the bandwidth.
+    np.testing.assert_array_equal(fit_compute_to_capacity(instance, wild.compute), fitted.compute)
 
 
 def test_fit_to_capacity_leaves_a_feasible_allocation_unchanged():

@@ -337,9 +337,11 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
     # ... and they are worth keeping: completing without any migration is worse.
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
     bandwidth, _ = bandwidth_waterfill(problem)
-    setup = D._Setup(instance, problem, torch.ones(problem.num_servers, dtype=torch.float64),
-                     np.ones(1), bandwidth, torch.zeros(problem.num_servers, dtype=torch.float64),
-                     1.0, 5)
+    setup = D._Setup(
+        instance=instance, problem=problem, reference=torch.ones(problem.num_servers, dtype=torch.float64),
+        scale=np.ones(1), bandwidth=bandwidth, bandwidth_price=torch.zeros(problem.num_servers, dtype=torch.float64),
+        total_weight=1.0, search_rounds=5,
+    )
     _, without = complete(setup, torch.zeros_like(fitted_compute), bandwidth)
     assert fitted > without + 0.01 * instance.weight.sum()
     assert max_violation(instance, result.allocation) <= 1e-9
@@ -427,7 +429,10 @@ def test_meeting_gap_tol_is_one_test_for_the_early_stop_and_the_stop():
     disagreements = 0
     for _ in range(2000):
         weight = float(rng.uniform(1.0, 5000.0))
-        setup = D._Setup(None, None, None, None, None, None, weight, 0)
+        setup = D._Setup(
+            instance=None, problem=None, reference=None, scale=None, bandwidth=None, bandwidth_price=None,
+            total_weight=weight, search_rounds=0,
+        )
         bound, gap_tol = float(rng.normal(0.0, 1e4)), float(rng.choice([0.005, 0.02, 0.3]))
         objective = bound - gap_tol * weight
         assert setup.meets(bound, objective, gap_tol) == (setup.gap(bound, objective) <= gap_tol)
