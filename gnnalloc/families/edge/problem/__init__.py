@@ -18,7 +18,8 @@ from gnnalloc.families.edge.problem._utility import user_compute, user_utility
 
 __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",
-    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack", "fit_compute_to_capacity", "fit_to_capacity", "load_allocation", "load_instance",
-    "max_violation", "resource_utility", "relative_violation", "save_allocation", "save_instance", "shrink_factor", "user_compute",
-    "user_utility",
+    "InstanceError", "ProblemTensors", "SolverError", "constraint_slack",
+    "fit_compute_to_capacity", "fit_to_capacity", "load_allocation", "load_instance",
+    "max_violation", "resource_utility", "relative_violation", "save_allocation", "save_instance",
+    "shrink_factor", "user_compute", "user_utility",
 ]

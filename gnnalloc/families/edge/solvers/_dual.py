@@ -38,7 +38,7 @@ A projected L-BFGS (compiled, :mod:`gnnalloc.families.edge.solvers._dual_kernel`
 their start, link prices in units of their servers' per unit of data rate, as prices of
 different servers can differ by orders of magnitude). The response is then made feasible in
 two ways, and the better allocation kept: by the fast (Euclidean) projection, and by keeping
-only its migrations, shrunk to capacity (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`).
+only its migrations, shrunk to capacity (:func:`~gnnalloc.families.edge.problem.fit_compute_to_capacity`).
 The projection shaves every pair of an overloaded server, which at high penalties pushes users
 just below their minimum at the penalty's slope; the second way leaves the home split whole to
 the refill. In both, the home split is then re-solved exactly
@@ -53,6 +53,9 @@ per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`
 and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
 the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
+From a given start (a learned prediction) the first chunk is preceded by a warm-up at three times
+the temperature (continuation: the smoother dual takes fewer iterations, and its minimiser is
+close to the colder one's).
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -535,7 +538,7 @@ class _Setup:
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
         """The response's migrations alone, shrunk to fit every link and server
-        (:func:`~gnnalloc.families.edge.problem.fit_to_capacity`); the home pairs are left to the
+        (:func:`~gnnalloc.families.edge.problem.fit_compute_to_capacity`); the home pairs are left to the
         refill. Unlike the Euclidean projection, which shaves every pair of an overloaded server
         (at high penalties pushing many users just below their minimum), it leaves the home split
         to the refill's exact water-filling."""
@@ -654,7 +657,8 @@ def solve_dual(
             converged to rounding); 0 takes the response to the starting prices. Default:
             :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
             (0 checks the start as it is; a given start replaced by the water-filling prices
-            runs at least the default instead); later chunks run at least the default.
+            runs at least the default instead, and a given start's warm-up at most as many);
+            later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
             the first chunk's.
@@ -678,13 +682,15 @@ def solve_dual(
             start's, the solve begins at the water-filling prices instead, and so it does
             when L-BFGS stops short from the given start without halving its KKT residual or
             bringing it below the water-filling prices' (no useful step; the status says so):
-            a poor prediction costs the iterations that find this out, usually a few.
-            Anytime with a positive ``gap_tol``, a given start whose per-weight KKT residual is
-            above 10 ``gap_tol`` is first refined at three times ``temperature`` until it is
-            below that (at most the first chunk's iterations; continuation: the smoother dual
-            takes fewer), then at ``temperature``. Anytime, a solve from the given start that stalls above ``gap_tol`` restarts from
-            the water-filling prices in the time left and returns the better allocation with
-            the lower bound of the two (the status says so).
+            a poor prediction costs the iterations that find this out, usually a few (with
+            ``gap_tol``, also its warm-up's). Anytime with a positive ``gap_tol``, a given start
+            whose per-weight KKT residual at ``temperature`` is above 10 ``gap_tol`` is first
+            warmed up: refined at three times ``temperature`` until its residual there is at
+            most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
+            of the time left), then at ``temperature`` (continuation: the smoother dual takes
+            fewer iterations). Anytime, a solve from the given start that stalls above
+            ``gap_tol`` restarts from the water-filling prices in the time left and returns the
+            better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
             measured cost says would end later. The first checkpoint always completes, as an
@@ -888,8 +894,7 @@ def _iterations_that_fit(time_limit: float, start_time: float, per_iteration: fl
     """L-BFGS iterations that still fit before ``time_limit`` with a checkpoint after them, by
     the costs measured so far, with margins: timings vary from chunk to chunk (a shared
     machine, other threads)."""
-    remaining = time_limit - (time.perf_counter() - start_time)
-    return int(0.9 * (remaining - 1.5 * per_checkpoint) / per_iteration)
+    return int(0.9 * (_time_left(time_limit, start_time) - 1.5 * per_checkpoint) / per_iteration)
 
 
 def _room_to_skip(
@@ -905,27 +910,15 @@ def _room_to_skip(
     return _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint) >= chunk
 
 
-def _iterations_within(n: int, share: float, time_limit: float, start_time: float, per_iteration: float) -> int:
-    """At most ``n`` iterations (at least 1) that take at most ``share`` of the time left before
-    ``time_limit``: an anytime solve's warm-up takes a quarter, its first chunk half, so that the
-    first checkpoint keeps at least 3/8 of the time."""
-    budget = share * (time_limit - (time.perf_counter() - start_time))
+def _iterations_within(n: int, budget: float, per_iteration: float) -> int:
+    """At most ``n`` iterations, and at least 1, that fit ``budget`` seconds at the measured
+    ``per_iteration``."""
     return min(n, max(1, int(budget / per_iteration)))
 
 
-def _warm_up(
-    setup: _Setup, prices: np.ndarray, temperature: float, iterations: int, aim: float,
-) -> tuple[np.ndarray, int]:
-    r"""Continuation before an anytime solve at ``temperature``: at most ``iterations`` L-BFGS
-    iterations on the smoothed dual at :data:`_WARM_UP_FACTOR` times it, from ``prices`` until
-    its KKT residual is at most ``aim`` (:data:`_WARM_UP_RESIDUAL` ``gap_tol`` per unit of
-    weight). Returns the prices reached and the iterations run. The smoother dual has a smaller
-    curvature range, so L-BFGS crosses it in fewer iterations, and its minimiser is near the
-    temperature's own (their distance shrinks with the temperature); the solve then continues
-    from there."""
-    warmer = setup.dual(_WARM_UP_FACTOR * temperature)
-    prices, _, used, _ = warmer.minimise(prices, setup.scale, iterations, aim)
-    return prices, used
+def _time_left(time_limit: float, start_time: float) -> float:
+    """Seconds left before ``time_limit`` (negative once past it)."""
+    return time_limit - (time.perf_counter() - start_time)
 
 
 def _anytime(
@@ -958,50 +951,58 @@ def _anytime(
     # (first guessed from one evaluation of the dual) and per checkpoint.
     dual = setup.dual(tau)
     clock = time.perf_counter()
-    start_residual = dual.residual(prices, setup.scale)
+    initial_residual = dual.residual(prices, setup.scale)
     per_iteration = 2.0 * (time.perf_counter() - clock)
+    # The residual where the first chunk begins (its stuck test compares with it).
+    start_residual: float | None = initial_residual
     per_checkpoint: float | None = None
     slow_checkpoints, skips, stop = 0, 0, "stalled"
     # The first chunk is the caller's (e.g. a few iterations to check a learned start); later
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
-    # A given start (e.g. a prediction) is warmed up first, unless it is already within the
-    # warm-up's residual at the solve's own temperature (e.g. an earlier solve's prices, which
-    # the warmer dual would only pull away). Measured, the water-filling prices' anytime solve
-    # (whose first checkpoints anneal anyway) gains nothing from it.
-    if stuck_above is not None and warm_aim > 0 and first > 0 and start_residual > warm_aim:
-        n = first if time_limit is None else _iterations_within(first, 0.25, time_limit, start_time, per_iteration)
+    # Continuation: a given start (e.g. a prediction) is warmed up first at _WARM_UP_FACTOR
+    # times the temperature, whose smoother dual L-BFGS crosses in fewer iterations, until the
+    # residual there is at most warm_aim; not a start already within it at tau (e.g. an earlier
+    # solve's prices, which the warmer dual would only pull away). Measured, the water-filling
+    # prices' anytime solve (whose first checkpoints anneal anyway) gains nothing from it.
+    # Under a time limit it takes at most a quarter of the time left and the first chunk half
+    # of the rest, so the first checkpoint keeps about 3/8 (by the measured iteration cost).
+    if stuck_above is not None and warm_aim > 0 and first > 0 and initial_residual > warm_aim:
+        warmer = setup.dual(_WARM_UP_FACTOR * tau)  # built before the clock: not iteration time
+        n = first
+        if time_limit is not None:
+            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration)
         clock = time.perf_counter()
-        prices, used = _warm_up(setup, prices, tau, n, warm_aim)
+        prices, _, used, _ = warmer.minimise(prices, setup.scale, n, warm_aim)
         if used:
             per_iteration = (time.perf_counter() - clock) / used
             used_total += used
-            # What the first chunk's stuck test compares with: where it starts.
-            start_residual = dual.residual(prices, setup.scale)
+            start_residual = None  # evaluated only if the stuck test needs it
     first_chunk = True
     while True:
         n = intended = first if first_chunk else chunk
         if time_limit is not None:
             if per_checkpoint is None:
-                # The first checkpoint keeps at least half the time: the first chunk takes half
-                # of what is left (after a warm-up, 3/8 of the limit), a chunk that skipped it
-                # may run to half the limit.
-                if first_chunk:
-                    n = _iterations_within(n, 0.5, time_limit, start_time, per_iteration)
-                else:
-                    budget = 0.5 * time_limit - (time.perf_counter() - start_time)
-                    n = min(n, max(1, int(budget / per_iteration)))
+                # The first checkpoint keeps at least half the time left when the first chunk
+                # starts (after a warm-up, about 3/8 of it before): that chunk takes half of
+                # it, a chunk that skipped the checkpoint may run to half the limit.
+                elapsed = time.perf_counter() - start_time
+                budget = 0.5 * (time_limit - elapsed) if first_chunk else 0.5 * time_limit - elapsed
+                n = _iterations_within(n, budget, per_iteration)
             else:
                 n = min(chunk, _iterations_that_fit(time_limit, start_time, per_iteration, per_checkpoint))
                 if n < max(1, chunk // 10):  # too short a chunk to change anything
                     stop = "time_limit"
                     break
         clock = time.perf_counter()
+        chunk_start = prices
         prices, value, used, residual = dual.minimise(prices, setup.scale, n, aim)
         reached = aim > 0 and residual <= aim
-        if (first_chunk and stuck_above is not None and not reached
-                and _cannot_leave(used, n, residual, start_residual, stuck_above)):
-            return None
+        if first_chunk and stuck_above is not None and not reached and used < n:
+            if start_residual is None:  # after a warm-up: the residual where the chunk began
+                start_residual = dual.residual(chunk_start, setup.scale)
+            if _cannot_leave(used, n, residual, start_residual, stuck_above):
+                return None
         first_chunk = False
         if used:
             per_iteration = (time.perf_counter() - clock) / used
