@@ -53,9 +53,9 @@ per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`
 and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
 the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
-From a given start (a learned prediction) the first chunk is preceded by a warm-up at three times
-the temperature (continuation: the smoother dual takes fewer iterations, and its minimiser is
-close to the colder one's).
+From a given start (a learned prediction) below the default temperature, the first chunk is
+preceded by a warm-up at three times the temperature, at most the default (continuation: the
+smoother dual takes fewer iterations, and its minimiser is close to the colder one's).
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -476,8 +476,10 @@ _CONVERGED_RESIDUAL = 0.2
 _MAX_SKIPS = 6
 
 #: With a positive ``gap_tol``, an anytime solve from a given start first minimises the smoothed
-#: dual at this times its temperature (continuation: L-BFGS crosses the smoother dual in fewer
-#: iterations, and its minimiser is a closer start for the temperature's own) ...
+#: dual at this times its temperature, but never above :data:`DEFAULT_TEMPERATURE` (none at or
+#: above it), (continuation: L-BFGS crosses the smoother dual in fewer iterations, and its
+#: minimiser is a closer start for the temperature's own; measured, warming up from the default
+#: 0.03 at 0.09 cost more than it saved at penalties 25-30) ...
 _WARM_UP_FACTOR = 3.0
 
 #: ... until the per-weight KKT residual there is at most this times ``gap_tol`` (or the first
@@ -683,9 +685,10 @@ def solve_dual(
             when L-BFGS stops short from the given start without halving its KKT residual or
             bringing it below the water-filling prices' (no useful step; the status says so):
             a poor prediction costs the iterations that find this out, usually a few (with
-            ``gap_tol``, also its warm-up's). Anytime with a positive ``gap_tol``, a given start
-            whose per-weight KKT residual at ``temperature`` is above 10 ``gap_tol`` is first
-            warmed up: refined at three times ``temperature`` until its residual there is at
+            ``gap_tol``, also its warm-up's). Anytime with a positive ``gap_tol`` and a
+            ``temperature`` below :data:`DEFAULT_TEMPERATURE`, a given start whose per-weight KKT
+            residual at ``temperature`` is above 10 ``gap_tol`` is first warmed up: refined at
+            three times ``temperature`` (at most the default) until its residual there is at
             most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations). Anytime, a solve from the given start that stalls above
@@ -961,14 +964,17 @@ def _anytime(
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     # Continuation: a given start (e.g. a prediction) is warmed up first at _WARM_UP_FACTOR
-    # times the temperature, whose smoother dual L-BFGS crosses in fewer iterations, until the
+    # times the temperature, at most the default one (none from it or above: there a smoother
+    # dual measured slower), whose smoother dual L-BFGS crosses in fewer iterations, until the
     # residual there is at most warm_aim; not a start already within it at tau (e.g. an earlier
     # solve's prices, which the warmer dual would only pull away). Measured, the water-filling
     # prices' anytime solve (whose first checkpoints anneal anyway) gains nothing from it.
     # Under a time limit it takes at most a quarter of the time left and the first chunk half
     # of the rest, so the first checkpoint keeps about 3/8 (by the measured iteration cost).
-    if stuck_above is not None and warm_aim > 0 and first > 0 and initial_residual > warm_aim:
-        warmer = setup.dual(_WARM_UP_FACTOR * tau)  # built before the clock: not iteration time
+    warm_tau = min(_WARM_UP_FACTOR * tau, DEFAULT_TEMPERATURE)
+    if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
+            and initial_residual > warm_aim):
+        warmer = setup.dual(warm_tau)  # built before the clock: not iteration time
         n = first
         if time_limit is not None:
             n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration)

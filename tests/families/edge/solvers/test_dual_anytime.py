@@ -384,7 +384,7 @@ def test_a_far_given_start_is_warmed_up_at_three_times_the_temperature(monkeypat
     assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
 
 
-def test_no_warm_up_from_the_water_filling_prices_or_without_gap_tol(monkeypatch):
+def test_no_warm_up_from_the_water_filling_prices_without_gap_tol_or_from_the_default_temperature(monkeypatch):
     instance = eua_instance(300, 1.0, 3)
     start = _converged_start(instance)
     runs = _spy_minimisations(monkeypatch)
@@ -392,6 +392,13 @@ def test_no_warm_up_from_the_water_filling_prices_or_without_gap_tol(monkeypatch
     solve_dual(instance, start=start, temperature=0.01, time_limit=0.5)
     solve_dual(instance, start=start, temperature=0.01, gap_tol=0.0, time_limit=0.5)
     assert all(temperature <= 0.01 for temperature, aim, _, _ in runs if aim is not None)
+    # Nor at or above the default temperature (0.03): the warm-up is never smoother than it.
+    runs.clear()
+    solve_dual(instance, start=start, temperature=0.03, gap_tol=0.003)
+    assert all(temperature <= 0.03 for temperature, aim, _, _ in runs if aim is not None)
+    runs.clear()
+    solve_dual(instance, start=start, temperature=0.02, gap_tol=0.003)
+    assert max(temperature for temperature, aim, _, _ in runs if aim is not None) == pytest.approx(0.03)
 
 
 def test_a_start_already_near_its_minimiser_is_not_warmed_up(monkeypatch):
