@@ -376,17 +376,28 @@ class _CompiledDual:
         )
         self.supply = _host(constants.supply)
 
-    def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
+    def _evaluated(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """One kernel evaluation: dual value, gradient, soft response ``(P,)`` in the problem's
+        pair order, and the Hessian diagonal."""
         gradient = np.empty(self.supply.shape[0] + 1)
         compute = np.empty(self.num_pairs)
+        curvature = np.empty_like(gradient)
         value = evaluate_dual(
             np.append(np.asarray(prices, dtype=np.float64), 0.0), self.supply, *self.pairs,
-            *self.users, gradient, compute, np.empty(self.num_pairs), np.empty_like(gradient),
+            *self.users, gradient, compute, np.empty(self.num_pairs), curvature,
         )
         if self.order is not None:
             compute[self.order] = compute.copy()
-        return float(value), gradient[:-1], compute
+        return float(value), gradient[:-1], compute, curvature[:-1]
+
+    def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
+        value, gradient, compute, _ = self._evaluated(prices)
+        return value, gradient, compute
+
+    def curvature(self, prices: np.ndarray) -> np.ndarray:
+        """The Hessian diagonal at ``prices`` (what the minimiser scales its steps by)."""
+        return self._evaluated(prices)[3]
 
     def residual(self, prices: np.ndarray, scale: np.ndarray) -> float:
         """The KKT residual at ``prices`` (:func:`kkt_residual`, price scale ``scale``)."""

@@ -59,18 +59,6 @@ def test_evaluation_matches_the_torch_dual(alpha, temperature):
     _assert_same_evaluation(reference, compiled, np.concatenate([start.numpy(), np.zeros(problem.num_links)]))
 
 
-def _compiled_curvature(compiled: _CompiledDual, prices: np.ndarray) -> np.ndarray:
-    from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual
-
-    padded = np.append(prices, 0.0)
-    curvature = np.empty_like(padded)
-    evaluate_dual(
-        padded, compiled.supply, *compiled.pairs, *compiled.users, np.empty_like(padded),
-        np.empty(compiled.num_pairs), np.empty(compiled.num_pairs), curvature,
-    )
-    return curvature[:-1]
-
-
 @pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
@@ -83,7 +71,7 @@ def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
         prices = _random_prices(problem, start, seed) if seed < 3 else np.zeros(problem.num_servers + problem.num_links)
         jacobian = torch.autograd.functional.jacobian(lambda p: reference(p)[1], torch.from_numpy(prices))
         expected = torch.diagonal(jacobian).numpy()  # the Hessian: the gradient's Jacobian
-        curvature = _compiled_curvature(compiled, prices)
+        curvature = compiled.curvature(prices)
         assert (curvature >= 0).all() and expected.max() > 0
         np.testing.assert_allclose(curvature, expected, rtol=1e-9, atol=1e-12 * expected.max())
 
