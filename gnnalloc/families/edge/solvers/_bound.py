@@ -104,13 +104,25 @@ def lagrangian_bound(
     dtype, device = problem.dtype, problem.device
     server_price = _check_price("server_price", server_price, problem.num_servers).to(dtype=dtype, device=device)
     link_price = _check_price("link_price", link_price, problem.num_links).to(dtype=dtype, device=device)
-    alpha = _uniform(problem.alpha)
     if bandwidth_price is None:
         _, bandwidth_price = bandwidth_waterfill(problem)
     else:
         bandwidth_price = _check_price("bandwidth_price", bandwidth_price, problem.num_servers)
     bandwidth_price = bandwidth_price.to(dtype=dtype, device=device)
+    return compute_part(problem, server_price, link_price) + bandwidth_part(problem, bandwidth_price)
 
+
+def _priced(price: Tensor, capacity: Tensor) -> Tensor:
+    """:math:`\\sum \\text{price} \\cdot \\text{capacity}` over the open capacities."""
+    return torch.where(capacity > 0, price * capacity, torch.zeros_like(capacity)).sum()
+
+
+def compute_part(problem: ProblemTensors, server_price: Tensor, link_price: Tensor) -> Tensor:
+    r"""The compute and link terms of :func:`lagrangian_bound`,
+    :math:`\sum_s \lambda_s C_s + \sum_l \mu_l L_l + \sum_u h_u(\min_p c_p; m^c_u)`, from
+    prices already checked (shape, finite, non-negative) and in the problem's dtype and device:
+    what changes with the compute prices (an anytime solve re-evaluates only this part)."""
+    dtype, device = problem.dtype, problem.device
     inf = torch.tensor(torch.inf, dtype=dtype, device=device)
     # A zero capacity admits no load, whatever its price: its pairs (users) pay an infinite one.
     server_open = problem.server_compute > 0
@@ -125,18 +137,16 @@ def lagrangian_bound(
     pair_cost = torch.where(server_open.index_select(0, problem.pair_server) & ~link_closed, pair_cost, inf)
     user_cost = torch.full((problem.num_users,), torch.inf, dtype=dtype, device=device)
     user_cost = user_cost.scatter_reduce(0, problem.pair_user, pair_cost, reduce="amin", include_self=True)
+    users = best_value(user_cost, problem.compute_min, problem.weight, problem.penalty, _uniform(problem.alpha))
+    return _priced(server_price, problem.server_compute) + _priced(link_price, problem.link_capacity) + users.sum()
+
+
+def bandwidth_part(problem: ProblemTensors, bandwidth_price: Tensor) -> Tensor:
+    r"""The bandwidth terms of :func:`lagrangian_bound`,
+    :math:`\sum_s \nu_s B_s + \sum_u h_u(\nu_{h(u)}; m^b_u)`, from prices already checked
+    and in the problem's dtype and device."""
+    inf = torch.tensor(torch.inf, dtype=problem.dtype, device=problem.device)
     access_open = (problem.server_bandwidth > 0).index_select(0, problem.user_server)
     access_cost = torch.where(access_open, bandwidth_price.index_select(0, problem.user_server), inf)
-
-    def priced(price: Tensor, capacity: Tensor) -> Tensor:
-        return torch.where(capacity > 0, price * capacity, torch.zeros_like(capacity)).sum()
-
-    users = best_value(user_cost, problem.compute_min, problem.weight, problem.penalty, alpha) + best_value(
-        access_cost, problem.bandwidth_min, problem.weight, problem.penalty, alpha
-    )
-    return (
-        priced(server_price, problem.server_compute)
-        + priced(link_price, problem.link_capacity)
-        + priced(bandwidth_price, problem.server_bandwidth)
-        + users.sum()
-    )
+    users = best_value(access_cost, problem.bandwidth_min, problem.weight, problem.penalty, _uniform(problem.alpha))
+    return _priced(bandwidth_price, problem.server_bandwidth) + users.sum()

@@ -66,6 +66,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -81,7 +82,7 @@ from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.families.edge.solvers._bound import lagrangian_bound
+from gnnalloc.families.edge.solvers._bound import bandwidth_part, compute_part
 from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
@@ -405,19 +406,36 @@ class _CompiledDual:
 
     def minimise(
         self, start: np.ndarray, scale: np.ndarray, iterations: int, tolerance: float = 0.0,
+        memory: _CurvatureMemory | None = None,
     ) -> tuple[np.ndarray, float, int, float]:
         """Projected L-BFGS on the prices ``scale * z`` from ``start``, for ``iterations`` or
         until the KKT residual is at most ``tolerance``: final prices, dual value, iterations
-        run and the residual there (:func:`kkt_residual`)."""
+        run and the residual there (:func:`kkt_residual`). ``memory``: the curvature pairs of
+        the run that stopped at ``start``, which this one continues (and updates); ``None``
+        starts afresh."""
         start = np.ascontiguousarray(start, dtype=np.float64)
         scale = np.ascontiguousarray(scale, dtype=np.float64)
         if iterations == 0 or start.size == 0:  # nothing to optimise (e.g. no servers)
             value, gradient, _ = self.evaluate(start)
             return start, value, 0, kkt_residual(start, gradient, scale)
+        memory = _CurvatureMemory(start.size) if memory is None else memory
         prices, value, done, _, residual = minimise_dual(
-            start, scale, iterations, _MEMORY, float(tolerance), self.supply, *self.pairs, *self.users,
+            start, scale, iterations, float(tolerance), memory.steps, memory.changes, memory.inverse_curvatures,
+            memory.ring, self.supply, *self.pairs, *self.users,
         )
         return prices, float(value), int(done), float(residual)
+
+
+class _CurvatureMemory:
+    """L-BFGS's memory between runs of :meth:`_CompiledDual.minimise` on ``size`` prices: the
+    newest :data:`_MEMORY` steps :math:`s`, gradient changes :math:`y` and :math:`1 / s^\\top y`,
+    and how many are stored and which is the newest."""
+
+    def __init__(self, size: int) -> None:
+        self.steps = np.zeros((_MEMORY, size))
+        self.changes = np.zeros((_MEMORY, size))
+        self.inverse_curvatures = np.zeros(_MEMORY)
+        self.ring = np.array([0, -1], dtype=np.int64)
 
 
 def kkt_residual(prices: np.ndarray, gradient: np.ndarray, scale: np.ndarray) -> float:
@@ -528,25 +546,26 @@ class _Setup:
         return self._duals[temperature]
 
     def recover(
-        self, dual: _CompiledDual, prices: np.ndarray, bound: float = math.inf, gap_tol: float | None = None,
+        self, dual: _CompiledDual, prices: np.ndarray, certifies: Callable[[float], bool] | None = None,
     ) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: the better of two completions of the soft
         response, each followed by the exact home refill, the migration search and the capacity
         fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
-        the higher objective is returned, with that objective. With ``gap_tol``, the recovery
-        ends at the first allocation that :meth:`meets` it against ``bound`` (an anytime
-        checkpoint it already certifies needs nothing better): the projection's completion
-        before its migration search, then after it, then the second completion likewise."""
+        the higher objective is returned, with that objective. With ``certifies`` (whether an
+        objective is proven within the solve's ``gap_tol``: an anytime checkpoint's
+        :meth:`_SharpBound.certifies`), the recovery ends at the first allocation it certifies (a
+        checkpoint it already proves needs nothing better): the projection's completion before
+        its migration search, then after it, then the second completion likewise."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
-        best = self._completed(projected, bandwidth, bound, gap_tol)
-        if self.meets(bound, best[1], gap_tol):
+        best = self._completed(projected, bandwidth, certifies)
+        if certifies is not None and certifies(best[1]):
             return best
-        candidate = self._completed(self._migrations_fitted(response), bandwidth, bound, gap_tol)
+        candidate = self._completed(self._migrations_fitted(response), bandwidth, certifies)
         return candidate if candidate[1] > best[1] else best
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
@@ -562,11 +581,10 @@ class _Setup:
         return torch.from_numpy(fitted).to(device=problem.device, dtype=problem.dtype)
 
     def _completed(
-        self, compute: Tensor, bandwidth: Tensor, bound: float = math.inf, gap_tol: float | None = None,
+        self, compute: Tensor, bandwidth: Tensor, certifies: Callable[[float], bool] | None = None,
     ) -> tuple[Allocation, float]:
         """``compute`` (migrations within capacity) refilled at home, searched and fitted to
-        capacity, with its objective; with ``gap_tol``, not searched if the refilled allocation
-        already :meth:`meets` it against ``bound``."""
+        capacity, with its objective; not searched if ``certifies`` the refilled allocation."""
         problem = self.problem
 
         def fitted(compute: Tensor) -> tuple[Allocation, float]:
@@ -579,22 +597,19 @@ class _Setup:
         compute = refill_home_compute(compute, problem)
         if not self.search_rounds:
             return fitted(compute)
-        if gap_tol is not None:
+        if certifies is not None:
             refilled = fitted(compute)
-            if self.meets(bound, refilled[1], gap_tol):
+            if certifies(refilled[1]):
                 return refilled
         return fitted(improve_migrations(compute, problem, self.search_rounds))
 
-    def sharp_bound(self, prices: np.ndarray, temperature: float, iterations: int) -> float:
-        """The lower of the bounds at ``prices`` and at the prices ``iterations`` further L-BFGS
-        iterations reach from them at a tenth of ``temperature`` (those only serve the bound:
-        the response to less smoothed prices is a worse allocation, their bound is closer to
-        the optimum)."""
-        bound = self.bound(prices)
-        if iterations:
-            sharper = self.dual(temperature / 10).minimise(prices, self.scale, iterations)[0]
-            bound = min(bound, self.bound(sharper))
-        return bound
+    def sharp_bound(
+        self, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float] = (1.0,),
+        ceiling: float = math.inf,
+    ) -> _SharpBound:
+        """The bound at ``prices``, to be sharpened by up to ``iterations`` L-BFGS iterations
+        at a tenth of ``temperature`` in ``stages`` (:class:`_SharpBound`)."""
+        return _SharpBound(self, prices, temperature, iterations, stages, ceiling)
 
     def gap(self, bound: float, objective: float) -> float:
         """The proven per-weight gap ``(bound - objective) / sum(weight)``, at least 0."""
@@ -606,12 +621,66 @@ class _Setup:
         return gap_tol is not None and self.gap(bound, objective) <= gap_tol
 
     def bound(self, prices: np.ndarray) -> float:
-        """The Lagrangian bound at ``prices`` (valid at any prices, smoothed or not)."""
-        num_servers = self.problem.num_servers
-        return float(lagrangian_bound(
-            self.problem, torch.from_numpy(prices[:num_servers]), torch.from_numpy(prices[num_servers:]),
-            self.bandwidth_price,
-        ))
+        """The Lagrangian bound (:func:`~gnnalloc.families.edge.solvers.lagrangian_bound`) at
+        ``prices`` (valid at any prices, smoothed or not; the minimiser's, so finite and
+        non-negative) and the exact bandwidth prices, whose terms are computed once."""
+        problem, num_servers = self.problem, self.problem.num_servers
+        server, link = (torch.from_numpy(part).to(problem.device, problem.dtype)
+                        for part in (prices[:num_servers], prices[num_servers:]))
+        return float(compute_part(problem, server, link)) + self._bandwidth_terms
+
+    @functools.cached_property
+    def _bandwidth_terms(self) -> float:
+        """The bound's bandwidth terms at the exact bandwidth prices (they never change)."""
+        return float(bandwidth_part(self.problem, self.bandwidth_price.to(self.problem.device, self.problem.dtype)))
+
+
+#: An anytime checkpoint sharpens its bound in stages that end at these shares of
+#: ``bound_iterations`` (one L-BFGS run, continued): a solve's last checkpoint is often proven
+#: before the last stage, the others run every stage, as a single run would.
+_BOUND_STAGES = (0.3, 1.0)
+
+
+class _SharpBound:
+    """The Lagrangian bound from some prices, sharpened only as far as needed: the lowest of
+    the bounds at the prices and at the points one L-BFGS run at a tenth of ``temperature``
+    reaches from them after each stage of ``iterations`` (``stages``: the shares of it at which
+    stages end). Those iterations only serve the bound: the response to less smoothed prices
+    is a worse allocation, their bound is closer to the optimum. ``ceiling``: a bound already
+    proven (an earlier checkpoint's), which :attr:`value` never exceeds."""
+
+    def __init__(
+        self, setup: _Setup, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float],
+        ceiling: float = math.inf,
+    ) -> None:
+        self._setup, self._prices, self._temperature = setup, prices, temperature
+        ends = sorted({round(share * iterations) for share in stages} - {0})
+        self._stages = [end - begin for begin, end in zip([0] + ends[:-1], ends)]
+        self._memory = _CurvatureMemory(prices.size)
+        self.value = min(ceiling, setup.bound(prices))
+
+    def _sharpen(self) -> bool:
+        """Run the next stage; ``False`` if none is left."""
+        if not self._stages:
+            return False
+        sharper = self._setup.dual(self._temperature / 10)
+        self._prices = sharper.minimise(self._prices, self._setup.scale, self._stages.pop(0), memory=self._memory)[0]
+        self.value = min(self.value, self._setup.bound(self._prices))
+        return True
+
+    def certifies(self, objective: float, gap_tol: float | None) -> bool:
+        """Whether ``objective`` is proven within ``gap_tol`` (:meth:`_Setup.meets`), sharpening
+        stage by stage until it is or none is left (never without a ``gap_tol``)."""
+        while not self._setup.meets(self.value, objective, gap_tol):
+            if gap_tol is None or not self._sharpen():
+                return False
+        return True
+
+    def settle(self) -> float:
+        """The bound after every stage."""
+        while self._sharpen():
+            pass
+        return self.value
 
 
 def _check_limits(gap_tol: object, time_limit: object) -> None:
@@ -900,7 +969,7 @@ def _one_pass(
     ):
         return None
     allocation, objective = setup.recover(dual, prices)
-    bound = setup.sharp_bound(prices, temperature, bound_iterations)
+    bound = setup.sharp_bound(prices, temperature, bound_iterations).settle()
     return _result(setup, allocation, objective, prices, value, used, bound, start_time, temperature, "single pass", "ok")
 
 
@@ -1033,16 +1102,21 @@ def _anytime(
             continue
         skips = 0
         clock = time.perf_counter()
-        bound = min(bound, setup.sharp_bound(prices, tau, bound_iterations))
-        # The bound first: an objective that meets gap_tol against it ends the recovery early,
-        # and one the best allocation so far already has makes it unnecessary.
-        if best is not None and setup.meets(bound, best[1], gap_tol):
+        sharp = setup.sharp_bound(prices, tau, bound_iterations, _BOUND_STAGES, ceiling=bound)
+        # The bound first: an objective it proves within gap_tol ends the recovery early, and
+        # one the best allocation so far already has makes it unnecessary; it is sharpened as
+        # far as that needs, and to the end where it proves nothing.
+        def certifies(objective: float) -> bool:
+            return sharp.certifies(objective, gap_tol)
+
+        if best is not None and certifies(best[1]):
             allocation, objective = best
         else:
-            allocation, objective = setup.recover(dual, prices, bound, gap_tol)
-        per_checkpoint = time.perf_counter() - clock
+            allocation, objective = setup.recover(dual, prices, certifies if gap_tol is not None else None)
         if best is None or objective > best[1]:
             best = (allocation, objective)
+        bound = sharp.value if certifies(best[1]) else sharp.settle()
+        per_checkpoint = time.perf_counter() - clock
         previous = checkpoints[-1][1] if checkpoints else math.inf
         gap = setup.gap(bound, best[1])
         checkpoints.append((time.perf_counter() - start_time, gap))

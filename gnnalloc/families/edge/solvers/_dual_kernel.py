@@ -199,7 +199,7 @@ def scaled_residual(z, g):  # pragma: no cover - compiled
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
-    start, price_scale, iterations, memory, tolerance,
+    start, price_scale, iterations, tolerance, s_hist, y_hist, rho, ring,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests compare it with scipy's L-BFGS-B on the torch dual)
@@ -208,7 +208,13 @@ def minimise_dual(
     residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` (:math:`g = c \\odot \\nabla D`: the
     complementary slackness and the overload of every capacity, each priced at its own scale) is
     at most ``tolerance`` (0: never). Returns the prices, the dual value there, the iterations
-    and the evaluations run, and that residual."""
+    and the evaluations run, and that residual.
+
+    The curvature memory is the caller's: pairs ``s_hist``, ``y_hist`` ``(memory, n)``, ``rho``
+    ``(memory,)`` and ``ring = [stored, newest]`` (int64), read at the start and written back.
+    Started where an earlier run stopped, with that run's memory, a run continues it (the start
+    is evaluated again; only the prices' rounding through ``z`` differs); ``stored = 0`` starts
+    afresh."""
     n = start.shape[0]
     num_pairs = pair_server.shape[0]
     compute = np.empty(num_pairs)
@@ -229,12 +235,10 @@ def minimise_dual(
     _scaled_curvature(curvature, price_scale, diagonal)
     evaluations = 1
     g = price_gradient[:n] * price_scale
-    s_hist = np.zeros((memory, n))
-    y_hist = np.zeros((memory, n))
-    rho = np.zeros(memory)
+    memory = rho.shape[0]
     alpha_buf = np.zeros(memory)
-    stored = 0
-    newest = -1
+    stored = ring[0]
+    newest = ring[1]
     free = np.empty(n)
     direction = np.empty(n)
     z_new = np.empty(n)
@@ -353,4 +357,6 @@ def minimise_dual(
             newest = (newest - 1) % memory
     for i in range(n):
         prices[i] = z[i] * price_scale[i]
+    ring[0] = stored
+    ring[1] = newest
     return prices[:n].copy(), value, done, evaluations, residual

@@ -398,6 +398,42 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     assert len(calls) == 1 and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
 
 
+def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    checkpoints, runs = [], []
+    real_sharp_bound, real_minimise = D._Setup.sharp_bound, D._CompiledDual.minimise
+
+    def spied(self, prices, temperature, *args, **kwargs):
+        checkpoints.append((self, prices, temperature))
+        return real_sharp_bound(self, prices, temperature, *args, **kwargs)
+
+    def counted(self, *args, **kwargs):
+        result = real_minimise(self, *args, **kwargs)
+        runs.append(result[2])
+        return result
+
+    monkeypatch.setattr(D._Setup, "sharp_bound", spied)
+    solve_dual(eua_instance(300, 1.0, 3), gap_tol=0.005, time_limit=20.0)
+    setup, prices, tau = checkpoints[-1]
+    monkeypatch.setattr(D._CompiledDual, "minimise", counted)
+    whole = D._SharpBound(setup, prices, tau, 50, (1.0,)).settle()  # one run of 50 iterations
+    after_first = D._SharpBound(setup, prices, tau, 50, (0.3,)).settle()  # its first 15
+    staged = D._SharpBound(setup, prices, tau, 50, (0.3, 1.0))
+    cheap, weight = staged.value, setup.total_weight
+    assert cheap > after_first > whole
+    tol = (cheap - after_first) / weight  # objectives half of it below each bound
+    runs.clear()
+    assert staged.certifies(cheap - 0.5 * tol * weight, tol) and runs == []  # proven at the prices
+    assert staged.certifies(after_first - 0.5 * tol * weight, tol) and runs == [15]  # by the first stage
+    assert not staged.certifies(whole - 2 * tol * weight, tol) and runs == [15, 35]  # by none
+    # Every stage run, the bound is the uninterrupted run's (or lower: it also has the first
+    # stage's), and nothing is left to run.
+    assert staged.value <= whole + 1e-9 * abs(whole)
+    assert staged.settle() == staged.value and runs == [15, 35]
+    assert not staged.certifies(cheap, None)  # never without a gap_tol
+
+
 def test_a_checkpoint_whose_best_allocation_already_meets_gap_tol_recovers_nothing(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual as D
 
@@ -408,10 +444,13 @@ def test_a_checkpoint_whose_best_allocation_already_meets_gap_tol_recovers_nothi
         recovered.append(1)
         return recover(self, *args)
 
-    def first_loose(self, *args):
+    def first_loose(self, *args, **kwargs):
         # The first checkpoint's bound proves nothing; the second's is the real one.
-        bounds.append(sharp_bound(self, *args))
-        return bounds[-1] + (1e6 if len(bounds) == 1 else 0.0)
+        bounds.append(sharp_bound(self, *args, **kwargs))
+        if len(bounds) == 1:
+            bounds[-1].settle()
+            bounds[-1].value += 1e6
+        return bounds[-1]
 
     monkeypatch.setattr(D._Setup, "recover", counted)
     monkeypatch.setattr(D._Setup, "sharp_bound", first_loose)

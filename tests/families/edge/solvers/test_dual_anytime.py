@@ -236,8 +236,8 @@ def _spy_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float
     iterations = [0]
     real_recover, real_minimise = _dual._Setup.recover, _dual._CompiledDual.minimise
 
-    def minimise(self, start, scale, count, *aim):
-        result = real_minimise(self, start, scale, count, *aim)
+    def minimise(self, start, scale, count, *aim, **memory):
+        result = real_minimise(self, start, scale, count, *aim, **memory)
         if aim:
             iterations[0] += result[2]
         return result
@@ -347,8 +347,8 @@ def _spy_minimisations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, flo
         temperature_of[id(compiled)] = temperature
         return compiled
 
-    def minimise(self, start, scale, count, *aim):
-        result = real_minimise(self, start, scale, count, *aim)
+    def minimise(self, start, scale, count, *aim, **memory):
+        result = real_minimise(self, start, scale, count, *aim, **memory)
         runs.append((temperature_of[id(self)], aim[0] if aim else None, result[2], result[3]))
         return result
 

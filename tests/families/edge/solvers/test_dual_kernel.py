@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 from gnnalloc import eua_instance, random_instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.solvers._dual import (
-    _CompiledDual, _price_scale, _reference_price, _SmoothedDual, _UserConstants,
+    _CompiledDual, _CurvatureMemory, _price_scale, _reference_price, _SmoothedDual, _UserConstants,
 )
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
 
@@ -145,6 +145,26 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
         values.append(value)
     prices, value, done, _ = compiled.minimise(start, scale, 0)
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
+
+
+def test_a_run_continued_with_its_memory_is_the_uninterrupted_run():
+    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
+    _, compiled, server_start = _duals(problem, 0.01)
+    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
+    scale = _price_scale(problem, server_start).numpy()
+    whole, whole_value, _, _ = compiled.minimise(start, scale, 20)
+    memory = _CurvatureMemory(start.size)
+    part, _, done, _ = compiled.minimise(start, scale, 15, memory=memory)
+    assert done == 15 and memory.ring[0] > 0
+    continued, continued_value, done, _ = compiled.minimise(part, scale, 5, memory=memory)
+    assert done == 5
+    # The same iterates up to the rounding of the prices between the runs (which L-BFGS
+    # amplifies: about 1e-14 here after 5 iterations, 1e-10 after 10) ...
+    difference = np.abs(continued - whole).max() / whole.max()
+    assert difference <= 1e-11 and continued_value == pytest.approx(whole_value, rel=1e-12)
+    # ... which a restart (no memory) does not give.
+    restarted = compiled.minimise(part, scale, 5)[0]
+    assert np.abs(restarted - whole).max() / whole.max() > 1e4 * max(difference, 1e-16)
 
 
 @pytest.mark.parametrize(
