@@ -14,13 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from gnnalloc.core import Method, SolveResult
 from gnnalloc.nn import ShippedModel
-from gnnalloc.families.edge.problem import Instance
+from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.solvers import (
     DEFAULT_TEMPERATURE, equal_share, proportional_share, solve_dual, solve_exact,
 )
+from gnnalloc.families.edge.solvers.functional import waterfill_prices
 
 if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
@@ -222,7 +225,9 @@ def _gnn(
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     start = time.perf_counter()  # model loading excluded
-    prices = allocator.predict(instance)  # solve_dual starts from the water-filling prices if lower
+    # One water-filling for the model's references and the solver's cold start and units.
+    water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+    prices = allocator.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
     anytime = gap_tol is not None or time_limit is not None
     options: dict[str, Any] = {
         "iterations": iterations if iterations is not None else GNN_FIRST_CHUNK if anytime else GNN_ITERATIONS,
@@ -242,7 +247,7 @@ def _gnn(
         # at dual's default temperature, not the model's, which can stall higher on unfamiliar
         # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
         options["cold_temperature"] = DEFAULT_TEMPERATURE
-    result = solve_dual(instance, start=prices, **options)
+    result = solve_dual(instance, start=prices, water_filling=water_filling, **options)
     seconds = time.perf_counter() - start
     return _at_least_baselines(
         instance, SolveResult(result.allocation, "gnn", seconds, result.status, upper_bound=result.upper_bound)

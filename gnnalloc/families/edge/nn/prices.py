@@ -51,15 +51,19 @@ _SIZE_LIMITS = {"hidden": (1, 4096), "heads": (1, 64), "layers": (0, 32), "max_m
 LOG_FLOOR = 9.0
 
 
-def price_references(problem: ProblemTensors) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def price_references(
+    problem: ProblemTensors, water_filling: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""The references the model's log-prices are relative to (module docstring).
+    ``water_filling``: :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` of
+    ``problem`` if the caller has it (computed otherwise).
 
     Returns:
         ``server_reference`` :math:`\lambda^0` ``(S,)`` (positive: unused servers take the
         largest), ``link_reference`` :math:`\nu_l` ``(L,)``, the link ends ``(2, L)`` (long,
         ``-1`` for links no pair uses) and the links' migration pressure ``(L,)``.
     """
-    server = waterfill_prices(problem)
+    server = waterfill_prices(problem) if water_filling is None else water_filling.to(problem.device, problem.dtype)
     fallback = server.max().clamp(min=1.0) if server.numel() else server.new_tensor(1.0)
     server = torch.where(server > 0, server, fallback)
     num_links = problem.num_links
@@ -171,13 +175,15 @@ class PricePredictor(nn.Module):
         return server_log, link_log
 
     @torch.no_grad()
-    def predict(self, instance: Instance) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, instance: Instance, water_filling: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(server_price, link_price)`` of ``instance``, finite and non-negative, ready for
-        ``solve_dual(instance, start=...)``."""
+        ``solve_dual(instance, start=...)``. ``water_filling``: the instance's
+        :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` if the caller has
+        them (``solve_dual`` takes them too)."""
         if self.training:
             self.eval()
         graph, problem = self.prepare([instance])
-        references = price_references(problem)  # one water-filling for the model and the prices
+        references = price_references(problem, water_filling)  # one for the model and the prices
         server_log, link_log = self(graph, problem, references)
         return prices_from_logs(problem, server_log, link_log, references)
 

@@ -458,15 +458,22 @@ def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray
     checked by name."""
     if not isinstance(start, (tuple, list)) or len(start) != 2:
         raise ValueError("start: expected a pair (server_price, link_price)")
-    parts = []
-    for name, value, size in (("server_price", start[0], num_servers), ("link_price", start[1], num_links)):
+    return np.ascontiguousarray(np.concatenate([
+        _prices_of("start.server_price", start[0], num_servers), _prices_of("start.link_price", start[1], num_links),
+    ]))
+
+
+def _prices_of(name: str, value: object, size: int) -> np.ndarray:
+    """``value`` as a float64 array of ``size`` finite non-negative prices, checked by ``name``."""
+    try:
         array = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float64)
-        if array.shape != (size,):
-            raise ValueError(f"start.{name}: expected shape ({size},), got {array.shape}")
-        if not bool(np.all(np.isfinite(array) & (array >= 0))):
-            raise ValueError(f"start.{name}: every entry must be finite and >= 0")
-        parts.append(array)
-    return np.ascontiguousarray(np.concatenate(parts))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected an array of {size} prices, got {type(value).__name__}") from None
+    if array.shape != (size,):
+        raise ValueError(f"{name}: expected shape ({size},), got {array.shape}")
+    if not bool(np.all(np.isfinite(array) & (array >= 0))):
+        raise ValueError(f"{name}: every entry must be finite and >= 0")
+    return array
 
 
 #: Anytime solving divides the smoothing temperature by this at each checkpoint (warm restart
@@ -703,6 +710,7 @@ def solve_dual(
     gap_tol: float | None = None,
     time_limit: float | None = None,
     cold_temperature: float | None = None,
+    water_filling: Tensor | np.ndarray | None = None,
 ) -> DualResult:
     r"""Approximately solve ``instance`` by smoothed dual ascent (module docstring), once or
     anytime until a proven gap.
@@ -750,7 +758,8 @@ def solve_dual(
             checkpoint's) at a tenth of the temperature, that only tighten ``upper_bound`` (the
             allocation keeps the prices of ``temperature``: the response to less smoothed prices
             is a worse allocation, while their Lagrangian bound is closer to the optimum). 0
-            takes the bound at the final prices.
+            takes the bound at the final prices. Anytime, a checkpoint stops them early (after
+            30 %) once its bound proves ``gap_tol``.
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
             constants copied once), and the capacity fits (one of them shrinking the
@@ -785,6 +794,10 @@ def solve_dual(
             ``temperature``. A start refined at a lower temperature than the default can pass
             :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
             the cold one at the default settings (a low temperature can stall higher).
+        water_filling: the instance's water-filling server prices
+            (:func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices`), if the
+            caller has them (the price model computes them for its prediction): the cold start,
+            and the units of the prices and the smoothing. Default: computed here.
 
     Returns:
         A feasible :class:`DualResult` with its proven gap and why it stopped.
@@ -807,7 +820,11 @@ def solve_dual(
     load_dual_kernels()  # a one-off cost per process, not part of any solve
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
-    server_start = waterfill_prices(problem)
+    if water_filling is None:
+        server_start = waterfill_prices(problem)
+    else:
+        server_start = torch.from_numpy(_prices_of("water_filling", water_filling, problem.num_servers))
+        server_start = server_start.to(problem.device, problem.dtype)
     # The water-filling prices with zero link prices: the cold start, and every fallback.
     classical = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
     given_prices = None if start is None else _start_prices(start, problem.num_servers, problem.num_links)

@@ -22,6 +22,17 @@ def test_predicted_prices_are_finite_non_negative_and_sized():
     assert (server > 0).all() and (link >= 0).all()
 
 
+def test_a_prediction_from_given_water_filling_prices_is_the_same():
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices
+
+    torch.manual_seed(0)
+    model = PricePredictor(hidden=16, heads=2, layers=1)
+    instance = random_instance(40, 6, 1.0, 3)
+    water = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+    for own, given in zip(model.predict(instance), model.predict(instance, water)):
+        np.testing.assert_array_equal(own, given)
+
+
 def test_the_price_model_reads_servers_only_with_the_full_encoders_prices_and_gradients():
     torch.manual_seed(0)
     model = PricePredictor(hidden=16, heads=2, layers=2).eval()

@@ -229,6 +229,29 @@ def test_bad_start_is_named(start, message):
         solve_dual(instance, start=start)
 
 
+def test_given_water_filling_prices_are_the_ones_it_would_compute():
+    instance = random_instance(60, 6, 1.1, seed=2)
+    water = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+    for options in ({}, {"gap_tol": 0.01, "time_limit": 20.0}):
+        own = solve_dual(instance, **options)
+        given = solve_dual(instance, water_filling=water.numpy(), **options)
+        np.testing.assert_array_equal(given.allocation.compute, own.allocation.compute)
+        assert given.upper_bound == own.upper_bound and given.iterations == own.iterations
+
+
+@pytest.mark.parametrize(
+    "water_filling, message",
+    [
+        (np.ones(3), "water_filling: expected shape"),
+        (np.array([1.0, -1.0, 1.0, 1.0]), "water_filling: every entry"),
+        ("cheap", "water_filling: expected an array"),
+    ],
+)
+def test_bad_water_filling_prices_are_named(water_filling, message):
+    with pytest.raises(ValueError, match=message):
+        solve_dual(random_instance(20, 4, 1.0, seed=1), water_filling=water_filling)
+
+
 def test_a_start_worse_than_water_filling_is_not_used():
     """A given start whose smoothed dual is above the water-filling start's is replaced by it:
     the solve is then the cold solve, so a poor prediction never costs iterations."""
