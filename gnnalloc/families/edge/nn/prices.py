@@ -52,7 +52,7 @@ LOG_FLOOR = 9.0
 
 
 def price_references(
-    problem: ProblemTensors, water_filling: Tensor | None = None,
+    problem: ProblemTensors, water_filling: Tensor | np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""The references the model's log-prices are relative to (module docstring).
     ``water_filling``: :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` of
@@ -63,7 +63,7 @@ def price_references(
         largest), ``link_reference`` :math:`\nu_l` ``(L,)``, the link ends ``(2, L)`` (long,
         ``-1`` for links no pair uses) and the links' migration pressure ``(L,)``.
     """
-    server = waterfill_prices(problem) if water_filling is None else water_filling.to(problem.device, problem.dtype)
+    server = waterfill_prices(problem) if water_filling is None else _checked_water_filling(water_filling, problem)
     fallback = server.max().clamp(min=1.0) if server.numel() else server.new_tensor(1.0)
     server = torch.where(server > 0, server, fallback)
     num_links = problem.num_links
@@ -88,6 +88,20 @@ def price_references(
     largest = float(problem.link_capacity.max().clamp(min=1.0)) if num_links else 1.0
     pressure = torch.log1p(load / problem.link_capacity.clamp(min=1e-12 * largest))
     return server, reference, ends, pressure
+
+
+def _checked_water_filling(water_filling: Tensor | np.ndarray, problem: ProblemTensors) -> Tensor:
+    """``water_filling`` as ``(S,)`` finite non-negative prices in the problem's dtype and device;
+    a named error otherwise."""
+    try:
+        prices = torch.as_tensor(water_filling, dtype=problem.dtype, device=problem.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"water_filling: expected {problem.num_servers} prices, got {type(water_filling).__name__}") from None
+    if prices.shape != (problem.num_servers,):
+        raise ValueError(f"water_filling: expected shape ({problem.num_servers},), got {tuple(prices.shape)}")
+    if bool((~torch.isfinite(prices) | (prices < 0)).any()):
+        raise ValueError("water_filling: every entry must be finite and >= 0")
+    return prices
 
 
 def check_model_settings(
@@ -175,7 +189,9 @@ class PricePredictor(nn.Module):
         return server_log, link_log
 
     @torch.no_grad()
-    def predict(self, instance: Instance, water_filling: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, instance: Instance, water_filling: Tensor | np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(server_price, link_price)`` of ``instance``, finite and non-negative, ready for
         ``solve_dual(instance, start=...)``. ``water_filling``: the instance's
         :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` if the caller has

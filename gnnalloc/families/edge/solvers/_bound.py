@@ -36,7 +36,7 @@ from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.solvers.functional import _response, _uniform, bandwidth_waterfill
 
-__all__ = ["lagrangian_bound", "best_value"]
+__all__ = ["bandwidth_part", "best_value", "compute_part", "lagrangian_bound"]
 
 
 def best_value(price: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, alpha: Tensor | float) -> Tensor:

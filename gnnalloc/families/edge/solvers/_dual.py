@@ -141,9 +141,12 @@ class DualResult:
         dual_value: the smoothed dual at those prices.
         iterations: L-BFGS iterations run.
         seconds: wall time of the whole solve, the bound included.
-        upper_bound: the lower :func:`~gnnalloc.families.edge.solvers.lagrangian_bound` at the final prices
-            and at the ``bound_iterations`` prices: no allocation does better, so ``(upper_bound - objective) / sum(weight)`` bounds this
-            result's mean per-user gap without solving the conic program.
+        upper_bound: the lowest :func:`~gnnalloc.families.edge.solvers.lagrangian_bound` found:
+            at the final prices and at the prices further iterations at a tenth of the
+            temperature reach from them (``bound_iterations``; anytime, at every checkpoint's,
+            stopped once they prove ``gap_tol``). No allocation does better, so ``(upper_bound -
+            objective) / sum(weight)`` bounds this result's mean per-user gap without solving the
+            conic program.
         objective: the allocation's :math:`\sum_u U_u`.
         gap_bound: the proven per-weight gap ``(upper_bound - objective) / sum(weight)``
             (at least 0).
@@ -418,7 +421,10 @@ class _CompiledDual:
         if iterations == 0 or start.size == 0:  # nothing to optimise (e.g. no servers)
             value, gradient, _ = self.evaluate(start)
             return start, value, 0, kkt_residual(start, gradient, scale)
-        memory = _CurvatureMemory(start.size) if memory is None else memory
+        if memory is None:
+            memory = _CurvatureMemory(start.size)
+        elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
+            raise ValueError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
         prices, value, done, _, residual = minimise_dual(
             start, scale, iterations, float(tolerance), memory.steps, memory.changes, memory.inverse_curvatures,
             memory.ring, self.supply, *self.pairs, *self.users,
@@ -466,7 +472,8 @@ def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray
 def _prices_of(name: str, value: object, size: int) -> np.ndarray:
     """``value`` as a float64 array of ``size`` finite non-negative prices, checked by ``name``."""
     try:
-        array = np.asarray(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float64)
+        # A copy: the solve keeps it (a caller's array may change or be read-only).
+        array = np.array(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected an array of {size} prices, got {type(value).__name__}") from None
     if array.shape != (size,):
@@ -614,8 +621,9 @@ class _Setup:
         self, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float] = (1.0,),
         ceiling: float = math.inf,
     ) -> _SharpBound:
-        """The bound at ``prices``, to be sharpened by up to ``iterations`` L-BFGS iterations
-        at a tenth of ``temperature`` in ``stages`` (:class:`_SharpBound`)."""
+        """The bound at ``prices`` (at most ``ceiling``, a bound already proven), to be
+        sharpened by up to ``iterations`` L-BFGS iterations at a tenth of ``temperature`` in
+        ``stages`` (:class:`_SharpBound`)."""
         return _SharpBound(self, prices, temperature, iterations, stages, ceiling)
 
     def gap(self, bound: float, objective: float) -> float:
@@ -639,12 +647,13 @@ class _Setup:
     @functools.cached_property
     def _bandwidth_terms(self) -> float:
         """The bound's bandwidth terms at the exact bandwidth prices (they never change)."""
-        return float(bandwidth_part(self.problem, self.bandwidth_price.to(self.problem.device, self.problem.dtype)))
+        return float(bandwidth_part(self.problem, self.bandwidth_price))
 
 
 #: An anytime checkpoint sharpens its bound in stages that end at these shares of
-#: ``bound_iterations`` (one L-BFGS run, continued): a solve's last checkpoint is often proven
-#: before the last stage, the others run every stage, as a single run would.
+#: ``bound_iterations`` (one L-BFGS run, continued), each only while the allocation asked about
+#: is not proven: a solve's last checkpoint often stops before the last stage, the others run
+#: every stage.
 _BOUND_STAGES = (0.3, 1.0)
 
 
@@ -758,8 +767,9 @@ def solve_dual(
             checkpoint's) at a tenth of the temperature, that only tighten ``upper_bound`` (the
             allocation keeps the prices of ``temperature``: the response to less smoothed prices
             is a worse allocation, while their Lagrangian bound is closer to the optimum). 0
-            takes the bound at the final prices. Anytime, a checkpoint stops them early (after
-            30 %) once its bound proves ``gap_tol``.
+            takes the bound at the final prices. Anytime, a checkpoint runs none of them if the
+            bound at its prices proves ``gap_tol``, else 30 % of them if those prove it, else
+            all.
         device: where the projection, refill and search run (default CPU); the prices are
             always minimised on the CPU by compiled kernels (a few hundred kilobytes of
             constants copied once), and the capacity fits (one of them shrinking the
@@ -1123,9 +1133,7 @@ def _anytime(
         # The bound first: an objective it proves within gap_tol ends the recovery early, and
         # one the best allocation so far already has makes it unnecessary; it is sharpened as
         # far as that needs, and to the end where it proves nothing.
-        def certifies(objective: float) -> bool:
-            return sharp.certifies(objective, gap_tol)
-
+        certifies = functools.partial(sharp.certifies, gap_tol=gap_tol)
         if best is not None and certifies(best[1]):
             allocation, objective = best
         else:

@@ -31,6 +31,13 @@ def test_a_prediction_from_given_water_filling_prices_is_the_same():
     water = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
     for own, given in zip(model.predict(instance), model.predict(instance, water)):
         np.testing.assert_array_equal(own, given)
+    # They are the references the prices are relative to: doubled, every price doubles.
+    for own, doubled in zip(model.predict(instance), model.predict(instance, 2.0 * water.numpy())):
+        np.testing.assert_allclose(doubled, 2.0 * own, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"water_filling: expected shape"):
+        model.predict(instance, water[:-1])
+    with pytest.raises(ValueError, match="water_filling: every entry"):
+        model.predict(instance, -water)
 
 
 def test_the_price_model_reads_servers_only_with_the_full_encoders_prices_and_gradients():

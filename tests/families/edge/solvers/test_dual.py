@@ -232,11 +232,14 @@ def test_bad_start_is_named(start, message):
 def test_given_water_filling_prices_are_the_ones_it_would_compute():
     instance = random_instance(60, 6, 1.1, seed=2)
     water = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
-    for options in ({}, {"gap_tol": 0.01, "time_limit": 20.0}):
+    for options in ({}, {"gap_tol": 0.01}):
         own = solve_dual(instance, **options)
         given = solve_dual(instance, water_filling=water.numpy(), **options)
         np.testing.assert_array_equal(given.allocation.compute, own.allocation.compute)
         assert given.upper_bound == own.upper_bound and given.iterations == own.iterations
+        # They are what it starts from: other prices, another solve.
+        other = solve_dual(instance, water_filling=2.0 * water.numpy(), **options)
+        assert not np.array_equal(other.allocation.compute, own.allocation.compute)
 
 
 @pytest.mark.parametrize(
@@ -437,12 +440,12 @@ def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):
         return result
 
     monkeypatch.setattr(D._Setup, "sharp_bound", spied)
-    solve_dual(eua_instance(300, 1.0, 3), gap_tol=0.005, time_limit=20.0)
+    solve_dual(eua_instance(300, 1.0, 3), gap_tol=0.005)
     setup, prices, tau = checkpoints[-1]
     monkeypatch.setattr(D._CompiledDual, "minimise", counted)
-    whole = D._SharpBound(setup, prices, tau, 50, (1.0,)).settle()  # one run of 50 iterations
-    after_first = D._SharpBound(setup, prices, tau, 50, (0.3,)).settle()  # its first 15
-    staged = D._SharpBound(setup, prices, tau, 50, (0.3, 1.0))
+    whole = setup.sharp_bound(prices, tau, 50).settle()  # one run of 50 iterations
+    after_first = setup.sharp_bound(prices, tau, 50, (0.3,)).settle()  # its first 15
+    staged = setup.sharp_bound(prices, tau, 50, (0.3, 1.0))
     cheap, weight = staged.value, setup.total_weight
     assert cheap > after_first > whole
     tol = (cheap - after_first) / weight  # objectives half of it below each bound
@@ -451,8 +454,8 @@ def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):
     assert staged.certifies(after_first - 0.5 * tol * weight, tol) and runs == [15]  # by the first stage
     assert not staged.certifies(whole - 2 * tol * weight, tol) and runs == [15, 35]  # by none
     # Every stage run, the bound is the uninterrupted run's (or lower: it also has the first
-    # stage's), and nothing is left to run.
-    assert staged.value <= whole + 1e-9 * abs(whole)
+    # stage's; up to the rounding L-BFGS amplifies over the second stage), and nothing is left.
+    assert staged.value <= whole + 0.01 * tol * weight
     assert staged.settle() == staged.value and runs == [15, 35]
     assert not staged.certifies(cheap, None)  # never without a gap_tol
 

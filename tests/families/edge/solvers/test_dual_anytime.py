@@ -418,3 +418,20 @@ def test_iterations_within_a_budget():
     assert _iterations_within(1000, 2.0, 0.01) == 200
     assert _iterations_within(100, 2.0, 0.01) == 100
     assert _iterations_within(100, -1.0, 0.01) == 1  # past the limit: still one
+
+
+def test_a_checkpoint_that_proves_nothing_sharpens_its_bound_to_the_end(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual
+
+    stages: list[int] = []
+    real_minimise = _dual._CompiledDual.minimise
+
+    def minimise(self, start, scale, count, *aim, **memory):
+        if memory:  # the bound's runs, continued stage by stage
+            stages.append(count)
+        return real_minimise(self, start, scale, count, *aim, **memory)
+
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
+    # Without gap_tol nothing is ever proven: every checkpoint runs both stages, 15 + 35 of 50.
+    result = solve_dual(eua_instance(200, 1.0, 4), time_limit=0.5)
+    assert result.checkpoints and stages == [15, 35] * len(result.checkpoints)
