@@ -165,6 +165,9 @@ def test_a_run_continued_with_its_memory_is_the_uninterrupted_run():
     # ... which a restart (no memory) does not give.
     restarted = compiled.minimise(part, scale, 5)[0]
     assert np.abs(restarted - whole).max() / whole.max() > 1e4 * max(difference, 1e-16)
+    # A memory kept for other prices is refused (the kernel does not bound-check).
+    with pytest.raises(ValueError, match="memory: kept for"):
+        compiled.minimise(start, scale, 5, memory=_CurvatureMemory(start.size + 1))
 
 
 @pytest.mark.parametrize(
