@@ -34,6 +34,15 @@ def _random_prices(problem: ProblemTensors, start: torch.Tensor, seed: int) -> n
     return np.concatenate([server, link])
 
 
+def _eua_start(temperature: float) -> tuple[_CompiledDual, np.ndarray, np.ndarray]:
+    """The compiled dual of a 200-user EUA instance at ``temperature``, its water-filling start
+    (links free) and its price scale: what the minimiser tests run from."""
+    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
+    _, compiled, server_start = _duals(problem, temperature)
+    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
+    return compiled, start, _price_scale(problem, server_start).numpy()
+
+
 def _assert_same_evaluation(reference: _SmoothedDual, compiled: _CompiledDual, prices: np.ndarray) -> None:
     value, gradient, compute = compiled.evaluate(prices)
     expected_value, expected_gradient, expected_compute = reference(torch.from_numpy(prices))
@@ -133,10 +142,7 @@ def test_minimiser_reaches_scipys_minimum(make, temperature):
 
 
 def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
-    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
-    _, compiled, server_start = _duals(problem, 0.03)
-    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
-    scale = _price_scale(problem, server_start).numpy()
+    compiled, start, scale = _eua_start(0.03)
     values = [compiled.evaluate(start)[0]]
     for iterations in (1, 10, 50):
         prices, value, done, _ = compiled.minimise(start, scale, iterations)
@@ -148,10 +154,7 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
 
 
 def test_a_run_continued_with_its_memory_is_the_uninterrupted_run():
-    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
-    _, compiled, server_start = _duals(problem, 0.01)
-    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
-    scale = _price_scale(problem, server_start).numpy()
+    compiled, start, scale = _eua_start(0.01)
     whole, whole_value, _, _ = compiled.minimise(start, scale, 20)
     memory = _CurvatureMemory(start.size)
     part, _, done, _ = compiled.minimise(start, scale, 15, memory=memory)
@@ -245,10 +248,7 @@ def test_result_does_not_depend_on_which_kernel_compiles_first(tmp_path):
 def test_minimiser_stops_at_the_residual_tolerance_and_reports_the_residual():
     from gnnalloc.families.edge.solvers._dual import kkt_residual
 
-    problem = ProblemTensors.from_instance(eua_instance(200, 1.4, 9))
-    _, compiled, server_start = _duals(problem, 0.03)
-    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
-    scale = _price_scale(problem, server_start).numpy()
+    compiled, start, scale = _eua_start(0.03)
     # Without a tolerance the residual is still reported: the same sum from the gradient.
     prices, _, done, residual = compiled.minimise(start, scale, 50)
     assert done == 50
