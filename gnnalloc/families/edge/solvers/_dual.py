@@ -55,7 +55,9 @@ the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the tr
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
 From a given start (a learned prediction) below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
-smoother dual takes fewer iterations, and its minimiser is close to the colder one's).
+smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
+users per server it runs on a sample of them, capacities scaled (whose dual has nearly the same
+minimiser, at a fraction of the cost per iteration).
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -63,6 +65,7 @@ the evaluation reports it beside the exact solver as the strongest non-learned r
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
@@ -379,6 +382,32 @@ class _CompiledDual:
             _host(problem.alpha), constants.log_utility,
         )
         self.supply = _host(constants.supply)
+        #: The share of the problem's users this dual is over (:meth:`subsample`).
+        self.share = 1.0
+
+    def subsample(self, fraction: float, seed: int = 0) -> _CompiledDual:
+        """This dual over a uniform random ``fraction`` of the users (drawn with ``seed``, at
+        least one), every capacity scaled by the share kept. With many users per price it is
+        close to the whole dual scaled by that share: its minimiser is close to the whole
+        dual's, at that share of the cost per evaluation (its value, gradient and KKT residual
+        are in the share's units). For minimising only: its response is the sample's."""
+        user_start, pair_server, pair_slot, pair_link_weight = self.pairs
+        num_users = user_start.shape[0] - 1
+        rng = np.random.default_rng(seed)
+        kept = np.sort(rng.choice(num_users, size=max(1, round(fraction * num_users)), replace=False))
+        counts = np.diff(user_start)[kept]
+        ends = np.cumsum(counts)
+        # Each kept user's pairs, in order: its first pair's index plus 0, 1, ...
+        pairs = np.repeat(user_start[kept] - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
+        sample = copy.copy(self)
+        sample.order = None  # kept users' pairs stay grouped
+        sample.num_pairs = pairs.shape[0]
+        sample.pairs = (np.concatenate([[0], ends]).astype(np.int64), pair_server[pairs], pair_slot[pairs],
+                        pair_link_weight[pairs])
+        sample.users = (*(np.ascontiguousarray(a[kept]) for a in self.users[:-1]), self.users[-1])
+        sample.share = self.share * kept.shape[0] / num_users
+        sample.supply = self.supply * (kept.shape[0] / num_users)
+        return sample
 
     def _evaluated(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """One kernel evaluation: dual value, gradient, soft response ``(P,)`` in the problem's
@@ -529,6 +558,13 @@ _WARM_UP_FACTOR = 3.0
 #: chunk's iterations ran), then goes on at its temperature from those prices, no checkpoint
 #: in between.
 _WARM_UP_RESIDUAL = 10.0
+
+#: ... on a uniform sample of this many users per server (on average), capacities scaled to
+#: match, where the instance has at least twice as many: with that many users per price the
+#: sample's smoothed dual has nearly the whole one's minimiser, at a fraction of the cost per
+#: iteration (measured: 0.86x `gnn`'s time at 20,000 users; no gain at 5,000 from sampling 20
+#: per server, 1.07x from 10).
+_WARM_UP_USERS_PER_SERVER = 40
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
@@ -1082,13 +1118,17 @@ def _anytime(
     if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
             and initial_residual > warm_aim):
         warmer = setup.dual(warm_tau)  # built before the clock: not iteration time
+        sample_share = _WARM_UP_USERS_PER_SERVER * setup.problem.num_servers / max(setup.problem.num_users, 1)
+        if sample_share <= 0.5:
+            warmer = warmer.subsample(sample_share)
         n = first
         if time_limit is not None:
             n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration)
         clock = time.perf_counter()
-        prices, _, used, _ = warmer.minimise(prices, setup.scale, n, warm_aim)
+        prices, _, used, _ = warmer.minimise(prices, setup.scale, n, warm_aim * warmer.share)
         if used:
-            per_iteration = (time.perf_counter() - clock) / used
+            if warmer.share == 1.0:  # a sample's iterations cost less than the solve's
+                per_iteration = (time.perf_counter() - clock) / used
             used_total += used
             start_residual = None  # evaluated only if the stuck test needs it
     first_chunk = True

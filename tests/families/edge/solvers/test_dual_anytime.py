@@ -435,3 +435,24 @@ def test_a_checkpoint_that_proves_nothing_sharpens_its_bound_to_the_end(monkeypa
     # Without gap_tol nothing is ever proven: every checkpoint runs both stages, 15 + 35 of 50.
     result = solve_dual(eua_instance(200, 1.0, 4), time_limit=0.5)
     assert result.checkpoints and stages == [15, 35] * len(result.checkpoints)
+
+
+@pytest.mark.parametrize("users, sampled", [(300, False), (3000, True)])
+def test_a_warm_up_with_many_users_per_server_runs_on_a_sample(monkeypatch, users, sampled):
+    from gnnalloc.families.edge.solvers import _dual
+
+    shares: list[float] = []
+    real_subsample = _dual._CompiledDual.subsample
+
+    def subsample(self, fraction, seed=0):
+        shares.append(fraction)
+        return real_subsample(self, fraction, seed)
+
+    monkeypatch.setattr(_dual._CompiledDual, "subsample", subsample)
+    instance = random_instance(users, 12, 1.0, 2)
+    near = solve_dual(instance, iterations=3000, temperature=0.01)
+    start = (near.server_price * 1.3, near.link_price)  # used, and far enough to be warmed up
+    result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.01)
+    assert result.stop == "gap_tol" and result.gap_bound <= 0.01
+    # 25 users per server: the whole dual; 250: a sample of 40 per server.
+    assert shares == ([pytest.approx(40 * 12 / users)] if sampled else [])

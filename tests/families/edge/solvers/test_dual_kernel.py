@@ -153,6 +153,29 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
 
 
+def test_a_sample_of_the_users_has_nearly_the_whole_duals_minimiser():
+    problem = ProblemTensors.from_instance(random_instance(2000, 10, 1.0, 3))  # 200 users per server
+    _, compiled, server_start = _duals(problem, 0.03)
+    start = np.concatenate([server_start.numpy(), np.zeros(problem.num_links)])
+    scale = _price_scale(problem, server_start).numpy()
+    whole = compiled.minimise(start, scale, 300)[0]
+    # All of them: the same dual, to the bit.
+    everyone = compiled.subsample(1.0)
+    assert everyone.share == 1.0 and np.array_equal(everyone.minimise(start, scale, 300)[0], whole)
+    sample = compiled.subsample(0.25)
+    assert sample.share == 0.25 and sample.num_pairs < 0.3 * compiled.num_pairs
+    np.testing.assert_allclose(sample.supply, 0.25 * compiled.supply)
+    # A quarter of them: within 30 % of the whole minimiser's server prices, where the
+    # water-filling start is 2.7x off (median of the servers priced).
+    priced = whole[:problem.num_servers] > 0
+    def off(prices):
+        return np.median(np.abs(prices[:problem.num_servers][priced] / whole[:problem.num_servers][priced] - 1))
+    assert off(sample.minimise(start, scale, 300)[0]) < 0.3 < off(start)
+    # The draw is the seed's.
+    assert np.array_equal(compiled.subsample(0.25).pairs[1], sample.pairs[1])
+    assert not np.array_equal(compiled.subsample(0.25, seed=1).pairs[1], sample.pairs[1])
+
+
 def test_a_run_continued_with_its_memory_is_the_uninterrupted_run():
     compiled, start, scale = _eua_start(0.01)
     whole, whole_value, _, _ = compiled.minimise(start, scale, 20)
