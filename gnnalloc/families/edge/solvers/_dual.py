@@ -56,8 +56,8 @@ at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any 
 From a given start (a learned prediction) below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
 smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
-users per server it runs on a sample of them, capacities scaled (whose dual has nearly the same
-minimiser, at a fraction of the cost per iteration).
+users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
+to the whole one's, at a fraction of the cost per iteration).
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -65,7 +65,6 @@ the evaluation reports it beside the exact solver as the strongest non-learned r
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
@@ -382,31 +381,38 @@ class _CompiledDual:
             _host(problem.alpha), constants.log_utility,
         )
         self.supply = _host(constants.supply)
-        #: The share of the problem's users this dual is over (:meth:`subsample`).
+        #: The share of the problem's users this dual is over, and which (:meth:`subsample`;
+        #: ``None``: all).
         self.share = 1.0
+        self.kept_users: np.ndarray | None = None
 
     def subsample(self, fraction: float, seed: int = 0) -> _CompiledDual:
-        """This dual over a uniform random ``fraction`` of the users (drawn with ``seed``, at
-        least one), every capacity scaled by the share kept. With many users per price it is
-        close to the whole dual scaled by that share: its minimiser is close to the whole
-        dual's, at that share of the cost per evaluation (its value, gradient and KKT residual
-        are in the share's units). For minimising only: its response is the sample's."""
+        """This dual over a uniform random ``fraction`` (in (0, 1]) of the users, drawn with
+        ``seed``, at least one, every capacity scaled by the share kept. With many users per
+        server it is close to the whole dual scaled by that share: its minimiser is close to the
+        whole dual's, at that share of the cost per evaluation (its value, gradient and KKT
+        residual are in the share's units). For minimising only: its response is the sample's,
+        in its own pair order."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction: expected a share in (0, 1], got {fraction!r}")
         user_start, pair_server, pair_slot, pair_link_weight = self.pairs
         num_users = user_start.shape[0] - 1
-        rng = np.random.default_rng(seed)
-        kept = np.sort(rng.choice(num_users, size=max(1, round(fraction * num_users)), replace=False))
-        counts = np.diff(user_start)[kept]
-        ends = np.cumsum(counts)
-        # Each kept user's pairs, in order: its first pair's index plus 0, 1, ...
-        pairs = np.repeat(user_start[kept] - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
-        sample = copy.copy(self)
-        sample.order = None  # kept users' pairs stay grouped
+        kept = np.sort(np.random.default_rng(seed).choice(
+            num_users, size=max(1, round(fraction * num_users)), replace=False))
+        chosen = np.zeros(num_users, dtype=bool)
+        chosen[kept] = True
+        counts = np.diff(user_start)
+        pairs = np.flatnonzero(np.repeat(chosen, counts))  # the kept users' pairs, still grouped
+        share = kept.shape[0] / num_users
+        sample = object.__new__(_CompiledDual)
+        sample.order = None
         sample.num_pairs = pairs.shape[0]
-        sample.pairs = (np.concatenate([[0], ends]).astype(np.int64), pair_server[pairs], pair_slot[pairs],
-                        pair_link_weight[pairs])
-        sample.users = (*(np.ascontiguousarray(a[kept]) for a in self.users[:-1]), self.users[-1])
-        sample.share = self.share * kept.shape[0] / num_users
-        sample.supply = self.supply * (kept.shape[0] / num_users)
+        sample.pairs = (np.concatenate([[0], np.cumsum(counts[kept])]).astype(np.int64),
+                        pair_server[pairs], pair_slot[pairs], pair_link_weight[pairs])
+        sample.users = (*(a[kept] for a in self.users[:-1]), self.users[-1])  # the last: log_utility
+        sample.supply = self.supply * share
+        sample.share = self.share * share
+        sample.kept_users = kept if self.kept_users is None else self.kept_users[kept]
         return sample
 
     def _evaluated(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
@@ -560,8 +566,8 @@ _WARM_UP_FACTOR = 3.0
 _WARM_UP_RESIDUAL = 10.0
 
 #: ... on a uniform sample of this many users per server (on average), capacities scaled to
-#: match, where the instance has at least twice as many: with that many users per price the
-#: sample's smoothed dual has nearly the whole one's minimiser, at a fraction of the cost per
+#: match, where the instance has at least twice as many: with that many users per server the
+#: sample's smoothed dual has a minimiser close to the whole one's, at a fraction of the cost per
 #: iteration (measured: 0.86x `gnn`'s time at 20,000 users; no gain at 5,000 from sampling 20
 #: per server, 1.07x from 10).
 _WARM_UP_USERS_PER_SERVER = 40
@@ -826,7 +832,8 @@ def solve_dual(
             three times ``temperature`` (at most the default) until its residual there is at
             most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
-            fewer iterations). Anytime, a solve from the given start that stalls above
+            fewer iterations); with at least 80 users per server on average, the warm-up runs
+            on a uniform sample of 40 per server, capacities scaled. Anytime, a solve from the given start that stalls above
             ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
@@ -1118,16 +1125,17 @@ def _anytime(
     if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
             and initial_residual > warm_aim):
         warmer = setup.dual(warm_tau)  # built before the clock: not iteration time
-        sample_share = _WARM_UP_USERS_PER_SERVER * setup.problem.num_servers / max(setup.problem.num_users, 1)
-        if sample_share <= 0.5:
-            warmer = warmer.subsample(sample_share)
+        num_users, num_servers = setup.problem.num_users, setup.problem.num_servers
+        sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers
+        if sampled:
+            warmer = warmer.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
         n = first
         if time_limit is not None:
-            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration)
+            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warmer.share)
         clock = time.perf_counter()
         prices, _, used, _ = warmer.minimise(prices, setup.scale, n, warm_aim * warmer.share)
         if used:
-            if warmer.share == 1.0:  # a sample's iterations cost less than the solve's
+            if not sampled:  # a sample's iterations cost less than the solve's
                 per_iteration = (time.perf_counter() - clock) / used
             used_total += used
             start_residual = None  # evaluated only if the stuck test needs it

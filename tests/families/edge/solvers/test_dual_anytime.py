@@ -349,7 +349,7 @@ def _spy_minimisations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, flo
 
     def minimise(self, start, scale, count, *aim, **memory):
         result = real_minimise(self, start, scale, count, *aim, **memory)
-        runs.append((temperature_of[id(self)], aim[0] if aim else None, result[2], result[3]))
+        runs.append((temperature_of.get(id(self)), aim[0] if aim else None, result[2], result[3]))
         return result
 
     monkeypatch.setattr(_dual._Setup, "dual", dual)
@@ -437,22 +437,27 @@ def test_a_checkpoint_that_proves_nothing_sharpens_its_bound_to_the_end(monkeypa
     assert result.checkpoints and stages == [15, 35] * len(result.checkpoints)
 
 
-@pytest.mark.parametrize("users, sampled", [(300, False), (3000, True)])
+@pytest.mark.parametrize("users, sampled", [(300, False), (959, False), (960, True), (3000, True)])
 def test_a_warm_up_with_many_users_per_server_runs_on_a_sample(monkeypatch, users, sampled):
     from gnnalloc.families.edge.solvers import _dual
 
-    shares: list[float] = []
-    real_subsample = _dual._CompiledDual.subsample
+    warm_ups: list[tuple[float, float]] = []  # (share of the users, residual aim) of each warm-up
+    real_minimise = _dual._CompiledDual.minimise
 
-    def subsample(self, fraction, seed=0):
-        shares.append(fraction)
-        return real_subsample(self, fraction, seed)
+    def minimise(self, start, scale, count, *aim, **memory):
+        if aim and aim[0] > 0 and not memory and self is not None:
+            warm_ups.append((self.share, aim[0]))
+        return real_minimise(self, start, scale, count, *aim, **memory)
 
-    monkeypatch.setattr(_dual._CompiledDual, "subsample", subsample)
     instance = random_instance(users, 12, 1.0, 2)
     near = solve_dual(instance, iterations=3000, temperature=0.01)
     start = (near.server_price * 1.3, near.link_price)  # used, and far enough to be warmed up
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
     result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.01)
     assert result.stop == "gap_tol" and result.gap_bound <= 0.01
-    # 25 users per server: the whole dual; 250: a sample of 40 per server.
-    assert shares == ([pytest.approx(40 * 12 / users)] if sampled else [])
+    # The first run with a residual aim is the warm-up: over every user below 80 per server,
+    # else over 40 per server, its aim (10 gap_tol per unit of weight) in the sample's units.
+    share = 40 * 12 / users if sampled else 1.0
+    aim = 10 * 0.01 * float(instance.weight.sum())
+    assert warm_ups[0] == (pytest.approx(share, rel=1e-3), pytest.approx(aim * warm_ups[0][0]))
+    assert all(s == 1.0 for s, _ in warm_ups[1:])  # the chunks after it: every user

@@ -165,8 +165,19 @@ def test_a_sample_of_the_users_has_nearly_the_whole_duals_minimiser():
     sample = compiled.subsample(0.25)
     assert sample.share == 0.25 and sample.num_pairs < 0.3 * compiled.num_pairs
     np.testing.assert_allclose(sample.supply, 0.25 * compiled.supply)
+    # Exactly the kept users' pairs and constants, in order.
+    user_start, kept = compiled.pairs[0], sample.kept_users
+    assert compiled.kept_users is None and kept.shape[0] == 500 and np.all(np.diff(kept) > 0)
+    pairs = np.concatenate([np.arange(user_start[u], user_start[u + 1]) for u in kept])
+    for whole_part, sample_part in zip(compiled.pairs[1:], sample.pairs[1:]):
+        np.testing.assert_array_equal(sample_part, whole_part[pairs])
+    np.testing.assert_array_equal(np.diff(sample.pairs[0]), np.diff(user_start)[kept])
+    for whole_part, sample_part in zip(compiled.users[:-1], sample.users[:-1]):
+        np.testing.assert_array_equal(sample_part, whole_part[kept])
+    with pytest.raises(ValueError, match="fraction"):
+        compiled.subsample(0.0)
     # A quarter of them: within 30 % of the whole minimiser's server prices, where the
-    # water-filling start is 2.7x off (median of the servers priced).
+    # water-filling start is 169 % off (median of the servers priced).
     priced = whole[:problem.num_servers] > 0
     def off(prices):
         return np.median(np.abs(prices[:problem.num_servers][priced] / whole[:problem.num_servers][priced] - 1))
