@@ -16,9 +16,10 @@ from gnnalloc.core._registry import (
 )
 from gnnalloc.core._threads import THREADS_ENV, configure_threads
 from gnnalloc.core._utility import resource_utility
+from gnnalloc.core._vectors import as_nonnegative_vector
 
 __all__ = [
-    "AllocationError", "Generator", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
+    "AllocationError", "Generator", "as_nonnegative_vector", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_fraction", "check_nonnegative",
     "check_positive", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",

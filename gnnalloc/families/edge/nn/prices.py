@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count, check_positive
+from gnnalloc.core import as_nonnegative_vector, check_count, check_positive
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
@@ -63,7 +63,11 @@ def price_references(
         largest), ``link_reference`` :math:`\nu_l` ``(L,)``, the link ends ``(2, L)`` (long,
         ``-1`` for links no pair uses) and the links' migration pressure ``(L,)``.
     """
-    server = waterfill_prices(problem) if water_filling is None else _checked_water_filling(water_filling, problem)
+    if water_filling is None:
+        server = waterfill_prices(problem)
+    else:
+        server = as_nonnegative_vector("water_filling", water_filling, problem.num_servers, "prices")
+        server = server.detach().to(problem.device, problem.dtype)
     fallback = server.max().clamp(min=1.0) if server.numel() else server.new_tensor(1.0)
     server = torch.where(server > 0, server, fallback)
     num_links = problem.num_links
@@ -88,20 +92,6 @@ def price_references(
     largest = float(problem.link_capacity.max().clamp(min=1.0)) if num_links else 1.0
     pressure = torch.log1p(load / problem.link_capacity.clamp(min=1e-12 * largest))
     return server, reference, ends, pressure
-
-
-def _checked_water_filling(water_filling: Tensor | np.ndarray, problem: ProblemTensors) -> Tensor:
-    """``water_filling`` as ``(S,)`` finite non-negative prices in the problem's dtype and device;
-    a named error otherwise."""
-    try:
-        prices = torch.as_tensor(water_filling, dtype=problem.dtype, device=problem.device)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"water_filling: expected {problem.num_servers} prices, got {type(water_filling).__name__}") from None
-    if prices.shape != (problem.num_servers,):
-        raise ValueError(f"water_filling: expected shape ({problem.num_servers},), got {tuple(prices.shape)}")
-    if bool((~torch.isfinite(prices) | (prices < 0)).any()):
-        raise ValueError("water_filling: every entry must be finite and >= 0")
-    return prices
 
 
 def check_model_settings(

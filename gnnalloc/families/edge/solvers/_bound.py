@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.families.edge.problem import ProblemTensors
-from gnnalloc.core import resource_utility
+from gnnalloc.core import as_nonnegative_vector, resource_utility
 from gnnalloc.families.edge.solvers.functional import _response, _uniform, bandwidth_waterfill
 
 __all__ = ["bandwidth_part", "best_value", "compute_part", "lagrangian_bound"]
@@ -64,19 +64,6 @@ def best_value(price: Tensor, minimum: Tensor, weight: Tensor, penalty: Tensor, 
     return torch.where(positive_finite, value, torch.where(price > 0, unreachable, free))
 
 
-def _check_price(name: str, price: Tensor, size: int) -> Tensor:
-    if not isinstance(price, Tensor):
-        try:
-            price = torch.as_tensor(price, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{name}: expected an array of {size} prices, got {type(price).__name__}") from None
-    if price.shape != (size,):
-        raise ValueError(f"{name}: expected shape ({size},), got {tuple(price.shape)}")
-    if not bool(torch.isfinite(price).all()) or bool((price < 0).any()):
-        raise ValueError(f"{name}: prices must be finite and non-negative")
-    return price
-
-
 def lagrangian_bound(
     problem: ProblemTensors,
     server_price: Tensor,
@@ -102,12 +89,16 @@ def lagrangian_bound(
             entry.
     """
     dtype, device = problem.dtype, problem.device
-    server_price = _check_price("server_price", server_price, problem.num_servers).to(dtype=dtype, device=device)
-    link_price = _check_price("link_price", link_price, problem.num_links).to(dtype=dtype, device=device)
+    server_price, link_price = (
+        as_nonnegative_vector(name, price, size, "prices").to(dtype=dtype, device=device)
+        for name, price, size in (
+            ("server_price", server_price, problem.num_servers), ("link_price", link_price, problem.num_links),
+        )
+    )
     if bandwidth_price is None:
         _, bandwidth_price = bandwidth_waterfill(problem)
     else:
-        bandwidth_price = _check_price("bandwidth_price", bandwidth_price, problem.num_servers)
+        bandwidth_price = as_nonnegative_vector("bandwidth_price", bandwidth_price, problem.num_servers, "prices")
     bandwidth_price = bandwidth_price.to(dtype=dtype, device=device)
     return compute_part(problem, server_price, link_price) + bandwidth_part(problem, bandwidth_price)
 

@@ -78,7 +78,7 @@ from torch import Tensor
 from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import as_nonnegative_vector, check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
@@ -505,17 +505,9 @@ def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray
 
 
 def _prices_of(name: str, value: object, size: int) -> np.ndarray:
-    """``value`` as a float64 array of ``size`` finite non-negative prices, checked by ``name``."""
-    try:
-        # A copy: the solve keeps it (a caller's array may change or be read-only).
-        array = np.array(value.detach().cpu() if isinstance(value, Tensor) else value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected an array of {size} prices, got {type(value).__name__}") from None
-    if array.shape != (size,):
-        raise ValueError(f"{name}: expected shape ({size},), got {array.shape}")
-    if not bool(np.all(np.isfinite(array) & (array >= 0))):
-        raise ValueError(f"{name}: every entry must be finite and >= 0")
-    return array
+    """``value`` as a float64 host array of ``size`` finite non-negative prices, checked by
+    ``name`` (:func:`~gnnalloc.core.as_nonnegative_vector`)."""
+    return as_nonnegative_vector(name, value, size, "prices").detach().to("cpu", torch.float64).numpy()
 
 
 #: Anytime solving divides the smoothing temperature by this at each checkpoint (warm restart
@@ -714,7 +706,7 @@ class _SharpBound:
         self._setup, self._prices, self._temperature = setup, prices, temperature
         ends = sorted({round(share * iterations) for share in stages} - {0})
         self._stages = [end - begin for begin, end in zip([0] + ends[:-1], ends)]
-        self._memory = _CurvatureMemory(prices.size)
+        self._memory: _CurvatureMemory | None = None  # the run's, from its first stage
         self.value = min(ceiling, setup.bound(prices))
 
     def _sharpen(self) -> bool:
@@ -722,6 +714,8 @@ class _SharpBound:
         if not self._stages:
             return False
         sharper = self._setup.dual(self._temperature / 10)
+        if self._memory is None:
+            self._memory = _CurvatureMemory(self._prices.size)
         self._prices = sharper.minimise(self._prices, self._setup.scale, self._stages.pop(0), memory=self._memory)[0]
         self.value = min(self.value, self._setup.bound(self._prices))
         return True
@@ -833,8 +827,8 @@ def solve_dual(
             most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations); with at least 80 users per server on average, the warm-up runs
-            on a uniform sample of 40 per server, capacities scaled. Anytime, a solve from the given start that stalls above
-            ``gap_tol`` restarts from the water-filling prices in the time left and returns the
+            on a uniform sample of 40 per server, capacities scaled. Anytime, a solve from the
+            given start that stalls above ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
         time_limit: seconds (finite, > 0) the solve may take: no chunk starts that its
@@ -876,8 +870,8 @@ def solve_dual(
     if water_filling is None:
         server_start = waterfill_prices(problem)
     else:
-        server_start = torch.from_numpy(_prices_of("water_filling", water_filling, problem.num_servers))
-        server_start = server_start.to(problem.device, problem.dtype)
+        server_start = as_nonnegative_vector("water_filling", water_filling, problem.num_servers, "prices")
+        server_start = server_start.detach().to(problem.device, problem.dtype)
     # The water-filling prices with zero link prices: the cold start, and every fallback.
     classical = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
     given_prices = None if start is None else _start_prices(start, problem.num_servers, problem.num_links)
