@@ -30,8 +30,10 @@ train-power: $(STAMP)
 	$(BIN)/gnnalloc export "$$(ls -t checkpoints/power-best-*.ckpt | head -n 1)" --out checkpoints/power.ckpt
 
 # The edge family's gnn (price model); the share-head baseline (gnn-shares) is train-edge-shares.
+# One thread: then the run reproduces the shipped checkpoint's weights exactly (measured on the
+# 2-core CI machine; two threads sum in another order and train a measurably different model).
 train-edge: $(STAMP)
-	$(BIN)/python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml
+	OMP_NUM_THREADS=1 $(BIN)/python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml
 
 train-edge-shares: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml

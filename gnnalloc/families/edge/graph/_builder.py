@@ -214,6 +214,8 @@ def metapath_edges(
         raise ValueError(
             f"max_metapath_neighbors: must be >= 0 or None, got {max_metapath_neighbors!r}"
         )
+    if max_metapath_neighbors == 0:  # a model without metapaths (its index structures cost)
+        return np.zeros((2, 0), dtype=np.int64), np.zeros((2, 0), dtype=np.int64)
     walks = _Walks(instance)
     execute_rng, migrate_rng = (np.random.default_rng([seed, k]) for k in range(2))
     return (

@@ -7,6 +7,7 @@ optimum's per-user utilities, computed once, so validation reports the true gap 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -25,9 +26,14 @@ from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.solvers import solve_exact
 
-__all__ = ["InstanceBatch", "InstanceDataModule", "InstanceSet", "collate_instances", "sample_instance"]
+__all__ = [
+    "DENSITY_LAWS", "InstanceBatch", "InstanceDataModule", "InstanceSet", "collate_instances", "sample_instance",
+]
 
 Topology = Literal["random", "eua", "mixed"]
+DensityLaw = Literal["uniform", "log-uniform"]
+#: How :func:`sample_instance` can draw the users per server from its range.
+DENSITY_LAWS: tuple[str, ...] = ("uniform", "log-uniform")
 
 TRAIN_SEED_OFFSET = 0
 VAL_SEED_OFFSET = 500_000
@@ -58,15 +64,24 @@ def sample_instance(
     users_per_server: tuple[float, float],
     penalty: float,
     alpha: float,
+    density_law: DensityLaw = "uniform",
 ) -> Instance:
     """One random training instance: size, load and density drawn from the given ranges.
 
     ``eua`` instances are real sub-regions of the Melbourne topology with as many sites as the
     density requires, so small training instances are as crowded as the full-size ones.
+    ``density_law``: how users per server are drawn from ``users_per_server``, ``"uniform"`` or
+    ``"log-uniform"`` (as many instances between 3 and 12 as between 12 and 48: a wide range
+    that still trains the sparse end).
     """
+    if density_law not in DENSITY_LAWS:
+        raise ValueError(f"density_law: must be one of {DENSITY_LAWS}, got {density_law!r}")
     n = int(rng.integers(users[0], users[1] + 1))
     load = float(rng.uniform(*loads))
-    density = float(rng.uniform(*users_per_server))
+    if density_law == "uniform":
+        density = float(rng.uniform(*users_per_server))
+    else:
+        density = math.exp(rng.uniform(math.log(users_per_server[0]), math.log(users_per_server[1])))
     seed = int(rng.integers(2**31))
     kind = topology if topology != "mixed" else ("eua" if rng.random() < 0.5 else "random")
     servers = max(2, int(round(n / density)))

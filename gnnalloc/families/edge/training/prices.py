@@ -47,7 +47,7 @@ from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, check_model_settings, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
-from gnnalloc.families.edge.training.data import sample_instance
+from gnnalloc.families.edge.training.data import DENSITY_LAWS, sample_instance
 
 __all__ = [
     "PriceConfig", "PriceModule", "diverse_variant", "dual_excess", "heavy_tailed_variant", "log_price_targets",
@@ -108,11 +108,13 @@ class PriceConfig:
     hidden: int = 32
     heads: int = 2
     layers: int = 2
+    max_metapath_neighbors: int = 16
     train_instances: int = 400
     val_instances: int = 32
     users: tuple[int, int] = (20, 200)
     loads: tuple[float, float] = (0.4, 1.6)
     users_per_server: tuple[float, float] = (3.0, 12.0)
+    users_per_server_law: str = "uniform"
     penalty: tuple[float, float] = (1.0, 50.0)
     alpha: tuple[float, float] = (0.25, 4.0)
     label_iterations: int = 3000
@@ -131,7 +133,12 @@ class PriceConfig:
     def __post_init__(self) -> None:
         """Every setting checked by name, before any labelling (a bad one is a ``ValueError``)."""
         # The model's own rules (sizes, hidden a multiple of heads), under the config's names.
-        check_model_settings(hidden=self.hidden, heads=self.heads, layers=self.layers)
+        check_model_settings(hidden=self.hidden, heads=self.heads, layers=self.layers,
+                             max_metapath_neighbors=self.max_metapath_neighbors)
+        if self.users_per_server_law not in DENSITY_LAWS:
+            raise ValueError(
+                f"users_per_server_law: must be one of {DENSITY_LAWS}, got {self.users_per_server_law!r}"
+            )
         check_positive("label_temperature", self.label_temperature)
         for name in ("train_instances", "val_instances", "label_iterations", "batch_size", "max_epochs"):
             check_count(name, getattr(self, name), minimum=1)
@@ -188,7 +195,8 @@ def sample_training_instances(config: PriceConfig, count: int, seed: int) -> lis
     instances = []
     for _ in range(count):
         instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
-                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha),
+                                   density_law=config.users_per_server_law)
         if config.diverse > 0 and rng.random() < config.diverse:
             instance = diverse_variant(instance, rng)
         instances.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
@@ -373,7 +381,8 @@ def train_prices(config: PriceConfig) -> tuple[PricePredictor, dict[str, Any]]:
     """Label, train and return the model with a summary (its checkpoint metadata)."""
     pl.seed_everything(config.seed, verbose=False)
     start = time.perf_counter()
-    model = PricePredictor(config.hidden, config.heads, config.layers, temperature=config.label_temperature)
+    model = PricePredictor(config.hidden, config.heads, config.layers, config.max_metapath_neighbors,
+                           temperature=config.label_temperature)
     cap = model.config["max_metapath_neighbors"]
     train = make_examples(sample_training_instances(config, config.train_instances, config.seed), config, cap)
     val = make_examples(sample_training_instances(config, config.val_instances, config.seed + 1), config, cap)

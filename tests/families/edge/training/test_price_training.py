@@ -93,6 +93,43 @@ def test_without_diverse_the_training_instances_are_the_generators_draws_as_befo
         assert got.to_dict() == want.to_dict()
 
 
+def test_a_log_uniform_density_trains_as_many_sparse_as_dense_layouts():
+    """Users per server drawn log-uniformly from [3, 48]: half the layouts below 12 (the
+    geometric midpoint), where the uniform law puts a fifth; both stay in the range."""
+    from gnnalloc.families.edge.training.data import sample_instance
+
+    def densities(law: str) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return np.array([
+            i.num_users / i.num_servers
+            for i in (sample_instance(rng, "random", (180, 200), (1.0, 1.0), (3.0, 48.0), 10.0, 1.0, law)
+                      for _ in range(200))
+        ])
+
+    uniform, log_uniform = densities("uniform"), densities("log-uniform")
+    for drawn in (uniform, log_uniform):  # servers are rounded: densities within that rounding
+        assert drawn.min() >= 3.0 * 0.95 and drawn.max() <= 48.0 * 1.15
+    assert 0.4 <= np.mean(log_uniform < 12.0) <= 0.6
+    assert 0.1 <= np.mean(uniform < 12.0) <= 0.3
+    with pytest.raises(ValueError, match="^density_law: must be one of"):
+        sample_instance(np.random.default_rng(0), "random", (20, 30), (1.0, 1.0), (3.0, 12.0), 10.0, 1.0, "normal")
+
+
+def test_a_training_run_builds_the_configured_model(tmp_path):
+    """The config's model settings reach the trained model, and its law reaches the sampler."""
+    from gnnalloc.families.edge.training.prices import train_prices
+
+    config = PriceConfig(
+        hidden=8, heads=2, layers=1, max_metapath_neighbors=0, train_instances=3, val_instances=1,
+        users=(20, 30), users_per_server=(3.0, 30.0), users_per_server_law="log-uniform",
+        label_iterations=30, max_epochs=1, batch_size=2, cache_dir=str(tmp_path), out=str(tmp_path / "m.ckpt"),
+    )
+    model, summary = train_prices(config)
+    assert model.config["max_metapath_neighbors"] == 0 and model.config["hidden"] == 8
+    assert summary["config"]["users_per_server_law"] == "log-uniform"
+    assert np.isfinite(summary["val_log_price_mse"])
+
+
 def test_diverse_variant_keeps_services_the_generators_do_not_draw():
     instance = random_instance(60, 6, 1.0, 2)
     custom = dataclasses.replace(
@@ -153,6 +190,8 @@ def test_an_interrupted_label_write_leaves_nothing_behind(tmp_path, monkeypatch)
     ("hidden", 0), ("hidden", 31), ("heads", 100), ("layers", 40), ("batch_size", 2.5), ("seed", -1), ("users", [0, 5]), ("users", [50, 20]),
     ("users", [20.5, 40]), ("loads", 3), ("loads", [0.0, 1.0]), ("penalty", [0.5, 2.0]),
     ("alpha", [1.0, float("inf")]), ("users_per_server", [3.0]), ("out", ""), ("dual_weight", float("nan")),
+    ("users_per_server_law", "normal"), ("users_per_server_law", None), ("max_metapath_neighbors", -1),
+    ("max_metapath_neighbors", 5000),
 ])
 def test_every_bad_setting_is_named_before_any_labelling(key, value):
     with pytest.raises(ValueError, match=f"^{key}: "):
