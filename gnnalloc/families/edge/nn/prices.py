@@ -119,7 +119,9 @@ class PricePredictor(nn.Module):
         hidden: embedding width of the encoder.
         heads: attention heads.
         layers: HAN layers.
-        max_metapath_neighbors: cap on metapath neighbours per user in the graph builder.
+        max_metapath_neighbors: cap on metapath neighbours per user in the graph builder (0: no
+            user-user metapath edges, as the shipped model; their relations then give every user
+            the same constant, and the graph skips building them).
         temperature: the smoothing :math:`\tau` of the dual whose minimisers the model was trained
             to predict; the ``gnn`` method refines the prediction at this temperature, so that
             the start lies near the minimiser of the very function L-BFGS then minimises.
