@@ -30,8 +30,9 @@ train-power: $(STAMP)
 	$(BIN)/gnnalloc export "$$(ls -t checkpoints/power-best-*.ckpt | head -n 1)" --out checkpoints/power.ckpt
 
 # The edge family's gnn (price model); the share-head baseline (gnn-shares) is train-edge-shares.
-# One thread: then the run reproduces the shipped checkpoint's weights exactly (measured on the
-# 2-core CI machine; two threads sum in another order and train a measurably different model).
+# One thread: then the run reproduced the shipped checkpoint's weights bit for bit on the 2-core
+# AMD EPYC it was trained on, labels included (another CPU or torch build may round differently;
+# two threads sum in another order and train a different model).
 train-edge: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml
 

@@ -35,6 +35,14 @@ minimisers. Writes
         [--layout eua] [--users 816]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --accuracy \
         [--checkpoints checkpoints/prices.ckpt OTHER.ckpt]
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --speedup \
+        --users 5000 --seeds 1 2 --penalties 2 10 [--loads 0.6 1.0 1.4] [--alphas 1]
+
+With ``--speedup``: ``exact`` once, then ``gnn`` (the first ``--checkpoints`` model, else the shipped one) to ``gap_tol`` (as above),
+median wall time of ``--repeats`` runs after one untimed, on each held-out EUA instance of
+``--users``, ``--seeds``, ``--penalties``, ``--loads`` and ``--alphas``: the speed-up (``exact``'s
+time over ``gnn``'s), the true and proven gaps; and the median, geometric mean and range of the
+speed-ups. Writes ``benchmarks/out/learned_prices_speedup_{users}.md``.
 """
 
 from __future__ import annotations
@@ -234,6 +242,10 @@ def main() -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
     mode.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
+    mode.add_argument("--speedup", action="store_true", help="gnn to gap_tol against exact (module docstring)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="--speedup: held-out seeds")
+    parser.add_argument("--loads", type=float, nargs="*", default=[0.6, 1.0, 1.4], help="--speedup: loads")
+    parser.add_argument("--alphas", type=float, nargs="*", default=[1.0], help="--speedup: alphas")
     parser.add_argument("--checkpoints", nargs="*", default=None,
                         help="--anytime, --accuracy: price models to compare")
     parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
@@ -257,6 +269,12 @@ def main() -> int:
     bad = [k for k in args.penalties if not (math.isfinite(k) and k >= 1)]
     if bad:  # the instances' own rule (penalty >= 1), named here rather than in a traceback
         parser.error(f"--penalties: every value must be a finite number >= 1, got {bad[0]!r}")
+    for option, values in (("--loads", args.loads), ("--alphas", args.alphas)):
+        bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+        if bad:
+            parser.error(f"{option}: every value must be a finite number > 0, got {bad[0]!r}")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds: every seed must be >= 0, got {min(args.seeds)}")
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()
@@ -272,6 +290,8 @@ def main() -> int:
         return anytime_main(args)
     if args.accuracy:
         return accuracy_main(args)
+    if args.speedup:
+        return speedup_main(args)
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), (2.0, 10.0, 25.0), alphas):
@@ -308,6 +328,40 @@ def anytime_main(args: argparse.Namespace) -> int:
                   f"anytime to gap_tol; models {_described(models)}; {args.users} users, {args.layout} layout, "
                   f"seed {args.seed}; "
                   f"median of {args.repeats}", rows)
+
+
+def speedup_main(args: argparse.Namespace) -> int:
+    name, model = next(iter(args.models.items()))  # the first --checkpoints model, else the shipped one
+    rows, speedups = [], []
+    for seed, penalty, load, alpha in itertools.product(args.seeds, args.penalties, args.loads, args.alphas):
+        inst = heldout_instance(args.users, load, seed, penalty=penalty, alpha=alpha)
+        tol = 0.005 if penalty <= 10 else 0.02
+        total_weight = float(inst.weight.sum())
+        clock = time.perf_counter()
+        exact = solve(inst, "exact")
+        exact_seconds = time.perf_counter() - clock
+        optimum = float(user_utilities(inst, exact.allocation).sum())
+        solve(inst, "gnn", gap_tol=tol, allocator=model)  # untimed: first-call costs
+        times = []
+        for _ in range(args.repeats):
+            clock = time.perf_counter()
+            result = solve(inst, "gnn", gap_tol=tol, allocator=model)
+            times.append(time.perf_counter() - clock)
+        seconds = statistics.median(times)
+        objective = float(user_utilities(inst, result.allocation).sum())
+        speedups.append(exact_seconds / seconds)
+        rows.append({
+            "instance": f"{args.users} seed {seed} load {load} k {penalty:g} a {alpha:g}", "gap_tol": tol,
+            "exact s": exact_seconds, "exact certified": exact.certified_optimal, "gnn ms": 1e3 * seconds,
+            "speed-up": f"{speedups[-1]:.1f}x", "gnn gap": (optimum - objective) / total_weight,
+            "gnn proven": (result.upper_bound - objective) / total_weight,
+        })
+        print(rows[-1], flush=True)
+    geometric = math.exp(statistics.mean(math.log(x) for x in speedups))
+    summary = (f"speed-up over {len(speedups)} instances: median {statistics.median(speedups):.1f}x, geometric "
+               f"mean {geometric:.1f}x, {min(speedups):.1f}-{max(speedups):.1f}x")
+    return _write(f"learned_prices_speedup_{args.users}.md", f"gnn ({name}) to gap_tol against exact; "
+                  f"median of {args.repeats} after one; {summary}", rows)
 
 
 if __name__ == "__main__":

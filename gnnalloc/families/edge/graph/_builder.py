@@ -214,7 +214,9 @@ def metapath_edges(
         raise ValueError(
             f"max_metapath_neighbors: must be >= 0 or None, got {max_metapath_neighbors!r}"
         )
-    if max_metapath_neighbors == 0:  # a model without metapaths (its index structures cost)
+    # A cap of 0 draws no walk: the general path would sort every pair (_Walks) only to return
+    # these same empty int64 arrays, which a model without metapaths asks for on every call.
+    if max_metapath_neighbors == 0:
         return np.zeros((2, 0), dtype=np.int64), np.zeros((2, 0), dtype=np.int64)
     walks = _Walks(instance)
     execute_rng, migrate_rng = (np.random.default_rng([seed, k]) for k in range(2))

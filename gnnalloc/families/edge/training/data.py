@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import lightning.pytorch as pl
 import numpy as np
@@ -27,13 +27,14 @@ from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.solvers import solve_exact
 
 __all__ = [
-    "DENSITY_LAWS", "InstanceBatch", "InstanceDataModule", "InstanceSet", "collate_instances", "sample_instance",
+    "DENSITY_LAWS", "DensityLaw", "InstanceBatch", "InstanceDataModule", "InstanceSet", "check_density_law",
+    "collate_instances", "log_uniform", "sample_instance",
 ]
 
 Topology = Literal["random", "eua", "mixed"]
-DensityLaw = Literal["uniform", "log-uniform"]
 #: How :func:`sample_instance` can draw the users per server from its range.
-DENSITY_LAWS: tuple[str, ...] = ("uniform", "log-uniform")
+DensityLaw = Literal["uniform", "log-uniform"]
+DENSITY_LAWS: tuple[str, ...] = get_args(DensityLaw)
 
 TRAIN_SEED_OFFSET = 0
 VAL_SEED_OFFSET = 500_000
@@ -56,6 +57,17 @@ class InstanceBatch:
         )
 
 
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    """One draw whose logarithm is uniform between those of ``bounds`` (both positive)."""
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def check_density_law(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is one of :data:`DENSITY_LAWS`."""
+    if not isinstance(value, str) or value not in DENSITY_LAWS:
+        raise ValueError(f"{name}: must be one of {', '.join(DENSITY_LAWS)}, got {value!r}")
+
+
 def sample_instance(
     rng: np.random.Generator,
     topology: Topology,
@@ -64,24 +76,27 @@ def sample_instance(
     users_per_server: tuple[float, float],
     penalty: float,
     alpha: float,
-    density_law: DensityLaw = "uniform",
+    users_per_server_law: DensityLaw = "uniform",
 ) -> Instance:
     """One random training instance: size, load and density drawn from the given ranges.
 
     ``eua`` instances are real sub-regions of the Melbourne topology with as many sites as the
     density requires, so small training instances are as crowded as the full-size ones.
-    ``density_law``: how users per server are drawn from ``users_per_server``, ``"uniform"`` or
-    ``"log-uniform"`` (as many instances between 3 and 12 as between 12 and 48: a wide range
-    that still trains the sparse end).
+    ``users_per_server_law``: how the users per server are drawn from ``users_per_server``,
+    ``"uniform"`` or ``"log-uniform"`` (as many draws per factor of density: for ``(3, 48)``, as
+    many between 3 and 12 as between 12 and 48, so a wide range still trains the sparse end).
+    Either law takes one draw, so the instance's other draws are the same. The layout then has
+    ``max(2, round(n / density))`` servers, so its realised density is near the drawn one.
     """
-    if density_law not in DENSITY_LAWS:
-        raise ValueError(f"density_law: must be one of {DENSITY_LAWS}, got {density_law!r}")
+    check_density_law("users_per_server_law", users_per_server_law)
+    if users_per_server_law == "log-uniform" and not 0 < users_per_server[0] <= users_per_server[1]:
+        raise ValueError(f"users_per_server: need 0 < low <= high for a log-uniform draw, got {users_per_server!r}")
     n = int(rng.integers(users[0], users[1] + 1))
     load = float(rng.uniform(*loads))
-    if density_law == "uniform":
+    if users_per_server_law == "uniform":
         density = float(rng.uniform(*users_per_server))
     else:
-        density = math.exp(rng.uniform(math.log(users_per_server[0]), math.log(users_per_server[1])))
+        density = log_uniform(rng, users_per_server)
     seed = int(rng.integers(2**31))
     kind = topology if topology != "mixed" else ("eua" if rng.random() < 0.5 else "random")
     servers = max(2, int(round(n / density)))

@@ -43,11 +43,11 @@ from torch.utils.data import DataLoader
 
 from gnnalloc.core import check_count, check_fraction, check_nonnegative, check_positive, cut_message
 from gnnalloc.families.edge.generators import SERVICES, hosted_services
-from gnnalloc.families.edge.graph import build_graph, collate_graphs
+from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, check_model_settings, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
-from gnnalloc.families.edge.training.data import DENSITY_LAWS, sample_instance
+from gnnalloc.families.edge.training.data import DensityLaw, check_density_law, log_uniform, sample_instance
 
 __all__ = [
     "PriceConfig", "PriceModule", "diverse_variant", "dual_excess", "heavy_tailed_variant", "log_price_targets",
@@ -108,13 +108,13 @@ class PriceConfig:
     hidden: int = 32
     heads: int = 2
     layers: int = 2
-    max_metapath_neighbors: int = 16
+    max_metapath_neighbors: int = DEFAULT_MAX_METAPATH_NEIGHBORS
     train_instances: int = 400
     val_instances: int = 32
     users: tuple[int, int] = (20, 200)
     loads: tuple[float, float] = (0.4, 1.6)
     users_per_server: tuple[float, float] = (3.0, 12.0)
-    users_per_server_law: str = "uniform"
+    users_per_server_law: DensityLaw = "uniform"
     penalty: tuple[float, float] = (1.0, 50.0)
     alpha: tuple[float, float] = (0.25, 4.0)
     label_iterations: int = 3000
@@ -135,10 +135,7 @@ class PriceConfig:
         # The model's own rules (sizes, hidden a multiple of heads), under the config's names.
         check_model_settings(hidden=self.hidden, heads=self.heads, layers=self.layers,
                              max_metapath_neighbors=self.max_metapath_neighbors)
-        if self.users_per_server_law not in DENSITY_LAWS:
-            raise ValueError(
-                f"users_per_server_law: must be one of {DENSITY_LAWS}, got {self.users_per_server_law!r}"
-            )
+        check_density_law("users_per_server_law", self.users_per_server_law)
         check_positive("label_temperature", self.label_temperature)
         for name in ("train_instances", "val_instances", "label_iterations", "batch_size", "max_epochs"):
             check_count(name, getattr(self, name), minimum=1)
@@ -181,10 +178,6 @@ def _check_range(name: str, bounds: object, least: float, integral: bool) -> Non
         raise ValueError(f"{name}: need {least:g} <= low <= high ({kind}), got {list(bounds)!r}")
 
 
-def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
-
-
 def sample_training_instances(config: PriceConfig, count: int, seed: int) -> list[Instance]:
     """``count`` library-generated instances, half EUA sub-regions and half random layouts,
     penalty and alpha log-uniform in the configured ranges; a fraction ``config.diverse`` of them
@@ -195,8 +188,8 @@ def sample_training_instances(config: PriceConfig, count: int, seed: int) -> lis
     instances = []
     for _ in range(count):
         instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
-                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha),
-                                   density_law=config.users_per_server_law)
+                                   log_uniform(rng, config.penalty), log_uniform(rng, config.alpha),
+                                   users_per_server_law=config.users_per_server_law)
         if config.diverse > 0 and rng.random() < config.diverse:
             instance = diverse_variant(instance, rng)
         instances.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
@@ -228,11 +221,11 @@ def diverse_variant(instance: Instance, rng: np.random.Generator) -> Instance:
     compute = spread(instance.server_compute)
     popularity = rng.lognormal(0.0, rng.uniform(0.0, 2.0), servers)
     kept = rng.random(instance.link_a.shape[0]) < rng.uniform(0.5, 1.0)
-    scale = _log_uniform(rng, (0.03, 1.0)) * float(compute.mean())
+    scale = log_uniform(rng, (0.03, 1.0)) * float(compute.mean())
     services = hosted_services(rng.random((servers, len(SERVICES))) < rng.uniform(0.4, 1.0), rng)
     if not _generator_services(instance):  # services the generators do not draw: keep them
         services = instance.server_services
-    low_rate = _log_uniform(rng, (0.05, 0.4))
+    low_rate = log_uniform(rng, (0.05, 0.4))
     return replace(
         instance,
         server_compute=compute,
@@ -284,12 +277,20 @@ def heavy_tailed_variant(instance: Instance, rng: np.random.Generator) -> Instan
     )
 
 
+#: Part of every label's cache key: raise it when a change to ``solve_dual`` changes the prices it
+#: converges to, or labels cached by the older solver are reused and a training run gives another
+#: model than it would from an empty cache (version 2: one label of 848 cached by an earlier
+#: solver differed by 1e-4 and changed the trained model).
+LABEL_VERSION = 2
+
+
 def label(
     instance: Instance, iterations: int, cache_dir: Path | None, temperature: float = 0.03,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Converged dual prices of ``instance`` at ``temperature`` (cached by the instance's
-    content and the settings)."""
+    content, the settings and :data:`LABEL_VERSION`)."""
     settings = str(iterations) if temperature == 0.03 else f"{iterations}@{temperature!r}"
+    settings += f"/v{LABEL_VERSION}"
     key = hashlib.sha256(json.dumps(instance.to_dict(), sort_keys=True).encode()
                          + settings.encode()).hexdigest()[:24]
     path = None if cache_dir is None else cache_dir / f"{key}.npz"

@@ -172,7 +172,11 @@ def test_metapath_sampling_cap_and_determinism():
     np.testing.assert_array_equal(again[1], migrate)
     assert edge_set(other[0]) != edge_set(execute)
     empty = metapath_edges(instance, max_metapath_neighbors=0)
-    assert empty[0].shape == (2, 0) and empty[1].shape == (2, 0)
+    for edges in empty:  # as the general path returns when it draws no walk
+        assert edges.shape == (2, 0) and edges.dtype == np.int64
+    graph = build_graph(instance, max_metapath_neighbors=0)
+    for edge_type in (EXECUTE, MIGRATE):
+        assert graph[edge_type].edge_index.shape == (2, 0) and graph[edge_type].edge_index.dtype == torch.long
 
 
 def test_metapath_sampling_large_eua():

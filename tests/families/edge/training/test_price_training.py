@@ -79,44 +79,64 @@ def test_the_configured_fraction_of_training_instances_is_diverse(monkeypatch):
 def test_without_diverse_the_training_instances_are_the_generators_draws_as_before():
     """``diverse = 0`` spends no random draw: the shipped config's instances (and label cache)
     are those it had before the key existed."""
-    from gnnalloc.families.edge.training.data import sample_instance
-    from gnnalloc.families.edge.training.prices import _log_uniform
+    from gnnalloc.families.edge.training.data import log_uniform, sample_instance
 
     config = PriceConfig(users=(20, 60), heavy_tailed=0.5)
     rng = np.random.default_rng(4)
     expected = []
     for _ in range(6):
         instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
-                                   _log_uniform(rng, config.penalty), _log_uniform(rng, config.alpha))
+                                   log_uniform(rng, config.penalty), log_uniform(rng, config.alpha))
         expected.append(heavy_tailed_variant(instance, rng) if rng.random() < config.heavy_tailed else instance)
     for got, want in zip(sample_training_instances(config, 6, seed=4), expected, strict=True):
         assert got.to_dict() == want.to_dict()
 
 
-def test_a_log_uniform_density_trains_as_many_sparse_as_dense_layouts():
+def test_a_log_uniform_density_draws_as_many_sparse_as_dense_layouts():
     """Users per server drawn log-uniformly from [3, 48]: half the layouts below 12 (the
-    geometric midpoint), where the uniform law puts a fifth; both stay in the range."""
+    geometric midpoint), where the uniform law puts a fifth; both stay in the range, and both
+    take one draw, so the instances' other draws (here their sizes) are the same."""
     from gnnalloc.families.edge.training.data import sample_instance
 
-    def densities(law: str) -> np.ndarray:
+    def draws(law: str) -> list:
         rng = np.random.default_rng(0)
-        return np.array([
-            i.num_users / i.num_servers
-            for i in (sample_instance(rng, "random", (180, 200), (1.0, 1.0), (3.0, 48.0), 10.0, 1.0, law)
-                      for _ in range(200))
-        ])
+        return [sample_instance(rng, "random", (180, 200), (1.0, 1.0), (3.0, 48.0), 10.0, 1.0, law)
+                for _ in range(200)]
 
-    uniform, log_uniform = densities("uniform"), densities("log-uniform")
-    for drawn in (uniform, log_uniform):  # servers are rounded: densities within that rounding
-        assert drawn.min() >= 3.0 * 0.95 and drawn.max() <= 48.0 * 1.15
-    assert 0.4 <= np.mean(log_uniform < 12.0) <= 0.6
-    assert 0.1 <= np.mean(uniform < 12.0) <= 0.3
-    with pytest.raises(ValueError, match="^density_law: must be one of"):
-        sample_instance(np.random.default_rng(0), "random", (20, 30), (1.0, 1.0), (3.0, 12.0), 10.0, 1.0, "normal")
+    uniform, log_uniform = draws("uniform"), draws("log-uniform")
+    assert [i.num_users for i in uniform] == [i.num_users for i in log_uniform]
+    for instances in (uniform, log_uniform):  # servers are rounded: densities within that rounding
+        density = np.array([i.num_users / i.num_servers for i in instances])
+        assert density.min() >= 3.0 * 0.95 and density.max() <= 48.0 * 1.15
+        share_sparse = np.mean(density < 12.0)
+        assert (0.4 <= share_sparse <= 0.6) if instances is log_uniform else (0.1 <= share_sparse <= 0.3)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="^users_per_server_law: must be one of uniform, log-uniform"):
+        sample_instance(rng, "random", (20, 30), (1.0, 1.0), (3.0, 12.0), 10.0, 1.0, "normal")
+    with pytest.raises(ValueError, match="^users_per_server: need 0 < low <= high"):
+        sample_instance(rng, "random", (20, 30), (1.0, 1.0), (0.0, 12.0), 10.0, 1.0, "log-uniform")
+
+
+def test_the_configured_density_law_reaches_the_sampler():
+    from gnnalloc.families.edge.training.data import log_uniform, sample_instance
+
+    config = PriceConfig(users=(20, 60), users_per_server=(3.0, 60.0), users_per_server_law="log-uniform")
+    rng = np.random.default_rng(4)
+    expected = []
+    for _ in range(6):
+        penalty, alpha = log_uniform(rng, config.penalty), log_uniform(rng, config.alpha)
+        instance = sample_instance(rng, "mixed", config.users, config.loads, config.users_per_server,
+                                   penalty, alpha, "log-uniform")
+        rng.random()  # the heavy-tailed draw (a fraction of 0: never taken)
+        expected.append(instance)
+    got = sample_training_instances(config, 6, seed=4)
+    assert [g.to_dict() for g in got] == [e.to_dict() for e in expected]
+    uniform = sample_training_instances(dataclasses.replace(config, users_per_server_law="uniform"), 6, seed=4)
+    assert [g.num_servers for g in got] != [u.num_servers for u in uniform]
 
 
 def test_a_training_run_builds_the_configured_model(tmp_path):
-    """The config's model settings reach the trained model, and its law reaches the sampler."""
+    """The config's model settings reach the trained model and its summary."""
     from gnnalloc.families.edge.training.prices import train_prices
 
     config = PriceConfig(
@@ -149,6 +169,16 @@ def test_labels_are_the_dual_minimisers_at_the_configured_temperature(tmp_path):
     np.testing.assert_array_equal(cold[0], direct.server_price)
     assert not np.allclose(cold[0], warm[0])
     np.testing.assert_array_equal(label(instance, 400, tmp_path, temperature=0.01)[0], cold[0])  # cached
+
+
+def test_a_new_label_version_does_not_reuse_older_labels(tmp_path, monkeypatch):
+    from gnnalloc.families.edge.training import prices
+
+    instance = random_instance(30, 5, 1.0, 6)
+    label(instance, 50, tmp_path, temperature=0.01)
+    monkeypatch.setattr(prices, "LABEL_VERSION", prices.LABEL_VERSION + 1)
+    label(instance, 50, tmp_path, temperature=0.01)
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_a_label_appears_in_the_cache_only_whole(tmp_path, monkeypatch):
