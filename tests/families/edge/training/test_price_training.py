@@ -241,3 +241,23 @@ def test_the_training_command_reports_a_bad_config_in_one_line(tmp_path, capsys,
     assert main(["--config", str(config)]) == 2
     out = capsys.readouterr().out
     assert out.startswith(message) and out.count("\n") == 1
+
+
+def test_the_shipped_price_model_was_trained_by_the_shipped_config():
+    """`make train-edge` retrains `checkpoints/prices.ckpt` from `training/configs/edge-prices.yaml`:
+    a config edited without retraining (or a checkpoint from another config) fails here."""
+    from pathlib import Path
+
+    import yaml
+
+    from gnnalloc.families.edge._methods import default_checkpoint
+    from gnnalloc.nn import load_checkpoint_data
+
+    root = Path(__file__).resolve().parents[4]
+    config = PriceConfig.from_dict(yaml.safe_load((root / "training/configs/edge-prices.yaml").read_text()))
+    data = load_checkpoint_data(default_checkpoint())
+    recorded = data["metadata"]["config"]
+    wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    assert recorded == wanted
+    assert data["hyper_parameters"]["max_metapath_neighbors"] == config.max_metapath_neighbors
+    assert data["hyper_parameters"]["temperature"] == config.label_temperature
