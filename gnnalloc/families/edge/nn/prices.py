@@ -34,10 +34,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import as_nonnegative_vector, check_count, check_positive
+from gnnalloc.core import check_count, check_positive
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
-from gnnalloc.families.edge.solvers.functional import waterfill_prices
+from gnnalloc.families.edge.solvers.functional import waterfill_prices_from
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
 __all__ = ["PricePredictor", "check_model_settings", "price_references"]
@@ -63,11 +63,7 @@ def price_references(
         largest), ``link_reference`` :math:`\nu_l` ``(L,)``, the link ends ``(2, L)`` (long,
         ``-1`` for links no pair uses) and the links' migration pressure ``(L,)``.
     """
-    if water_filling is None:
-        server = waterfill_prices(problem)
-    else:
-        server = as_nonnegative_vector("water_filling", water_filling, problem.num_servers, "prices")
-        server = server.detach().to(problem.device, problem.dtype)
+    server = waterfill_prices_from(problem, water_filling)
     fallback = server.max().clamp(min=1.0) if server.numel() else server.new_tensor(1.0)
     server = torch.where(server > 0, server, fallback)
     num_links = problem.num_links

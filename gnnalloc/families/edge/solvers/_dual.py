@@ -87,7 +87,9 @@ from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import bandwidth_part, compute_part
 from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
-from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
+from gnnalloc.families.edge.solvers.functional import (
+    bandwidth_waterfill, refill_home_compute, waterfill_prices, waterfill_prices_from,
+)
 
 __all__ = [
     "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations",
@@ -867,11 +869,7 @@ def solve_dual(
     load_dual_kernels()  # a one-off cost per process, not part of any solve
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)
-    if water_filling is None:
-        server_start = waterfill_prices(problem)
-    else:
-        server_start = as_nonnegative_vector("water_filling", water_filling, problem.num_servers, "prices")
-        server_start = server_start.detach().to(problem.device, problem.dtype)
+    server_start = waterfill_prices_from(problem, water_filling)
     # The water-filling prices with zero link prices: the cold start, and every fallback.
     classical = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
     given_prices = None if start is None else _start_prices(start, problem.num_servers, problem.num_links)

@@ -35,12 +35,13 @@ import torch
 
 from torch import Tensor
 
+from gnnalloc.core import as_nonnegative_vector
 from gnnalloc.families.edge.problem import ProblemTensors
 
 __all__ = [
     "HomeRefillJacobian", "Sensitivity", "bandwidth_waterfill", "refill_home_compute", "waterfill_bandwidth",
     "waterfill_groups",
-    "waterfill_prices",
+    "waterfill_prices", "waterfill_prices_from",
 ]
 
 
@@ -158,6 +159,20 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
         sensitivity=False,
     )
     return price
+
+
+def waterfill_prices_from(problem: ProblemTensors, given: object = None, name: str = "water_filling") -> Tensor:
+    """:func:`waterfill_prices` of ``problem``, or ``given`` (a caller that already has them:
+    the ``gnn`` method computes them once for the price model and the solver), checked as
+    ``name`` and brought to the problem's device and dtype.
+
+    Raises:
+        ValueError: naming ``name`` if ``given`` is not ``(S,)`` finite non-negative prices.
+    """
+    if given is None:
+        return waterfill_prices(problem)
+    checked = as_nonnegative_vector(name, given, problem.num_servers, "prices")
+    return checked.detach().to(problem.device, problem.dtype)
 
 
 def waterfill_bandwidth(problem: ProblemTensors) -> Tensor:

@@ -189,3 +189,20 @@ def test_problem_level_waterfills_match_the_checked_entry_point(seed):
             ours = float((w * resource_utility(bandwidth[home], m, k)).sum())
             theirs = float((w * resource_utility(torch.tensor(reference), m, k)).sum())
             assert ours == pytest.approx(theirs, rel=1e-10, abs=1e-10)
+
+
+def test_waterfill_prices_from_computes_or_checks_given_prices():
+    from gnnalloc.families.edge.generators import random_instance
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices, waterfill_prices_from
+
+    problem = ProblemTensors.from_instance(random_instance(40, 5, 1.0, 2), dtype=torch.float64)
+    computed = waterfill_prices(problem)
+    assert torch.equal(waterfill_prices_from(problem), computed)
+    given = 2.0 * computed.to(torch.float32).numpy()
+    taken = waterfill_prices_from(problem, given)
+    assert taken.dtype == problem.dtype and torch.allclose(taken, 2.0 * computed, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^start_prices: expected shape \(5,\)"):
+        waterfill_prices_from(problem, computed[:-1], name="start_prices")
+    with pytest.raises(ValueError, match="^water_filling: every entry must be finite and non-negative"):
+        waterfill_prices_from(problem, -computed)
