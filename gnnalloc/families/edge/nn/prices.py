@@ -19,9 +19,11 @@ price 0 (their capacity can never bind).
 
 The prediction is a *start*: :func:`~gnnalloc.families.edge.solvers.solve_dual` refines it with
 L-BFGS iterations and returns the allocation with a proven bound (the ``gnn`` method).
-:meth:`PricePredictor.start` keeps the prediction only where it is a better start than the
-water-filling prices by the measure L-BFGS minimises, the smoothed dual (one evaluation each), so
-a poor prediction on an unusual instance costs nothing against the classical start.
+:func:`~gnnalloc.families.edge.solvers.solve_dual` keeps the prediction only where it is a better
+start than the water-filling prices by the measure L-BFGS minimises, the smoothed dual (one
+evaluation each), so a poor prediction on an unusual instance costs little against the classical
+start. On instances with many users per server the model reads a uniform sample of them
+(:meth:`PricePredictor.predict`).
 """
 
 from __future__ import annotations
@@ -36,14 +38,21 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import check_count, check_positive
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
-from gnnalloc.families.edge.problem import Instance, ProblemTensors
-from gnnalloc.families.edge.solvers.functional import waterfill_prices_from
+from gnnalloc.families.edge.problem import Instance, ProblemTensors, sample_users
+from gnnalloc.families.edge.solvers.functional import waterfill_prices, waterfill_prices_from
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
-__all__ = ["PricePredictor", "check_model_settings", "price_references"]
+__all__ = ["PREDICTION_USERS_PER_SERVER", "PricePredictor", "check_model_settings", "price_references"]
 
 #: Largest accepted size hyperparameters (checked before any tensor is allocated).
 _SIZE_LIMITS = {"hidden": (1, 4096), "heads": (1, 64), "layers": (0, 32), "max_metapath_neighbors": (0, 4096)}
+
+#: :meth:`PricePredictor.predict` reads a uniform sample of this many users per server on
+#: instances with at least twice as many: the sample's prices are close to the whole
+#: instance's (:func:`~gnnalloc.families.edge.problem.sample_users`), and at 40 users per
+#: server and more its prediction measured as close to the converged prices at a fraction of the
+#: cost (``benchmarks/RESULTS.md``).
+PREDICTION_USERS_PER_SERVER = 20
 
 #: Relative prices below ``e^{-this}`` of their reference are treated as zero by the start (the
 #: constraint is not binding; L-BFGS keeps a zero price at its bound until the gradient says
@@ -179,14 +188,32 @@ class PricePredictor(nn.Module):
     @torch.no_grad()
     def predict(
         self, instance: Instance, water_filling: Tensor | np.ndarray | None = None,
+        users_per_server: int | None = PREDICTION_USERS_PER_SERVER,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(server_price, link_price)`` of ``instance``, finite and non-negative, ready for
         ``solve_dual(instance, start=...)``. ``water_filling``: the instance's
         :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` if the caller has
-        them (``solve_dual`` takes them too)."""
+        them (``solve_dual`` takes them too). ``users_per_server``: with at least twice this
+        many users per server on average, the model reads a uniform sample of this many per
+        server, capacities scaled to the share kept
+        (:func:`~gnnalloc.families.edge.problem.sample_users`; a fixed seed: the same prices
+        every time), and its log-prices are taken relative to the whole instance's water-filling
+        prices; ``None`` reads every user. Links no sampled user can use get price 0.
+
+        Raises:
+            ValueError: naming ``users_per_server`` if it is not a positive integer or ``None``.
+        """
+        if users_per_server is not None:
+            check_count("users_per_server", users_per_server, minimum=1)
         if self.training:
             self.eval()
-        graph, problem = self.prepare([instance])
+        read = instance
+        if users_per_server is not None and instance.num_users >= 2 * users_per_server * instance.num_servers:
+            if water_filling is None:  # the whole instance's, the units of the prices returned
+                water_filling = waterfill_prices(ProblemTensors.from_instance(
+                    instance, dtype=torch.float64, device=self.device))
+            read = sample_users(instance, users_per_server * instance.num_servers)
+        graph, problem = self.prepare([read])
         references = price_references(problem, water_filling)  # one for the model and the prices
         server_log, link_log = self(graph, problem, references)
         return prices_from_logs(problem, server_log, link_log, references)

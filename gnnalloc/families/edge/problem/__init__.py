@@ -12,6 +12,7 @@ from gnnalloc.families.edge.problem._feasibility import (
     shrink_factor,
 )
 from gnnalloc.families.edge.problem._instance import INSTANCE_FORMAT, Instance, load_instance, save_instance
+from gnnalloc.families.edge.problem._sampling import sample_user_indices, sample_users
 from gnnalloc.families.edge.problem._tensors import ProblemTensors
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.problem._utility import user_compute, user_utility
@@ -20,6 +21,6 @@ __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "AllocationError", "INSTANCE_FORMAT", "Instance",
     "InstanceError", "ProblemTensors", "SolverError", "constraint_slack",
     "fit_compute_to_capacity", "fit_to_capacity", "load_allocation", "load_instance",
-    "max_violation", "resource_utility", "relative_violation", "save_allocation", "save_instance",
-    "shrink_factor", "user_compute", "user_utility",
+    "max_violation", "resource_utility", "relative_violation", "sample_user_indices", "sample_users",
+    "save_allocation", "save_instance", "shrink_factor", "user_compute", "user_utility",
 ]

@@ -81,7 +81,7 @@ from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.core import as_nonnegative_vector, check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
-from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import bandwidth_part, compute_part
@@ -399,8 +399,7 @@ class _CompiledDual:
             raise ValueError(f"fraction: expected a share in (0, 1], got {fraction!r}")
         user_start, pair_server, pair_slot, pair_link_weight = self.pairs
         num_users = user_start.shape[0] - 1
-        kept = np.sort(np.random.default_rng(seed).choice(
-            num_users, size=max(1, round(fraction * num_users)), replace=False))
+        kept = sample_user_indices(num_users, max(1, round(fraction * num_users)), seed)
         chosen = np.zeros(num_users, dtype=bool)
         chosen[kept] = True
         counts = np.diff(user_start)
@@ -596,26 +595,40 @@ class _Setup:
         return self._duals[temperature]
 
     def recover(
-        self, dual: _CompiledDual, prices: np.ndarray, certifies: Callable[[float], bool] | None = None,
+        self, dual: _CompiledDual, prices: np.ndarray, bound: _SharpBound | None = None,
+        gap_tol: float | None = None,
     ) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: the better of two completions of the soft
         response, each followed by the exact home refill, the migration search and the capacity
         fit: its Euclidean projection onto the feasible set, and its migrations alone shrunk to
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
-        the higher objective is returned, with that objective. With ``certifies`` (whether an
-        objective is proven within the solve's ``gap_tol``: an anytime checkpoint's
-        :meth:`_SharpBound.certifies`), the recovery ends at the first allocation it certifies (a
-        checkpoint it already proves needs nothing better): the projection's completion before
-        its migration search, then after it, then the second completion likewise."""
+        the higher objective is returned, with that objective.
+
+        With ``bound`` (an anytime checkpoint's) and ``gap_tol``, the recovery ends at the first
+        allocation the bound proves within ``gap_tol`` (a checkpoint it already proves needs
+        nothing better). The cheapest comes first: the shrunk migrations refilled at home, if
+        the bound proves it as it stands (:meth:`_SharpBound.proves`: no projection, no search,
+        no sharpening). Then the projection's completion before its migration search, after it,
+        and the second completion likewise, each sharpening the bound as far as it needs
+        (:meth:`_SharpBound.certifies`)."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
+        migrations = self._migrations_fitted(response)
+        certifies = None
+        if bound is not None and gap_tol is not None:
+            # The projection is most of a recovery's cost: at a
+            # checkpoint whose bound is already tight, the refilled migrations are often proven.
+            quick = self._fitted(refill_home_compute(migrations, problem), self.bandwidth)
+            if bound.proves(quick[1], gap_tol):
+                return quick
+            certifies = functools.partial(bound.certifies, gap_tol=gap_tol)
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
         best = self._completed(projected, bandwidth, certifies)
         if certifies is not None and certifies(best[1]):
             return best
-        candidate = self._completed(self._migrations_fitted(response), bandwidth, certifies)
+        candidate = self._completed(migrations, bandwidth, certifies)
         return candidate if candidate[1] > best[1] else best
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
@@ -630,37 +643,38 @@ class _Setup:
         fitted = fit_compute_to_capacity(self.instance, migrations)
         return torch.from_numpy(fitted).to(device=problem.device, dtype=problem.dtype)
 
+    def _fitted(self, compute: Tensor, bandwidth: Tensor) -> tuple[Allocation, float]:
+        """``(compute, bandwidth)`` fitted to capacity (rounding), with its objective."""
+        allocation = fit_to_capacity(self.instance, Allocation(
+            compute=compute.to("cpu", torch.float64).numpy(),
+            bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
+        ))
+        return allocation, float(user_utilities(self.instance, allocation).sum())
+
     def _completed(
         self, compute: Tensor, bandwidth: Tensor, certifies: Callable[[float], bool] | None = None,
     ) -> tuple[Allocation, float]:
         """``compute`` (migrations within capacity) refilled at home, searched and fitted to
         capacity, with its objective; not searched if ``certifies`` the refilled allocation."""
         problem = self.problem
-
-        def fitted(compute: Tensor) -> tuple[Allocation, float]:
-            allocation = fit_to_capacity(self.instance, Allocation(
-                compute=compute.to("cpu", torch.float64).numpy(),
-                bandwidth=bandwidth.to("cpu", torch.float64).numpy(),
-            ))
-            return allocation, float(user_utilities(self.instance, allocation).sum())
-
         compute = refill_home_compute(compute, problem)
         if not self.search_rounds:
-            return fitted(compute)
+            return self._fitted(compute, bandwidth)
         if certifies is not None:
-            refilled = fitted(compute)
+            refilled = self._fitted(compute, bandwidth)
             if certifies(refilled[1]):
                 return refilled
-        return fitted(improve_migrations(compute, problem, self.search_rounds))
+        return self._fitted(improve_migrations(compute, problem, self.search_rounds), bandwidth)
 
     def sharp_bound(
         self, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float] = (1.0,),
-        ceiling: float = math.inf,
+        ceiling: float = math.inf, warmer: _WarmerPrices | None = None,
     ) -> _SharpBound:
-        """The bound at ``prices`` (at most ``ceiling``, a bound already proven), to be
-        sharpened by up to ``iterations`` L-BFGS iterations at a tenth of ``temperature`` in
-        ``stages`` (:class:`_SharpBound`)."""
-        return _SharpBound(self, prices, temperature, iterations, stages, ceiling)
+        """The bound at ``prices`` (at most ``ceiling``, a bound already proven; with
+        ``warmer``, also at the prices extrapolated to zero temperature), to be sharpened by up
+        to ``iterations`` L-BFGS iterations at a tenth of ``temperature`` in ``stages``
+        (:class:`_SharpBound`)."""
+        return _SharpBound(self, prices, temperature, iterations, stages, ceiling, warmer)
 
     def gap(self, bound: float, objective: float) -> float:
         """The proven per-weight gap ``(bound - objective) / sum(weight)``, at least 0."""
@@ -693,23 +707,55 @@ class _Setup:
 _BOUND_STAGES = (0.3, 1.0)
 
 
+@dataclass(frozen=True)
+class _WarmerPrices:
+    """Prices near the smoothed dual's minimiser at ``ratio`` (> 1) times the temperature of
+    the prices a bound starts from: with both, :class:`_SharpBound` extrapolates to zero
+    temperature."""
+
+    prices: np.ndarray
+    ratio: float
+
+
+#: :class:`_SharpBound` evaluates the bound at these multiples of the linear extrapolation's
+#: step (see :class:`_SharpBound`): where the price path bends (users switching
+#: pairs), the whole step can overshoot.
+_EXTRAPOLATION_STEPS = (0.5, 1.0)
+
+
 class _SharpBound:
-    """The Lagrangian bound from some prices, sharpened only as far as needed: the lowest of
+    r"""The Lagrangian bound from some prices, sharpened only as far as needed: the lowest of
     the bounds at the prices and at the points one L-BFGS run at a tenth of ``temperature``
     reaches from them after each stage of ``iterations`` (``stages``: the shares of it at which
     stages end). Those iterations only serve the bound: the response to less smoothed prices
     is a worse allocation, their bound is closer to the optimum. ``ceiling``: a bound already
-    proven (an earlier checkpoint's), which :attr:`value` never exceeds."""
+    proven (an earlier checkpoint's), which :attr:`value` never exceeds.
+
+    With ``warmer`` prices :math:`p_{r\tau}` (near the minimiser at ``ratio`` :math:`r` times the
+    temperature), the bound is also taken where the minimiser's path
+    :math:`\tau \mapsto p_\tau`, taken as linear through both, meets zero temperature:
+    :math:`p_0 = p_\tau + (p_\tau - p_{r\tau}) / (r - 1)` (and half that step; prices clipped
+    at 0). The smoothing biases :math:`p_\tau` by about a multiple of :math:`\tau`, so
+    :math:`p_0` is closer to the unsmoothed dual's minimiser, where the bound is the optimum:
+    the bound there is usually as tight as 15 sharpening iterations from :math:`p_\tau`
+    (``benchmarks/RESULTS.md``). Sharpening starts from the point of the lowest bound."""
 
     def __init__(
         self, setup: _Setup, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float],
-        ceiling: float = math.inf,
+        ceiling: float = math.inf, warmer: _WarmerPrices | None = None,
     ) -> None:
-        self._setup, self._prices, self._temperature = setup, prices, temperature
+        self._setup, self._temperature = setup, temperature
         ends = sorted({round(share * iterations) for share in stages} - {0})
         self._stages = [end - begin for begin, end in zip([0] + ends[:-1], ends)]
         self._memory: _CurvatureMemory | None = None  # the run's, from its first stage
-        self.value = min(ceiling, setup.bound(prices))
+        candidates = [prices]
+        if warmer is not None and warmer.ratio > 1.0:
+            step = (prices - warmer.prices) / (warmer.ratio - 1.0)
+            candidates += [np.maximum(prices + share * step, 0.0) for share in _EXTRAPOLATION_STEPS]
+        bounds = [setup.bound(p) for p in candidates]
+        lowest = int(np.argmin(bounds))
+        self._prices = candidates[lowest]
+        self.value = min(ceiling, bounds[lowest])
 
     def _sharpen(self) -> bool:
         """Run the next stage; ``False`` if none is left."""
@@ -722,10 +768,15 @@ class _SharpBound:
         self.value = min(self.value, self._setup.bound(self._prices))
         return True
 
+    def proves(self, objective: float, gap_tol: float | None) -> bool:
+        """Whether ``objective`` is proven within ``gap_tol`` by the bound as it stands (no
+        sharpening; never without a ``gap_tol``)."""
+        return self._setup.meets(self.value, objective, gap_tol)
+
     def certifies(self, objective: float, gap_tol: float | None) -> bool:
         """Whether ``objective`` is proven within ``gap_tol`` (:meth:`_Setup.meets`), sharpening
         stage by stage until it is or none is left (never without a ``gap_tol``)."""
-        while not self._setup.meets(self.value, objective, gap_tol):
+        while not self.proves(objective, gap_tol):
             if gap_tol is None or not self._sharpen():
                 return False
         return True
@@ -1114,6 +1165,9 @@ def _anytime(
     # Under a time limit it takes at most a quarter of the time left and the first chunk half
     # of the rest, so the first checkpoint keeps about 3/8 (by the measured iteration cost).
     warm_tau = min(_WARM_UP_FACTOR * tau, DEFAULT_TEMPERATURE)
+    # Prices near the minimiser at a warmer temperature than tau's (the warm-up's, or those at
+    # which the solve last annealed): each checkpoint's bound extrapolates from them.
+    warmer: _WarmerPrices | None = None
     if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
             and initial_residual > warm_aim):
         warmer = setup.dual(warm_tau)  # built before the clock: not iteration time
@@ -1131,6 +1185,7 @@ def _anytime(
                 per_iteration = (time.perf_counter() - clock) / used
             used_total += used
             start_residual = None  # evaluated only if the stuck test needs it
+            warmer = _WarmerPrices(prices, warm_tau / tau)
     first_chunk = True
     while True:
         n = intended = first if first_chunk else chunk
@@ -1169,7 +1224,7 @@ def _anytime(
             continue
         skips = 0
         clock = time.perf_counter()
-        sharp = setup.sharp_bound(prices, tau, bound_iterations, _BOUND_STAGES, ceiling=bound)
+        sharp = setup.sharp_bound(prices, tau, bound_iterations, _BOUND_STAGES, ceiling=bound, warmer=warmer)
         # The bound first: an objective it proves within gap_tol ends the recovery early, and
         # one the best allocation so far already has makes it unnecessary; it is sharpened as
         # far as that needs, and to the end where it proves nothing.
@@ -1177,7 +1232,7 @@ def _anytime(
         if best is not None and certifies(best[1]):
             allocation, objective = best
         else:
-            allocation, objective = setup.recover(dual, prices, certifies if gap_tol is not None else None)
+            allocation, objective = setup.recover(dual, prices, sharp, gap_tol)
         if best is None or objective > best[1]:
             best = (allocation, objective)
         bound = sharp.value if certifies(best[1]) else sharp.settle()
@@ -1198,7 +1253,8 @@ def _anytime(
         slow = rounding or (converged_at > 0 and residual <= converged_at) or not shrank(_ANNEAL_PROGRESS)
         if tau > floor:
             if slow:
-                tau = max(tau / _ANNEAL_FACTOR, floor)
+                warmer_tau, tau = tau, max(tau / _ANNEAL_FACTOR, floor)
+                warmer = _WarmerPrices(prices, warmer_tau / tau)
                 dual = setup.dual(tau)
                 aim = first_aim
                 continue

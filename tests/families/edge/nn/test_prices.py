@@ -40,6 +40,42 @@ def test_a_prediction_from_given_water_filling_prices_is_the_same():
         model.predict(instance, -water)
 
 
+def test_on_dense_instances_the_model_reads_a_user_sample_in_the_whole_instances_units(monkeypatch):
+    from gnnalloc.families.edge.nn import prices as module
+    from gnnalloc.families.edge.problem import sample_users
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices
+
+    torch.manual_seed(0)
+    model = PricePredictor(hidden=16, heads=2, layers=1)
+    instance = random_instance(120, 3, 1.0, 3)  # 40 users per server
+    read = []
+    real_prepare = model.prepare
+    monkeypatch.setattr(model, "prepare", lambda instances: read.append(instances[0]) or real_prepare(instances))
+    water = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+    # At least twice users_per_server per server: a sample of that many per server, whose
+    # log-prices are relative to the whole instance's water-filling prices.
+    sampled = model.predict(instance, users_per_server=20)
+    assert read[-1].num_users == 60 and read[-1].num_servers == 3
+    sample = sample_users(instance, 60)
+    assert read[-1].user_ids == sample.user_ids
+    graph, problem = real_prepare([sample])
+    expected = module.prices_from_logs(
+        problem, *model(graph, problem, price_references(problem, water)), price_references(problem, water),
+    )
+    for got, want in zip(sampled, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    for own, given in zip(sampled, model.predict(instance, water, users_per_server=20)):
+        np.testing.assert_array_equal(own, given)
+    # Fewer than twice as many per server, or None: every user.
+    model.predict(instance, users_per_server=21)
+    assert read[-1] is instance
+    model.predict(instance, users_per_server=None)
+    assert read[-1] is instance
+    for bad in (0, -3, 2.5, "20"):
+        with pytest.raises(ValueError, match="users_per_server"):
+            model.predict(instance, users_per_server=bad)
+
+
 def test_the_price_model_reads_servers_only_with_the_full_encoders_prices_and_gradients():
     torch.manual_seed(0)
     model = PricePredictor(hidden=16, heads=2, layers=2).eval()

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from gnnalloc import eua_instance, random_instance
-from gnnalloc.families.edge.metrics import score
+from gnnalloc.families.edge.metrics import score, user_utilities
 from gnnalloc.families.edge.problem import ProblemTensors, max_violation, resource_utility
 from gnnalloc.core import solve
-from gnnalloc.families.edge.solvers import default_iterations, smoothed_dual, solve_dual, solve_exact
+from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, default_iterations, smoothed_dual, solve_dual, solve_exact
 from gnnalloc.families.edge.solvers._dual import MAX_ITERATIONS, MIN_ITERATIONS
 from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, waterfill_prices
 
@@ -416,12 +416,67 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     searches.clear()
     unreachable = solve_dual(instance, gap_tol=0.0, time_limit=20.0)
     assert len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
-    # A gap_tol the projection's completion meets at once, before its migration search: the
-    # search and the fitted migrations are not tried, and the answer is still proven within it.
+    # A gap_tol the refilled migrations meet at once: neither completion runs (no projection,
+    # no search), and the answer is still proven within it.
     calls.clear()
     searches.clear()
     loose = solve_dual(instance, gap_tol=1.0, time_limit=20.0)
-    assert len(calls) == 1 and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
+    assert not calls and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
+
+
+class _StubBound:
+    """A checkpoint's bound for :meth:`_Setup.recover`: what it proves as it stands, and what it
+    certifies once sharpened."""
+
+    def __init__(self, proves: bool, certifies: bool) -> None:
+        self._proves, self._certifies, self.asked = proves, certifies, []
+
+    def proves(self, objective, gap_tol):
+        self.asked.append(("proves", objective))
+        return self._proves
+
+    def certifies(self, objective, gap_tol):
+        self.asked.append(("certifies", objective))
+        return self._certifies
+
+
+def test_a_recovery_tries_the_refilled_migrations_against_the_bound_as_it_stands_first(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual as D
+
+    setups = []
+    real_sharp_bound = D._Setup.sharp_bound
+
+    def spied(self, prices, *args, **kwargs):
+        setups.append((self, prices))
+        return real_sharp_bound(self, prices, *args, **kwargs)
+
+    monkeypatch.setattr(D._Setup, "sharp_bound", spied)
+    solve_dual(eua_instance(200, 1.0, 4), gap_tol=0.005)
+    setup, prices = setups[-1]
+    dual = setup.dual(DEFAULT_TEMPERATURE)
+    projections = []
+    real_projection = setup._projection.forward
+
+    def counted(*args):
+        projections.append(1)
+        return real_projection(*args)
+
+    monkeypatch.setattr(setup._projection, "forward", counted)
+    # Proven as it stands: the refilled migrations, without a projection or any sharpening.
+    quick = _StubBound(proves=True, certifies=True)
+    allocation, objective = setup.recover(dual, prices, quick, 0.005)
+    assert not projections and [kind for kind, _ in quick.asked] == ["proves"]
+    assert objective == pytest.approx(float(user_utilities(setup.instance, allocation).sum()))
+    # Not proven as it stands: the projection's completion, certified before its search.
+    slow = _StubBound(proves=False, certifies=True)
+    _, projected_objective = setup.recover(dual, prices, slow, 0.005)
+    kinds = [kind for kind, _ in slow.asked]
+    assert projections == [1] and kinds[0] == "proves" and set(kinds[1:]) == {"certifies"}
+    assert slow.asked[1][1] == projected_objective  # the projection's completion, refilled
+    # Without gap_tol (a time limit alone) there is nothing to prove: both completions.
+    none = _StubBound(proves=True, certifies=True)
+    assert setup.recover(dual, prices, none, None)[1] >= projected_objective - 1e-9
+    assert not none.asked and projections == [1, 1]
 
 
 def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):

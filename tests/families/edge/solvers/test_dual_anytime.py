@@ -461,3 +461,83 @@ def test_a_warm_up_with_many_users_per_server_runs_on_a_sample(monkeypatch, user
     aim = 10 * 0.01 * float(instance.weight.sum())
     assert warm_ups[0] == (pytest.approx(share, rel=1e-3), pytest.approx(aim * warm_ups[0][0]))
     assert all(s == 1.0 for s, _ in warm_ups[1:])  # the chunks after it: every user
+
+
+def test_a_bound_with_warmer_prices_is_the_lowest_at_the_prices_and_their_extrapolations(monkeypatch):
+    import numpy as np
+
+    from gnnalloc.families.edge.solvers import _dual
+
+    instance = eua_instance(300, 1.0, 3)
+    optimum = _objective(instance, solve_exact(instance).allocation)
+    setups = []
+    real_sharp_bound = _dual._Setup.sharp_bound
+
+    def spied(self, prices, *args, **kwargs):
+        setups.append(self)
+        return real_sharp_bound(self, prices, *args, **kwargs)
+
+    monkeypatch.setattr(_dual._Setup, "sharp_bound", spied)
+    solve_dual(instance, temperature=0.01, gap_tol=0.003)
+    setup = setups[-1]
+    warm = setup.dual(0.03).minimise(_start(setup), setup.scale, 3000)[0]
+    prices = setup.dual(0.01).minimise(warm, setup.scale, 3000)[0]
+    step = (prices - warm) / 2.0  # the warmer prices at 3 times the temperature: ratio 3
+    points = [prices, np.maximum(prices + 0.5 * step, 0.0), np.maximum(prices + step, 0.0)]
+    bounds = [setup.bound(p) for p in points]
+    sharp = setup.sharp_bound(prices, 0.01, 50, warmer=_dual._WarmerPrices(warm, 3.0))
+    assert sharp.value == min(bounds)
+    # The smoothing's bias is about linear in the temperature: here the extrapolation is tighter.
+    assert min(bounds[1:]) < bounds[0]
+    # Sharpening starts from the lowest point, and every bound stays valid.
+    starts = []
+    real_minimise = _dual._CompiledDual.minimise
+    monkeypatch.setattr(_dual._CompiledDual, "minimise",
+                        lambda self, start, *a, **k: starts.append(start) or real_minimise(self, start, *a, **k))
+    settled = sharp.settle()
+    np.testing.assert_array_equal(starts[0], points[int(np.argmin(bounds))])
+    assert settled <= sharp.value and settled >= optimum - 1e-9 * abs(optimum)
+    assert setup.sharp_bound(prices, 0.01, 50, ceiling=bounds[0] - 1.0).value == bounds[0] - 1.0
+    # Without warmer prices (or with a ratio that is not above 1) only the prices count.
+    assert setup.sharp_bound(prices, 0.01, 50).value == bounds[0]
+    assert setup.sharp_bound(prices, 0.01, 50, warmer=_dual._WarmerPrices(warm, 1.0)).value == bounds[0]
+
+
+def _start(setup):
+    """The water-filling prices and zero link prices of ``setup``'s problem."""
+    import numpy as np
+
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices
+
+    return np.concatenate([waterfill_prices(setup.problem).numpy(), np.zeros(setup.problem.num_links)])
+
+
+def test_checkpoints_extrapolate_from_the_warm_up_and_from_where_the_solve_annealed(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual
+
+    seen: list[tuple[float, object]] = []  # (temperature, warmer) of each checkpoint's bound
+    real_sharp_bound = _dual._Setup.sharp_bound
+
+    def spied(self, prices, temperature, *args, warmer=None, **kwargs):
+        seen.append((temperature, warmer))
+        return real_sharp_bound(self, prices, temperature, *args, warmer=warmer, **kwargs)
+
+    import numpy as np
+
+    instance = eua_instance(300, 1.0, 3)
+    server, link = _converged_start(instance)
+    far = (np.asarray(server) * np.exp(np.random.default_rng(0).normal(0.0, 0.7, len(server))), np.asarray(link))
+    monkeypatch.setattr(_dual._Setup, "sharp_bound", spied)
+    # A given start far from the minimiser is warmed up at 0.03: the first checkpoint extrapolates
+    # from where the warm-up stopped, ratio 3.
+    result = solve_dual(instance, start=far, temperature=0.01, gap_tol=0.003, time_limit=60.0)
+    assert "water-filling" not in result.status  # the given start was used
+    assert seen[0][0] == 0.01 and seen[0][1] is not None and seen[0][1].ratio == pytest.approx(3.0)
+    # From the water-filling prices nothing is warmer at first; after annealing from 0.03 to 0.01,
+    # the prices at 0.03 are.
+    seen.clear()
+    result = solve_dual(instance, gap_tol=0.0, time_limit=1.0)
+    assert seen[0] == (0.03, None)
+    annealed = [(t, w) for t, w in seen if t < 0.03]
+    assert annealed and annealed[0][1].ratio == pytest.approx(3.0)
+    assert result.gap_bound >= 0.0
