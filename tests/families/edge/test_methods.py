@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gnnalloc import solve
@@ -9,6 +10,7 @@ from gnnalloc.families.edge._methods import default_checkpoint, shares_checkpoin
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.nn import Allocator, PricePredictor
+from gnnalloc.families.edge.problem import max_violation
 
 
 def _objective(instance, allocation) -> float:
@@ -127,3 +129,25 @@ def test_gnn_anytime_solves_as_dual_wherever_its_prediction_is_not_used(monkeypa
     assert seen[-1] == methods.DEFAULT_TEMPERATURE
     solve(instance, "gnn", allocator=model, iterations=20)
     assert seen[-1] is None  # one pass: the model's temperature is not used there
+
+
+@pytest.mark.parametrize("options", [{}, {"gap_tol": 0.005}])
+def test_the_shipped_gnn_is_feasible_and_finite_on_edge_cases(edge_case, options):
+    # The empty network (no servers) and the instances without users included: the price model's
+    # user sample is never drawn from nothing.
+    name, instance = edge_case
+    result = solve(instance, "gnn", **options)
+    allocation = result.allocation
+    assert np.isfinite(allocation.compute).all() and np.isfinite(allocation.bandwidth).all()
+    assert max_violation(instance, allocation) <= 1e-7
+    assert result.upper_bound is None or np.isfinite(result.upper_bound)
+
+
+def test_the_price_model_reads_a_sample_of_the_edge_cases_with_users(edge_case):
+    from gnnalloc.families.edge._methods import shipped_allocator
+
+    name, instance = edge_case
+    # One user per server forces the sample wherever there are at least two per server.
+    server, link = shipped_allocator().predict(instance, users_per_server=1)
+    assert server.shape == (instance.num_servers,) and link.shape == (instance.num_links,)
+    assert np.isfinite(server).all() and np.isfinite(link).all() and (server >= 0).all() and (link >= 0).all()

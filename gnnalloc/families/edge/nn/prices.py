@@ -47,11 +47,10 @@ __all__ = ["PREDICTION_USERS_PER_SERVER", "PricePredictor", "check_model_setting
 #: Largest accepted size hyperparameters (checked before any tensor is allocated).
 _SIZE_LIMITS = {"hidden": (1, 4096), "heads": (1, 64), "layers": (0, 32), "max_metapath_neighbors": (0, 4096)}
 
-#: :meth:`PricePredictor.predict` reads a uniform sample of this many users per server on
-#: instances with at least twice as many: the sample's prices are close to the whole
-#: instance's (:func:`~gnnalloc.families.edge.problem.sample_users`), and at 40 users per
-#: server and more its prediction measured as close to the converged prices at a fraction of the
-#: cost (``benchmarks/RESULTS.md``).
+#: :meth:`PricePredictor.predict` reads a uniform sample of the users, this many per server on
+#: average, on instances with at least twice as many: the sample's prices are close to the whole
+#: instance's (:func:`~gnnalloc.families.edge.problem.sample_users`) and its density is within the
+#: training's, at a fraction of the cost (measured in ``benchmarks/RESULTS.md``).
 PREDICTION_USERS_PER_SERVER = 20
 
 #: Relative prices below ``e^{-this}`` of their reference are treated as zero by the start (the
@@ -194,8 +193,8 @@ class PricePredictor(nn.Module):
         ``solve_dual(instance, start=...)``. ``water_filling``: the instance's
         :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` if the caller has
         them (``solve_dual`` takes them too). ``users_per_server``: with at least twice this
-        many users per server on average, the model reads a uniform sample of this many per
-        server, capacities scaled to the share kept
+        many users per server on average, the model reads a uniform sample of the users, this
+        many per server on average, capacities scaled to the share kept
         (:func:`~gnnalloc.families.edge.problem.sample_users`; a fixed seed: the same prices
         every time), and its log-prices are taken relative to the whole instance's water-filling
         prices; ``None`` reads every user. Links no sampled user can use get price 0.
@@ -208,11 +207,12 @@ class PricePredictor(nn.Module):
         if self.training:
             self.eval()
         read = instance
-        if users_per_server is not None and instance.num_users >= 2 * users_per_server * instance.num_servers:
+        num_servers = instance.num_servers
+        if users_per_server is not None and 0 < 2 * users_per_server * num_servers <= instance.num_users:
             if water_filling is None:  # the whole instance's, the units of the prices returned
                 water_filling = waterfill_prices(ProblemTensors.from_instance(
                     instance, dtype=torch.float64, device=self.device))
-            read = sample_users(instance, users_per_server * instance.num_servers)
+            read = sample_users(instance, users_per_server * num_servers)
         graph, problem = self.prepare([read])
         references = price_references(problem, water_filling)  # one for the model and the prices
         server_log, link_log = self(graph, problem, references)

@@ -57,7 +57,11 @@ From a given start (a learned prediction) below the default temperature, the fir
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
 smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
 users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
-to the whole one's, at a fraction of the cost per iteration).
+to the whole one's, at a fraction of the cost per iteration). As the minimiser moves about
+linearly in :math:`\tau`, a checkpoint with prices from a warmer temperature (the warm-up's, or
+where the solve annealed) also takes the bound at their extrapolation to :math:`\tau = 0`,
+usually much closer to the true dual's minimiser; and its recovery first tries the cheapest
+completion against the bound as it stands.
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -148,7 +152,9 @@ class DualResult:
         upper_bound: the lowest :func:`~gnnalloc.families.edge.solvers.lagrangian_bound` found:
             at the final prices and at the prices further iterations at a tenth of the
             temperature reach from them (``bound_iterations``; anytime, at every checkpoint's,
-            stopped once they prove ``gap_tol``). No allocation does better, so ``(upper_bound -
+            stopped once they prove ``gap_tol``, and also at the checkpoint's prices extrapolated
+            to zero temperature from warmer ones, see :class:`_SharpBound`). No allocation does
+            better, so ``(upper_bound -
             objective) / sum(weight)`` bounds this result's mean per-user gap without solving the
             conic program.
         objective: the allocation's :math:`\sum_u U_u`.
@@ -394,7 +400,10 @@ class _CompiledDual:
         server it is close to the whole dual scaled by that share: its minimiser is close to the
         whole dual's, at that share of the cost per evaluation (its value, gradient and KKT
         residual are in the share's units). For minimising only: its response is the sample's,
-        in its own pair order."""
+        in its own pair order. The users are :func:`~gnnalloc.families.edge.problem.sample_user_indices`'
+        draw, as :func:`~gnnalloc.families.edge.problem.sample_users` takes them; this one samples
+        the compiled arrays instead of building an instance (a sampled instance would have to be
+        compiled again)."""
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction: expected a share in (0, 1], got {fraction!r}")
         user_start, pair_server, pair_slot, pair_link_weight = self.pairs
@@ -722,6 +731,11 @@ class _WarmerPrices:
 #: pairs), the whole step can overshoot.
 _EXTRAPOLATION_STEPS = (0.5, 1.0)
 
+#: ... and only from prices at least this many times warmer: the step divides their distance by
+#: ``ratio - 1``, so near 1 it would amplify whatever is left of their minimisation a hundredfold
+#: (the solve's warm-up and each anneal are 3x; the last anneal to the floor may be less).
+_MIN_EXTRAPOLATION_RATIO = 1.5
+
 
 class _SharpBound:
     r"""The Lagrangian bound from some prices, sharpened only as far as needed: the lowest of
@@ -736,9 +750,10 @@ class _SharpBound:
     :math:`\tau \mapsto p_\tau`, taken as linear through both, meets zero temperature:
     :math:`p_0 = p_\tau + (p_\tau - p_{r\tau}) / (r - 1)` (and half that step; prices clipped
     at 0). The smoothing biases :math:`p_\tau` by about a multiple of :math:`\tau`, so
-    :math:`p_0` is closer to the unsmoothed dual's minimiser, where the bound is the optimum:
-    the bound there is usually as tight as 15 sharpening iterations from :math:`p_\tau`
-    (``benchmarks/RESULTS.md``). Sharpening starts from the point of the lowest bound."""
+    :math:`p_0` is closer to the unsmoothed dual's minimiser, where the bound is the optimum
+    (measured in ``benchmarks/RESULTS.md``). Any non-negative prices give a valid bound, so the
+    lowest of these is one. Sharpening starts from the point of the lowest bound; with ``ratio``
+    below :data:`_MIN_EXTRAPOLATION_RATIO`, only the prices count."""
 
     def __init__(
         self, setup: _Setup, prices: np.ndarray, temperature: float, iterations: int, stages: Sequence[float],
@@ -749,7 +764,7 @@ class _SharpBound:
         self._stages = [end - begin for begin, end in zip([0] + ends[:-1], ends)]
         self._memory: _CurvatureMemory | None = None  # the run's, from its first stage
         candidates = [prices]
-        if warmer is not None and warmer.ratio > 1.0:
+        if warmer is not None and warmer.ratio >= _MIN_EXTRAPOLATION_RATIO:
             step = (prices - warmer.prices) / (warmer.ratio - 1.0)
             candidates += [np.maximum(prices + share * step, 0.0) for share in _EXTRAPOLATION_STEPS]
         bounds = [setup.bound(p) for p in candidates]
@@ -1170,22 +1185,24 @@ def _anytime(
     warmer: _WarmerPrices | None = None
     if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
             and initial_residual > warm_aim):
-        warmer = setup.dual(warm_tau)  # built before the clock: not iteration time
+        warm_dual = setup.dual(warm_tau)  # built before the clock: not iteration time
         num_users, num_servers = setup.problem.num_users, setup.problem.num_servers
         sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers
         if sampled:
-            warmer = warmer.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
+            warm_dual = warm_dual.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
         n = first
         if time_limit is not None:
-            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warmer.share)
+            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
         clock = time.perf_counter()
-        prices, _, used, _ = warmer.minimise(prices, setup.scale, n, warm_aim * warmer.share)
+        prices, _, used, _ = warm_dual.minimise(prices, setup.scale, n, warm_aim * warm_dual.share)
+        # Where the warm-up stopped is as near the warmer temperature's minimiser as its
+        # iterations got (after none, the start was already within its aim there).
+        warmer = _WarmerPrices(prices, warm_tau / tau)
         if used:
             if not sampled:  # a sample's iterations cost less than the solve's
                 per_iteration = (time.perf_counter() - clock) / used
             used_total += used
             start_residual = None  # evaluated only if the stuck test needs it
-            warmer = _WarmerPrices(prices, warm_tau / tau)
     first_chunk = True
     while True:
         n = intended = first if first_chunk else chunk

@@ -55,3 +55,13 @@ def test_a_bad_count_is_a_named_error(count):
     if count != 0:
         with pytest.raises(ValueError, match="count"):
             sample_user_indices(50, count)
+
+
+@pytest.mark.parametrize("num_users", [-1, 2.0, None])
+def test_a_bad_number_of_users_is_a_named_error(num_users):
+    with pytest.raises(ValueError, match="num_users"):
+        sample_user_indices(num_users, 3)
+
+
+def test_no_users_give_an_empty_sample():
+    assert sample_user_indices(0, 5).shape == (0,)

@@ -512,32 +512,84 @@ def _start(setup):
     return np.concatenate([waterfill_prices(setup.problem).numpy(), np.zeros(setup.problem.num_links)])
 
 
-def test_checkpoints_extrapolate_from_the_warm_up_and_from_where_the_solve_annealed(monkeypatch):
+def _spy_bounds(monkeypatch):
+    """Record each checkpoint's bound: ``(temperature, prices, warmer)``; and each L-BFGS run
+    with a residual aim (warm-ups and chunks): ``(temperature, returned prices)``."""
     from gnnalloc.families.edge.solvers import _dual
 
-    seen: list[tuple[float, object]] = []  # (temperature, warmer) of each checkpoint's bound
-    real_sharp_bound = _dual._Setup.sharp_bound
+    bounds: list[tuple[float, object, object]] = []
+    runs: list[tuple[float, object]] = []
+    real_sharp_bound, real_minimise = _dual._Setup.sharp_bound, _dual._CompiledDual.minimise
 
     def spied(self, prices, temperature, *args, warmer=None, **kwargs):
-        seen.append((temperature, warmer))
+        bounds.append((temperature, prices, warmer))
         return real_sharp_bound(self, prices, temperature, *args, warmer=warmer, **kwargs)
 
+    def minimise(self, start, scale, count, *aim, **memory):
+        result = real_minimise(self, start, scale, count, *aim, **memory)
+        if aim and not memory:
+            runs.append((self, result[0]))
+        return result
+
+    monkeypatch.setattr(_dual._Setup, "sharp_bound", spied)
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
+    return bounds, runs
+
+
+def test_checkpoints_extrapolate_from_the_warm_up_and_from_where_the_solve_annealed(monkeypatch):
     import numpy as np
 
     instance = eua_instance(300, 1.0, 3)
     server, link = _converged_start(instance)
     far = (np.asarray(server) * np.exp(np.random.default_rng(0).normal(0.0, 0.7, len(server))), np.asarray(link))
-    monkeypatch.setattr(_dual._Setup, "sharp_bound", spied)
+    bounds, runs = _spy_bounds(monkeypatch)
     # A given start far from the minimiser is warmed up at 0.03: the first checkpoint extrapolates
     # from where the warm-up stopped, ratio 3.
     result = solve_dual(instance, start=far, temperature=0.01, gap_tol=0.003, time_limit=60.0)
     assert "water-filling" not in result.status  # the given start was used
-    assert seen[0][0] == 0.01 and seen[0][1] is not None and seen[0][1].ratio == pytest.approx(3.0)
-    # From the water-filling prices nothing is warmer at first; after annealing from 0.03 to 0.01,
-    # the prices at 0.03 are.
-    seen.clear()
-    result = solve_dual(instance, gap_tol=0.0, time_limit=1.0)
-    assert seen[0] == (0.03, None)
-    annealed = [(t, w) for t, w in seen if t < 0.03]
-    assert annealed and annealed[0][1].ratio == pytest.approx(3.0)
-    assert result.gap_bound >= 0.0
+    temperature, _, warmer = bounds[0]
+    assert temperature == 0.01 and warmer.ratio == pytest.approx(3.0)
+    np.testing.assert_array_equal(warmer.prices, runs[0][1])  # the warm-up's last prices
+    # From the water-filling prices nothing is warmer at first; after annealing from 0.03 to 0.01
+    # the prices of the last checkpoint at 0.03 are, ratio 3.
+    bounds.clear()
+    solve_dual(instance, gap_tol=0.0, time_limit=3.0)
+    assert bounds[0][0] == 0.03 and bounds[0][2] is None
+    first_colder = next(i for i, (t, _, _) in enumerate(bounds) if t < 0.03)
+    assert bounds[first_colder][2].ratio == pytest.approx(3.0)
+    np.testing.assert_array_equal(bounds[first_colder][2].prices, bounds[first_colder - 1][1])
+
+
+def test_a_warm_up_that_runs_no_iteration_still_anchors_the_extrapolation(monkeypatch):
+    import numpy as np
+
+    instance = eua_instance(300, 1.0, 3)
+    # Converged at 0.03, the start is within the warm-up's aim there (no iteration runs), but
+    # far enough from 0.01's minimiser to be warmed up.
+    warm = solve_dual(instance, iterations=3000, temperature=0.03)
+    bounds, runs = _spy_bounds(monkeypatch)
+    result = solve_dual(instance, start=(warm.server_price, warm.link_price), temperature=0.01, gap_tol=0.001)
+    assert "water-filling" not in result.status and result.gap_bound <= 0.001
+    temperature, _, warmer = bounds[0]
+    assert temperature == 0.01 and warmer.ratio == pytest.approx(3.0)
+    start = np.concatenate([warm.server_price, warm.link_price])
+    np.testing.assert_array_equal(warmer.prices, start)
+
+
+def test_no_extrapolation_from_prices_barely_warmer(monkeypatch):
+    import numpy as np
+
+    from gnnalloc.families.edge.solvers import _dual
+
+    instance = eua_instance(200, 1.0, 4)
+    setups = []
+    real_sharp_bound = _dual._Setup.sharp_bound
+    monkeypatch.setattr(_dual._Setup, "sharp_bound",
+                        lambda self, *a, **k: setups.append(self) or real_sharp_bound(self, *a, **k))
+    solve_dual(instance, gap_tol=0.005)
+    setup = setups[-1]
+    prices = setup.dual(0.01).minimise(_start(setup), setup.scale, 3000)[0]
+    far = np.zeros_like(prices)  # extrapolating from these would move every price
+    below = _dual._MIN_EXTRAPOLATION_RATIO * 0.99
+    assert setup.sharp_bound(prices, 0.01, 50, warmer=_dual._WarmerPrices(far, below)).value == setup.bound(prices)
+    assert setup.sharp_bound(prices, 0.01, 50, warmer=_dual._WarmerPrices(far, 3.0)).value <= setup.bound(prices)
