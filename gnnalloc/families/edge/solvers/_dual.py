@@ -622,22 +622,23 @@ class _Setup:
         (:meth:`_SharpBound.certifies`)."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
-        migrations = self._migrations_fitted(response)
+        # Refilled once: the quick try and the second completion start from the same compute.
+        migrations = refill_home_compute(self._migrations_fitted(response), problem)
         certifies = None
         if bound is not None and gap_tol is not None:
             # The projection is most of a recovery's cost: at a
             # checkpoint whose bound is already tight, the refilled migrations are often proven.
-            quick = self._fitted(refill_home_compute(migrations, problem), self.bandwidth)
+            quick = self._fitted(migrations, self.bandwidth)
             if bound.proves(quick[1], gap_tol):
                 return quick
             certifies = functools.partial(bound.certifies, gap_tol=gap_tol)
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
-        best = self._completed(projected, bandwidth, certifies)
+        best = self._searched(refill_home_compute(projected, problem), bandwidth, certifies)
         if certifies is not None and certifies(best[1]):
             return best
-        candidate = self._completed(migrations, bandwidth, certifies)
+        candidate = self._searched(migrations, bandwidth, certifies)
         return candidate if candidate[1] > best[1] else best
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
@@ -660,13 +661,12 @@ class _Setup:
         ))
         return allocation, float(user_utilities(self.instance, allocation).sum())
 
-    def _completed(
+    def _searched(
         self, compute: Tensor, bandwidth: Tensor, certifies: Callable[[float], bool] | None = None,
     ) -> tuple[Allocation, float]:
-        """``compute`` (migrations within capacity) refilled at home, searched and fitted to
+        """``compute`` (migrations within capacity, refilled at home) searched and fitted to
         capacity, with its objective; not searched if ``certifies`` the refilled allocation."""
         problem = self.problem
-        compute = refill_home_compute(compute, problem)
         if not self.search_rounds:
             return self._fitted(compute, bandwidth)
         if certifies is not None:

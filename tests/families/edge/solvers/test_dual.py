@@ -13,7 +13,7 @@ from gnnalloc.families.edge.problem import ProblemTensors, max_violation, resour
 from gnnalloc.core import solve
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, default_iterations, smoothed_dual, solve_dual, solve_exact
 from gnnalloc.families.edge.solvers._dual import MAX_ITERATIONS, MIN_ITERATIONS
-from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, waterfill_prices
+from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
 
 
 def _prices(problem: ProblemTensors, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,13 +346,13 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
     from gnnalloc.families.edge.solvers import _dual as D
 
     completed = []
-    complete = D._Setup._completed
+    complete = D._Setup._searched
 
     def spy(self, compute, bandwidth, *limits):
         completed.append((compute, complete(self, compute, bandwidth, *limits)))
         return completed[-1][1]
 
-    monkeypatch.setattr(D._Setup, "_completed", spy)
+    monkeypatch.setattr(D._Setup, "_searched", spy)
     instance = random_instance(200, 34, 1.2, 3, penalty=25.0)
     # At the water-filling prices (no L-BFGS iterations: the same prices on every CPU).
     result = solve_dual(instance, iterations=0)
@@ -368,7 +368,7 @@ def test_recovery_keeps_the_better_of_the_projection_and_the_fitted_migrations(m
         scale=np.ones(1), bandwidth=bandwidth, bandwidth_price=torch.zeros(problem.num_servers, dtype=torch.float64),
         total_weight=1.0, search_rounds=5,
     )
-    _, without = complete(setup, torch.zeros_like(fitted_compute), bandwidth)
+    _, without = complete(setup, refill_home_compute(torch.zeros_like(fitted_compute), problem), bandwidth)
     assert fitted > without + 0.01 * instance.weight.sum()
     assert max_violation(instance, result.allocation) <= 1e-9
 
@@ -393,7 +393,7 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     from gnnalloc.families.edge.solvers import _dual as D
 
     calls = []
-    complete = D._Setup._completed
+    complete = D._Setup._searched
 
     def spy(self, compute, bandwidth, *limits):
         calls.append(1)
@@ -406,7 +406,7 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
         searches.append(1)
         return search(*args)
 
-    monkeypatch.setattr(D._Setup, "_completed", spy)
+    monkeypatch.setattr(D._Setup, "_searched", spy)
     monkeypatch.setattr(D, "improve_migrations", counted_search)
     instance = eua_instance(200, 1.0, 4)
     # One pass and a gap_tol that nothing meets: both completions at every checkpoint.
