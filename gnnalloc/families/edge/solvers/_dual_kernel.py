@@ -199,15 +199,16 @@ def scaled_residual(z, g):  # pragma: no cover - compiled
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @_compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
-    start, price_scale, iterations, tolerance, s_hist, y_hist, rho, ring,
+    start, price_scale, iterations, tolerance, max_evaluations, s_hist, y_hist, rho, ring,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests compare it with scipy's L-BFGS-B on the torch dual)
     """Projected L-BFGS on :math:`z = \\text{prices} / c` from ``start``: ``iterations``
-    iterations, fewer once no step lowers the value (converged to rounding) or once the KKT
+    iterations, fewer once no step lowers the value (converged to rounding), once the KKT
     residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` (:math:`g = c \\odot \\nabla D`: the
     complementary slackness and the overload of every capacity, each priced at its own scale) is
-    at most ``tolerance`` (0: never). Returns the prices, the dual value there, the iterations
+    at most ``tolerance`` (0: never), or once ``max_evaluations`` evaluations of the dual have
+    run (checked before each iteration; 0: no limit). Returns the prices, the dual value there, the iterations
     and the evaluations run, and that residual.
 
     The curvature memory is the caller's: pairs ``s_hist``, ``y_hist`` ``(memory, n)``, ``rho``
@@ -245,6 +246,8 @@ def minimise_dual(
     done = 0
     residual = scaled_residual(z, g)
     while done < iterations and not residual <= tolerance:  # a NaN residual runs on, as before
+        if 0 < max_evaluations <= evaluations:
+            break
         # Variables held at the bound: at zero with the gradient pushing below it.
         for i in range(n):
             free[i] = 0.0 if (z[i] <= 0.0 and g[i] > 0.0) else 1.0

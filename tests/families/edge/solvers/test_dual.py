@@ -415,7 +415,8 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     calls.clear()
     searches.clear()
     unreachable = solve_dual(instance, gap_tol=0.0, time_limit=20.0)
-    assert len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
+    # (The migrations' completion is searched first, outside _searched, then the projection's.)
+    assert 2 * len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
     # A gap_tol the refilled migrations meet at once: neither completion runs (no projection,
     # no search), and the answer is still proven within it.
     calls.clear()
@@ -425,22 +426,18 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
 
 
 class _StubBound:
-    """A checkpoint's bound for :meth:`_Setup.recover`: what it proves as it stands, and what it
-    certifies once sharpened."""
+    """A checkpoint's bound for :meth:`_Setup.recover`: its answers to ``certifies``, in turn,
+    and the objectives it was asked about."""
 
-    def __init__(self, proves: bool, certifies: bool) -> None:
-        self._proves, self._certifies, self.asked = proves, certifies, []
-
-    def proves(self, objective, gap_tol):
-        self.asked.append(("proves", objective))
-        return self._proves
+    def __init__(self, certifies: list[bool]) -> None:
+        self._answers, self.asked = list(certifies), []
 
     def certifies(self, objective, gap_tol):
-        self.asked.append(("certifies", objective))
-        return self._certifies
+        self.asked.append(objective)
+        return self._answers.pop(0)
 
 
-def test_a_recovery_tries_the_refilled_migrations_against_the_bound_as_it_stands_first(monkeypatch):
+def test_a_recovery_tries_the_migrations_before_the_projection(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual as D
 
     setups = []
@@ -454,29 +451,48 @@ def test_a_recovery_tries_the_refilled_migrations_against_the_bound_as_it_stands
     solve_dual(eua_instance(200, 1.0, 4), gap_tol=0.005)
     setup, prices = setups[-1]
     dual = setup.dual(DEFAULT_TEMPERATURE)
-    projections = []
-    real_projection = setup._projection.forward
+    projections, searches = [], []
+    real_projection, real_search = setup._projection.forward, D.improve_migrations
 
     def counted(*args):
         projections.append(1)
         return real_projection(*args)
 
+    def counted_search(*args):
+        searches.append(1)
+        return real_search(*args)
+
     monkeypatch.setattr(setup._projection, "forward", counted)
-    # Proven as it stands: the refilled migrations, without a projection or any sharpening.
-    quick = _StubBound(proves=True, certifies=True)
-    allocation, objective = setup.recover(dual, prices, quick, 0.005)
-    assert not projections and [kind for kind, _ in quick.asked] == ["proves"]
-    assert objective == pytest.approx(float(user_utilities(setup.instance, allocation).sum()))
-    # Not proven as it stands: the projection's completion, certified before its search.
-    slow = _StubBound(proves=False, certifies=True)
-    _, projected_objective = setup.recover(dual, prices, slow, 0.005)
-    kinds = [kind for kind, _ in slow.asked]
-    assert projections == [1] and kinds[0] == "proves" and set(kinds[1:]) == {"certifies"}
-    assert slow.asked[1][1] == projected_objective  # the projection's completion, refilled
-    # Without gap_tol (a time limit alone) there is nothing to prove: both completions.
-    none = _StubBound(proves=True, certifies=True)
-    assert setup.recover(dual, prices, none, None)[1] >= projected_objective - 1e-9
-    assert not none.asked and projections == [1, 1]
+    monkeypatch.setattr(D, "improve_migrations", counted_search)
+
+    def objective(allocation):
+        return float(user_utilities(setup.instance, allocation).sum())
+
+    # Proven (the bound sharpened as far as it needs): the refilled migrations, without a
+    # search or a projection.
+    quick = _StubBound(certifies=[True])
+    allocation, refilled = setup.recover(dual, prices, quick, 0.005)
+    assert not projections and not searches and quick.asked == [refilled]
+    assert refilled == pytest.approx(objective(allocation))
+    # Proven once searched: still no projection.
+    searched = _StubBound(certifies=[False, True])
+    allocation, after_search = setup.recover(dual, prices, searched, 0.005)
+    assert not projections and searches == [1] and searched.asked == [refilled, after_search]
+    assert after_search == pytest.approx(objective(allocation)) and after_search >= refilled - 1e-9
+    # Never proven: then the projection's completion, before and after its search, and the
+    # better of all it tried.
+    searches.clear()
+    never = _StubBound(certifies=[False] * 3)
+    _, best = setup.recover(dual, prices, never, 0.005)
+    assert projections == [1] and searches == [1, 1] and len(never.asked) == 3
+    assert never.asked[:2] == [refilled, after_search] and best >= max(never.asked)
+    # Without gap_tol (one pass, or a time limit alone) there is nothing to prove: both
+    # completions, searched, the bound never asked.
+    projections.clear()
+    searches.clear()
+    none = _StubBound(certifies=[True])
+    assert setup.recover(dual, prices, none, None)[1] >= best - 1e-9
+    assert not none.asked and projections == [1] and searches == [1, 1]
 
 
 def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):

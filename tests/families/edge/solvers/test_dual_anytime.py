@@ -384,6 +384,36 @@ def test_a_far_given_start_is_warmed_up_at_three_times_the_temperature(monkeypat
     assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
 
 
+def test_a_warm_up_gets_an_evaluation_budget_and_the_solve_goes_on_after_it(monkeypatch):
+    import numpy as np
+
+    from gnnalloc.families.edge.solvers import _dual
+
+    budgets = []
+    real_minimise = _dual._CompiledDual.minimise
+
+    def spied(self, start, scale, iterations, tolerance=0.0, memory=None, max_evaluations=0):
+        budgets.append((iterations, max_evaluations))
+        return real_minimise(self, start, scale, iterations, tolerance, memory, max_evaluations)
+
+    instance = eua_instance(300, 1.0, 3)
+    server, link = _converged_start(instance)
+    far = (np.asarray(server) * np.exp(np.random.default_rng(0).normal(0.0, 0.7, len(server))), np.asarray(link))
+    monkeypatch.setattr(_dual._CompiledDual, "minimise", spied)
+    solve_dual(instance, start=far, iterations=100, temperature=0.01, gap_tol=0.003)
+    # The warm-up: its iterations and 1.5 evaluations each; nothing else has a budget.
+    assert budgets[0] == (100, 150)
+    assert all(limit == 0 for _, limit in budgets[1:]) and len(budgets) > 1
+    # A budget of one evaluation (the start's): the warm-up runs no iteration, the solve goes
+    # on from the start at its own temperature, and still reaches gap_tol.
+    monkeypatch.setattr(_dual, "_WARM_UP_EVALUATIONS", 0.01)
+    budgets.clear()
+    runs = _spy_minimisations(monkeypatch)
+    result = solve_dual(instance, start=far, iterations=100, temperature=0.01, gap_tol=0.003)
+    assert runs[0][0] == pytest.approx(0.03) and runs[0][2] == 0
+    assert runs[1][0] == 0.01 and result.stop == "gap_tol"
+
+
 def test_no_warm_up_from_the_water_filling_prices_without_gap_tol_or_from_the_default_temperature(monkeypatch):
     instance = eua_instance(300, 1.0, 3)
     start = _converged_start(instance)
@@ -444,10 +474,10 @@ def test_a_warm_up_with_many_users_per_server_runs_on_a_sample(monkeypatch, user
     warm_ups: list[tuple[float, float]] = []  # (share of the users, residual aim) of each warm-up
     real_minimise = _dual._CompiledDual.minimise
 
-    def minimise(self, start, scale, count, *aim, **memory):
-        if aim and aim[0] > 0 and not memory and self is not None:
+    def minimise(self, start, scale, count, *aim, **options):
+        if aim and aim[0] > 0 and options.get("memory") is None:
             warm_ups.append((self.share, aim[0]))
-        return real_minimise(self, start, scale, count, *aim, **memory)
+        return real_minimise(self, start, scale, count, *aim, **options)
 
     instance = random_instance(users, 12, 1.0, 2)
     near = solve_dual(instance, iterations=3000, temperature=0.01)
@@ -525,9 +555,9 @@ def _spy_bounds(monkeypatch):
         bounds.append((temperature, prices, warmer))
         return real_sharp_bound(self, prices, temperature, *args, warmer=warmer, **kwargs)
 
-    def minimise(self, start, scale, count, *aim, **memory):
-        result = real_minimise(self, start, scale, count, *aim, **memory)
-        if aim and not memory:
+    def minimise(self, start, scale, count, *aim, **options):
+        result = real_minimise(self, start, scale, count, *aim, **options)
+        if aim and options.get("memory") is None:  # not the bound's runs
             runs.append((self, result[0]))
         return result
 

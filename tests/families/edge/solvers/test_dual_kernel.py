@@ -153,6 +153,35 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
 
 
+def test_an_evaluation_limit_stops_the_run_before_the_iteration_that_would_pass_it():
+    from gnnalloc.families.edge.solvers import _dual
+
+    compiled, start, scale = _eua_start(0.03)
+    counted = []
+    kernel = _dual.minimise_dual
+
+    def spy(*args):
+        result = kernel(*args)
+        counted.append(result[3])  # the evaluations run
+        return result
+
+    _dual.minimise_dual = spy
+    try:
+        free = compiled.minimise(start, scale, 40)
+        limited = compiled.minimise(start, scale, 40, max_evaluations=20)
+        same = compiled.minimise(start, scale, limited[2])
+    finally:
+        _dual.minimise_dual = kernel
+    free_evaluations, limited_evaluations, _ = counted
+    assert free[2] == 40 and free_evaluations > 20
+    # Checked before each iteration: it stops at the first that starts at or past the limit,
+    # the last one run may take it past (a line search evaluates several trial steps).
+    assert 0 < limited[2] < 40 and limited_evaluations >= 20
+    # Up to there, the same run as one asked for that many iterations.
+    np.testing.assert_array_equal(limited[0], same[0])
+    assert limited[1] == same[1] and limited[3] == same[3]
+
+
 def test_a_sample_of_the_users_has_nearly_the_whole_duals_minimiser():
     problem = ProblemTensors.from_instance(random_instance(2000, 10, 1.0, 3))  # 200 users per server
     _, compiled, server_start = _duals(problem, 0.03)
