@@ -471,8 +471,9 @@ class _CompiledDual:
         elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
             raise ValueError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
         prices, value, done, _, residual = minimise_dual(
-            start, scale, iterations, float(tolerance), int(max_evaluations), memory.steps, memory.changes, memory.inverse_curvatures,
-            memory.ring, self.supply, *self.pairs, *self.users,
+            start, scale, iterations, float(tolerance), int(max_evaluations),
+            memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
+            self.supply, *self.pairs, *self.users,
         )
         return prices, float(value), int(done), float(residual)
 
@@ -576,8 +577,8 @@ _WARM_UP_USERS_PER_SERVER = 40
 
 #: ... and for at most this many evaluations of the dual per iteration it is allowed: where
 #: the warmer dual's L-BFGS steps keep overshooting (its line search halving them several times
-#: per iteration: measured at alpha 2 on lightly loaded instances, where prices near 0 make the
-#: dual steep), the warm-up costs more than it saves, and the solve goes on at its temperature.
+#: per iteration, measured on lightly loaded instances at alpha 2), the warm-up costs more than
+#: it saves, and the solve goes on at its own temperature.
 _WARM_UP_EVALUATIONS = 1.5
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
@@ -623,10 +624,10 @@ class _Setup:
         allocation the bound proves within ``gap_tol``, cheapest first, the bound sharpened as
         far as each needs (:meth:`_SharpBound.certifies`): the shrunk migrations refilled at
         home, then searched, and only then the projection's completion before and after its
-        search. (Measured: the refilled migrations are as good as the projection's completion
-        to about 0.0002 per unit of weight at penalties 2-30, and so are their searches; where
-        neither is proven, the bound is what falls short, and the projection is most of a
-        recovery's cost.) The answer is the better of all it tried."""
+        search. The projection is most of a recovery's cost, and on the instances measured
+        (``benchmarks/RESULTS.md``) the migrations' completion was about as good, so where it
+        is not proven the bound is usually what falls short. The answer is the better of all
+        it tried."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         # Refilled once: both completions of the migrations start from the same compute.

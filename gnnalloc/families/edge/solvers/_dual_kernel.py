@@ -208,8 +208,8 @@ def minimise_dual(
     residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` (:math:`g = c \\odot \\nabla D`: the
     complementary slackness and the overload of every capacity, each priced at its own scale) is
     at most ``tolerance`` (0: never), or once ``max_evaluations`` evaluations of the dual have
-    run (checked before each iteration; 0: no limit). Returns the prices, the dual value there, the iterations
-    and the evaluations run, and that residual.
+    run (checked before each iteration; 0: no limit). Returns the prices, the dual value there,
+    the iterations and the evaluations run, and that residual.
 
     The curvature memory is the caller's: pairs ``s_hist``, ``y_hist`` ``(memory, n)``, ``rho``
     ``(memory,)`` and ``ring = [stored, newest]`` (int64), read at the start and written back.
