@@ -60,8 +60,9 @@ users per server it runs on a sample of them, capacities scaled (whose dual has 
 to the whole one's, at a fraction of the cost per iteration). As the minimiser moves about
 linearly in :math:`\tau`, a checkpoint with prices from a warmer temperature (the warm-up's, or
 where the solve annealed) also takes the bound at their extrapolation to :math:`\tau = 0`,
-usually much closer to the true dual's minimiser; and its recovery first tries the cheapest
-completion against the bound as it stands.
+usually much closer to the true dual's minimiser; and its recovery completes the response's
+migrations (refilled, then searched) before its projection, each against the bound sharpened as
+far as it needs.
 
 This is classical dual decomposition for network utility maximisation, not a learned method:
 the evaluation reports it beside the exact solver as the strongest non-learned reference.
@@ -626,30 +627,40 @@ class _Setup:
         home, then searched, and only then the projection's completion before and after its
         search. The projection is most of a recovery's cost, and on the instances measured
         (``benchmarks/RESULTS.md``) the migrations' completion was about as good, so where it
-        is not proven the bound is usually what falls short. The answer is the better of all
-        it tried."""
+        is not proven the bound is usually what falls short. Where neither is proven, the
+        better of the two searched completions is returned."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         # Refilled once: both completions of the migrations start from the same compute.
         migrations = refill_home_compute(self._migrations_fitted(response), problem)
-        certifies = None
-        if bound is not None and gap_tol is not None:
-            certifies = functools.partial(bound.certifies, gap_tol=gap_tol)
-            first = self._fitted(migrations, self.bandwidth)
-            if certifies(first[1]):
-                return first
-            if self.search_rounds:
-                first = self._fitted(improve_migrations(migrations, problem, self.search_rounds), self.bandwidth)
-                if certifies(first[1]):
-                    return first
+        if bound is None or gap_tol is None:  # one pass, or a time limit alone: both completions
+            projected = self._projected(response)
+            migrated = self._searched(migrations, projected[2])
+            return migrated if migrated[1] > projected[1] else projected[:2]
+        certifies = functools.partial(bound.certifies, gap_tol=gap_tol)
+        # Not through _searched: the refilled allocation is asked once, and searched only if
+        # that fails (_searched would ask about it again).
+        migrated = self._fitted(migrations, self.bandwidth)
+        if certifies(migrated[1]):
+            return migrated
+        if self.search_rounds:
+            migrated = self._fitted(improve_migrations(migrations, problem, self.search_rounds), self.bandwidth)
+            if certifies(migrated[1]):
+                return migrated
+        projected = self._projected(response, certifies)
+        return migrated if migrated[1] > projected[1] else projected[:2]
+
+    def _projected(
+        self, response: np.ndarray, certifies: Callable[[float], bool] | None = None,
+    ) -> tuple[Allocation, float, Tensor]:
+        """The response's Euclidean projection onto the feasible set, refilled at home and
+        searched (:meth:`_searched`, with ``certifies``), its objective, and the projection's
+        bandwidth."""
+        problem = self.problem
         projected, bandwidth = self._projection(
             torch.from_numpy(response).to(device=problem.device, dtype=problem.dtype), self.bandwidth, problem,
         )
-        best = self._searched(refill_home_compute(projected, problem), bandwidth, certifies)
-        if certifies is not None:  # the migrations' completion is already known
-            return first if first[1] > best[1] else best
-        candidate = self._searched(migrations, bandwidth)
-        return candidate if candidate[1] > best[1] else best
+        return (*self._searched(refill_home_compute(projected, problem), bandwidth, certifies), bandwidth)
 
     def _migrations_fitted(self, response: np.ndarray) -> Tensor:
         """The response's migrations alone, shrunk to fit every link and server
@@ -1209,7 +1220,8 @@ def _anytime(
             prices, setup.scale, n, warm_aim * warm_dual.share, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
         )
         # Where the warm-up stopped is as near the warmer temperature's minimiser as its
-        # iterations got (after none, the start was already within its aim there).
+        # iterations got (after none, the start was already within its aim there, or the
+        # evaluation budget allowed none).
         warmer = _WarmerPrices(prices, warm_tau / tau)
         if used:
             if not sampled:  # a sample's iterations cost less than the solve's

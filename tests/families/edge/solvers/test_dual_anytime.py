@@ -236,8 +236,8 @@ def _spy_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float
     iterations = [0]
     real_recover, real_minimise = _dual._Setup.recover, _dual._CompiledDual.minimise
 
-    def minimise(self, start, scale, count, *aim, **memory):
-        result = real_minimise(self, start, scale, count, *aim, **memory)
+    def minimise(self, start, scale, count, *aim, **options):
+        result = real_minimise(self, start, scale, count, *aim, **options)
         if aim:
             iterations[0] += result[2]
         return result
@@ -347,8 +347,8 @@ def _spy_minimisations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, flo
         temperature_of[id(compiled)] = temperature
         return compiled
 
-    def minimise(self, start, scale, count, *aim, **memory):
-        result = real_minimise(self, start, scale, count, *aim, **memory)
+    def minimise(self, start, scale, count, *aim, **options):
+        result = real_minimise(self, start, scale, count, *aim, **options)
         runs.append((temperature_of.get(id(self)), aim[0] if aim else None, result[2], result[3]))
         return result
 
@@ -406,7 +406,7 @@ def test_a_warm_up_gets_an_evaluation_budget_and_the_solve_goes_on_after_it(monk
     assert all(limit == 0 for _, limit in budgets[1:]) and len(budgets) > 1
     # A budget of one evaluation (the start's): the warm-up runs no iteration, the solve goes
     # on from the start at its own temperature, and still reaches gap_tol.
-    monkeypatch.setattr(_dual, "_WARM_UP_EVALUATIONS", 0.01)
+    monkeypatch.setattr(_dual, "_WARM_UP_EVALUATIONS", 0.005)
     budgets.clear()
     runs = _spy_minimisations(monkeypatch)
     result = solve_dual(instance, start=far, iterations=100, temperature=0.01, gap_tol=0.003)
@@ -456,10 +456,10 @@ def test_a_checkpoint_that_proves_nothing_sharpens_its_bound_to_the_end(monkeypa
     stages: list[int] = []
     real_minimise = _dual._CompiledDual.minimise
 
-    def minimise(self, start, scale, count, *aim, **memory):
-        if memory:  # the bound's runs, continued stage by stage
+    def minimise(self, start, scale, count, *aim, **options):
+        if options.get("memory") is not None:  # the bound's runs, continued stage by stage
             stages.append(count)
-        return real_minimise(self, start, scale, count, *aim, **memory)
+        return real_minimise(self, start, scale, count, *aim, **options)
 
     monkeypatch.setattr(_dual._CompiledDual, "minimise", minimise)
     # Without gap_tol nothing is ever proven: every checkpoint runs both stages, 15 + 35 of 50.

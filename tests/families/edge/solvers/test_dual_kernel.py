@@ -153,7 +153,7 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
 
 
-def test_an_evaluation_limit_stops_the_run_before_the_iteration_that_would_pass_it():
+def test_an_evaluation_limit_stops_at_the_first_iteration_that_would_start_at_or_past_it(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual
 
     compiled, start, scale = _eua_start(0.03)
@@ -165,18 +165,16 @@ def test_an_evaluation_limit_stops_the_run_before_the_iteration_that_would_pass_
         counted.append(result[3])  # the evaluations run
         return result
 
-    _dual.minimise_dual = spy
-    try:
-        free = compiled.minimise(start, scale, 40)
-        limited = compiled.minimise(start, scale, 40, max_evaluations=20)
-        same = compiled.minimise(start, scale, limited[2])
-    finally:
-        _dual.minimise_dual = kernel
-    free_evaluations, limited_evaluations, _ = counted
+    monkeypatch.setattr(_dual, "minimise_dual", spy)
+    free = compiled.minimise(start, scale, 40)
+    limited = compiled.minimise(start, scale, 40, max_evaluations=20)
+    same = compiled.minimise(start, scale, limited[2])
+    one_fewer = compiled.minimise(start, scale, limited[2] - 1)
+    free_evaluations, limited_evaluations, _, fewer_evaluations = counted
     assert free[2] == 40 and free_evaluations > 20
-    # Checked before each iteration: it stops at the first that starts at or past the limit,
-    # the last one run may take it past (a line search evaluates several trial steps).
-    assert 0 < limited[2] < 40 and limited_evaluations >= 20
+    # Checked before each iteration: the last one run started below the limit (the line search
+    # may take it past), and none starts at or past it.
+    assert 0 < limited[2] < 40 and fewer_evaluations < 20 <= limited_evaluations
     # Up to there, the same run as one asked for that many iterations.
     np.testing.assert_array_equal(limited[0], same[0])
     assert limited[1] == same[1] and limited[3] == same[3]
