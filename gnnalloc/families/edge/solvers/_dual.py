@@ -612,8 +612,7 @@ class _Setup:
         return self._duals[temperature]
 
     def recover(
-        self, dual: _CompiledDual, prices: np.ndarray, bound: _SharpBound | None = None,
-        gap_tol: float | None = None,
+        self, dual: _CompiledDual, prices: np.ndarray, certifies: Callable[[float], bool] | None = None,
     ) -> tuple[Allocation, float]:
         """The primal recovery from ``prices``: the better of two completions of the soft
         response, each followed by the exact home refill, the migration search and the capacity
@@ -621,11 +620,11 @@ class _Setup:
         capacity (:meth:`_migrations_fitted`). Neither is better everywhere; the allocation with
         the higher objective is returned, with that objective.
 
-        With ``bound`` (an anytime checkpoint's) and ``gap_tol``, the recovery ends at the first
-        allocation the bound proves within ``gap_tol``, cheapest first, the bound sharpened as
-        far as each needs (:meth:`_SharpBound.certifies`): the shrunk migrations refilled at
-        home, then searched, and only then the projection's completion before and after its
-        search. The projection is most of a recovery's cost, and on the instances measured
+        With ``certifies`` (whether an objective is proven within the solve's ``gap_tol``: an
+        anytime checkpoint's :meth:`_SharpBound.certifies`, which sharpens the bound as far as
+        each question needs), the recovery ends at the first allocation it certifies, cheapest
+        first: the shrunk migrations refilled at home, then searched, and only then the
+        projection's completion before and after its search. The projection is most of a recovery's cost, and on the instances measured
         (``benchmarks/RESULTS.md``) the migrations' completion was about as good, so where it
         is not proven the bound is usually what falls short. Where neither is proven, the
         better of the two searched completions is returned."""
@@ -633,20 +632,15 @@ class _Setup:
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
         # Refilled once: both completions of the migrations start from the same compute.
         migrations = refill_home_compute(self._migrations_fitted(response), problem)
-        if bound is None or gap_tol is None:  # one pass, or a time limit alone: both completions
+        if certifies is None:  # one pass, or a time limit alone: both completions
             projected = self._projected(response)
             migrated = self._searched(migrations, projected[2])
             return migrated if migrated[1] > projected[1] else projected[:2]
-        certifies = functools.partial(bound.certifies, gap_tol=gap_tol)
-        # Not through _searched: the refilled allocation is asked once, and searched only if
-        # that fails (_searched would ask about it again).
-        migrated = self._fitted(migrations, self.bandwidth)
+        migrated = self._searched(migrations, self.bandwidth, certifies)
+        # Asking again sharpens nothing: either this allocation was just certified, or the bound
+        # ran every stage on the refilled one's question.
         if certifies(migrated[1]):
             return migrated
-        if self.search_rounds:
-            migrated = self._fitted(improve_migrations(migrations, problem, self.search_rounds), self.bandwidth)
-            if certifies(migrated[1]):
-                return migrated
         projected = self._projected(response, certifies)
         return migrated if migrated[1] > projected[1] else projected[:2]
 
@@ -1274,7 +1268,7 @@ def _anytime(
         if best is not None and certifies(best[1]):
             allocation, objective = best
         else:
-            allocation, objective = setup.recover(dual, prices, sharp, gap_tol)
+            allocation, objective = setup.recover(dual, prices, certifies if gap_tol is not None else None)
         if best is None or objective > best[1]:
             best = (allocation, objective)
         bound = sharp.value if certifies(best[1]) else sharp.settle()

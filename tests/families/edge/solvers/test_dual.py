@@ -2,6 +2,7 @@
 feasible allocations, clear errors."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -415,14 +416,13 @@ def test_an_anytime_checkpoint_stops_at_a_completion_that_meets_gap_tol(monkeypa
     calls.clear()
     searches.clear()
     unreachable = solve_dual(instance, gap_tol=0.0, time_limit=20.0)
-    # (The migrations' completion is searched first, outside _searched, then the projection's.)
-    assert 2 * len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
-    # A gap_tol the refilled migrations meet at once: neither completion runs (no projection,
-    # no search), and the answer is still proven within it.
+    assert len(calls) == len(searches) == 2 * len(unreachable.checkpoints)
+    # A gap_tol the refilled migrations meet at once: only their completion, not searched, and
+    # no projection (which would be a second completion), and the answer is still proven.
     calls.clear()
     searches.clear()
     loose = solve_dual(instance, gap_tol=1.0, time_limit=20.0)
-    assert not calls and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
+    assert len(calls) == 1 and not searches and len(loose.checkpoints) == 1 and loose.gap_bound <= 1.0
 
 
 class _StubBound:
@@ -435,6 +435,10 @@ class _StubBound:
     def certifies(self, objective, gap_tol):
         self.asked.append(objective)
         return self._answers.pop(0)
+
+    def at(self, gap_tol):
+        """Its ``certifies`` at ``gap_tol``, as an anytime checkpoint hands it to the recovery."""
+        return functools.partial(self.certifies, gap_tol=gap_tol)
 
 
 def test_a_recovery_tries_the_migrations_before_the_projection(monkeypatch):
@@ -470,32 +474,31 @@ def test_a_recovery_tries_the_migrations_before_the_projection(monkeypatch):
 
     # Proven (the bound sharpened as far as it needs): the refilled migrations, without a
     # search or a projection.
-    quick = _StubBound(certifies=[True])
-    allocation, refilled = setup.recover(dual, prices, quick, 0.005)
-    assert not projections and not searches and quick.asked == [refilled]
+    quick = _StubBound(certifies=[True, True])
+    allocation, refilled = setup.recover(dual, prices, quick.at(0.005))
+    assert not projections and not searches and quick.asked == [refilled, refilled]
     assert refilled == pytest.approx(objective(allocation))
     # Proven once searched: still no projection.
     searched = _StubBound(certifies=[False, True])
-    allocation, after_search = setup.recover(dual, prices, searched, 0.005)
+    allocation, after_search = setup.recover(dual, prices, searched.at(0.005))
     assert not projections and searches == [1] and searched.asked == [refilled, after_search]
     assert after_search == pytest.approx(objective(allocation)) and after_search >= refilled - 1e-9
     # Never proven: then the projection's completion, before and after its search, and the
     # better of all it tried.
     searches.clear()
     never = _StubBound(certifies=[False] * 3)
-    _, best = setup.recover(dual, prices, never, 0.005)
+    _, best = setup.recover(dual, prices, never.at(0.005))
     assert projections == [1] and searches == [1, 1] and len(never.asked) == 3
     assert never.asked[:2] == [refilled, after_search]
     # The better of the two searched completions (the projection's, recomputed alone).
     projected_searched = setup._projected(dual.evaluate(prices)[2])[1]
     assert best == max(after_search, projected_searched)
     # Without gap_tol (one pass, or a time limit alone) there is nothing to prove: both
-    # completions, searched, the bound never asked.
+    # completions, searched.
     projections.clear()
     searches.clear()
-    none = _StubBound(certifies=[True])
-    assert setup.recover(dual, prices, none, None)[1] >= best - 1e-9
-    assert not none.asked and projections == [1] and searches == [1, 1]
+    assert setup.recover(dual, prices, None)[1] >= best - 1e-9
+    assert projections == [1] and searches == [1, 1]
 
 
 def test_a_checkpoints_bound_is_sharpened_only_as_far_as_it_needs(monkeypatch):
