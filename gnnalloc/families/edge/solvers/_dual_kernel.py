@@ -133,8 +133,17 @@ def evaluate_dual(
         elif log_utility:
             utility = math.log(ratio)
         else:
-            ratio = ratio ** (1.0 / alpha[u])
-            utility = (ratio ** (1.0 - alpha[u]) - 1.0) / (1.0 - alpha[u])
+            # One power per user, the transcendental calls being the kernel's cost:
+            # (r^(1/a))^(1-a) = r^(1/a) / r, and the common alpha = 2 and 1/2 take the exact
+            # square root and square instead of a power.
+            raw = ratio
+            if alpha[u] == 2.0:
+                ratio = math.sqrt(raw)
+            elif alpha[u] == 0.5:
+                ratio = raw * raw
+            else:
+                ratio = raw ** (1.0 / alpha[u])
+            utility = (ratio / raw - 1.0) / (1.0 - alpha[u])
         amount = minimum[u] * ratio
         keep = weight[u] * utility - price * amount
         high = keep if keep > drop[u] else drop[u]

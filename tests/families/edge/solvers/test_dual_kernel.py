@@ -58,7 +58,8 @@ def _eua_duals(alpha: float, temperature: float) -> tuple[ProblemTensors, _Smoot
     return (problem, *_duals(problem, temperature))
 
 
-@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5])
+# 2 and 0.5 take the kernel's square root and square, 3 and 0.7 its general power.
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0, 0.7])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_evaluation_matches_the_torch_dual(alpha, temperature):
     problem, reference, compiled, start = _eua_duals(alpha, temperature)
@@ -68,7 +69,7 @@ def test_evaluation_matches_the_torch_dual(alpha, temperature):
     _assert_same_evaluation(reference, compiled, np.concatenate([start.numpy(), np.zeros(problem.num_links)]))
 
 
-@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5])
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
     # The minimiser's diagonal scaling: the Jacobian of the reference's gradient, on its diagonal.
