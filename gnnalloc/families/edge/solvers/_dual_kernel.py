@@ -134,8 +134,8 @@ def evaluate_dual(
             utility = math.log(ratio)
         else:
             # One power per user, the transcendental calls being the kernel's cost:
-            # (r^(1/a))^(1-a) = r^(1/a) / r, and the common alpha = 2 and 1/2 take the exact
-            # square root and square instead of a power.
+            # (r^(1/a))^(1-a) = r^(1/a) / r, and the common alpha = 2 and 1/2 take a square
+            # root and a square (both correctly rounded) instead of a general power.
             raw = ratio
             if alpha[u] == 2.0:
                 ratio = math.sqrt(raw)

@@ -65,6 +65,10 @@ def test_evaluation_matches_the_torch_dual(alpha, temperature):
     problem, reference, compiled, start = _eua_duals(alpha, temperature)
     for seed in range(4):
         _assert_same_evaluation(reference, compiled, _random_prices(problem, start, seed))
+    # Far below the starting prices most users buy above their minimum, at ratios over many
+    # orders of magnitude (the power's whole range, up to the price floor's).
+    for shrink in (1e-3, 1e-9):
+        _assert_same_evaluation(reference, compiled, np.concatenate([shrink * start.numpy(), np.zeros(problem.num_links)]))
     # At the starting prices (every link free) too.
     _assert_same_evaluation(reference, compiled, np.concatenate([start.numpy(), np.zeros(problem.num_links)]))
 
