@@ -53,6 +53,10 @@ def _compiled(**options):
 #: are added to.
 _NEGLIGIBLE = 40.0
 
+#: Within this of alpha = 1 a user's utility takes expm1 of its log-ratio (three transcendental
+#: calls) instead of one power and a quotient, which would cancel to a few digits there.
+_NEAR_LOG = 1e-3
+
 #: Halvings of the step before a line search gives up (the step is then below 1e-6 of the first).
 _BACKTRACKS = 20
 
@@ -137,13 +141,21 @@ def evaluate_dual(
             # (r^(1/a))^(1-a) = r^(1/a) / r, and the common alpha = 2 and 1/2 take a square
             # root and a square (both correctly rounded) instead of a general power.
             raw = ratio
-            if alpha[u] == 2.0:
-                ratio = math.sqrt(raw)
-            elif alpha[u] == 0.5:
-                ratio = raw * raw
+            one_minus = 1.0 - alpha[u]
+            if abs(one_minus) < _NEAR_LOG:
+                # Near alpha = 1 the quotient below cancels: expm1 of the logarithm, as the torch
+                # reference (resource_utility) does, and the logarithm itself within 1e-12.
+                log_ratio = math.log(raw) / alpha[u]
+                ratio = math.exp(log_ratio)
+                utility = log_ratio if abs(one_minus) < 1e-12 else math.expm1(one_minus * log_ratio) / one_minus
             else:
-                ratio = raw ** (1.0 / alpha[u])
-            utility = (ratio / raw - 1.0) / (1.0 - alpha[u])
+                if alpha[u] == 2.0:
+                    ratio = math.sqrt(raw)
+                elif alpha[u] == 0.5:
+                    ratio = raw * raw
+                else:
+                    ratio = raw ** (1.0 / alpha[u])
+                utility = (ratio / raw - 1.0) / one_minus
         amount = minimum[u] * ratio
         keep = weight[u] * utility - price * amount
         high = keep if keep > drop[u] else drop[u]

@@ -58,8 +58,9 @@ def _eua_duals(alpha: float, temperature: float) -> tuple[ProblemTensors, _Smoot
     return (problem, *_duals(problem, temperature))
 
 
-# 2 and 0.5 take the kernel's square root and square, 3 and 0.7 its general power.
-@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0, 0.7])
+# 2 and 0.5 take the kernel's square root and square, 3 and 0.7 its general power, 1 +- 1e-9 and
+# 1 - 1e-5 its expm1 near alpha = 1 (where the power's quotient would cancel to a few digits).
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0, 0.7, 1.0 + 1e-9, 1.0 - 1e-9, 1.0 - 1e-5])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_evaluation_matches_the_torch_dual(alpha, temperature):
     problem, reference, compiled, start = _eua_duals(alpha, temperature)
