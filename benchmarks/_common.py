@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: timing and markdown output."""
+"""Helpers shared by the benchmark scripts: timing, markdown output, and the edge family's
+objective and anytime tolerance."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import statistics
 import time
 from pathlib import Path
 from typing import Callable
+
+from gnnalloc.families.edge.metrics import user_utilities
 
 OUT = Path(__file__).resolve().parent / "out"
 #: The shipped model, wherever the script is run from.
@@ -30,6 +33,17 @@ def fairness_modes_edge_stem(topology: str, penalty: float, alpha: float, steps:
     """The output name of a ``bench_fairness_modes_edge.py`` run without its seed (one file per
     setting and seed, so runs of other settings never overwrite each other)."""
     return f"fairness_modes_edge_{topology}_k{penalty:g}_a{alpha:g}_steps{steps}_seed"
+
+
+def objective(instance, allocation) -> float:
+    """An edge allocation's objective: the sum of its users' utilities."""
+    return float(user_utilities(instance, allocation).sum())
+
+
+def gap_tol_for(instance) -> float:
+    """The proven gap every anytime benchmark solves an edge instance to: issue 17's 0.005 at
+    penalty <= 10, 0.02 above."""
+    return 0.005 if instance.penalty <= 10 else 0.02
 
 
 def machine() -> str:

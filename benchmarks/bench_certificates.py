@@ -25,11 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_table  # noqa: E402
+from _common import objective, write_table  # noqa: E402
 from bench_extremes import instance  # noqa: E402
 
 from gnnalloc import SolverError, eua_instance  # noqa: E402
-from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge import VALUE_RANGES  # noqa: E402
 from gnnalloc.families.edge.solvers import CERTIFIED_GAP, solve_dual, solve_exact  # noqa: E402
 
@@ -42,7 +41,7 @@ def eua_rows(users: list[int], loads: list[float]) -> list[list[object]]:
             weight = inst.weight.sum()
             exact = solve_exact(inst)
             dual = solve_dual(inst)
-            dual_objective = float(user_utilities(inst, dual.allocation).sum())
+            dual_objective = objective(inst, dual.allocation)
             rows.append([
                 n, f"{load:g}", "yes" if exact.certified else "NO",
                 f"{(exact.upper_bound - exact.objective) / weight:.1e}",
@@ -67,7 +66,7 @@ def corner_rows() -> list[list[object]]:
             except SolverError:
                 raised += 1
                 continue
-            dual_objective = float(user_utilities(inst, solve_dual(inst).allocation).sum())
+            dual_objective = objective(inst, solve_dual(inst).allocation)
             beaten = dual_objective - exact.objective > CERTIFIED_GAP * inst.weight.sum()
             old = exact.status == "optimal" and abs(exact.objective - exact.solver_objective) <= 1e-6 * max(
                 1.0, abs(exact.solver_objective)

@@ -34,9 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_table  # noqa: E402
+from _common import gap_tol_for, objective, write_table  # noqa: E402
 from _heldout import heldout_instance  # noqa: E402
-from bench_learned_prices import gap_tol_for, objective  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402

@@ -59,12 +59,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import gap_tol_for, objective  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.families.edge._methods import (  # noqa: E402
     GNN_FIRST_CHUNK, GNN_ITERATIONS, gnn_temperature, shipped_allocator,
 )
-from gnnalloc.families.edge.metrics import user_utilities  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.generators import random_instance  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
@@ -74,15 +74,6 @@ from gnnalloc.families.edge.training.prices import dual_excess, label, log_price
 
 OUT = Path(__file__).resolve().parent / "out"
 STEPS = (0, 5, 10, 20, 30, 50, 100, 200, 400, 800, 1600, 3000)
-
-
-def objective(instance, allocation) -> float:
-    return float(user_utilities(instance, allocation).sum())
-
-
-def gap_tol_for(instance) -> float:
-    """The proven gap every anytime mode solves to: issue 17's 0.005 at penalty <= 10, 0.02 above."""
-    return 0.005 if instance.penalty <= 10 else 0.02
 
 
 def iterations_to(instance, start, target: float, eps: float) -> int | None:
