@@ -484,7 +484,7 @@ def test_a_recovery_tries_the_migrations_before_the_projection(monkeypatch):
     assert not projections and searches == [1] and searched.asked == [refilled, after_search]
     assert after_search == pytest.approx(objective(allocation)) and after_search >= refilled - 1e-9
     # Never proven: then the projection's completion, before and after its search, and the
-    # better of all it tried.
+    # better of the two searched completions.
     searches.clear()
     never = _StubBound(certifies=[False] * 3)
     _, best = setup.recover(dual, prices, never.at(0.005))
