@@ -1,5 +1,5 @@
-"""Helpers shared by the benchmark scripts: timing, markdown output, and the edge family's
-objective and anytime tolerance."""
+"""Helpers shared by the benchmark scripts: timing, markdown output, the edge family's
+objective and anytime tolerance, and the power family's held-out suites and rate-front cells."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from gnnalloc.families.edge.metrics import user_utilities
+from gnnalloc.families.power import d2d, gaussian
 
 OUT = Path(__file__).resolve().parent / "out"
 #: The shipped model, wherever the script is run from.
@@ -60,3 +63,42 @@ def write_table(name: str, title: str, header: list[str], rows: list[list[object
     (OUT / f"{name}.md").write_text(text)
     print(text)
     return text
+
+
+def power_suites(instances: int, sparse: Sequence[float] = (), seed: int = 7_000_000) -> dict[str, list]:
+    """The power family's held-out suites (the model was trained at K <= 50, 200 links/km²):
+    ``instances`` each of Gaussian K = 10, D2D K = 20 and 50 at 200 links/km² (seeds ``seed``+),
+    D2D K = 50 at 400 links/km² (seeds ``seed`` + 500 +) and a quarter as many D2D K = 200;
+    with ``sparse``, only D2D K = 50 at those densities (seeds ``seed`` + 1,000 +)."""
+    if sparse:
+        return {
+            f"d2d K=50, {density:g}/km²": [d2d(50, seed + 1_000 + i, density=density) for i in range(instances)]
+            for density in sparse
+        }
+    return {
+        "gaussian K=10": [gaussian(10, seed + i) for i in range(instances)],
+        "d2d K=20": [d2d(20, seed + i) for i in range(instances)],
+        "d2d K=50": [d2d(50, seed + i) for i in range(instances)],
+        "d2d K=50, 400/km²": [d2d(50, seed + 500 + i, density=400.0) for i in range(instances)],
+        "d2d K=200": [d2d(200, seed + i) for i in range(max(instances // 4, 1))],
+    }
+
+
+def rate_front_cells(rates: Sequence[np.ndarray], base: np.ndarray, reference: np.ndarray) -> list[str]:
+    """The cells of one point of a (sum rate, 5th-percentile rate) front, from each instance's
+    link rates: sum rate as a share of ``base`` (per instance; summed over instances, and the
+    worst instance) and of ``reference``; the means over instances of the 5th-percentile and
+    median rates; their ratio per instance (averaged) and of the means; how many instances keep
+    >= 90 % of ``base`` with a 5th percentile >= 10 % of their median (fairness backprop's power
+    target (ii), instance by instance); and the share of links below 1e-6 bits/s/Hz."""
+    sums = np.array([r.sum() for r in rates])
+    p5 = np.array([np.percentile(r, 5) for r in rates])
+    median = np.array([np.median(r) for r in rates])
+    per_instance = np.where(median > 0, p5 / np.where(median > 0, median, 1.0), 0.0)
+    off = np.mean([float((r < 1e-6).mean()) for r in rates])
+    both = int(np.sum((sums >= 0.9 * base) & (p5 >= 0.1 * median) & (median > 0)))
+    return [
+        f"{sums.sum() / base.sum():.3f}", f"{(sums / base).min():.3f}", f"{sums.sum() / reference.sum():.3f}",
+        f"{p5.mean():.4f}", f"{median.mean():.4f}", f"{per_instance.mean():.3f}",
+        f"{p5.mean() / median.mean():.3f}", f"{both}/{len(rates)}", f"{off:.3f}",
+    ]

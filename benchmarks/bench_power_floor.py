@@ -33,31 +33,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_table  # noqa: E402
+from _common import power_suites, rate_front_cells, write_table  # noqa: E402
 
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.families.power import (  # noqa: E402
-    NormalisedProblem, PowerAllocation, allocation_rates, d2d, gaussian, wmmse,
+    NormalisedProblem, PowerAllocation, allocation_rates, wmmse,
 )
 from gnnalloc.families.power._graph import instance_graph  # noqa: E402
 from gnnalloc.families.power._links import lift_to_floor  # noqa: E402
 from gnnalloc.families.power._learned import shipped_power_allocator  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
-
-
-def _suites(instances: int, sparse: list[float]) -> dict[str, list]:
-    if sparse:  # only the sparser D2D K = 50 layouts (their own held-out seeds)
-        return {
-            f"d2d K=50, {density:g}/km²": [d2d(50, 7_001_000 + i, density=density) for i in range(instances)]
-            for density in sparse
-        }
-    return {
-        "gaussian K=10": [gaussian(10, 7_000_000 + i) for i in range(instances)],
-        "d2d K=20": [d2d(20, 7_000_000 + i) for i in range(instances)],
-        "d2d K=50": [d2d(50, 7_000_000 + i) for i in range(instances)],
-        "d2d K=50, 400/km²": [d2d(50, 7_000_500 + i, density=400.0) for i in range(instances)],
-        "d2d K=200": [d2d(200, 7_000_000 + i) for i in range(max(instances // 4, 1))],
-    }
 
 
 def _with_floor(shipped: PowerAllocator, rate: float | None) -> PowerAllocator:
@@ -96,20 +81,9 @@ def _wmmse_rates(instance, solved: tuple[np.ndarray, float], rate: float | None)
 
 
 def _row(suite: str, method: str, floor: float | None, results, base: np.ndarray, reference: np.ndarray) -> list[str]:
-    sums = np.array([r.sum() for r, _ in results])
-    p5 = np.array([np.percentile(r, 5) for r, _ in results])
-    median = np.array([np.median(r) for r, _ in results])
-    per_instance = np.where(median > 0, p5 / np.where(median > 0, median, 1.0), 0.0)
-    off = np.mean([float((r < 1e-6).mean()) for r, _ in results])
-    # The point, instance by instance: >= 90 % of the unfloored sum rate and p5 >= 10 % of the median.
-    both = int(np.sum((sums >= 0.9 * base) & (p5 >= 0.1 * median) & (median > 0)))
-    return [
-        suite, method, "none" if floor is None else f"{floor:g}",
-        f"{sums.sum() / base.sum():.3f}", f"{(sums / base).min():.3f}", f"{sums.sum() / reference.sum():.3f}",
-        f"{p5.mean():.4f}", f"{median.mean():.4f}", f"{per_instance.mean():.3f}",
-        f"{p5.mean() / median.mean():.3f}", f"{both}/{len(results)}", f"{off:.3f}",
-        f"{statistics.median(s for _, s in results) * 1000:.1f}",
-    ]
+    cells = rate_front_cells([r for r, _ in results], base, reference)
+    ms = statistics.median(s for _, s in results) * 1000
+    return [suite, method, "none" if floor is None else f"{floor:g}", *cells, f"{ms:.1f}"]
 
 
 def main() -> None:
@@ -134,7 +108,7 @@ def main() -> None:
         parser.error(f"--floors: {exc}")
     floors = [None, *args.floors]
     rows = []
-    for suite, cases in _suites(args.instances, args.sparse).items():
+    for suite, cases in power_suites(args.instances, args.sparse).items():
         classical = [_wmmse_shares(i) for i in cases]
         unfloored = [_wmmse_rates(i, solved, None) for i, solved in zip(cases, classical)]
         reference = np.array([rates.sum() for rates, _ in unfloored])
