@@ -1,0 +1,140 @@
+"""Proportional-fair time sharing: time shares, slot weights, average rates, the frame's slots, and
+named errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gnnalloc.core import AllocationError, solve
+from gnnalloc.families.power import (
+    PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, fair_slot_weights, frame_rates,
+    frame_time_shares, full_power, proportional_fair_frame, wmmse,
+)
+from gnnalloc.families.power._frame import RATE_FLOOR_FRACTION
+
+
+def _wmmse(instance: PowerInstance) -> PowerAllocation:
+    return wmmse(instance).allocation
+
+
+def test_time_shares_sum_to_one_and_span_the_allocator_to_the_fair_frame():
+    np.testing.assert_allclose(frame_time_shares(4, 0.0), [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(frame_time_shares(4, 1.0), [0.25] * 4)
+    np.testing.assert_allclose(frame_time_shares(4, 0.2), [0.85, 0.05, 0.05, 0.05])
+    np.testing.assert_allclose(frame_time_shares(1, 0.7), [1.0])
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    ((0, 0.2), "slots"), ((2.5, 0.2), "slots"), ((4, -0.1), "fair_share"), ((4, 1.5), "fair_share"),
+    ((4, float("nan")), "fair_share"), ((4, True), "fair_share"),
+])
+def test_time_shares_name_the_bad_argument(args, field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        frame_time_shares(*args)
+
+
+def test_slot_weights_favour_the_links_served_least():
+    weight = np.array([1.0, 2.0, 1.0, 1.0])
+    served = np.array([0.0, 1.0, 1.0, 4.0])
+    w = fair_slot_weights(weight, served, 1.0, 0.01)
+    assert w.mean() == pytest.approx(1.0)
+    expected = weight / (served + 0.01)
+    np.testing.assert_allclose(w, expected / expected.mean())
+    # fairness 0: the instance's own weights; a huge exponent stays finite (computed in logs).
+    np.testing.assert_allclose(fair_slot_weights(weight, served, 0.0, 0.01), weight / weight.mean())
+    steep = fair_slot_weights(weight, served, 400.0, 1e-3)
+    assert np.isfinite(steep).all() and steep.argmax() == 0
+
+
+def test_frame_rates_are_the_time_shared_average():
+    instance = d2d(12, seed=4)
+    powers = np.stack([instance.pmax, 0.5 * instance.pmax, np.where(np.arange(12) % 2 == 0, instance.pmax, 0.0)])
+    frame = PowerFrame(powers, np.array([0.5, 0.3, 0.2]))
+    expected = sum(s * allocation_rates(instance, PowerAllocation(p)) for s, p in zip(frame.time_share, powers))
+    np.testing.assert_allclose(frame_rates(instance, frame), expected, rtol=1e-12)
+    assert frame.slots == 3
+
+
+@pytest.mark.parametrize(("power", "share", "field"), [
+    (np.ones((2, 11)), [0.5, 0.5], "power"),
+    (np.ones(12), [1.0], "power"),
+    (np.full((2, 12), np.nan), [0.5, 0.5], "power"),
+    (np.ones((2, 12)), [0.5, 0.4], "time_share"),
+    (np.ones((2, 12)), [1.5, -0.5], "time_share"),
+    (np.ones((2, 12)), [1.0], "time_share"),
+])
+def test_bad_frames_name_the_field(power, share, field):
+    instance = d2d(12, seed=4)
+    with pytest.raises(AllocationError, match=field):
+        frame_rates(instance, PowerFrame(power, np.array(share)))
+
+
+def test_the_slots_are_the_allocators_answers_to_proportional_fair_weights():
+    instance = d2d(16, seed=5, utility="alpha_fair")  # each slot is a weighted sum rate instead
+    seen: list[PowerInstance] = []
+
+    def allocate(slot: PowerInstance) -> PowerAllocation:
+        seen.append(slot)
+        return _wmmse(slot)
+
+    frame = proportional_fair_frame(instance, allocate, slots=3, fairness=1.0, fair_share=0.3)
+    assert len(seen) == 3 and all(s.utility == "sum_rate" for s in seen)
+    np.testing.assert_allclose(seen[0].weight, instance.weight)
+    np.testing.assert_allclose(frame.power[0], _wmmse(seen[0]).power)
+    np.testing.assert_allclose(frame.time_share, frame_time_shares(3, 0.3))
+    # Slot 3's weights come from the mean rate over slots 1 and 2.
+    rates = [allocation_rates(instance, PowerAllocation(p)) for p in frame.power[:2]]
+    floor = RATE_FLOOR_FRACTION * rates[0].mean()
+    np.testing.assert_allclose(seen[2].weight, fair_slot_weights(instance.weight, np.mean(rates, axis=0), 1.0, floor))
+
+
+def test_the_fair_frame_serves_the_links_the_sum_rate_answer_switches_off():
+    instance = d2d(30, seed=6)
+    frame = proportional_fair_frame(instance, _wmmse, slots=8, fairness=1.0, fair_share=1.0)
+    alone = allocation_rates(instance, PowerAllocation(frame.power[0]))
+    shared = frame_rates(instance, frame)
+    assert (alone < 1e-6).sum() >= 5  # the sum-rate answer switches links off here
+    assert (shared < 1e-6).sum() < (alone < 1e-6).sum()
+    assert np.percentile(shared, 5) > np.percentile(alone, 5)
+    # fair_share 0 is the allocator's own answer; the slots do not change with the share.
+    own = replace(frame, time_share=frame_time_shares(frame.slots, 0.0))
+    np.testing.assert_allclose(frame_rates(instance, own), alone)
+
+
+def test_fairness_zero_repeats_the_first_slot():
+    instance = d2d(10, seed=7)
+    frame = proportional_fair_frame(instance, _wmmse, slots=3, fairness=0.0)
+    np.testing.assert_allclose(frame.power[1], frame.power[0])
+    np.testing.assert_allclose(frame.power[2], frame.power[0])
+
+
+def test_the_learned_allocator_fills_the_frame():
+    instance = d2d(20, seed=8)
+    frame = proportional_fair_frame(instance, lambda i: solve(i, method="gnn").allocation, slots=6, fair_share=1.0)
+    alone = allocation_rates(instance, PowerAllocation(frame.power[0]))
+    assert frame.power.shape == (6, 20)
+    assert (frame.power >= 0).all() and (frame.power <= instance.pmax * (1 + 1e-12)).all()
+    assert (frame_rates(instance, frame) < 1e-6).sum() < (alone < 1e-6).sum()
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"slots": 0}, "slots"), ({"fairness": -1.0}, "fairness"), ({"fairness": float("inf")}, "fairness"),
+    ({"fair_share": 2.0}, "fair_share"), ({"allocate": "wmmse"}, "allocate"),
+])
+def test_bad_arguments_are_named(kwargs, field):
+    instance = d2d(6, seed=1)
+    options = {"allocate": lambda i: full_power(i).allocation, **kwargs}
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        proportional_fair_frame(instance, **options)
+
+
+@pytest.mark.parametrize(("answer", "field"), [
+    (lambda i: i.pmax, "allocate"), (lambda i: PowerAllocation(i.pmax[:-1]), "allocate.power"),
+    (lambda i: PowerAllocation(np.full(i.num_links, np.inf)), "allocate.power"),
+])
+def test_bad_answers_of_the_allocator_are_named(answer, field):
+    with pytest.raises(AllocationError, match=field):
+        proportional_fair_frame(d2d(6, seed=1), answer, slots=2)
