@@ -1,9 +1,12 @@
-"""The power evaluation table: ratios against the reference, and no non-finite figure."""
+"""The power evaluation tables: ratios against the reference, the time-sharing front, and no
+non-finite figure."""
 
 import math
 
-from gnnalloc.families.power import METHODS
-from gnnalloc.families.power._evaluate import Suite, evaluate_power, format_power_table
+from gnnalloc.families.power import METHODS, wmmse
+from gnnalloc.families.power._evaluate import (
+    Suite, evaluate_power, format_frame_table, format_power_table, frame_rows,
+)
 
 
 def _methods():
@@ -29,3 +32,14 @@ def test_negative_reference_utility_gives_no_ratio_and_the_table_prints_no_nan()
     for row, line in zip(rows, table.splitlines()[2:]):
         tokens = line[len(row.suite):].split()
         assert tokens[:2] == [row.method, "-"]  # the ratio column
+
+
+def test_the_frame_rows_trade_sum_rate_for_the_bottom_of_the_rates():
+    rows = frame_rows(lambda i: wmmse(i).allocation, [Suite("d2d", 20)], instances=2, shares=(0.0, 0.2, 1.0))
+    assert [row[1] for row in rows] == [0.0, 0.2, 1.0]
+    own, some, whole = rows
+    assert own[2] == 1.0 and own[3] == 0.0 and own[5] > 0.2  # sum-rate WMMSE switches links off here
+    assert 1.0 > some[2] > whole[2] > 0.5
+    assert whole[3] > some[3] > 0.0 and whole[5] < own[5]
+    table = format_frame_table(rows)
+    assert len(table.splitlines()) == 2 + len(rows) and "nan" not in table.lower()
