@@ -7,8 +7,8 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 

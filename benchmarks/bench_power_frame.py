@@ -1,21 +1,22 @@
 """Power control: proportional-fair time sharing (``proportional_fair_frame``), the trade-off
 between sum rate and the bottom of the rate distribution over a frame of slots.
 
-Per instance and per-slot allocator (the shipped sum-rate ``gnn`` through ``gnnalloc.solve``, and
-WMMSE), the frame's ``--slots`` slots are computed once: slot 1 the allocator's answer, each next
-one its answer to the weighted sum rate with weights ``(mean rate so far + eps)^-fairness``. Each
-``fair_share`` of ``--shares`` then mixes them (slot 1 gets ``1 - share + share / T`` of the time,
-every other slot ``share / T``): 0 is the allocator's own answer. Reported per suite, allocator
-and share: the frame's sum rate as a share of the allocator's own answer (summed over instances;
+Per instance and per-slot allocator (the shipped sum-rate ``gnn`` through ``gnnalloc.solve``, or
+``--checkpoint``'s model, and WMMSE), the frame's ``--slots`` slots are computed once: slot 1 the
+allocator's answer, each next one its answer to the weighted sum rate with weights
+``(mean rate so far + eps)^-alpha``. Each ``fair_time`` of ``--fair-times`` then mixes them (slot 1
+gets ``1 - fair_time + fair_time / T`` of the time, every other slot ``fair_time / T``): 0 is the
+allocator's own answer. Reported per suite, allocator and ``fair_time``: the frame's sum rate as a share of the allocator's own answer (summed over instances;
 worst instance) and of WMMSE's, the mean 5th-percentile and median rates, their ratio (per
 instance, averaged; and of the means), how many instances keep >= 90 % of the allocator's own sum
 rate with a 5th percentile >= 10 % of their median (fairness backprop's power target (ii), instance
 by instance), the share of links below 1e-6 bits/s/Hz, and the median time per instance of the
 whole frame (one intra-op thread).
 
-Run: python benchmarks/bench_power_frame.py [--instances 20] [--slots 16] [--fairness 1]
-     [--shares 0 0.1 0.2 0.3 0.5 1] [--seed 7000000] [--sparse 25 50 100]
-Writes power_frame_seed{SEED}.md (power_frame_sparse_seed{SEED}.md with --sparse).
+Run: python benchmarks/bench_power_frame.py [--instances 20] [--slots 16] [--alpha 1]
+     [--fair-times 0 0.1 0.2 0.3 0.5 1] [--seed 7000000] [--sparse 25 50 100] [--checkpoint C]
+Writes power_frame_seed{SEED}.md (power_frame_sparse_... with --sparse, ..._{checkpoint stem}_...
+with --checkpoint).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +36,32 @@ from _common import power_suites, rate_front_cells, write_table  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
-from gnnalloc.families.power import (  # noqa: E402
-    frame_rates, frame_time_shares, proportional_fair_frame, wmmse,
-)
+from gnnalloc.families.power import frame_rates, proportional_fair_frame, wmmse  # noqa: E402
+from gnnalloc.families.power._instance import MAX_ALPHA  # noqa: E402
+from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
 
-ALLOCATORS = {
-    "gnn": lambda instance: solve(instance, method="gnn").allocation,
-    "wmmse": lambda instance: wmmse(instance).allocation,
-}
+
+def _allocators(checkpoint: str | None) -> dict:
+    """The per-slot allocators: the learned one (the shipped model, or ``checkpoint``'s, loaded
+    once) and WMMSE."""
+    model = None if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
+    return {
+        "gnn": lambda instance: solve(instance, method="gnn", allocator=model).allocation,
+        "wmmse": lambda instance: wmmse(instance).allocation,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=20, help="instances per suite (a quarter at K = 200)")
     parser.add_argument("--slots", type=int, default=16, help="slots per frame")
-    parser.add_argument("--fairness", type=float, default=1.0, help="exponent of the slot weights")
-    parser.add_argument("--shares", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
-                        help="fair_share values to report (0 is always reported)")
+    parser.add_argument("--alpha", type=float, default=1.0, help="alpha of the slot weights (1: proportional fair)")
+    parser.add_argument("--fair-times", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
+                        help="fair_time values to report (0 is always reported)")
     parser.add_argument("--seed", type=int, default=7_000_000,
                         help="first instance seed of the suites (the held-out suites of the other power benchmarks)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="the learned allocator's checkpoint (default: the shipped power model)")
     parser.add_argument("--sparse", type=float, nargs="*", default=[], metavar="LINKS_PER_KM2",
                         help="instead of the default suites, D2D K = 50 at these densities")
     args = parser.parse_args()
@@ -67,40 +74,43 @@ def main() -> None:
         parser.error(f"--sparse: every density must be a positive finite number, got {args.sparse}")
     if args.slots < 1:
         parser.error(f"--slots: must be at least 1, got {args.slots}")
-    if not (math.isfinite(args.fairness) and args.fairness >= 0):
-        parser.error(f"--fairness: must be a finite number >= 0, got {args.fairness}")
-    if any(not 0.0 <= v <= 1.0 for v in args.shares):  # also rejects nan
-        parser.error(f"--shares: every share must be in [0, 1], got {args.shares}")
-    shares = sorted({0.0, *args.shares})
+    if not 0.0 <= args.alpha <= MAX_ALPHA:  # also rejects nan
+        parser.error(f"--alpha: must be in [0, {MAX_ALPHA:g}], got {args.alpha}")
+    if any(not 0.0 <= v <= 1.0 for v in args.fair_times):
+        parser.error(f"--fair-times: every value must be in [0, 1], got {args.fair_times}")
+    fair_times = sorted({0.0, *args.fair_times})
     configure_threads(1)
-    solve(power_suites(1, (), args.seed)["d2d K=20"][0], method="gnn")  # model loading, outside the timings
+    try:
+        allocators = _allocators(args.checkpoint)
+    except (OSError, ValueError) as exc:  # a missing or foreign checkpoint, named
+        parser.error(f"--checkpoint: {exc}")
+    allocators["gnn"](power_suites(1, (), args.seed)["d2d K=20"][0])  # first-call costs, outside the timings
     rows = []
     for suite, cases in power_suites(args.instances, args.sparse, args.seed).items():
         frames, seconds = {}, {}
-        for name, allocate in ALLOCATORS.items():
+        for name, allocate in allocators.items():
             frames[name], seconds[name] = [], []
             for instance in cases:
                 start = time.perf_counter()
                 frames[name].append(proportional_fair_frame(
-                    instance, allocate, slots=args.slots, fairness=args.fairness, fair_share=0.0,
+                    instance, allocate, slots=args.slots, alpha=args.alpha, fair_time=0.0,
                 ))
                 seconds[name].append(time.perf_counter() - start)
         own = {name: np.array([frame_rates(i, f).sum() for i, f in zip(cases, frames[name])]) for name in frames}
-        for name in ALLOCATORS:
+        for name in allocators:
             ms = statistics.median(seconds[name]) * 1000
-            for share in shares:
-                rates = [
-                    frame_rates(i, replace(f, time_share=frame_time_shares(f.slots, share)))
-                    for i, f in zip(cases, frames[name])
-                ]
-                rows.append([suite, name, f"{share:g}", *rate_front_cells(rates, own[name], own["wmmse"]), f"{ms:.0f}"])
+            for fair_time in fair_times:
+                rates = [frame_rates(i, f.with_fair_time(fair_time)) for i, f in zip(cases, frames[name])]
+                rows.append([suite, name, f"{fair_time:g}", *rate_front_cells(rates, own[name], own["wmmse"]), f"{ms:.0f}"])
                 print(" | ".join(rows[-1]), flush=True)
     stem = "power_frame_sparse" if args.sparse else "power_frame"
+    if args.checkpoint is not None:
+        stem += f"_{Path(args.checkpoint).stem}"
     write_table(
         f"{stem}_seed{args.seed}",
-        f"bench_power_frame.py — proportional-fair time sharing, {args.slots} slots, fairness {args.fairness:g}, "
+        f"bench_power_frame.py — proportional-fair time sharing, {args.slots} slots, alpha {args.alpha:g}, "
         f"seeds {args.seed}+",
-        ["suite", "allocator", "fair_share", "share of own sum rate", "worst instance", "ratio to WMMSE",
+        ["suite", "allocator", "fair_time", "share of own sum rate", "worst instance", "ratio to WMMSE",
          "p5 rate", "median rate", "p5 / median (per instance)", "p5 / median (of means)",
          "instances meeting both", "off", "frame ms"],
         rows,

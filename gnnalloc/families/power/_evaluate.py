@@ -12,21 +12,21 @@ shares of the frame.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from gnnalloc.core import SolveResult
-from gnnalloc.families.power._frame import frame_rates, frame_time_shares, proportional_fair_frame
+from gnnalloc.families.power._frame import DEFAULT_SLOTS, frame_rates, proportional_fair_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import PowerInstance
-from gnnalloc.families.power._score import score
+from gnnalloc.families.power._score import OFF_FRACTION, score
 
 __all__ = [
-    "DEMO_SUITES", "FRAME_SHARES", "FRAME_SUITES", "PowerRow", "Suite", "evaluate_cli", "evaluate_power",
-    "format_frame_table", "format_power_table", "frame_rows", "power_demo",
+    "DEMO_SUITES", "FRAME_SUITES", "FRAME_TIMES", "FrameRow", "PowerRow", "Suite", "evaluate_cli",
+    "evaluate_power", "format_frame_table", "format_power_table", "frame_rows", "power_demo",
 ]
 
 
@@ -65,8 +65,8 @@ DEMO_SUITES = (
 HELD_OUT_SEED = 7_000_000
 #: The demo's time-sharing table: dense layouts, where the sum rate switches half the links off...
 FRAME_SUITES = (Suite("d2d", 50), Suite("d2d", 200))
-#: ... at these shares of the frame (0: the allocator's own answer).
-FRAME_SHARES = (0.0, 0.1, 0.2, 0.3)
+#: ... at these shares of the frame's time spread over all slots (0: the allocator's own answer).
+FRAME_TIMES = (0.0, 0.1, 0.2, 0.3)
 
 
 @dataclass(frozen=True)
@@ -160,37 +160,61 @@ def format_power_table(rows: Sequence[PowerRow]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FrameRow:
+    """One allocator's α-fair frames on one suite at one ``fair_time``, over its instances.
+
+    Args:
+        suite: the instance kind.
+        fair_time: the share of the frame's time spread over all slots.
+        sum_rate_kept: the frames' total sum rate over that of the allocator's own answers.
+        p5_rate, median_rate: per instance the 5th percentile and the median of the links'
+            average rates (bits/s/Hz), averaged over instances.
+        off: share of links switched off (power below 1e-6 of the limit) in every slot.
+    """
+
+    suite: str
+    fair_time: float
+    sum_rate_kept: float
+    p5_rate: float
+    median_rate: float
+    off: float
+
+
 def frame_rows(
     allocate: Callable[[PowerInstance], Any], suites: Sequence[Suite] = FRAME_SUITES, instances: int = 5,
-    shares: Sequence[float] = FRAME_SHARES,
-) -> list[tuple[str, float, float, float, float, float]]:
-    """Per suite and share of the frame: ``(suite, share, sum rate over the allocator's own
-    answer's (summed over instances), mean 5th-percentile rate, mean median rate, mean share of
-    links without rate)`` of ``allocate``'s proportional-fair frames (default slots and fairness)
-    on ``instances`` held-out instances."""
+    fair_times: Sequence[float] = FRAME_TIMES,
+) -> list[FrameRow]:
+    """``allocate``'s α-fair frames (default slots and alpha) on ``instances`` held-out
+    instances of every suite, one row per ``fair_time``; the slots are computed once per
+    instance."""
     rows = []
     for suite in suites:
         cases = [suite.instance(HELD_OUT_SEED + i) for i in range(instances)]
-        frames = [proportional_fair_frame(i, allocate, fair_share=0.0) for i in cases]
+        frames = [proportional_fair_frame(i, allocate, fair_time=0.0) for i in cases]
         own = sum(float(frame_rates(i, f).sum()) for i, f in zip(cases, frames))
-        for share in shares:
-            rates = [frame_rates(i, replace(f, time_share=frame_time_shares(f.slots, share)))
-                     for i, f in zip(cases, frames)]
-            rows.append((
-                suite.name, share, sum(float(r.sum()) for r in rates) / own,
+        off = [float((f.power < OFF_FRACTION * i.pmax).all(axis=0).mean()) for i, f in zip(cases, frames)]
+        for fair_time in fair_times:
+            rates = [frame_rates(i, f.with_fair_time(fair_time)) for i, f in zip(cases, frames)]
+            # At fair_time 0 only slot 1 has time: its links off are the frame's.
+            silent = off if fair_time > 0 else [float((f.power[0] < OFF_FRACTION * i.pmax).mean())
+                                                for i, f in zip(cases, frames)]
+            rows.append(FrameRow(
+                suite.name, fair_time, sum(float(r.sum()) for r in rates) / own,
                 float(np.mean([np.percentile(r, 5) for r in rates])), float(np.mean([np.median(r) for r in rates])),
-                float(np.mean([(r < 1e-6).mean() for r in rates])),
+                float(np.mean(silent)),
             ))
     return rows
 
 
-def format_frame_table(rows: Sequence[tuple[str, float, float, float, float, float]]) -> str:
+def format_frame_table(rows: Sequence[FrameRow]) -> str:
     """:func:`frame_rows` as a fixed-width table."""
-    head = f"{'suite':<30} {'fair_share':>10} {'sum rate / own':>14} {'p5 rate':>8} {'median':>8} {'p5/median':>9} {'no rate':>7}"
+    head = f"{'suite':<30} {'fair_time':>9} {'sum rate / own':>14} {'p5 rate':>8} {'median':>8} {'p5/median':>9} {'off':>5}"
     lines = [head, "-" * len(head)]
-    for suite, share, kept, p5, median, off in rows:
-        ratio = p5 / median if median > 0 else 0.0
-        lines.append(f"{suite:<30} {share:>10g} {kept:>14.3f} {p5:>8.3f} {median:>8.3f} {ratio:>9.3f} {off:>7.2f}")
+    for r in rows:
+        ratio = r.p5_rate / r.median_rate if r.median_rate > 0 else 0.0
+        lines.append(f"{r.suite:<30} {r.fair_time:>9g} {r.sum_rate_kept:>14.3f} {r.p5_rate:>8.3f} "
+                     f"{r.median_rate:>8.3f} {ratio:>9.3f} {r.off:>5.2f}")
     return "\n".join(lines)
 
 
@@ -269,9 +293,9 @@ def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
     from gnnalloc.families.power._learned import solve_gnn
 
     table = format_frame_table(frame_rows(lambda instance: solve_gnn(instance, allocator=allocator).allocation))
-    print("\nPower control, time sharing: gnn as the per-slot allocator of a proportional-fair frame "
-          "(16 slots; sum rate over gnn's own answer; p5 and median rates averaged over instances; "
-          f"no rate = share of links without rate)\n{table}")
+    print(f"\nPower control, time sharing: gnn as the per-slot allocator of an alpha-fair frame "
+          f"({DEFAULT_SLOTS} slots, alpha 1; sum rate over gnn's own answer; p5 and median of the links' "
+          f"average rates, averaged over instances; off = share of links off in every slot that has time)\n{table}")
     (Path(out_dir) / "power_frame_table.txt").write_text(table + "\n")
     print(f"wrote {Path(out_dir) / 'power_frame_table.txt'}")
     return 0

@@ -10,10 +10,10 @@ import pytest
 
 from gnnalloc.core import AllocationError, solve
 from gnnalloc.families.power import (
-    PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, fair_slot_weights, frame_rates,
-    frame_time_shares, full_power, proportional_fair_frame, wmmse,
+    PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, frame_rates, frame_time_shares,
+    full_power, proportional_fair_frame, wmmse,
 )
-from gnnalloc.families.power._frame import RATE_FLOOR_FRACTION
+from gnnalloc.families.power._frame import MAX_WEIGHT_RATIO, RATE_OFFSET_FRACTION, _slot_weights
 
 
 def _wmmse(instance: PowerInstance) -> PowerAllocation:
@@ -28,8 +28,8 @@ def test_time_shares_sum_to_one_and_span_the_allocator_to_the_fair_frame():
 
 
 @pytest.mark.parametrize(("args", "field"), [
-    ((0, 0.2), "slots"), ((2.5, 0.2), "slots"), ((4, -0.1), "fair_share"), ((4, 1.5), "fair_share"),
-    ((4, float("nan")), "fair_share"), ((4, True), "fair_share"),
+    ((0, 0.2), "slots"), ((2.5, 0.2), "slots"), ((4, -0.1), "fair_time"), ((4, 1.5), "fair_time"),
+    ((4, float("nan")), "fair_time"), ((4, True), "fair_time"),
 ])
 def test_time_shares_name_the_bad_argument(args, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
@@ -39,14 +39,15 @@ def test_time_shares_name_the_bad_argument(args, field):
 def test_slot_weights_favour_the_links_served_least():
     weight = np.array([1.0, 2.0, 1.0, 1.0])
     served = np.array([0.0, 1.0, 1.0, 4.0])
-    w = fair_slot_weights(weight, served, 1.0, 0.01)
-    assert w.mean() == pytest.approx(1.0)
+    w = _slot_weights(weight, served, 1.0, 0.01)
+    assert w.mean() == pytest.approx(weight.mean())
     expected = weight / (served + 0.01)
-    np.testing.assert_allclose(w, expected / expected.mean())
-    # fairness 0: the instance's own weights; a huge exponent stays finite (computed in logs).
-    np.testing.assert_allclose(fair_slot_weights(weight, served, 0.0, 0.01), weight / weight.mean())
-    steep = fair_slot_weights(weight, served, 400.0, 1e-3)
+    np.testing.assert_allclose(w, expected * weight.mean() / expected.mean())
+    # alpha 0: the instance's own weights; a steep alpha stays finite and within the ratio cap.
+    np.testing.assert_allclose(_slot_weights(weight, served, 0.0, 0.01), weight)
+    steep = _slot_weights(weight, served, 100.0, 1e-3)
     assert np.isfinite(steep).all() and steep.argmax() == 0
+    assert steep.max() / steep.min() == pytest.approx(MAX_WEIGHT_RATIO)
 
 
 def test_frame_rates_are_the_time_shared_average():
@@ -65,6 +66,9 @@ def test_frame_rates_are_the_time_shared_average():
     (np.ones((2, 12)), [0.5, 0.4], "time_share"),
     (np.ones((2, 12)), [1.5, -0.5], "time_share"),
     (np.ones((2, 12)), [1.0], "time_share"),
+    ([[1.0] * 12, [1.0] * 11], [0.5, 0.5], "power"),
+    (np.ones((2, 12), dtype=complex), [0.5, 0.5], "power"),
+    (np.ones((2, 12)), ["a", "b"], "time_share"),
 ])
 def test_bad_frames_name_the_field(power, share, field):
     instance = d2d(12, seed=4)
@@ -80,40 +84,75 @@ def test_the_slots_are_the_allocators_answers_to_proportional_fair_weights():
         seen.append(slot)
         return _wmmse(slot)
 
-    frame = proportional_fair_frame(instance, allocate, slots=3, fairness=1.0, fair_share=0.3)
+    frame = proportional_fair_frame(instance, allocate, slots=3, alpha=1.0, fair_time=0.3)
     assert len(seen) == 3 and all(s.utility == "sum_rate" for s in seen)
     np.testing.assert_allclose(seen[0].weight, instance.weight)
     np.testing.assert_allclose(frame.power[0], _wmmse(seen[0]).power)
     np.testing.assert_allclose(frame.time_share, frame_time_shares(3, 0.3))
     # Slot 3's weights come from the mean rate over slots 1 and 2.
     rates = [allocation_rates(instance, PowerAllocation(p)) for p in frame.power[:2]]
-    floor = RATE_FLOOR_FRACTION * rates[0].mean()
-    np.testing.assert_allclose(seen[2].weight, fair_slot_weights(instance.weight, np.mean(rates, axis=0), 1.0, floor))
+    offset = RATE_OFFSET_FRACTION * rates[0].mean()
+    np.testing.assert_allclose(seen[2].weight, _slot_weights(instance.weight, np.mean(rates, axis=0), 1.0, offset))
 
 
 def test_the_fair_frame_serves_the_links_the_sum_rate_answer_switches_off():
     instance = d2d(30, seed=6)
-    frame = proportional_fair_frame(instance, _wmmse, slots=8, fairness=1.0, fair_share=1.0)
+    frame = proportional_fair_frame(instance, _wmmse, slots=8, alpha=1.0, fair_time=1.0)
     alone = allocation_rates(instance, PowerAllocation(frame.power[0]))
     shared = frame_rates(instance, frame)
     assert (alone < 1e-6).sum() >= 5  # the sum-rate answer switches links off here
     assert (shared < 1e-6).sum() < (alone < 1e-6).sum()
     assert np.percentile(shared, 5) > np.percentile(alone, 5)
-    # fair_share 0 is the allocator's own answer; the slots do not change with the share.
-    own = replace(frame, time_share=frame_time_shares(frame.slots, 0.0))
+    # fair_time 0 is the allocator's own answer; the slots do not change with it.
+    own = frame.with_fair_time(0.0)
+    np.testing.assert_allclose(own.time_share, frame_time_shares(8, 0.0))
     np.testing.assert_allclose(frame_rates(instance, own), alone)
 
 
-def test_fairness_zero_repeats_the_first_slot():
-    instance = d2d(10, seed=7)
-    frame = proportional_fair_frame(instance, _wmmse, slots=3, fairness=0.0)
-    np.testing.assert_allclose(frame.power[1], frame.power[0])
-    np.testing.assert_allclose(frame.power[2], frame.power[0])
+def _unequal(instance: PowerInstance) -> PowerInstance:
+    return replace(instance, weight=np.geomspace(0.2, 5.0, instance.num_links))
+
+
+def test_alpha_zero_repeats_the_first_slot_with_the_instances_weights():
+    instance = _unequal(d2d(10, seed=7))
+    seen: list[np.ndarray] = []
+
+    def allocate(slot: PowerInstance) -> PowerAllocation:
+        seen.append(slot.weight)
+        return _wmmse(slot)
+
+    frame = proportional_fair_frame(instance, allocate, slots=3, alpha=0.0)
+    for slot in (1, 2):
+        np.testing.assert_allclose(seen[slot], instance.weight)
+        np.testing.assert_allclose(frame.power[slot], frame.power[0])
+
+
+def test_the_slot_weights_carry_the_instances_weights():
+    instance = _unequal(d2d(12, seed=9))
+    seen: list[np.ndarray] = []
+
+    def allocate(slot: PowerInstance) -> PowerAllocation:
+        seen.append(slot.weight)
+        return full_power(slot).allocation  # the same rates in every slot
+
+    proportional_fair_frame(instance, allocate, slots=2, alpha=1.0)
+    served = allocation_rates(instance, full_power(instance).allocation)
+    expected = instance.weight / (served + RATE_OFFSET_FRACTION * served.mean())
+    np.testing.assert_allclose(seen[1], expected * instance.weight.mean() / expected.mean())
+
+
+@pytest.mark.parametrize("weight", [None, np.array([1e60, 1e-60] * 5)])
+def test_steep_alphas_and_extreme_weights_stay_valid_instances(weight):
+    instance = d2d(10, seed=2)
+    if weight is not None:
+        instance = replace(instance, weight=weight)
+    frame = proportional_fair_frame(instance, _wmmse, slots=3, alpha=100.0)
+    assert np.isfinite(frame_rates(instance, frame)).all()
 
 
 def test_the_learned_allocator_fills_the_frame():
     instance = d2d(20, seed=8)
-    frame = proportional_fair_frame(instance, lambda i: solve(i, method="gnn").allocation, slots=6, fair_share=1.0)
+    frame = proportional_fair_frame(instance, lambda i: solve(i, method="gnn").allocation, slots=6, fair_time=1.0)
     alone = allocation_rates(instance, PowerAllocation(frame.power[0]))
     assert frame.power.shape == (6, 20)
     assert (frame.power >= 0).all() and (frame.power <= instance.pmax * (1 + 1e-12)).all()
@@ -121,8 +160,8 @@ def test_the_learned_allocator_fills_the_frame():
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
-    ({"slots": 0}, "slots"), ({"fairness": -1.0}, "fairness"), ({"fairness": float("inf")}, "fairness"),
-    ({"fair_share": 2.0}, "fair_share"), ({"allocate": "wmmse"}, "allocate"),
+    ({"slots": 0}, "slots"), ({"alpha": -1.0}, "alpha"), ({"alpha": float("inf")}, "alpha"),
+    ({"alpha": 101.0}, "alpha"), ({"fair_time": 2.0}, "fair_time"), ({"allocate": "wmmse"}, "allocate"),
 ])
 def test_bad_arguments_are_named(kwargs, field):
     instance = d2d(6, seed=1)

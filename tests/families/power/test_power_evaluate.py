@@ -35,11 +35,11 @@ def test_negative_reference_utility_gives_no_ratio_and_the_table_prints_no_nan()
 
 
 def test_the_frame_rows_trade_sum_rate_for_the_bottom_of_the_rates():
-    rows = frame_rows(lambda i: wmmse(i).allocation, [Suite("d2d", 20)], instances=2, shares=(0.0, 0.2, 1.0))
-    assert [row[1] for row in rows] == [0.0, 0.2, 1.0]
+    rows = frame_rows(lambda i: wmmse(i).allocation, [Suite("d2d", 20)], instances=2, fair_times=(0.0, 0.2, 1.0))
+    assert [row.fair_time for row in rows] == [0.0, 0.2, 1.0]
     own, some, whole = rows
-    assert own[2] == 1.0 and own[3] == 0.0 and own[5] > 0.2  # sum-rate WMMSE switches links off here
-    assert 1.0 > some[2] > whole[2] > 0.5
-    assert whole[3] > some[3] > 0.0 and whole[5] < own[5]
+    assert own.sum_rate_kept == 1.0 and own.p5_rate == 0.0 and own.off > 0.2  # sum-rate WMMSE switches links off here
+    assert 1.0 > some.sum_rate_kept > whole.sum_rate_kept > 0.5
+    assert whole.p5_rate > some.p5_rate > 0.0 and whole.off == some.off < own.off
     table = format_frame_table(rows)
     assert len(table.splitlines()) == 2 + len(rows) and "nan" not in table.lower()
