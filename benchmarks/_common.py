@@ -84,13 +84,21 @@ def power_suites(instances: int, sparse: Sequence[float] = (), seed: int = 7_000
     }
 
 
+#: The headers of :func:`rate_front_cells`' columns (the first names the share of ``base``).
+RATE_FRONT_HEADER = [
+    "worst instance", "ratio to WMMSE", "p5 rate", "median rate", "p5 / median (per instance)",
+    "p5 / median (of means)", "instances meeting both", "off",
+]
+
+
 def rate_front_cells(rates: Sequence[np.ndarray], base: np.ndarray, reference: np.ndarray) -> list[str]:
     """The cells of one point of a (sum rate, 5th-percentile rate) front, from each instance's
     link rates: sum rate as a share of ``base`` (per instance; summed over instances, and the
     worst instance) and of ``reference``; the means over instances of the 5th-percentile and
-    median rates; their ratio per instance (averaged) and of the means; how many instances keep
-    >= 90 % of ``base`` with a 5th percentile >= 10 % of their median (fairness backprop's power
-    target (ii), instance by instance); and the share of links below 1e-6 bits/s/Hz."""
+    median rates; their ratio per instance (averaged) and of the means (0 where the median is);
+    how many instances keep >= 90 % of ``base`` with a 5th percentile >= 10 % of their median
+    (fairness backprop's power target (ii), instance by instance); and the share of links below
+    1e-6 bits/s/Hz."""
     sums = np.array([r.sum() for r in rates])
     p5 = np.array([np.percentile(r, 5) for r in rates])
     median = np.array([np.median(r) for r in rates])
@@ -100,5 +108,5 @@ def rate_front_cells(rates: Sequence[np.ndarray], base: np.ndarray, reference: n
     return [
         f"{sums.sum() / base.sum():.3f}", f"{(sums / base).min():.3f}", f"{sums.sum() / reference.sum():.3f}",
         f"{p5.mean():.4f}", f"{median.mean():.4f}", f"{per_instance.mean():.3f}",
-        f"{p5.mean() / median.mean():.3f}", f"{both}/{len(rates)}", f"{off:.3f}",
+        f"{p5.mean() / median.mean() if median.mean() > 0 else 0.0:.3f}", f"{both}/{len(rates)}", f"{off:.3f}",
     ]

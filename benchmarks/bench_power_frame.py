@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import power_suites, rate_front_cells, write_table  # noqa: E402
+from _common import RATE_FRONT_HEADER, power_suites, rate_front_cells, write_table  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
@@ -110,9 +110,7 @@ def main() -> None:
         f"{stem}_seed{args.seed}",
         f"bench_power_frame.py — proportional-fair time sharing, {args.slots} slots, alpha {args.alpha:g}, "
         f"seeds {args.seed}+",
-        ["suite", "allocator", "fair_time", "share of own sum rate", "worst instance", "ratio to WMMSE",
-         "p5 rate", "median rate", "p5 / median (per instance)", "p5 / median (of means)",
-         "instances meeting both", "off", "frame ms"],
+        ["suite", "allocator", "fair_time", "share of own sum rate", *RATE_FRONT_HEADER, "frame ms"],
         rows,
     )
 
