@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnalloc.families.edge.metrics import user_utilities
-from gnnalloc.families.power import d2d, gaussian
+from gnnalloc.families.power import PowerInstance, d2d, gaussian
 
 OUT = Path(__file__).resolve().parent / "out"
 #: The shipped model, wherever the script is run from.
@@ -65,7 +65,9 @@ def write_table(name: str, title: str, header: list[str], rows: list[list[object
     return text
 
 
-def power_suites(instances: int, sparse: Sequence[float] = (), seed: int = 7_000_000) -> dict[str, list]:
+def power_suites(
+    instances: int, sparse: Sequence[float] = (), seed: int = 7_000_000,
+) -> dict[str, list[PowerInstance]]:
     """The power family's held-out suites (the model was trained at K <= 50, 200 links/km²):
     ``instances`` each of Gaussian K = 10, D2D K = 20 and 50 at 200 links/km² (seeds ``seed``+),
     D2D K = 50 at 400 links/km² (seeds ``seed`` + 500 +) and a quarter as many D2D K = 200;
@@ -84,18 +86,20 @@ def power_suites(instances: int, sparse: Sequence[float] = (), seed: int = 7_000
     }
 
 
-#: The headers of :func:`rate_front_cells`' columns (the first names the share of ``base``).
-RATE_FRONT_HEADER = [
-    "worst instance", "ratio to WMMSE", "p5 rate", "median rate", "p5 / median (per instance)",
-    "p5 / median (of means)", "instances meeting both", "off",
-]
+def rate_front_header(share_of_base: str) -> list[str]:
+    """The headers of :func:`rate_front_cells`' columns, the first (the share of ``base``) named
+    ``share_of_base``."""
+    return [
+        share_of_base, "worst instance", "ratio to WMMSE", "p5 rate", "median rate",
+        "p5 / median (per instance)", "p5 / median (of means)", "instances meeting both", "off",
+    ]
 
 
 def rate_front_cells(rates: Sequence[np.ndarray], base: np.ndarray, reference: np.ndarray) -> list[str]:
     """The cells of one point of a (sum rate, 5th-percentile rate) front, from each instance's
     link rates: sum rate as a share of ``base`` (per instance; summed over instances, and the
     worst instance) and of ``reference``; the means over instances of the 5th-percentile and
-    median rates; their ratio per instance (averaged) and of the means (0 where the median is);
+    median rates; their ratio per instance (averaged) and of the means (0 where the median is 0);
     how many instances keep >= 90 % of ``base`` with a 5th percentile >= 10 % of their median
     (fairness backprop's power target (ii), instance by instance); and the share of links below
     1e-6 bits/s/Hz."""

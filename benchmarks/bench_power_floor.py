@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RATE_FRONT_HEADER, power_suites, rate_front_cells, write_table  # noqa: E402
+from _common import power_suites, rate_front_cells, rate_front_header, write_table  # noqa: E402
 
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.families.power import (  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
                 print(" | ".join(rows[-1]), flush=True)
     write_table(
         "power_floor_sparse" if args.sparse else "power_floor", "bench_power_floor.py — sum rate against a rate floor (shipped gnn and WMMSE)",
-        ["suite", "method", "floor (bits/s/Hz)", "share of unfloored sum rate", *RATE_FRONT_HEADER, "ms"],
+        ["suite", "method", "floor (bits/s/Hz)", *rate_front_header("share of unfloored sum rate"), "ms"],
         rows,
     )
 

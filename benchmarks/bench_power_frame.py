@@ -4,13 +4,14 @@ between sum rate and the bottom of the rate distribution over a frame of slots.
 Per instance and per-slot allocator (the shipped sum-rate ``gnn`` through ``gnnalloc.solve``, or
 ``--checkpoint``'s model, and WMMSE), the frame's ``--slots`` slots are computed once: slot 1 the
 allocator's answer, each next one its answer to the weighted sum rate with weights
-``(mean rate so far + eps)^-alpha``. Each ``fair_time`` of ``--fair-times`` then mixes them (slot 1
-gets ``1 - fair_time + fair_time / T`` of the time, every other slot ``fair_time / T``): 0 is the
-allocator's own answer. Reported per suite, allocator and ``fair_time``: the frame's sum rate as a share of the allocator's own answer (summed over instances;
-worst instance) and of WMMSE's, the mean 5th-percentile and median rates, their ratio (per
-instance, averaged; and of the means), how many instances keep >= 90 % of the allocator's own sum
-rate with a 5th percentile >= 10 % of their median (fairness backprop's power target (ii), instance
-by instance), the share of links below 1e-6 bits/s/Hz, and the median time per instance of the
+``(mean rate so far + eps)^-alpha``. Each ``fair_time`` of ``--fair-times`` then mixes them
+(slot 1 gets ``1 - fair_time + fair_time / T`` of the time, every other slot ``fair_time / T``):
+0 is the allocator's own answer. Reported per suite, allocator and ``fair_time``: the frame's
+sum rate as a share of the allocator's own answer (summed over instances; worst instance) and of
+WMMSE's, the mean 5th-percentile and median rates, their ratio (per instance, averaged; and of
+the means), how many instances keep >= 90 % of the allocator's own sum rate with a 5th
+percentile >= 10 % of their median (fairness backprop's power target (ii), instance by
+instance), the share of links below 1e-6 bits/s/Hz, and the median time per instance of the
 whole frame (one intra-op thread).
 
 Run: python benchmarks/bench_power_frame.py [--instances 20] [--slots 16] [--alpha 1]
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 import statistics
 import sys
 import time
@@ -32,16 +34,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RATE_FRONT_HEADER, power_suites, rate_front_cells, write_table  # noqa: E402
+from _common import power_suites, rate_front_cells, rate_front_header, write_table  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
-from gnnalloc.families.power import frame_rates, proportional_fair_frame, wmmse  # noqa: E402
+from gnnalloc.families.power import (  # noqa: E402
+    PowerAllocation, PowerInstance, frame_rates, proportional_fair_frame, wmmse,
+)
 from gnnalloc.families.power._instance import MAX_ALPHA  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
 
 
-def _allocators(checkpoint: str | None) -> dict:
+def _allocators(checkpoint: str | None) -> dict[str, Callable[[PowerInstance], PowerAllocation]]:
     """The per-slot allocators: the learned one (the shipped model, or ``checkpoint``'s, loaded
     once) and WMMSE."""
     model = None if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
@@ -110,7 +114,7 @@ def main() -> None:
         f"{stem}_seed{args.seed}",
         f"bench_power_frame.py — proportional-fair time sharing, {args.slots} slots, alpha {args.alpha:g}, "
         f"seeds {args.seed}+",
-        ["suite", "allocator", "fair_time", "share of own sum rate", *RATE_FRONT_HEADER, "frame ms"],
+        ["suite", "allocator", "fair_time", *rate_front_header("share of own sum rate"), "frame ms"],
         rows,
     )
 

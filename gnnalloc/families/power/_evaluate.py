@@ -6,7 +6,7 @@ Every method answers the same instances (seeds disjoint from training); the lear
 instances, and rates are summarised per instance (sum, 5th percentile, minimum, Jain's index)
 then averaged over instances. The demo adds the learned method as the per-slot allocator of a
 proportional-fair frame (:func:`~gnnalloc.families.power.proportional_fair_frame`) at a few
-shares of the frame.
+``fair_time`` values.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gnnalloc.core import SolveResult
+from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._frame import DEFAULT_SLOTS, frame_rates, proportional_fair_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import PowerInstance
@@ -170,7 +171,8 @@ class FrameRow:
         sum_rate_kept: the frames' total sum rate over that of the allocator's own answers.
         p5_rate, median_rate: per instance the 5th percentile and the median of the links'
             average rates (bits/s/Hz), averaged over instances.
-        off: share of links switched off (power below 1e-6 of the limit) in every slot.
+        off: share of links switched off (power below 1e-6 of the limit) in every slot that has
+            time (slot 1 alone at ``fair_time`` 0).
     """
 
     suite: str
@@ -182,10 +184,10 @@ class FrameRow:
 
 
 def frame_rows(
-    allocate: Callable[[PowerInstance], Any], suites: Sequence[Suite] = FRAME_SUITES, instances: int = 5,
-    fair_times: Sequence[float] = FRAME_TIMES,
+    allocate: Callable[[PowerInstance], PowerAllocation], suites: Sequence[Suite] = FRAME_SUITES,
+    instances: int = 5, fair_times: Sequence[float] = FRAME_TIMES,
 ) -> list[FrameRow]:
-    """``allocate``'s α-fair frames (default slots and alpha) on ``instances`` held-out
+    """``allocate``'s α-fair frames (default slots, alpha 1) on ``instances`` held-out
     instances of every suite, one row per ``fair_time``; the slots are computed once per
     instance."""
     rows = []
@@ -193,23 +195,23 @@ def frame_rows(
         cases = [suite.instance(HELD_OUT_SEED + i) for i in range(instances)]
         frames = [proportional_fair_frame(i, allocate, fair_time=0.0) for i in cases]
         own = sum(float(frame_rates(i, f).sum()) for i, f in zip(cases, frames))
-        off = [float((f.power < OFF_FRACTION * i.pmax).all(axis=0).mean()) for i, f in zip(cases, frames)]
+        off = [f.power < OFF_FRACTION * i.pmax for i, f in zip(cases, frames)]  # (T, K) per instance
+        off_in_slot_1 = float(np.mean([o[0].mean() for o in off]))
+        off_in_every_slot = float(np.mean([o.all(axis=0).mean() for o in off]))
         for fair_time in fair_times:
             rates = [frame_rates(i, f.with_fair_time(fair_time)) for i, f in zip(cases, frames)]
-            # At fair_time 0 only slot 1 has time: its links off are the frame's.
-            silent = off if fair_time > 0 else [float((f.power[0] < OFF_FRACTION * i.pmax).mean())
-                                                for i, f in zip(cases, frames)]
             rows.append(FrameRow(
                 suite.name, fair_time, sum(float(r.sum()) for r in rates) / own,
                 float(np.mean([np.percentile(r, 5) for r in rates])), float(np.mean([np.median(r) for r in rates])),
-                float(np.mean(silent)),
+                off_in_every_slot if fair_time > 0 else off_in_slot_1,
             ))
     return rows
 
 
 def format_frame_table(rows: Sequence[FrameRow]) -> str:
-    """:func:`frame_rows` as a fixed-width table."""
-    head = f"{'suite':<30} {'fair_time':>9} {'sum rate / own':>14} {'p5 rate':>8} {'median':>8} {'p5/median':>9} {'off':>5}"
+    """:func:`frame_rows` as a fixed-width table (``p5/median``: the ratio of the two means)."""
+    head = (f"{'suite':<30} {'fair_time':>9} {'sum rate / own':>14} {'p5 rate':>8} {'median':>8} "
+            f"{'p5/median':>9} {'off':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = r.p5_rate / r.median_rate if r.median_rate > 0 else 0.0
@@ -293,9 +295,10 @@ def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
     from gnnalloc.families.power._learned import solve_gnn
 
     table = format_frame_table(frame_rows(lambda instance: solve_gnn(instance, allocator=allocator).allocation))
-    print(f"\nPower control, time sharing: gnn as the per-slot allocator of an alpha-fair frame "
-          f"({DEFAULT_SLOTS} slots, alpha 1; sum rate over gnn's own answer; p5 and median of the links' "
-          f"average rates, averaged over instances; off = share of links off in every slot that has time)\n{table}")
+    print(f"\nPower control, time sharing: gnn as the per-slot allocator of a proportional-fair frame "
+          f"({DEFAULT_SLOTS} slots; sum rate over gnn's own answer; p5 and median of the links' average "
+          f"rates, averaged over instances, and their ratio; off = share of links off in every slot "
+          f"that has time)\n{table}")
     (Path(out_dir) / "power_frame_table.txt").write_text(table + "\n")
     print(f"wrote {Path(out_dir) / 'power_frame_table.txt'}")
     return 0

@@ -1,4 +1,5 @@
-r"""Proportional-fair time sharing: a frame of power vectors whose average rates serve every link.
+r"""Proportional-fair time sharing: a frame of power vectors whose average rates serve the links
+one power vector switches off.
 
 One power vector that maximises the sum rate switches about half of the links of a dense layout
 off, and no single power vector measured keeps most of that sum rate while serving the weakest
@@ -20,14 +21,16 @@ per-slot allocator as in Cui, Shen and Yu, "Spatial deep learning for wireless s
 the gradient of the α-fair utility :math:`\sum_k w_k f_\alpha(\bar r_k + \epsilon)` at the mean
 rates :math:`\bar r^{(<t)}` over the slots before, with :math:`\epsilon` a thousandth of slot
 1's mean rate (a link served nothing so far gets a large finite weight, not an infinite one).
-Larger :math:`\alpha` serves the weakest sooner; :math:`\alpha = 0` repeats slot 1. The frame
-gives slot 1 the time share :math:`1 - \lambda + \lambda / T` and every other slot
-:math:`\lambda / T`: ``fair_time`` :math:`\lambda` = 0 is slot 1 alone (for a sum-rate instance,
-the allocator's own answer), 1 the α-fair frame alone, and the values between trace the
-trade-off between sum rate and the bottom of the rate distribution.
+Larger :math:`\alpha` serves the weakest sooner; :math:`\alpha = 0` asks every slot the question
+of slot 1. The frame gives slot 1 the time share :math:`1 - \lambda + \lambda / T` and every other
+slot :math:`\lambda / T`: ``fair_time`` :math:`\lambda` = 0 is slot 1 alone (for a sum-rate
+instance, the allocator's own answer), 1 the α-fair frame alone, and the values between trace
+the trade-off between sum rate and the bottom of the rate distribution.
 
 Any per-slot allocator fits (``allocate``: a power-control instance in, a
-:class:`~gnnalloc.families.power.PowerAllocation` out), the learned one or WMMSE.
+:class:`~gnnalloc.families.power.PowerAllocation` out), the learned one or WMMSE. Every slot is a
+weighted sum rate: an α-fair instance's own ``alpha``, ``rate_min`` and ``penalty`` are not used
+(the frame's ``alpha`` is its own argument).
 """
 
 from __future__ import annotations
@@ -41,16 +44,20 @@ import numpy as np
 from gnnalloc.core import AllocationError, check_count, check_fraction, check_nonnegative
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
-from gnnalloc.families.power._score import allocation_rates
+from gnnalloc.families.power._score import allocation_rates, max_violation
 
 __all__ = ["DEFAULT_SLOTS", "PowerFrame", "frame_rates", "frame_time_shares", "proportional_fair_frame"]
 
-#: :func:`proportional_fair_frame`'s slots: enough that every link of the held-out dense layouts
-#: (up to 400 links/km²) is served in some slot (``benchmarks/RESULTS.md``).
+#: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
+#: links/km²) all but a few tenths of a percent of the links are served in some slot
+#: (``benchmarks/RESULTS.md``).
 DEFAULT_SLOTS = 16
 
 #: :math:`\epsilon`: added to every link's mean rate so far, as this fraction of slot 1's mean rate.
 RATE_OFFSET_FRACTION = 1e-3
+
+#: An allocator's answer may exceed a link's ``pmax`` by this fraction (rounding), no more.
+PMAX_TOLERANCE = 1e-9
 
 #: The largest ratio between two slot weights (a larger one would only starve links the
 #: allocator cannot serve anyway, and the instance rejects weights below 1e-100).
@@ -76,7 +83,9 @@ class PowerFrame:
         power = _real_array("power", self.power)
         share = _real_array("time_share", self.time_share)
         if power.ndim != 2 or power.shape[1] != instance.num_links or power.shape[0] < 1:
-            raise AllocationError("power", f"expected shape (T, {instance.num_links}) with T >= 1, got {power.shape}")
+            raise AllocationError(
+                "power", f"expected shape (T, {instance.num_links}) with T >= 1, got {power.shape}",
+            )
         if share.shape != (power.shape[0],):
             raise AllocationError("time_share", f"expected shape ({power.shape[0]},), got {share.shape}")
         if (share < 0).any():
@@ -117,7 +126,8 @@ def frame_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
     """
     frame.check(instance)
     share = np.asarray(frame.time_share, dtype=np.float64)
-    slot_rates = [allocation_rates(instance, PowerAllocation(p)) for p in np.asarray(frame.power, dtype=np.float64)]
+    powers = np.asarray(frame.power, dtype=np.float64)
+    slot_rates = [allocation_rates(instance, PowerAllocation(p)) for p in powers]
     return share @ np.stack(slot_rates)
 
 
@@ -138,8 +148,10 @@ def frame_time_shares(slots: int, fair_time: float) -> np.ndarray:
 def _slot_weights(weight: np.ndarray, served: np.ndarray, alpha: float, offset: float) -> np.ndarray:
     r"""The next slot's weights :math:`w_k (\bar r_k + \epsilon)^{-\alpha}` (``served``
     :math:`\bar r`, ``offset`` :math:`\epsilon > 0`), computed in logarithms, no two more than
-    :data:`MAX_WEIGHT_RATIO` apart, scaled to the mean of ``weight`` (so that :math:`\alpha = 0`
-    gives ``weight`` itself) and kept within the weights an instance accepts."""
+    :data:`MAX_WEIGHT_RATIO` apart, scaled to the mean of ``weight``, and kept within the weights
+    an instance accepts; :math:`\alpha = 0` gives ``weight`` itself."""
+    if alpha == 0:  # exactly the instance's weights, whatever their spread
+        return weight.copy()
     log_weight = np.log(weight) - alpha * np.log(served + offset)
     log_weight = np.maximum(log_weight - log_weight.max(), -math.log(MAX_WEIGHT_RATIO))
     scaled = np.exp(log_weight)
@@ -157,12 +169,13 @@ def proportional_fair_frame(
     r"""The α-fair frame of ``allocate``'s answers (module docstring).
 
     Args:
-        instance: the links.
+        instance: the links (its utility, and an α-fair instance's ``alpha``, ``rate_min`` and
+            ``penalty``, are not used: every slot is a weighted sum rate).
         allocate: the per-slot allocator, e.g. ``lambda i: gnnalloc.solve(i, "gnn").allocation``
             or ``lambda i: wmmse(i).allocation``; called ``slots`` times, each time on the
             instance with the weighted sum rate as its utility and the slot's weights.
-        slots: :math:`T \ge 1` (enough that every link is served in some slot: about the links
-            of one interference neighbourhood over those a slot switches on).
+        slots: :math:`T \ge 1` (enough that almost every link is served in some slot: about the
+            links of one interference neighbourhood over those a slot switches on).
         alpha: :math:`\alpha` in [0, 100] of the slot weights (1: proportional fairness).
         fair_time: :math:`\lambda \in [0, 1]`, the share of the frame's time spread evenly over
             all slots (the rest goes to slot 1); :meth:`PowerFrame.with_fair_time` changes it
@@ -174,14 +187,16 @@ def proportional_fair_frame(
     Raises:
         ValueError: naming ``slots``, ``alpha``, ``fair_time`` or ``allocate``.
         AllocationError: naming ``allocate`` when an answer is not a finite power vector of the
-            instance's links.
+            instance's links within their ``pmax``.
     """
     time_share = frame_time_shares(slots, fair_time)
     check_nonnegative("alpha", alpha)
     if alpha > MAX_ALPHA:
         raise ValueError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
     if not callable(allocate):
-        raise ValueError(f"allocate: expected a function from an instance to a PowerAllocation, got {allocate!r}")
+        raise ValueError(
+            f"allocate: expected a function from an instance to a PowerAllocation, got {allocate!r}",
+        )
     base = replace(instance, utility="sum_rate")
     weight = np.asarray(instance.weight, dtype=np.float64)
     powers: list[np.ndarray] = []
@@ -197,6 +212,9 @@ def proportional_fair_frame(
         if not isinstance(answer, PowerAllocation):
             raise AllocationError("allocate", f"expected a PowerAllocation, got {type(answer).__name__}")
         answer.check(instance, "allocate.")
+        if max_violation(instance, answer) > PMAX_TOLERANCE:
+            raise AllocationError("allocate.power", "an answer is outside [0, pmax] (slot "
+                                  f"{slot + 1}: {max_violation(instance, answer):.3g} of pmax)")
         powers.append(np.asarray(answer.power, dtype=np.float64))
         rates.append(allocation_rates(instance, answer))
         if slot == 0:

@@ -40,6 +40,6 @@ def test_the_frame_rows_trade_sum_rate_for_the_bottom_of_the_rates():
     own, some, whole = rows
     assert own.sum_rate_kept == 1.0 and own.p5_rate == 0.0 and own.off > 0.2  # sum-rate WMMSE switches links off here
     assert 1.0 > some.sum_rate_kept > whole.sum_rate_kept > 0.5
-    assert whole.p5_rate > some.p5_rate > 0.0 and whole.off == some.off < own.off
+    assert whole.p5_rate > some.p5_rate > 0.0 and whole.off < own.off
     table = format_frame_table(rows)
     assert len(table.splitlines()) == 2 + len(rows) and "nan" not in table.lower()
