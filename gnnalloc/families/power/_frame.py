@@ -185,10 +185,12 @@ def proportional_fair_frame(
         The frame; its average rates are :func:`frame_rates`.
 
     Raises:
-        ValueError: naming ``slots``, ``alpha``, ``fair_time`` or ``allocate``.
+        ValueError: naming ``instance``, ``slots``, ``alpha``, ``fair_time`` or ``allocate``.
         AllocationError: naming ``allocate`` when an answer is not a finite power vector of the
             instance's links within their ``pmax``.
     """
+    if not isinstance(instance, PowerInstance):
+        raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
     time_share = frame_time_shares(slots, fair_time)
     check_nonnegative("alpha", alpha)
     if alpha > MAX_ALPHA:

@@ -166,12 +166,12 @@ def test_the_learned_allocator_fills_the_frame():
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"slots": 0}, "slots"), ({"alpha": -1.0}, "alpha"), ({"alpha": float("inf")}, "alpha"),
     ({"alpha": 101.0}, "alpha"), ({"fair_time": 2.0}, "fair_time"), ({"allocate": "wmmse"}, "allocate"),
+    ({"instance": {"format": "gnnalloc.power/v1"}}, "instance"),
 ])
 def test_bad_arguments_are_named(kwargs, field):
-    instance = d2d(6, seed=1)
-    options = {"allocate": lambda i: full_power(i).allocation, **kwargs}
+    options = {"instance": d2d(6, seed=1), "allocate": lambda i: full_power(i).allocation, **kwargs}
     with pytest.raises(ValueError, match=f"^{field}:"):
-        proportional_fair_frame(instance, **options)
+        proportional_fair_frame(**options)
 
 
 @pytest.mark.parametrize(("answer", "field"), [
