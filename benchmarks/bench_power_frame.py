@@ -39,7 +39,7 @@ from _common import power_suites, rate_front_cells, rate_front_header, write_tab
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.families.power import (  # noqa: E402
-    PowerAllocation, PowerInstance, frame_rates, proportional_fair_frame, wmmse,
+    PowerAllocation, PowerInstance, fair_time_rates, proportional_fair_frame, wmmse,
 )
 from gnnalloc.families.power._instance import MAX_ALPHA  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
@@ -91,20 +91,20 @@ def main() -> None:
     allocators["gnn"](power_suites(1, (), args.seed)["d2d K=20"][0])  # first-call costs, outside the timings
     rows = []
     for suite, cases in power_suites(args.instances, args.sparse, args.seed).items():
-        frames, seconds = {}, {}
+        fronts, seconds = {}, {}
         for name, allocate in allocators.items():
-            frames[name], seconds[name] = [], []
+            fronts[name], seconds[name] = [], []
             for instance in cases:
                 start = time.perf_counter()
-                frames[name].append(proportional_fair_frame(
-                    instance, allocate, slots=args.slots, alpha=args.alpha, fair_time=0.0,
-                ))
+                frame = proportional_fair_frame(instance, allocate, slots=args.slots, alpha=args.alpha)
                 seconds[name].append(time.perf_counter() - start)
-        own = {name: np.array([frame_rates(i, f).sum() for i, f in zip(cases, frames[name])]) for name in frames}
+                # (fair_time, link) average rates; fair_times[0] is 0, the allocator's own answer.
+                fronts[name].append(fair_time_rates(instance, frame, fair_times))
+        own = {name: np.array([front[0].sum() for front in fronts[name]]) for name in fronts}
         for name in allocators:
             ms = statistics.median(seconds[name]) * 1000
-            for fair_time in fair_times:
-                rates = [frame_rates(i, f.with_fair_time(fair_time)) for i, f in zip(cases, frames[name])]
+            for column, fair_time in enumerate(fair_times):
+                rates = [front[column] for front in fronts[name]]
                 rows.append([suite, name, f"{fair_time:g}", *rate_front_cells(rates, own[name], own["wmmse"]), f"{ms:.0f}"])
                 print(" | ".join(rows[-1]), flush=True)
     stem = "power_frame_sparse" if args.sparse else "power_frame"

@@ -14,7 +14,7 @@ from gnnalloc.families.power._allocation import (
 from gnnalloc.families.power._baselines import full_power, greedy, greedy_schedule
 from gnnalloc.families.power._family import METHODS, VALUE_RANGES, PowerFamily
 from gnnalloc.families.power._frame import (
-    DEFAULT_SLOTS, PowerFrame, frame_rates, frame_time_shares, proportional_fair_frame,
+    DEFAULT_SLOTS, PowerFrame, fair_time_rates, frame_rates, frame_time_shares, proportional_fair_frame,
 )
 from gnnalloc.families.power._generators import d2d, gaussian, itu1411_gain_db
 from gnnalloc.families.power._instance import (
@@ -37,7 +37,7 @@ __all__ = [
     "ALLOCATION_FORMAT", "DEFAULT_SLOTS", "FAMILY", "INSTANCE_FORMAT", "IterationTrace", "MAX_OPTIMUM_LINKS",
     "METHODS", "NormalisedProblem", "OFF_FRACTION", "PowerAllocation", "PowerFamily", "PowerFrame",
     "PowerInstance", "PowerScore", "VALUE_RANGES", "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL",
-    "allocation_rates", "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fp",
+    "allocation_rates", "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fair_time_rates", "fp",
     "fractional_programming", "frame_rates", "frame_time_shares", "full_power", "functional", "gaussian",
     "greedy", "greedy_schedule", "itu1411_gain_db", "load_power_allocation", "load_power_instance",
     "max_violation", "optimum", "proportional_fair_frame", "save_power_allocation", "save_power_instance",

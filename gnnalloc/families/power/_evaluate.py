@@ -20,7 +20,7 @@ import numpy as np
 
 from gnnalloc.core import SolveResult
 from gnnalloc.families.power._allocation import PowerAllocation
-from gnnalloc.families.power._frame import DEFAULT_SLOTS, frame_rates, proportional_fair_frame
+from gnnalloc.families.power._frame import DEFAULT_SLOTS, fair_time_rates, proportional_fair_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._score import OFF_FRACTION, score
@@ -193,13 +193,15 @@ def frame_rows(
     rows = []
     for suite in suites:
         cases = [suite.instance(HELD_OUT_SEED + i) for i in range(instances)]
-        frames = [proportional_fair_frame(i, allocate, fair_time=0.0) for i in cases]
-        own = sum(float(frame_rates(i, f).sum()) for i, f in zip(cases, frames))
+        frames = [proportional_fair_frame(i, allocate) for i in cases]
+        # (instance, fair_time, link) average rates, every slot's rates computed once.
+        front = [fair_time_rates(i, f, [0.0, *fair_times]) for i, f in zip(cases, frames)]
+        own = sum(float(rates[0].sum()) for rates in front)
         off = [f.power < OFF_FRACTION * i.pmax for i, f in zip(cases, frames)]  # (T, K) per instance
         off_in_slot_1 = float(np.mean([o[0].mean() for o in off]))
         off_in_every_slot = float(np.mean([o.all(axis=0).mean() for o in off]))
-        for fair_time in fair_times:
-            rates = [frame_rates(i, f.with_fair_time(fair_time)) for i, f in zip(cases, frames)]
+        for column, fair_time in enumerate(fair_times, start=1):
+            rates = [instance_rates[column] for instance_rates in front]
             rows.append(FrameRow(
                 suite.name, fair_time, sum(float(r.sum()) for r in rates) / own,
                 float(np.mean([np.percentile(r, 5) for r in rates])), float(np.mean([np.median(r) for r in rates])),

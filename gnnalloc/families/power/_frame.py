@@ -36,7 +36,7 @@ weighted sum rate: an α-fair instance's own ``alpha``, ``rate_min`` and ``penal
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,7 +46,9 @@ from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
 from gnnalloc.families.power._score import allocation_rates, max_violation
 
-__all__ = ["DEFAULT_SLOTS", "PowerFrame", "frame_rates", "frame_time_shares", "proportional_fair_frame"]
+__all__ = [
+    "DEFAULT_SLOTS", "PowerFrame", "fair_time_rates", "frame_rates", "frame_time_shares", "proportional_fair_frame",
+]
 
 #: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
 #: links/km²) all but a few tenths of a percent of the links are served in some slot
@@ -125,10 +127,27 @@ def frame_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
         AllocationError: naming ``power`` or ``time_share`` (:meth:`PowerFrame.check`).
     """
     frame.check(instance)
-    share = np.asarray(frame.time_share, dtype=np.float64)
+    return np.asarray(frame.time_share, dtype=np.float64) @ _slot_rates(instance, frame)
+
+
+def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequence[float]) -> np.ndarray:
+    r"""Each link's average rate over the frame's slots at each of ``fair_times``
+    (:meth:`PowerFrame.with_fair_time`; the frame's own time shares are not used),
+    ``(len(fair_times), K)``: the trade-off traced with every slot's rates computed once.
+
+    Raises:
+        AllocationError: naming ``power`` (:meth:`PowerFrame.check`).
+        ValueError: naming ``fair_time`` (:func:`frame_time_shares`).
+    """
+    frame.check(instance)
+    shares = np.stack([frame_time_shares(frame.slots, fair_time) for fair_time in fair_times])
+    return shares @ _slot_rates(instance, frame)
+
+
+def _slot_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
+    """Every slot's link rates, ``(T, K)`` (a frame already checked)."""
     powers = np.asarray(frame.power, dtype=np.float64)
-    slot_rates = [allocation_rates(instance, PowerAllocation(p)) for p in powers]
-    return share @ np.stack(slot_rates)
+    return np.stack([allocation_rates(instance, PowerAllocation(p)) for p in powers])
 
 
 def frame_time_shares(slots: int, fair_time: float) -> np.ndarray:
@@ -214,9 +233,10 @@ def proportional_fair_frame(
         if not isinstance(answer, PowerAllocation):
             raise AllocationError("allocate", f"expected a PowerAllocation, got {type(answer).__name__}")
         answer.check(instance, "allocate.")
-        if max_violation(instance, answer) > PMAX_TOLERANCE:
-            raise AllocationError("allocate.power", "an answer is outside [0, pmax] (slot "
-                                  f"{slot + 1}: {max_violation(instance, answer):.3g} of pmax)")
+        violation = max_violation(instance, answer)
+        if violation > PMAX_TOLERANCE:
+            raise AllocationError("allocate.power", f"an answer is outside [0, pmax] (slot {slot + 1}: "
+                                  f"{violation:.3g} of pmax)")
         powers.append(np.asarray(answer.power, dtype=np.float64))
         rates.append(allocation_rates(instance, answer))
         if slot == 0:

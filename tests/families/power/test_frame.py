@@ -10,8 +10,8 @@ import pytest
 
 from gnnalloc.core import AllocationError, solve
 from gnnalloc.families.power import (
-    PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, frame_rates, frame_time_shares,
-    full_power, proportional_fair_frame, wmmse,
+    PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, fair_time_rates, frame_rates,
+    frame_time_shares, full_power, proportional_fair_frame, wmmse,
 )
 from gnnalloc.families.power._frame import MAX_WEIGHT_RATIO, RATE_OFFSET_FRACTION, _slot_weights
 
@@ -57,6 +57,21 @@ def test_frame_rates_are_the_time_shared_average():
     expected = sum(s * allocation_rates(instance, PowerAllocation(p)) for s, p in zip(frame.time_share, powers))
     np.testing.assert_allclose(frame_rates(instance, frame), expected, rtol=1e-12)
     assert frame.slots == 3
+
+
+def test_the_trade_off_mixes_the_same_slot_rates():
+    instance = d2d(12, seed=4)
+    frame = proportional_fair_frame(instance, _wmmse, slots=4)
+    fair_times = [0.0, 0.25, 1.0]
+    front = fair_time_rates(instance, frame, fair_times)
+    assert front.shape == (3, 12)
+    for row, fair_time in zip(front, fair_times):
+        np.testing.assert_allclose(row, frame_rates(instance, frame.with_fair_time(fair_time)), rtol=1e-12)
+    with pytest.raises(ValueError, match="^fair_time:"):
+        fair_time_rates(instance, frame, [0.5, 1.5])
+    with pytest.raises(AllocationError) as error:
+        fair_time_rates(d2d(11, seed=4), frame, fair_times)
+    assert error.value.field == "power"
 
 
 @pytest.mark.parametrize(("power", "share", "field"), [
