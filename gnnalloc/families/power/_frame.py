@@ -137,9 +137,12 @@ def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequ
 
     Raises:
         AllocationError: naming ``power`` (:meth:`PowerFrame.check`).
-        ValueError: naming ``fair_time`` (:func:`frame_time_shares`).
+        ValueError: naming ``fair_times`` (not a non-empty sequence) or ``fair_time`` (a value
+            outside [0, 1], :func:`frame_time_shares`).
     """
     frame.check(instance)
+    if np.ndim(fair_times) != 1 or len(fair_times) == 0:  # a number, text or None has ndim 0
+        raise ValueError(f"fair_times: expected a non-empty sequence of numbers in [0, 1], got {fair_times!r}")
     shares = np.stack([frame_time_shares(frame.slots, fair_time) for fair_time in fair_times])
     return shares @ _slot_rates(instance, frame)
 

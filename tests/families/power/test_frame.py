@@ -64,11 +64,15 @@ def test_the_trade_off_mixes_the_same_slot_rates():
     frame = proportional_fair_frame(instance, _wmmse, slots=4)
     fair_times = [0.0, 0.25, 1.0]
     front = fair_time_rates(instance, frame, fair_times)
+    np.testing.assert_array_equal(fair_time_rates(instance, frame, np.array(fair_times)), front)
     assert front.shape == (3, 12)
     for row, fair_time in zip(front, fair_times):
         np.testing.assert_allclose(row, frame_rates(instance, frame.with_fair_time(fair_time)), rtol=1e-12)
     with pytest.raises(ValueError, match="^fair_time:"):
         fair_time_rates(instance, frame, [0.5, 1.5])
+    for bad in (0.5, [], None, "0.5"):
+        with pytest.raises(ValueError, match="^fair_times:"):
+            fair_time_rates(instance, frame, bad)
     with pytest.raises(AllocationError) as error:
         fair_time_rates(d2d(11, seed=4), frame, fair_times)
     assert error.value.field == "power"
