@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -132,6 +133,35 @@ def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
     return _load_allocation(family, instance, spec), _GAP_TO_FILE
 
 
+#: Options with flags of their own (or that are objects): not given through --option.
+_FLAGGED_OPTIONS = {"checkpoint": "--checkpoint", "time_limit": "--time-limit", "gap_tol": "--gap-tol",
+                    "allocator": "--checkpoint"}
+
+
+def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
+    """``--option NAME=NUMBER`` pairs as solve options (a JSON number: ``16`` is an integer,
+    ``0.2`` or ``1e-3`` a float); which names a method takes, :func:`gnnalloc.solve` checks."""
+    options: dict[str, int | float] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"option: expected NAME=NUMBER (e.g. fair_time=0.2), got {pair!r}")
+        if name in _FLAGGED_OPTIONS:
+            raise ValueError(f"option: give {name} with {_FLAGGED_OPTIONS[name]}, not --option")
+        if name in options:
+            raise ValueError(f"{name}: given twice")
+        try:
+            value = json.loads(text, parse_constant=lambda c: c)  # NaN / Infinity stay text: refused below
+            finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        except (ValueError, OverflowError):  # not JSON, or more digits than Python or a float holds
+            finite = False
+        if not finite:
+            raise ValueError(f"{name}: expected a finite number, got {text!r}")
+        options[name] = value
+    return options
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     from gnnalloc.core import family_of, load_instance, solve
 
@@ -150,6 +180,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
+    options.update(_numeric_options(args.option or ()))
     result = solve(instance, args.method, **options)
     missing = "n/a (pass --reference " + family.reference_method + ")"
     if args.method == family.reference_method:
@@ -271,6 +302,9 @@ def _parser() -> argparse.ArgumentParser:
                      "anytime; power: optimum)")
     sol.add_argument("--gap-tol", type=float,
                      help="edge methods dual and gnn: refine until the proven per-weight gap is at most this")
+    sol.add_argument("--option", action="append", metavar="NAME=NUMBER",
+                     help="a numeric option of the method, repeatable (e.g. power gnn_frame: "
+                     "--option fair_time=0.2 --option slots=8; wmmse: --option max_iter=200)")
     sol.add_argument("--out", type=Path, help="write the allocation JSON here")
     sol.set_defaults(run=_cmd_solve)
 

@@ -121,3 +121,49 @@ def test_keyword_only_generators_without_seed_get_required_flags(toy, tmp_path, 
             main(["generate", "grid", "--items", "2", "--seed", "1"])  # no --seed, --width missing
     finally:
         del toy.generators["grid"]
+
+
+def test_a_family_claiming_another_s_extra_allocation_format_is_refused():
+    """Formats choose the family: the power family's frame format is taken, as an allocation
+    format and as an extra one."""
+    from gnnalloc.core import allocation_formats, get_family
+
+    assert allocation_formats(get_family("power")) == ("gnnalloc.power-allocation/v1", "gnnalloc.power-frame/v1")
+    taken = ToyFamily()
+    taken.allocation_format = "gnnalloc.power-frame/v1"
+    with pytest.raises(ValueError, match="clashes with 'power'"):
+        register_family(taken)
+    extra = ToyFamily()
+    extra.extra_allocation_formats = ("gnnalloc.power-frame/v1",)
+    with pytest.raises(ValueError, match="clashes with 'power'"):
+        register_family(extra)
+    text = ToyFamily()
+    text.extra_allocation_formats = "toy.frame/v1"  # a string, not a tuple of them
+    with pytest.raises(TypeError, match="tuple of strings"):
+        register_family(text)
+    twice = ToyFamily()
+    twice.extra_allocation_formats = ("toy.allocation/v1",)
+    with pytest.raises(ValueError, match="one format twice"):
+        register_family(twice)
+
+
+@pytest.mark.parametrize(
+    ("option", "field"),
+    [("fair_time", "option"), ("=3", "option"), ("fair_time=nan", "fair_time"), ("fair_time=NaN", "fair_time"),
+     ("slots=x", "slots"), ("slots=true", "slots"), ("gap_tol=0.1", "option"), ("checkpoint=1", "option"),
+     ("fair_time=1" + "0" * 400, "fair_time"), ("fair_time=1" + "0" * 5000, "fair_time"), ("alpha=1e400", "alpha")],
+)
+def test_solve_options_are_numbers_named_when_bad(tmp_path, capsys, option, field):
+    out = tmp_path / "p.json"
+    assert main(["generate", "gaussian", "--links", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(out), "--method", "wmmse_frame", "--option", option]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {field}: ")
+
+
+def test_a_repeated_solve_option_is_named(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["generate", "gaussian", "--links", "3", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(out), "--method", "wmmse_frame", "--option", "slots=2", "--option", "slots=3"]) == 2
+    assert capsys.readouterr().err == "error: slots: given twice\n"

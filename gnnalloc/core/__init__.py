@@ -11,7 +11,7 @@ from gnnalloc.core._fields import (
 )
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
 from gnnalloc.core._registry import (
-    families, family_for_format, family_of, get_family, load_instance, parse_instance,
+    allocation_formats, families, family_for_format, family_of, get_family, load_instance, parse_instance,
     register_family, score, solve,
 )
 from gnnalloc.core._threads import THREADS_ENV, configure_threads
@@ -23,7 +23,7 @@ __all__ = [
     "SolveResult", "SolverError", "THREADS_ENV", "check_count", "check_fraction", "check_nonnegative",
     "check_positive", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
-    "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
+    "allocation_formats", "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",
     "resource_utility", "score", "Setting", "solve",
 ]

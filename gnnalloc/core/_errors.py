@@ -61,8 +61,15 @@ def is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range (e.g. 400 digits typed on a command line)
+        return False
+
+
 def _check_real(name: str, value: object, allow_zero: bool) -> None:
-    if not (is_real(value) and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+    if not (is_real(value) and _finite(value) and (value > 0 or (allow_zero and value == 0))):
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name}: must be a {kind} finite number, got {value!r}")
 

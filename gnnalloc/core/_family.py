@@ -141,7 +141,9 @@ class ProblemFamily(Protocol):
         instance_schema: a pydantic model of the instance document, for OpenAPI.
         default_checkpoint: the shipped model of its ``gnn`` method, or ``None``.
 
-    Optional members the engine uses when present: ``load_allocation(instance, path)``,
+    Optional members the engine uses when present: ``extra_allocation_formats`` (the ``format``
+    strings of further allocation documents ``parse_allocation`` reads and ``dump_allocation``
+    writes, e.g. the power family's time-sharing frames), ``load_allocation(instance, path)``,
     ``allocation_schema`` (a pydantic model of the allocation document, for OpenAPI),
     ``load_allocator(checkpoint_data, path)`` (the model of a checkpoint recording this family),
     ``warm_up()`` (lazy set-up a server pays before its first request), ``demo(out_dir) -> int``

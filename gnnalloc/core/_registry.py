@@ -19,13 +19,24 @@ from gnnalloc.core._family import ProblemFamily, SolveResult
 from gnnalloc.core._json import read_document
 
 __all__ = [
-    "families", "family_for_format", "family_of", "get_family", "load_instance", "parse_instance",
+    "allocation_formats", "families", "family_for_format", "family_of", "get_family", "load_instance", "parse_instance",
     "register_family", "score", "solve",
 ]
 
 _FAMILIES: dict[str, ProblemFamily] = {}
 _lock = threading.Lock()
 _discovered = False
+
+
+def allocation_formats(family: ProblemFamily) -> tuple[str, ...]:
+    """Every ``format`` of ``family``'s allocation documents: ``allocation_format`` first, then
+    the optional ``extra_allocation_formats`` (e.g. the power family's time-sharing frames)."""
+    return (family.allocation_format, *getattr(family, "extra_allocation_formats", ()))
+
+
+def _document_formats(family: ProblemFamily) -> tuple[str, ...]:
+    """Every ``format`` string ``family``'s documents carry (instance and allocations)."""
+    return (family.instance_format, *allocation_formats(family))
 
 
 def register_family(family: ProblemFamily) -> ProblemFamily:
@@ -37,13 +48,16 @@ def register_family(family: ProblemFamily) -> ProblemFamily:
     """
     if not isinstance(family, ProblemFamily):
         raise TypeError(f"family: {family!r} does not implement ProblemFamily")
+    extra = getattr(family, "extra_allocation_formats", ())
+    if not isinstance(extra, tuple) or not all(isinstance(f, str) for f in extra):
+        raise TypeError(f"family: {family.name!r}'s extra_allocation_formats must be a tuple of strings, got {extra!r}")
+    if len(set(_document_formats(family))) != len(_document_formats(family)):
+        raise ValueError(f"family: {family.name!r} uses one format twice: {_document_formats(family)}")
     with _lock:
         for other in _FAMILIES.values():
             if other is family:
                 return family
-            clash = {other.name, other.instance_format, other.allocation_format} & {
-                family.name, family.instance_format, family.allocation_format
-            }
+            clash = {other.name, *_document_formats(other)} & {family.name, *_document_formats(family)}
             if clash:
                 raise ValueError(f"family: {family.name!r} clashes with {other.name!r} on {sorted(clash)}")
         _FAMILIES[family.name] = family
@@ -85,7 +99,7 @@ def family_for_format(fmt: Any, where: str = "format") -> ProblemFamily:
         InstanceError: naming ``where`` when no family reads ``fmt``.
     """
     for family in families().values():
-        if fmt in (family.instance_format, family.allocation_format):
+        if fmt in _document_formats(family):
             return family
     known = ", ".join(sorted(f.instance_format for f in families().values()))
     raise InstanceError(where, f"unknown format {fmt!r}, expected one of {known}")

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, SolverError, configure_threads, cut_message, parse_document, families,
+    InstanceError, ProblemFamily, allocation_formats, SolverError, configure_threads, cut_message, parse_document, families,
     family_for_format, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
@@ -374,6 +374,7 @@ def create_app(
                 "title": family.title,
                 "instance_format": family.instance_format,
                 "allocation_format": family.allocation_format,
+                "allocation_formats": list(allocation_formats(family)),
                 "reference_method": family.reference_method,
                 "methods": {
                     m.name: {"description": m.description, "kind": m.kind, "options": list(m.options)}

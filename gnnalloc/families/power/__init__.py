@@ -9,12 +9,13 @@ engine (:func:`gnnalloc.core.solve`, the CLI, the server) uses.
 
 from gnnalloc.families.power import functional
 from gnnalloc.families.power._allocation import (
-    ALLOCATION_FORMAT, PowerAllocation, load_power_allocation, save_power_allocation,
+    ALLOCATION_FORMAT, FRAME_FORMAT, MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares, load_power_allocation,
+    parse_power_allocation, save_power_allocation,
 )
 from gnnalloc.families.power._baselines import full_power, greedy, greedy_schedule
 from gnnalloc.families.power._family import METHODS, VALUE_RANGES, PowerFamily
 from gnnalloc.families.power._frame import (
-    DEFAULT_SLOTS, PowerFrame, fair_time_rates, frame_rates, frame_time_shares, proportional_fair_frame,
+    DEFAULT_SLOTS, fair_time_rates, frame_rates, proportional_fair_frame, solve_frame,
 )
 from gnnalloc.families.power._generators import d2d, gaussian, itu1411_gain_db
 from gnnalloc.families.power._instance import (
@@ -27,19 +28,20 @@ from gnnalloc.families.power._iterative import (
 from gnnalloc.families.power._normalised import NormalisedProblem
 from gnnalloc.families.power._optimum import MAX_OPTIMUM_LINKS, box_upper_bound, branch_and_bound, optimum
 from gnnalloc.families.power._score import (
-    OFF_FRACTION, PowerScore, allocation_rates, allocation_utilities, max_violation, score,
+    OFF_FRACTION, PowerScore, allocation_rates, allocation_utilities, max_violation, score, slot_rates,
 )
 
 #: The family object the registry discovers.
 FAMILY = PowerFamily()
 
 __all__ = [
-    "ALLOCATION_FORMAT", "DEFAULT_SLOTS", "FAMILY", "INSTANCE_FORMAT", "IterationTrace", "MAX_OPTIMUM_LINKS",
+    "ALLOCATION_FORMAT", "DEFAULT_SLOTS", "FAMILY", "FRAME_FORMAT", "INSTANCE_FORMAT", "IterationTrace",
+    "MAX_OPTIMUM_LINKS", "MAX_SLOTS",
     "METHODS", "NormalisedProblem", "OFF_FRACTION", "PowerAllocation", "PowerFamily", "PowerFrame",
     "PowerInstance", "PowerScore", "VALUE_RANGES", "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL",
     "allocation_rates", "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fair_time_rates", "fp",
     "fractional_programming", "frame_rates", "frame_time_shares", "full_power", "functional", "gaussian",
     "greedy", "greedy_schedule", "itu1411_gain_db", "load_power_allocation", "load_power_instance",
-    "max_violation", "optimum", "proportional_fair_frame", "save_power_allocation", "save_power_instance",
-    "score", "starting_points", "wmmse", "wmmse_powers",
+    "max_violation", "optimum", "parse_power_allocation", "proportional_fair_frame", "save_power_allocation",
+    "save_power_instance", "score", "slot_rates", "solve_frame", "starting_points", "wmmse", "wmmse_powers",
 ]

@@ -8,8 +8,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from gnnalloc.core import Generator, InstanceError, Method, Setting, SolveResult
-from gnnalloc.families.power._allocation import ALLOCATION_FORMAT, PowerAllocation
+from gnnalloc.families.power._allocation import (
+    ALLOCATION_FORMAT, FRAME_FORMAT, PowerAllocation, PowerFrame, parse_power_allocation,
+)
 from gnnalloc.families.power._baselines import full_power, greedy
+from gnnalloc.families.power._frame import DEFAULT_SLOTS, solve_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import INSTANCE_FORMAT, PowerInstance
 from gnnalloc.families.power._iterative import fp, wmmse
@@ -34,6 +37,9 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 _ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
+_GNN_OPTIONS = ("allocator", "checkpoint", "refine_steps")
+#: The time-sharing methods' own options (:func:`~gnnalloc.families.power.proportional_fair_frame`).
+_FRAME_OPTIONS = ("slots", "alpha", "fair_time")
 
 _UTILITY_SETTINGS = (
     Setting("utility", str, "sum_rate", "sum_rate (weighted sum rate) or alpha_fair"),
@@ -73,6 +79,23 @@ def _gnn(instance: PowerInstance, **options: Any) -> SolveResult:
     return solve_gnn(instance, **options)
 
 
+def _gnn_frame(
+    instance: PowerInstance, *, slots: int = DEFAULT_SLOTS, alpha: float = 1.0, fair_time: float = 0.1,
+    **options: Any,
+) -> SolveResult:
+    from gnnalloc.families.power._learned import gnn_allocate
+
+    return solve_frame(instance, gnn_allocate(**options), "gnn_frame", slots=slots, alpha=alpha, fair_time=fair_time)
+
+
+def _wmmse_frame(
+    instance: PowerInstance, *, slots: int = DEFAULT_SLOTS, alpha: float = 1.0, fair_time: float = 0.1,
+    **options: Any,
+) -> SolveResult:
+    return solve_frame(instance, lambda slot: wmmse(slot, **options).allocation, "wmmse_frame",
+                       slots=slots, alpha=alpha, fair_time=fair_time)
+
+
 METHODS: dict[str, Method] = {
     "wmmse": Method(
         "wmmse", wmmse,
@@ -98,7 +121,18 @@ METHODS: dict[str, Method] = {
         "gnn", _gnn,
         "the learned allocator: HAN encoder start + WMMSE refinement (shipped checkpoint unless "
         "checkpoint or allocator is given)",
-        ("allocator", "checkpoint", "refine_steps"), kind="learned",
+        _GNN_OPTIONS, kind="learned",
+    ),
+    "gnn_frame": Method(
+        "gnn_frame", _gnn_frame,
+        f"proportional-fair time sharing: a frame of {DEFAULT_SLOTS} slots, each the learned allocator's "
+        "answer to the weighted sum rate with the scheduler's weights (gnnalloc.power-frame/v1)",
+        (*_FRAME_OPTIONS, *_GNN_OPTIONS), kind="learned",
+    ),
+    "wmmse_frame": Method(
+        "wmmse_frame", _wmmse_frame,
+        f"proportional-fair time sharing with WMMSE per slot ({DEFAULT_SLOTS} slots, gnnalloc.power-frame/v1)",
+        (*_FRAME_OPTIONS, *_ITERATIVE_OPTIONS), kind="classical",
     ),
 }
 
@@ -110,6 +144,8 @@ class PowerFamily:
     title = "wireless power control: K links sharing a band choose transmit powers"
     instance_format = INSTANCE_FORMAT
     allocation_format = ALLOCATION_FORMAT
+    #: The frames of the ``*_frame`` methods (:class:`PowerFrame`), read wherever allocations are.
+    extra_allocation_formats = (FRAME_FORMAT,)
     instance_type: type = PowerInstance
     reference_method = "wmmse"
     instance_schema: type = PowerInstanceV1
@@ -130,10 +166,10 @@ class PowerFamily:
     def dump_instance(self, instance: PowerInstance) -> dict[str, Any]:
         return instance.to_dict()
 
-    def parse_allocation(self, instance: PowerInstance, data: Any) -> PowerAllocation:
-        return PowerAllocation.from_dict(instance, data)
+    def parse_allocation(self, instance: PowerInstance, data: Any) -> PowerAllocation | PowerFrame:
+        return parse_power_allocation(instance, data)
 
-    def dump_allocation(self, instance: PowerInstance, allocation: PowerAllocation) -> dict[str, Any]:
+    def dump_allocation(self, instance: PowerInstance, allocation: PowerAllocation | PowerFrame) -> dict[str, Any]:
         return allocation.to_dict(instance)
 
     def size(self, instance: PowerInstance) -> int:
@@ -167,7 +203,8 @@ class PowerFamily:
                     raise InstanceError(name, f"{value!r} is outside the range this server accepts: {lo:g}..{hi:g}")
 
     def score(
-        self, instance: PowerInstance, allocation: PowerAllocation, reference: PowerAllocation | None = None,
+        self, instance: PowerInstance, allocation: PowerAllocation | PowerFrame,
+        reference: PowerAllocation | PowerFrame | None = None,
         upper_bound: float | None = None,
     ) -> PowerScore:
         return score(instance, allocation, reference, upper_bound)

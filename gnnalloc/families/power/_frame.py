@@ -36,18 +36,19 @@ weighted sum rate: an α-fair instance's own ``alpha``, ``rate_min`` and ``penal
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, check_count, check_fraction, check_nonnegative
-from gnnalloc.families.power._allocation import PowerAllocation
+from gnnalloc.core import AllocationError, SolveResult, check_nonnegative
+from gnnalloc.families.power._allocation import MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
-from gnnalloc.families.power._score import allocation_rates, max_violation
+from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
 
 __all__ = [
-    "DEFAULT_SLOTS", "PowerFrame", "fair_time_rates", "frame_rates", "frame_time_shares", "proportional_fair_frame",
+    "DEFAULT_SLOTS", "fair_time_rates", "frame_rates", "proportional_fair_frame", "solve_frame",
 ]
 
 #: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
@@ -66,58 +67,6 @@ PMAX_TOLERANCE = 1e-9
 MAX_WEIGHT_RATIO = 1e12
 
 
-@dataclass(frozen=True, eq=False)
-class PowerFrame:
-    """Transmit powers for ``T`` slots of a frame and the share of time each slot gets.
-
-    Args:
-        power: ``p^{(t)}_k`` per slot and link, ``(T, K)``.
-        time_share: :math:`\\theta_t`, ``(T,)``, non-negative, summing to 1.
-    """
-
-    power: np.ndarray
-    time_share: np.ndarray
-
-    def check(self, instance: PowerInstance) -> None:
-        """Raise :class:`AllocationError` naming ``power`` or ``time_share`` unless the shapes fit
-        ``instance``, every value is a finite real number, and the time shares are non-negative
-        and sum to 1."""
-        power = _real_array("power", self.power)
-        share = _real_array("time_share", self.time_share)
-        if power.ndim != 2 or power.shape[1] != instance.num_links or power.shape[0] < 1:
-            raise AllocationError(
-                "power", f"expected shape (T, {instance.num_links}) with T >= 1, got {power.shape}",
-            )
-        if share.shape != (power.shape[0],):
-            raise AllocationError("time_share", f"expected shape ({power.shape[0]},), got {share.shape}")
-        if (share < 0).any():
-            raise AllocationError("time_share", "must be non-negative")
-        if not math.isclose(float(share.sum()), 1.0, rel_tol=0.0, abs_tol=1e-9):
-            raise AllocationError("time_share", f"must sum to 1, got {float(share.sum())!r}")
-
-    @property
-    def slots(self) -> int:
-        """``T``, the number of slots."""
-        return int(np.asarray(self.power).shape[0])
-
-    def with_fair_time(self, fair_time: float) -> PowerFrame:
-        """The same slots with the time shares of ``fair_time`` (:func:`frame_time_shares`): the
-        trade-off is traced without asking the allocator again."""
-        return replace(self, time_share=frame_time_shares(self.slots, fair_time))
-
-
-def _real_array(name: str, values: object) -> np.ndarray:
-    try:
-        array = np.asarray(values)
-    except ValueError:  # ragged nested lists
-        raise AllocationError(name, "must be a rectangular array of numbers") from None
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise AllocationError(name, f"must be real numbers, got {array.dtype}")
-    if not np.isfinite(array).all():
-        raise AllocationError(name, "must be finite numbers")
-    return array.astype(np.float64)
-
-
 def frame_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
     r"""Each link's average rate over the frame, :math:`\bar r_k = \sum_t \theta_t r_k(p^{(t)})`,
     ``(K,)`` bits/s/Hz (negative powers count as 0, as in
@@ -127,7 +76,7 @@ def frame_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
         AllocationError: naming ``power`` or ``time_share`` (:meth:`PowerFrame.check`).
     """
     frame.check(instance)
-    return np.asarray(frame.time_share, dtype=np.float64) @ _slot_rates(instance, frame)
+    return allocation_rates(instance, frame)
 
 
 def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequence[float]) -> np.ndarray:
@@ -144,27 +93,7 @@ def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequ
     if np.ndim(fair_times) != 1 or len(fair_times) == 0:  # a number, text or None has ndim 0
         raise ValueError(f"fair_times: expected a non-empty sequence of numbers in [0, 1], got {fair_times!r}")
     shares = np.stack([frame_time_shares(frame.slots, fair_time) for fair_time in fair_times])
-    return shares @ _slot_rates(instance, frame)
-
-
-def _slot_rates(instance: PowerInstance, frame: PowerFrame) -> np.ndarray:
-    """Every slot's link rates, ``(T, K)`` (a frame already checked)."""
-    powers = np.asarray(frame.power, dtype=np.float64)
-    return np.stack([allocation_rates(instance, PowerAllocation(p)) for p in powers])
-
-
-def frame_time_shares(slots: int, fair_time: float) -> np.ndarray:
-    r"""The time shares of a ``slots``-slot frame at ``fair_time`` :math:`\lambda`: slot 1
-    :math:`1 - \lambda + \lambda / T`, each other :math:`\lambda / T`, ``(T,)``.
-
-    Raises:
-        ValueError: naming ``slots`` (an integer >= 1) or ``fair_time`` (in [0, 1]).
-    """
-    check_count("slots", slots, minimum=1)
-    check_fraction("fair_time", fair_time)
-    share = np.full(slots, fair_time / slots)
-    share[0] += 1.0 - fair_time
-    return share
+    return shares @ slot_rates(instance, frame)
 
 
 def _slot_weights(weight: np.ndarray, served: np.ndarray, alpha: float, offset: float) -> np.ndarray:
@@ -196,8 +125,9 @@ def proportional_fair_frame(
         allocate: the per-slot allocator, e.g. ``lambda i: gnnalloc.solve(i, "gnn").allocation``
             or ``lambda i: wmmse(i).allocation``; called ``slots`` times, each time on the
             instance with the weighted sum rate as its utility and the slot's weights.
-        slots: :math:`T \ge 1` (enough that almost every link is served in some slot: about the
-            links of one interference neighbourhood over those a slot switches on).
+        slots: :math:`T` in 1.. :data:`MAX_SLOTS` (enough that almost every link is served in
+            some slot: about the links of one interference neighbourhood over those a slot
+            switches on).
         alpha: :math:`\alpha` in [0, 100] of the slot weights (1: proportional fairness).
         fair_time: :math:`\lambda \in [0, 1]`, the share of the frame's time spread evenly over
             all slots (the rest goes to slot 1); :meth:`PowerFrame.with_fair_time` changes it
@@ -214,6 +144,8 @@ def proportional_fair_frame(
     if not isinstance(instance, PowerInstance):
         raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
     time_share = frame_time_shares(slots, fair_time)
+    if slots > MAX_SLOTS:  # what a solve returns must fit its document
+        raise ValueError(f"slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
     check_nonnegative("alpha", alpha)
     if alpha > MAX_ALPHA:
         raise ValueError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
@@ -246,3 +178,25 @@ def proportional_fair_frame(
             # A layout where slot 1 serves nothing at all still gets a positive offset.
             offset = RATE_OFFSET_FRACTION * max(float(rates[0].mean()), 1e-12)
     return PowerFrame(np.stack(powers), time_share)
+
+
+def solve_frame(
+    instance: PowerInstance,
+    allocate: Callable[[PowerInstance], PowerAllocation],
+    method: str,
+    *,
+    slots: int = DEFAULT_SLOTS,
+    alpha: float = 1.0,
+    fair_time: float = 0.1,
+) -> SolveResult:
+    """:func:`proportional_fair_frame` as a method's answer: a :class:`SolveResult` whose
+    allocation is the frame, named ``method``, timed over the whole frame (what ``allocate``
+    loads before its first call, e.g. a model, is the caller's). No bound is proven.
+
+    Raises:
+        ValueError, AllocationError: as :func:`proportional_fair_frame`.
+    """
+    start = time.perf_counter()
+    frame = proportional_fair_frame(instance, allocate, slots=slots, alpha=alpha, fair_time=fair_time)
+    return SolveResult(frame, method, time.perf_counter() - start)
+

@@ -4,8 +4,8 @@ map from an instance to a :class:`PowerAllocation`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from gnnalloc.families.power._model import PowerAllocator
 from gnnalloc.families.power._normalised import NormalisedProblem
 from gnnalloc.nn import ShippedModel
 
-__all__ = ["DEFAULT_CHECKPOINT", "allocate_powers", "shipped_power_allocator", "solve_gnn"]
+__all__ = ["DEFAULT_CHECKPOINT", "allocate_powers", "gnn_allocate", "shipped_power_allocator", "solve_gnn"]
 
 #: The shipped model (``make train`` writes it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"
@@ -49,6 +49,27 @@ def allocate_powers(model: PowerAllocator, instance: PowerInstance, steps: int |
     return PowerAllocation(np.minimum(power, instance.pmax))
 
 
+def gnn_allocate(
+    *,
+    allocator: PowerAllocator | None = None,
+    checkpoint: str | Path | None = None,
+    refine_steps: int | None = None,
+) -> Callable[[PowerInstance], PowerAllocation]:
+    """The ``gnn`` method as a function of the instance, its model loaded now, once: the shipped
+    model unless ``allocator`` or ``checkpoint`` is given; ``refine_steps`` overrides the model's
+    number of WMMSE refinement steps.
+
+    Raises:
+        ValueError: naming ``refine_steps`` or ``checkpoint``.
+    """
+    if refine_steps is not None:
+        check_count("refine_steps", refine_steps)
+    if allocator is None:
+        allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
+    model = allocator
+    return lambda instance: allocate_powers(model, instance, refine_steps)
+
+
 def solve_gnn(
     instance: PowerInstance,
     *,
@@ -56,12 +77,8 @@ def solve_gnn(
     checkpoint: str | Path | None = None,
     refine_steps: int | None = None,
 ) -> SolveResult:
-    """The ``gnn`` method: the shipped model unless ``allocator`` or ``checkpoint`` is given;
-    ``refine_steps`` overrides the model's number of WMMSE refinement steps."""
-    if refine_steps is not None:
-        check_count("refine_steps", refine_steps)
-    if allocator is None:
-        allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
-    start = time.perf_counter()  # model loading excluded
-    allocation = allocate_powers(allocator, instance, refine_steps)
+    """The ``gnn`` method (:func:`gnn_allocate`'s answer, model loading excluded from its time)."""
+    allocate = gnn_allocate(allocator=allocator, checkpoint=checkpoint, refine_steps=refine_steps)
+    start = time.perf_counter()
+    allocation = allocate(instance)
     return SolveResult(allocation, "gnn", time.perf_counter() - start)

@@ -1,4 +1,8 @@
-"""Score a power allocation: objective, gaps, feasibility, and the rate distribution."""
+r"""Score a power allocation or frame: objective, gaps, feasibility, and the rate distribution.
+
+A frame (:class:`~gnnalloc.families.power.PowerFrame`) is scored on its links' average rates
+:math:`\bar r_k = \sum_t \theta_t r_k(p^{(t)})`; one power vector is a frame of one slot.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,18 @@ import torch
 from torch import Tensor
 
 from gnnalloc.core import AllocationError, is_real
-from gnnalloc.families.power._allocation import PowerAllocation
+from gnnalloc.families.power._allocation import PowerAllocation, PowerFrame
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._links import LinkBatch, link_rates
 from gnnalloc.families.power.functional import link_utility
 from gnnalloc.metrics import jain_index, utility_gap
 
-__all__ = ["OFF_FRACTION", "PowerScore", "allocation_rates", "allocation_utilities", "max_violation", "score"]
+__all__ = [
+    "OFF_FRACTION", "PowerScore", "allocation_rates", "allocation_utilities", "max_violation", "score", "slot_rates",
+]
+
+#: What :func:`score` and the rate functions take: one power vector or a frame of them.
+Answer = PowerAllocation | PowerFrame
 
 #: A link transmitting below this fraction of its ``pmax`` counts as switched off.
 OFF_FRACTION = 1e-6
@@ -25,7 +34,8 @@ OFF_FRACTION = 1e-6
 
 @dataclass(frozen=True)
 class PowerScore:
-    """Quality, fairness and feasibility of one power allocation (a :class:`gnnalloc.core.Score`).
+    """Quality, fairness and feasibility of one power allocation or frame (a
+    :class:`gnnalloc.core.Score`); a frame's rates are its links' average rates.
 
     Args:
         objective: the instance's objective :math:`\\sum_k U_k` (weighted sum rate or α-fair).
@@ -39,7 +49,9 @@ class PowerScore:
         rate_p5: 5th percentile of the link rates (linear interpolation).
         jain: Jain's index of the rates.
         geomean_rate: geometric mean of the rates (0 if any link gets none).
-        links_off: links below :data:`OFF_FRACTION` of their ``pmax``.
+        links_off: links below :data:`OFF_FRACTION` of their ``pmax`` (in a frame: in every
+            slot that has time).
+        slots: the frame's slots (1 for one power vector).
     """
 
     objective: float
@@ -53,6 +65,7 @@ class PowerScore:
     jain: float
     geomean_rate: float
     links_off: int
+    slots: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """Every metric by name."""
@@ -73,13 +86,35 @@ class PowerScore:
             ("links switched off", str(self.links_off)),
             ("max violation", f"{self.max_violation:.3g}"),
         ]
+        if self.slots > 1:
+            rows.insert(1 + (self.gap is not None) + (self.gap_bound is not None),
+                        ("time-shared slots (rates are frame averages)", str(self.slots)))
         return rows
 
 
-def _rates(instance: PowerInstance, power: np.ndarray) -> Tensor:
+def _shares(instance: PowerInstance, power: np.ndarray) -> Tensor:
+    """Power shares of ``pmax``, ``(K,)`` or ``(K, T)``."""
     # A negative power is a violation (reported as such); as a signal it is no signal.
-    share = np.clip(power, 0.0, None) / instance.pmax
-    return link_rates(LinkBatch.of(instance), torch.as_tensor(share, dtype=torch.float64))
+    pmax = instance.pmax if power.ndim == 1 else instance.pmax[:, None]
+    return torch.as_tensor(np.clip(power, 0.0, None) / pmax, dtype=torch.float64)
+
+
+def _slot_rates(instance: PowerInstance, allocation: Answer) -> Tensor:
+    """Each slot's rates, ``(K, T)`` (one evaluation for all slots)."""
+    power = np.asarray(allocation.power, dtype=np.float64).reshape(-1, instance.num_links)
+    return link_rates(LinkBatch.of(instance), _shares(instance, power.T))
+
+
+def _rates(instance: PowerInstance, allocation: Answer) -> Tensor:
+    """The links' (average) rates, ``(K,)``: over the slots that have time (a slot without time
+    sends nothing, whatever its powers)."""
+    if isinstance(allocation, PowerAllocation):  # one slot: its rates, not rates times 1.0
+        return link_rates(LinkBatch.of(instance), _shares(instance, np.asarray(allocation.power, dtype=np.float64)))
+    time_share = np.asarray(allocation.time_share, dtype=np.float64)
+    timed = time_share > 0
+    power = np.asarray(allocation.power, dtype=np.float64)[timed]
+    rates = link_rates(LinkBatch.of(instance), _shares(instance, power.T))
+    return rates @ torch.as_tensor(time_share[timed])
 
 
 def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:
@@ -90,18 +125,26 @@ def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:
     )
 
 
-def allocation_rates(instance: PowerInstance, allocation: PowerAllocation) -> np.ndarray:
-    """Per-link rates (bits/s/Hz) of ``allocation``, ``(K,)`` (negative powers count as 0)."""
-    return _rates(instance, allocation.power).numpy()
+def slot_rates(instance: PowerInstance, allocation: Answer) -> np.ndarray:
+    """Each slot's per-link rates (bits/s/Hz), ``(T, K)`` (one row for a power vector;
+    negative powers count as 0)."""
+    return _slot_rates(instance, allocation).numpy().T.copy()
 
 
-def allocation_utilities(instance: PowerInstance, allocation: PowerAllocation) -> np.ndarray:
-    """Per-link utilities :math:`U_k` of ``allocation``, ``(K,)``."""
-    return _utilities(instance, _rates(instance, allocation.power)).numpy()
+def allocation_rates(instance: PowerInstance, allocation: Answer) -> np.ndarray:
+    """Per-link rates (bits/s/Hz) of ``allocation``, ``(K,)``: a frame's are the time-weighted
+    averages over its slots (negative powers count as 0)."""
+    return _rates(instance, allocation).numpy()
 
 
-def max_violation(instance: PowerInstance, allocation: PowerAllocation) -> float:
-    """Largest power below 0 or above ``pmax``, relative to ``pmax`` (0 when feasible)."""
+def allocation_utilities(instance: PowerInstance, allocation: Answer) -> np.ndarray:
+    """Per-link utilities :math:`U_k` of ``allocation``'s (average) rates, ``(K,)``."""
+    return _utilities(instance, _rates(instance, allocation)).numpy()
+
+
+def max_violation(instance: PowerInstance, allocation: Answer) -> float:
+    """Largest power below 0 or above ``pmax``, relative to ``pmax`` (0 when feasible); in a
+    frame, over every slot, those without time included (the document holds them)."""
     power = np.asarray(allocation.power, dtype=np.float64)
     excess = np.maximum(power - instance.pmax, 0.0) + np.maximum(-power, 0.0)
     return float((excess / instance.pmax).max())
@@ -109,16 +152,17 @@ def max_violation(instance: PowerInstance, allocation: PowerAllocation) -> float
 
 def score(
     instance: PowerInstance,
-    allocation: PowerAllocation,
-    reference: PowerAllocation | None = None,
+    allocation: Answer,
+    reference: Answer | None = None,
     upper_bound: float | None = None,
 ) -> PowerScore:
-    """Score ``allocation``; with ``reference`` (e.g. WMMSE's) also the utility gap, with
-    ``upper_bound`` (a proven bound on the optimal objective) also the gap bound.
+    """Score ``allocation`` (a power vector or a frame); with ``reference`` (e.g. WMMSE's) also
+    the utility gap, with ``upper_bound`` (a proven bound on the optimal objective) also the gap
+    bound.
 
     Raises:
-        AllocationError: naming ``power`` (``reference.power``) for a wrong shape or non-finite
-            entries.
+        AllocationError: naming ``power`` or a frame's ``time_share`` (``reference.power``...)
+            for a wrong shape, non-finite entries or shares that are no distribution over slots.
         ValueError: naming ``upper_bound`` when it is not a number.
     """
     allocation.check(instance)
@@ -126,18 +170,20 @@ def score(
         reference.check(instance, "reference.")
     if upper_bound is not None and not (is_real(upper_bound) and not math.isnan(upper_bound)):
         raise ValueError(f"upper_bound: must be a number (inf: no bound), got {upper_bound!r}")
-    rates = _rates(instance, allocation.power)
+    rates = _rates(instance, allocation)
     utility = _utilities(instance, rates)
     weight = torch.as_tensor(instance.weight, dtype=torch.float64)
     objective = float(utility.sum())
     gap = None
     if reference is not None:
-        gap = float(utility_gap(utility, _utilities(instance, _rates(instance, reference.power)), weight))
+        gap = float(utility_gap(utility, _utilities(instance, _rates(instance, reference)), weight))
     gap_bound = None
     if upper_bound is not None and math.isfinite(upper_bound):
         total = utility.sum().reshape(1)
         gap_bound = max(0.0, float(utility_gap(total, total.new_tensor([upper_bound]), weight)))
-    off = np.asarray(allocation.power) < OFF_FRACTION * instance.pmax
+    power = np.asarray(allocation.power, dtype=np.float64).reshape(-1, instance.num_links)
+    timed = power[np.asarray(allocation.time_share) > 0]
+    off = (timed < OFF_FRACTION * instance.pmax).all(axis=0)  # silent whenever it has time
     result = PowerScore(
         objective=objective,
         gap=gap,
@@ -150,13 +196,15 @@ def score(
         jain=float(jain_index(rates)),
         geomean_rate=float(torch.exp(torch.log(rates).mean())),
         links_off=int(off.sum()),
+        slots=allocation.slots,
     )
     # A figure that overflowed is no score: name it rather than print inf or nan.
     for key, value in result.as_dict().items():
         if isinstance(value, float) and not math.isfinite(value):
-            worst = int(np.argmax(np.abs(np.asarray(allocation.power)) / instance.pmax))
+            slot, worst = np.unravel_index(int(np.argmax(np.abs(timed) / instance.pmax)), timed.shape)
+            where = f" in slot {int(slot) + 1}" if allocation.slots > 1 else ""
             raise AllocationError(
                 "power", f"the allocation's values overflow the metrics ({key} = {value}; "
-                f"largest power relative to pmax: link {instance.link_ids[worst]!r})",
+                f"largest power relative to pmax: link {instance.link_ids[int(worst)]!r}{where})",
             )
     return result

@@ -7,12 +7,16 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gnnalloc.cli import main
 from gnnalloc.core import family_of, load_instance, solve
-from gnnalloc.families.power import d2d, gaussian
+from gnnalloc.families.power import (
+    FRAME_FORMAT, PowerFrame, allocation_rates, d2d, gaussian, proportional_fair_frame, wmmse,
+)
+from gnnalloc.families.power._learned import gnn_allocate
 from gnnalloc.families.power._model import PowerAllocator
 from gnnalloc.serve import create_app
 
@@ -110,3 +114,67 @@ def test_score_refuses_powers_that_overflow_the_metrics(tmp_path, capsys, value)
     out, err = capsys.readouterr()
     assert "inf" not in out and "nan" not in out
     assert err.startswith("error: power: ") and err.count("\n") == 1, err
+
+
+def test_frame_methods_through_the_cli(tmp_path, checkpoint, capsys):
+    """gnn_frame with --option: the frame document is written, read back and scored."""
+    instance_path = tmp_path / "d.json"
+    assert main(["generate", "d2d", "--links", "8", "--seed", "3", "--out", str(instance_path)]) == 0
+    out = tmp_path / "frame.json"
+    assert main(["solve", str(instance_path), "--method", "gnn_frame", "--checkpoint", str(checkpoint),
+                 "--option", "slots=4", "--option", "fair_time=0.5", "--option", "alpha=2",
+                 "--reference", "wmmse", "--out", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "time-shared slots (rates are frame averages)  4" in summary and "gap to wmmse" in summary
+    document = json.loads(out.read_text())
+    assert document["format"] == FRAME_FORMAT and len(document["slots"]) == 4
+    assert [slot["time_share"] for slot in document["slots"]] == [0.625, 0.125, 0.125, 0.125]
+    instance = load_instance(instance_path)
+    expected = proportional_fair_frame(instance, gnn_allocate(checkpoint=checkpoint), slots=4, alpha=2.0, fair_time=0.5)
+    read = [[link["power"] for link in slot["links"]] for slot in document["slots"]]
+    assert read == expected.power.tolist()
+    assert main(["score", str(instance_path), str(out)]) == 0
+    assert "time-shared slots" in capsys.readouterr().out
+    document["slots"][1]["time_share"] = 0.5
+    out.write_text(json.dumps(document))
+    assert main(["score", str(instance_path), str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: slots: the time shares must sum to 1")
+
+
+def test_server_answers_frame_methods_with_frames(model):
+    from fastapi.testclient import TestClient
+
+    app = create_app(allocators={"power": model}, max_users=200)
+    instance = d2d(15, 4)
+    with TestClient(app) as client:
+        listed = client.get("/v1/methods").json()["power"]
+        assert listed["allocation_formats"] == ["gnnalloc.power-allocation/v1", FRAME_FORMAT]
+        assert {"gnn_frame", "wmmse_frame"} <= set(listed["methods"])
+        for method in ("gnn_frame", "wmmse_frame"):
+            response = client.post(f"/v1/allocate?method={method}", json=instance.to_dict())
+            assert response.status_code == 200, response.text
+            body = response.json()
+            frame = PowerFrame.from_dict(instance, body["allocation"])
+            assert frame.slots == body["metrics"]["slots"] == 16
+            assert body["metrics"]["max_violation"] == 0 and body["metrics"]["links_off"] == 0
+            assert body["metrics"]["sum_rate"] == pytest.approx(allocation_rates(instance, frame).sum(), rel=1e-12)
+        # The server's model answers every slot (not the shipped one).
+        body = client.post("/v1/allocate?method=gnn_frame", json=instance.to_dict()).json()
+        expected = proportional_fair_frame(instance, gnn_allocate(allocator=model))
+        assert np.array_equal(PowerFrame.from_dict(instance, body["allocation"]).power, expected.power)
+
+
+def test_frame_methods_validate_their_options(model):
+    instance = gaussian(5, 1)
+    with pytest.raises(ValueError, match="^slots: "):
+        solve(instance, "gnn_frame", allocator=model, slots=0)
+    with pytest.raises(ValueError, match="^fair_time: "):
+        solve(instance, "wmmse_frame", fair_time=1.5)
+    with pytest.raises(ValueError, match="^max_iter: "):
+        solve(instance, "wmmse_frame", max_iter=-1)
+    with pytest.raises(ValueError, match="^gap_tol: "):
+        solve(instance, "wmmse_frame", gap_tol=0.1)
+    result = solve(instance, "wmmse_frame", slots=3, seed=2)
+    expected = proportional_fair_frame(instance, lambda i: wmmse(i, seed=2).allocation, slots=3)
+    assert result.method == "wmmse_frame" and result.upper_bound is None and result.seconds > 0
+    assert np.array_equal(result.allocation.power, expected.power)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from gnnalloc.core import (
     load_instance,
 )
 from gnnalloc.families.power import (
-    FAMILY, PowerAllocation, PowerInstance, gaussian, optimum, save_power_instance, score, wmmse,
+    FAMILY, FRAME_FORMAT, MAX_SLOTS, PowerAllocation, PowerFrame, PowerInstance, gaussian, load_power_allocation, optimum,
+    save_power_allocation, save_power_instance, score, wmmse,
 )
 
 
@@ -65,6 +68,74 @@ def test_gaps_violations_and_switched_off_links():
         score(instance, PowerAllocation(power=np.array([1.0, np.inf])))
 
 
+def test_a_frame_is_scored_on_its_average_rates():
+    """Two slots at 3/4 and 1/4: each link's rate is the time-weighted mean of its slot rates,
+    the objective the utility of those means, and a link is off only if off in every timed slot."""
+    instance = _two_links()
+    frame = PowerFrame(power=np.array([[1.0, 0.0], [0.0, 0.5], [0.0, 3.0]]), time_share=np.array([0.75, 0.25, 0.0]))
+    report = score(instance, frame, reference=PowerAllocation(power=np.array([1.0, 0.0])))
+    a, b = 0.75 * math.log2(1 + 0.8 / 0.1), 0.25 * math.log2(1 + 0.25 / 0.1)
+    assert report.objective == pytest.approx(2 * a + b)
+    assert report.sum_rate == pytest.approx(a + b) and report.min_rate == pytest.approx(b)
+    assert report.gap == pytest.approx((2 * math.log2(9.0) - 2 * a - b) / 3.0)
+    assert report.slots == 3 and report.links_off == 0
+    assert report.max_violation == pytest.approx(0.5)  # 3.0 against b's pmax 2.0, in an untimed slot
+    assert ("time-shared slots (rates are frame averages)", "3") in report.rows()
+    silent = PowerFrame(power=np.array([[1.0, 0.0], [0.0, 0.0]]), time_share=np.array([0.5, 0.5]))
+    assert score(instance, silent).links_off == 1
+    untimed = PowerFrame(power=np.array([[1.0, 0.0], [0.0, 2.0]]), time_share=np.array([1.0, 0.0]))
+    assert score(instance, untimed).links_off == 1  # b transmits only in a slot with no time
+    # Powers that overflow the rates count only where they send: in a slot without time they
+    # are a violation, in a timed one a named error.
+    huge = PowerFrame(power=np.array([[1.0, 0.0], [1.7e308, 1.7e308]]), time_share=np.array([1.0, 0.0]))
+    assert score(instance, huge).objective == pytest.approx(2 * math.log2(9.0))
+    with pytest.raises(AllocationError, match=r"^power: .*link 'a' in slot 2"):
+        score(instance, replace(huge, time_share=np.array([0.5, 0.5])))
+    assert score(instance, PowerAllocation(power=np.array([1.0, 0.5]))).slots == 1
+    with pytest.raises(AllocationError, match=r"^reference\.time_share:"):
+        score(instance, frame, reference=PowerFrame(power=frame.power, time_share=np.array([0.5, 0.25, 0.0])))
+
+
+def test_frame_documents_round_trip_and_name_bad_fields(tmp_path):
+    instance = _two_links()
+    frame = PowerFrame(power=np.array([[1.0, 0.0], [0.1 + 0.2, 0.5]]), time_share=np.array([0.7, 0.3]))
+    document = FAMILY.dump_allocation(instance, frame)
+    assert document["format"] == FRAME_FORMAT and document["slots"][0]["links"][0] == {"id": "a", "power": 1.0}
+    back = FAMILY.parse_allocation(instance, json.loads(json.dumps(document)))
+    assert isinstance(back, PowerFrame)
+    assert np.array_equal(back.power, frame.power) and np.array_equal(back.time_share, frame.time_share)
+    save_power_allocation(instance, frame, tmp_path / "f.json")
+    assert np.array_equal(load_power_allocation(instance, tmp_path / "f.json").power, frame.power)
+    one = FAMILY.parse_allocation(instance, FAMILY.dump_allocation(instance, PowerAllocation(np.array([1.0, 0.5]))))
+    assert isinstance(one, PowerAllocation)
+
+    def slot(share, powers=(1.0, 0.5)):
+        return {"time_share": share, "links": [{"id": "a", "power": powers[0]}, {"id": "b", "power": powers[1]}]}
+
+    bad = [
+        ({"format": "gnnalloc.power-frames/v1", "slots": [slot(1.0)]}, "format"),
+        ({"format": FRAME_FORMAT}, "slots"),
+        ({"format": FRAME_FORMAT, "slots": []}, "slots"),
+        ({"format": FRAME_FORMAT, "slots": [slot(1.0 / (MAX_SLOTS + 1))] * (MAX_SLOTS + 1)}, "slots"),
+        ({"format": FRAME_FORMAT, "slots": {"0": slot(1.0)}}, "slots"),
+        ({"format": FRAME_FORMAT, "slots": [slot(1.0)], "extra": 1}, "extra"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), slot(0.4)]}, "slots"),
+        ({"format": FRAME_FORMAT, "slots": [slot(1.2), slot(-0.2)]}, "slots[1].time_share"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), slot("half")]}, "slots[1].time_share"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), {"links": slot(0.5)["links"]}]}, "slots[1].time_share"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), dict(slot(0.5), power=1)]}, "slots[1].power"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), 0.5]}, "slots[1]"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), slot(0.5, (1.0, "x"))]}, "slots[1].links[1].power"),
+        ({"format": FRAME_FORMAT, "slots": [slot(0.5), slot(0.5, (1.0, float("nan")))]}, "slots[1].links[1].power"),
+        ({"format": FRAME_FORMAT, "slots": [slot(1.0) | {"links": slot(1.0)["links"][:1]}]}, "slots[0].links"),
+    ]
+    for data, field in bad:
+        with pytest.raises(AllocationError) as caught:
+            FAMILY.parse_allocation(instance, data)
+        assert caught.value.field == field, (data, caught.value)
+    assert FAMILY.parse_allocation(instance, {"format": FRAME_FORMAT, "slots": [slot(0.333), slot(0.333), slot(0.334)]}).slots == 3
+
+
 def test_rows_render_every_metric():
     instance = gaussian(5, seed=0)
     result = optimum(gaussian(3, seed=0))
@@ -82,7 +153,7 @@ def test_the_family_implements_the_protocol():
     instance = gaussian(4)
     assert family_of(instance) is FAMILY and FAMILY.size(instance) == 4
     assert FAMILY.methods["wmmse"].kind == "reference" and FAMILY.reference_method == "wmmse"
-    assert set(FAMILY.methods) == {"wmmse", "fp", "full_power", "greedy", "optimum", "gnn"}
+    assert set(FAMILY.methods) == {"wmmse", "fp", "full_power", "greedy", "optimum", "gnn", "gnn_frame", "wmmse_frame"}
     assert set(FAMILY.generators) == {"gaussian", "d2d"}
     assert FAMILY.default_checkpoint is not None and FAMILY.default_checkpoint.name == "power.ckpt"
     assert FAMILY.default_checkpoint.parent.name == "checkpoints"
