@@ -64,6 +64,8 @@ DEFAULT_MAX_USERS = 20000
 DEFAULT_MAX_PAIRS = 400_000
 DEFAULT_EXACT_MAX_USERS = 5000
 DEFAULT_EXACT_TIME_LIMIT = 30.0
+#: The most slots a request may ask of a time-sharing method (each slot is one solve).
+MAX_FRAME_SLOTS = 64
 
 # A user entry of the v1 format is ~240 bytes as written by `Instance.to_dict`; 2 KiB per user
 # leaves room for long ids and pretty-printing, 1 MiB for servers and links.
@@ -433,9 +435,8 @@ def create_app(
         for name in options:
             if name not in family.methods[method].options:
                 takers = [m.name for m in family.methods.values() if name in m.options]
-                raise _HTTPError(
-                    422, name, f"method {method!r} takes no {name} (methods that do: {', '.join(takers)})"
-                )
+                which = f"methods that do: {', '.join(takers)}" if takers else f"no {family.name} method does"
+                raise _HTTPError(422, name, f"method {method!r} takes no {name} ({which})")
         # Reference solvers always run under the server's limit; another method only when the
         # request asks for one (dual refines anytime then), and never beyond the server's.
         if family.methods[method].kind == "reference" or "time_limit" in options:
@@ -504,6 +505,19 @@ def create_app(
             None, gt=0, allow_inf_nan=False,
             description="Seconds the solve may take, at most the server's --exact-time-limit.",
         ),
+        slots: int | None = Query(
+            None, ge=1, le=MAX_FRAME_SLOTS,
+            description="Time-sharing methods (power: gnn_frame, wmmse_frame): slots of the frame, one solve each.",
+        ),
+        fair_time: float | None = Query(
+            None, ge=0, le=1, allow_inf_nan=False,
+            description="Time-sharing methods: the share of the frame's time spread evenly over all slots.",
+        ),
+        alpha: float | None = Query(
+            None, ge=0, le=100, allow_inf_nan=False,
+            description="Time-sharing methods: alpha of the scheduler's slot weights (1: proportional fair; "
+            "not the instance's utility).",
+        ),
     ) -> Response:
         """Allocate an instance of any family (its ``format`` chooses) and score the allocation.
 
@@ -516,7 +530,13 @@ def create_app(
                 raise _HTTPError(
                     400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
                 )
-            requested = {k: v for k, v in (("gap_tol", gap_tol), ("time_limit", time_limit)) if v is not None}
+            requested = {
+                k: v for k, v in (
+                    ("gap_tol", gap_tol), ("time_limit", time_limit), ("slots", slots), ("fair_time", fair_time),
+                    ("alpha", alpha),
+                )
+                if v is not None
+            }
             # The body is read first, under a deadline: a slow or stalled upload costs a socket
             # and at most `body_limit` bytes for `body_timeout` seconds, never a compute slot.
             body = await _read_body(request, body_limit, body_timeout)

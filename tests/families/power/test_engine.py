@@ -158,6 +158,16 @@ def test_server_answers_frame_methods_with_frames(model):
             assert frame.slots == body["metrics"]["slots"] == 16
             assert body["metrics"]["max_violation"] == 0 and body["metrics"]["links_off"] == 0
             assert body["metrics"]["sum_rate"] == pytest.approx(allocation_rates(instance, frame).sum(), rel=1e-12)
+        response = client.post("/v1/allocate?method=gnn_frame&slots=4&fair_time=0.5&alpha=2", json=instance.to_dict())
+        assert response.status_code == 200, response.text
+        frame = PowerFrame.from_dict(instance, response.json()["allocation"])
+        expected = proportional_fair_frame(instance, gnn_allocate(allocator=model), slots=4, alpha=2.0, fair_time=0.5)
+        assert np.array_equal(frame.power, expected.power) and frame.time_share.tolist() == [0.625, 0.125, 0.125, 0.125]
+        for query, field in [("method=gnn_frame&slots=65", "slots"), ("method=gnn_frame&slots=0", "slots"),
+                             ("method=wmmse_frame&fair_time=1.5", "fair_time"), ("method=gnn_frame&alpha=nan", "alpha"),
+                             ("method=wmmse&fair_time=0.2", "fair_time"), ("method=gnn&gap_tol=0.1", "gap_tol")]:
+            response = client.post(f"/v1/allocate?{query}", json=instance.to_dict())
+            assert response.status_code == 422 and response.json()["error"]["field"] == field, (query, response.text)
         # The server's model answers every slot (not the shipped one).
         body = client.post("/v1/allocate?method=gnn_frame", json=instance.to_dict()).json()
         expected = proportional_fair_frame(instance, gnn_allocate(allocator=model))
