@@ -41,8 +41,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, allocation_formats, SolverError, configure_threads, cut_message, parse_document, families,
-    family_for_format, solve,
+    InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
+    family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
