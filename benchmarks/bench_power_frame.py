@@ -12,10 +12,13 @@ WMMSE's, the mean 5th-percentile and median rates, their ratio (per instance, av
 the means), how many instances keep >= 90 % of the allocator's own sum rate with a 5th
 percentile >= 10 % of their median (fairness backprop's power target (ii), instance by
 instance), the share of links below 1e-6 bits/s/Hz, and the median time per instance of the
-whole frame (one intra-op thread).
+whole frame (one intra-op thread). With ``--p5-rates``, also each rate target's rows: per
+instance the least ``fair_time`` whose 5th-percentile average rate reaches it
+(``least_fair_time``), its median over instances in the ``fair_time`` column.
 
 Run: python benchmarks/bench_power_frame.py [--instances 20] [--slots 16] [--alpha 1]
-     [--fair-times 0 0.1 0.2 0.3 0.5 1] [--seed 7000000] [--sparse 25 50 100] [--checkpoint C]
+     [--fair-times 0 0.1 0.2 0.3 0.5 1] [--p5-rates 0.05 0.1] [--seed 7000000] [--sparse 25 50 100]
+     [--checkpoint C]
 Writes power_frame_seed{SEED}.md (power_frame_sparse_... with --sparse, ..._{checkpoint stem}_...
 with --checkpoint).
 """
@@ -39,7 +42,7 @@ from _common import power_suites, rate_front_cells, rate_front_header, write_tab
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.families.power import (  # noqa: E402
-    PowerAllocation, PowerInstance, fair_time_rates, proportional_fair_frame, wmmse,
+    PowerAllocation, PowerInstance, fair_time_rates, frame_rates, least_fair_time, proportional_fair_frame, wmmse,
 )
 from gnnalloc.families.power._instance import MAX_ALPHA  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
@@ -62,6 +65,8 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=1.0, help="alpha of the slot weights (1: proportional fair)")
     parser.add_argument("--fair-times", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
                         help="fair_time values to report (0 is always reported)")
+    parser.add_argument("--p5-rates", type=float, nargs="*", default=[], metavar="BITS_PER_S_HZ",
+                        help="also rows at the least fair_time reaching each 5th-percentile rate target")
     parser.add_argument("--seed", type=int, default=7_000_000,
                         help="first instance seed of the suites (the held-out suites of the other power benchmarks)")
     parser.add_argument("--checkpoint", default=None,
@@ -82,6 +87,8 @@ def main() -> None:
         parser.error(f"--alpha: must be in [0, {MAX_ALPHA:g}], got {args.alpha}")
     if any(not 0.0 <= v <= 1.0 for v in args.fair_times):
         parser.error(f"--fair-times: every value must be in [0, 1], got {args.fair_times}")
+    if any(not (math.isfinite(v) and v >= 0) for v in args.p5_rates):
+        parser.error(f"--p5-rates: every target must be a non-negative finite number, got {args.p5_rates}")
     fair_times = sorted({0.0, *args.fair_times})
     configure_threads(1)
     try:
@@ -91,13 +98,14 @@ def main() -> None:
     allocators["gnn"](power_suites(1, (), args.seed)["d2d K=20"][0])  # first-call costs, outside the timings
     rows = []
     for suite, cases in power_suites(args.instances, args.sparse, args.seed).items():
-        fronts, seconds = {}, {}
+        fronts, seconds, frames = {}, {}, {}
         for name, allocate in allocators.items():
-            fronts[name], seconds[name] = [], []
+            fronts[name], seconds[name], frames[name] = [], [], []
             for instance in cases:
                 start = time.perf_counter()
                 frame = proportional_fair_frame(instance, allocate, slots=args.slots, alpha=args.alpha)
                 seconds[name].append(time.perf_counter() - start)
+                frames[name].append(frame)
                 # (fair_time, link) average rates; fair_times[0] is 0, the allocator's own answer.
                 fronts[name].append(fair_time_rates(instance, frame, fair_times))
         own = {name: np.array([front[0].sum() for front in fronts[name]]) for name in fronts}
@@ -106,6 +114,12 @@ def main() -> None:
             for column, fair_time in enumerate(fair_times):
                 rates = [front[column] for front in fronts[name]]
                 rows.append([suite, name, f"{fair_time:g}", *rate_front_cells(rates, own[name], own["wmmse"]), f"{ms:.0f}"])
+                print(" | ".join(rows[-1]), flush=True)
+            for target in args.p5_rates:
+                chosen = [least_fair_time(i, f, target) for i, f in zip(cases, frames[name])]
+                rates = [frame_rates(i, f.with_fair_time(t)) for i, f, t in zip(cases, frames[name], chosen)]
+                label = f"p5 >= {target:g}: {statistics.median(chosen):.3f}"
+                rows.append([suite, name, label, *rate_front_cells(rates, own[name], own["wmmse"]), f"{ms:.0f}"])
                 print(" | ".join(rows[-1]), flush=True)
     stem = "power_frame_sparse" if args.sparse else "power_frame"
     if args.checkpoint is not None:

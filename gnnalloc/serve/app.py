@@ -452,6 +452,13 @@ def create_app(
                     result = solve(instance, method, **options)
             else:
                 result = solve(instance, method, **options)
+        except ValueError as exc:
+            # A request's options the method refuses together (e.g. fair_time with p5_rate): named,
+            # a 422. Any other ValueError is the library's, and stays a 500.
+            field, _, message = str(exc).partition(": ")
+            if field not in (requested or {}):
+                raise
+            raise _HTTPError(422, field, message) from None
         except SolverError as exc:
             # Valid, in-range input this method could not answer: Clarabel stopped at the time
             # limit (the library keeps no uncertified iterate then) or stalled. Another method
@@ -518,6 +525,11 @@ def create_app(
             description="Time-sharing methods: alpha of the scheduler's slot weights (1: proportional fair; "
             "not the instance's utility).",
         ),
+        p5_rate: float | None = Query(
+            None, ge=0, allow_inf_nan=False,
+            description="Time-sharing methods, instead of fair_time: the least fair_time whose 5th-percentile "
+            "average rate is at least this (bits/s/Hz).",
+        ),
     ) -> Response:
         """Allocate an instance of any family (its ``format`` chooses) and score the allocation.
 
@@ -533,7 +545,7 @@ def create_app(
             requested = {
                 k: v for k, v in (
                     ("gap_tol", gap_tol), ("time_limit", time_limit), ("slots", slots), ("fair_time", fair_time),
-                    ("alpha", alpha),
+                    ("alpha", alpha), ("p5_rate", p5_rate),
                 )
                 if v is not None
             }

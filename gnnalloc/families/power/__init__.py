@@ -15,7 +15,8 @@ from gnnalloc.families.power._allocation import (
 from gnnalloc.families.power._baselines import full_power, greedy, greedy_schedule
 from gnnalloc.families.power._family import METHODS, VALUE_RANGES, PowerFamily
 from gnnalloc.families.power._frame import (
-    DEFAULT_SLOTS, fair_time_rates, frame_rates, proportional_fair_frame, solve_frame,
+    DEFAULT_FAIR_TIME, DEFAULT_SLOTS, fair_time_rates, frame_rates, least_fair_time, proportional_fair_frame,
+    solve_frame,
 )
 from gnnalloc.families.power._generators import d2d, gaussian, itu1411_gain_db
 from gnnalloc.families.power._instance import (
@@ -35,13 +36,13 @@ from gnnalloc.families.power._score import (
 FAMILY = PowerFamily()
 
 __all__ = [
-    "ALLOCATION_FORMAT", "DEFAULT_SLOTS", "FAMILY", "FRAME_FORMAT", "INSTANCE_FORMAT", "IterationTrace",
+    "ALLOCATION_FORMAT", "DEFAULT_FAIR_TIME", "DEFAULT_SLOTS", "FAMILY", "FRAME_FORMAT", "INSTANCE_FORMAT", "IterationTrace",
     "MAX_OPTIMUM_LINKS", "MAX_SLOTS",
     "METHODS", "NormalisedProblem", "OFF_FRACTION", "PowerAllocation", "PowerFamily", "PowerFrame",
     "PowerInstance", "PowerScore", "VALUE_RANGES", "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL",
     "allocation_rates", "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fair_time_rates", "fp",
     "fractional_programming", "frame_rates", "frame_time_shares", "full_power", "functional", "gaussian",
-    "greedy", "greedy_schedule", "itu1411_gain_db", "load_power_allocation", "load_power_instance",
+    "greedy", "greedy_schedule", "itu1411_gain_db", "least_fair_time", "load_power_allocation", "load_power_instance",
     "max_violation", "optimum", "parse_power_allocation", "proportional_fair_frame", "save_power_allocation",
     "save_power_instance", "score", "slot_rates", "solve_frame", "starting_points", "wmmse", "wmmse_powers",
 ]

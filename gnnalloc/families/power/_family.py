@@ -39,7 +39,7 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 _ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
 _GNN_OPTIONS = ("allocator", "checkpoint", "refine_steps")
 #: The time-sharing methods' own options (:func:`~gnnalloc.families.power.proportional_fair_frame`).
-_FRAME_OPTIONS = ("slots", "alpha", "fair_time")
+_FRAME_OPTIONS = ("slots", "alpha", "fair_time", "p5_rate")
 
 _UTILITY_SETTINGS = (
     Setting("utility", str, "sum_rate", "sum_rate (weighted sum rate) or alpha_fair"),
@@ -79,21 +79,22 @@ def _gnn(instance: PowerInstance, **options: Any) -> SolveResult:
     return solve_gnn(instance, **options)
 
 
-def _gnn_frame(
-    instance: PowerInstance, *, slots: int = DEFAULT_SLOTS, alpha: float = 1.0, fair_time: float = 0.1,
-    **options: Any,
-) -> SolveResult:
+def _frame_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options of :func:`solve_frame` among a frame method's ``options`` (removed from them;
+    the rest are the per-slot method's)."""
+    return {name: options.pop(name) for name in _FRAME_OPTIONS if name in options}
+
+
+def _gnn_frame(instance: PowerInstance, **options: Any) -> SolveResult:
     from gnnalloc.families.power._learned import gnn_allocate
 
-    return solve_frame(instance, gnn_allocate(**options), "gnn_frame", slots=slots, alpha=alpha, fair_time=fair_time)
+    frame = _frame_options(options)
+    return solve_frame(instance, gnn_allocate(**options), "gnn_frame", **frame)
 
 
-def _wmmse_frame(
-    instance: PowerInstance, *, slots: int = DEFAULT_SLOTS, alpha: float = 1.0, fair_time: float = 0.1,
-    **options: Any,
-) -> SolveResult:
-    return solve_frame(instance, lambda slot: wmmse(slot, **options).allocation, "wmmse_frame",
-                       slots=slots, alpha=alpha, fair_time=fair_time)
+def _wmmse_frame(instance: PowerInstance, **options: Any) -> SolveResult:
+    frame = _frame_options(options)
+    return solve_frame(instance, lambda slot: wmmse(slot, **options).allocation, "wmmse_frame", **frame)
 
 
 METHODS: dict[str, Method] = {

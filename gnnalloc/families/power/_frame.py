@@ -48,13 +48,24 @@ from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerIns
 from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
 
 __all__ = [
-    "DEFAULT_SLOTS", "fair_time_rates", "frame_rates", "proportional_fair_frame", "solve_frame",
+    "DEFAULT_FAIR_TIME", "DEFAULT_SLOTS", "fair_time_rates", "frame_rates", "least_fair_time", "proportional_fair_frame",
+    "solve_frame",
 ]
 
 #: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
 #: links/km²) all but a few tenths of a percent of the links are served in some slot
 #: (``benchmarks/RESULTS.md``).
 DEFAULT_SLOTS = 16
+
+#: :func:`proportional_fair_frame`'s ``fair_time``: on the held-out dense layouts it keeps about
+#: 95 % of the allocator's own sum rate with a 5th-percentile rate above a tenth of the median
+#: (``benchmarks/RESULTS.md``).
+DEFAULT_FAIR_TIME = 0.1
+
+#: :func:`least_fair_time`'s first search: ``fair_time`` on this grid, then bisection within the
+#: first step that meets the target, to :data:`FAIR_TIME_RESOLUTION`.
+FAIR_TIME_GRID = 101
+FAIR_TIME_RESOLUTION = 1e-6
 
 #: :math:`\epsilon`: added to every link's mean rate so far, as this fraction of slot 1's mean rate.
 RATE_OFFSET_FRACTION = 1e-3
@@ -115,7 +126,7 @@ def proportional_fair_frame(
     *,
     slots: int = DEFAULT_SLOTS,
     alpha: float = 1.0,
-    fair_time: float = 0.1,
+    fair_time: float = DEFAULT_FAIR_TIME,
 ) -> PowerFrame:
     r"""The α-fair frame of ``allocate``'s answers (module docstring).
 
@@ -180,6 +191,47 @@ def proportional_fair_frame(
     return PowerFrame(np.stack(powers), time_share)
 
 
+def least_fair_time(instance: PowerInstance, frame: PowerFrame, p5_rate: float) -> float:
+    r"""The least ``fair_time`` :math:`\lambda` at which the 5th percentile of the frame's average
+    rates is at least ``p5_rate`` bits/s/Hz (95 % of the links get that much on average); 1 if
+    none does.
+
+    At :math:`\lambda` the rates are :math:`\bar r(\lambda) = r^{(1)} + \lambda\,(\tfrac1T
+    \sum_t r^{(t)} - r^{(1)})` (:func:`frame_time_shares`), linear in :math:`\lambda`, and when
+    slot 1 carries the most sum rate (the allocator's own answer) so does the least
+    :math:`\lambda`: it keeps the most sum rate that meets the target along the frame's trade-off.
+    The percentile is numpy's (linear interpolation, as the score's ``rate_p5``). It need not be
+    monotone in :math:`\lambda`: the target is checked on a grid of :data:`FAIR_TIME_GRID`
+    points, and the first step that meets it is bisected to :data:`FAIR_TIME_RESOLUTION`.
+
+    Raises:
+        AllocationError: naming ``power`` (:meth:`PowerFrame.check`).
+        ValueError: naming ``p5_rate`` (a non-negative finite number).
+    """
+    frame.check(instance)
+    check_nonnegative("p5_rate", p5_rate)
+    rates = slot_rates(instance, frame)
+    first, step = rates[0], rates.mean(axis=0) - rates[0]
+
+    def meets(fair_time: np.ndarray) -> np.ndarray:
+        return np.percentile(first + fair_time[:, None] * step, 5.0, axis=1) >= p5_rate
+
+    grid = np.linspace(0.0, 1.0, FAIR_TIME_GRID)
+    met = np.flatnonzero(meets(grid))
+    if met.size == 0:
+        return 1.0
+    if met[0] == 0:
+        return 0.0
+    low, high = float(grid[met[0] - 1]), float(grid[met[0]])
+    while high - low > FAIR_TIME_RESOLUTION:
+        middle = 0.5 * (low + high)
+        if meets(np.array([middle]))[0]:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def solve_frame(
     instance: PowerInstance,
     allocate: Callable[[PowerInstance], PowerAllocation],
@@ -187,16 +239,29 @@ def solve_frame(
     *,
     slots: int = DEFAULT_SLOTS,
     alpha: float = 1.0,
-    fair_time: float = 0.1,
+    fair_time: float | None = None,
+    p5_rate: float | None = None,
 ) -> SolveResult:
     """:func:`proportional_fair_frame` as a method's answer: a :class:`SolveResult` whose
     allocation is the frame, named ``method``, timed over the whole frame (what ``allocate``
     loads before its first call, e.g. a model, is the caller's). No bound is proven.
 
-    Raises:
-        ValueError, AllocationError: as :func:`proportional_fair_frame`.
-    """
-    start = time.perf_counter()
-    frame = proportional_fair_frame(instance, allocate, slots=slots, alpha=alpha, fair_time=fair_time)
-    return SolveResult(frame, method, time.perf_counter() - start)
+    ``fair_time`` (default :data:`DEFAULT_FAIR_TIME`) sets the time shares; or ``p5_rate`` asks
+    for the least ``fair_time`` whose 5th-percentile average rate is at least ``p5_rate``
+    bits/s/Hz (:func:`least_fair_time`, per instance), not both.
 
+    Raises:
+        ValueError, AllocationError: as :func:`proportional_fair_frame`, or naming ``p5_rate``
+            (negative or not finite, or given with ``fair_time``).
+    """
+    if p5_rate is not None:
+        if fair_time is not None:
+            raise ValueError("p5_rate: give fair_time or p5_rate, not both")
+        check_nonnegative("p5_rate", p5_rate)
+    start = time.perf_counter()
+    frame = proportional_fair_frame(
+        instance, allocate, slots=slots, alpha=alpha, fair_time=DEFAULT_FAIR_TIME if fair_time is None else fair_time,
+    )
+    if p5_rate is not None:
+        frame = frame.with_fair_time(least_fair_time(instance, frame, p5_rate))
+    return SolveResult(frame, method, time.perf_counter() - start)

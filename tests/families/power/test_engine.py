@@ -165,9 +165,12 @@ def test_server_answers_frame_methods_with_frames(model):
         assert np.array_equal(frame.power, expected.power) and frame.time_share.tolist() == [0.625, 0.125, 0.125, 0.125]
         for query, field in [("method=gnn_frame&slots=65", "slots"), ("method=gnn_frame&slots=0", "slots"),
                              ("method=wmmse_frame&fair_time=1.5", "fair_time"), ("method=gnn_frame&alpha=nan", "alpha"),
-                             ("method=wmmse&fair_time=0.2", "fair_time"), ("method=gnn&gap_tol=0.1", "gap_tol")]:
+                             ("method=wmmse&fair_time=0.2", "fair_time"), ("method=gnn&gap_tol=0.1", "gap_tol"),
+                             ("method=gnn_frame&p5_rate=-1", "p5_rate"), ("method=gnn_frame&p5_rate=0.1&fair_time=0.1", "p5_rate")]:
             response = client.post(f"/v1/allocate?{query}", json=instance.to_dict())
             assert response.status_code == 422 and response.json()["error"]["field"] == field, (query, response.text)
+        body = client.post("/v1/allocate?method=gnn_frame&p5_rate=0.05", json=instance.to_dict()).json()
+        assert body["metrics"]["rate_p5"] >= 0.05 and body["metrics"]["slots"] == 16
         # The server's model answers every slot (not the shipped one).
         body = client.post("/v1/allocate?method=gnn_frame", json=instance.to_dict()).json()
         expected = proportional_fair_frame(instance, gnn_allocate(allocator=model))

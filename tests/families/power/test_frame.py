@@ -11,7 +11,7 @@ import pytest
 from gnnalloc.core import AllocationError, solve
 from gnnalloc.families.power import (
     PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, fair_time_rates, frame_rates,
-    frame_time_shares, full_power, proportional_fair_frame, wmmse,
+    frame_time_shares, full_power, least_fair_time, proportional_fair_frame, wmmse,
 )
 from gnnalloc.families.power._frame import MAX_WEIGHT_RATIO, RATE_OFFSET_FRACTION, _slot_weights
 
@@ -203,3 +203,34 @@ def test_bad_answers_of_the_allocator_are_named(answer, field):
     with pytest.raises(AllocationError) as error:
         proportional_fair_frame(d2d(6, seed=1), answer, slots=2)
     assert error.value.field == field
+
+
+def test_least_fair_time_meets_the_rate_target_with_the_least_time():
+    """The least fair_time whose 5th-percentile average rate reaches the target: met there, not
+    met a resolution step before, and the sum rate it keeps is the most along the frame."""
+    instance = d2d(40, 17)
+    frame = proportional_fair_frame(instance, _wmmse, slots=8)
+    fair = frame_rates(instance, frame.with_fair_time(1.0))
+    for target in (0.25 * np.percentile(fair, 5), 0.5 * np.percentile(fair, 5)):
+        fair_time = least_fair_time(instance, frame, target)
+        assert 0.0 < fair_time < 1.0
+        assert np.percentile(frame_rates(instance, frame.with_fair_time(fair_time)), 5) >= target
+        assert np.percentile(frame_rates(instance, frame.with_fair_time(fair_time - 2e-6)), 5) < target
+    assert least_fair_time(instance, frame, 0.0) == 0.0
+    assert least_fair_time(instance, frame, 1e3) == 1.0  # out of reach: the fair frame alone
+    for bad in (-0.1, float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(ValueError, match="^p5_rate:"):
+            least_fair_time(instance, frame, bad)
+
+
+def test_a_frame_method_can_aim_at_a_rate_for_95_percent_of_the_links():
+    instance = d2d(30, 5)
+    result = solve(instance, "wmmse_frame", p5_rate=0.2, slots=6)
+    frame = proportional_fair_frame(instance, _wmmse, slots=6)
+    expected = least_fair_time(instance, frame, 0.2)
+    np.testing.assert_array_equal(result.allocation.time_share, frame_time_shares(6, expected))
+    assert np.percentile(frame_rates(instance, result.allocation), 5) >= 0.2
+    with pytest.raises(ValueError, match="^p5_rate: give fair_time or p5_rate"):
+        solve(instance, "wmmse_frame", p5_rate=0.2, fair_time=0.1)
+    with pytest.raises(ValueError, match="^p5_rate:"):
+        solve(instance, "wmmse_frame", p5_rate=-1.0)
