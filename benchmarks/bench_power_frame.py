@@ -20,7 +20,7 @@ Run: python benchmarks/bench_power_frame.py [--instances 20] [--slots 16] [--alp
      [--fair-times 0 0.1 0.2 0.3 0.5 1] [--p5-rates 0.05 0.1] [--seed 7000000] [--sparse 25 50 100]
      [--checkpoint C]
 Writes power_frame_seed{SEED}.md (power_frame_sparse_... with --sparse, ..._{checkpoint stem}_...
-with --checkpoint).
+with --checkpoint, ..._p5_... with --p5-rates).
 """
 
 from __future__ import annotations
@@ -124,6 +124,8 @@ def main() -> None:
     stem = "power_frame_sparse" if args.sparse else "power_frame"
     if args.checkpoint is not None:
         stem += f"_{Path(args.checkpoint).stem}"
+    if args.p5_rates:
+        stem += "_p5"
     write_table(
         f"{stem}_seed{args.seed}",
         f"bench_power_frame.py — proportional-fair time sharing, {args.slots} slots, alpha {args.alpha:g}, "
