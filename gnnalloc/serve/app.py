@@ -315,6 +315,7 @@ def create_app(
         "max_body_bytes": body_limit,
         "exact_max_users": exact_max_users,
         "exact_time_limit": exact_time_limit,
+        "max_frame_slots": MAX_FRAME_SLOTS,
         "value_ranges": {
             name: {k: list(v) for k, v in family.value_ranges.items()}
             for name, family in families().items()
@@ -454,9 +455,10 @@ def create_app(
                 result = solve(instance, method, **options)
         except ValueError as exc:
             # A request's options the method refuses together (e.g. fair_time with p5_rate): named,
-            # a 422. Any other ValueError is the library's, and stays a 500.
+            # a 422. Any other ValueError is the library's (an InstanceError here would be about
+            # a document already validated), and stays a 500.
             field, _, message = str(exc).partition(": ")
-            if field not in (requested or {}):
+            if isinstance(exc, InstanceError) or field not in (requested or {}):
                 raise
             raise _HTTPError(422, field, message) from None
         except SolverError as exc:

@@ -14,7 +14,7 @@ import torch
 from gnnalloc import Allocation, Instance, SolverError, random_instance
 from gnnalloc.families.edge.nn.allocator import Allocator
 from gnnalloc.families.edge.problem import max_violation
-from gnnalloc.core import families
+from gnnalloc.core import InstanceError, families
 from gnnalloc.serve import create_app, max_body_bytes
 
 with warnings.catch_warnings():  # starlette's httpx deprecation notice is not ours
@@ -346,6 +346,24 @@ def test_library_bug_is_a_500_in_the_error_format(monkeypatch, doc: dict[str, An
     response = TestClient(create_app(small_model())).post("/v1/allocate", json=doc)
     assert response.status_code == 500
     assert error_of(response)["field"] == "$"
+
+
+@pytest.mark.parametrize(
+    ("error", "query", "status", "field"),
+    [(ValueError("gap_tol: refused with time_limit"), {"gap_tol": 0.1, "time_limit": 1}, 422, "gap_tol"),
+     (ValueError("gap_tol: a library bug"), {}, 500, "$"),
+     (InstanceError("gap_tol", "about the document, not the query"), {"gap_tol": 0.1}, 500, "$")],
+)
+def test_only_a_refused_request_option_is_the_client_s_error(monkeypatch, doc, error, query, status, field) -> None:
+    """A ValueError naming an option the request sent is a 422 on that option; any other (one
+    naming no requested option, or an InstanceError) is the library's: a 500."""
+
+    def refuse(instance: Instance, method: str, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", refuse)
+    response = TestClient(create_app(small_model())).post("/v1/allocate", params={"method": "dual", **query}, json=doc)
+    assert response.status_code == status and error_of(response)["field"] == field, response.text
 
 
 def test_busy_server_answers_503(doc: dict[str, Any]) -> None:

@@ -192,22 +192,28 @@ def proportional_fair_frame(
 
 
 def least_fair_time(instance: PowerInstance, frame: PowerFrame, p5_rate: float) -> float:
-    r"""The least ``fair_time`` :math:`\lambda` at which the 5th percentile of the frame's average
-    rates is at least ``p5_rate`` bits/s/Hz (95 % of the links get that much on average); 1 if
-    none does.
+    r"""The least ``fair_time`` :math:`\lambda`, on a grid of :data:`FAIR_TIME_GRID` points refined by
+    bisection, at which the 5th percentile of the frame's average rates (linear interpolation,
+    as the score's ``rate_p5``) is at least ``p5_rate`` bits/s/Hz; 1 if no grid point reaches it.
 
     At :math:`\lambda` the rates are :math:`\bar r(\lambda) = r^{(1)} + \lambda\,(\tfrac1T
-    \sum_t r^{(t)} - r^{(1)})` (:func:`frame_time_shares`), linear in :math:`\lambda`, and when
-    slot 1 carries the most sum rate (the allocator's own answer) so does the least
-    :math:`\lambda`: it keeps the most sum rate that meets the target along the frame's trade-off.
-    The percentile is numpy's (linear interpolation, as the score's ``rate_p5``). It need not be
-    monotone in :math:`\lambda`: the target is checked on a grid of :data:`FAIR_TIME_GRID`
-    points, and the first step that meets it is bisected to :data:`FAIR_TIME_RESOLUTION`.
+    \sum_t r^{(t)} - r^{(1)})` (:func:`frame_time_shares`), linear in :math:`\lambda`, and so is
+    the sum rate: where slot 1's sum rate is at least the slots' mean (the usual case for a
+    sum-rate instance, whose slot 1 is the allocator's own answer; not always, e.g. with unequal
+    weights), the least :math:`\lambda` keeps the most sum rate that meets the target along the
+    frame. The percentile need not be monotone in :math:`\lambda`: the first grid step that
+    meets the target is bisected to :data:`FAIR_TIME_RESOLUTION` (to a crossing within it; a
+    window narrower than the grid step can be missed).
 
     Raises:
-        AllocationError: naming ``power`` (:meth:`PowerFrame.check`).
-        ValueError: naming ``p5_rate`` (a non-negative finite number).
+        ValueError: naming ``instance`` or ``frame`` (of the wrong type) or ``p5_rate`` (a
+            non-negative finite number).
+        AllocationError: naming ``power`` or ``time_share`` (:meth:`PowerFrame.check`).
     """
+    if not isinstance(instance, PowerInstance):
+        raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
+    if not isinstance(frame, PowerFrame):
+        raise ValueError(f"frame: expected a PowerFrame, got {type(frame).__name__}")
     frame.check(instance)
     check_nonnegative("p5_rate", p5_rate)
     rates = slot_rates(instance, frame)
@@ -248,7 +254,8 @@ def solve_frame(
 
     ``fair_time`` (default :data:`DEFAULT_FAIR_TIME`) sets the time shares; or ``p5_rate`` asks
     for the least ``fair_time`` whose 5th-percentile average rate is at least ``p5_rate``
-    bits/s/Hz (:func:`least_fair_time`, per instance), not both.
+    bits/s/Hz (:func:`least_fair_time`, per instance), not both. A target that even the fair
+    frame alone (``fair_time`` 1) does not reach gives that frame, with a status that says so.
 
     Raises:
         ValueError, AllocationError: as :func:`proportional_fair_frame`, or naming ``p5_rate``
@@ -262,6 +269,10 @@ def solve_frame(
     frame = proportional_fair_frame(
         instance, allocate, slots=slots, alpha=alpha, fair_time=DEFAULT_FAIR_TIME if fair_time is None else fair_time,
     )
+    status = "ok"
     if p5_rate is not None:
         frame = frame.with_fair_time(least_fair_time(instance, frame, p5_rate))
-    return SolveResult(frame, method, time.perf_counter() - start)
+        reached = float(np.percentile(allocation_rates(instance, frame), 5.0))
+        if reached < p5_rate:
+            status = f"p5_rate not reached: 5th percentile {reached:.4g} bits/s/Hz at fair_time 1"
+    return SolveResult(frame, method, time.perf_counter() - start, status=status)

@@ -234,3 +234,28 @@ def test_a_frame_method_can_aim_at_a_rate_for_95_percent_of_the_links():
         solve(instance, "wmmse_frame", p5_rate=0.2, fair_time=0.1)
     with pytest.raises(ValueError, match="^p5_rate:"):
         solve(instance, "wmmse_frame", p5_rate=-1.0)
+
+
+def test_least_fair_time_on_degenerate_frames():
+    instance = d2d(4, 2)
+    frame = proportional_fair_frame(instance, _wmmse, slots=1)
+    rate = np.percentile(frame_rates(instance, frame), 5)
+    assert least_fair_time(instance, frame, rate) == 0.0  # one slot: every fair_time is the same
+    assert least_fair_time(instance, frame, rate + 1.0) == 1.0
+    silent = PowerFrame(power=np.zeros((3, 4)), time_share=frame_time_shares(3, 0.5))
+    assert least_fair_time(instance, silent, 0.0) == 0.0 and least_fair_time(instance, silent, 1e-9) == 1.0
+    single = d2d(1, 3)  # one link: its own rate is every percentile
+    alone = proportional_fair_frame(single, _wmmse, slots=2)
+    assert least_fair_time(single, alone, float(frame_rates(single, alone)[0])) == 0.0
+    with pytest.raises(ValueError, match="^instance:"):
+        least_fair_time("instance", frame, 0.1)
+    with pytest.raises(ValueError, match="^frame:"):
+        least_fair_time(instance, PowerAllocation(np.ones(4)), 0.1)
+
+
+def test_a_rate_target_out_of_reach_is_said_in_the_status():
+    instance = d2d(12, 4)
+    result = solve(instance, "wmmse_frame", p5_rate=1e3, slots=3)
+    np.testing.assert_array_equal(result.allocation.time_share, frame_time_shares(3, 1.0))
+    assert result.status.startswith("p5_rate not reached: 5th percentile ")
+    assert solve(instance, "wmmse_frame", p5_rate=0.0, slots=3).status == "ok"
