@@ -215,3 +215,29 @@ def test_malformed_instances_through_cli_and_server_never_crash(family: str) -> 
     report = run(family, 60, seed=1, log=lambda *_: None)
     assert report["failures"] == []
     assert sum(report["cli_exit_codes"]["solve"].values()) == 60
+
+
+_OPTION_VALUES = st.one_of(
+    st.sampled_from([0, 0.05, 0.5, 1, 2, 16]),  # valid for some options: their combinations matter too
+    st.integers(-5, 200), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["", "x", "1e999", "0x10"]),
+)
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["gnn_frame", "wmmse_frame", "wmmse", "gnn"]),
+    options=st.dictionaries(st.sampled_from(["slots", "fair_time", "alpha", "p5_rate", "gap_tol"]), _OPTION_VALUES,
+                            max_size=3),
+)
+def test_frame_options_are_a_named_4xx_or_an_answer(client: TestClient, method: str, options: dict[str, Any]) -> None:
+    """Any mix of the time-sharing query options on a power instance: 200 with a finite figure,
+    or a 4xx naming a field; never a 5xx."""
+    from gnnalloc.families.power import gaussian
+
+    response = client.post("/v1/allocate", params={"method": method, **options}, json=gaussian(3, 1).to_dict())
+    assert response.status_code < 500, response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert all(math.isfinite(v) for v in body["metrics"].values() if isinstance(v, float))
+    else:
+        assert body["error"]["field"] in {*options, "method"}, body
