@@ -3,7 +3,8 @@ the CLI (in-process ``gnnalloc.cli.main``: ``solve`` and ``score``) and malforme
 the server (FastAPI ``TestClient``, no sockets).
 
 Each case starts from a valid small instance of the family (and, for ``score``, a valid allocation
-of it) and applies 1-4 random mutations (junk values of every JSON type, NaN/Infinity and huge,
+of it, taking turns over the family's allocation formats: the power family's frames too) and
+applies 1-4 random mutations (junk values of every JSON type, NaN/Infinity and huge,
 negative-zero or subnormal literals, missing, unknown and duplicated keys, dangling ids, huge
 arrays, truncated text, byte-order marks and other encodings). Counted failures:
 
@@ -33,7 +34,7 @@ from typing import Any, Callable
 import torch
 
 from gnnalloc.cli import main as cli_main
-from gnnalloc.core import families, solve
+from gnnalloc.core import allocation_formats, families, solve
 from gnnalloc.families.edge import Allocator
 from gnnalloc.serve import create_app
 
@@ -112,6 +113,22 @@ def _run_cli(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue() + "\n" + err.getvalue()
 
 
+def _one_allocation_per_format(family: Any, instance: Any, methods: list[str]) -> list[dict[str, Any]]:
+    """A valid allocation document of ``instance`` in each of the family's allocation formats
+    (e.g. the power family's frames): the reference method's, then the first other methods'
+    answers that bring a format not yet covered."""
+    wanted = allocation_formats(family)
+    documents = {}
+    for method in [family.reference_method, *methods]:
+        if len(documents) == len(wanted):
+            break
+        if method in ("exact", "optimum") and method != family.reference_method:
+            continue  # certified solvers: slow, and their format is the reference's
+        document = family.dump_allocation(instance, solve(instance, method).allocation)
+        documents.setdefault(document["format"], document)
+    return [documents[f] for f in wanted if f in documents]
+
+
 def run(family_name: str, count: int, seed: int = 0,
         log: Callable[[str], Any] = print) -> dict[str, Any]:
     """``count`` malformed instances through ``solve`` (CLI) and ``/v1/allocate``, and ``count``
@@ -121,8 +138,8 @@ def run(family_name: str, count: int, seed: int = 0,
     generator = next(iter(family.generators.values()))
     instance = generator(SIZES[family_name], 0)
     base = family.dump_instance(instance)
-    allocation = family.dump_allocation(instance, solve(instance, family.reference_method).allocation)
     methods = list(family.methods)
+    allocations = _one_allocation_per_format(family, instance, methods)
     torch.manual_seed(0)
     allocators = {"edge": Allocator(hidden=16, heads=2, layers=1)}
     failures: list[str] = []
@@ -159,7 +176,7 @@ def run(family_name: str, count: int, seed: int = 0,
                 argv += ["--checkpoint", str(checkpoint)]
             check_cli("solve", i, argv)
 
-            alloc_doc.write_bytes(malformed(rng, allocation))
+            alloc_doc.write_bytes(malformed(rng, allocations[i % len(allocations)]))
             check_cli("score", i, ["score", str(valid), str(alloc_doc)])
 
             response = client.post(f"/v1/allocate?method={method}", content=raw)
