@@ -144,7 +144,8 @@ class ProblemFamily(Protocol):
     Optional members the engine uses when present: ``extra_allocation_formats`` (the ``format``
     strings of further allocation documents ``parse_allocation`` reads and ``dump_allocation``
     writes, e.g. the power family's time-sharing frames), ``load_allocation(instance, path)``,
-    ``allocation_schema`` (a pydantic model of the allocation document, for OpenAPI),
+    ``allocation_schema`` (a pydantic model of the allocation document, or a tuple of them, one
+    per allocation format, for OpenAPI),
     ``load_allocator(checkpoint_data, path)`` (the model of a checkpoint recording this family),
     ``warm_up()`` (lazy set-up a server pays before its first request), ``demo(out_dir) -> int``
     (its section of ``gnnalloc demo``), ``evaluate(args) -> int`` (``gnnalloc evaluate`` for its

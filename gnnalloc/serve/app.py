@@ -600,7 +600,8 @@ def create_app(
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for family in families().values():
-                models = [family.instance_schema, getattr(family, "allocation_schema", None)]
+                allocation = getattr(family, "allocation_schema", None)
+                models = [family.instance_schema, *(allocation if isinstance(allocation, tuple) else (allocation,))]
                 for model in filter(None, models):
                     component = model.model_json_schema(ref_template="#/components/schemas/{model}")
                     components.update(component.pop("$defs", {}))

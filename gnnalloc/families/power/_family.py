@@ -17,7 +17,7 @@ from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import INSTANCE_FORMAT, PowerInstance
 from gnnalloc.families.power._iterative import fp, wmmse
 from gnnalloc.families.power._optimum import MAX_OPTIMUM_LINKS, optimum
-from gnnalloc.families.power._schema import PowerInstanceV1
+from gnnalloc.families.power._schema import PowerAllocationV1, PowerFrameV1, PowerInstanceV1
 from gnnalloc.families.power._score import PowerScore, score
 
 __all__ = ["METHODS", "PowerFamily", "VALUE_RANGES"]
@@ -150,6 +150,8 @@ class PowerFamily:
     instance_type: type = PowerInstance
     reference_method = "wmmse"
     instance_schema: type = PowerInstanceV1
+    #: For OpenAPI: one model per allocation format (a power vector, a frame).
+    allocation_schema: tuple[type, ...] = (PowerAllocationV1, PowerFrameV1)
 
     def __init__(self) -> None:
         self.methods: dict[str, Method] = dict(METHODS)

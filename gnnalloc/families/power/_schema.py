@@ -1,4 +1,5 @@
-"""Pydantic models of the ``gnnalloc.power/v1`` and ``gnnalloc.power-allocation/v1`` documents.
+"""Pydantic models of the ``gnnalloc.power/v1``, ``gnnalloc.power-allocation/v1`` and
+``gnnalloc.power-frame/v1`` documents.
 
 They exist for the OpenAPI schema; request bodies are validated by
 :meth:`PowerInstance.from_dict`, the single source of truth, so that errors name fields exactly
@@ -11,7 +12,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CrossGainV1", "LinkV1", "PowerAllocationV1", "PowerInstanceV1", "PowerLinkAllocation"]
+__all__ = ["CrossGainV1", "LinkV1", "PowerAllocationV1", "PowerFrameSlot", "PowerFrameV1", "PowerInstanceV1", "PowerLinkAllocation"]
 
 
 class _Strict(BaseModel):
@@ -73,3 +74,17 @@ class PowerAllocationV1(_Strict):
 
     format: Literal["gnnalloc.power-allocation/v1"]
     links: list[PowerLinkAllocation]
+
+
+class PowerFrameSlot(_Strict):
+    """One slot of a frame: its share of the time and every link's power during it."""
+
+    time_share: float = Field(ge=0, le=1, description="Share of the frame's time (the shares sum to 1).")
+    links: list[PowerLinkAllocation]
+
+
+class PowerFrameV1(_Strict):
+    """Power vectors shared in time; each link's rate is its time-weighted average over the slots."""
+
+    format: Literal["gnnalloc.power-frame/v1"]
+    slots: list[PowerFrameSlot] = Field(min_length=1, max_length=1024)

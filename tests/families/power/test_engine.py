@@ -191,3 +191,17 @@ def test_frame_methods_validate_their_options(model):
     expected = proportional_fair_frame(instance, lambda i: wmmse(i, seed=2).allocation, slots=3)
     assert result.method == "wmmse_frame" and result.upper_bound is None and result.seconds > 0
     assert np.array_equal(result.allocation.power, expected.power)
+
+
+def test_openapi_shows_both_power_allocation_formats():
+    from fastapi.testclient import TestClient
+
+    from gnnalloc.families.power import MAX_SLOTS
+    from gnnalloc.families.power._schema import PowerFrameV1
+
+    components = TestClient(create_app()).get("/openapi.json").json()["components"]["schemas"]
+    assert {"PowerInstanceV1", "PowerAllocationV1", "PowerFrameV1", "PowerFrameSlot"} <= set(components)
+    assert components["PowerFrameV1"]["properties"]["slots"]["maxItems"] == MAX_SLOTS
+    # The model accepts what the library writes.
+    instance = d2d(6, 1)
+    PowerFrameV1.model_validate(proportional_fair_frame(instance, lambda i: wmmse(i).allocation, slots=3).to_dict(instance))
