@@ -31,6 +31,10 @@ Any per-slot allocator fits (``allocate``: a power-control instance in, a
 :class:`~gnnalloc.families.power.PowerAllocation` out), the learned one or WMMSE. Every slot is a
 weighted sum rate: an α-fair instance's own ``alpha``, ``rate_min`` and ``penalty`` are not used
 (the frame's ``alpha`` is its own argument).
+
+The family's methods ``gnn_frame`` and ``wmmse_frame`` are :func:`solve_frame` with the learned
+allocator or WMMSE per slot; instead of a ``fair_time`` they can aim at a 5th-percentile rate,
+per instance (:func:`least_fair_time`).
 """
 
 from __future__ import annotations
