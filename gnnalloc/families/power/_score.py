@@ -99,22 +99,25 @@ def _shares(instance: PowerInstance, power: np.ndarray) -> Tensor:
     return torch.as_tensor(np.clip(power, 0.0, None) / pmax, dtype=torch.float64)
 
 
-def _slot_rates(instance: PowerInstance, allocation: Answer) -> Tensor:
-    """Each slot's rates, ``(K, T)`` (one evaluation for all slots)."""
-    power = np.asarray(allocation.power, dtype=np.float64).reshape(-1, instance.num_links)
-    return link_rates(LinkBatch.of(instance), _shares(instance, power.T))
+def _power_rates(instance: PowerInstance, power: np.ndarray) -> Tensor:
+    """The rates of one power vector ``(K,)``, or of each row of ``(T, K)`` powers as ``(K, T)``
+    (one evaluation for all rows)."""
+    power = np.asarray(power, dtype=np.float64)
+    return link_rates(LinkBatch.of(instance), _shares(instance, power if power.ndim == 1 else power.T))
+
+
+def _timed(allocation: Answer) -> np.ndarray:
+    """Which slots have time, ``(T,)`` bool (a slot without time sends nothing)."""
+    return np.asarray(allocation.time_share, dtype=np.float64) > 0
 
 
 def _rates(instance: PowerInstance, allocation: Answer) -> Tensor:
-    """The links' (average) rates, ``(K,)``: over the slots that have time (a slot without time
-    sends nothing, whatever its powers)."""
+    """The links' (average) rates, ``(K,)``: over the slots that have time."""
     if isinstance(allocation, PowerAllocation):  # one slot: its rates, not rates times 1.0
-        return link_rates(LinkBatch.of(instance), _shares(instance, np.asarray(allocation.power, dtype=np.float64)))
-    time_share = np.asarray(allocation.time_share, dtype=np.float64)
-    timed = time_share > 0
-    power = np.asarray(allocation.power, dtype=np.float64)[timed]
-    rates = link_rates(LinkBatch.of(instance), _shares(instance, power.T))
-    return rates @ torch.as_tensor(time_share[timed])
+        return _power_rates(instance, allocation.power)
+    timed = _timed(allocation)
+    share = np.asarray(allocation.time_share, dtype=np.float64)[timed]
+    return _power_rates(instance, np.asarray(allocation.power, dtype=np.float64)[timed]) @ torch.as_tensor(share)
 
 
 def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:
@@ -128,7 +131,8 @@ def _utilities(instance: PowerInstance, rates: Tensor) -> Tensor:
 def slot_rates(instance: PowerInstance, allocation: Answer) -> np.ndarray:
     """Each slot's per-link rates (bits/s/Hz), ``(T, K)`` (one row for a power vector;
     negative powers count as 0)."""
-    return _slot_rates(instance, allocation).numpy().T.copy()
+    power = np.asarray(allocation.power, dtype=np.float64).reshape(-1, instance.num_links)
+    return _power_rates(instance, power).numpy().T.copy()
 
 
 def allocation_rates(instance: PowerInstance, allocation: Answer) -> np.ndarray:
@@ -182,7 +186,8 @@ def score(
         total = utility.sum().reshape(1)
         gap_bound = max(0.0, float(utility_gap(total, total.new_tensor([upper_bound]), weight)))
     power = np.asarray(allocation.power, dtype=np.float64).reshape(-1, instance.num_links)
-    timed = power[np.asarray(allocation.time_share) > 0]
+    slots_timed = np.flatnonzero(_timed(allocation))
+    timed = power[slots_timed]
     off = (timed < OFF_FRACTION * instance.pmax).all(axis=0)  # silent whenever it has time
     result = PowerScore(
         objective=objective,
@@ -201,8 +206,8 @@ def score(
     # A figure that overflowed is no score: name it rather than print inf or nan.
     for key, value in result.as_dict().items():
         if isinstance(value, float) and not math.isfinite(value):
-            slot, worst = np.unravel_index(int(np.argmax(np.abs(timed) / instance.pmax)), timed.shape)
-            where = f" in slot {int(slot) + 1}" if allocation.slots > 1 else ""
+            row, worst = np.unravel_index(int(np.argmax(np.abs(timed) / instance.pmax)), timed.shape)
+            where = f" in slot {int(slots_timed[row]) + 1}" if allocation.slots > 1 else ""
             raise AllocationError(
                 "power", f"the allocation's values overflow the metrics ({key} = {value}; "
                 f"largest power relative to pmax: link {instance.link_ids[int(worst)]!r}{where})",

@@ -91,6 +91,10 @@ def test_a_frame_is_scored_on_its_average_rates():
     assert score(instance, huge).objective == pytest.approx(2 * math.log2(9.0))
     with pytest.raises(AllocationError, match=r"^power: .*link 'a' in slot 2"):
         score(instance, replace(huge, time_share=np.array([0.5, 0.5])))
+    # Slots are numbered as in the frame, whichever have time.
+    later = PowerFrame(power=np.array([[1.0, 0.0], [0.0, 0.5], [1.7e308, 0.0]]), time_share=np.array([0.0, 0.5, 0.5]))
+    with pytest.raises(AllocationError, match=r"^power: .*link 'a' in slot 3"):
+        score(instance, later)
     assert score(instance, PowerAllocation(power=np.array([1.0, 0.5]))).slots == 1
     with pytest.raises(AllocationError, match=r"^reference\.time_share:"):
         score(instance, frame, reference=PowerFrame(power=frame.power, time_share=np.array([0.5, 0.25, 0.0])))
