@@ -132,7 +132,7 @@ class PowerFrame:
             raise AllocationError(f"{name}time_share", f"expected shape ({power.shape[0]},), got {share.shape}")
         if (share < 0).any():
             raise AllocationError(f"{name}time_share", "must be non-negative")
-        if not math.isclose(float(share.sum()), 1.0, rel_tol=0.0, abs_tol=TIME_SHARE_TOLERANCE):
+        if not _sums_to_one(share):
             raise AllocationError(f"{name}time_share", f"must sum to 1, got {float(share.sum())!r}")
 
     def to_dict(self, instance: PowerInstance) -> dict[str, Any]:
@@ -170,7 +170,7 @@ class PowerFrame:
             if share[t] < 0:
                 raise AllocationError(f"{where}.time_share", f"must be non-negative, got {float(share[t])!r}")
             power[t] = _link_powers(instance, slot["links"], f"{where}.links")
-        if not math.isclose(float(share.sum()), 1.0, rel_tol=0.0, abs_tol=TIME_SHARE_TOLERANCE):
+        if not _sums_to_one(share):
             raise AllocationError("slots", f"the time shares must sum to 1, got {float(share.sum())!r}")
         return cls(power=power, time_share=share)
 
@@ -183,6 +183,11 @@ class PowerFrame:
         """The same slots with the time shares of ``fair_time`` (:func:`frame_time_shares`): the
         trade-off is traced without asking the allocator again."""
         return replace(self, time_share=frame_time_shares(self.slots, fair_time))
+
+
+def _sums_to_one(share: np.ndarray) -> bool:
+    """Whether time shares sum to 1, within :data:`TIME_SHARE_TOLERANCE`."""
+    return math.isclose(float(share.sum()), 1.0, rel_tol=0.0, abs_tol=TIME_SHARE_TOLERANCE)
 
 
 def _real_array(name: str, values: object) -> np.ndarray:

@@ -220,26 +220,32 @@ def least_fair_time(instance: PowerInstance, frame: PowerFrame, p5_rate: float) 
         raise ValueError(f"frame: expected a PowerFrame, got {type(frame).__name__}")
     frame.check(instance)
     check_nonnegative("p5_rate", p5_rate)
-    rates = slot_rates(instance, frame)
+    return _least_fair_time(slot_rates(instance, frame), p5_rate)[0]
+
+
+def _least_fair_time(rates: np.ndarray, p5_rate: float) -> tuple[float, float]:
+    """:func:`least_fair_time` from the slots' rates ``(T, K)``; also the 5th percentile there."""
     first, step = rates[0], rates.mean(axis=0) - rates[0]
 
-    def meets(fair_time: np.ndarray) -> np.ndarray:
-        return np.percentile(first + fair_time[:, None] * step, 5.0, axis=1) >= p5_rate
+    def p5(fair_time: np.ndarray) -> np.ndarray:
+        return np.percentile(first + fair_time[:, None] * step, 5.0, axis=1)
 
     grid = np.linspace(0.0, 1.0, FAIR_TIME_GRID)
-    met = np.flatnonzero(meets(grid))
+    reached = p5(grid)
+    met = np.flatnonzero(reached >= p5_rate)
     if met.size == 0:
-        return 1.0
+        return 1.0, float(reached[-1])
     if met[0] == 0:
-        return 0.0
-    low, high = float(grid[met[0] - 1]), float(grid[met[0]])
+        return 0.0, float(reached[0])
+    low, high, at_high = float(grid[met[0] - 1]), float(grid[met[0]]), float(reached[met[0]])
     while high - low > FAIR_TIME_RESOLUTION:
         middle = 0.5 * (low + high)
-        if meets(np.array([middle]))[0]:
-            high = middle
+        at_middle = float(p5(np.array([middle]))[0])
+        if at_middle >= p5_rate:
+            high, at_high = middle, at_middle
         else:
             low = middle
-    return high
+    return high, at_high
 
 
 def solve_frame(
@@ -275,8 +281,8 @@ def solve_frame(
     )
     status = "ok"
     if p5_rate is not None:
-        frame = frame.with_fair_time(least_fair_time(instance, frame, p5_rate))
-        reached = float(np.percentile(allocation_rates(instance, frame), 5.0))
+        fair_time, reached = _least_fair_time(slot_rates(instance, frame), p5_rate)
+        frame = frame.with_fair_time(fair_time)
         if reached < p5_rate:
             status = f"p5_rate not reached: 5th percentile {reached:.4g} bits/s/Hz at fair_time 1"
     return SolveResult(frame, method, time.perf_counter() - start, status=status)
