@@ -3,6 +3,8 @@ objective and anytime tolerance, and the power family's held-out suites and rate
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import platform
 import statistics
@@ -36,6 +38,27 @@ def fairness_modes_edge_stem(topology: str, penalty: float, alpha: float, steps:
     """The output name of a ``bench_fairness_modes_edge.py`` run without its seed (one file per
     setting and seed, so runs of other settings never overwrite each other)."""
     return f"fairness_modes_edge_{topology}_k{penalty:g}_a{alpha:g}_steps{steps}_seed"
+
+
+def number(kind: type = float, low: float | None = None, high: float | None = None, *, above: bool = False):
+    """An ``argparse`` ``type``: a finite ``kind`` (``int`` or ``float``) of at least ``low``
+    (above it with ``above``) and at most ``high``; a bad value is an argparse error naming the
+    flag, for every value of a ``nargs`` list too."""
+    bounds = [f"{'>' if above else '>='} {low:g}"] if low is not None else []
+    bounds += [f"<= {high:g}"] if high is not None else []
+    rule = f"{'an integer' if kind is int else 'a finite number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}") from None
+        too_low = low is not None and (value <= low if above else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    return parse
 
 
 def objective(instance, allocation) -> float:

@@ -59,7 +59,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import gap_tol_for, objective  # noqa: E402
+from benchmarks._common import gap_tol_for, number, objective  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.families.edge._methods import (  # noqa: E402
@@ -229,52 +229,29 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--eps", type=float, default=0.005)
+    parser.add_argument("--repeats", type=number(int, 1), default=3)
+    parser.add_argument("--eps", type=number(float, 0.0), default=0.005)
     parser.add_argument("--quick", action="store_true", help="alpha 1 only at 816; no 20,000")
-    parser.add_argument("--large", type=int, nargs="*", default=[5000, 20000])
-    parser.add_argument("--exact-20000", type=float, default=None,
+    parser.add_argument("--large", type=number(int, 2), nargs="*", default=[5000, 20000])
+    parser.add_argument("--exact-20000", type=number(float, 0.0, above=True), default=None,
                         help="reuse this exact time (s) at 20,000 users instead of timing it")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
     mode.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
     mode.add_argument("--speedup", action="store_true", help="gnn to gap_tol against exact (module docstring)")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="--speedup: held-out seeds")
-    parser.add_argument("--exact-repeats", type=int, default=1,
+    parser.add_argument("--seeds", type=number(int, 0), nargs="*", default=[1], help="--speedup: held-out seeds")
+    parser.add_argument("--exact-repeats", type=number(int, 1), default=1,
                         help="--speedup: exact's time is the median of this many solves (the first included)")
-    parser.add_argument("--loads", type=float, nargs="*", default=[0.6, 1.0, 1.4], help="--speedup: loads")
-    parser.add_argument("--alphas", type=float, nargs="*", default=[1.0], help="--speedup: alphas")
+    parser.add_argument("--loads", type=number(float, 0.0, above=True), nargs="*", default=[0.6, 1.0, 1.4], help="--speedup: loads")
+    parser.add_argument("--alphas", type=number(float, 0.0, above=True), nargs="*", default=[1.0], help="--speedup: alphas")
     parser.add_argument("--checkpoints", nargs="*", default=None,
                         help="--anytime, --accuracy: price models to compare")
-    parser.add_argument("--penalties", type=float, nargs="*", default=[2.0, 10.0, 25.0])
-    parser.add_argument("--seed", type=int, default=1, help="--anytime: the held-out instances' seed")
-    parser.add_argument("--users", type=int, default=816, help="--anytime: users per held-out instance")
+    parser.add_argument("--penalties", type=number(float, 1.0), nargs="*", default=[2.0, 10.0, 25.0])
+    parser.add_argument("--seed", type=number(int, 0), default=1, help="--anytime: the held-out instances' seed")
+    parser.add_argument("--users", type=number(int, 2), default=816, help="--anytime: users per held-out instance")
     parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua",
                         help="--anytime: the held-out instances' topology (benchmarks/_heldout.py)")
     args = parser.parse_args()
-    if args.users < 2:
-        parser.error(f"--users: must be at least 2, got {args.users}")
-    if args.repeats < 1:
-        parser.error(f"--repeats: must be at least 1, got {args.repeats}")
-    if args.exact_repeats < 1:
-        parser.error(f"--exact-repeats: must be at least 1, got {args.exact_repeats}")
-    if any(users < 2 for users in args.large):
-        parser.error(f"--large: every size must be at least 2 users, got {min(args.large)}")
-    if args.exact_20000 is not None and not (math.isfinite(args.exact_20000) and args.exact_20000 > 0):
-        parser.error(f"--exact-20000: must be a positive number of seconds, got {args.exact_20000!r}")
-    if args.seed < 0:
-        parser.error(f"--seed: must be a non-negative integer, got {args.seed}")
-    if not (math.isfinite(args.eps) and args.eps >= 0):
-        parser.error(f"--eps: must be a finite number >= 0, got {args.eps!r}")
-    bad = [k for k in args.penalties if not (math.isfinite(k) and k >= 1)]
-    if bad:  # the instances' own rule (penalty >= 1), named here rather than in a traceback
-        parser.error(f"--penalties: every value must be a finite number >= 1, got {bad[0]!r}")
-    for option, values in (("--loads", args.loads), ("--alphas", args.alphas)):
-        bad = [v for v in values if not (math.isfinite(v) and v > 0)]
-        if bad:
-            parser.error(f"{option}: every value must be a finite number > 0, got {bad[0]!r}")
-    if any(seed < 0 for seed in args.seeds):
-        parser.error(f"--seeds: every seed must be >= 0, got {min(args.seeds)}")
     torch.set_num_threads(1)
     load_dual_kernels()
     shipped_allocator()

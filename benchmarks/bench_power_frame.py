@@ -26,7 +26,6 @@ with --checkpoint, ..._p5_... with --p5-rates).
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 import statistics
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import power_suites, rate_front_cells, rate_front_header, write_table  # noqa: E402
+from _common import number, power_suites, rate_front_cells, rate_front_header, write_table  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
@@ -60,35 +59,21 @@ def _allocators(checkpoint: str | None) -> dict[str, Callable[[PowerInstance], P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", type=int, default=20, help="instances per suite (a quarter at K = 200)")
-    parser.add_argument("--slots", type=int, default=16, help="slots per frame")
-    parser.add_argument("--alpha", type=float, default=1.0, help="alpha of the slot weights (1: proportional fair)")
-    parser.add_argument("--fair-times", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
+    parser.add_argument("--instances", type=number(int, 1), default=20, help="instances per suite (a quarter at K = 200)")
+    parser.add_argument("--slots", type=number(int, 1), default=16, help="slots per frame")
+    parser.add_argument("--alpha", type=number(float, 0.0, MAX_ALPHA), default=1.0,
+                        help="alpha of the slot weights (1: proportional fair)")
+    parser.add_argument("--fair-times", type=number(float, 0.0, 1.0), nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5, 1.0],
                         help="fair_time values to report (0 is always reported)")
-    parser.add_argument("--p5-rates", type=float, nargs="*", default=[], metavar="BITS_PER_S_HZ",
+    parser.add_argument("--p5-rates", type=number(float, 0.0), nargs="*", default=[], metavar="BITS_PER_S_HZ",
                         help="also rows at the least fair_time reaching each 5th-percentile rate target")
-    parser.add_argument("--seed", type=int, default=7_000_000,
+    parser.add_argument("--seed", type=number(int, 0), default=7_000_000,
                         help="first instance seed of the suites (the held-out suites of the other power benchmarks)")
     parser.add_argument("--checkpoint", default=None,
                         help="the learned allocator's checkpoint (default: the shipped power model)")
-    parser.add_argument("--sparse", type=float, nargs="*", default=[], metavar="LINKS_PER_KM2",
+    parser.add_argument("--sparse", type=number(float, 0.0, above=True), nargs="*", default=[], metavar="LINKS_PER_KM2",
                         help="instead of the default suites, D2D K = 50 at these densities")
     args = parser.parse_args()
-    # Named parser errors, not tracebacks from deep inside the generators or the frame.
-    if args.instances < 1:
-        parser.error(f"--instances: must be at least 1, got {args.instances}")
-    if args.seed < 0:
-        parser.error(f"--seed: must be non-negative, got {args.seed}")
-    if any(not (math.isfinite(v) and v > 0) for v in args.sparse):
-        parser.error(f"--sparse: every density must be a positive finite number, got {args.sparse}")
-    if args.slots < 1:
-        parser.error(f"--slots: must be at least 1, got {args.slots}")
-    if not 0.0 <= args.alpha <= MAX_ALPHA:  # also rejects nan
-        parser.error(f"--alpha: must be in [0, {MAX_ALPHA:g}], got {args.alpha}")
-    if any(not 0.0 <= v <= 1.0 for v in args.fair_times):
-        parser.error(f"--fair-times: every value must be in [0, 1], got {args.fair_times}")
-    if any(not (math.isfinite(v) and v >= 0) for v in args.p5_rates):
-        parser.error(f"--p5-rates: every target must be a non-negative finite number, got {args.p5_rates}")
     fair_times = sorted({0.0, *args.fair_times})
     configure_threads(1)
     try:
