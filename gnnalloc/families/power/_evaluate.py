@@ -23,7 +23,7 @@ from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._frame import DEFAULT_SLOTS, fair_time_rates, proportional_fair_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import PowerInstance
-from gnnalloc.families.power._score import OFF_FRACTION, score
+from gnnalloc.families.power._score import score
 
 __all__ = [
     "DEMO_SUITES", "FRAME_SUITES", "FRAME_TIMES", "FrameRow", "PowerRow", "Suite", "evaluate_cli",
@@ -197,15 +197,16 @@ def frame_rows(
         # (instance, fair_time, link) average rates, every slot's rates computed once.
         front = [fair_time_rates(i, f, [0.0, *fair_times]) for i, f in zip(cases, frames)]
         own = sum(float(rates[0].sum()) for rates in front)
-        off = [f.power < OFF_FRACTION * i.pmax for i, f in zip(cases, frames)]  # (T, K) per instance
-        off_in_slot_1 = float(np.mean([o[0].mean() for o in off]))
-        off_in_every_slot = float(np.mean([o.all(axis=0).mean() for o in off]))
         for column, fair_time in enumerate(fair_times, start=1):
             rates = [instance_rates[column] for instance_rates in front]
+            # The score's count: off in every slot that has time (slot 1 alone at fair_time 0).
+            off = np.mean([
+                score(i, f.with_fair_time(fair_time)).links_off / i.num_links for i, f in zip(cases, frames)
+            ])
             rows.append(FrameRow(
                 suite.name, fair_time, sum(float(r.sum()) for r in rates) / own,
                 float(np.mean([np.percentile(r, 5) for r in rates])), float(np.mean([np.median(r) for r in rates])),
-                off_in_every_slot if fair_time > 0 else off_in_slot_1,
+                float(off),
             ))
     return rows
 
@@ -294,9 +295,9 @@ def power_demo(out_dir: Path, checkpoint: Path | None) -> int:
     _report(rows, Path(out_dir), "Power control: held-out instances, 5 per suite (ratio = total utility / WMMSE's, "
             "'-' where WMMSE's is not positive; "
             "U/link = mean utility per link; rates in bits/s/Hz; time = median per instance)")
-    from gnnalloc.families.power._learned import solve_gnn
+    from gnnalloc.families.power._learned import gnn_allocate
 
-    table = format_frame_table(frame_rows(lambda instance: solve_gnn(instance, allocator=allocator).allocation))
+    table = format_frame_table(frame_rows(gnn_allocate(allocator=allocator)))
     print(f"\nPower control, time sharing: gnn as the per-slot allocator of a proportional-fair frame "
           f"({DEFAULT_SLOTS} slots; sum rate over gnn's own answer; p5 and median of the links' average "
           f"rates, averaged over instances, and their ratio; off = share of links off in every slot "
