@@ -456,3 +456,23 @@ def test_dual_request_options(client: TestClient, doc: dict[str, Any]) -> None:
     ):
         response = client.post("/v1/allocate", params=params, json=doc)
         assert response.status_code == 422 and error_of(response)["field"] == field, response.text
+
+
+def test_refused_options_are_the_library_s_rule(client: TestClient, doc: dict[str, Any]) -> None:
+    """The server adds no rule of its own for a method's options: what the library refuses
+    (an option the method does not take, time_limit included; a value outside the family's
+    range) is a 422 naming the option, with the library's message."""
+    from gnnalloc.families.power import gaussian
+    from gnnalloc.families.power._instance import MAX_ALPHA
+
+    power = gaussian(3, 1).to_dict()
+    for params, body, field, message in (
+        ({"method": "equal", "time_limit": 1}, doc, "time_limit", "only method"),
+        ({"method": "wmmse", "slots": 2}, power, "slots", "only method"),
+        ({"method": "gnn_frame", "alpha": 2 * MAX_ALPHA}, power, "alpha", f"at most {MAX_ALPHA:g}"),
+    ):
+        response = client.post("/v1/allocate", params=params, json=body)
+        assert response.status_code == 422, response.text
+        assert error_of(response)["field"] == field and message in error_of(response)["message"], response.text
+    response = client.post("/v1/allocate", params={"method": "gnn_frame", "alpha": MAX_ALPHA, "slots": 2}, json=power)
+    assert response.status_code == 200, response.text
