@@ -16,11 +16,12 @@ from gnnalloc.families.edge.solvers import (
 from gnnalloc.families.edge.metrics import Score, score, user_utilities
 from gnnalloc.families.edge.nn import Allocator, PricePredictor
 from gnnalloc.families.edge._family import FAMILY, VALUE_RANGES, EdgeFamily
+from gnnalloc.families.edge._methods import gnn_gap_tol
 
 __all__ = [
     "ALLOCATION_FORMAT", "Allocation", "Allocator", "CERTIFIED_GAP", "EdgeFamily", "FAMILY", "PricePredictor",
     "INSTANCE_FORMAT", "Instance", "ProblemTensors", "Score", "VALUE_RANGES", "equal_share",
-    "eua_instance", "lagrangian_bound", "load_allocation", "load_instance", "max_violation",
+    "eua_instance", "gnn_gap_tol", "lagrangian_bound", "load_allocation", "load_instance", "max_violation",
     "proportional_share", "random_instance", "save_allocation", "save_instance", "score",
     "solve_dual", "solve_exact", "user_utilities", "user_utility",
 ]

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_ITERATIONS", "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS",
-    "default_checkpoint", "gnn_temperature", "load_edge_model", "shares_checkpoint", "shipped_allocator",
+    "GNN_FIRST_CHUNK", "GNN_GAP_TOL", "GNN_GAP_TOL_MAX_PENALTY", "GNN_HIGH_PENALTY_GAP_TOL", "GNN_ITERATIONS",
+    "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_temperature",
+    "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
 _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
@@ -40,11 +41,23 @@ _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
 _DEFAULT_CHECKPOINT = _CHECKPOINTS / "prices.ckpt"
 _SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
 
-#: L-BFGS iterations ``gnn`` runs from the predicted prices by default; ``None``: as many as
-#: ``dual`` (:func:`~gnnalloc.families.edge.solvers.default_iterations`). The shipped model's
-#: prices are not yet close enough for a few iterations to match ``dual``'s gap (measured in
-#: ``benchmarks/bench_learned_prices.py``), so the default keeps ``dual``'s quality.
+#: L-BFGS iterations of ``gnn``'s one pass (``iterations`` given, no ``gap_tol`` or
+#: ``time_limit``) when ``iterations`` is ``None``: as many as ``dual``
+#: (:func:`~gnnalloc.families.edge.solvers.default_iterations`).
 GNN_ITERATIONS: int | None = None
+
+#: ``gnn``'s default ``gap_tol``: it refines until its Lagrangian bound proves the answer within
+#: this per unit of user weight, on instances with a penalty up to
+#: :data:`GNN_GAP_TOL_MAX_PENALTY` ...
+GNN_GAP_TOL = 0.005
+
+#: ... and within this above it, where the penalty's steep slope below each minimum keeps the
+#: smoothed dual's bound loose for longer (proving 0.005 there costs several times as much as
+#: 0.02; ``benchmarks/RESULTS.md``).
+GNN_HIGH_PENALTY_GAP_TOL = 0.02
+
+#: The largest penalty :data:`GNN_GAP_TOL` is the default for.
+GNN_GAP_TOL_MAX_PENALTY = 10.0
 
 #: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations (later chunks are
 #: ``dual``'s default): with ``time_limit`` alone its first checkpoint; with ``gap_tol``, a start
@@ -74,6 +87,12 @@ def gnn_temperature(model: "PricePredictor", instance: Instance, anytime: bool) 
     if anytime and instance.penalty <= GNN_MODEL_TEMPERATURE_MAX_PENALTY:
         return model.temperature
     return DEFAULT_TEMPERATURE
+
+
+def gnn_gap_tol(instance: Instance) -> float:
+    """``gnn``'s default ``gap_tol`` on ``instance``: :data:`GNN_GAP_TOL` up to
+    :data:`GNN_GAP_TOL_MAX_PENALTY`, :data:`GNN_HIGH_PENALTY_GAP_TOL` above."""
+    return GNN_GAP_TOL if instance.penalty <= GNN_GAP_TOL_MAX_PENALTY else GNN_HIGH_PENALTY_GAP_TOL
 
 
 def default_checkpoint() -> Path:
@@ -224,6 +243,10 @@ def _gnn(
             )
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
+    # Anytime to the default proven gap unless a one-pass budget is asked for: `iterations`
+    # without gap_tol or time_limit.
+    if gap_tol is None and (iterations is None or time_limit is not None):
+        gap_tol = gnn_gap_tol(instance)
     start = time.perf_counter()  # model loading excluded
     # One water-filling for the model's references and the solver's cold start and units.
     water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
@@ -276,8 +299,9 @@ METHODS: dict[str, Method] = {
         Method("proportional", _proportional, "shares proportional to minimum demands", (), "baseline"),
         Method(
             "gnn", _gnn,
-            "learned dual prices refined by a few certified dual iterations, with a proven bound "
-            "(the shipped price model unless checkpoint or allocator is given)",
+            "learned dual prices refined by the certified dual until its bound proves gap_tol (default "
+            "0.005 per unit of weight, 0.02 above penalty 10; the shipped price model unless checkpoint or "
+            "allocator is given)",
             (
                 "allocator", "checkpoint", "iterations", "search_rounds", "bound_iterations", "temperature",
                 "gap_tol", "time_limit",

@@ -44,6 +44,22 @@ def test_the_proven_bound_is_never_below_the_true_gap(instance, iterations):
     assert result.upper_bound >= best - 1e-6 * max(1.0, abs(best))
 
 
+@pytest.mark.parametrize(("penalty", "gap_tol"), [(10.0, 0.005), (25.0, 0.02)])
+def test_by_default_gnn_refines_until_its_bound_proves_the_default_gap(penalty, gap_tol):
+    """Without options `gnn` is anytime: proven within `gnn_gap_tol` (0.005 up to penalty 10,
+    0.02 above), and says so; `iterations` alone asks for one pass instead."""
+    from gnnalloc.families.edge import gnn_gap_tol
+
+    instance = eua_instance(200, 1.0, 3, penalty=penalty)
+    assert gnn_gap_tol(instance) == gap_tol
+    result = solve(instance, "gnn")
+    weight = float(np.sum(instance.weight))
+    proven = (result.upper_bound - _objective(instance, result.allocation)) / weight
+    assert f"<= gap_tol {gap_tol:g}" in result.status and proven <= gap_tol + 1e-12, result.status
+    one_pass = solve(instance, "gnn", iterations=30)
+    assert "gap_tol" not in one_pass.status, one_pass.status
+
+
 def test_more_iterations_do_not_worsen_the_answer_much():
     instance = random_instance(80, 10, 1.0, 7)
     few = _objective(instance, solve(instance, "gnn", iterations=0).allocation)
