@@ -5,7 +5,10 @@ EUA instance (``eua_instance(816, 1.0, 1000)``, ``--method``, default ``gnn``) f
 clients, reports errors, p50/p99 latency and throughput, writes ``benchmarks/out/serve.md`` and
 stops the server with SIGTERM (its exit status is part of the report). Only loopback traffic.
 
-Run: python benchmarks/bench_serve.py [--checkpoint checkpoints/default.ckpt] [--requests 500]
+Without ``--checkpoint`` the server runs every family's shipped model (the edge ``gnn`` is
+``checkpoints/prices.ckpt``, anytime to its default proven gap).
+
+Run: python benchmarks/bench_serve.py [--checkpoint PATH] [--requests 500]
     [--method gnn|dual|exact|equal|proportional]
 """
 
@@ -49,8 +52,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def resolve_checkpoint(path: Path, scratch: Path) -> tuple[Path, str]:
-    """The checkpoint to serve and how to describe it in the report."""
+def resolve_checkpoint(path: Path | None, scratch: Path) -> tuple[Path | None, str]:
+    """The checkpoint to serve (``None``: the shipped models) and how to describe it in the report."""
+    if path is None:
+        return None, "the shipped models"
     if path.is_file():
         return path, f"`{path}`"
     from gnnalloc.families.edge.nn.allocator import Allocator
@@ -120,7 +125,7 @@ async def load(url: str, body: bytes, requests: int, clients: int, method: str) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "default.ckpt")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: every family's shipped model")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=2, help="untimed requests first")
@@ -144,7 +149,8 @@ def main() -> int:
         log = Path(scratch) / "serve.log"
         with log.open("wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "gnnalloc.cli", "serve", "--checkpoint", str(checkpoint),
+                [sys.executable, "-m", "gnnalloc.cli", "serve",
+                 *(["--checkpoint", str(checkpoint)] if checkpoint is not None else []),
                  "--host", "127.0.0.1", "--port", str(port)],
                 stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
             )
