@@ -19,8 +19,9 @@ from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.power import PowerInstance, d2d, gaussian
 
 OUT = Path(__file__).resolve().parent / "out"
-#: The shipped model, wherever the script is run from.
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
+#: The shipped share-head model (`gnn-shares`; the edge `gnn` is the price model,
+#: `checkpoints/prices.ckpt`), wherever the script is run from.
+SHARES_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default.ckpt"
 
 
 def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 0) -> tuple[float, object]:

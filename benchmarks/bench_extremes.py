@@ -3,7 +3,8 @@
 
 Three users on two linked servers; every combination of a user's compute and bandwidth minimums
 (1e-12 / 1e-4 / 1 / 1e4 / 1e12), its home server's capacities (0 / 1e-12 / 1 / 1e12) and its
-weight (1e-6 / 1 / 1e6): 300 instances per alpha, each through gnn (shipped checkpoint), dual,
+weight (1e-6 / 1 / 1e6): 300 instances per alpha, each through gnn (the shipped price model, with
+its defaults: anytime to its default proven gap), gnn-shares (the shipped share-head model), dual,
 equal and proportional. A case fails if the allocation is not finite, violates a constraint by
 more than 1e-7 (relative), or the method raises.
 
@@ -21,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, write_table  # noqa: E402
 
 from gnnalloc import Instance, solve  # noqa: E402
 from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
 from gnnalloc.families.edge.problem import max_violation  # noqa: E402
 
-METHODS = ("gnn", "dual", "equal", "proportional")
+METHODS = ("gnn", "gnn-shares", "dual", "equal", "proportional")
 MINIMUMS = (1e-12, 1e-4, 1.0, 1e4, 1e12)
 CAPACITIES = (0.0, 1e-12, 1.0, 1e12)
 WEIGHTS = (1e-6, 1.0, 1e6)
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[1e-6, 0.1, 1.0, 10.0, 100.0])
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    model = Allocator.from_checkpoint(SHIPPED_CHECKPOINT)
+    shares = Allocator.from_checkpoint(SHARES_CHECKPOINT)
     rows = []
     for alpha in args.alphas:
         failures = {method: 0 for method in METHODS}
@@ -62,7 +63,8 @@ def main() -> None:
             inst = instance(alpha, *values)
             for method in METHODS:
                 try:
-                    result = solve(inst, method, allocator=model) if method == "gnn" else solve(inst, method)
+                    options = {"allocator": shares} if method == "gnn-shares" else {}
+                    result = solve(inst, method, **options)
                     allocation = result.allocation
                     finite = np.isfinite(allocation.compute).all() and np.isfinite(allocation.bandwidth).all()
                     violation = max_violation(inst, allocation) if finite else float("inf")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, write_table  # noqa: E402
 
 
 def _one(mode: str, users: int, repeats: int) -> dict:
@@ -33,7 +33,7 @@ def _one(mode: str, users: int, repeats: int) -> dict:
     from gnnalloc.families.edge.projection._jacobian import ProjectionJacobian
 
     # The shipped model, never a silent untrained stand-in: the shares measured depend on it.
-    model = Allocator.from_checkpoint(SHIPPED_CHECKPOINT)
+    model = Allocator.from_checkpoint(SHARES_CHECKPOINT)
     model.train()
     instance = eua_instance(users, 1.0, 7)
     graph, problem = model.prepare([instance])

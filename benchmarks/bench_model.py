@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 800, 5000, 20000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
+    parser.add_argument("--checkpoint", default=str(SHARES_CHECKPOINT))
     args = parser.parse_args()
     path = Path(args.checkpoint)
     model = Allocator.from_checkpoint(path) if path.is_file() else Allocator()

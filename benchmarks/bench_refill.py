@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance, solve_exact  # noqa: E402
 from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=816)
     parser.add_argument("--loads", type=float, nargs="+", default=[0.6, 1.0, 1.4])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
+    parser.add_argument("--checkpoint", default=str(SHARES_CHECKPOINT))
     args = parser.parse_args()
     model = Allocator.from_checkpoint(args.checkpoint)
     gaps, splits = [], []

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import SHIPPED_CHECKPOINT, median_time, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import Allocation, eua_instance, score, solve_exact  # noqa: E402
 from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--loads", type=float, nargs="+", default=[0.6, 1.0, 1.4])
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 3, 5, 10])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
+    parser.add_argument("--checkpoint", default=str(SHARES_CHECKPOINT))
     args = parser.parse_args()
     model = Allocator.from_checkpoint(args.checkpoint)
     rows = []

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHIPPED_CHECKPOINT, write_table  # noqa: E402
+from _common import SHARES_CHECKPOINT, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--busy-seconds", type=float, default=120.0,
                         help="upper bound on each busy process's life")
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=SHARES_CHECKPOINT)
     args = parser.parse_args()
 
     instance = eua_instance(816, 1.0, 1000)

@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT, SHIPPED_CHECKPOINT, machine  # noqa: E402
+from _common import OUT, SHARES_CHECKPOINT, machine  # noqa: E402
 from bench_serve import free_port, percentile  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
@@ -81,7 +81,7 @@ async def _load(url: str, body: bytes, clients: int, per_client: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=SHARES_CHECKPOINT)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stalled", type=int, default=64)
     parser.add_argument("--disconnects", type=int, default=8)
