@@ -17,9 +17,9 @@ refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._method
 and also at the other one of the model's own and ``dual``'s default: ``gnn[name]@tau``) against
 ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature (is it
 the start or the temperature?), on the held-out instances of ``--seed``, ``--layout`` and
-``--users``. Per instance: each method's one-pass gap and median time (no ``gap_tol``), then to
-``gap_tol``: true and proven gap, median time, and the L-BFGS iterations needed (one
-``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
+``--users``. Per instance: each method's one-pass gap and median time (its default iterations, no
+``gap_tol``), then to ``gap_tol``: true and proven gap, median time, and the L-BFGS iterations
+needed (one ``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
 
 With ``--accuracy``: how close each ``--checkpoints`` model's prediction is to the dual's own
 minimiser at the model's temperature (``solve_dual``, 3,000 iterations, no search), on held-out

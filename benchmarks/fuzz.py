@@ -12,6 +12,8 @@ arrays, truncated text, byte-order marks and other encodings). Counted failures:
 - a 5xx from the server;
 - exit 0 / status 200 with a non-finite figure in the output.
 
+Every family's methods run with the shipped models.
+
 Run: python benchmarks/fuzz.py [--family edge power sfl] [--count 2000] [--seed 0]
 """
 
@@ -31,11 +33,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from gnnalloc.cli import main as cli_main
 from gnnalloc.core import allocation_formats, families, solve
-from gnnalloc.families.edge import Allocator
 from gnnalloc.serve import create_app
 
 with warnings.catch_warnings():
@@ -140,16 +139,12 @@ def run(family_name: str, count: int, seed: int = 0,
     base = family.dump_instance(instance)
     methods = list(family.methods)
     allocations = _one_allocation_per_format(family, instance, methods)
-    torch.manual_seed(0)
-    allocators = {"edge": Allocator(hidden=16, heads=2, layers=1)}
     failures: list[str] = []
     codes: dict[str, dict[int, int]] = {"solve": {}, "score": {}}
     http_codes: dict[int, int] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, \
-            TestClient(create_app(allocators=allocators, max_users=40, exact_max_users=8)) as client:
-        checkpoint = Path(tmp) / "m.ckpt"
-        allocators["edge"].save(checkpoint)
+            TestClient(create_app(max_users=40, exact_max_users=8)) as client:  # the shipped models
         doc, alloc_doc, valid = Path(tmp) / "doc.json", Path(tmp) / "alloc.json", Path(tmp) / "ok.json"
         valid.write_text(json.dumps(base))
 
@@ -172,8 +167,6 @@ def run(family_name: str, count: int, seed: int = 0,
             method = methods[i % len(methods)]
             doc.write_bytes(raw)
             argv = ["solve", str(doc), "--method", method]
-            if method == "gnn" and family_name == "edge":
-                argv += ["--checkpoint", str(checkpoint)]
             check_cli("solve", i, argv)
 
             alloc_doc.write_bytes(malformed(rng, allocations[i % len(allocations)]))

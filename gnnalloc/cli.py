@@ -298,10 +298,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="model checkpoint for --method gnn (default: the family's shipped one)")
     sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
     sol.add_argument("--time-limit", type=float,
-                     help="seconds the solve may take (edge: exact, dual and gnn, the last two refining "
-                     "anytime; power: optimum)")
+                     help="seconds the solve may take (edge: exact, dual and gnn; dual then refines anytime "
+                     "until the limit, gnn to its --gap-tol, default 0.005, 0.02 above penalty 10; power: optimum)")
     sol.add_argument("--gap-tol", type=float,
-                     help="edge methods dual and gnn: refine until the proven per-weight gap is at most this")
+                     help="edge methods dual and gnn: refine until the proven per-weight gap is at most this "
+                     "(gnn's default 0.005, 0.02 above penalty 10; 0 refines until --time-limit)")
     sol.add_argument("--option", action="append", metavar="NAME=NUMBER",
                      help="a numeric option of the method, repeatable (e.g. power gnn_frame: "
                      "--option fair_time=0.2 --option slots=8; wmmse: --option max_iter=200)")

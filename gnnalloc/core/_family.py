@@ -42,6 +42,10 @@ class SolveResult:
     upper_bound: float | None = None
 
 
+def _any_model(model: Any) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Method:
     """One way to allocate an instance of a family.
@@ -54,6 +58,9 @@ class Method:
         options: names of the keyword options ``run`` accepts (besides ``instance``).
         kind: ``"reference"`` (exact or the classical algorithm results are compared with),
             ``"classical"``, ``"baseline"`` or ``"learned"``.
+        accepts: for a method with an ``allocator`` option, whether a model loaded for the family
+            (the server's ``--checkpoint``, or its shipped model) suits it; the server hands the
+            model over only then, and otherwise the method uses its own default (any model).
     """
 
     name: str
@@ -61,6 +68,7 @@ class Method:
     description: str
     options: tuple[str, ...] = ()
     kind: str = "classical"
+    accepts: Callable[[Any], bool] = _any_model
 
 
 @dataclass(frozen=True)

@@ -434,18 +434,19 @@ def create_app(
         start = time.perf_counter()
         options: dict[str, Any] = dict(requested or {})
         entry = family.methods[method]
-        # Reference solvers always run under the server's limit; another method only when the
-        # request asks for one (dual refines anytime then), and never beyond the server's. A
-        # requested option the method does not take is left in: `solve` refuses it by name (the
-        # library's one rule, a 422 below).
-        if "time_limit" in options or (entry.kind == "reference" and "time_limit" in entry.options):
+        # Reference and learned methods always run under the server's limit (the edge `gnn` refines
+        # anytime to its default proven gap); a classical one only when the request asks for one
+        # (dual refines anytime until it then), and never beyond the server's. A requested option
+        # the method does not take is left in: `solve` refuses it by name (the library's one rule,
+        # a 422 below).
+        if "time_limit" in options or (entry.kind in ("reference", "learned") and "time_limit" in entry.options):
             options["time_limit"] = min(options.get("time_limit", math.inf), exact_time_limit)
         try:
             if entry.kind == "learned":
                 model = runtime.allocators.get(family.name)
-                if model is not None:
+                if model is not None and "allocator" in entry.options and entry.accepts(model):
                     options["allocator"] = model
-                with runtime.model_lock:
+                with runtime.model_lock:  # the server's model or the family's shipped one
                     result = solve(instance, method, **options)
             else:
                 result = solve(instance, method, **options)

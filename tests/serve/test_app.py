@@ -476,3 +476,38 @@ def test_refused_options_are_the_library_s_rule(client: TestClient, doc: dict[st
         assert error_of(response)["field"] == field and message in error_of(response)["message"], response.text
     response = client.post("/v1/allocate", params={"method": "gnn_frame", "alpha": MAX_ALPHA, "slots": 2}, json=power)
     assert response.status_code == 200, response.text
+
+
+def test_which_options_and_model_each_method_gets(monkeypatch, doc: dict[str, Any]) -> None:
+    """The server's time limit bounds reference and learned methods (the edge gnn is anytime by
+    default), a classical one only on request; its model goes to the methods it suits: a price
+    model to gnn, never to the share-head gnn-shares."""
+    from gnnalloc.core import SolveResult
+    from gnnalloc.families.edge.nn import PricePredictor
+
+    seen: dict[str, dict[str, Any]] = {}
+
+    def record(instance: Instance, method: str, **options: Any) -> SolveResult:
+        seen[method] = options
+        return SolveResult(Allocation(np.zeros(instance.num_pairs), np.zeros(instance.num_users)), method, 0.0)
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", record)
+    torch.manual_seed(0)
+    price_model = PricePredictor(hidden=8, heads=1, layers=1)
+    client = TestClient(create_app(price_model, exact_time_limit=7.0))
+    for method in ("gnn", "gnn-shares", "dual", "exact", "equal"):
+        assert client.post("/v1/allocate", params={"method": method}, json=doc).status_code == 200
+    assert seen["gnn"] == {"time_limit": 7.0, "allocator": price_model}
+    assert seen["gnn-shares"] == {}  # its own shipped share-head model
+    assert seen["dual"] == {} and seen["equal"] == {}
+    assert seen["exact"] == {"time_limit": 7.0}
+    assert client.post("/v1/allocate", params={"method": "dual", "time_limit": 30}, json=doc).status_code == 200
+    assert seen["dual"] == {"time_limit": 7.0}
+
+
+def test_a_share_head_gnn_refuses_gap_tol_by_name(doc: dict[str, Any]) -> None:
+    client = TestClient(create_app(small_model()))
+    response = client.post("/v1/allocate", params={"method": "gnn", "gap_tol": 0.01}, json=doc)
+    assert response.status_code == 422 and error_of(response)["field"] == "gap_tol", response.text
+    response = client.post("/v1/allocate", params={"method": "gnn", "time_limit": 5}, json=doc)
+    assert response.status_code == 200, response.text

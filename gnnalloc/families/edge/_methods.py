@@ -2,9 +2,10 @@
 
 ``gnn`` is one of them: the solvers never import the model, the family wires both in. It
 predicts the dual prices with the shipped :class:`~gnnalloc.families.edge.nn.PricePredictor`
-and refines them with a few iterations of :func:`~gnnalloc.families.edge.solvers.solve_dual`
-(which recovers a feasible allocation and proves a bound); ``gnn-shares`` is the earlier
-share-head model, kept as a baseline.
+and refines them with :func:`~gnnalloc.families.edge.solvers.solve_dual` until its bound proves
+the answer within ``gap_tol`` (by default :func:`gnn_gap_tol`; ``solve_dual`` recovers a
+feasible allocation and proves the bound); ``gnn-shares`` is the earlier share-head model, kept
+as a baseline.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from gnnalloc.families.edge.nn import Allocator, PricePredictor
 
 __all__ = [
-    "GNN_FIRST_CHUNK", "GNN_GAP_TOL", "GNN_GAP_TOL_MAX_PENALTY", "GNN_HIGH_PENALTY_GAP_TOL", "GNN_ITERATIONS",
+    "GNN_FIRST_CHUNK", "GNN_GAP_TOL", "GNN_GAP_TOL_MAX_PENALTY", "GNN_HIGH_PENALTY_GAP_TOL",
     "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_temperature",
     "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
@@ -40,11 +41,6 @@ _CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
 #: in ``checkpoints/`` of the source tree this package belongs to, whatever the working directory.
 _DEFAULT_CHECKPOINT = _CHECKPOINTS / "prices.ckpt"
 _SHARES_CHECKPOINT = _CHECKPOINTS / "default.ckpt"
-
-#: L-BFGS iterations of ``gnn``'s one pass (``iterations`` given, no ``gap_tol`` or
-#: ``time_limit``) when ``iterations`` is ``None``: as many as ``dual``
-#: (:func:`~gnnalloc.families.edge.solvers.default_iterations`).
-GNN_ITERATIONS: int | None = None
 
 #: ``gnn``'s default ``gap_tol``: it refines until its Lagrangian bound proves the answer within
 #: this per unit of user weight, on instances with a penalty up to
@@ -59,10 +55,10 @@ GNN_HIGH_PENALTY_GAP_TOL = 0.02
 #: The largest penalty :data:`GNN_GAP_TOL` is the default for.
 GNN_GAP_TOL_MAX_PENALTY = 10.0
 
-#: With ``gap_tol`` or ``time_limit``, ``gnn``'s first chunk of iterations (later chunks are
-#: ``dual``'s default): with ``time_limit`` alone its first checkpoint; with ``gap_tol``, a start
-#: near the minimiser ends the chunk sooner, a poorer one runs on without a checkpoint until
-#: its KKT residual is small (``solve_dual``; ``benchmarks/bench_learned_prices.py --anytime``).
+#: ``gnn``'s first chunk of iterations in its anytime solve (later chunks are ``dual``'s
+#: default): a start near the minimiser ends the chunk sooner, a poorer one runs on without a
+#: checkpoint until its KKT residual is small (``solve_dual``;
+#: ``benchmarks/bench_learned_prices.py --anytime``).
 GNN_FIRST_CHUNK = 100
 
 #: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
@@ -195,6 +191,12 @@ def _proportional(instance: Instance) -> SolveResult:
     return _timed("proportional", proportional_share, instance)
 
 
+def _is_share_head(model: Any) -> bool:
+    from gnnalloc.families.edge.nn import Allocator
+
+    return isinstance(model, Allocator)
+
+
 def _gnn_shares(
     instance: Instance,
     *,
@@ -236,15 +238,18 @@ def _gnn(
 
             allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
     if isinstance(allocator, Allocator):  # a share-head checkpoint: that model's own answer
-        if any(v is not None for v in (iterations, bound_iterations, temperature, gap_tol, time_limit)):
-            raise ValueError(
-                "allocator: a share-head model takes no iterations, bound_iterations, temperature, "
-                "gap_tol or time_limit"
-            )
+        # It answers in one pass, well within any time limit (accepted, so that a caller such
+        # as the server can bound every learned method alike); what only a dual refinement
+        # uses is refused by name.
+        for name, value in (("iterations", iterations), ("bound_iterations", bound_iterations),
+                            ("temperature", temperature), ("gap_tol", gap_tol)):
+            if value is not None:
+                raise ValueError(f"{name}: a share-head model answers in one pass and takes no {name}")
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
-    # Anytime to the default proven gap unless a one-pass budget is asked for: `iterations`
-    # without gap_tol or time_limit.
+    # Anytime to the default proven gap unless one pass is asked for: `iterations` without
+    # gap_tol or time_limit. time_limit alone bounds the solve, not its aim (gap_tol=0 with
+    # time_limit refines until the limit).
     if gap_tol is None and (iterations is None or time_limit is not None):
         gap_tol = gnn_gap_tol(instance)
     start = time.perf_counter()  # model loading excluded
@@ -253,7 +258,7 @@ def _gnn(
     prices = allocator.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
     anytime = gap_tol is not None or time_limit is not None
     options: dict[str, Any] = {
-        "iterations": iterations if iterations is not None else GNN_FIRST_CHUNK if anytime else GNN_ITERATIONS,
+        "iterations": GNN_FIRST_CHUNK if iterations is None else iterations,
         "search_rounds": 5 if search_rounds is None else search_rounds,
     }
     if bound_iterations is not None:
@@ -299,9 +304,10 @@ METHODS: dict[str, Method] = {
         Method("proportional", _proportional, "shares proportional to minimum demands", (), "baseline"),
         Method(
             "gnn", _gnn,
-            "learned dual prices refined by the certified dual until its bound proves gap_tol (default "
-            "0.005 per unit of weight, 0.02 above penalty 10; the shipped price model unless checkpoint or "
-            "allocator is given)",
+            f"learned dual prices refined by the certified dual until its bound proves gap_tol (default "
+            f"{GNN_GAP_TOL:g} per unit of weight, {GNN_HIGH_PENALTY_GAP_TOL:g} above penalty "
+            f"{GNN_GAP_TOL_MAX_PENALTY:g}; time_limit alone bounds the time, gap_tol=0 refines until it; "
+            f"the shipped price model unless checkpoint or allocator is given)",
             (
                 "allocator", "checkpoint", "iterations", "search_rounds", "bound_iterations", "temperature",
                 "gap_tol", "time_limit",
@@ -311,7 +317,7 @@ METHODS: dict[str, Method] = {
         Method(
             "gnn-shares", _gnn_shares,
             "the earlier share-head model (decisions per pair, then projection), a baseline",
-            ("allocator", "checkpoint", "search_rounds"), "learned",
+            ("allocator", "checkpoint", "search_rounds"), "learned", accepts=_is_share_head,
         ),
     )
 }

@@ -60,6 +60,26 @@ def test_by_default_gnn_refines_until_its_bound_proves_the_default_gap(penalty, 
     assert "gap_tol" not in one_pass.status, one_pass.status
 
 
+def test_a_time_limit_alone_bounds_gnn_s_time_not_its_aim(monkeypatch):
+    """With time_limit (and iterations) but no gap_tol, gnn still aims at its default gap; only
+    gap_tol=0 refines until the limit."""
+    import gnnalloc.families.edge._methods as methods
+
+    seen = []
+    original = methods.solve_dual
+
+    def spy(instance, **options):
+        seen.append((options.get("gap_tol"), options.get("time_limit"), options["iterations"]))
+        return original(instance, **options)
+
+    monkeypatch.setattr(methods, "solve_dual", spy)
+    instance = random_instance(40, 6, 1.0, 5, penalty=25.0)
+    solve(instance, "gnn", time_limit=30.0)
+    solve(instance, "gnn", time_limit=30.0, iterations=7)
+    solve(instance, "gnn", time_limit=1.0, gap_tol=0.0)
+    assert seen == [(0.02, 30.0, methods.GNN_FIRST_CHUNK), (0.02, 30.0, 7), (0.0, 1.0, methods.GNN_FIRST_CHUNK)]
+
+
 def test_more_iterations_do_not_worsen_the_answer_much():
     instance = random_instance(80, 10, 1.0, 7)
     few = _objective(instance, solve(instance, "gnn", iterations=0).allocation)
@@ -81,8 +101,13 @@ def test_named_errors():
         solve(instance, "gnn", iterations=-1)
     with pytest.raises(ValueError, match="allocator"):
         solve(instance, "gnn-shares", allocator=PricePredictor(hidden=8, heads=1, layers=1))
-    with pytest.raises(ValueError, match="allocator"):
-        solve(instance, "gnn", allocator=Allocator.from_checkpoint(shares_checkpoint()), iterations=5)
+    shares = Allocator.from_checkpoint(shares_checkpoint())
+    for name, value in (("iterations", 5), ("gap_tol", 0.01), ("temperature", 0.1), ("bound_iterations", 3)):
+        with pytest.raises(ValueError, match=f"^{name}: a share-head model"):
+            solve(instance, "gnn", allocator=shares, **{name: value})
+    # A share-head model answers in one pass: a time limit is accepted (callers bound every
+    # learned method alike).
+    assert solve(instance, "gnn", allocator=shares, time_limit=5.0).method == "gnn"
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         solve(instance, "gnn", checkpoint="/nonexistent/prices.ckpt")
 
