@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from gnnalloc.cli import main as cli_main
 from gnnalloc.core import allocation_formats, families, solve
-from gnnalloc.serve import create_app
+from gnnalloc.serve import create_app, load_models
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -144,7 +144,7 @@ def run(family_name: str, count: int, seed: int = 0,
     http_codes: dict[int, int] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, \
-            TestClient(create_app(max_users=40, exact_max_users=8)) as client:  # the shipped models
+            TestClient(create_app(allocators=load_models()[0], max_users=40, exact_max_users=8)) as client:
         doc, alloc_doc, valid = Path(tmp) / "doc.json", Path(tmp) / "alloc.json", Path(tmp) / "ok.json"
         valid.write_text(json.dumps(base))
 

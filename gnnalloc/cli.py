@@ -357,7 +357,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-users", type=int, default=20000)
     srv.add_argument("--max-pairs", type=int, default=400_000,
                      help="most candidate (user, server) pairs per instance (cost grows with them)")
-    srv.add_argument("--exact-time-limit", type=float, default=30.0)
+    srv.add_argument("--exact-time-limit", type=float, default=30.0,
+                     help="seconds a method that takes time_limit may spend on a request (edge exact and gnn, "
+                     "power optimum); a request's own time_limit is capped at it")
     srv.add_argument("--exact-max-users", type=int, default=5000)
     srv.add_argument("--workers", type=int, default=1,
                      help="worker processes, each with its own model (about one per core)")

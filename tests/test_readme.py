@@ -63,7 +63,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh directory laid out like the repository root for what the examples read."""
     directory = tmp_path_factory.mktemp("readme")
     (directory / "checkpoints").mkdir()
-    (directory / "checkpoints" / "default.ckpt").symlink_to(ROOT / "checkpoints" / "default.ckpt")
+    for name in ("default.ckpt", "prices.ckpt"):
+        (directory / "checkpoints" / name).symlink_to(ROOT / "checkpoints" / name)
     (directory / "training").symlink_to(ROOT / "training")
     before = Path.cwd()
     os.chdir(directory)

@@ -59,8 +59,8 @@ class Method:
         kind: ``"reference"`` (exact or the classical algorithm results are compared with),
             ``"classical"``, ``"baseline"`` or ``"learned"``.
         accepts: for a method with an ``allocator`` option, whether a model loaded for the family
-            (the server's ``--checkpoint``, or its shipped model) suits it; the server hands the
-            model over only then, and otherwise the method uses its own default (any model).
+            (the server's ``--checkpoint``, or its shipped model) suits it (default: any model);
+            the server hands the model over only then, and otherwise the method uses its own.
     """
 
     name: str

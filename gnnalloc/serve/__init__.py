@@ -2,11 +2,13 @@
 point (the optional ``[serve]`` extra: fastapi and uvicorn).
 
 ``create_app(allocator)`` builds the application without touching the file system, so tests and
-embedding code can serve an in-memory model; ``serve_cli`` is what ``gnnalloc serve`` runs.
+embedding code can serve an in-memory model; ``load_models`` loads what ``gnnalloc serve`` serves
+(a checkpoint and every other family's shipped model); ``serve_cli`` is what ``gnnalloc serve``
+runs.
 """
 
 try:
-    from gnnalloc.serve.app import METHODS, create_app, max_body_bytes, serve_cli
+    from gnnalloc.serve.app import METHODS, create_app, load_models, max_body_bytes, serve_cli
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     if exc.name not in ("fastapi", "starlette", "uvicorn"):
         raise
@@ -14,4 +16,4 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"gnnalloc.serve needs {exc.name}: pip install 'gnnalloc[serve]'"
     ) from exc
 
-__all__ = ["METHODS", "create_app", "max_body_bytes", "serve_cli"]
+__all__ = ["METHODS", "create_app", "load_models", "max_body_bytes", "serve_cli"]

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXACT_MAX_USERS", "DEFAULT_EXACT_TIME_LIMIT", "DEFAULT_MAX_USERS", "METHODS",
-    "create_app", "max_body_bytes", "serve_cli",
+    "create_app", "load_models", "max_body_bytes", "serve_cli",
 ]
 
 logger = logging.getLogger("gnnalloc.serve")
@@ -292,8 +292,9 @@ def create_app(
         max_users: instances with more users get 413; the body byte limit derives from it.
         max_pairs: instances with more candidate (user, server) pairs get 413.
         exact_max_users: ``method=exact`` above this many users gets 413.
-        exact_time_limit: seconds Clarabel may spend on a ``method=exact`` request (model
-            building comes on top). A solve stopped by the limit yields no allocation in the
+        exact_time_limit: seconds a method that takes ``time_limit`` may spend on a request
+            (edge ``exact`` and ``gnn``, power ``optimum``; model building comes on top), and
+            the most a request's own ``time_limit`` may ask. A solve stopped by the limit yields no allocation in the
             library, so it is answered 422 naming ``method``; an inaccurate but finished solve
             is returned with ``certified_optimal: false``.
         checkpoint: path reported by ``/v1/model``.
@@ -434,9 +435,9 @@ def create_app(
         start = time.perf_counter()
         options: dict[str, Any] = dict(requested or {})
         entry = family.methods[method]
-        # Reference and learned methods always run under the server's limit (the edge `gnn` refines
-        # anytime to its default proven gap); a classical one only when the request asks for one
-        # (dual refines anytime until it then), and never beyond the server's. A requested option
+        # Reference and learned methods that take a time limit always run under the server's (the
+        # edge `gnn` refines anytime to its default proven gap); a classical one only when asked
+        # for (dual refines anytime until it then), and never beyond the server's. A requested option
         # the method does not take is left in: `solve` refuses it by name (the library's one rule,
         # a 422 below).
         if "time_limit" in options or (entry.kind in ("reference", "learned") and "time_limit" in entry.options):
@@ -533,8 +534,8 @@ def create_app(
     ) -> Response:
         """Allocate an instance of any family (its ``format`` chooses) and score the allocation.
 
-        The allocation is always feasible. ``exact`` is bounded by the server's time limit; an
-        uncertified result says so in ``status`` and ``certified_optimal``. ``dual`` is the
+        The allocation is always feasible. ``exact`` and the edge ``gnn`` are bounded by the
+        server's time limit; an uncertified result says so in ``status`` and ``certified_optimal``. ``dual`` is the
         smoothed dual solver: near-optimal on large instances, much faster than ``exact`` there.
         """
         try:
@@ -672,7 +673,7 @@ def serve_cli(args: argparse.Namespace) -> int:
             return 2
     requested = None if args.checkpoint is None else str(args.checkpoint)
     try:
-        models, checkpoint = _load_models(requested)
+        models, checkpoint = load_models(requested)
     except (FileNotFoundError, ValueError) as exc:
         # The library's messages already start with "checkpoint: ".
         print(f"error: {cut_message(str(exc))}", file=sys.stderr)
@@ -763,12 +764,12 @@ def _worker_app() -> FastAPI:
     workers, like several hosts behind a load balancer, need not share anything)."""
     options = json.loads(os.environ[_WORKER_ENV])
     configure_threads()
-    models, _ = _load_models(options.pop("requested"))
+    models, _ = load_models(options.pop("requested"))
     _warm_up()
     return create_app(next(iter(models.values()), None), allocators=models, **options)
 
 
-def _load_models(requested: str | None) -> tuple[dict[str, "nn.Module"], str | None]:
+def load_models(requested: str | None = None) -> tuple[dict[str, "nn.Module"], str | None]:
     """The models ``method=gnn`` serves, by family: ``requested`` (a checkpoint path) for its
     family, every other family's shipped model beside it; and the checkpoint ``/v1/model``
     describes (``requested``, else the first shipped one).

@@ -511,3 +511,33 @@ def test_a_share_head_gnn_refuses_gap_tol_by_name(doc: dict[str, Any]) -> None:
     assert response.status_code == 422 and error_of(response)["field"] == "gap_tol", response.text
     response = client.post("/v1/allocate", params={"method": "gnn", "time_limit": 5}, json=doc)
     assert response.status_code == 200, response.text
+
+
+def test_the_served_models_reach_the_methods_they_suit(doc: dict[str, Any]) -> None:
+    """What `gnnalloc serve` loads (every family's shipped model: the edge price model) answers
+    every learned method, gnn-shares included (it used to get the price model and answer 500);
+    a share-head model served as gnn also reaches gnn-shares."""
+    from gnnalloc.serve import load_models
+
+    models, _ = load_models()
+    client = TestClient(create_app(allocators=models))
+    for method in ("gnn", "gnn-shares"):
+        response = client.post("/v1/allocate", params={"method": method}, json=doc)
+        assert response.status_code == 200, response.text
+        assert_feasible(doc, response.json())
+
+
+def test_a_share_head_server_model_reaches_gnn_shares(monkeypatch, doc: dict[str, Any]) -> None:
+    from gnnalloc.core import SolveResult
+
+    seen: dict[str, dict[str, Any]] = {}
+
+    def record(instance: Instance, method: str, **options: Any) -> SolveResult:
+        seen[method] = options
+        return SolveResult(Allocation(np.zeros(instance.num_pairs), np.zeros(instance.num_users)), method, 0.0)
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", record)
+    model = small_model()
+    client = TestClient(create_app(model))
+    assert client.post("/v1/allocate", params={"method": "gnn-shares"}, json=doc).status_code == 200
+    assert seen["gnn-shares"]["allocator"] is model

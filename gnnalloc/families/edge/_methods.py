@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gnnalloc.core import Method, SolveResult
+from gnnalloc.core import Method, SolveResult, check_positive
 from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.metrics import user_utilities
@@ -209,7 +209,7 @@ def _gnn_shares(
     if allocator is None:
         allocator = (_shipped_model(_SHARES_CHECKPOINT) if checkpoint is None
                      else Allocator.from_checkpoint(checkpoint))
-    if not isinstance(allocator, Allocator):
+    if not _is_share_head(allocator):
         raise ValueError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
     allocation = allocator.allocate(instance, search_rounds=search_rounds)
@@ -228,8 +228,6 @@ def _gnn(
     gap_tol: float | None = None,
     time_limit: float | None = None,
 ) -> SolveResult:
-    from gnnalloc.families.edge.nn import Allocator
-
     if allocator is None:
         if checkpoint is None:
             allocator = shipped_allocator()
@@ -237,7 +235,7 @@ def _gnn(
             from gnnalloc.nn import load_checkpoint_data
 
             allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
-    if isinstance(allocator, Allocator):  # a share-head checkpoint: that model's own answer
+    if _is_share_head(allocator):  # a share-head checkpoint: that model's own answer
         # It answers in one pass, well within any time limit (accepted, so that a caller such
         # as the server can bound every learned method alike); what only a dual refinement
         # uses is refused by name.
@@ -245,6 +243,8 @@ def _gnn(
                             ("temperature", temperature), ("gap_tol", gap_tol)):
             if value is not None:
                 raise ValueError(f"{name}: a share-head model answers in one pass and takes no {name}")
+        if time_limit is not None:
+            check_positive("time_limit", time_limit)
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     # Anytime to the default proven gap unless one pass is asked for: `iterations` without

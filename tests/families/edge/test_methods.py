@@ -108,6 +108,8 @@ def test_named_errors():
     # A share-head model answers in one pass: a time limit is accepted (callers bound every
     # learned method alike).
     assert solve(instance, "gnn", allocator=shares, time_limit=5.0).method == "gnn"
+    with pytest.raises(ValueError, match="^time_limit"):
+        solve(instance, "gnn", allocator=shares, time_limit=-1.0)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         solve(instance, "gnn", checkpoint="/nonexistent/prices.ckpt")
 
