@@ -205,8 +205,11 @@ class _Runtime:
 
     def __init__(self, allocators: dict[str, "nn.Module"], *, workers: int) -> None:
         self.allocators = allocators
-        # Torch inference is thread-safe, but two concurrent forward passes only fight over the
-        # same intra-op threads; one at a time keeps latency predictable.
+        # Torch inference is thread-safe. Solves that may each use several intra-op threads
+        # only fight over them, so they run one at a time; with one thread per solve (what
+        # `gnnalloc serve` configures) learned solves run side by side on the pool's threads, so
+        # a long refinement (the edge gnn's) holds up no learned request but those queued
+        # behind it for a thread.
         self.model_lock = threading.Lock()
         self.fast = _DaemonPool("fast", workers)
         # Exact solves can take the whole time limit and dual solves grow with the instance;
@@ -214,6 +217,13 @@ class _Runtime:
         # memory and CPU.
         self.solver = _DaemonPool("solver", 1)
         self.pending = 0
+
+    def learned_solves(self) -> contextlib.AbstractContextManager[Any]:
+        """The context a learned solve runs in: one at a time where torch may use several
+        intra-op threads per solve (read per request: the embedding program may change it)."""
+        import torch
+
+        return self.model_lock if torch.get_num_threads() > 1 else contextlib.nullcontext()
 
     def pool(self, family: ProblemFamily, method: str) -> _DaemonPool:
         kind = family.methods[method].kind
@@ -447,7 +457,7 @@ def create_app(
                 model = runtime.allocators.get(family.name)
                 if model is not None and "allocator" in entry.options and entry.accepts(model):
                     options["allocator"] = model
-                with runtime.model_lock:  # the server's model or the family's shipped one
+                with runtime.learned_solves():  # the server's model or the family's shipped one
                     result = solve(instance, method, **options)
             else:
                 result = solve(instance, method, **options)

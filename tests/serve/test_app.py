@@ -541,3 +541,43 @@ def test_a_share_head_server_model_reaches_gnn_shares(monkeypatch, doc: dict[str
     client = TestClient(create_app(model))
     assert client.post("/v1/allocate", params={"method": "gnn-shares"}, json=doc).status_code == 200
     assert seen["gnn-shares"]["allocator"] is model
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_long_learned_solve_holds_up_others_only_with_several_threads_per_solve(
+    monkeypatch, doc: dict[str, Any], threads: int
+) -> None:
+    """With one intra-op thread per solve (gnnalloc serve's default) a second learned request is
+    answered while a long one runs; with several, learned solves take turns."""
+    import threading as _threading
+    import time as _time
+
+    from gnnalloc.core import SolveResult
+    from gnnalloc.families.power import gaussian
+
+    def slow_edge_gnn(instance: Any, method: str, **options: Any) -> SolveResult:
+        if method == "gnn" and isinstance(instance, Instance):
+            _time.sleep(2.0)
+            return SolveResult(Allocation(np.zeros(instance.num_pairs), np.zeros(instance.num_users)), method, 2.0)
+        return solve(instance, method, **options)
+
+    from gnnalloc import solve
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", slow_edge_gnn)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        client = TestClient(create_app(small_model(), workers=2))
+        power = gaussian(3, 1).to_dict()
+        assert client.post("/v1/allocate", params={"method": "gnn"}, json=power).status_code == 200  # loads
+        long = _threading.Thread(target=lambda: client.post("/v1/allocate", params={"method": "gnn"}, json=doc))
+        long.start()
+        _time.sleep(0.5)  # the long solve holds its thread (and, with several threads, the lock)
+        start = _time.perf_counter()
+        response = client.post("/v1/allocate", params={"method": "gnn"}, json=power)
+        waited = _time.perf_counter() - start
+        long.join()
+    finally:
+        torch.set_num_threads(before)
+    assert response.status_code == 200, response.text
+    assert (waited < 1.0) if threads == 1 else (waited > 1.0), waited
