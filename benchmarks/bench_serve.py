@@ -215,8 +215,8 @@ def main() -> int:
         "| " + " | ".join(str(c) for c in row) + " |",
         "",
         f"Latency is client-side wall time per request (queueing included: {args.clients} clients "
-        "share one model, whose calls are serialised, or one solver thread for `exact` and "
-        "`dual`); model time is the server's `timing.seconds`.",
+        "share the server's two request threads, on which learned solves run side by side, or its "
+        "one solver thread for `exact` and `dual`); model time is the server's `timing.seconds`.",
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)

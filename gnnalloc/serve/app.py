@@ -145,12 +145,15 @@ class _DaemonPool:
 
     Daemon threads are what makes shutdown prompt: the interpreter does not wait for them,
     whereas ``ThreadPoolExecutor`` workers are joined at exit (a 30 s exact solve would hold
-    the process). Threads start on first use and stop when :meth:`close` is called.
+    the process). Threads start on first use and stop when :meth:`close` is called; each first
+    sets torch's intra-op threads to ``torch_threads`` (a thread keeps the count it first runs
+    torch with, so the pool's threads all use the count the app was built with).
     """
 
-    def __init__(self, name: str, threads: int) -> None:
+    def __init__(self, name: str, threads: int, torch_threads: int) -> None:
         self.name = name
         self.size = max(1, int(threads))
+        self.torch_threads = torch_threads
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -173,6 +176,9 @@ class _DaemonPool:
         return future
 
     def _work(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
         while True:
             item = self._queue.get()
             if item is None:
@@ -204,26 +210,28 @@ class _Runtime:
     """Everything a request handler needs, built once per app."""
 
     def __init__(self, allocators: dict[str, "nn.Module"], *, workers: int) -> None:
+        import torch
+
         self.allocators = allocators
         # Torch inference is thread-safe. Solves that may each use several intra-op threads
         # only fight over them, so they run one at a time; with one thread per solve (what
-        # `gnnalloc serve` configures) learned solves run side by side on the pool's threads, so
-        # a long refinement (the edge gnn's) holds up no learned request but those queued
-        # behind it for a thread.
-        self.model_lock = threading.Lock()
-        self.fast = _DaemonPool("fast", workers)
+        # `gnnalloc serve` configures, GNNALLOC_THREADS=1) learned solves run side by side on
+        # the pool's threads, so a long refinement (the edge gnn's) holds up no learned request
+        # but those queued behind it for a thread. Decided once, from the count the app is
+        # built with, which every pool thread then uses.
+        torch_threads = torch.get_num_threads()
+        self.learned_lock = threading.Lock() if torch_threads > 1 else None
+        self.fast = _DaemonPool("fast", workers, torch_threads)
         # Exact solves can take the whole time limit and dual solves grow with the instance;
         # their own pool keeps them from starving gnn requests, and one thread bounds their
         # memory and CPU.
-        self.solver = _DaemonPool("solver", 1)
+        self.solver = _DaemonPool("solver", 1, torch_threads)
         self.pending = 0
 
     def learned_solves(self) -> contextlib.AbstractContextManager[Any]:
-        """The context a learned solve runs in: one at a time where torch may use several
-        intra-op threads per solve (read per request: the embedding program may change it)."""
-        import torch
-
-        return self.model_lock if torch.get_num_threads() > 1 else contextlib.nullcontext()
+        """The context a learned solve runs in: one at a time where each may use several torch
+        intra-op threads, side by side with one."""
+        return self.learned_lock if self.learned_lock is not None else contextlib.nullcontext()
 
     def pool(self, family: ProblemFamily, method: str) -> _DaemonPool:
         kind = family.methods[method].kind

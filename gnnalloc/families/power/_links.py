@@ -31,7 +31,6 @@ linearised utility, the standard route from weighted sum rate to α-fair power c
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,6 +42,9 @@ import torch
 from torch import Tensor
 
 from gnnalloc.core import resource_utility
+# Importing gnnalloc.ops also spends torch's one-time "sparse CSR support is in beta" warning
+# (gnnalloc/ops/_gather.py): the CSR products below need no catch_warnings, which is not
+# thread-safe (the server runs learned solves side by side).
 from gnnalloc.ops import segment_rank
 
 if TYPE_CHECKING:
@@ -179,9 +181,7 @@ def _csr(row: Tensor, col: Tensor, value: Tensor, size: int) -> Tensor:
     index = torch.int32 if value.numel() < torch.iinfo(torch.int32).max else torch.long
     crow = torch.zeros(size + 1, dtype=index, device=row.device)
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=size), 0)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": products are all we use
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col.to(index), value, (size, size), check_invariants=False)
+    return torch.sparse_csr_tensor(crow, col.to(index), value, (size, size), check_invariants=False)
 
 
 def _transposed(matrix: Tensor) -> Tensor:
@@ -203,9 +203,7 @@ def _transposed(matrix: Tensor) -> Tensor:
         crow = torch.zeros_like(crow)
         crow[1:] = torch.cumsum(torch.bincount(col, minlength=size), 0)
         col, value = row.index_select(0, order), value.index_select(0, order)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": products are all we use
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col, value, (size, size), check_invariants=False)
+    return torch.sparse_csr_tensor(crow, col, value, (size, size), check_invariants=False)
 
 
 def _interference(batch: LinkBatch, q: Tensor) -> Tensor:
