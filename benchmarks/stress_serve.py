@@ -12,7 +12,9 @@
 Everything is bounded (``--timeout`` overall, per-request timeouts) and only to 127.0.0.1. Writes
 ``benchmarks/out/stress_serve.md``.
 
-Run: python benchmarks/stress_serve.py [--workers 2] [--clients 16] [--per-client 30]
+The server runs every family's shipped model unless ``--checkpoint`` says otherwise.
+
+Run: python benchmarks/stress_serve.py [--workers 2] [--clients 16] [--per-client 30] [--checkpoint PATH]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT, SHARES_CHECKPOINT, machine  # noqa: E402
+from _common import OUT, machine  # noqa: E402
 from bench_serve import free_port, percentile  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
@@ -81,7 +83,7 @@ async def _load(url: str, body: bytes, clients: int, per_client: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=SHARES_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: every family's shipped model")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stalled", type=int, default=64)
     parser.add_argument("--disconnects", type=int, default=8)
@@ -100,7 +102,8 @@ def main() -> int:
     load_before = os.getloadavg()
     with log.open("wb") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gnnalloc.cli", "serve", "--checkpoint", str(args.checkpoint),
+            [sys.executable, "-m", "gnnalloc.cli", "serve",
+             *(["--checkpoint", str(args.checkpoint)] if args.checkpoint is not None else []),
              "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
              "--body-timeout", "120"],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
