@@ -2,14 +2,14 @@
 their default settings (``gnn``: anytime to its default proven gap, ``gnn_gap_tol``; ``dual``: one
 pass), and ``exact``, on held-out instances (:mod:`benchmarks._heldout`).
 
-For every instance (816 EUA users at loads 0.6 / 1.0 / 1.4, ``--penalties``, alpha 0.5 / 1 / 2;
+For every instance (816 EUA users of ``--seed`` at loads 0.6 / 1.0 / 1.4, ``--penalties``, alpha 0.5 / 1 / 2;
 then ``--large`` sizes at load 1.0, penalty 10, alpha 1): mean per-user gap to the exact optimum,
 proven gap bound (from the method's own upper bound), median wall time of ``--repeats`` runs;
 and the L-BFGS iterations (of :data:`STEPS`) needed to reach a gap of at most ``max(--eps,
 dual's gap at its default)`` from the learned start against the cold start (water-filling
 prices), with 5 search rounds and no bound iterations. Per penalty: the median and range of
 ``gnn``'s time over ``dual``'s and how many instances take at most half. Writes
-``benchmarks/out/learned_prices.md``.
+``benchmarks/out/learned_prices_seed{seed}.md``.
 
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
@@ -255,7 +255,8 @@ def main() -> int:
     parser.add_argument("--checkpoints", nargs="*", default=None,
                         help="--anytime, --accuracy: price models to compare")
     parser.add_argument("--penalties", type=number(float, 1.0), nargs="*", default=[2.0, 10.0, 25.0])
-    parser.add_argument("--seed", type=number(int, 0), default=1, help="--anytime: the held-out instances' seed")
+    parser.add_argument("--seed", type=number(int, 0), default=1,
+                        help="--anytime and the default mode: the held-out instances' seed")
     parser.add_argument("--users", type=number(int, 2), default=816, help="--anytime: users per held-out instance")
     parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua",
                         help="--anytime: the held-out instances' topology (benchmarks/_heldout.py)")
@@ -281,20 +282,21 @@ def main() -> int:
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     ratios: dict[float, list[float]] = {}
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
-        inst = heldout_instance(816, load, 1, penalty=penalty, alpha=alpha)
-        rows.append(run(inst, f"816 load {load} k {penalty:g} a {alpha:g}", args.repeats, args.eps, None, True))
+        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha)
+        rows.append(run(inst, f"816 seed {args.seed} load {load} k {penalty:g} a {alpha:g}", args.repeats, args.eps,
+                        None, True))
         ratios.setdefault(penalty, []).append(rows[-1]["gnn ms"] / rows[-1]["dual ms"])
         print(rows[-1], flush=True)
     for users in ([5000] if args.quick else args.large):
-        inst = heldout_instance(users, 1.0, 1, penalty=10.0, alpha=1.0)
+        inst = heldout_instance(users, 1.0, args.seed, penalty=10.0, alpha=1.0)
         given = args.exact_20000 if users == 20000 else None
-        rows.append(run(inst, f"{users} load 1.0 k 10 a 1", 1 if users > 5000 else args.repeats, args.eps, given, False))
+        rows.append(run(inst, f"{users} seed {args.seed} load 1.0 k 10 a 1", 1 if users > 5000 else args.repeats, args.eps, given, False))
         print(rows[-1], flush=True)
     summary = "; ".join(
         f"penalty {k:g}: gnn / dual time {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f}), "
         f"at most half on {sum(x <= 0.5 for x in r)} of {len(r)}" for k, r in ratios.items()
     )
-    return _write("learned_prices.md", f"gnn and dual at their defaults; eps {args.eps}; median of "
+    return _write(f"learned_prices_seed{args.seed}.md", f"gnn and dual at their defaults; eps {args.eps}; median of "
                   f"{args.repeats}; {summary}", rows)
 
 
