@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnalloc.families.edge import gnn_gap_tol
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.power import PowerInstance, d2d, gaussian
 
@@ -66,12 +65,6 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
 def objective(instance, allocation) -> float:
     """An edge allocation's objective: the sum of its users' utilities."""
     return float(user_utilities(instance, allocation).sum())
-
-
-def gap_tol_for(instance) -> float:
-    """The proven gap every anytime benchmark solves an edge instance to: `gnn`'s default
-    (issue 17's 0.005 at penalty <= 10, 0.02 above)."""
-    return gnn_gap_tol(instance)
 
 
 def machine() -> str:

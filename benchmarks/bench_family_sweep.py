@@ -34,11 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import gap_tol_for, objective, write_table  # noqa: E402
+from _common import objective, write_table  # noqa: E402
 from _heldout import heldout_instance  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
+from gnnalloc.families.edge import gnn_gap_tol  # noqa: E402
 from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.solvers import load_dual_kernels  # noqa: E402
 
@@ -72,7 +73,7 @@ def _stop(status: str) -> str:
 
 
 def _answer(instance, method: str, optimum: float, certified: bool, total_weight: float, repeats: int) -> Answer:
-    tol = gap_tol_for(instance)
+    tol = gnn_gap_tol(instance)
     solve(instance, method=method, gap_tol=tol)  # untimed: caches and first-call costs
     times, result = [], None
     for _ in range(repeats):

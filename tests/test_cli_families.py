@@ -129,22 +129,16 @@ def test_a_family_claiming_another_s_extra_allocation_format_is_refused():
     from gnnalloc.core import allocation_formats, get_family
 
     assert allocation_formats(get_family("power")) == ("gnnalloc.power-allocation/v1", "gnnalloc.power-frame/v1")
-    taken = ToyFamily()
-    taken.allocation_format = "gnnalloc.power-frame/v1"
-    with pytest.raises(ValueError, match="clashes with 'power'"):
-        register_family(taken)
-    extra = ToyFamily()
-    extra.extra_allocation_formats = ("gnnalloc.power-frame/v1",)
-    with pytest.raises(ValueError, match="clashes with 'power'"):
-        register_family(extra)
-    text = ToyFamily()
-    text.extra_allocation_formats = "toy.frame/v1"  # a string, not a tuple of them
-    with pytest.raises(TypeError, match="tuple of strings"):
-        register_family(text)
-    twice = ToyFamily()
-    twice.extra_allocation_formats = ("toy.allocation/v1",)
-    with pytest.raises(ValueError, match="one format twice"):
-        register_family(twice)
+    for attribute, value, error, message in (
+        ("allocation_format", "gnnalloc.power-frame/v1", ValueError, "clashes with 'power'"),
+        ("extra_allocation_formats", ("gnnalloc.power-frame/v1",), ValueError, "clashes with 'power'"),
+        ("extra_allocation_formats", "toy.frame/v1", TypeError, "tuple of strings"),  # a string, not a tuple
+        ("extra_allocation_formats", ("toy.allocation/v1",), ValueError, "one format twice"),
+    ):
+        family = ToyFamily()
+        setattr(family, attribute, value)
+        with pytest.raises(error, match=message):
+            register_family(family)
 
 
 @pytest.mark.parametrize(

@@ -51,13 +51,14 @@ def register_family(family: ProblemFamily) -> ProblemFamily:
     extra = getattr(family, "extra_allocation_formats", ())
     if not isinstance(extra, tuple) or not all(isinstance(f, str) for f in extra):
         raise TypeError(f"family: {family.name!r}'s extra_allocation_formats must be a tuple of strings, got {extra!r}")
-    if len(set(_document_formats(family))) != len(_document_formats(family)):
-        raise ValueError(f"family: {family.name!r} uses one format twice: {_document_formats(family)}")
+    formats = _document_formats(family)
+    if len(set(formats)) != len(formats):
+        raise ValueError(f"family: {family.name!r} uses one format twice: {formats}")
     with _lock:
         for other in _FAMILIES.values():
             if other is family:
                 return family
-            clash = {other.name, *_document_formats(other)} & {family.name, *_document_formats(family)}
+            clash = {other.name, *_document_formats(other)} & {family.name, *formats}
             if clash:
                 raise ValueError(f"family: {family.name!r} clashes with {other.name!r} on {sorted(clash)}")
         _FAMILIES[family.name] = family

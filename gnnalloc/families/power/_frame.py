@@ -46,7 +46,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, SolveResult, check_nonnegative
+from gnnalloc.core import AllocationError, SolveResult, check_count, check_nonnegative
 from gnnalloc.families.power._allocation import MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
 from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
@@ -156,11 +156,21 @@ def proportional_fair_frame(
         AllocationError: naming ``allocate`` when an answer is not a finite power vector of the
             instance's links within their ``pmax``.
     """
+    return _proportional_fair_frame(instance, allocate, slots, alpha, fair_time)[0]
+
+
+def _proportional_fair_frame(
+    instance: PowerInstance, allocate: Callable[[PowerInstance], PowerAllocation], slots: int, alpha: float,
+    fair_time: float,
+) -> tuple[PowerFrame, np.ndarray]:
+    """:func:`proportional_fair_frame`, and the slots' rates ``(T, K)`` it computed for the
+    scheduler (a rate target's search reads them rather than computing them again)."""
     if not isinstance(instance, PowerInstance):
         raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
-    time_share = frame_time_shares(slots, fair_time)
-    if slots > MAX_SLOTS:  # what a solve returns must fit its document
+    check_count("slots", slots, minimum=1)
+    if slots > MAX_SLOTS:  # what a solve returns must fit its document; checked before any array of that size
         raise ValueError(f"slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
+    time_share = frame_time_shares(slots, fair_time)
     check_nonnegative("alpha", alpha)
     if alpha > MAX_ALPHA:
         raise ValueError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
@@ -192,7 +202,7 @@ def proportional_fair_frame(
         if slot == 0:
             # A layout where slot 1 serves nothing at all still gets a positive offset.
             offset = RATE_OFFSET_FRACTION * max(float(rates[0].mean()), 1e-12)
-    return PowerFrame(np.stack(powers), time_share)
+    return PowerFrame(np.stack(powers), time_share), np.stack(rates)
 
 
 def least_fair_time(instance: PowerInstance, frame: PowerFrame, p5_rate: float) -> float:
@@ -276,12 +286,12 @@ def solve_frame(
             raise ValueError("p5_rate: give fair_time or p5_rate, not both")
         check_nonnegative("p5_rate", p5_rate)
     start = time.perf_counter()
-    frame = proportional_fair_frame(
-        instance, allocate, slots=slots, alpha=alpha, fair_time=DEFAULT_FAIR_TIME if fair_time is None else fair_time,
+    frame, rates = _proportional_fair_frame(
+        instance, allocate, slots, alpha, DEFAULT_FAIR_TIME if fair_time is None else fair_time,
     )
     status = "ok"
     if p5_rate is not None:
-        fair_time, reached = _least_fair_time(slot_rates(instance, frame), p5_rate)
+        fair_time, reached = _least_fair_time(rates, p5_rate)
         frame = frame.with_fair_time(fair_time)
         if reached < p5_rate:
             status = f"p5_rate not reached: 5th percentile {reached:.4g} bits/s/Hz at fair_time 1"

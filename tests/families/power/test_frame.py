@@ -183,7 +183,7 @@ def test_the_learned_allocator_fills_the_frame():
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
-    ({"slots": 0}, "slots"), ({"alpha": -1.0}, "alpha"), ({"alpha": float("inf")}, "alpha"),
+    ({"slots": 0}, "slots"), ({"slots": 10**12}, "slots"), ({"alpha": -1.0}, "alpha"), ({"alpha": float("inf")}, "alpha"),
     ({"alpha": 101.0}, "alpha"), ({"fair_time": 2.0}, "fair_time"), ({"allocate": "wmmse"}, "allocate"),
     ({"instance": {"format": "gnnalloc.power/v1"}}, "instance"),
 ])
