@@ -2,14 +2,14 @@
 their default settings (``gnn``: anytime to its default proven gap, ``gnn_gap_tol``; ``dual``: one
 pass), and ``exact``, on held-out instances (:mod:`benchmarks._heldout`).
 
-For every instance (816 EUA users of ``--seed`` at loads 0.6 / 1.0 / 1.4, ``--penalties``, alpha 0.5 / 1 / 2;
+For every instance (816 users of ``--layout`` and ``--seed`` at loads 0.6 / 1.0 / 1.4, ``--penalties``, alpha 0.5 / 1 / 2;
 then ``--large`` sizes at load 1.0, penalty 10, alpha 1): mean per-user gap to the exact optimum,
 proven gap bound (from the method's own upper bound), median wall time of ``--repeats`` runs;
 and the L-BFGS iterations (of :data:`STEPS`) needed to reach a gap of at most ``max(--eps,
 dual's gap at its default)`` from the learned start against the cold start (water-filling
 prices), with 5 search rounds and no bound iterations. Per penalty: the median and range of
 ``gnn``'s time over ``dual``'s and how many instances take at most half. Writes
-``benchmarks/out/learned_prices_seed{seed}.md``.
+``benchmarks/out/learned_prices_{layout}_seed{seed}.md``.
 
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
@@ -63,9 +63,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import gap_tol_for, number, objective  # noqa: E402
+from benchmarks._common import number, objective  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
+from gnnalloc.families.edge import gnn_gap_tol  # noqa: E402
 from gnnalloc.families.edge._methods import (  # noqa: E402
     GNN_FIRST_CHUNK, gnn_temperature, shipped_allocator,
 )
@@ -118,7 +119,7 @@ def run(instance, label: str, repeats: int, eps: float, exact_seconds: float | N
 def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredictor]) -> dict:
     """One ``--anytime`` row (module docstring)."""
     total = float(instance.weight.sum())
-    eps = gap_tol_for(instance)
+    eps = gnn_gap_tol(instance)
     limits = {"gap_tol": eps, "time_limit": 10.0}
     best = objective(instance, solve(instance, "exact").allocation)
     row: dict = {"instance": label, "gap_tol": eps}
@@ -259,7 +260,7 @@ def main() -> int:
                         help="--anytime and the default mode: the held-out instances' seed")
     parser.add_argument("--users", type=number(int, 2), default=816, help="--anytime: users per held-out instance")
     parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua",
-                        help="--anytime: the held-out instances' topology (benchmarks/_heldout.py)")
+                        help="--anytime and the default mode: the held-out instances' topology (benchmarks/_heldout.py)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_dual_kernels()
@@ -282,9 +283,9 @@ def main() -> int:
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     ratios: dict[float, list[float]] = {}
     for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, alphas):
-        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha)
-        rows.append(run(inst, f"816 seed {args.seed} load {load} k {penalty:g} a {alpha:g}", args.repeats, args.eps,
-                        None, True))
+        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
+        rows.append(run(inst, f"816 {args.layout} seed {args.seed} load {load} k {penalty:g} a {alpha:g}",
+                        args.repeats, args.eps, None, True))
         ratios.setdefault(penalty, []).append(rows[-1]["gnn ms"] / rows[-1]["dual ms"])
         print(rows[-1], flush=True)
     for users in ([5000] if args.quick else args.large):
@@ -296,7 +297,7 @@ def main() -> int:
         f"penalty {k:g}: gnn / dual time {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f}), "
         f"at most half on {sum(x <= 0.5 for x in r)} of {len(r)}" for k, r in ratios.items()
     )
-    return _write(f"learned_prices_seed{args.seed}.md", f"gnn and dual at their defaults; eps {args.eps}; median of "
+    return _write(f"learned_prices_{args.layout}_seed{args.seed}.md", f"gnn and dual at their defaults; eps {args.eps}; median of "
                   f"{args.repeats}; {summary}", rows)
 
 
@@ -328,7 +329,7 @@ def speedup_main(args: argparse.Namespace) -> int:
     rows, speedups = [], []
     for seed, penalty, load, alpha in itertools.product(args.seeds, args.penalties, args.loads, args.alphas):
         inst = heldout_instance(args.users, load, seed, penalty=penalty, alpha=alpha)
-        tol = gap_tol_for(inst)
+        tol = gnn_gap_tol(inst)
         total_weight = float(inst.weight.sum())
         exact_times = []
         for _ in range(args.exact_repeats):
