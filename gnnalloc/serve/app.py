@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -41,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
+    Generator, InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
     family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
@@ -119,6 +120,27 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------------- JSON input
+_FIELD = re.compile(r"[A-Za-z_][\w.\[\]-]*")
+
+
+def _field_of(text: str) -> tuple[str, str]:
+    """``(field, message)`` of a library error message ``"field: message"``; ``"method"`` and
+    the whole text where it starts with no field name."""
+    field, sep, message = text.partition(": ")
+    return (field, message) if sep and _FIELD.fullmatch(field) else ("method", text)
+
+
+#: The query parameters of ``/v1/allocate`` (those of its handler).
+_QUERY_PARAMETERS = frozenset({"method", "gap_tol", "time_limit", "slots", "fair_time", "alpha", "p5_rate"})
+
+
+def _size_field(family: ProblemFamily) -> str:
+    """What ``family.size`` counts, as its documents name it: its generators' size
+    (``"users"``, ``"links"``, ``"clients"``); ``"$"`` for a family without
+    :class:`~gnnalloc.core.Generator` records."""
+    return next((g.size for g in family.generators.values() if isinstance(g, Generator)), "$")
+
+
 def _parse_json(body: bytes) -> Any:
     """The decoded body, by the one rule for files and bodies (:func:`parse_document`)."""
     try:
@@ -277,9 +299,13 @@ def _model_info(
     )
     if checkpoint is None:
         checkpoint = getattr(allocator, "checkpoint_path", None)
+    # The edge models keep their constructor arguments as a `config` dict, the power and sfl
+    # models (gnnalloc.nn.Checkpointed) return them from a `config()` method.
+    config = getattr(allocator, "config", None)
+    config = config() if callable(config) else config
     return ModelInfo(
         checkpoint=checkpoint,
-        hyperparameters=_jsonable(dict(allocator.config)),
+        hyperparameters=_jsonable(dict(config or {})),
         metadata=metadata,
         training=training,
         parameters=int(sum(p.numel() for p in allocator.parameters())),
@@ -415,10 +441,14 @@ def create_app(
                 f"unknown {method!r} for the {family.name} family, expected one of "
                 f"{', '.join(family.methods)}",
             )
-        # Cheap size check before the full validation of a possibly huge document: the longest
-        # list (users, links, ...) bounds the instance's size.
-        lists = [(k, len(v)) for k, v in data.items() if isinstance(v, list)]
-        field, count = max(lists, key=lambda kv: kv[1], default=("$", 0))
+        # The body limit bounds the parsing; the size limits count the family's decision-makers
+        # (users, links, clients: `family.size`), not its other lists (an EUA instance's 432
+        # inter-server links, a power instance's K (K - 1) cross gains).
+        try:
+            instance = family.parse_instance(data)
+        except InstanceError as exc:
+            raise _HTTPError(422, exc.field, exc.message) from None
+        count, field = family.size(instance), _size_field(family)
         if count > max_users:
             raise _HTTPError(
                 413, field,
@@ -430,10 +460,6 @@ def create_app(
                 f"{count} {field} exceed the limit of {exact_max_users} for method=exact "
                 "(--exact-max-users); use method=dual (near-optimal) or gnn",
             )
-        try:
-            instance = family.parse_instance(data)
-        except InstanceError as exc:
-            raise _HTTPError(422, exc.field, exc.message) from None
         pairs = int(getattr(instance, "num_pairs", 0))
         if pairs > max_pairs:
             raise _HTTPError(
@@ -469,14 +495,15 @@ def create_app(
                     result = solve(instance, method, **options)
             else:
                 result = solve(instance, method, **options)
+        except InstanceError:
+            raise  # about a document already validated: the library's error, a 500
         except ValueError as exc:
-            # A request's option the method refuses (one it does not take, a value out of its
-            # range, or two it refuses together, e.g. fair_time with p5_rate): named, a 422. Any
-            # other ValueError is the library's (an InstanceError here would be about a document
-            # already validated), and stays a 500.
-            field, _, message = str(exc).partition(": ")
-            if isinstance(exc, InstanceError) or field not in (requested or {}):
-                raise
+            # What the method refuses, as the CLI reports it (exit 2): a request option (one it
+            # does not take, a value out of its range, two it refuses together, e.g. fair_time
+            # with p5_rate) or an instance it does not handle (power `optimum` above its link
+            # count, sfl `gnn` on a weighted-sum round). The library's messages start with the
+            # field; one that names none is about the method.
+            field, message = _field_of(str(exc))
             raise _HTTPError(422, field, message) from None
         except SolverError as exc:
             # Valid, in-range input this method could not answer: Clarabel stopped at the time
@@ -560,6 +587,14 @@ def create_app(
             if method not in METHODS:
                 raise _HTTPError(
                     400, "method", f"unknown {method!r}, expected one of {', '.join(METHODS)}"
+                )
+            # A misspelt option (`gaptol`, `time-limit`) would otherwise run with the defaults,
+            # where the CLI refuses an unknown option.
+            unknown = sorted(set(request.query_params) - _QUERY_PARAMETERS)
+            if unknown:
+                raise _HTTPError(
+                    422, unknown[0],
+                    f"unknown query parameter, expected one of {', '.join(sorted(_QUERY_PARAMETERS))}",
                 )
             requested = {
                 k: v for k, v in (

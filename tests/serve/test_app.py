@@ -351,12 +351,14 @@ def test_library_bug_is_a_500_in_the_error_format(monkeypatch, doc: dict[str, An
 @pytest.mark.parametrize(
     ("error", "query", "status", "field"),
     [(ValueError("gap_tol: refused with time_limit"), {"gap_tol": 0.1, "time_limit": 1}, 422, "gap_tol"),
-     (ValueError("gap_tol: a library bug"), {}, 500, "$"),
+     (ValueError("links: the method handles at most 4 links, got 6"), {}, 422, "links"),
+     (ValueError("the method cannot answer this instance"), {}, 422, "method"),
      (InstanceError("gap_tol", "about the document, not the query"), {"gap_tol": 0.1}, 500, "$")],
 )
-def test_only_a_refused_request_option_is_the_client_s_error(monkeypatch, doc, error, query, status, field) -> None:
-    """A ValueError naming an option the request sent is a 422 on that option; any other (one
-    naming no requested option, or an InstanceError) is the library's: a 500."""
+def test_a_method_s_refusal_is_the_client_s_error(monkeypatch, doc, error, query, status, field) -> None:
+    """A ValueError from ``solve`` is the method refusing the request (as the CLI reports it,
+    exit 2): a 422 on the field its message names, else on ``method``. An InstanceError there
+    would be about a document already validated: the library's, a 500."""
 
     def refuse(instance: Instance, method: str, **kwargs: Any) -> Any:
         raise error
@@ -635,3 +637,56 @@ def test_learned_solves_side_by_side_match_one_at_a_time() -> None:
     different = [(w, cases[i][1]) for w in (0, 1) for i in range(len(cases)) if results.get((w, i)) != alone[i]]
     assert not different
     assert list(_warnings.filters) == filters
+
+
+# ------------------------------------------------ what the limits count, unknown options
+def test_size_limits_count_the_family_s_decision_makers() -> None:
+    """``--max-users`` bounds users, links or clients (``family.size``), not a document's other
+    lists: 30 EUA users come with 432 inter-server links, 150 power links with 22,350 cross
+    gains."""
+    from gnnalloc import eua_instance
+    from gnnalloc.families.power import gaussian
+
+    with TestClient(create_app(None, max_users=200, exact_max_users=40)) as client:
+        edge = eua_instance(30, 1.0, seed=1).to_dict()
+        assert len(edge["links"]) > 200
+        assert client.post("/v1/allocate", params={"method": "equal"}, json=edge).status_code == 200
+        assert client.post("/v1/allocate", params={"method": "exact"}, json=edge).status_code == 200
+        power = gaussian(150, 1).to_dict()
+        response = client.post("/v1/allocate", params={"method": "full_power"}, json=power)
+        assert response.status_code == 200, response.text
+    with TestClient(create_app(None, max_users=100)) as client:
+        response = client.post("/v1/allocate", params={"method": "full_power"}, json=gaussian(101, 1).to_dict())
+        assert response.status_code == 413 and error_of(response)["field"] == "links", response.text
+
+
+@pytest.mark.parametrize("name", ["gaptol", "time-limit", "max_iter"])
+def test_an_unknown_query_parameter_is_named(client: TestClient, doc: dict[str, Any], name: str) -> None:
+    response = client.post("/v1/allocate", params={"method": "equal", name: "1"}, json=doc)
+    assert response.status_code == 422
+    assert error_of(response)["field"] == name
+
+
+def test_a_method_refusing_an_instance_is_a_422_naming_the_field() -> None:
+    """The CLI's exit 2, over HTTP: power ``optimum`` above its link count, sfl ``gnn`` on a
+    weighted-sum round (its default method)."""
+    from gnnalloc.families.power import gaussian
+    from gnnalloc.families.sfl import random_sfl
+
+    with TestClient(create_app(None)) as client:
+        response = client.post("/v1/allocate", params={"method": "optimum"}, json=gaussian(6, 1).to_dict())
+        assert response.status_code == 422 and error_of(response)["field"] == "links", response.text
+        round_ = random_sfl(5, 1, objective="weighted_sum").to_dict()
+        response = client.post("/v1/allocate", json=round_)
+        assert response.status_code == 422 and error_of(response)["field"] == "objective", response.text
+
+
+@pytest.mark.parametrize("family", ["power", "sfl"])
+def test_a_power_or_sfl_checkpoint_is_served_and_described(family: str) -> None:
+    """Their models return their hyperparameters from ``config()`` (the edge ones hold a dict)."""
+    from gnnalloc.serve import load_models
+
+    models, _ = load_models(str(families()[family].default_checkpoint))
+    with TestClient(create_app(models[family], allocators=models)) as client:
+        info = client.get("/v1/model").json()
+        assert info["hyperparameters"] and info["parameters"] > 0
