@@ -130,6 +130,11 @@ def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
         if spec == "exact":
             return result.allocation, "gap to UNCERTIFIED exact result (per unit weight)"
         return result.allocation, f"gap to {spec} (per unit weight)"
+    if not Path(spec).exists():
+        raise ValueError(
+            f"reference: {spec!r} is neither a method of the {family.name} family "
+            f"({', '.join(family.methods)}) nor a file"
+        )
     return _load_allocation(family, instance, spec), _GAP_TO_FILE
 
 
@@ -221,7 +226,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
     # Sizes and counts are the user's: named here, before any family reads them.
-    check_count("instances", args.instances, minimum=1)
+    if args.instances is not None:
+        check_count("instances", args.instances, minimum=1)
     for size in args.links or ():
         check_count("links", size, minimum=1)
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
@@ -270,7 +276,8 @@ def _method_names() -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gnnalloc",
-        description="Learned fair resource allocation for edge networks.",
+        description="Learned fair resource allocation, checked against exact and classical solvers: "
+        "edge computing, wireless power control and split federated learning.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -296,7 +303,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sol.add_argument("--checkpoint", type=Path,
                      help="model checkpoint for --method gnn (default: the family's shipped one)")
-    sol.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
+    sol.add_argument("--reference", help="a method of the instance's family (e.g. exact, wmmse) or an "
+                     "allocation file, to report the gap")
     sol.add_argument("--time-limit", type=float,
                      help="seconds the solve may take (edge: exact, dual and gnn; dual then refines anytime "
                      "until the limit, gnn to its --gap-tol, default 0.005, 0.02 above penalty 10; power: optimum)")
@@ -312,12 +320,13 @@ def _parser() -> argparse.ArgumentParser:
     sco = sub.add_parser("score", help="score an allocation file")
     sco.add_argument("instance", type=Path)
     sco.add_argument("allocation", type=Path)
-    sco.add_argument("--reference", help="'exact' or an allocation file, to report the gap")
+    sco.add_argument("--reference", help="a method of the instance's family (e.g. exact, wmmse) or an "
+                     "allocation file, to report the gap")
     sco.set_defaults(run=_cmd_score)
 
     ev = sub.add_parser(
         "evaluate", help="evaluate a checkpoint against its family's reference solver "
-        "(--suite ... --dual-iterations: edge; --links, --instances: power)",
+        "(--suite ... --dual-iterations: edge; --links, --instances: power and sfl)",
     )
     ev.add_argument("--checkpoint", type=Path, required=True)
     ev.add_argument("--suite", choices=("eua", "random"), default="eua")
@@ -333,9 +342,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="L-BFGS iterations of the smoothed-dual reference (method dual; 0 = skip; "
                     "default: 300 to 3,000 by instance size, see solvers.default_iterations)")
     ev.add_argument("--links", type=int, nargs="+",
-                    help="power family: D2D sizes to evaluate (default: the demo's suites)")
-    ev.add_argument("--instances", type=int, default=5,
-                    help="power family: held-out instances per suite")
+                    help="power: D2D link counts (default: the demo's suites); sfl: client counts "
+                    "(default: 10 100 1000)")
+    ev.add_argument("--instances", type=int,
+                    help="power and sfl: held-out instances per size (default: power 5, sfl 3)")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

@@ -285,3 +285,28 @@ def test_bad_checkpoints_of_every_family_give_one_line_without_warnings(tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint: ") and err.count("\n") == 1, err
     assert "Warning" not in err and not caught, [str(w.message) for w in caught]
+
+
+def test_a_reference_neither_method_nor_file_is_named(tmp_path, capsys):
+    """The power family has no ``exact``: ``--reference exact`` names ``reference`` and the
+    family's methods, not "$: cannot read"."""
+    instance = tmp_path / "power.json"
+    assert main(["generate", "gaussian", "--links", "4", "--seed", "1", "--out", str(instance)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(instance), "--method", "full_power", "--reference", "exact"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: reference: 'exact' is neither a method of the power family (") and "wmmse" in err
+
+
+def test_evaluate_takes_each_family_s_default_instance_count(monkeypatch, capsys):
+    """``--instances`` left out: sfl evaluates its own default of 3 per size, not power's 5."""
+    from pathlib import Path
+
+    from gnnalloc.families.sfl import _evaluate
+
+    seen = {}
+    monkeypatch.setattr(_evaluate, "sfl_table", lambda model, sizes, instances: seen.update(n=instances) or "")
+    monkeypatch.setattr(_evaluate, "_report", lambda *args, **kwargs: 0)
+    checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "sfl.ckpt"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--links", "5"]) == 0
+    assert seen == {"n": 3}

@@ -8,8 +8,10 @@ exposes ``FAMILY`` is one, and other packages can add theirs with :func:`registe
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import threading
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -158,7 +160,12 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
                 raise ValueError(f"{key}: method {name!r} takes no solver options")
             accepted = ", ".join(entry.options)
             raise ValueError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
-    return entry.run(instance, **options)
+    result = entry.run(instance, **options)
+    if result.upper_bound is not None and not math.isfinite(result.upper_bound):
+        # An infinite bound (a non-finite intermediate, e.g. a zero price of a resource whose
+        # utility is unbounded) proves nothing: reported as no bound, never as a figure.
+        result = replace(result, upper_bound=None)
+    return result
 
 
 def score(

@@ -509,11 +509,11 @@ def create_app(
             # Valid, in-range input this method could not answer: Clarabel stopped at the time
             # limit (the library keeps no uncertified iterate then) or stalled. Another method
             # can still serve the request, so name `method`.
-            if method == "exact" and time.perf_counter() - start >= 0.95 * exact_time_limit:
-                message = (
-                    f"exact: no solution within this server's time limit of "
-                    f"{exact_time_limit:g} s (--exact-time-limit); use method=dual or gnn"
-                )
+            limit = options.get("time_limit")
+            if method == "exact" and limit is not None and time.perf_counter() - start >= 0.95 * limit:
+                whose = (f"this server's time limit of {limit:g} s (--exact-time-limit)"
+                         if limit >= exact_time_limit else f"time_limit {limit:g} s")
+                message = f"exact: no solution within {whose}; use method=dual or gnn"
             else:
                 message = f"{method}: the solver failed on this instance ({exc})"
             raise _HTTPError(422, "method", message) from None

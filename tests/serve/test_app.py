@@ -325,6 +325,20 @@ def test_exact_time_limit_is_reported_not_raised(doc: dict[str, Any]) -> None:
         assert error["field"] == "method" and "time limit" in error["message"]
 
 
+def test_a_request_s_own_time_limit_is_reported_as_such(doc: dict[str, Any]) -> None:
+    """Stopped by the request's ``time_limit``, not the server's: said so (one attempt runs,
+    not "every formulation")."""
+    response = TestClient(create_app(small_model())).post(
+        "/v1/allocate", params={"method": "exact", "time_limit": 1e-6}, json=doc
+    )
+    if response.status_code == 200:  # a solver fast enough to finish: must say it is certified
+        assert_feasible(doc, response.json())
+    else:
+        error = error_of(response)
+        assert response.status_code == 422 and error["field"] == "method"
+        assert "time_limit 1e-06 s" in error["message"] and "every formulation" not in error["message"]
+
+
 def test_solver_error_names_method(monkeypatch, doc: dict[str, Any]) -> None:
     def fail(*args: Any, **kwargs: Any) -> None:
         raise SolverError("stalled")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnalloc.families.edge.generators._synthesis import radius_links, synthesise
+from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, check_size, radius_links, synthesise
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 
@@ -83,15 +83,14 @@ def eua_instance(
     """An instance on the EUA Melbourne CBD sites (see module docstring).
 
     Args:
-        users: number of users (>= 1).
+        users: number of users, 1 to :data:`MAX_USERS`.
         load: total minimum demand / total capacity.
         seed: random seed.
         sites: if given, a real sub-region: the ``sites`` sites nearest to a random site, with the
             dataset's users whose nearest site is among them (resampled with jitter if too few).
             Used to train on small instances as dense as the full area.
     """
-    if users < 1:
-        raise ValueError(f"users: must be >= 1, got {users!r}")
+    check_size("users", users, MAX_USERS)
     check_count("seed", seed)
     from scipy.spatial import cKDTree
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gnnalloc.families.edge.generators._synthesis import radius_links, synthesise
+from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, check_size, radius_links, synthesise
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 
@@ -25,15 +25,13 @@ def random_instance(
     :func:`gnnalloc.families.edge.generators.synthesise`.
 
     Args:
-        users: number of users (>= 1).
-        servers: number of servers (>= 1).
+        users: number of users, 1 to :data:`MAX_USERS`.
+        servers: number of servers, 1 to :data:`MAX_SERVERS`.
         load: total minimum demand / total capacity.
         seed: random seed; the same arguments give the same instance.
     """
-    if users < 1:
-        raise ValueError(f"users: must be >= 1, got {users!r}")
-    if servers < 1:
-        raise ValueError(f"servers: must be >= 1, got {servers!r}")
+    check_size("users", users, MAX_USERS)
+    check_size("servers", servers, MAX_SERVERS)
     check_count("seed", seed)
     rng = np.random.default_rng(seed)
     positions = rng.random((servers, 2))

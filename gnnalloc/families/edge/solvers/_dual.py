@@ -1041,9 +1041,11 @@ def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float
     if stop == "gap_tol":
         return f"proven gap {gap:.4g} <= gap_tol {gap_tol:g}"
     if gap_tol is None:
-        return f"time limit {time_limit:g} s reached at proven gap {gap:.4g}"
+        proven = f"proven gap {gap:.4g}" if math.isfinite(gap) else "no finite proven gap"
+        return f"time limit {time_limit:g} s reached at {proven}"
     reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
-    return f"{reason} at proven gap {gap:.4g} > gap_tol {gap_tol:g}; {_USE_EXACT}"
+    proven = f"proven gap {gap:.4g}" if math.isfinite(gap) else "no finite proven gap"
+    return f"{reason} at {proven} > gap_tol {gap_tol:g}; {_USE_EXACT}"
 
 
 def _compare_starts(

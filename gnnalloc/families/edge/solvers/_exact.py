@@ -335,6 +335,9 @@ def solve_exact(
         check_positive("time_limit", time_limit)
     if not isinstance(fallback, bool):
         raise ValueError(f"fallback: must be true or false, got {fallback!r}")
+    if not isinstance(verbose, bool):
+        raise ValueError(f"verbose: must be true or false, got {verbose!r}")
+    check_positive("tolerance", tolerance)
     start = time.perf_counter()
     live = _live_pairs(instance)
     other = "split" if formulation == "hypograph" else "hypograph"
@@ -377,5 +380,7 @@ def solve_exact(
         if best is None or result.objective > best.objective:
             best = result
     if best is None:
+        if time_limit is not None:  # one attempt: the limit may be what stopped it
+            raise SolverError(f"Clarabel found no solution of {instance!r} within time_limit {time_limit:g} s")
         raise SolverError(f"Clarabel failed on {instance!r} in every formulation")
     return best

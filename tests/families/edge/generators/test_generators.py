@@ -39,6 +39,17 @@ def test_bad_arguments():
         eua_instance(10, 0.0)
 
 
+@pytest.mark.parametrize(("make", "field"), [
+    (lambda: eua_instance(10**12), "users"), (lambda: random_instance(10**12, 3), "users"),
+    (lambda: random_instance(10, 10**12), "servers"), (lambda: eua_instance(2.5), "users"),
+    (lambda: random_instance(10, True), "servers"),
+])
+def test_sizes_are_bounded_and_named(make, field):
+    """A typo such as ``--users 10**12`` is a named error, not a MemoryError traceback."""
+    with pytest.raises(ValueError, match=f"^{field}: must be an integer in"):
+        make()
+
+
 def test_hosted_services_reads_the_draw_and_gives_a_server_drawn_with_none_one_service():
     hosts = np.array([[True, False, True], [False, False, False], [False, True, False]])
     services = hosted_services(hosts, np.random.default_rng(0))

@@ -214,6 +214,17 @@ def test_bad_time_limit_is_named(limit):
         solve_exact(random_instance(5, 2, 1.0, 0), time_limit=limit)
 
 
+@pytest.mark.parametrize(("name", "value"), [("verbose", 1), ("verbose", 0), ("verbose", "yes"),
+                                             ("tolerance", -1.0), ("tolerance", 0.0), ("tolerance", float("inf"))])
+def test_bad_verbose_and_tolerance_are_named(name, value):
+    """``--option verbose=1`` used to reach Clarabel as an int (a TypeError traceback), and a
+    negative tolerance was passed on."""
+    from gnnalloc import random_instance
+
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        solve_exact(random_instance(5, 2, 1.0, 0), **{name: value})
+
+
 @pytest.mark.parametrize("alpha", [1.0 + 1e-9, 1.0001, 1.0 - 3e-4])
 def test_alpha_near_one_is_solved_not_rounded(alpha):
     # cvxpy rounds power exponents to fractions with denominator <= 1024, turning 1 - alpha into
