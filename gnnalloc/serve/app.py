@@ -338,9 +338,10 @@ def create_app(
         exact_max_users: ``method=exact`` above this many users gets 413.
         exact_time_limit: seconds a method that takes ``time_limit`` may spend on a request
             (edge ``exact`` and ``gnn``, power ``optimum``; model building comes on top), and
-            the most a request's own ``time_limit`` may ask. A solve stopped by the limit yields no allocation in the
-            library, so it is answered 422 naming ``method``; an inaccurate but finished solve
-            is returned with ``certified_optimal: false``.
+            the most a request's own ``time_limit`` may ask. An ``exact`` solve stopped by the
+            limit returns its repaired last iterate (status ``time limit reached``) and an
+            inaccurate but finished one its answer, each with ``certified_optimal: false``; one
+            that found nothing at all is answered 422 naming ``method``.
         checkpoint: path reported by ``/v1/model``.
         workers: threads validating and solving non-exact requests.
         max_pending: requests validated, solved or queued for it at once; beyond it, 503.
@@ -507,7 +508,7 @@ def create_app(
             raise _HTTPError(422, field, message) from None
         except SolverError as exc:
             # Valid, in-range input this method could not answer: Clarabel stopped at the time
-            # limit (the library keeps no uncertified iterate then) or stalled. Another method
+            # limit before any usable iterate, or stalled, or the dual overflowed. Another method
             # can still serve the request, so name `method`.
             limit = options.get("time_limit")
             if method == "exact" and limit is not None and time.perf_counter() - start >= 0.95 * limit:

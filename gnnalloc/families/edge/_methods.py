@@ -10,6 +10,7 @@ as a baseline.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -144,19 +145,25 @@ def _at_least_baselines(instance: Instance, result: SolveResult) -> SolveResult:
     which allocation was returned and the time includes the check.
     """
     start = time.perf_counter()
-    best, name, allocation = _objective(instance, result.allocation), None, result.allocation
+    own = result.allocation
+    finite = bool(torch.isfinite(torch.as_tensor(own.compute)).all() and torch.isfinite(torch.as_tensor(own.bandwidth)).all())
+    best = _objective(instance, own) if finite else -math.inf
+    if not math.isfinite(best):  # a non-finite answer (a model at extreme magnitudes) is no answer
+        best, finite = -math.inf, False
+    name, allocation = None, own
     for label, baseline in (("equal", equal_share), ("proportional", proportional_share)):
         candidate = baseline(instance)
         value = _objective(instance, candidate)
         # A relative margin: ties and rounding keep the method's own answer.
-        if value > best + 1e-9 * max(1.0, abs(best)):
+        if value > best + (1e-9 * max(1.0, abs(best)) if finite else 0.0):
             best, name, allocation = value, label, candidate
     seconds = result.seconds + time.perf_counter() - start
     if name is None:
         return replace(result, seconds=seconds)
+    why = "was better" if finite else "is returned instead of a non-finite answer"
     return replace(
         result, allocation=allocation, seconds=seconds, certified_optimal=False,
-        status=f"{result.status}; {name} share was better and is returned",
+        status=f"{result.status}; {name} share {why}" + (" and is returned" if finite else ""),
     )
 
 

@@ -194,3 +194,42 @@ def test_the_price_model_reads_a_sample_of_the_edge_cases_with_users(edge_case):
     server, link = shipped_allocator().predict(instance, users_per_server=1)
     assert server.shape == (instance.num_servers,) and link.shape == (instance.num_links,)
     assert np.isfinite(server).all() and np.isfinite(link).all() and (server >= 0).all() and (link >= 0).all()
+
+
+# An instance the library accepts (every value in [1e-100, 1e100]) on which the share-head
+# model's answer has a NaN and the dual's recovery overflows.
+_EXTREME = {
+    "format": "gnnalloc.instance/v1", "penalty": 10.0, "alpha": 0.5,
+    "servers": [{"id": "s0", "compute": 2.101003857887784e-48, "bandwidth": 2.4165090559948685e-82},
+                {"id": "s1", "compute": 4.9914725007971e-41, "bandwidth": 1.0473822101998153e+20},
+                {"id": "s2", "compute": 7.000807222102077e+62, "bandwidth": 5.153536572015059e+45}],
+    "links": [{"a": "s0", "b": "s1", "capacity": 2.2667468264332854e-66},
+              {"a": "s1", "b": "s2", "capacity": 1.7427907499193702e-64}],
+    "users": [
+        {"id": "u0", "server": "s1", "compute_min": 3.803773717579529e-63, "bandwidth_min": 2.1133265832588204e-22,
+         "data_rate": 2.4070743548110614e-60, "weight": 7.434044583416317e+65},
+        {"id": "u7", "server": "s2", "compute_min": 7.235352841347074e+33, "bandwidth_min": 6.972351951291891e+84,
+         "data_rate": 4.883189197270071e+18, "weight": 5.2580654075062346e-93},
+        {"id": "u8", "server": "s2", "compute_min": 3.6052439275780816e-16, "bandwidth_min": 1.5204672956069194e-06,
+         "data_rate": 2.6521432722681416e+72, "weight": 2.454117075318921e+40},
+    ],
+}
+
+
+def test_a_non_finite_learned_answer_is_replaced_by_a_baseline_and_said_so():
+    from gnnalloc.families.edge.problem import Instance
+
+    instance = Instance.from_dict(_EXTREME)
+    with np.errstate(all="ignore"):
+        result = solve(instance, "gnn-shares")
+    assert np.isfinite(result.allocation.compute).all() and np.isfinite(result.allocation.bandwidth).all()
+    assert "share is returned instead of a non-finite answer" in result.status
+    assert np.isfinite(user_utilities(instance, result.allocation).sum())
+
+
+def test_an_overflowing_dual_recovery_is_a_named_solver_error():
+    from gnnalloc.core import SolverError
+    from gnnalloc.families.edge.problem import Instance
+
+    with pytest.raises(SolverError, match="overflows.*use method exact"), np.errstate(all="ignore"):
+        solve(Instance.from_dict(_EXTREME), "dual")

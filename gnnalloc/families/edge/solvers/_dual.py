@@ -83,7 +83,7 @@ from torch import Tensor
 from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import as_nonnegative_vector, check_count, check_nonnegative, check_positive
+from gnnalloc.core import SolverError, as_nonnegative_vector, check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
@@ -630,6 +630,7 @@ class _Setup:
         better of the two searched completions is returned."""
         problem = self.problem
         response = dual.evaluate(prices)[2]  # host float64, as the compiled kernel writes it
+        self._require_finite(np.isfinite(response).all())
         # Refilled once: both completions of the migrations start from the same compute.
         migrations = refill_home_compute(self._migrations_fitted(response), problem)
         if certifies is None:  # one pass, or a time limit alone: both completions
@@ -643,6 +644,17 @@ class _Setup:
             return migrated
         projected = self._projected(response, certifies)
         return migrated if migrated[1] > projected[1] else projected[:2]
+
+    def _require_finite(self, finite: bool) -> None:
+        """Raise :class:`~gnnalloc.core.SolverError` unless the recovery's numbers are
+        ``finite``: a response ``(w / (m pi))^(1 / alpha)`` beyond float64 (a tiny alpha),
+        or a projection or refill of quantities whose products overflow (magnitudes near the
+        instance's bounds). The conic solver has neither."""
+        if not finite:
+            raise SolverError(
+                "the smoothed dual's recovery overflows on this instance (alpha "
+                f"{self.instance.alpha:g}, or quantities of extreme magnitudes); use method exact"
+            )
 
     def _projected(
         self, response: np.ndarray, certifies: Callable[[float], bool] | None = None,
@@ -682,6 +694,7 @@ class _Setup:
         """``compute`` (migrations within capacity, refilled at home) searched and fitted to
         capacity, with its objective; not searched if ``certifies`` the refilled allocation."""
         problem = self.problem
+        self._require_finite(bool(torch.isfinite(compute).all()))
         if not self.search_rounds:
             return self._fitted(compute, bandwidth)
         if certifies is not None:

@@ -581,3 +581,16 @@ def test_meeting_gap_tol_is_one_test_for_the_early_stop_and_the_stop():
         disagreements += (objective >= bound - gap_tol * weight) != setup.meets(bound, objective, gap_tol)
         assert not setup.meets(bound, objective, None)
     assert disagreements > 0  # why the threshold form is not used
+
+
+@pytest.mark.parametrize("method", ["dual", "gnn"])
+def test_a_response_beyond_float64_is_a_named_solver_error(method):
+    """At alpha 1e-5 the response (w / (m pi))^(1 / alpha) overflows: a SolverError saying to use
+    exact (the server's 422 on ``method``), not a "compute: must be finite" about a field the
+    caller never sent."""
+    import gnnalloc
+    from gnnalloc.core import SolverError
+
+    instance = random_instance(30, 4, 1.0, 0, penalty=1.0, alpha=1e-5)
+    with pytest.raises(SolverError, match="overflows.*use method exact"):
+        gnnalloc.solve(instance, method)

@@ -215,7 +215,8 @@ def test_bad_time_limit_is_named(limit):
 
 
 @pytest.mark.parametrize(("name", "value"), [("verbose", 1), ("verbose", 0), ("verbose", "yes"),
-                                             ("tolerance", -1.0), ("tolerance", 0.0), ("tolerance", float("inf"))])
+                                             ("tolerance", -1.0), ("tolerance", 0.0), ("tolerance", float("inf")),
+                                             ("tolerance", 10.0)])
 def test_bad_verbose_and_tolerance_are_named(name, value):
     """``--option verbose=1`` used to reach Clarabel as an int (a TypeError traceback), and a
     negative tolerance was passed on."""
@@ -290,3 +291,16 @@ def test_a_stall_at_the_default_steps_is_solved_with_shorter_steps(monkeypatch):
     assert result.certified
     assert result.upper_bound - result.objective <= _exact.CERTIFIED_GAP * float(instance.weight.sum())
     assert max_violation(instance, result.allocation) <= 1e-9
+
+
+def test_a_time_limited_solve_returns_its_repaired_iterate_uncertified():
+    """Clarabel stopped by ``time_limit`` leaves an iterate: repaired and returned, uncertified
+    (it used to raise "failed in every formulation" after its one attempt)."""
+    from gnnalloc import random_instance
+    from gnnalloc.families.edge.problem import max_violation
+
+    instance = random_instance(300, 20, 1.0, 0)
+    result = solve_exact(instance, time_limit=0.001)
+    assert result.status == "time limit reached" and not result.certified
+    assert max_violation(instance, result.allocation) <= 1e-9
+    assert result.upper_bound >= result.objective
