@@ -216,6 +216,8 @@ def _gnn_shares(
     if allocator is None:
         allocator = (_shipped_model(_SHARES_CHECKPOINT) if checkpoint is None
                      else Allocator.from_checkpoint(checkpoint))
+    elif checkpoint is not None:
+        raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
     if not _is_share_head(allocator):
         raise ValueError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
@@ -235,6 +237,8 @@ def _gnn(
     gap_tol: float | None = None,
     time_limit: float | None = None,
 ) -> SolveResult:
+    from gnnalloc.families.edge.nn import PricePredictor
+
     if allocator is None:
         if checkpoint is None:
             allocator = shipped_allocator()
@@ -242,6 +246,10 @@ def _gnn(
             from gnnalloc.nn import load_checkpoint_data
 
             allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
+    elif checkpoint is not None:
+        raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
+    elif not isinstance(allocator, PricePredictor) and not _is_share_head(allocator):
+        raise ValueError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     if _is_share_head(allocator):  # a share-head checkpoint: that model's own answer
         # It answers in one pass, well within any time limit (accepted, so that a caller such
         # as the server can bound every learned method alike); what only a dual refinement

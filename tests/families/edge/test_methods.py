@@ -112,6 +112,14 @@ def test_named_errors():
         solve(instance, "gnn", allocator=shares, time_limit=-1.0)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         solve(instance, "gnn", checkpoint="/nonexistent/prices.ckpt")
+    # An allocator that is no edge model, or given beside a checkpoint (which was ignored).
+    with pytest.raises(ValueError, match="^allocator: gnn needs a PricePredictor"):
+        solve(instance, "gnn", allocator="prices.ckpt")
+    for method in ("gnn", "gnn-shares"):
+        with pytest.raises(ValueError, match="^checkpoint: give a checkpoint or an allocator, not both"):
+            solve(instance, method, allocator=shares, checkpoint="/nonexistent/prices.ckpt")
+    with pytest.raises(ValueError, match="^device: "):
+        solve(instance, "dual", device="cuda:99")
 
 
 def test_gnn_solves_anytime_to_a_proven_gap():

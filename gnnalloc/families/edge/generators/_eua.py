@@ -97,8 +97,7 @@ def eua_instance(
     all_sites, positions = _positions()
     rng = np.random.default_rng(seed)
     if sites is not None:
-        if not 1 <= sites <= all_sites.shape[0]:
-            raise ValueError(f"sites: must be in [1, {all_sites.shape[0]}], got {sites!r}")
+        check_size("sites", sites, all_sites.shape[0])
         centre = all_sites[rng.integers(all_sites.shape[0])]
         _, keep = cKDTree(all_sites).query(centre, k=sites)
         keep = np.sort(np.atleast_1d(keep))

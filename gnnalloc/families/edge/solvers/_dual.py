@@ -958,7 +958,9 @@ def solve_dual(
     _check_limits(gap_tol, time_limit)
     try:
         device = None if device is None else torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+        if device is not None:
+            torch.empty(0, device=device)  # an unavailable device (no CUDA here) fails now, named
+    except (RuntimeError, TypeError, AssertionError) as exc:  # torch asserts on a build without CUDA
         raise ValueError(f"device: {exc}") from None
     load_dual_kernels()  # a one-off cost per process, not part of any solve
     start_time = time.perf_counter()

@@ -229,6 +229,11 @@ def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:
     for (name, _, rule), is_bad in zip(checks, bad):
         if is_bad:
             raise ValueError(f"{name}: every entry must be {rule}")
+    if isinstance(alpha, Tensor) and alpha.dim() == 1 and alpha.numel():
+        # One alpha per group: the water level solves one equation per group, in that alpha.
+        first = torch.zeros(capacity.shape[0], dtype=alpha.dtype, device=alpha.device).index_copy(0, group, alpha)
+        if bool((alpha != first[group]).any()):
+            raise ValueError("alpha: must be the same for every member of a group")
 
 
 def _waterfill(

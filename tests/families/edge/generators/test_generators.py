@@ -42,7 +42,8 @@ def test_bad_arguments():
 @pytest.mark.parametrize(("make", "field"), [
     (lambda: eua_instance(10**12), "users"), (lambda: random_instance(10**12, 3), "users"),
     (lambda: random_instance(10, 10**12), "servers"), (lambda: eua_instance(2.5), "users"),
-    (lambda: random_instance(10, True), "servers"),
+    (lambda: random_instance(10, True), "servers"), (lambda: eua_instance(10, sites=2.5), "sites"),
+    (lambda: eua_instance(10, sites=True), "sites"),
 ])
 def test_sizes_are_bounded_and_named(make, field):
     """A typo such as ``--users 10**12`` is a named error, not a MemoryError traceback."""

@@ -206,3 +206,16 @@ def test_waterfill_prices_from_computes_or_checks_given_prices():
         waterfill_prices_from(problem, computed[:-1], name="start_prices")
     with pytest.raises(ValueError, match="^water_filling: every entry must be finite and non-negative"):
         waterfill_prices_from(problem, -computed)
+
+
+def test_alpha_varying_within_a_group_is_named():
+    """One water level per group solves one equation in one alpha: two alphas in a group gave
+    shares of 625 and 5 from a capacity of 10."""
+    f = dict(dtype=torch.float64)
+    with pytest.raises(ValueError, match="^alpha: must be the same for every member of a group"):
+        waterfill_groups(torch.tensor([10.0], **f), torch.ones(2, **f), torch.ones(2, **f), torch.tensor([0, 0]),
+                         10.0, torch.tensor([0.5, 2.0], **f))
+    # Per-member alphas that agree within each group are fine.
+    y, _ = waterfill_groups(torch.tensor([10.0, 4.0], **f), torch.ones(3, **f), torch.ones(3, **f),
+                            torch.tensor([0, 0, 1]), 10.0, torch.tensor([0.5, 0.5, 2.0], **f))
+    assert float(y[:2].sum()) == pytest.approx(10.0) and float(y[2]) == pytest.approx(4.0)
