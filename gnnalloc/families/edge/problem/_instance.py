@@ -92,6 +92,7 @@ class Instance:
     def __post_init__(self) -> None:
         # The JSON parser checks values one by one with their paths; instances built in code
         # (generators, users' scripts) get the same rules here, vectorised, with the same names.
+        self._check_structure()
         if not (is_real(self.penalty) and 1 <= self.penalty <= MAX_MAGNITUDE):
             raise InstanceError("penalty", f"must be a number in [1, {MAX_MAGNITUDE:g}], got {self.penalty!r}")
         if not (is_real(self.alpha) and 0 < self.alpha <= MAX_ALPHA):
@@ -116,6 +117,49 @@ class Instance:
                     f"must be {allowed} (products of two must fit in float64), "
                     f"got {float(values[i])!r}",
                 )
+
+    def _check_structure(self) -> None:
+        """The parser's structural rules for instances built in code: one entry per entity in
+        every per-entity field, integer server indices in range, no self-link or duplicate link,
+        unique ids; else solvers fail later on a shape or index they cannot name."""
+        num_servers, num_links, num_users = len(self.server_ids), np.shape(self.link_a), len(self.user_ids)
+        sizes = (
+            ("servers", num_servers, ("server_compute", "server_bandwidth", "server_services")),
+            ("links", num_links[0] if len(num_links) == 1 else -1, ("link_a", "link_b", "link_capacity")),
+            ("users", num_users, ("user_server", "user_service", "compute_min", "bandwidth_min", "data_rate",
+                                  "weight")),
+        )
+        for entity, count, names in sizes:
+            for name in names:
+                shape = np.shape(getattr(self, name))
+                if count < 0 or shape != (count,):
+                    expected = f"({count},), one per entry of {entity}" if count >= 0 else "(L,)"
+                    raise InstanceError(name, f"expected shape {expected}, got {shape}")
+        for name, ids, where in (("server", self.server_ids, "servers"), ("user", self.user_ids, "users")):
+            if len(set(ids)) != len(ids):
+                seen: set[str] = set()
+                i = next(i for i, x in enumerate(ids) if x in seen or seen.add(x))
+                raise InstanceError(f"{where}[{i}].id", f"duplicate {name} id {ids[i]!r}")
+        for field, values, where in (("user_server", self.user_server, "users[{}].server"),
+                                     ("link_a", self.link_a, "links[{}].a"), ("link_b", self.link_b, "links[{}].b")):
+            values = np.asarray(values)
+            if values.size and values.dtype.kind not in "iu":
+                raise InstanceError(field, f"expected integer server indices, got {values.dtype}")
+            bad = (values < 0) | (values >= num_servers)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InstanceError(where.format(i), f"server index {int(values[i])} out of range [0, {num_servers})")
+        a, b = np.asarray(self.link_a), np.asarray(self.link_b)
+        if (a == b).any():
+            i = int(np.flatnonzero(a == b)[0])
+            raise InstanceError(f"links[{i}].b", f"self-link on server {self.server_ids[int(a[i])]!r}")
+        pairs = np.minimum(a, b) * max(num_servers, 1) + np.maximum(a, b)
+        unique, first = np.unique(pairs, return_index=True)
+        if unique.size != pairs.size:
+            i = int(np.setdiff1d(np.arange(pairs.size), first)[0])
+            raise InstanceError(
+                f"links[{i}]", f"duplicate link {self.server_ids[int(a[i])]!r}-{self.server_ids[int(b[i])]!r}"
+            )
 
     def number_fields(self) -> tuple[tuple[str, np.ndarray, bool], ...]:
         """Every per-entity number: its JSON path template (``"users[{}].weight"``), its values,
