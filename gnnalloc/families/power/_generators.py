@@ -26,6 +26,17 @@ D2D_PMAX_DBM = 40.0
 D2D_NOISE_DBM_PER_HZ = -169.0
 D2D_BANDWIDTH_HZ = 5e6
 
+#: :func:`d2d` redraws a link's receiver at most this many times in a row before it redraws the
+#: link's transmitter too (a transmitter near the field's centre may have almost no admissible
+#: receiver position when ``d_min`` is close to the half-diagonal). With ``d_max`` at most the
+#: field's side every receiver draw lands inside with probability at least 1/4 (a transmitter in
+#: a corner), so the default layouts redraw a transmitter with probability below 0.75**200 per
+#: link: their instances are those of the receiver-only loop.
+D2D_RECEIVER_DRAWS = 200
+#: :func:`d2d` gives up (``ValueError`` naming ``d_min``) after this many transmitter draws per
+#: link, i.e. ``D2D_RECEIVER_DRAWS`` times as many rounds of receiver draws.
+D2D_TRANSMITTER_DRAWS = 100
+
 
 def _dbm_to_watt(dbm: float) -> float:
     return 10.0 ** ((dbm - 30.0) / 10.0)
@@ -153,7 +164,10 @@ def d2d(
       links per km²; the default 200 is the published 50 links in 500 m x 500 m, so larger
       :math:`K` means a larger area, not a denser one).
     * Each receiver at distance :math:`U[d_{min}, d_{max}]` m (default 2..40 m) from its
-      transmitter in a uniform direction, redrawn until it lies in the square.
+      transmitter in a uniform direction, redrawn until it lies in the square; after
+      :data:`D2D_RECEIVER_DRAWS` misses in a row the transmitter is redrawn as well.
+      :math:`d_{min}` must be below the square's half-diagonal (else a transmitter near the
+      centre has no receiver position).
     * Distances between a transmitter and other links' receivers are floored at 1 m.
     * Path gain: ITU-R P.1411 short-range LOS (:func:`itu1411_gain_db`) at 2.4 GHz with 1.5 m
       antennas, plus ``antenna_gain_db`` (2.5 dBi) on direct links only.
@@ -174,6 +188,10 @@ def d2d(
             carrier_hz, antenna_height_m, antenna_gain_db, prune: the layout (see above).
         utility, alpha, penalty: the instance's utility (see :class:`PowerInstance`).
         rate_min: every link's minimum rate in bits/s/Hz (used by ``alpha_fair``).
+
+    Raises:
+        ValueError: naming the bad setting; ``d_min`` when it is not below the square's
+            half-diagonal or no receiver position was found (a layout that cannot be met).
     """
     _check_common(size, seed, utility, alpha, penalty, rate_min)
     for name, value in (
@@ -191,18 +209,43 @@ def d2d(
     if prune >= 1:
         raise ValueError(f"prune: must be < 1, got {prune!r}")
     side = 1000.0 * math.sqrt(size / density)
-    if d_min > side:
-        raise ValueError(f"d_min: {d_min} m exceeds the field's side {side:.3g} m at this density")
+    # Every point of the square has a point of the square at least the half-diagonal away (its
+    # farthest corner), the centre none farther: below it every transmitter has receiver
+    # positions at distance d_min..d_max inside the square (a set of positive probability); at or
+    # above it a transmitter near the centre has none, and the draws below could never end.
+    half_diagonal = side / math.sqrt(2.0)
+    if d_min >= half_diagonal:
+        raise ValueError(
+            f"d_min: {d_min} m leaves no receiver position in the field of side {side:.3g} m "
+            f"(half-diagonal {half_diagonal:.3g} m) of {size} links at density {density} per km^2; "
+            "lower d_min or the density"
+        )
     rng = np.random.default_rng(seed)
     tx = rng.uniform(0.0, side, (size, 2))
     rx = np.empty_like(tx)
     todo = np.arange(size)
-    while todo.size:
+    misses = np.zeros(size, dtype=np.int64)  # receiver draws outside the square since the link's transmitter
+    for _ in range(D2D_RECEIVER_DRAWS * D2D_TRANSMITTER_DRAWS):
+        if not todo.size:
+            break
         distance = rng.uniform(d_min, d_max, todo.size)
         angle = rng.uniform(0.0, 2.0 * math.pi, todo.size)
         rx[todo] = tx[todo] + distance[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
         inside = ((rx[todo] >= 0.0) & (rx[todo] <= side)).all(axis=1)
         todo = todo[~inside]
+        misses[todo] += 1
+        # A transmitter whose receivers keep missing the square may have almost no room around
+        # it: place it anew (the default layouts practically never get here, D2D_RECEIVER_DRAWS).
+        stale = todo[misses[todo] >= D2D_RECEIVER_DRAWS]
+        if stale.size:
+            tx[stale] = rng.uniform(0.0, side, (stale.size, 2))
+            misses[stale] = 0
+    if todo.size:
+        raise ValueError(
+            f"d_min: no receiver at {d_min}..{d_max} m from link {int(todo[0])}'s transmitter fell in the "
+            f"field of side {side:.3g} m in {D2D_TRANSMITTER_DRAWS} transmitter positions of "
+            f"{D2D_RECEIVER_DRAWS} draws each; lower d_min or the density"
+        )
     # distance[k, j]: from link j's transmitter to link k's receiver.
     distance = np.maximum(np.linalg.norm(rx[:, None, :] - tx[None, :, :], axis=-1), 1.0)
     gain_db = itu1411_gain_db(distance, carrier_hz, antenna_height_m)

@@ -100,3 +100,31 @@ def test_bad_settings_are_named(generator, settings, name):
     settings = {"size": 10, **settings}
     with pytest.raises(ValueError, match=rf"^{name}:"):
         generator(**settings)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "size,settings",
+    [
+        (4, {"density": 1e6}),  # a 2 m field: no receiver 2..40 m from most transmitters
+        (50, {"d_min": 490.0, "d_max": 499.0}),  # 500 m field, half-diagonal 354 m
+        (1, {"d_min": 0.999 * 1000 * math.sqrt(1 / 200), "d_max": 1000 * math.sqrt(1 / 200)}),
+    ],
+)
+def test_d2d_layouts_that_cannot_be_met_are_named(size, settings):
+    # These used to redraw receivers around fixed transmitters forever.
+    with pytest.raises(ValueError, match=r"^d_min:"):
+        d2d(size, 0, **settings)
+
+
+@pytest.mark.timeout(20)
+def test_d2d_draws_are_capped(monkeypatch):
+    import gnnalloc.families.power._generators as generators
+
+    # Just below the half-diagonal (354 m) a receiver rarely lands inside: with one draw per
+    # transmitter and one transmitter per link the generator must give up, by name.
+    monkeypatch.setattr(generators, "D2D_RECEIVER_DRAWS", 1)
+    monkeypatch.setattr(generators, "D2D_TRANSMITTER_DRAWS", 1)
+    with pytest.raises(ValueError, match=r"^d_min:"):
+        d2d(50, 0, d_min=350.0, d_max=353.0)
+
