@@ -24,7 +24,9 @@ bound (``u`` increases and ``E_up`` decreases in ``f``). The client takes the la
 
 **Bracketing.** The least shares decrease in ``T``; ``T`` is feasible iff they sum to at most 1.
 The bracket shrinks by the Illinois method on the excess ``sum of shares - 1`` with bisection
-steps as safeguard (every ``T`` tried is classified, so the bracket stays a certificate).
+steps as safeguard (every ``T`` tried is classified, so the bracket stays a certificate). A ``T``
+whose shares sum above 1 while their lower bounds do not is undecided; the round times
+``T (1 +- 0.45 tolerance)`` around it are probed instead (:func:`near_probes`).
 A ``T`` where the lower bounds of the shares sum above 1 is proven infeasible: the bracket
 ``[T_lo, T_hi]`` (``T_lo`` infeasible, ``T_hi`` achieved) certifies the optimum.
 """
@@ -42,11 +44,16 @@ from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
 from gnnalloc.families.sfl._kernels import least_shares
 
-__all__ = ["CERTIFIED_GAP", "ExactSolution", "client_shares", "solve_exact", "solo_energy"]
+__all__ = ["CERTIFIED_GAP", "PROBE_FRACTION", "ExactSolution", "client_shares", "near_probes", "solve_exact", "solo_energy"]
 
 _LN2 = math.log(2.0)
 #: Relative bracket at and below which a result counts as certified optimal.
 CERTIFIED_GAP = 1e-6
+#: Where a round time is undecided (its least shares sum above 1, their lower bounds not), the
+#: solvers probe this fraction of the tolerance above and below it: a little under a half, so that
+#: the bracket between the two probes, ``2 PROBE_FRACTION tolerance`` relative, meets the stopping
+#: rule despite the rounding of the products.
+PROBE_FRACTION = 0.45
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ class ExactSolution:
         t_upper: a round time achieved by ``allocation`` (its ``max t_n <= t_upper``).
         evaluations: round times evaluated.
         status: ``"optimal"`` when ``(t_upper - t_lower) / t_upper <= tolerance``, else ``"stalled"``
-            (the two ends' share sums could no longer be told apart in floating point).
+            (a round time and the two probes around it, :func:`near_probes`, could not be told
+            feasible or infeasible: the lower bounds are not tight enough there).
     """
 
     allocation: SflAllocation
@@ -241,6 +249,30 @@ def solve_exact(
                 excess_upper *= 0.5
             last_end = -1
         else:
-            status = "stalled"
-            break
+            # Undecided: mid lies within the lower bounds' accuracy of the root. Just above and
+            # just below it the two sums usually fall on one side of 1 each, a bracket within the
+            # tolerance; give up only if a probe is undecided too or nothing moved.
+            width_before, decided = t_upper - t_lower, True
+            for probe in near_probes(mid, tolerance, t_lower, t_upper):
+                near = evaluate(probe)
+                near_used = float(near.share.sum())
+                if near_used <= 1.0:
+                    t_upper, best, excess_upper = probe, near, near_used - 1.0
+                elif near.lower.sum() > 1.0:
+                    t_lower, excess_lower = probe, near_used - 1.0
+                else:
+                    decided = False
+            last_end = 0
+            if not decided or t_upper - t_lower >= width_before:
+                status = "stalled"
+                break
     return ExactSolution(_allocation(instance, best), t_lower, t_upper, evaluations, status)
+
+
+def near_probes(mid: float, tolerance: float, t_lower: float, t_upper: float) -> list[float]:
+    """The round times ``mid (1 + PROBE_FRACTION tolerance)`` and ``mid (1 - PROBE_FRACTION
+    tolerance)`` that lie strictly inside ``(t_lower, t_upper)``: probed where ``mid`` was
+    undecided, so that, both decided, the bracket is at most ``2 PROBE_FRACTION tolerance``
+    relative, within the stopping rule."""
+    probes = (mid * (1.0 + PROBE_FRACTION * tolerance), mid * (1.0 - PROBE_FRACTION * tolerance))
+    return [t for t in probes if t_lower < t < t_upper]

@@ -15,7 +15,9 @@ import math
 
 
 from gnnalloc.core import InstanceError
-from gnnalloc.families.sfl._exact import ExactSolution, _allocation, check_energy_feasible, client_shares
+from gnnalloc.families.sfl._exact import (
+    ExactSolution, _allocation, check_energy_feasible, client_shares, near_probes,
+)
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time
 
@@ -109,8 +111,13 @@ def solve_from_guess(
             mid = math.exp(min(max(aim, a + 0.01 * (b - a)), b - 0.01 * (b - a)))
         outcome = evaluate(mid)
         if outcome is None:
-            status = "stalled"
-            break
+            # Undecided (module _exact): probe just above and below; give up only if a probe is
+            # undecided too or the bracket did not shrink.
+            width_before = t_upper - t_lower
+            probed = [evaluate(probe) for probe in near_probes(mid, tolerance, t_lower, t_upper)]
+            if any(found is None for found in probed) or t_upper - t_lower >= width_before:
+                status = "stalled"
+                break
         moved = not outcome  # the lower end moved: aim above the root next
         widths.append(t_upper - t_lower)
     return ExactSolution(_allocation(instance, best), t_lower, t_upper, evaluations, status)

@@ -199,3 +199,41 @@ def test_least_shares_fall_with_the_round_time_and_bound_themselves():
         if previous is not None:
             assert (found.share <= previous * (1 + 1e-9)).all()
         previous = found.share
+
+
+@pytest.mark.parametrize("size,seed", [(1, 9), (1, 8), (3, 14), (10, 20), (30, 33)])
+def test_exact_reaches_the_tolerance_where_a_probe_lands_on_the_root(size, seed):
+    # On these rounds a bisection step lands within the lower bounds' accuracy of the root
+    # (shares sum just above 1, bounds just below); the solver used to stop there, "stalled",
+    # with a bracket up to 3e-8 wide.
+    solution = solve_exact(random_sfl(size, seed), tolerance=1e-9)
+    assert solution.status == "optimal"
+    assert 0 <= solution.t_upper - solution.t_lower <= 1e-9 * solution.t_upper
+
+
+@pytest.mark.parametrize("size,seed", [(1, 0), (3, 0), (3, 5)])
+def test_warm_start_probes_around_an_undecided_round_time(size, seed, monkeypatch):
+    import dataclasses
+
+    import gnnalloc.families.sfl._warm as warm
+
+    tolerance = 1e-9
+    instance = random_sfl(size, seed)
+    root = solve_exact(instance, tolerance=1e-12).t_upper
+    hits = []
+
+    def loose_bounds(instance, t, allowed=None):
+        # Just above the root the lower bounds are made loose (and the shares doubled past 1):
+        # the round time is undecided there, as where the real bounds are not tight.
+        found = client_shares(instance, t, allowed)
+        if root < t < root * (1 + 0.3 * tolerance):
+            hits.append(t)
+            return dataclasses.replace(found, share=2.0 * found.share)
+        return found
+
+    monkeypatch.setattr(warm, "client_shares", loose_bounds)
+    solution = warm.solve_from_guess(instance, 0.8 * root, tolerance=tolerance)
+    assert hits, "the bisection never landed in the undecided window"
+    assert solution.status == "optimal"
+    assert 0 <= solution.t_upper - solution.t_lower <= tolerance * solution.t_upper
+    assert solution.t_lower < root <= solution.t_upper * (1 + 1e-12)
