@@ -18,12 +18,12 @@ from gnnalloc.families.power._frame import (
     DEFAULT_FAIR_TIME, DEFAULT_SLOTS, fair_time_rates, frame_rates, least_fair_time, proportional_fair_frame,
     solve_frame,
 )
-from gnnalloc.families.power._generators import d2d, gaussian, itu1411_gain_db
+from gnnalloc.families.power._generators import MAX_LINKS, d2d, gaussian, itu1411_gain_db
 from gnnalloc.families.power._instance import (
     INSTANCE_FORMAT, PowerInstance, load_power_instance, save_power_instance,
 )
 from gnnalloc.families.power._iterative import (
-    WMMSE_MAX_ITER, WMMSE_STARTS, WMMSE_TOL, IterationTrace, fp, fractional_programming,
+    WMMSE_MAX_ITER, WMMSE_MAX_STARTS, WMMSE_STARTS, WMMSE_TOL, IterationTrace, fp, fractional_programming,
     starting_points, wmmse, wmmse_powers,
 )
 from gnnalloc.families.power._normalised import NormalisedProblem
@@ -37,9 +37,9 @@ FAMILY = PowerFamily()
 
 __all__ = [
     "ALLOCATION_FORMAT", "DEFAULT_FAIR_TIME", "DEFAULT_SLOTS", "FAMILY", "FRAME_FORMAT", "INSTANCE_FORMAT", "IterationTrace",
-    "MAX_OPTIMUM_LINKS", "MAX_SLOTS",
+    "MAX_LINKS", "MAX_OPTIMUM_LINKS", "MAX_SLOTS",
     "METHODS", "NormalisedProblem", "OFF_FRACTION", "PowerAllocation", "PowerFamily", "PowerFrame",
-    "PowerInstance", "PowerScore", "VALUE_RANGES", "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL",
+    "PowerInstance", "PowerScore", "VALUE_RANGES", "WMMSE_MAX_ITER", "WMMSE_MAX_STARTS", "WMMSE_STARTS", "WMMSE_TOL",
     "allocation_rates", "allocation_utilities", "box_upper_bound", "branch_and_bound", "d2d", "fair_time_rates", "fp",
     "fractional_programming", "frame_rates", "frame_time_shares", "full_power", "functional", "gaussian",
     "greedy", "greedy_schedule", "itu1411_gain_db", "least_fair_time", "load_power_allocation", "load_power_instance",

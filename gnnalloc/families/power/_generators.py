@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +18,9 @@ from gnnalloc.core import check_count, check_nonnegative, check_positive
 from gnnalloc.families.power._instance import DEFAULT_ALPHA, DEFAULT_PENALTY, PowerInstance
 from gnnalloc.families.power.functional import UTILITIES
 
-__all__ = ["D2D_BANDWIDTH_HZ", "D2D_NOISE_DBM_PER_HZ", "D2D_PMAX_DBM", "d2d", "gaussian", "itu1411_gain_db"]
+__all__ = [
+    "D2D_BANDWIDTH_HZ", "D2D_NOISE_DBM_PER_HZ", "D2D_PMAX_DBM", "MAX_LINKS", "d2d", "gaussian", "itu1411_gain_db",
+]
 
 #: Published D2D settings (Shen, Shi, Zhang, Letaief, "Graph neural networks for scalable radio
 #: resource management", 2020, following Cui, Shen, Yu, "Spatial deep learning for wireless
@@ -36,6 +39,11 @@ D2D_RECEIVER_DRAWS = 200
 #: :func:`d2d` gives up (``ValueError`` naming ``d_min``) after this many transmitter draws per
 #: link, i.e. ``D2D_RECEIVER_DRAWS`` times as many rounds of receiver draws.
 D2D_TRANSMITTER_DRAWS = 100
+
+
+#: The most links a generator builds: both draw dense (K, K) arrays, 0.8 GB of float64 each at
+#: 10,000 links (ten times the largest benchmark layout), and a MemoryError beyond.
+MAX_LINKS = 10_000
 
 
 def _dbm_to_watt(dbm: float) -> float:
@@ -61,8 +69,9 @@ def _named_settings(generator: Callable[..., PowerInstance]) -> Callable[..., Po
 
 
 def _check_common(size: Any, seed: Any, utility: Any, alpha: Any, penalty: Any, rate_min: Any) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size: must be an integer >= 1, got {size!r}")
+    # Named "links", the flag the command line shows for the size (numpy integers count).
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 1 <= size <= MAX_LINKS:
+        raise ValueError(f"links: must be an integer in [1, {MAX_LINKS}], got {size!r}")
     check_count("seed", seed)
     if utility not in UTILITIES:
         raise ValueError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
@@ -98,13 +107,14 @@ def gaussian(
     :math:`K^2` gains are stored. ``pmax = 1`` and ``noise = 0.1`` (10 dB SNR at unit gain).
 
     Args:
-        size: number of links :math:`K \ge 1`.
+        size: number of links :math:`1 \le K \le` :data:`MAX_LINKS`.
         seed: random seed.
         noise, pmax: noise power and per-link power budget.
         utility, alpha, penalty: the instance's utility (see :class:`PowerInstance`).
         rate_min: every link's minimum rate in bits/s/Hz (used by ``alpha_fair``).
     """
     _check_common(size, seed, utility, alpha, penalty, rate_min)
+    size = int(size)
     check_positive("noise", noise)
     check_positive("pmax", pmax)
     rng = np.random.default_rng(seed)
@@ -182,7 +192,7 @@ def d2d(
       is the pruned network, for every method alike.
 
     Args:
-        size: number of links :math:`K \ge 1` (the benchmarks use 20..1000).
+        size: number of links :math:`1 \le K \le` :data:`MAX_LINKS` (the benchmarks use 20..1000).
         seed: random seed.
         density, d_min, d_max, shadowing_db, pmax_dbm, noise_dbm_per_hz, bandwidth_hz,
             carrier_hz, antenna_height_m, antenna_gain_db, prune: the layout (see above).
@@ -194,6 +204,7 @@ def d2d(
             half-diagonal or no receiver position was found (a layout that cannot be met).
     """
     _check_common(size, seed, utility, alpha, penalty, rate_min)
+    size = int(size)
     for name, value in (
         ("density", density), ("d_min", d_min), ("d_max", d_max), ("bandwidth_hz", bandwidth_hz),
         ("carrier_hz", carrier_hz), ("antenna_height_m", antenna_height_m),

@@ -38,7 +38,7 @@ from gnnalloc.families.power._links import LinkBatch, fp_step, graph_utility, li
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 __all__ = [
-    "WMMSE_MAX_ITER", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming",
+    "MAX_SEED", "WMMSE_MAX_ITER", "WMMSE_MAX_STARTS", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming",
     "starting_points", "wmmse", "wmmse_powers",
 ]
 
@@ -47,6 +47,12 @@ __all__ = [
 WMMSE_TOL = 1e-4
 WMMSE_MAX_ITER = 500
 WMMSE_STARTS = 4
+#: The most starts a solve takes: every start is one column of the (K, starts) arrays each
+#: iteration updates, so memory and time grow with it (10,000 links x 1,024 starts is 80 MB per
+#: array); far fewer random starts already find the best stationary point the starts can.
+WMMSE_MAX_STARTS = 1024
+#: The largest ``seed``: torch's generator takes a signed 64-bit one.
+MAX_SEED = 2**63 - 1
 
 _TINY = 1e-300
 #: The α-fair line search tries step lengths down to 2^-_HALVINGS (in chunks of 8).
@@ -124,11 +130,15 @@ def _iterate(
 
 
 def _check(tol: float, max_iter: int, starts: int, seed: int) -> None:
+    """Raise ``ValueError`` naming the first bad option (numpy integers count as integers)."""
     check_positive("tol", tol)
     check_count("max_iter", max_iter)
     check_count("seed", seed)
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise ValueError(f"starts: must be an integer >= 1, got {starts!r}")
+    if seed > MAX_SEED:  # torch's generator takes a 64-bit seed; beyond it an unnamed overflow
+        raise ValueError(f"seed: must be at most {MAX_SEED} (2**63 - 1), got {seed!r}")
+    check_count("starts", starts, minimum=1)
+    if starts > WMMSE_MAX_STARTS:  # checked before the (starts, K) arrays are allocated
+        raise ValueError(f"starts: must be at most {WMMSE_MAX_STARTS}, got {starts!r}")
 
 
 def wmmse_powers(
@@ -161,7 +171,8 @@ def _solve(
     _check(tol, max_iter, starts, seed)
     start = time.perf_counter()
     problem = NormalisedProblem.of(instance)
-    trace = algorithm(problem, starting_points(problem, starts, seed), tol, max_iter)
+    # As Python ints: torch's generator refuses a numpy integer seed.
+    trace = algorithm(problem, starting_points(problem, int(starts), int(seed)), tol, int(max_iter))
     power = trace.power.cpu().numpy() * instance.pmax
     seconds = time.perf_counter() - start
     return SolveResult(
@@ -179,7 +190,8 @@ def wmmse(
 ) -> SolveResult:
     """The ``wmmse`` method: :func:`wmmse_powers` from full power and ``starts - 1`` random
     starts (seeded by ``seed``), the best kept. Status ``"ok"`` when the stopping rule was met,
-    ``"max_iter"`` otherwise. For ``alpha_fair`` instances it runs the reweighted form (module
+    ``"max_iter"`` otherwise. ``starts`` is at most :data:`WMMSE_MAX_STARTS`, ``seed`` in
+    ``[0, 2**63)`` (``ValueError`` naming them otherwise). For ``alpha_fair`` instances it runs the reweighted form (module
     docstring)."""
     return _solve("wmmse", wmmse_powers, instance, tol, max_iter, starts, seed)
 

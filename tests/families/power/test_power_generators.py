@@ -78,8 +78,8 @@ def test_utility_settings(generator):
 @pytest.mark.parametrize(
     "generator,settings,name",
     [
-        (gaussian, {"size": 0}, "size"),
-        (gaussian, {"size": 2.5}, "size"),
+        (gaussian, {"size": 0}, "links"),
+        (gaussian, {"size": 2.5}, "links"),
         (gaussian, {"seed": -1}, "seed"),
         (gaussian, {"noise": 0.0}, "noise"),
         (gaussian, {"pmax": float("nan")}, "pmax"),
@@ -128,3 +128,17 @@ def test_d2d_draws_are_capped(monkeypatch):
     with pytest.raises(ValueError, match=r"^d_min:"):
         d2d(50, 0, d_min=350.0, d_max=353.0)
 
+
+
+@pytest.mark.parametrize("generator", [gaussian, d2d])
+@pytest.mark.parametrize("size", [10**6, 10_001])
+def test_generator_size_is_capped_by_name(generator, size):
+    # Both draw dense (K, K) arrays: 10**6 links was a MemoryError traceback.
+    with pytest.raises(ValueError, match=r"^links: must be an integer in \[1, 10000\]"):
+        generator(size)
+
+
+@pytest.mark.parametrize("generator", [gaussian, d2d])
+def test_generators_take_numpy_integers(generator):
+    a, b = generator(12, seed=3), generator(np.int64(12), seed=np.int64(3))
+    assert a.link_ids == b.link_ids and np.array_equal(a.gain_matrix(), b.gain_matrix())

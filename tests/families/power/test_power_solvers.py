@@ -151,6 +151,28 @@ def test_options_are_checked_by_name():
         optimum(instance, time_limit=-1.0)
 
 
+
+@pytest.mark.parametrize(
+    "bad,name",
+    [
+        ({"starts": 10**12}, "starts"),  # was an 80 TB allocation
+        ({"starts": 1025}, "starts"),
+        ({"seed": 2**70}, "seed"),  # was an unnamed "Overflow"
+        ({"seed": 2**63}, "seed"),
+    ],
+)
+def test_unbounded_counts_are_named(bad, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        solve(gaussian(4), "wmmse", **bad)
+
+
+def test_numpy_integer_options_are_accepted():
+    instance = gaussian(6, seed=2)
+    plain = solve(instance, "wmmse", starts=3, seed=5, max_iter=50).allocation.power
+    numpy = solve(instance, "wmmse", starts=np.int64(3), seed=np.int64(5), max_iter=np.int64(50)).allocation.power
+    assert np.array_equal(plain, numpy)
+    assert solve(instance, "wmmse", starts=1024).allocation.power.shape == (6,)  # the largest allowed
+
 def test_solve_through_the_registry():
     assert families()["power"] is FAMILY
     instance = gaussian(6, seed=1)
