@@ -7,7 +7,7 @@ import re
 import numbers
 
 __all__ = [
-    "InstanceError", "AllocationError", "SolverError", "check_count", "check_fraction",
+    "InstanceError", "AllocationError", "SolverError", "check_bound", "check_count", "check_fraction",
     "check_nonnegative", "check_positive", "cut_message",
 ]
 
@@ -53,6 +53,14 @@ def check_positive(name: str, value: object) -> None:
 def check_nonnegative(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative, finite real number."""
     _check_real(name, value, allow_zero=True)
+
+
+def check_bound(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number other than NaN (a
+    bound on an optimum, such as a score's ``upper_bound``: an infinite one bounds nothing, but a
+    NaN would turn the gap it certifies into NaN)."""
+    if not (is_real(value) and not math.isnan(value)):  # type: ignore[arg-type]  # a real number
+        raise ValueError(f"{name}: must be a number (inf: no bound), got {value!r}")
 
 
 def is_real(value: object) -> bool:

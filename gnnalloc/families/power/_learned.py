@@ -60,10 +60,13 @@ def gnn_allocate(
     number of WMMSE refinement steps.
 
     Raises:
-        ValueError: naming ``refine_steps`` or ``checkpoint``.
+        ValueError: naming ``refine_steps``, ``allocator`` (not a :class:`PowerAllocator`) or
+            ``checkpoint``.
     """
     if refine_steps is not None:
         check_count("refine_steps", refine_steps)
+    if allocator is not None and not isinstance(allocator, PowerAllocator):  # else an AttributeError per instance
+        raise ValueError(f"allocator: expected a PowerAllocator, got {type(allocator).__name__}")
     if allocator is None:
         allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
     model = allocator

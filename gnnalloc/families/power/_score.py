@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnalloc.core import AllocationError, is_real
+from gnnalloc.core import AllocationError, check_bound
 from gnnalloc.families.power._allocation import PowerAllocation, PowerFrame
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._links import LinkBatch, link_rates
@@ -165,15 +165,20 @@ def score(
     bound.
 
     Raises:
-        AllocationError: naming ``power`` or a frame's ``time_share`` (``reference.power``...)
-            for a wrong shape, non-finite entries or shares that are no distribution over slots.
+        AllocationError: naming ``allocation`` or ``reference`` when it is neither a
+            :class:`PowerAllocation` nor a :class:`PowerFrame`; naming ``power`` or a frame's
+            ``time_share`` (``reference.power``...) for a wrong shape, non-finite entries or
+            shares that are no distribution over slots.
         ValueError: naming ``upper_bound`` when it is not a number.
     """
+    for name, answer in (("allocation", allocation), ("reference", reference)):
+        if answer is not None and not isinstance(answer, (PowerAllocation, PowerFrame)):
+            raise AllocationError(name, f"expected a PowerAllocation or a PowerFrame, got {type(answer).__name__}")
     allocation.check(instance)
     if reference is not None:
         reference.check(instance, "reference.")
-    if upper_bound is not None and not (is_real(upper_bound) and not math.isnan(upper_bound)):
-        raise ValueError(f"upper_bound: must be a number (inf: no bound), got {upper_bound!r}")
+    if upper_bound is not None:
+        check_bound("upper_bound", upper_bound)
     rates = _rates(instance, allocation)
     utility = _utilities(instance, rates)
     weight = torch.as_tensor(instance.weight, dtype=torch.float64)

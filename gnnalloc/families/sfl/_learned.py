@@ -88,12 +88,19 @@ def solve_gnn(
     tolerance: float = 1e-3, spread: float = 0.01,
 ) -> SolveResult:
     """The ``gnn`` method: the shipped model unless ``allocator`` or ``checkpoint`` is given.
-    Its bound is the bisection's proven-infeasible round time (min-max objective only)."""
+    Its bound is the bisection's proven-infeasible round time (min-max objective only).
+
+    Raises:
+        ValueError: naming ``objective``, ``spread``, ``tolerance`` or ``allocator`` (not a
+            :class:`RoundTimePredictor`).
+    """
     if instance.objective != "minmax":
         raise ValueError(f"objective: the gnn method solves 'minmax' rounds, got {instance.objective!r}")
     check_positive("spread", spread)
     if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
         raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
+    if allocator is not None and not isinstance(allocator, RoundTimePredictor):
+        raise ValueError(f"allocator: expected a RoundTimePredictor, got {type(allocator).__name__}")
     if allocator is None:
         allocator = shipped_predictor() if checkpoint is None else RoundTimePredictor.from_checkpoint(checkpoint)
     start = time.perf_counter()  # model loading excluded

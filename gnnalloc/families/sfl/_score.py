@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnalloc.core import AllocationError, check_bound
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import max_violation, round_costs
@@ -82,9 +83,16 @@ def score(
     ``upper_bound`` (e.g. ``-T_lo``) the proven gap bound.
 
     Raises:
-        AllocationError: when the allocation does not fit the instance or a client never
-            finishes its upload (zero rate).
+        AllocationError: naming ``allocation`` or ``reference`` when it is no
+            :class:`SflAllocation`; when the allocation does not fit the instance or a client
+            never finishes its upload (zero rate).
+        ValueError: naming ``upper_bound`` when it is not a number or NaN.
     """
+    for name, answer in (("allocation", allocation), ("reference", reference)):
+        if answer is not None and not isinstance(answer, SflAllocation):
+            raise AllocationError(name, f"expected an SflAllocation, got {type(answer).__name__}")
+    if upper_bound is not None:
+        check_bound("upper_bound", upper_bound)
     costs = round_costs(instance, allocation)
     latency = costs.latency
     value = objective(instance, latency)

@@ -189,3 +189,23 @@ def test_check_ranges_names_the_field():
         FAMILY.check_ranges(instance, dict(FAMILY.value_ranges, noise=(1.0, 2.0)))
     with pytest.raises(InstanceError, match=r"^links\[0\]\.pmax:"):
         FAMILY.check_ranges(instance, dict(FAMILY.value_ranges, pmax=(2.0, 3.0)))
+
+
+@pytest.mark.parametrize("field", ["allocation", "reference"])
+def test_score_names_an_answer_of_the_wrong_type(field):
+    from gnnalloc.core import score as score_any
+
+    instance = gaussian(3)
+    answers = {"allocation": PowerAllocation(instance.pmax.copy()), "reference": None, field: "x"}
+    # Was an AttributeError traceback ('str' object has no attribute 'check').
+    with pytest.raises(AllocationError, match=rf"^{field}: expected a PowerAllocation or a PowerFrame, got str"):
+        score_any(instance, answers["allocation"], answers["reference"])
+
+
+@pytest.mark.parametrize("method,allocator", [("gnn", "x"), ("gnn_frame", 3)])
+def test_learned_methods_name_an_allocator_of_the_wrong_type(method, allocator):
+    from gnnalloc.core import solve
+
+    # Was an AttributeError traceback once the model was used.
+    with pytest.raises(ValueError, match=r"^allocator: expected a PowerAllocator"):
+        solve(gaussian(3), method, allocator=allocator)

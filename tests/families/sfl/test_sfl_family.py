@@ -67,3 +67,26 @@ def test_ranges_name_the_field():
     with pytest.raises(InstanceError) as info:
         FAMILY.check_ranges(instance, {"server.cpu": (1.0, 1e9)})
     assert info.value.field == "server.cpu"
+
+
+@pytest.mark.parametrize("field", ["allocation", "reference"])
+def test_score_names_an_answer_of_the_wrong_type(field):
+    from gnnalloc.core import AllocationError, score
+
+    instance = random_sfl(3, 0)
+    answers = {"allocation": solve(instance, "equal").allocation, "reference": None, field: "x"}
+    # Was an AttributeError traceback.
+    with pytest.raises(AllocationError, match=rf"^{field}: expected an SflAllocation, got str"):
+        score(instance, answers["allocation"], answers["reference"])
+
+
+@pytest.mark.parametrize("bound", [float("nan"), "x"])
+def test_score_checks_the_upper_bound_as_power_does(bound):
+    from gnnalloc.core import score
+
+    instance = random_sfl(3, 0)
+    allocation = solve(instance, "equal").allocation
+    # nan gave gap_bound nan; "x" an unnamed "could not convert string to float".
+    with pytest.raises(ValueError, match=r"^upper_bound: must be a number"):
+        score(instance, allocation, None, bound)
+    assert score(instance, allocation, None, -1.0).gap_bound == -1.0 - score(instance, allocation).objective

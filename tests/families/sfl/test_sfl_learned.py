@@ -170,3 +170,10 @@ def test_equal_floor_bounds_the_equal_baseline(size, seed):
     instance = random_sfl(size, seed, architecture="vit-cifar" if seed % 2 else "resnet18-cifar")
     floor = float(instance_graph(instance).equal_floor)
     assert floor <= _max_latency(instance, equal_allocation(instance)) * (1 + 1e-12)
+
+
+def test_gnn_names_an_allocator_of_the_wrong_type():
+    instance = random_sfl(3, 0)
+    # Was an AttributeError traceback ('str' object has no attribute 'parameters').
+    with pytest.raises(ValueError, match=r"^allocator: expected a RoundTimePredictor, got str"):
+        get_family("sfl").methods["gnn"].run(instance, allocator="x")
