@@ -92,8 +92,10 @@ class PowerInstance:
         if self.rate_min is None and self.utility == "alpha_fair":
             raise InstanceError("links[0].rate_min", "missing (required by the alpha_fair utility)")
         for path, values, strict in self.number_fields():
-            if np.shape(values) != (len(values),) or (not path.startswith("interference") and len(values) != k):
-                raise InstanceError(path.format(0).split("[")[0], f"expected {k} values, got shape {np.shape(values)}")
+            # ndim first: a scalar (pmax=1.0) has no len().
+            if np.ndim(values) != 1 or (not path.startswith("interference") and len(values) != k):
+                expected = "a list of values" if path.startswith("interference") else f"{k} values"
+                raise InstanceError(path.format("*"), f"expected {expected}, got shape {np.shape(values)}")
             bad = ~np.isfinite(values) | ((values <= 0) if strict else (values < 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
@@ -113,6 +115,11 @@ class PowerInstance:
         rx, tx = np.asarray(self.cross_rx), np.asarray(self.cross_tx)
         if rx.shape != tx.shape or rx.shape != np.shape(self.cross_gain) or rx.ndim != 1:
             raise InstanceError("interference", "cross_rx, cross_tx and cross_gain must be (E,) arrays")
+        for name, index in (("rx", rx), ("tx", tx)):
+            # Float indices would be truncated where they are used (0.9 -> link 0); an empty
+            # list is float64 by numpy's default and names no link.
+            if index.size and index.dtype.kind not in "iu":
+                raise InstanceError(f"interference[*].{name}", f"expected integer link indices, got dtype {index.dtype}")
         for name, index in (("rx", rx), ("tx", tx)):
             bad = (index < 0) | (index >= k)
             if bad.any():
@@ -148,13 +155,13 @@ class PowerInstance:
         """Every per-link and per-gain number: its JSON path template, its values, and whether it
         must be strictly positive. The one list validation and the server's range checks walk."""
         fields: list[tuple[str, np.ndarray, bool]] = [
-            ("links[{}].pmax", np.asarray(self.pmax, dtype=np.float64), True),
-            ("links[{}].gain", np.asarray(self.direct_gain, dtype=np.float64), False),
-            ("links[{}].weight", np.asarray(self.weight, dtype=np.float64), True),
+            ("links[{}].pmax", _floats("links[*].pmax", self.pmax), True),
+            ("links[{}].gain", _floats("links[*].gain", self.direct_gain), False),
+            ("links[{}].weight", _floats("links[*].weight", self.weight), True),
         ]
         if self.rate_min is not None:
-            fields.append(("links[{}].rate_min", np.asarray(self.rate_min, dtype=np.float64), True))
-        fields.append(("interference[{}].gain", np.asarray(self.cross_gain, dtype=np.float64), False))
+            fields.append(("links[{}].rate_min", _floats("links[*].rate_min", self.rate_min), True))
+        fields.append(("interference[{}].gain", _floats("interference[*].gain", self.cross_gain), False))
         return tuple(fields)
 
     # ------------------------------------------------------------------ building
@@ -259,6 +266,15 @@ class PowerInstance:
                 for r, t, g in zip(self.cross_rx, self.cross_tx, self.cross_gain)
             ]
         return doc
+
+
+def _floats(field: str, values: Any) -> np.ndarray:
+    """``values`` as float64, or :class:`InstanceError` naming ``field`` (text or objects in an
+    array built in code would otherwise fail with numpy's unnamed error)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InstanceError(field, f"expected numbers, got {type(values).__name__}") from None
 
 
 # ---------------------------------------------------------------- parsing

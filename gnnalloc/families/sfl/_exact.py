@@ -166,6 +166,22 @@ def _allocation(instance: SflInstance, found: ClientShares) -> SflAllocation:
     return within_budgets(instance, SflAllocation(layer=found.layer, share=share, cpu=found.cpu, power=found.power))
 
 
+def _layer_indices(instance: SflInstance, layers: object) -> np.ndarray:
+    """``layers`` as ``(N,)`` int64 indices into ``instance.layer_names``, or ``ValueError``
+    naming them: a float would be truncated (0.7 -> 0) and a negative index count from the end."""
+    array = np.asarray(layers)
+    n = instance.num_clients
+    if array.shape != (n,):
+        raise ValueError(f"layers: expected {n} layer indices (one per client), got shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"layers: expected integer layer indices, got dtype {array.dtype}")
+    bad = (array < 0) | (array >= instance.num_layers)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"layers[{i}]: no layer with index {int(array[i])} (the instance has {instance.num_layers})")
+    return array.astype(np.int64)
+
+
 def solve_exact(
     instance: SflInstance, tolerance: float = 1e-9, layers: np.ndarray | None = None,
     max_doublings: int = 200,
@@ -180,13 +196,14 @@ def solve_exact(
     Raises:
         InstanceError: at ``clients[i].energy_max`` when a client meets its budget at no split,
             at ``server.bandwidth`` when the budgets together need more than the band at any T.
-        ValueError: naming ``tolerance`` when it is not in (0, 1).
+        ValueError: naming ``tolerance`` when it is not in (0, 1), ``layers`` (or ``layers[i]``)
+            when they are not one index of an existing layer per client.
     """
     if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
         raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
     allowed = None
     if layers is not None:
-        layers = np.asarray(layers, dtype=np.int64)
+        layers = _layer_indices(instance, layers)
         allowed = np.zeros((instance.num_clients, instance.num_layers), dtype=bool)
         allowed[np.arange(instance.num_clients), layers] = True
     check_energy_feasible(instance, allowed)

@@ -268,3 +268,24 @@ def test_unreadable_files_are_named(tmp_path):
     instance = PowerInstance.from_dict(_doc())
     with pytest.raises(AllocationError, match=r"^\$: invalid JSON"):
         load_power_allocation(instance, tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    "edit,field",
+    [
+        ({"cross_rx": np.array([0.9])}, r"interference\[\*\]\.rx"),  # was truncated to link 0
+        ({"cross_tx": np.array([1.0])}, r"interference\[\*\]\.tx"),
+        ({"pmax": 1.0}, r"links\[\*\]\.pmax"),  # a scalar: was a TypeError (len() of 0-d)
+        ({"pmax": "x"}, r"links\[\*\]\.pmax"),  # was numpy's unnamed "could not convert"
+    ],
+)
+def test_instance_arrays_built_in_code_are_checked(edit, field):
+    fields = dict(
+        link_ids=("a", "b"), pmax=np.ones(2), direct_gain=np.ones(2), weight=np.ones(2), rate_min=None,
+        noise=0.1, cross_rx=np.array([0]), cross_tx=np.array([1]), cross_gain=np.array([0.1]),
+    )
+    with pytest.raises(InstanceError, match=rf"^{field}:"):
+        PowerInstance(**{**fields, **edit})
+    # an empty interference list is float64 by numpy's default: still no cross gain
+    empty = np.array([])
+    assert PowerInstance(**{**fields, "cross_rx": empty, "cross_tx": empty, "cross_gain": empty}).num_cross == 0

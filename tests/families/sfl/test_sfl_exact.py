@@ -237,3 +237,17 @@ def test_warm_start_probes_around_an_undecided_round_time(size, seed, monkeypatc
     assert solution.status == "optimal"
     assert 0 <= solution.t_upper - solution.t_lower <= tolerance * solution.t_upper
     assert solution.t_lower < root <= solution.t_upper * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    "layers,field",
+    [
+        ([-1, -1, -1], r"layers\[0\]"),  # was silently the last layer
+        ([0.7, 0, 0], r"layers"),  # was silently truncated to layer 0
+        ([99, 0, 0], r"layers\[0\]"),  # was an IndexError
+        ([0, 0], r"layers"),  # was an IndexError
+    ],
+)
+def test_fixed_layers_are_checked_by_name(layers, field):
+    with pytest.raises(ValueError, match=rf"^{field}:"):
+        solve_exact(random_sfl(3, 0), layers=layers)

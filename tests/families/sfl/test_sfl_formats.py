@@ -151,3 +151,12 @@ def test_junk_anywhere_is_named_never_a_crash():
                 SflInstance.from_dict(broken)
             except InstanceError as error:
                 assert error.field and error.message
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [np.zeros((3, 1), dtype=np.int64), np.int64(0)],  # (3, 1) was accepted; a scalar an IndexError
+)
+def test_allocation_layer_must_be_a_vector(layer):
+    with pytest.raises(AllocationError, match=r"^clients\[\*\]\.layer: expected an \(N,\) array"):
+        SflAllocation(layer=layer, share=np.full(3, 0.3), cpu=np.ones(3), power=np.ones(3))
