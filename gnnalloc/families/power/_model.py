@@ -9,8 +9,9 @@ r"""The learned power allocator: a HAN encoder proposes powers, unrolled WMMSE s
 with :math:`h_k` the link embeddings of the generic :class:`gnnalloc.nn.HANEncoder` over the
 interference graph (:mod:`._graph`) and the WMMSE step of :mod:`._links` (re-weighted for the
 α-fair utility). The whole map is differentiable, and training maximises the utility after the
-last step (and, with a smaller weight, after each earlier one): the encoder learns a *start* from
-which a few classical iterations land in a good stationary point, which a fixed start such as full
+last step plus ``start_weight`` (default 0.2) times the utility of the encoder's start
+:math:`q^{(0)}` itself (:class:`~._training.PowerModule`; the steps in between are not scored):
+the encoder learns a *start* from which a few classical iterations land in a good stationary point, which a fixed start such as full
 power does not find (learning to warm-start a solver, trained through its iterations). A
 sigmoid never outputs exactly 0, so no link is frozen off by the refinement (WMMSE keeps a link at
 zero power there forever).
