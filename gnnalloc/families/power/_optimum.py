@@ -20,10 +20,16 @@ branch and bound proves how far they are from optimal. It works in normalised po
   shrinks quadratically, which certifies interior optima where the monotone bound cannot.
 
 Lower bounds are objective values of the box centres and vertices (and of the starting
-allocation). Boxes are split in two, best bound first; a box whose bound
-is below the best value found is discarded. Each box is cut along the side whose halves have
-the smallest larger bound, in the middle, or geometrically where the side spans orders of
-magnitude (at high SNR, near zero power, the objective varies with the logarithm of the powers). The optimum is *certified* when the largest bound of
+allocation). Each round splits the boxes with the largest bounds (up to ``batch`` of them) in
+two; a box whose bound exceeds the best value found by at most the certification tolerance
+(below) is dropped, its bound kept for the final upper bound. A box is cut by strong branching
+(:func:`_split`): every side has two candidate cuts, in the middle and geometric (at the
+geometric mean of the side's ends, or at an eighth of the side when it starts at 0: at high SNR,
+near zero power, the objective varies with the logarithm of the powers), and each of the
+:math:`2K` candidates is scored by the larger bound of its two halves. Among the candidates scoring in the better half of
+the range between the best and the worst score, the widest side is cut, in the middle if that
+cut qualifies, else geometrically (so that a narrow side whose cuts all give nearly the same
+bounds is not cut forever). The optimum is *certified* when the largest bound of
 the remaining boxes exceeds the best value by at most ``rtol`` times
 :math:`\max(|\text{best}|, \sum_k w_k)` (the objective's scale: one bit, or one log unit, per unit
 weight).
@@ -133,8 +139,8 @@ def branch_and_bound(
             return best_x, best, max(best, settled), True
         if time.perf_counter() > deadline:
             return best_x, best, max(best, settled, float(bound.max())), False
-        # Split the boxes with the largest bounds, each along the side whose halves have the
-        # smallest larger bound (strong branching: 2K candidate children, bounded at once).
+        # Split the boxes with the largest bounds, each by strong branching (_split: 2K
+        # candidate cuts, bounded at once).
         count = min(batch, bound.numel())
         chosen = torch.topk(bound, count).indices
         keep = torch.ones(bound.numel(), dtype=torch.bool, device=bound.device)
