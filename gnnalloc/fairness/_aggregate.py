@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from gnnalloc.core import check_nonnegative
 from gnnalloc.fairness._min_norm import MinNormResult, min_norm_weights
 
 __all__ = ["AGGREGATORS", "Aggregator", "aggregate"]
@@ -52,8 +53,8 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
     Args:
         gram: :math:`G = J J^\\top`, symmetric positive semidefinite.
         aggregator: ``sum``, ``mgda``, ``upgrad`` or ``alpha_fair`` (see the module docs).
-        preference: nonnegative preference over the objectives (``sum`` and ``upgrad``),
-            normalised to sum 1; uniform if ``None``.
+        preference: finite nonnegative preference over the objectives (``sum`` and
+            ``upgrad``), normalised to sum 1; uniform if ``None``.
         alpha: the α of ``alpha_fair``.
         tol: certified relative gap of ``mgda``'s QP.
 
@@ -70,8 +71,9 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
         pref = gram.new_full((m,), 1.0 / m)
     else:
         pref = preference.to(gram)
-        if pref.shape != (m,) or (pref < 0).any() or float(pref.sum()) <= 0:
-            raise ValueError(f"preference: expected {m} nonnegative numbers with a positive sum")
+        # isfinite first: NaN compares false with everything, and inf / inf is NaN.
+        if pref.shape != (m,) or not bool(torch.isfinite(pref).all()) or (pref < 0).any() or float(pref.sum()) <= 0:
+            raise ValueError(f"preference: expected {m} finite nonnegative numbers with a positive sum")
         pref = pref / pref.sum()
     if aggregator == "sum":
         return pref, None
@@ -84,8 +86,7 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
         weights = _torchjd().UPGradWeighting(pref_vector=pref)(gram)
         return weights.to(torch.float64), None
     if aggregator == "alpha_fair":
-        if alpha < 0:
-            raise ValueError(f"alpha: must be >= 0, got {alpha!r}")
+        check_nonnegative("alpha", alpha)
         if float(gram.diagonal().max()) <= 0:
             return pref, None
         # Scale-free: solve on G / max diag, then normalise the weights to sum 1.

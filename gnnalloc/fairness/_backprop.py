@@ -55,6 +55,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.fairness._min_norm import min_norm_weights
+from gnnalloc.fairness._objectives import _entropy
 
 __all__ = ["FairBackward", "FairStepStats", "GramMode", "Pullback", "loss_decrease_share"]
 
@@ -93,15 +94,6 @@ def loss_decrease_share(before: Tensor, after: Tensor, rtol: float = 1e-9) -> fl
     """Share of users whose loss went strictly down (beyond round-off) between two evaluations."""
     scale = before.abs().clamp(min=1.0)
     return float(((after - before) < -rtol * scale).to(torch.float64).mean())
-
-
-def _entropy(weights: Tensor) -> float:
-    n = weights.numel()
-    if n <= 1:
-        return 1.0
-    p = weights.clamp(min=0)
-    h = -(p * torch.log(p.clamp(min=1e-300))).sum()
-    return float(h / math.log(n))
 
 
 class FairBackward:

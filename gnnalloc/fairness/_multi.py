@@ -38,7 +38,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from gnnalloc.core import check_fraction, check_positive
+from gnnalloc.core import check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
     _entropy,
@@ -133,10 +133,12 @@ class FairnessLoss:
             raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
         check_positive("temperature", temperature)
         check_fraction("tradeoff", tradeoff)
-        if not 0 < share <= 1:
+        check_positive("share", share)
+        if share > 1:
             raise ValueError(f"share: must be in (0, 1], got {share!r}")
-        if alpha < 0:
-            raise ValueError(f"alpha: must be >= 0, got {alpha!r}")
+        # Named checks: NaN passes a plain "< 0" test, and text raises TypeError there.
+        check_nonnegative("alpha", alpha)
+        check_nonnegative("stationary_rtol", stationary_rtol)
         self.objectives, self.aggregator = objectives, aggregator
         self.tradeoff, self.share, self.alpha = tradeoff, share, alpha
         self.rescale, self.stationary_rtol = rescale, stationary_rtol

@@ -87,9 +87,15 @@ def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: flo
 
 
 def _entropy(weights: Tensor) -> float:
-    """Entropy of ``|w| / sum |w|`` divided by ``log m`` (1 = uniform, 0 = one objective)."""
+    r"""Entropy of the weights as a distribution, :math:`-\sum_i p_i \log p_i / \log m` with
+    :math:`p = w / \sum_i w_i` (1 = uniform, 0 = one objective): the one definition the logged
+    ``weights_entropy`` of :class:`~gnnalloc.fairness.FairnessLoss` and
+    :class:`~gnnalloc.fairness.FairBackward` use. Weights are non-negative by construction (a
+    simplex point, a preference, clamped FairGrad weights); a negative rounding residue counts
+    as 0."""
     n = weights.numel()
     if n <= 1:
         return 1.0
-    p = weights.abs() / weights.abs().sum().clamp(min=1e-300)
+    w = weights.clamp(min=0)
+    p = w / w.sum().clamp(min=1e-300)
     return float(-(p * torch.log(p.clamp(min=1e-300))).sum() / math.log(n))

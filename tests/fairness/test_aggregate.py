@@ -67,3 +67,15 @@ def test_bad_inputs_are_named():
         aggregate(torch.eye(2), "median")
     with pytest.raises(ValueError, match="gram"):
         aggregate(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]), "mgda")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_preference_is_named(bad):
+    # Was accepted: NaN weights (nan and inf pass "< 0", and inf / inf is NaN).
+    with pytest.raises(ValueError, match=r"^preference: expected 4 finite"):
+        aggregate(torch.eye(4, dtype=torch.float64), "sum", torch.tensor([1.0, bad, 0.0, 0.0]))
+
+
+def test_alpha_fair_alpha_is_checked_by_name():
+    with pytest.raises(ValueError, match=r"^alpha:"):
+        aggregate(torch.eye(2, dtype=torch.float64), "alpha_fair", alpha=float("nan"))

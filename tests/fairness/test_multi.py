@@ -77,3 +77,33 @@ def test_softmin_leans_on_the_largest_regret_and_the_baseline_changes_only_value
     assert cold["weights_max"] == pytest.approx(1 / 3, rel=1e-4)  # a high temperature is the mean
     with pytest.raises(ValueError, match="baseline"):
         fair(utility, instance=instance, baseline=baseline[:3])
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"alpha": float("nan")}, "alpha"),  # was accepted
+        ({"alpha": "x"}, "alpha"),  # was a TypeError
+        ({"stationary_rtol": -1.0}, "stationary_rtol"),  # was accepted
+        ({"stationary_rtol": float("nan")}, "stationary_rtol"),
+        ({"share": "x"}, "share"),  # was a TypeError
+    ],
+)
+def test_settings_are_checked_by_name(kwargs, field):
+    with pytest.raises(ValueError, match=rf"^{field}:"):
+        FairnessLoss(**kwargs)
+
+
+def test_one_weights_entropy():
+    import math
+
+    from gnnalloc.fairness import _backprop, _objectives
+
+    # FairBackward's statistic took weights summing to 1 without normalising them: [2, 2] had
+    # "entropy" -4. One definition now, normalised, as FairnessLoss's.
+    assert _backprop._entropy is _objectives._entropy
+    assert _backprop._entropy(torch.tensor([2.0, 2.0], dtype=torch.float64)) == pytest.approx(1.0)
+    # On a simplex point (what min_norm_weights returns) the logged value is the usual entropy.
+    w = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    expected = -(0.5 * math.log(0.5) + 0.5 * math.log(0.25)) / math.log(3)
+    assert _objectives._entropy(w) == pytest.approx(expected, rel=1e-15)
