@@ -119,7 +119,9 @@ class PowerInstance:
             # Float indices would be truncated where they are used (0.9 -> link 0); an empty
             # list is float64 by numpy's default and names no link.
             if index.size and index.dtype.kind not in "iu":
-                raise InstanceError(f"interference[*].{name}", f"expected integer link indices, got dtype {index.dtype}")
+                raise InstanceError(
+                    f"interference[*].{name}", f"expected integer link indices, got dtype {index.dtype}"
+                )
         for name, index in (("rx", rx), ("tx", tx)):
             bad = (index < 0) | (index >= k)
             if bad.any():

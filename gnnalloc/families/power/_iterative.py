@@ -38,8 +38,8 @@ from gnnalloc.families.power._links import LinkBatch, fp_step, graph_utility, li
 from gnnalloc.families.power._normalised import NormalisedProblem
 
 __all__ = [
-    "MAX_SEED", "WMMSE_MAX_ITER", "WMMSE_MAX_STARTS", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp", "fractional_programming",
-    "starting_points", "wmmse", "wmmse_powers",
+    "MAX_SEED", "WMMSE_MAX_ITER", "WMMSE_MAX_STARTS", "WMMSE_STARTS", "WMMSE_TOL", "IterationTrace", "fp",
+    "fractional_programming", "starting_points", "wmmse", "wmmse_powers",
 ]
 
 #: WMMSE's defaults: the stopping rule of common practice (relative objective change 1e-4, at
@@ -191,8 +191,8 @@ def wmmse(
     """The ``wmmse`` method: :func:`wmmse_powers` from full power and ``starts - 1`` random
     starts (seeded by ``seed``), the best kept. Status ``"ok"`` when the stopping rule was met,
     ``"max_iter"`` otherwise. ``starts`` is at most :data:`WMMSE_MAX_STARTS`, ``seed`` in
-    ``[0, 2**63)`` (``ValueError`` naming them otherwise). For ``alpha_fair`` instances it runs the reweighted form (module
-    docstring)."""
+    ``[0, 2**63)`` (``ValueError`` naming them otherwise). For ``alpha_fair`` instances it runs
+    the reweighted form (module docstring)."""
     return _solve("wmmse", wmmse_powers, instance, tol, max_iter, starts, seed)
 
 

@@ -11,9 +11,9 @@ interference graph (:mod:`._graph`) and the WMMSE step of :mod:`._links` (re-wei
 α-fair utility). The whole map is differentiable, and training maximises the utility after the
 last step plus ``start_weight`` (default 0.2) times the utility of the encoder's start
 :math:`q^{(0)}` itself (:class:`~._training.PowerModule`; the steps in between are not scored):
-the encoder learns a *start* from which a few classical iterations land in a good stationary point, which a fixed start such as full
-power does not find (learning to warm-start a solver, trained through its iterations). A
-sigmoid never outputs exactly 0, so no link is frozen off by the refinement (WMMSE keeps a link at
+the encoder learns a *start* from which a few classical iterations land in a good stationary
+point, which a fixed start such as full power does not find (learning to warm-start a solver,
+trained through its iterations). A sigmoid never outputs exactly 0, so no link is frozen off by the refinement (WMMSE keeps a link at
 zero power there forever).
 
 At inference the answer is the best, per instance, of the refined powers and full power (a

@@ -26,11 +26,11 @@ two; a box whose bound exceeds the best value found by at most the certification
 (:func:`_split`): every side has two candidate cuts, in the middle and geometric (at the
 geometric mean of the side's ends, or at an eighth of the side when it starts at 0: at high SNR,
 near zero power, the objective varies with the logarithm of the powers), and each of the
-:math:`2K` candidates is scored by the larger bound of its two halves. Among the candidates scoring in the better half of
-the range between the best and the worst score, the widest side is cut, in the middle if that
-cut qualifies, else geometrically (so that a narrow side whose cuts all give nearly the same
-bounds is not cut forever). The optimum is *certified* when the largest bound of
-the remaining boxes exceeds the best value by at most ``rtol`` times
+:math:`2K` candidates is scored by the larger bound of its two halves. Among the candidates
+scoring in the better half of the range between the best and the worst score, the widest side is
+cut, in the middle if that cut qualifies, else geometrically (so that a narrow side whose cuts
+all give nearly the same bounds is not cut forever). The optimum is *certified* when the largest
+bound of the remaining boxes exceeds the best value by at most ``rtol`` times
 :math:`\max(|\text{best}|, \sum_k w_k)` (the objective's scale: one bit, or one log unit, per unit
 weight).
 

@@ -41,7 +41,9 @@ class SflAllocation:
         if layer.dtype.kind not in "iu":
             raise AllocationError("clients[*].layer", f"expected integer layer indices, got dtype {layer.dtype}")
         if layer.ndim != 1:  # a scalar has no clients, an (N, 1) array would pass the other shapes
-            raise AllocationError("clients[*].layer", f"expected an (N,) array of layer indices, got shape {layer.shape}")
+            raise AllocationError(
+                "clients[*].layer", f"expected an (N,) array of layer indices, got shape {layer.shape}"
+            )
         object.__setattr__(self, "layer", layer.astype(np.int64))
         n = layer.shape[0]
         for name, rule in (("share", "share"), ("cpu", "pos"), ("power", "nonneg")):

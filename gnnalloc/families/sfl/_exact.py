@@ -44,7 +44,9 @@ from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
 from gnnalloc.families.sfl._kernels import least_shares
 
-__all__ = ["CERTIFIED_GAP", "PROBE_FRACTION", "ExactSolution", "client_shares", "near_probes", "solve_exact", "solo_energy"]
+__all__ = [
+    "CERTIFIED_GAP", "PROBE_FRACTION", "ExactSolution", "client_shares", "near_probes", "solve_exact", "solo_energy",
+]
 
 _LN2 = math.log(2.0)
 #: Relative bracket at and below which a result counts as certified optimal.
