@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test train train-edge train-edge-shares train-power bench install clean
+.PHONY: demo test train train-edge train-edge-shares train-power train-sfl bench install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: $(STAMP)
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
 # Each family's shipped model: at most 15 minutes each on 2 CPU cores.
-train: train-edge train-power
+train: train-edge train-power train-sfl
 
 train-power: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/power.yaml
@@ -35,6 +35,10 @@ train-power: $(STAMP)
 # two threads sum in another order and train a different model).
 train-edge: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m gnnalloc.families.edge.training.prices --config training/configs/edge-prices.yaml
+
+train-sfl: $(STAMP)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/sfl.yaml
+	$(BIN)/gnnalloc export "$$(ls -t checkpoints/sfl-run/best-*.ckpt | head -n 1)" --out checkpoints/sfl.ckpt
 
 train-edge-shares: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/gnnalloc fit --config training/configs/default.yaml
