@@ -75,7 +75,7 @@ def random_sfl(size: int, seed: int = 0, **settings: Any) -> SflInstance:
         ValueError: naming ``size``, ``seed`` or the bad setting.
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_CLIENTS <= size <= MAX_CLIENTS:
-        raise ValueError(f"size: must be an integer in [{MIN_CLIENTS}, {MAX_CLIENTS}], got {size!r}")
+        raise ValueError(f"clients: must be an integer in [{MIN_CLIENTS}, {MAX_CLIENTS}], got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
     s = _settings(settings)

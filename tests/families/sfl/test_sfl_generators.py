@@ -57,7 +57,7 @@ def test_random_instances_are_valid_and_reproducible(architecture):
 
 def test_sizes_and_settings_are_checked_by_name():
     assert random_sfl(1000, 0).num_clients == 1000
-    for bad, name in ((dict(size=0), "size"), (dict(size=5, seed=-1), "seed"), (dict(size=5, colour=1), "colour"),
+    for bad, name in ((dict(size=0), "clients"), (dict(size=5, seed=-1), "seed"), (dict(size=5, colour=1), "colour"),
                       (dict(size=5, architecture="lenet"), "architecture"), (dict(size=5, radius=-1.0), "radius"),
                       (dict(size=5, budget_low=3.0), "budget_low"), (dict(size=5, objective="max"), "objective")):
         with pytest.raises(ValueError, match=f"^{name}:"):
