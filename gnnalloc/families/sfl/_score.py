@@ -104,7 +104,8 @@ def score(
     use = costs.energy / instance.energy_max
     return SflScore(
         objective=value, gap=gap,
-        gap_bound=None if upper_bound is None else float(upper_bound) - value,
+        # An infinite bound proves nothing: no gap bound, as in the other families.
+        gap_bound=None if upper_bound is None or not math.isfinite(upper_bound) else float(upper_bound) - value,
         max_violation=max_violation(instance, allocation, costs),
         max_latency=float(latency.max()), mean_latency=float(latency.mean()),
         energy_use=float(use.mean()), max_energy_use=float(use.max()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from _sfl_fixtures import small_doc
 
@@ -90,3 +92,11 @@ def test_score_checks_the_upper_bound_as_power_does(bound):
     with pytest.raises(ValueError, match=r"^upper_bound: must be a number"):
         score(instance, allocation, None, bound)
     assert score(instance, allocation, None, -1.0).gap_bound == -1.0 - score(instance, allocation).objective
+
+
+def test_an_infinite_upper_bound_gives_no_gap_bound():
+    """As in the other families: an infinite bound proves nothing (it gave gap_bound inf)."""
+    from gnnalloc.core import score
+
+    instance = random_sfl(3, 0)
+    assert score(instance, solve(instance, "equal").allocation, None, math.inf).gap_bound is None

@@ -15,7 +15,7 @@ from gnnalloc.metrics.functional import (
     utility_gap,
     weighted_utility_variance,
 )
-from gnnalloc.core import AllocationError, is_real
+from gnnalloc.core import AllocationError, check_bound
 from gnnalloc.families.edge.problem import Allocation, Instance, max_violation, user_utility
 
 __all__ = ["Score", "score", "user_utilities"]
@@ -115,8 +115,8 @@ def score(
         ref_utility, _ = _utilities(instance, reference)
         gap = float(utility_gap(utility, ref_utility, weight))
     gap_bound = None
-    if upper_bound is not None and not (is_real(upper_bound) and not math.isnan(upper_bound)):
-        raise ValueError(f"upper_bound: must be a number (inf: no bound), got {upper_bound!r}")
+    if upper_bound is not None:
+        check_bound("upper_bound", upper_bound)
     if upper_bound is not None and math.isfinite(upper_bound):
         # The bound is on the sum of utilities: the same gap with the sums as the only "users".
         objective = utility.sum().reshape(1)
