@@ -92,8 +92,11 @@ def fit_compute_to_capacity(instance: Instance, compute: np.ndarray) -> np.ndarr
     return compute * factor
 
 
-def shrink_factor(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def shrink_factor(load: np.ndarray | Tensor, capacity: np.ndarray | Tensor) -> np.ndarray | Tensor:
     """Per constraint ``min(1, capacity / load)``: the factor that fits ``load`` into
-    ``capacity`` (1 where it already fits, 0 for a positive load on a zero capacity)."""
+    ``capacity`` (1 where it already fits, 0 for a positive load on a zero capacity). NumPy
+    arrays or torch tensors (the migration search's, on any device), the same arithmetic."""
     over = load > capacity
+    if isinstance(load, Tensor):
+        return torch.where(over, capacity / torch.where(over, load, 1.0), 1.0)
     return np.where(over, capacity / np.where(over, load, 1.0), 1.0)

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from gnnalloc.core import check_count
-from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.problem import ProblemTensors, shrink_factor
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.solvers.functional import _refill, _check_compute
 
@@ -54,11 +54,6 @@ def _compute_objective(compute: Tensor, problem: ProblemTensors) -> Tensor:
     total = problem.user_compute(compute)
     utility = problem.weight * resource_utility(total, problem.compute_min, problem.penalty, problem.alpha)
     return utility.new_zeros(problem.num_graphs).index_add_(0, problem.user_graph, utility)
-
-
-def _fit(request: Tensor, available: Tensor) -> Tensor:
-    """Factor in ``[0, 1]`` that scales ``request`` down to ``available`` (1 where it fits)."""
-    return torch.where(request > available, available / request.clamp(min=torch.finfo(request.dtype).tiny), 1.0)
 
 
 def _proposal(compute: Tensor, problem: ProblemTensors) -> Tensor:
@@ -126,8 +121,8 @@ def _proposal(compute: Tensor, problem: ProblemTensors) -> Tensor:
     )
     supply = problem.server_compute_load(releasable) + unused
 
-    server_factor = _fit(problem.server_compute_load(request), supply)
-    link_factor = _fit(problem.link_load(request), slack)
+    server_factor = shrink_factor(problem.server_compute_load(request), supply)
+    link_factor = shrink_factor(problem.link_load(request), slack)
     factor = torch.minimum(
         server_factor.index_select(0, pair_server),
         torch.where(migrated, link_factor.index_select(0, link), torch.ones_like(compute)),
