@@ -211,11 +211,16 @@ def _gnn_shares(
     checkpoint: str | Path | None = None,
     search_rounds: int | None = None,
 ) -> SolveResult:
-    from gnnalloc.families.edge.nn import Allocator
-
     if allocator is None:
-        allocator = (_shipped_model(_SHARES_CHECKPOINT) if checkpoint is None
-                     else Allocator.from_checkpoint(checkpoint))
+        if checkpoint is None:
+            allocator = _shipped_model(_SHARES_CHECKPOINT)
+        else:
+            allocator = _load_edge_checkpoint(checkpoint)
+            if not _is_share_head(allocator):
+                raise ValueError(
+                    f"checkpoint: {str(checkpoint)!r} holds a price model (method gnn); gnn-shares needs a "
+                    "share-head checkpoint"
+                )
     elif checkpoint is not None:
         raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
     if not _is_share_head(allocator):

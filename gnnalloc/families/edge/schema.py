@@ -61,7 +61,7 @@ class InstanceV1(_Strict):
 
     format: Literal["gnnalloc.instance/v1"]
     penalty: float = Field(default=10.0, ge=1, description="Slope of the penalty below a minimum.")
-    alpha: float = Field(default=1.0, gt=0, description="Fairness parameter (1 = log utility).")
+    alpha: float = Field(default=1.0, gt=0, le=100, description="Fairness parameter (1 = log utility).")
     servers: list[Server]
     links: list[Link] = Field(default_factory=list)
     users: list[User]
@@ -98,7 +98,7 @@ class Metrics(BaseModel):
     gap_bound: Optional[float] = Field(
         default=None,
         description=(
-            "Proven upper bound on the mean per-user gap to the optimum (methods exact and dual: "
-            "a Lagrangian bound at their prices); null for the others."
+            "Proven upper bound on the mean per-user gap to the optimum (methods exact, dual and gnn: "
+            "a Lagrangian bound at their prices); null for the others, and where the bound proves nothing."
         ),
     )

@@ -120,6 +120,9 @@ def test_named_errors():
             solve(instance, method, allocator=shares, checkpoint="/nonexistent/prices.ckpt")
     with pytest.raises(ValueError, match="^device: "):
         solve(instance, "dual", device="cuda:99")
+    # The price model's checkpoint given to gnn-shares: said so (was "state_dict lacks ...").
+    with pytest.raises(ValueError, match="^checkpoint: .* holds a price model"):
+        solve(instance, "gnn-shares", checkpoint=str(default_checkpoint()))
 
 
 def test_gnn_solves_anytime_to_a_proven_gap():
