@@ -98,6 +98,13 @@ class AllocatorModule(pl.LightningModule):
             max_metapath_neighbors=max_metapath_neighbors, refill_home=refill_home,
         )
         if isinstance(fairness, dict):
+            # rescale and stationary are per-user MGDA's (FairBackward's): silently unused here.
+            for name, value, default in (("rescale", rescale, True), ("stationary", stationary, "sum")):
+                if value != default:
+                    raise ValueError(
+                        f"{name}: applies to fairness output, exact or sum (per-user MGDA), not to "
+                        "FairnessLoss settings, which take their own"
+                    )
             self.fair: FairBackward | FairnessLoss = FairnessLoss(**fairness)
         else:
             self.fair = FairBackward(fairness, rescale=rescale, stationary=stationary)

@@ -264,6 +264,16 @@ def test_fairness_objectives_from_the_config_reach_the_module(tmp_path):
     assert isinstance(module.fair, FairnessLoss) and module.fair.aggregator == "upgrad"
 
 
+@pytest.mark.parametrize(("name", "value"), [("rescale", False), ("stationary", "stop")])
+def test_per_user_mgda_settings_beside_fairness_loss_settings_are_named(name, value):
+    """rescale and stationary belong to per-user MGDA; beside FairnessLoss settings they were
+    silently unused."""
+    from gnnalloc.families.edge.training.module import AllocatorModule
+
+    with pytest.raises(ValueError, match=f"^{name}: applies to fairness output"):
+        AllocatorModule(hidden=16, heads=2, layers=1, fairness={"objectives": "instance"}, **{name: value})
+
+
 def test_regret_objectives_train_on_the_exact_references_of_the_training_data():
     import lightning.pytorch as pl
 
