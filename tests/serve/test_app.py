@@ -704,3 +704,45 @@ def test_a_power_or_sfl_checkpoint_is_served_and_described(family: str) -> None:
     with TestClient(create_app(models[family], allocators=models)) as client:
         info = client.get("/v1/model").json()
         assert info["hyperparameters"] and info["parameters"] > 0
+
+
+def test_a_bad_request_is_answered_while_every_solving_thread_is_held(monkeypatch, doc: dict[str, Any]) -> None:
+    """Parsing has its own threads: with both solving threads held by long learned solves, a
+    malformed request still gets its 422 at once (it queued behind them)."""
+    import threading as _threading
+
+    from gnnalloc.core import SolveResult
+
+    entered, release = _threading.Semaphore(0), _threading.Event()
+
+    def held(instance: Any, method: str, **options: Any) -> SolveResult:
+        entered.release()
+        assert release.wait(30), "the test never released the held solves"
+        return SolveResult(Allocation(np.zeros(instance.num_pairs), np.zeros(instance.num_users)), method, 0.0)
+
+    monkeypatch.setattr("gnnalloc.serve.app.solve", held)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # gnnalloc serve's setting: learned solves side by side
+    try:
+        client = TestClient(create_app(small_model(), workers=2))
+    finally:
+        torch.set_num_threads(before)
+    statuses: list[int] = []
+    posts = [_threading.Thread(target=lambda: statuses.append(
+        client.post("/v1/allocate", params={"method": "gnn"}, json=doc).status_code)) for _ in range(2)]
+    bad = dict(doc, users=[{"id": "u0"}])
+    probe_status: list[int] = []
+    probe = _threading.Thread(target=lambda: probe_status.append(client.post("/v1/allocate", json=bad).status_code))
+    try:
+        for post in posts:
+            post.start()
+        for _ in posts:
+            assert entered.acquire(timeout=30), "a held solve never started"
+        probe.start()
+        probe.join(timeout=10)
+        assert not probe.is_alive() and probe_status == [422]
+    finally:
+        release.set()
+        for thread in (*posts, probe):
+            thread.join(30)
+    assert statuses == [200, 200]
