@@ -62,6 +62,11 @@ def number(kind: type = float, low: float | None = None, high: float | None = No
     return parse
 
 
+def proven_bound(result) -> float:
+    """A result's proven upper bound on the optimum, ``inf`` where it proves none (``None``)."""
+    return math.inf if result.upper_bound is None else float(result.upper_bound)
+
+
 def objective(instance, allocation) -> float:
     """An edge allocation's objective: the sum of its users' utilities."""
     return float(user_utilities(instance, allocation).sum())

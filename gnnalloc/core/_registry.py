@@ -161,9 +161,10 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
             accepted = ", ".join(entry.options)
             raise ValueError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
     result = entry.run(instance, **options)
-    if result.upper_bound is not None and not math.isfinite(result.upper_bound):
+    if result.upper_bound is not None and math.isinf(result.upper_bound) and result.upper_bound > 0:
         # An infinite bound (a non-finite intermediate, e.g. a zero price of a resource whose
-        # utility is unbounded) proves nothing: reported as no bound, never as a figure.
+        # utility is unbounded) proves nothing: reported as no bound, never as a figure. (A NaN
+        # one would be a bug, left for the score's check to name.)
         result = replace(result, upper_bound=None)
     return result
 

@@ -220,15 +220,15 @@ def d2d(
     if prune >= 1:
         raise ValueError(f"prune: must be < 1, got {prune!r}")
     side = 1000.0 * math.sqrt(size / density)
-    # Every point of the square has a point of the square at least the half-diagonal away (its
-    # farthest corner), the centre none farther: below it every transmitter has receiver
-    # positions at distance d_min..d_max inside the square (a set of positive probability); at or
-    # above it a transmitter near the centre has none, and the draws below could never end.
-    half_diagonal = side / math.sqrt(2.0)
-    if d_min >= half_diagonal:
+    # No two points of the square are a diagonal or more apart: from there no transmitter has a
+    # receiver position. Below it a transmitter near a corner has some (one near the centre may
+    # not, above the half-diagonal); the draws below place such transmitters anew, and give up
+    # with a named error after a bounded number of tries.
+    diagonal = side * math.sqrt(2.0)
+    if d_min >= diagonal:
         raise ValueError(
             f"d_min: {d_min} m leaves no receiver position in the field of side {side:.3g} m "
-            f"(half-diagonal {half_diagonal:.3g} m) of {size} links at density {density} per km^2; "
+            f"(diagonal {diagonal:.3g} m) of {size} links at density {density} per km^2; "
             "lower d_min or the density"
         )
     rng = np.random.default_rng(seed)

@@ -106,15 +106,24 @@ def test_bad_settings_are_named(generator, settings, name):
 @pytest.mark.parametrize(
     "size,settings",
     [
-        (4, {"density": 1e6}),  # a 2 m field: no receiver 2..40 m from most transmitters
-        (50, {"d_min": 490.0, "d_max": 499.0}),  # 500 m field, half-diagonal 354 m
-        (1, {"d_min": 0.999 * 1000 * math.sqrt(1 / 200), "d_max": 1000 * math.sqrt(1 / 200)}),
+        (4, {"density": 1e7}),  # a 0.63 m field: no receiver 2..40 m from any transmitter
+        (50, {"d_min": 710.0, "d_max": 720.0}),  # 500 m field, diagonal 707 m: no position at all
+        (1, {"d_min": 1.001 * 1000 * math.sqrt(2 / 200), "d_max": 1.1 * 1000 * math.sqrt(2 / 200)}),
     ],
 )
 def test_d2d_layouts_that_cannot_be_met_are_named(size, settings):
-    # These used to redraw receivers around fixed transmitters forever.
+    # The first used to redraw receivers around fixed transmitters forever.
     with pytest.raises(ValueError, match=r"^d_min:"):
         d2d(size, 0, **settings)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("seed", range(5))
+def test_d2d_links_longer_than_half_the_field_s_diagonal_are_drawn(seed):
+    """Between the half-diagonal and the diagonal only transmitters near a corner have receiver
+    positions: found by placing transmitters anew, as before the draws were capped."""
+    instance = d2d(4, seed, d_min=105.0, d_max=140.0)  # a 141 m field: half-diagonal 100 m
+    assert instance.num_links == 4
 
 
 @pytest.mark.timeout(20)

@@ -131,7 +131,10 @@ class Instance:
         )
         for entity, count, names in sizes:
             for name in names:
-                shape = np.shape(getattr(self, name))
+                value = getattr(self, name)
+                # Per-entity tuples of objects (service sets, service names) count by len: a
+                # tuple of equal-length lists is not a 2-D array here.
+                shape = (len(value),) if isinstance(value, (tuple, list)) else np.shape(value)
                 if count < 0 or shape != (count,):
                     expected = f"({count},), one per entry of {entity}" if count >= 0 else "(L,)"
                     raise InstanceError(name, f"expected shape {expected}, got {shape}")
@@ -149,7 +152,7 @@ class Instance:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise InstanceError(where.format(i), f"server index {int(values[i])} out of range [0, {num_servers})")
-        a, b = np.asarray(self.link_a), np.asarray(self.link_b)
+        a, b = np.asarray(self.link_a, dtype=np.int64), np.asarray(self.link_b, dtype=np.int64)
         if (a == b).any():
             i = int(np.flatnonzero(a == b)[0])
             raise InstanceError(f"links[{i}].b", f"self-link on server {self.server_ids[int(a[i])]!r}")

@@ -277,14 +277,20 @@ def _attempt(
     )
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
+    clock = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             problem.solve(solver=cp.CLARABEL, verbose=verbose, **options)
     except cp.error.SolverError:
         return None
-    # USER_LIMIT: stopped by time_limit with an iterate, repaired to feasibility and held to the
-    # library's bound like any other (uncertified unless that bound proves it).
+    # USER_LIMIT (cvxpy's status for Clarabel's time and iteration limits alike): under a time
+    # limit, the iterate it stopped at is repaired to feasibility and held to the library's bound
+    # like any other (uncertified unless that bound proves it); without one the iteration cap was
+    # hit, and the next attempt (shorter steps, the other formulation) is the better answer.
+    limited = problem.status == cp.USER_LIMIT
+    if limited and (time_limit is None or time.perf_counter() - clock < 0.9 * time_limit):
+        return None
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) or problem.value is None:
         return None
     compute, bandwidth = extract()
@@ -292,7 +298,7 @@ def _attempt(
         return None
     if not (np.isfinite(compute).all() and np.isfinite(bandwidth).all()):
         return None
-    status = "time limit reached" if problem.status == cp.USER_LIMIT else problem.status
+    status = "time limit reached" if limited else problem.status
     return status, float(problem.value), compute, bandwidth, prices()
 
 

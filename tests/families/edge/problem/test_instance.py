@@ -207,3 +207,41 @@ def test_subnormal_and_tiny_nonzero_quantities_are_named(tiny_dict, path, value)
     assert "0 or [1e-100, 1e+100]" in info.value.message
     tiny_dict[section][index][key] = 0.0  # zero stays valid: an absent resource
     Instance.from_dict(tiny_dict)
+
+
+def _built(**change):
+    """A two-server, two-user instance built in code, with ``change`` applied."""
+    fields = dict(
+        server_ids=("s0", "s1"), server_compute=np.array([10.0, 10.0]), server_bandwidth=np.array([10.0, 10.0]),
+        server_services=(None, None), link_a=np.array([0]), link_b=np.array([1]), link_capacity=np.array([5.0]),
+        user_ids=("u0", "u1"), user_server=np.array([0, 1]), user_service=(None, None),
+        compute_min=np.array([4.0, 4.0]), bandwidth_min=np.array([1.0, 1.0]), data_rate=np.array([0.5, 0.5]),
+        weight=np.array([1.0, 1.0]),
+    )
+    return Instance(**{**fields, **change})
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    (dict(compute_min=np.array([4.0])), "compute_min", "expected shape (2,), one per entry of users"),
+    (dict(weight=np.ones(3)), "weight", "expected shape (2,)"),
+    (dict(link_capacity=np.zeros(0)), "link_capacity", "expected shape (1,), one per entry of links"),
+    (dict(server_services=(None,)), "server_services", "expected shape (2,)"),
+    (dict(user_server=np.array([0, 5])), "users[1].server", "server index 5 out of range [0, 2)"),
+    (dict(user_server=np.array([0.0, 1.0])), "user_server", "expected integer server indices"),
+    (dict(link_b=np.array([0])), "links[0].b", "self-link on server 's0'"),
+    (dict(link_a=np.array([0, 1]), link_b=np.array([1, 0]), link_capacity=np.ones(2)), "links[1]", "duplicate link"),
+    (dict(user_ids=("u", "u")), "users[1].id", "duplicate user id 'u'"),
+    (dict(server_ids=("s", "s")), "servers[1].id", "duplicate server id 's'"),
+])
+def test_instances_built_in_code_get_the_parser_s_structural_rules(change, field, message):
+    """A short field or an index out of range failed later with an unnamed IndexError; a
+    self-link was solved, then refused when its own document was read back."""
+    with pytest.raises(InstanceError) as info:
+        _built(**change)
+    assert info.value.field == field and message in info.value.message
+
+
+def test_service_sets_may_be_any_sequence_of_equal_length():
+    """Tuples of equal-length lists are per-server service sets, not a 2-D array."""
+    built = _built(server_services=(["video", "ar"], ["ar", "video"]))
+    assert built.num_servers == 2

@@ -304,3 +304,23 @@ def test_a_time_limited_solve_returns_its_repaired_iterate_uncertified():
     assert result.status == "time limit reached" and not result.certified
     assert max_violation(instance, result.allocation) <= 1e-9
     assert result.upper_bound >= result.objective
+
+
+def test_the_iteration_cap_is_not_reported_as_a_time_limit(monkeypatch):
+    """cvxpy reports Clarabel's iteration cap and time limit alike (USER_LIMIT): without a time
+    limit, an attempt stopped by the cap is a failed attempt (the next one answers), not an
+    iterate labelled "time limit reached"."""
+    import cvxpy as cp
+
+    from gnnalloc import random_instance
+    from gnnalloc.families.edge.problem import SolverError
+
+    real = cp.Problem.solve
+
+    def capped(self, *args, **kwargs):
+        kwargs["max_iter"] = 3  # stands for an instance needing more than Clarabel's 500
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cp.Problem, "solve", capped)
+    with pytest.raises(SolverError, match="every formulation"):
+        solve_exact(random_instance(30, 4, 1.0, 0))
