@@ -244,10 +244,6 @@ class _Runtime:
         torch_threads = torch.get_num_threads()
         self.learned_lock = threading.Lock() if torch_threads > 1 else None
         self.fast = _DaemonPool("fast", workers, torch_threads)
-        # Parsing and validation have their own threads: a request is read and answered 4xx (or
-        # queued for its solve) while every solving thread is held by long solves (an edge gnn
-        # refining up to the time limit).
-        self.parse = _DaemonPool("parse", workers, torch_threads)
         # Exact solves can take the whole time limit and dual solves grow with the instance;
         # their own pool keeps them from starving gnn requests, and one thread bounds their
         # memory and CPU.
@@ -265,7 +261,7 @@ class _Runtime:
 
     @property
     def busy(self) -> int:
-        return self.fast.running + self.solver.running + self.parse.running
+        return self.fast.running + self.solver.running
 
     async def run(self, pool: _DaemonPool, fn: Callable[..., T], *args: Any) -> T:
         # asyncio.wrap_future: cancelling the request cancels a still-queued job.
@@ -274,7 +270,6 @@ class _Runtime:
     def close(self) -> None:
         self.fast.close()
         self.solver.close()
-        self.parse.close()
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -348,7 +343,7 @@ def create_app(
             inaccurate but finished one its answer, each with ``certified_optimal: false``; one
             that found nothing at all is answered 422 naming ``method``.
         checkpoint: path reported by ``/v1/model``.
-        workers: threads solving non-exact requests, and as many parsing and validating them.
+        workers: threads validating and solving non-exact requests.
         max_pending: requests validated, solved or queued for it at once; beyond it, 503.
             Counted once the body has arrived, so slow or idle uploads never take a slot.
         body_timeout: seconds a request body may take to arrive in full; beyond it, 408.
@@ -619,7 +614,7 @@ def create_app(
                 )
             runtime.pending += 1  # only touched on the event loop: no lock needed
             try:
-                family, instance = await runtime.run(runtime.parse, prepare, body, method)
+                family, instance = await runtime.run(runtime.fast, prepare, body, method)
                 del body
                 content = await runtime.run(
                     runtime.pool(family, method), allocate_and_score, family, instance, method,
