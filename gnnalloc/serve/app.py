@@ -442,14 +442,19 @@ def create_app(
                 f"unknown {method!r} for the {family.name} family, expected one of "
                 f"{', '.join(family.methods)}",
             )
-        # The body limit bounds the parsing; the size limits count the family's decision-makers
-        # (users, links, clients: `family.size`), not its other lists (an EUA instance's 432
-        # inter-server links, a power instance's K (K - 1) cross gains).
-        try:
-            instance = family.parse_instance(data)
-        except InstanceError as exc:
-            raise _HTTPError(422, exc.field, exc.message) from None
-        count, field = family.size(instance), _size_field(family)
+        # The size limits count the family's decision-makers (users, links, clients:
+        # `family.size`), not its other lists (an EUA instance's 432 inter-server links, a power
+        # instance's K (K - 1) cross gains): first their list in the document, before the cost of
+        # parsing it, then the parsed instance.
+        field = _size_field(family)
+        listed = data.get(field)
+        count = len(listed) if isinstance(listed, list) else 0
+        if count <= max_users and not (method == "exact" and count > exact_max_users):
+            try:
+                instance = family.parse_instance(data)
+            except InstanceError as exc:
+                raise _HTTPError(422, exc.field, exc.message) from None
+            count = family.size(instance)
         if count > max_users:
             raise _HTTPError(
                 413, field,
@@ -496,8 +501,10 @@ def create_app(
                     result = solve(instance, method, **options)
             else:
                 result = solve(instance, method, **options)
-        except InstanceError:
-            raise  # about a document already validated: the library's error, a 500
+        except InstanceError as exc:
+            # A valid document the method cannot allocate (an sfl round whose clients cannot meet
+            # their energy budgets at any split): named, as the CLI names it (exit 2).
+            raise _HTTPError(422, exc.field, exc.message) from None
         except ValueError as exc:
             # What the method refuses, as the CLI reports it (exit 2): a request option (one it
             # does not take, a value out of its range, two it refuses together, e.g. fair_time
