@@ -176,8 +176,9 @@ def d2d(
     * Each receiver at distance :math:`U[d_{min}, d_{max}]` m (default 2..40 m) from its
       transmitter in a uniform direction, redrawn until it lies in the square; after
       :data:`D2D_RECEIVER_DRAWS` misses in a row the transmitter is redrawn as well.
-      :math:`d_{min}` must be below the square's half-diagonal (else a transmitter near the
-      centre has no receiver position).
+      :math:`d_{min}` must be below the square's diagonal (else no transmitter has a receiver
+      position); above the half-diagonal only transmitters near a corner have one, found by those
+      redraws, which stop after :data:`D2D_TRANSMITTER_DRAWS` placements per link.
     * Distances between a transmitter and other links' receivers are floored at 1 m.
     * Path gain: ITU-R P.1411 short-range LOS (:func:`itu1411_gain_db`) at 2.4 GHz with 1.5 m
       antennas, plus ``antenna_gain_db`` (2.5 dBi) on direct links only.
@@ -201,7 +202,8 @@ def d2d(
 
     Raises:
         ValueError: naming the bad setting; ``d_min`` when it is not below the square's
-            half-diagonal or no receiver position was found (a layout that cannot be met).
+            diagonal or no receiver position was found within the capped draws (a layout that
+            cannot be met).
     """
     _check_common(size, seed, utility, alpha, penalty, rate_min)
     size = int(size)

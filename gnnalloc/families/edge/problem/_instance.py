@@ -134,7 +134,8 @@ class Instance:
                 value = getattr(self, name)
                 # Per-entity tuples of objects (service sets, service names) count by len: a
                 # tuple of equal-length lists is not a 2-D array here.
-                shape = (len(value),) if isinstance(value, (tuple, list)) else np.shape(value)
+                per_entity_objects = name in ("server_services", "user_service")
+                shape = (len(value),) if per_entity_objects and isinstance(value, (tuple, list)) else np.shape(value)
                 if count < 0 or shape != (count,):
                     expected = f"({count},), one per entry of {entity}" if count >= 0 else "(L,)"
                     raise InstanceError(name, f"expected shape {expected}, got {shape}")

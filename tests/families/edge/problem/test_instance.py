@@ -228,6 +228,7 @@ def _built(**change):
     (dict(server_services=(None,)), "server_services", "expected shape (2,)"),
     (dict(user_server=np.array([0, 5])), "users[1].server", "server index 5 out of range [0, 2)"),
     (dict(user_server=np.array([0.0, 1.0])), "user_server", "expected integer server indices"),
+    (dict(user_server=[[0, 1], [1, 0]]), "user_server", "expected shape (2,)"),
     (dict(link_b=np.array([0])), "links[0].b", "self-link on server 's0'"),
     (dict(link_a=np.array([0, 1]), link_b=np.array([1, 0]), link_capacity=np.ones(2)), "links[1]", "duplicate link"),
     (dict(user_ids=("u", "u")), "users[1].id", "duplicate user id 'u'"),

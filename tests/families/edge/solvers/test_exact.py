@@ -324,3 +324,6 @@ def test_the_iteration_cap_is_not_reported_as_a_time_limit(monkeypatch):
     monkeypatch.setattr(cp.Problem, "solve", capped)
     with pytest.raises(SolverError, match="every formulation"):
         solve_exact(random_instance(30, 4, 1.0, 0))
+    # Under a time limit (one attempt) the capped iterate is returned, labelled by its limit.
+    result = solve_exact(random_instance(30, 4, 1.0, 0), time_limit=30.0)
+    assert result.status == "iteration limit reached" and not result.certified
