@@ -40,7 +40,7 @@ from _heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.families.edge import gnn_gap_tol  # noqa: E402
-from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
+from gnnalloc.families.edge import shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.solvers import load_dual_kernels  # noqa: E402
 
 LAYOUTS = ("eua", "random", "clustered")

@@ -25,7 +25,7 @@ from _common import OUT, median_time, write_table  # noqa: E402
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph  # noqa: E402
 from gnnalloc.families.edge.graph import SCHEMA  # noqa: E402
-from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
+from gnnalloc.families.edge import shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.nn import DecisionHeads  # noqa: E402
 from gnnalloc.nn import HANEncoder  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402

@@ -13,7 +13,7 @@ prices), with 5 search rounds and no bound iterations. Per penalty: the median a
 
 With ``--anytime``: every method solves to a proven gap (``gap_tol`` 0.005 at penalty <= 10,
 0.02 above; ``time_limit`` 10 s): ``gnn`` with each ``--checkpoints`` model (its prediction,
-refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge._methods.gnn_temperature`,
+refined at the temperature ``gnn`` picks, :func:`~gnnalloc.families.edge.gnn_temperature`,
 and also at the other one of the model's own and ``dual``'s default: ``gnn[name]@tau``) against
 ``dual`` (cold, at its default temperature) and ``dual`` cold at the model's temperature (is it
 the start or the temperature?), on the held-out instances of ``--seed``, ``--layout`` and
@@ -66,10 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import number, objective, proven_bound  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
-from gnnalloc.families.edge import gnn_gap_tol  # noqa: E402
-from gnnalloc.families.edge._methods import (  # noqa: E402
-    GNN_FIRST_CHUNK, gnn_temperature, shipped_allocator,
-)
+from gnnalloc.families.edge import GNN_FIRST_CHUNK, gnn_gap_tol, gnn_temperature, shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.generators import random_instance  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
