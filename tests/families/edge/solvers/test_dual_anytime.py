@@ -308,7 +308,7 @@ def test_gap_tol_zero_checkpoints_after_every_chunk(monkeypatch):
     # No residual is small enough for a gap of 0: waiting for one would only delay annealing.
     seen = _spy_checkpoints(monkeypatch)
     instance = eua_instance(300, 1.4, 5)
-    solve_dual(instance, iterations=3, gap_tol=0.0, time_limit=0.5)
+    solve_dual(instance, iterations=3, gap_tol=0.0, time_limit=2.0)  # room for several checkpoints on a busy machine
     assert seen[0][2] == 3
     assert len(seen) > 1 and _at_most_a_chunk_apart(seen, instance)
 
