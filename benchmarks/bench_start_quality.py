@@ -10,10 +10,11 @@ first chunk :data:`~gnnalloc.families.edge.GNN_FIRST_CHUNK`, the temperature
 model's prediction; its server prices with zero link prices; the oracle's server prices with the
 model's link prices; the model's server prices with the oracle's link prices; the oracle. Per start:
 L-BFGS iterations to the proven gap (free of the machine's timing noise) and the median time of
-``--repeats`` runs. Writes ``benchmarks/out/start_quality_{layout}_seed{seed}.md``.
+``--repeats`` runs. ``--checkpoint``: another price model to judge (default: the shipped one).
+Writes ``benchmarks/out/start_quality_{layout}_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_start_quality.py [--penalties 10] \
-        [--seed 1] [--layout eua] [--repeats 3]
+        [--seed 1] [--layout eua] [--repeats 3] [--checkpoint checkpoints/prices.ckpt]
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import number, write_table  # noqa: E402
 from _heldout import heldout_instance  # noqa: E402
 
-from gnnalloc.families.edge import GNN_FIRST_CHUNK, gnn_gap_tol, gnn_temperature, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge import (  # noqa: E402
+    GNN_FIRST_CHUNK, PricePredictor, gnn_gap_tol, gnn_temperature, shipped_allocator,
+)
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, solve_dual  # noqa: E402
 from gnnalloc.families.edge.solvers.functional import waterfill_prices  # noqa: E402
@@ -61,9 +64,10 @@ def main() -> int:
     parser.add_argument("--seed", type=number(int, 0), default=1)
     parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua")
     parser.add_argument("--repeats", type=number(int, 1), default=3)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a price model (default: the shipped one)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = shipped_allocator()
+    model = shipped_allocator() if args.checkpoint is None else PricePredictor.from_checkpoint(args.checkpoint)
     iterations: dict[tuple[float, str], list[int]] = {}
     seconds: dict[tuple[float, str], list[float]] = {}
     for penalty, load, alpha in itertools.product(args.penalties, (0.6, 1.0, 1.4), (0.5, 1.0, 2.0)):
