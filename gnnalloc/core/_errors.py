@@ -26,9 +26,15 @@ def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_count(name: str, value: object, minimum: int = 0) -> None:
+def check_count(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` of at least ``minimum``
-    (counts such as ``search_rounds`` arrive from configs, checkpoints and the command line)."""
+    (counts such as ``search_rounds`` arrive from configs, checkpoints and the command line) and,
+    with ``maximum``, at most that (sizes and counts whose arrays would not fit in memory; the
+    message then gives the range)."""
+    if maximum is not None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
+            raise ValueError(f"{name}: must be an integer in [{minimum}, {maximum}], got {value!r}")
+        return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         kind = "a non-negative integer" if minimum <= 0 else f"an integer of at least {minimum}"
         raise ValueError(f"{name}: must be {kind}, got {value!r}")

@@ -64,3 +64,17 @@ def test_check_count_names_the_field_and_its_minimum(value, minimum, message):
         check_count("rounds", value, minimum=minimum)
     assert str(info.value) == message
     check_count("rounds", max(minimum, 3), minimum=minimum)
+
+
+@pytest.mark.parametrize("value", [0, 11, 10**12, 2.0, True, "5"])
+def test_check_count_with_a_maximum_gives_the_range(value):
+    """The one bound check of sizes and counts whose arrays must fit in memory."""
+    import numpy as np
+
+    from gnnalloc.core import check_count
+
+    with pytest.raises(ValueError) as info:
+        check_count("links", value, 1, 10)
+    assert str(info.value) == f"links: must be an integer in [1, 10], got {value!r}"
+    check_count("links", 10, 1, 10)
+    check_count("links", np.int64(1), 1, 10)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -70,8 +69,7 @@ def _named_settings(generator: Callable[..., PowerInstance]) -> Callable[..., Po
 
 def _check_common(size: Any, seed: Any, utility: Any, alpha: Any, penalty: Any, rate_min: Any) -> None:
     # Named "links", the flag the command line shows for the size (numpy integers count).
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 1 <= size <= MAX_LINKS:
-        raise ValueError(f"links: must be an integer in [1, {MAX_LINKS}], got {size!r}")
+    check_count("links", size, 1, MAX_LINKS)
     check_count("seed", seed)
     if utility not in UTILITIES:
         raise ValueError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")

@@ -133,12 +133,8 @@ def _check(tol: float, max_iter: int, starts: int, seed: int) -> None:
     """Raise ``ValueError`` naming the first bad option (numpy integers count as integers)."""
     check_positive("tol", tol)
     check_count("max_iter", max_iter)
-    check_count("seed", seed)
-    if seed > MAX_SEED:  # torch's generator takes a 64-bit seed; beyond it an unnamed overflow
-        raise ValueError(f"seed: must be at most {MAX_SEED} (2**63 - 1), got {seed!r}")
-    check_count("starts", starts, minimum=1)
-    if starts > WMMSE_MAX_STARTS:  # checked before the (starts, K) arrays are allocated
-        raise ValueError(f"starts: must be at most {WMMSE_MAX_STARTS}, got {starts!r}")
+    check_count("seed", seed, 0, MAX_SEED)  # torch's generator takes a 64-bit seed; beyond it an unnamed overflow
+    check_count("starts", starts, 1, WMMSE_MAX_STARTS)  # before the (starts, K) arrays are allocated
 
 
 def wmmse_powers(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gnnalloc.core import check_count
 from gnnalloc.families.sfl._architectures import ARCHITECTURES, layer_table
 from gnnalloc.families.sfl._instance import OBJECTIVES, SflInstance
 from gnnalloc.families.sfl._model import uplink_rate
@@ -74,10 +75,8 @@ def random_sfl(size: int, seed: int = 0, **settings: Any) -> SflInstance:
     Raises:
         ValueError: naming ``size``, ``seed`` or the bad setting.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not MIN_CLIENTS <= size <= MAX_CLIENTS:
-        raise ValueError(f"clients: must be an integer in [{MIN_CLIENTS}, {MAX_CLIENTS}], got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
+    check_count("clients", size, MIN_CLIENTS, MAX_CLIENTS)
+    check_count("seed", seed)
     s = _settings(settings)
     rng = np.random.default_rng(int(seed))
     n = int(size)

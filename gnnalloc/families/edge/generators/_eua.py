@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, check_size, radius_links, synthesise
+from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, radius_links, synthesise
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 
@@ -90,14 +90,14 @@ def eua_instance(
             dataset's users whose nearest site is among them (resampled with jitter if too few).
             Used to train on small instances as dense as the full area.
     """
-    check_size("users", users, MAX_USERS)
+    check_count("users", users, 1, MAX_USERS)
     check_count("seed", seed)
     from scipy.spatial import cKDTree
 
     all_sites, positions = _positions()
     rng = np.random.default_rng(seed)
     if sites is not None:
-        check_size("sites", sites, all_sites.shape[0])
+        check_count("sites", sites, 1, all_sites.shape[0])
         centre = all_sites[rng.integers(all_sites.shape[0])]
         _, keep = cKDTree(all_sites).query(centre, k=sites)
         keep = np.sort(np.atleast_1d(keep))

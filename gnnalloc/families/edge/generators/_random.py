@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, check_size, radius_links, synthesise
+from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, radius_links, synthesise
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 
@@ -30,8 +30,8 @@ def random_instance(
         load: total minimum demand / total capacity.
         seed: random seed; the same arguments give the same instance.
     """
-    check_size("users", users, MAX_USERS)
-    check_size("servers", servers, MAX_SERVERS)
+    check_count("users", users, 1, MAX_USERS)
+    check_count("servers", servers, 1, MAX_SERVERS)
     check_count("seed", seed)
     rng = np.random.default_rng(seed)
     positions = rng.random((servers, 2))

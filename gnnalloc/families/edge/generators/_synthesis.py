@@ -22,7 +22,7 @@ import numpy as np
 from gnnalloc.core import check_positive
 from gnnalloc.families.edge.problem import Instance
 
-__all__ = ["MAX_SERVERS", "MAX_USERS", "check_size", "synthesise", "SERVICES", "hosted_services", "radius_links"]
+__all__ = ["MAX_SERVERS", "MAX_USERS", "synthesise", "SERVICES", "hosted_services", "radius_links"]
 
 SERVICES = ("video", "ar", "analytics")
 
@@ -31,12 +31,6 @@ SERVICES = ("video", "ar", "analytics")
 #: (the server's default limit is 20,000 users), yet a typo such as ``--users 10**12`` is a
 #: named error rather than an allocation of terabytes.
 MAX_USERS, MAX_SERVERS = 10_000_000, 1_000_000
-
-
-def check_size(name: str, value: object, maximum: int) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer in ``[1, maximum]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= maximum:
-        raise ValueError(f"{name}: must be an integer in [1, {maximum}], got {value!r}")
 
 
 #: Loads the generators accept: far beyond any meaningful congestion either way, yet demands stay
