@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -128,10 +129,6 @@ def _field_of(text: str) -> tuple[str, str]:
     the whole text where it starts with no field name."""
     field, sep, message = text.partition(": ")
     return (field, message) if sep and _FIELD.fullmatch(field) else ("method", text)
-
-
-#: The query parameters of ``/v1/allocate`` (those of its handler).
-_QUERY_PARAMETERS = frozenset({"method", "gap_tol", "time_limit", "slots", "fair_time", "alpha", "p5_rate"})
 
 
 def _size_field(family: ProblemFamily) -> str:
@@ -433,6 +430,8 @@ def create_app(
             for name, family in families().items()
         }
 
+    size_fields = {name: _size_field(family) for name, family in families().items()}
+
     def prepare(body: bytes, method: str) -> tuple[ProblemFamily, Any]:
         data = _parse_json(body)
         family = _family_of_document(data)
@@ -446,7 +445,7 @@ def create_app(
         # `family.size`), not its other lists (an EUA instance's 432 inter-server links, a power
         # instance's K (K - 1) cross gains): first their list in the document, before the cost of
         # parsing it, then the parsed instance.
-        field = _size_field(family)
+        field = size_fields[family.name]
         listed = data.get(field)
         count = len(listed) if isinstance(listed, list) else 0
         if count <= max_users and not (method == "exact" and count > exact_max_users):
@@ -598,11 +597,11 @@ def create_app(
                 )
             # A misspelt option (`gaptol`, `time-limit`) would otherwise run with the defaults,
             # where the CLI refuses an unknown option.
-            unknown = sorted(set(request.query_params) - _QUERY_PARAMETERS)
+            unknown = sorted(set(request.query_params) - query_parameters)
             if unknown:
                 raise _HTTPError(
                     422, unknown[0],
-                    f"unknown query parameter, expected one of {', '.join(sorted(_QUERY_PARAMETERS))}",
+                    f"unknown query parameter, expected one of {', '.join(sorted(query_parameters))}",
                 )
             requested = {
                 k: v for k, v in (
@@ -649,6 +648,9 @@ def create_app(
             logger.exception("unhandled error in /v1/allocate")
             return _error_response(500, "$", f"internal error: {type(exc).__name__}: {exc}")
         return Response(content=content, media_type="application/json")
+
+    # The query parameters /v1/allocate takes: its handler's, besides the request itself.
+    query_parameters = frozenset(inspect.signature(allocate).parameters) - {"request"}
 
     def openapi() -> dict[str, Any]:
         # The body is read raw (see module docstring), so FastAPI does not see the families'

@@ -145,12 +145,12 @@ def _at_least_baselines(instance: Instance, result: SolveResult) -> SolveResult:
     which allocation was returned and the time includes the check.
     """
     start = time.perf_counter()
-    own = result.allocation
-    finite = bool(torch.isfinite(torch.as_tensor(own.compute)).all() and torch.isfinite(torch.as_tensor(own.bandwidth)).all())
-    best = _objective(instance, own) if finite else -math.inf
-    if not math.isfinite(best):  # a non-finite answer (a model at extreme magnitudes) is no answer
-        best, finite = -math.inf, False
-    name, allocation = None, own
+    # A non-finite entry makes the objective non-finite: such an answer (a model at extreme
+    # magnitudes) is no answer, and either baseline replaces it.
+    best = _objective(instance, result.allocation)
+    finite = math.isfinite(best)
+    best = best if finite else -math.inf
+    name, allocation = None, result.allocation
     for label, baseline in (("equal", equal_share), ("proportional", proportional_share)):
         candidate = baseline(instance)
         value = _objective(instance, candidate)
@@ -160,10 +160,10 @@ def _at_least_baselines(instance: Instance, result: SolveResult) -> SolveResult:
     seconds = result.seconds + time.perf_counter() - start
     if name is None:
         return replace(result, seconds=seconds)
-    why = "was better" if finite else "is returned instead of a non-finite answer"
+    why = "was better and is returned" if finite else "is returned instead of a non-finite answer"
     return replace(
         result, allocation=allocation, seconds=seconds, certified_optimal=False,
-        status=f"{result.status}; {name} share {why}" + (" and is returned" if finite else ""),
+        status=f"{result.status}; {name} share {why}",
     )
 
 
@@ -204,6 +204,16 @@ def _is_share_head(model: Any) -> bool:
     return isinstance(model, Allocator)
 
 
+def _model_of(allocator: Any, checkpoint: str | Path | None, shipped: Path) -> Any:
+    """The model a learned method runs: ``allocator``, else ``checkpoint``'s, else the shipped
+    one at ``shipped`` (loaded once per process); never both given."""
+    if allocator is not None:
+        if checkpoint is not None:
+            raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
+        return allocator
+    return _shipped_model(shipped) if checkpoint is None else _load_edge_checkpoint(checkpoint)
+
+
 def _gnn_shares(
     instance: Instance,
     *,
@@ -211,18 +221,12 @@ def _gnn_shares(
     checkpoint: str | Path | None = None,
     search_rounds: int | None = None,
 ) -> SolveResult:
-    if allocator is None:
-        if checkpoint is None:
-            allocator = _shipped_model(_SHARES_CHECKPOINT)
-        else:
-            allocator = _load_edge_checkpoint(checkpoint)
-            if not _is_share_head(allocator):
-                raise ValueError(
-                    f"checkpoint: {str(checkpoint)!r} holds a price model (method gnn); gnn-shares needs a "
-                    "share-head checkpoint"
-                )
-    elif checkpoint is not None:
-        raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
+    allocator = _model_of(allocator, checkpoint, _SHARES_CHECKPOINT)
+    if checkpoint is not None and not _is_share_head(allocator):
+        raise ValueError(
+            f"checkpoint: {str(checkpoint)!r} holds a price model (method gnn); gnn-shares needs a "
+            "share-head checkpoint"
+        )
     if not _is_share_head(allocator):
         raise ValueError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
@@ -244,16 +248,8 @@ def _gnn(
 ) -> SolveResult:
     from gnnalloc.families.edge.nn import PricePredictor
 
-    if allocator is None:
-        if checkpoint is None:
-            allocator = shipped_allocator()
-        else:
-            from gnnalloc.nn import load_checkpoint_data
-
-            allocator = load_edge_model(load_checkpoint_data(checkpoint), checkpoint)
-    elif checkpoint is not None:
-        raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
-    elif not isinstance(allocator, PricePredictor) and not _is_share_head(allocator):
+    allocator = _model_of(allocator, checkpoint, _DEFAULT_CHECKPOINT)
+    if not isinstance(allocator, PricePredictor) and not _is_share_head(allocator):
         raise ValueError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     if _is_share_head(allocator):  # a share-head checkpoint: that model's own answer
         # It answers in one pass, well within any time limit (accepted, so that a caller such

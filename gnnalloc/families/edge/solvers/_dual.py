@@ -1055,11 +1055,10 @@ def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float
     against ``gap_tol`` and, above it, the certified method to use instead."""
     if stop == "gap_tol":
         return f"proven gap {gap:.4g} <= gap_tol {gap_tol:g}"
+    proven = f"proven gap {gap:.4g}" if math.isfinite(gap) else "no finite proven gap"
     if gap_tol is None:
-        proven = f"proven gap {gap:.4g}" if math.isfinite(gap) else "no finite proven gap"
         return f"time limit {time_limit:g} s reached at {proven}"
     reason = f"time limit {time_limit:g} s reached" if stop == "time_limit" else "the dual stalled"
-    proven = f"proven gap {gap:.4g}" if math.isfinite(gap) else "no finite proven gap"
     return f"{reason} at {proven} > gap_tol {gap_tol:g}; {_USE_EXACT}"
 
 
