@@ -67,7 +67,10 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="a price model (default: the shipped one)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = shipped_allocator() if args.checkpoint is None else PricePredictor.from_checkpoint(args.checkpoint)
+    try:
+        model = shipped_allocator() if args.checkpoint is None else PricePredictor.from_checkpoint(args.checkpoint)
+    except (OSError, ValueError) as exc:  # the library's messages name the checkpoint
+        parser.error(str(exc))
     iterations: dict[tuple[float, str], list[int]] = {}
     seconds: dict[tuple[float, str], list[float]] = {}
     for penalty, load, alpha in itertools.product(args.penalties, (0.6, 1.0, 1.4), (0.5, 1.0, 2.0)):
