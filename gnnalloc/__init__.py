@@ -6,6 +6,7 @@ family (the instance's ``format`` chooses it); the edge family's types are re-ex
 
 from gnnalloc.core import (
     AllocationError,
+    InputError,
     InstanceError,
     SolveResult,
     SolverError,
@@ -31,7 +32,7 @@ from gnnalloc.families.edge import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Allocation", "Allocator", "AllocationError", "Instance", "InstanceError", "Score", "SolveResult",
+    "Allocation", "Allocator", "AllocationError", "InputError", "Instance", "InstanceError", "Score", "SolveResult",
     "SolverError", "eua_instance", "families", "get_family", "load_allocation", "load_instance",
     "random_instance", "save_allocation", "save_instance", "score", "solve", "solve_exact",
 ]

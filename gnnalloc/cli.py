@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from gnnalloc.core import InputError
+
 __all__ = ["main"]
 
 _LIGHTNING_COMMANDS = ("fit", "validate", "test")
@@ -131,7 +133,7 @@ def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
             return result.allocation, "gap to UNCERTIFIED exact result (per unit weight)"
         return result.allocation, f"gap to {spec} (per unit weight)"
     if not Path(spec).exists():
-        raise ValueError(
+        raise InputError(
             f"reference: {spec!r} is neither a method of the {family.name} family "
             f"({', '.join(family.methods)}) nor a file"
         )
@@ -151,18 +153,18 @@ def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise ValueError(f"option: expected NAME=NUMBER (e.g. fair_time=0.2), got {pair!r}")
+            raise InputError(f"option: expected NAME=NUMBER (e.g. fair_time=0.2), got {pair!r}")
         if name in _FLAGGED_OPTIONS:
-            raise ValueError(f"option: give {name} with {_FLAGGED_OPTIONS[name]}, not --option")
+            raise InputError(f"option: give {name} with {_FLAGGED_OPTIONS[name]}, not --option")
         if name in options:
-            raise ValueError(f"{name}: given twice")
+            raise InputError(f"{name}: given twice")
         try:
             value = json.loads(text, parse_constant=lambda c: c)  # NaN / Infinity stay text: refused below
             finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         except (ValueError, OverflowError):  # not JSON, or more digits than Python or a float holds
             finite = False
         if not finite:
-            raise ValueError(f"{name}: expected a finite number, got {text!r}")
+            raise InputError(f"{name}: expected a finite number, got {text!r}")
         options[name] = value
     return options
 
@@ -175,7 +177,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.method is None:
         args.method = family.reference_method
     if args.method not in family.methods:
-        raise ValueError(
+        raise InputError(
             f"method: unknown {args.method!r} for the {family.name} family, expected one of "
             f"{', '.join(family.methods)}"
         )
@@ -232,7 +234,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         check_count("links", size, minimum=1)
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
     if getattr(family, "evaluate", None) is None:
-        raise ValueError(f"checkpoint: the {family.name} family has no evaluation suite")
+        raise InputError(f"checkpoint: the {family.name} family has no evaluation suite")
     return family.evaluate(args)
 
 
@@ -262,7 +264,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from gnnalloc.serve import serve_cli
     except ImportError as exc:  # the optional [serve] extra
-        raise ValueError(f"serve: {exc}") from None
+        raise InputError(f"serve: {exc}") from None
 
     return serve_cli(args)
 
@@ -403,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SolverError as exc:
         print(f"error: solver: {cut_message(str(exc))}", file=sys.stderr)
         return 3
-    except ValueError as exc:
+    except InputError as exc:  # any other ValueError is a library bug: its traceback, exit 1
         print(f"error: {cut_message(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:

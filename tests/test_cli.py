@@ -310,3 +310,28 @@ def test_evaluate_takes_each_family_s_default_instance_count(monkeypatch, capsys
     checkpoint = Path(__file__).resolve().parents[1] / "checkpoints" / "sfl.ckpt"
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--links", "5"]) == 0
     assert seen == {"n": 3}
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_method_s_refusal_exits_2_and_a_library_bug_is_not_blamed_on_the_input(tmp_path, capsys, monkeypatch, bug):
+    """An InputError from ``solve`` is the caller's (exit 2, one line naming the field), as the
+    server's 422; any other ValueError (numpy's, from a bug inside a method) propagates with its
+    traceback, as the server's 500, instead of an exit 2 that blames the input."""
+    import gnnalloc.core
+    from gnnalloc.core import InputError
+
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "20", "--servers", "4", "--out", str(inst)]) == 0
+    capsys.readouterr()
+    error = ValueError("operands could not be broadcast") if bug else InputError("links: at most 4, got 6")
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(gnnalloc.core, "solve", refuse)
+    if bug:
+        with pytest.raises(ValueError, match="broadcast"):
+            main(["solve", str(inst), "--method", "dual"])
+    else:
+        assert main(["solve", str(inst), "--method", "dual"]) == 2
+        assert capsys.readouterr().err == "error: links: at most 4, got 6\n"

@@ -2,7 +2,7 @@
 errors that name their field, JSON decoding, and the alpha-fair utility kernel."""
 
 from gnnalloc.core._errors import (
-    AllocationError, InstanceError, SolverError, check_bound, check_count, check_fraction, check_nonnegative,
+    AllocationError, InputError, InstanceError, SolverError, check_bound, check_count, check_fraction, check_nonnegative,
     check_positive, cut_message, is_real,
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
@@ -19,7 +19,7 @@ from gnnalloc.core._utility import resource_utility
 from gnnalloc.core._vectors import as_nonnegative_vector
 
 __all__ = [
-    "AllocationError", "Generator", "as_nonnegative_vector", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
+    "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_bound", "check_count", "check_fraction", "check_nonnegative",
     "check_positive", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",

@@ -1,4 +1,11 @@
-"""Errors raised on bad input. Every message names the offending field and its value."""
+"""Errors raised on bad input. Every message names the offending field and its value.
+
+:class:`InputError` is what the library raises when it refuses an input: an option, a setting,
+a size or an instance it does not accept, or a valid document a method cannot allocate. It is a
+``ValueError``, so ``except ValueError`` still catches it; a ``ValueError`` of another type that
+leaves the library comes from a bug (a numpy or torch error inside a method), and the CLI and the
+server report it as one (exit 1, HTTP 500), never as the caller's mistake.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import re
 import numbers
 
 __all__ = [
-    "InstanceError", "AllocationError", "SolverError", "check_bound", "check_count", "check_fraction",
+    "InputError", "InstanceError", "AllocationError", "SolverError", "check_bound", "check_count", "check_fraction",
     "check_nonnegative", "check_positive", "cut_message",
 ]
 
@@ -27,46 +34,46 @@ def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
 
 
 def check_count(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` of at least ``minimum``
-    (counts such as ``search_rounds`` arrive from configs, checkpoints and the command line) and,
-    with ``maximum``, at most that (sizes and counts whose arrays would not fit in memory; the
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is an ``int`` of at least
+    ``minimum`` (counts such as ``search_rounds`` arrive from configs, checkpoints and the command
+    line) and, with ``maximum``, at most that (sizes and counts whose arrays would not fit in memory; the
     message then gives the range)."""
     if maximum is not None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
-            raise ValueError(f"{name}: must be an integer in [{minimum}, {maximum}], got {value!r}")
+            raise InputError(f"{name}: must be an integer in [{minimum}, {maximum}], got {value!r}")
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         kind = "a non-negative integer" if minimum <= 0 else f"an integer of at least {minimum}"
-        raise ValueError(f"{name}: must be {kind}, got {value!r}")
+        raise InputError(f"{name}: must be {kind}, got {value!r}")
     if value < 0 and minimum <= 0:
-        raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+        raise InputError(f"{name}: must be a non-negative integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
+        raise InputError(f"{name}: must be at least {minimum}, got {value!r}")
 
 
 def check_fraction(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number in ``[0, 1]``."""
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a real number in ``[0, 1]``."""
     _check_real(name, value, allow_zero=True)
     if value > 1:  # type: ignore[operator]  # a real number, checked above
-        raise ValueError(f"{name}: must be in [0, 1], got {value!r}")
+        raise InputError(f"{name}: must be in [0, 1], got {value!r}")
 
 
 def check_positive(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive, finite real number."""
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a positive, finite real number."""
     _check_real(name, value, allow_zero=False)
 
 
 def check_nonnegative(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-negative, finite real number."""
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a non-negative, finite real number."""
     _check_real(name, value, allow_zero=True)
 
 
 def check_bound(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number other than NaN (a
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a real number other than NaN (a
     bound on an optimum, such as a score's ``upper_bound``: an infinite one bounds nothing, but a
     NaN would turn the gap it certifies into NaN)."""
     if not (is_real(value) and not math.isnan(value)):  # type: ignore[arg-type]  # a real number
-        raise ValueError(f"{name}: must be a number (inf: no bound), got {value!r}")
+        raise InputError(f"{name}: must be a number (inf: no bound), got {value!r}")
 
 
 def is_real(value: object) -> bool:
@@ -85,10 +92,19 @@ def _finite(value: numbers.Real) -> bool:
 def _check_real(name: str, value: object, allow_zero: bool) -> None:
     if not (is_real(value) and _finite(value) and (value > 0 or (allow_zero and value == 0))):
         kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name}: must be a {kind} finite number, got {value!r}")
+        raise InputError(f"{name}: must be a {kind} finite number, got {value!r}")
 
 
-class InstanceError(ValueError):
+class InputError(ValueError):
+    """An input the library refuses (module docstring). Its message starts with the field it
+    names (``"iterations: must be ..."``), or with the method where no field is at fault.
+
+    Args:
+        message: the whole message, ``"field: what is wrong"``.
+    """
+
+
+class InstanceError(InputError):
     """A network instance is malformed.
 
     Args:

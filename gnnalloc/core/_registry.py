@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from gnnalloc.core._errors import InstanceError
+from gnnalloc.core._errors import InputError, InstanceError
 from gnnalloc.core._family import ProblemFamily, SolveResult
 from gnnalloc.core._json import read_document
 
@@ -55,14 +55,14 @@ def register_family(family: ProblemFamily) -> ProblemFamily:
         raise TypeError(f"family: {family.name!r}'s extra_allocation_formats must be a tuple of strings, got {extra!r}")
     formats = _document_formats(family)
     if len(set(formats)) != len(formats):
-        raise ValueError(f"family: {family.name!r} uses one format twice: {formats}")
+        raise InputError(f"family: {family.name!r} uses one format twice: {formats}")
     with _lock:
         for other in _FAMILIES.values():
             if other is family:
                 return family
             clash = {other.name, *_document_formats(other)} & {family.name, *formats}
             if clash:
-                raise ValueError(f"family: {family.name!r} clashes with {other.name!r} on {sorted(clash)}")
+                raise InputError(f"family: {family.name!r} clashes with {other.name!r} on {sorted(clash)}")
         _FAMILIES[family.name] = family
     return family
 
@@ -91,7 +91,7 @@ def get_family(name: str) -> ProblemFamily:
     """The family called ``name``; ``ValueError`` naming ``family`` if there is none."""
     known = families()
     if name not in known:
-        raise ValueError(f"family: unknown {name!r}, expected one of {', '.join(sorted(known))}")
+        raise InputError(f"family: unknown {name!r}, expected one of {', '.join(sorted(known))}")
     return known[name]
 
 
@@ -145,7 +145,7 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
     family = family_of(instance)
     name = family.reference_method if method is None else method
     if name not in family.methods:
-        raise ValueError(
+        raise InputError(
             f"method: unknown {name!r} for the {family.name} family, expected one of "
             f"{', '.join(family.methods)}"
         )
@@ -155,11 +155,11 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
             owners = [m.name for m in family.methods.values() if key in m.options]
             if owners:
                 which = " or ".join(repr(o) for o in owners)
-                raise ValueError(f"{key}: only method {which} takes it, not {name!r}")
+                raise InputError(f"{key}: only method {which} takes it, not {name!r}")
             if not entry.options:
-                raise ValueError(f"{key}: method {name!r} takes no solver options")
+                raise InputError(f"{key}: method {name!r} takes no solver options")
             accepted = ", ".join(entry.options)
-            raise ValueError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
+            raise InputError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
     result = entry.run(instance, **options)
     if result.upper_bound is not None and math.isinf(result.upper_bound) and result.upper_bound > 0:
         # An infinite bound (a non-finite intermediate, e.g. a zero price of a resource whose

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 
+from gnnalloc.core._errors import InputError
+
 __all__ = ["THREADS_ENV", "configure_threads"]
 
 #: Environment variable overriding the default of one intra-op thread per solve.
@@ -35,9 +37,9 @@ def configure_threads(threads: int | None = None) -> int:
         try:
             threads = int(raw) if raw else 1
         except ValueError:
-            raise ValueError(f"{THREADS_ENV}: expected a positive integer, got {raw[:40]!r}") from None
+            raise InputError(f"{THREADS_ENV}: expected a positive integer, got {raw[:40]!r}") from None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {threads!r}")
+        raise InputError(f"{name}: expected a positive integer, got {threads!r}")
     import torch
 
     torch.set_num_threads(threads)

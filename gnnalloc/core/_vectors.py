@@ -1,11 +1,13 @@
 """Reading a vector argument (prices, powers, ...) that a caller hands over as a tensor, an array
-or a sequence: one check, every failure a ``ValueError`` that names the argument."""
+or a sequence: one check, every failure an :class:`~gnnalloc.core.InputError` that names the argument."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from gnnalloc.core._errors import InputError
 
 __all__ = ["as_nonnegative_vector"]
 
@@ -27,10 +29,10 @@ def as_nonnegative_vector(name: str, value: object, size: int, what: str = "valu
         except (TypeError, ValueError):
             array = None
         if array is None or array.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: expected an array of {size} {what}, got {type(value).__name__}")
+            raise InputError(f"{name}: expected an array of {size} {what}, got {type(value).__name__}")
         vector = torch.from_numpy(array.astype(np.float64))
     if vector.shape != (size,):
-        raise ValueError(f"{name}: expected shape ({size},), got {tuple(vector.shape)}")
+        raise InputError(f"{name}: expected shape ({size},), got {tuple(vector.shape)}")
     if not bool((torch.isfinite(vector) & (vector >= 0)).all()):
-        raise ValueError(f"{name}: every entry must be finite and non-negative")
+        raise InputError(f"{name}: every entry must be finite and non-negative")
     return vector

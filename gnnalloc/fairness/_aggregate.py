@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from gnnalloc.core import check_nonnegative
+from gnnalloc.core import InputError, check_nonnegative
 from gnnalloc.fairness._min_norm import MinNormResult, min_norm_weights
 
 __all__ = ["AGGREGATORS", "Aggregator", "aggregate"]
@@ -62,9 +62,9 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
         The weights and, for ``mgda``, the QP's certified result (else ``None``).
     """
     if gram.dim() != 2 or gram.shape[0] != gram.shape[1]:
-        raise ValueError(f"gram: expected a square matrix, got shape {tuple(gram.shape)}")
+        raise InputError(f"gram: expected a square matrix, got shape {tuple(gram.shape)}")
     if not torch.isfinite(gram).all():
-        raise ValueError("gram: contains NaN or Inf")
+        raise InputError("gram: contains NaN or Inf")
     m = gram.shape[0]
     gram = 0.5 * (gram + gram.T).to(torch.float64)
     if preference is None:
@@ -73,7 +73,7 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
         pref = preference.to(gram)
         # isfinite first: NaN compares false with everything, and inf / inf is NaN.
         if pref.shape != (m,) or not bool(torch.isfinite(pref).all()) or (pref < 0).any() or float(pref.sum()) <= 0:
-            raise ValueError(f"preference: expected {m} finite nonnegative numbers with a positive sum")
+            raise InputError(f"preference: expected {m} finite nonnegative numbers with a positive sum")
         pref = pref / pref.sum()
     if aggregator == "sum":
         return pref, None
@@ -94,4 +94,4 @@ def aggregate(gram: Tensor, aggregator: Aggregator = "sum", preference: Tensor |
         weights = weights.to(torch.float64).clamp(min=0)
         total = float(weights.sum())
         return (weights / total if total > 0 else pref), None
-    raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {', '.join(AGGREGATORS)}")
+    raise InputError(f"aggregator: unknown {aggregator!r}, expected one of {', '.join(AGGREGATORS)}")

@@ -54,6 +54,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.fairness._min_norm import min_norm_weights
 from gnnalloc.fairness._objectives import _entropy
 
@@ -121,15 +122,15 @@ class FairBackward:
         stationary_rtol: float = 1e-8,
     ) -> None:
         if mode not in ("output", "exact", "sum"):
-            raise ValueError(f"mode: unknown {mode!r}, expected 'output', 'exact' or 'sum'")
+            raise InputError(f"mode: unknown {mode!r}, expected 'output', 'exact' or 'sum'")
         if block_size < 1:
-            raise ValueError(f"block_size: must be >= 1, got {block_size!r}")
+            raise InputError(f"block_size: must be >= 1, got {block_size!r}")
         self.mode = mode
         self.rescale = rescale
         self.max_scale = max_scale
         self.qp_tol = qp_tol
         if stationary not in ("sum", "stop"):
-            raise ValueError(f"stationary: expected 'sum' or 'stop', got {stationary!r}")
+            raise InputError(f"stationary: expected 'sum' or 'stop', got {stationary!r}")
         self.block_size = block_size
         self.stationary = stationary
         self.stationary_rtol = stationary_rtol
@@ -244,7 +245,7 @@ class FairBackward:
         if n == 0:
             return FairStepStats(1.0, 0.0, 0.0, 0.0, 1.0, 0)
         if not torch.isfinite(losses).all():
-            raise ValueError("losses: contain NaN or Inf")
+            raise InputError("losses: contain NaN or Inf")
         if self.mode == "sum":
             backward(losses.mean())
             return FairStepStats(1.0, 1.0 / n, float("nan"), 0.0, 1.0, n)
@@ -254,7 +255,7 @@ class FairBackward:
             gram = jacobian @ jacobian.T
         else:
             if compute is None or bandwidth is None or pair_user is None:
-                raise ValueError("compute, bandwidth, pair_user: required in 'output' mode")
+                raise InputError("compute, bandwidth, pair_user: required in 'output' mode")
             gram = self.output_gram(losses, compute, bandwidth, pair_user, pullback, inner)
 
         init = self._previous if self._previous is not None and self._previous.numel() == n else None

@@ -78,6 +78,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gnnalloc.core import InputError
+
 __all__ = ["MinNormResult", "min_norm_weights", "simplex_projection"]
 
 _F64 = torch.float64
@@ -139,13 +141,13 @@ def simplex_projection(v: torch.Tensor) -> torch.Tensor:
         ValueError: if ``v`` is 0-dimensional, has an empty last dimension or is not finite.
     """
     if v.dim() == 0 or v.shape[-1] == 0:
-        raise ValueError(
+        raise InputError(
             f"simplex_projection needs a non-empty last dimension, got {tuple(v.shape)}"
         )
     if not v.is_floating_point():
         v = v.to(_F64)
     if not bool(torch.isfinite(v).all()):
-        raise ValueError("simplex_projection input contains NaN or Inf")
+        raise InputError("simplex_projection input contains NaN or Inf")
     n = v.shape[-1]
     u, _ = torch.sort(v, dim=-1, descending=True)
     excess = torch.cumsum(u, dim=-1) - 1.0
@@ -524,21 +526,21 @@ def min_norm_weights(
     if not isinstance(gram, torch.Tensor):
         raise TypeError(f"gram must be a torch.Tensor, got {type(gram).__name__}")
     if gram.dim() != 2 or gram.shape[0] != gram.shape[1]:
-        raise ValueError(f"gram must be a square (N, N) matrix, got shape {tuple(gram.shape)}")
+        raise InputError(f"gram must be a square (N, N) matrix, got shape {tuple(gram.shape)}")
     n = gram.shape[0]
     if n == 0:
-        raise ValueError("gram must be non-empty")
+        raise InputError("gram must be non-empty")
     if gram.is_complex():
-        raise ValueError("gram must be real")
+        raise InputError("gram must be real")
     if not (tol >= 0.0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}")
+        raise InputError(f"tol must be finite and >= 0, got {tol}")
     if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+        raise InputError(f"max_iter must be >= 0, got {max_iter}")
     gram = gram.detach()
     # amin/amax propagate NaN and expose +-Inf without allocating an (N, N) mask.
     low, high = (float(x) for x in torch.aminmax(gram))
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError("gram contains NaN or Inf")
+        raise InputError("gram contains NaN or Inf")
     dev = gram.device
 
     start: torch.Tensor | None = None
@@ -557,12 +559,12 @@ def min_norm_weights(
     scale = float(diag.max())
     if scale <= 0.0:
         if max(-low, high) > 0.0:
-            raise ValueError("gram must be positive semidefinite (its diagonal is <= 0)")
+            raise InputError("gram must be positive semidefinite (its diagonal is <= 0)")
         # G = 0: every weight vector is optimal; keep the caller's if given.
         weights = start if start is not None else torch.full((n,), 1.0 / n, dtype=_F64, device=dev)
         return MinNormResult(weights, 0.0, 0.0, 0, True)
     if float(diag.min()) < -1e-8 * scale:
-        raise ValueError("gram must be positive semidefinite (it has a negative diagonal entry)")
+        raise InputError("gram must be positive semidefinite (it has a negative diagonal entry)")
     if n == 1:
         return MinNormResult(torch.ones(1, dtype=_F64, device=dev), scale, 0.0, 0, True)
 

@@ -38,7 +38,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from gnnalloc.core import check_fraction, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
     _entropy,
@@ -80,7 +80,7 @@ def objective_jacobian(objectives: Tensor, inputs: Sequence[Tensor],
             rows[i] = _flat(grads, inputs)
         return rows
     if unit_instance.shape != (m,) or input_instance.shape != (size,):
-        raise ValueError("unit_instance, input_instance: must give one instance per objective "
+        raise InputError("unit_instance, input_instance: must give one instance per objective "
                          "and per input entry")
     count = torch.bincount(unit_instance)
     rank = segment_rank(unit_instance, count.numel())
@@ -127,15 +127,15 @@ class FairnessLoss:
         stationary_rtol: float = 1e-8, temperature: float = 0.1,
     ) -> None:
         if objectives not in OBJECTIVES:
-            raise ValueError(f"objectives: unknown {objectives!r}, expected one of {', '.join(OBJECTIVES)}")
+            raise InputError(f"objectives: unknown {objectives!r}, expected one of {', '.join(OBJECTIVES)}")
         if aggregator not in AGGREGATORS + VALUE_AGGREGATORS:
             known = ", ".join(AGGREGATORS + VALUE_AGGREGATORS)
-            raise ValueError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
+            raise InputError(f"aggregator: unknown {aggregator!r}, expected one of {known}")
         check_positive("temperature", temperature)
         check_fraction("tradeoff", tradeoff)
         check_positive("share", share)
         if share > 1:
-            raise ValueError(f"share: must be in (0, 1], got {share!r}")
+            raise InputError(f"share: must be in (0, 1], got {share!r}")
         # Named checks: NaN passes a plain "< 0" test, and text raises TypeError there.
         check_nonnegative("alpha", alpha)
         check_nonnegative("stationary_rtol", stationary_rtol)
@@ -156,7 +156,7 @@ class FairnessLoss:
             return unit_objectives(utility)
         if self.objectives == "group":
             if group is None:
-                raise ValueError("group: required by objectives 'group'")
+                raise InputError("group: required by objectives 'group'")
             return group_objectives(utility, group)
         if instance is None:
             instance = torch.zeros_like(utility, dtype=torch.long)
@@ -188,10 +188,10 @@ class FairnessLoss:
                 only value-based weights (``softmin``) and the logged values see it.
         """
         if not torch.isfinite(utility).all():
-            raise ValueError("utility: contains NaN or Inf")
+            raise InputError("utility: contains NaN or Inf")
         if baseline is not None:
             if baseline.shape != utility.shape or not torch.isfinite(baseline).all():
-                raise ValueError(f"baseline: expected finite numbers of shape {tuple(utility.shape)}")
+                raise InputError(f"baseline: expected finite numbers of shape {tuple(utility.shape)}")
             utility = utility - baseline.to(utility).detach()
         values = self.objective_values(utility, instance, group)
         m = values.numel()

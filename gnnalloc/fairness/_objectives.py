@@ -22,6 +22,7 @@ import math
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.ops import segment_rank
 
 __all__ = ["bottom_mean", "efficiency_fairness", "group_objectives", "unit_objectives"]
@@ -29,9 +30,9 @@ __all__ = ["bottom_mean", "efficiency_fairness", "group_objectives", "unit_objec
 
 def _check(utility: Tensor, group: Tensor | None) -> None:
     if utility.dim() != 1:
-        raise ValueError(f"utility: expected a vector (N,), got shape {tuple(utility.shape)}")
+        raise InputError(f"utility: expected a vector (N,), got shape {tuple(utility.shape)}")
     if group is not None and group.shape != utility.shape:
-        raise ValueError(f"group: expected shape {tuple(utility.shape)}, got {tuple(group.shape)}")
+        raise InputError(f"group: expected shape {tuple(utility.shape)}, got {tuple(group.shape)}")
 
 
 def _num_groups(group: Tensor, num_groups: int | None) -> int:
@@ -60,7 +61,7 @@ def bottom_mean(utility: Tensor, group: Tensor | None = None, share: float = 0.1
     the non-empty groups; a scalar. ``group=None`` treats all units as one group."""
     _check(utility, group)
     if not 0 < share <= 1:
-        raise ValueError(f"share: must be in (0, 1], got {share!r}")
+        raise InputError(f"share: must be in (0, 1], got {share!r}")
     if group is None:
         group = torch.zeros_like(utility, dtype=torch.long)
     g = _num_groups(group, num_groups)

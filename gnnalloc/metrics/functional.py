@@ -12,6 +12,8 @@ from typing import Sequence
 
 from torch import Tensor
 
+from gnnalloc.core import InputError
+
 __all__ = [
     "jain_index",
     "satisfaction",
@@ -64,7 +66,7 @@ def satisfaction(amounts: Sequence[Tensor], minimums: Sequence[Tensor]) -> Tenso
 
 def _check_resources(amounts: Sequence[Tensor], minimums: Sequence[Tensor]) -> None:
     if len(amounts) == 0 or len(amounts) != len(minimums):
-        raise ValueError(
+        raise InputError(
             f"minimums: expected one per resource ({len(amounts)}), got {len(minimums)}"
             if amounts else "amounts: at least one resource is required"
         )

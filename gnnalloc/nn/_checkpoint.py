@@ -7,6 +7,8 @@ from typing import Any, ClassVar, Self
 
 import torch
 
+from gnnalloc.core import InputError
+
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "Checkpointed", "checkpoint_family", "checkpoint_payload",
     "load_checkpoint_data", "rebuild_model",
@@ -47,14 +49,14 @@ def load_checkpoint_data(path: str | Path, map_location: str | torch.device | No
     device = torch.device(map_location or "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         # torch.load would fail with a deserialisation error that reads like a corrupt file.
-        raise ValueError(f"map_location: {str(map_location)!r} asks for CUDA, which this machine does not have")
+        raise InputError(f"map_location: {str(map_location)!r} asks for CUDA, which this machine does not have")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # unpickling errors have many types; all mean "not ours"
         message = " ".join(str(exc).split())[:300]  # torch's messages span paragraphs
-        raise ValueError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({message})") from None
+        raise InputError(f"checkpoint: {str(path)!r} is not a loadable checkpoint ({message})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"checkpoint: {str(path)!r} holds a {type(data).__name__}, not a checkpoint")
+        raise InputError(f"checkpoint: {str(path)!r} holds a {type(data).__name__}, not a checkpoint")
     return data
 
 
@@ -66,7 +68,7 @@ def checkpoint_family(data: dict[str, Any], path: str | Path = "checkpoint") -> 
     """
     family = data.get("family", DEFAULT_FAMILY)
     if not isinstance(family, str):
-        raise ValueError(f"checkpoint: {str(path)!r}: family is a {type(family).__name__}, not a name")
+        raise InputError(f"checkpoint: {str(path)!r}: family is a {type(family).__name__}, not a name")
     return family
 
 
@@ -99,24 +101,24 @@ def rebuild_model(
     name = repr(str(path))
     recorded = checkpoint_family(data, path)
     if recorded != family:
-        raise ValueError(f"checkpoint: {name} is a model of the {recorded!r} family, not {family!r}")
+        raise InputError(f"checkpoint: {name} is a model of the {recorded!r} family, not {family!r}")
     hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
     if not isinstance(hparams, dict) or not isinstance(state, dict):
-        raise ValueError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
+        raise InputError(f"checkpoint: {name} has no hyper_parameters mapping and state_dict")
     if data.get("format") is None:  # Lightning: the module holds the model as `model`
         state = {k[len("model."):]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")}
     settings = {k: v for k, v in hparams.items() if k in inspect.signature(cls).parameters}
     for key, (low, high) in limits.items():
         value = settings.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
-            raise ValueError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [{low}, {high}], got {value!r}")
+            raise InputError(f"checkpoint: {name}: hyper_parameters.{key}: must be an integer in [{low}, {high}], got {value!r}")
     try:
         model = cls(**settings)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+        raise InputError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
     bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
     if bad:
-        raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+        raise InputError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -124,7 +126,7 @@ def rebuild_model(
     if missing or unexpected or shaped:
         problem = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
                    if unexpected else f"{shaped[0]!r} has another shape")
-        raise ValueError(f"checkpoint: {name} does not match the {what} ({problem})")
+        raise InputError(f"checkpoint: {name} does not match the {what} ({problem})")
     model.load_state_dict(state)
     model.metadata = dict(data.get("metadata") or {})
     return model.eval()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from gnnalloc.core import InputError
+
 __all__ = ["EdgeType", "GraphSchema"]
 
 EdgeType = tuple[str, str, str]
@@ -28,12 +30,12 @@ class GraphSchema:
     def __post_init__(self) -> None:
         for t, width in self.node_features.items():
             if not (isinstance(width, int) and width >= 1):
-                raise ValueError(f"node_features[{t!r}]: must be a positive integer, got {width!r}")
+                raise InputError(f"node_features[{t!r}]: must be a positive integer, got {width!r}")
         for e, width in self.edge_features.items():
             if len(e) != 3 or e[0] not in self.node_features or e[2] not in self.node_features:
-                raise ValueError(f"edge_features: {e!r} must join two of the node types")
+                raise InputError(f"edge_features: {e!r} must join two of the node types")
             if not (isinstance(width, int) and width >= 0):
-                raise ValueError(f"edge_features[{e!r}]: must be a non-negative integer, got {width!r}")
+                raise InputError(f"edge_features[{e!r}]: must be a non-negative integer, got {width!r}")
 
     @property
     def node_types(self) -> list[str]:

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
+from gnnalloc.core import InputError
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.ops import gather_weighted_sum, segment_softmax
 
@@ -103,7 +104,7 @@ class RelationAttention(nn.Module):
     ) -> None:
         super().__init__()
         if hidden % heads:
-            raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+            raise InputError(f"hidden ({hidden}) must be divisible by heads ({heads})")
         self.heads, self.dim = heads, hidden // heads
         self.negative_slope, self.dropout = negative_slope, dropout
         self.lin_src = nn.Linear(hidden, hidden, bias=False)
@@ -146,7 +147,7 @@ class RelationAttention(nn.Module):
         logit = logit_src.index_select(0, src) + self.att_dst(x_dst).index_select(0, dst)
         if self.lin_edge is not None:
             if edge_attr is None:
-                raise ValueError("edge_attr: this relation has edge features, got None")
+                raise InputError("edge_attr: this relation has edge features, got None")
             edge_attr = edge_attr.to(z.dtype)
             w_edge = self.lin_edge.weight.view(H, D, -1)  # (H, D, F)
             # <a_e, W_e e> = e . (W_e^T a_e): never materialise the (E, H, D) edge messages.
@@ -354,7 +355,7 @@ class HANEncoder(nn.Module):
         node_types = self.schema.node_types
         outputs = list(node_types) if outputs is None else _types(outputs)
         if not outputs or any(t not in node_types for t in outputs):
-            raise ValueError(f"outputs: must name node types of the schema ({node_types}), got {outputs!r}")
+            raise InputError(f"outputs: must name node types of the schema ({node_types}), got {outputs!r}")
         # Which types each layer must return, from the last layer back to the inputs.
         wanted = [outputs]
         for layer in reversed(self.layers):

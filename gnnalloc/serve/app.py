@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    Generator, InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
+    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
     family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
@@ -504,12 +504,13 @@ def create_app(
             # A valid document the method cannot allocate (an sfl round whose clients cannot meet
             # their energy budgets at any split): named, as the CLI names it (exit 2).
             raise _HTTPError(422, exc.field, exc.message) from None
-        except ValueError as exc:
+        except InputError as exc:
             # What the method refuses, as the CLI reports it (exit 2): a request option (one it
             # does not take, a value out of its range, two it refuses together, e.g. fair_time
             # with p5_rate) or an instance it does not handle (power `optimum` above its link
             # count, sfl `gnn` on a weighted-sum round). The library's messages start with the
-            # field; one that names none is about the method.
+            # field; one that names none is about the method. Any other ValueError is a bug in
+            # the library, not the request's fault: the 500 handler logs it.
             field, message = _field_of(str(exc))
             raise _HTTPError(422, field, message) from None
         except SolverError as exc:
@@ -853,7 +854,7 @@ def load_models(requested: str | None = None) -> tuple[dict[str, "nn.Module"], s
         data = load_checkpoint_data(path)
         family = get_family(checkpoint_family(data, path))
         if getattr(family, "load_allocator", None) is None:
-            raise ValueError(f"checkpoint: the {family.name} family has no learned model")
+            raise InputError(f"checkpoint: the {family.name} family has no learned model")
         if family.name not in models:  # --checkpoint replaces its family's shipped model
             models[family.name] = family.load_allocator(data, path)
     checkpoint = requested if requested is not None else (shipped[0] if shipped else None)

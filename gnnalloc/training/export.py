@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gnnalloc.core import get_family
+from gnnalloc.core import InputError, get_family
 from gnnalloc.nn import CHECKPOINT_FORMAT, checkpoint_family, load_checkpoint_data
 
 __all__ = ["export_checkpoint", "best_checkpoint"]
@@ -15,7 +15,7 @@ __all__ = ["export_checkpoint", "best_checkpoint"]
 def _lightning_checkpoint(path: Path) -> dict[str, Any]:
     data = load_checkpoint_data(path)
     if data.get("format") == CHECKPOINT_FORMAT:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(path)!r} is already an exported {CHECKPOINT_FORMAT} file; export "
             "takes the Lightning checkpoint it came from"
         )
@@ -61,12 +61,12 @@ def export_checkpoint(source: Path, target: Path) -> dict[str, Any]:
     family = get_family(checkpoint_family(data, chosen))
     load_allocator = getattr(family, "load_allocator", None)
     if load_allocator is None:
-        raise ValueError(f"checkpoint: the {family.name} family has no learned model to export")
+        raise InputError(f"checkpoint: the {family.name} family has no learned model to export")
     model = load_allocator(data, chosen)
     try:  # Lightning writes these entries; a hand-edited file may not have their types
         metadata = _training_record(data, chosen)
     except (AttributeError, TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint: {str(chosen)!r} has a malformed training record ({exc})") from None
+        raise InputError(f"checkpoint: {str(chosen)!r} has a malformed training record ({exc})") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     model.save(target, **metadata)
     return metadata

@@ -78,3 +78,18 @@ def test_check_count_with_a_maximum_gives_the_range(value):
     assert str(info.value) == f"links: must be an integer in [1, 10], got {value!r}"
     check_count("links", 10, 1, 10)
     check_count("links", np.int64(1), 1, 10)
+
+
+@pytest.mark.parametrize("check, value", [
+    ("check_count", -1), ("check_fraction", 2.0), ("check_positive", 0.0), ("check_nonnegative", float("nan")),
+    ("check_bound", float("nan")),
+])
+def test_every_check_raises_the_library_s_input_error(check, value):
+    """What the CLI answers with exit 2 and the server with 422: an InputError (a ValueError, so
+    ``except ValueError`` still catches it), never a bare ValueError, which they treat as a bug."""
+    import gnnalloc.core
+    from gnnalloc.core import InputError, InstanceError
+
+    with pytest.raises(InputError, match="^name: "):
+        getattr(gnnalloc.core, check)("name", value)
+    assert issubclass(InputError, ValueError) and issubclass(InstanceError, InputError)

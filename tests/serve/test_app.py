@@ -15,7 +15,7 @@ import torch
 from gnnalloc import Allocation, Instance, SolverError, random_instance
 from gnnalloc.families.edge.nn.allocator import Allocator
 from gnnalloc.families.edge.problem import max_violation
-from gnnalloc.core import InstanceError, families
+from gnnalloc.core import InputError, InstanceError, families
 from gnnalloc.serve import create_app, max_body_bytes
 
 with warnings.catch_warnings():  # starlette's httpx deprecation notice is not ours
@@ -380,15 +380,19 @@ def test_library_bug_is_a_500_in_the_error_format(monkeypatch, doc: dict[str, An
 
 @pytest.mark.parametrize(
     ("error", "query", "status", "field"),
-    [(ValueError("gap_tol: refused with time_limit"), {"gap_tol": 0.1, "time_limit": 1}, 422, "gap_tol"),
-     (ValueError("links: the method handles at most 4 links, got 6"), {}, 422, "links"),
-     (ValueError("the method cannot answer this instance"), {}, 422, "method"),
-     (InstanceError("clients[0].energy_max", "no split meets it"), {}, 422, "clients[0].energy_max")],
+    [(InputError("gap_tol: refused with time_limit"), {"gap_tol": 0.1, "time_limit": 1}, 422, "gap_tol"),
+     (InputError("links: the method handles at most 4 links, got 6"), {}, 422, "links"),
+     (InputError("the method cannot answer this instance"), {}, 422, "method"),
+     (InstanceError("clients[0].energy_max", "no split meets it"), {}, 422, "clients[0].energy_max"),
+     (ValueError("operands could not be broadcast together with shapes (3,) (4,)"), {}, 500, "$")],
 )
-def test_a_method_s_refusal_is_the_client_s_error(monkeypatch, doc, error, query, status, field) -> None:
-    """A ValueError from ``solve`` is the method refusing the request (as the CLI reports it,
+def test_a_method_s_refusal_is_the_client_s_error_and_a_bug_is_the_server_s(
+    monkeypatch, doc, error, query, status, field,
+) -> None:
+    """An InputError from ``solve`` is the method refusing the request (as the CLI reports it,
     exit 2): a 422 on the field its message names, else on ``method``; an InstanceError (a valid
-    document the method cannot allocate) on its field."""
+    document the method cannot allocate) on its field. Any other ValueError (numpy's, from a bug
+    inside a method) is the server's fault: a 500, not a 422 blaming the request."""
 
     def refuse(instance: Instance, method: str, **kwargs: Any) -> Any:
         raise error

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gnnalloc.core import Method, SolveResult, check_positive
+from gnnalloc.core import InputError, Method, SolveResult, check_positive
 from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.metrics import user_utilities
@@ -209,7 +209,7 @@ def _model_of(allocator: Any, checkpoint: str | Path | None, shipped: Path) -> A
     one at ``shipped`` (loaded once per process); never both given."""
     if allocator is not None:
         if checkpoint is not None:
-            raise ValueError("checkpoint: give a checkpoint or an allocator, not both")
+            raise InputError("checkpoint: give a checkpoint or an allocator, not both")
         return allocator
     return _shipped_model(shipped) if checkpoint is None else _load_edge_checkpoint(checkpoint)
 
@@ -223,12 +223,12 @@ def _gnn_shares(
 ) -> SolveResult:
     allocator = _model_of(allocator, checkpoint, _SHARES_CHECKPOINT)
     if checkpoint is not None and not _is_share_head(allocator):
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(checkpoint)!r} holds a price model (method gnn); gnn-shares needs a "
             "share-head checkpoint"
         )
     if not _is_share_head(allocator):
-        raise ValueError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
+        raise InputError(f"allocator: gnn-shares needs a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
     allocation = allocator.allocate(instance, search_rounds=search_rounds)
     return _at_least_baselines(instance, SolveResult(allocation, "gnn-shares", time.perf_counter() - start))
@@ -250,7 +250,7 @@ def _gnn(
 
     allocator = _model_of(allocator, checkpoint, _DEFAULT_CHECKPOINT)
     if not isinstance(allocator, PricePredictor) and not _is_share_head(allocator):
-        raise ValueError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
+        raise InputError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     if _is_share_head(allocator):  # a share-head checkpoint: that model's own answer
         # It answers in one pass, well within any time limit (accepted, so that a caller such
         # as the server can bound every learned method alike); what only a dual refinement
@@ -258,7 +258,7 @@ def _gnn(
         for name, value in (("iterations", iterations), ("bound_iterations", bound_iterations),
                             ("temperature", temperature), ("gap_tol", gap_tol)):
             if value is not None:
-                raise ValueError(f"{name}: a share-head model answers in one pass and takes no {name}")
+                raise InputError(f"{name}: a share-head model answers in one pass and takes no {name}")
         if time_limit is not None:
             check_positive("time_limit", time_limit)
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)

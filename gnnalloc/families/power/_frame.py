@@ -46,7 +46,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, SolveResult, check_count, check_nonnegative
+from gnnalloc.core import AllocationError, InputError, SolveResult, check_count, check_nonnegative
 from gnnalloc.families.power._allocation import MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
 from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
@@ -106,7 +106,7 @@ def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequ
     """
     frame.check(instance)
     if np.ndim(fair_times) != 1 or len(fair_times) == 0:  # a number, text or None has ndim 0
-        raise ValueError(f"fair_times: expected a non-empty sequence of numbers in [0, 1], got {fair_times!r}")
+        raise InputError(f"fair_times: expected a non-empty sequence of numbers in [0, 1], got {fair_times!r}")
     shares = np.stack([frame_time_shares(frame.slots, fair_time) for fair_time in fair_times])
     return shares @ slot_rates(instance, frame)
 
@@ -166,16 +166,16 @@ def _proportional_fair_frame(
     """:func:`proportional_fair_frame`, and the slots' rates ``(T, K)`` it computed for the
     scheduler (a rate target's search reads them rather than computing them again)."""
     if not isinstance(instance, PowerInstance):
-        raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
+        raise InputError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
     check_count("slots", slots, minimum=1)
     if slots > MAX_SLOTS:  # what a solve returns must fit its document; checked before any array of that size
-        raise ValueError(f"slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
+        raise InputError(f"slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
     time_share = frame_time_shares(slots, fair_time)
     check_nonnegative("alpha", alpha)
     if alpha > MAX_ALPHA:
-        raise ValueError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
+        raise InputError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
     if not callable(allocate):
-        raise ValueError(
+        raise InputError(
             f"allocate: expected a function from an instance to a PowerAllocation, got {allocate!r}",
         )
     base = replace(instance, utility="sum_rate")
@@ -225,9 +225,9 @@ def least_fair_time(instance: PowerInstance, frame: PowerFrame, p5_rate: float) 
         AllocationError: naming ``power`` or ``time_share`` (:meth:`PowerFrame.check`).
     """
     if not isinstance(instance, PowerInstance):
-        raise ValueError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
+        raise InputError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
     if not isinstance(frame, PowerFrame):
-        raise ValueError(f"frame: expected a PowerFrame, got {type(frame).__name__}")
+        raise InputError(f"frame: expected a PowerFrame, got {type(frame).__name__}")
     frame.check(instance)
     check_nonnegative("p5_rate", p5_rate)
     return _least_fair_time(slot_rates(instance, frame), p5_rate)[0]
@@ -283,7 +283,7 @@ def solve_frame(
     """
     if p5_rate is not None:
         if fair_time is not None:
-            raise ValueError("p5_rate: give fair_time or p5_rate, not both")
+            raise InputError("p5_rate: give fair_time or p5_rate, not both")
         check_nonnegative("p5_rate", p5_rate)
     start = time.perf_counter()
     frame, rates = _proportional_fair_frame(

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_count, check_nonnegative, check_positive
 from gnnalloc.families.power._instance import DEFAULT_ALPHA, DEFAULT_PENALTY, PowerInstance
 from gnnalloc.families.power.functional import UTILITIES
 
@@ -61,7 +61,7 @@ def _named_settings(generator: Callable[..., PowerInstance]) -> Callable[..., Po
     def wrapper(*args: Any, **settings: Any) -> PowerInstance:
         for key in settings:
             if key not in accepted:
-                raise ValueError(f"{key}: unknown setting of {generator.__name__}, expected one of {', '.join(accepted)}")
+                raise InputError(f"{key}: unknown setting of {generator.__name__}, expected one of {', '.join(accepted)}")
         return generator(*args, **settings)
 
     return wrapper
@@ -72,11 +72,11 @@ def _check_common(size: Any, seed: Any, utility: Any, alpha: Any, penalty: Any, 
     check_count("links", size, 1, MAX_LINKS)
     check_count("seed", seed)
     if utility not in UTILITIES:
-        raise ValueError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
+        raise InputError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
     check_positive("alpha", alpha)
     check_positive("penalty", penalty)
     if penalty < 1:
-        raise ValueError(f"penalty: must be >= 1, got {penalty!r}")
+        raise InputError(f"penalty: must be >= 1, got {penalty!r}")
     check_positive("rate_min", rate_min)
 
 
@@ -214,11 +214,11 @@ def d2d(
         check_nonnegative(name, value)
     for name, value in (("pmax_dbm", pmax_dbm), ("noise_dbm_per_hz", noise_dbm_per_hz), ("antenna_gain_db", antenna_gain_db)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}: must be a finite number, got {value!r}")
+            raise InputError(f"{name}: must be a finite number, got {value!r}")
     if d_min > d_max:
-        raise ValueError(f"d_max: must be >= d_min ({d_min}), got {d_max!r}")
+        raise InputError(f"d_max: must be >= d_min ({d_min}), got {d_max!r}")
     if prune >= 1:
-        raise ValueError(f"prune: must be < 1, got {prune!r}")
+        raise InputError(f"prune: must be < 1, got {prune!r}")
     side = 1000.0 * math.sqrt(size / density)
     # No two points of the square are a diagonal or more apart: from there no transmitter has a
     # receiver position. Below it a transmitter near a corner has some (one near the centre may
@@ -226,7 +226,7 @@ def d2d(
     # with a named error after a bounded number of tries.
     diagonal = side * math.sqrt(2.0)
     if d_min >= diagonal:
-        raise ValueError(
+        raise InputError(
             f"d_min: {d_min} m leaves no receiver position in the field of side {side:.3g} m "
             f"(diagonal {diagonal:.3g} m) of {size} links at density {density} per km^2; "
             "lower d_min or the density"
@@ -252,7 +252,7 @@ def d2d(
             tx[stale] = rng.uniform(0.0, side, (stale.size, 2))
             misses[stale] = 0
     if todo.size:
-        raise ValueError(
+        raise InputError(
             f"d_min: no receiver at {d_min}..{d_max} m from link {int(todo[0])}'s transmitter fell in the "
             f"field of side {side:.3g} m in {D2D_TRANSMITTER_DRAWS} transmitter positions of "
             f"{D2D_RECEIVER_DRAWS} draws each; lower d_min or the density"

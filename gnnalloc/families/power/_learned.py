@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gnnalloc.core import SolveResult, check_count
+from gnnalloc.core import InputError, SolveResult, check_count
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._graph import instance_graph
@@ -66,7 +66,7 @@ def gnn_allocate(
     if refine_steps is not None:
         check_count("refine_steps", refine_steps)
     if allocator is not None and not isinstance(allocator, PowerAllocator):  # else an AttributeError per instance
-        raise ValueError(f"allocator: expected a PowerAllocator, got {type(allocator).__name__}")
+        raise InputError(f"allocator: expected a PowerAllocator, got {type(allocator).__name__}")
     if allocator is None:
         allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
     model = allocator

@@ -41,7 +41,7 @@ import scipy.sparse
 import torch
 from torch import Tensor
 
-from gnnalloc.core import resource_utility
+from gnnalloc.core import InputError, resource_utility
 # Importing gnnalloc.ops also spends torch's one-time "sparse CSR support is in beta" warning
 # (gnnalloc/ops/_gather.py): the CSR products below need no catch_warnings, which is not
 # thread-safe (the server runs learned solves side by side).
@@ -389,9 +389,9 @@ def lift_to_floor(
         iterations, tol: at most this many updates, stopping once no share moves by more than ``tol``.
     """
     if not rate > 0 or not math.isfinite(rate):
-        raise ValueError(f"rate: must be a positive number of bits/s/Hz, got {rate!r}")
+        raise InputError(f"rate: must be a positive number of bits/s/Hz, got {rate!r}")
     if not 0.0 <= max_off < 1.0:
-        raise ValueError(f"max_off: must be in [0, 1), got {max_off!r}")
+        raise InputError(f"max_off: must be in [0, 1), got {max_off!r}")
     target = 2.0 ** rate - 1.0
     snr = batch.snr.clamp(min=torch.finfo(batch.snr.dtype).tiny)
     q = q.to(batch.snr.dtype)

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import (
     LinkBatch, lift_to_floor, line_search, link_rates, link_utility, wmmse_step,
@@ -84,13 +84,13 @@ def _check_setting(
     keys = [key for key, *_ in spec]
     required = {key for key, default, *_ in spec if default is None}
     if not isinstance(setting, dict) or not required <= set(setting) or not set(setting) <= set(keys):
-        raise ValueError(f"{name}: expected a mapping of {', '.join(keys)} ({', '.join(sorted(required)) or 'none'} "
+        raise InputError(f"{name}: expected a mapping of {', '.join(keys)} ({', '.join(sorted(required)) or 'none'} "
                          f"required), got {setting!r}")
     values = []
     for key, default, low, high in spec:
         value = setting.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ValueError(f"{name}.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
+            raise InputError(f"{name}.{key}: must be a number in [{low:g}, {high:g}], got {value!r}")
         values.append(float(value))
     return tuple(values)
 
@@ -214,7 +214,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         columns = [start, *rounding, torch.ones_like(start)]
         if starts is not None:
             if starts.dim() != 2 or starts.shape[0] != start.shape[0]:
-                raise ValueError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
+                raise InputError(f"starts: expected shape ({start.shape[0]}, S), got {tuple(starts.shape)}")
             columns += list(starts.to(start).clamp(0.0, 1.0).unbind(1))
         q = torch.stack(columns, dim=1)
         if steps is not None:

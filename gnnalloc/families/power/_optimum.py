@@ -48,7 +48,7 @@ import time
 import torch
 from torch import Tensor
 
-from gnnalloc.core import SolveResult, check_positive
+from gnnalloc.core import InputError, SolveResult, check_positive
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._instance import PowerInstance
@@ -206,7 +206,7 @@ def optimum(instance: PowerInstance, rtol: float = 1e-6, time_limit: float = 60.
             option.
     """
     if instance.num_links > MAX_OPTIMUM_LINKS:
-        raise ValueError(
+        raise InputError(
             f"links: the optimum method handles at most {MAX_OPTIMUM_LINKS} links, got "
             f"{instance.num_links} (use wmmse)"
         )

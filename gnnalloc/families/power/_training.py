@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count, check_fraction, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_count, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness import FairnessLoss
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._iterative import wmmse
@@ -105,7 +105,7 @@ class PowerDataModule(pl.LightningDataModule):
         for name, value in (("gaussian_share", gaussian_share), ("fair_share", fair_share)):
             check_fraction(name, value)
         if links_min > links_max:
-            raise ValueError(f"links_max: must be >= links_min, got {links_min!r}..{links_max!r}")
+            raise InputError(f"links_max: must be >= links_min, got {links_min!r}..{links_max!r}")
         self.save_hyperparameters()
         self.sampling = {"links_min": links_min, "links_max": links_max,
                          "gaussian_share": gaussian_share, "fair_share": fair_share}

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from gnnalloc.core import resource_utility
+from gnnalloc.core import InputError, resource_utility
 
 __all__ = [
     "UTILITIES", "link_rates", "link_utility", "sinr", "split_sinr",
@@ -142,7 +142,7 @@ def link_utility(
         out = rates
     elif utility == "alpha_fair":
         if rate_min is None:
-            raise ValueError("rate_min: required for the alpha_fair utility")
+            raise InputError("rate_min: required for the alpha_fair utility")
         minimum = torch.as_tensor(rate_min, dtype=rates.dtype, device=rates.device)
         if mask is not None:
             # A padded link's minimum may be 0; give it 1 so that r/m stays finite (the
@@ -150,7 +150,7 @@ def link_utility(
             minimum = torch.where(mask, minimum, torch.ones_like(minimum))
         out = resource_utility(rates, minimum, penalty, alpha)
     else:
-        raise ValueError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
+        raise InputError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
     if weights is not None:
         out = weights * out
     return out if mask is None else torch.where(mask, out, torch.zeros_like(out))

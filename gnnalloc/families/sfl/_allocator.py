@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
-from gnnalloc.core import check_count
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.sfl._graph import SCHEMA
 from gnnalloc.nn import Checkpointed, HANEncoder
 
@@ -51,7 +51,7 @@ class RoundTimePredictor(Checkpointed, nn.Module):
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers)):
             check_count(name, value)
         if hidden < 1 or heads < 1 or hidden % heads:
-            raise ValueError(f"hidden: must be a positive multiple of heads ({heads!r}), got {hidden!r}")
+            raise InputError(f"hidden: must be a positive multiple of heads ({heads!r}), got {hidden!r}")
         self.hparams = {"hidden": hidden, "heads": heads, "layers": layers, "dropout": dropout}
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))

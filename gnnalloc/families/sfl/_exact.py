@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gnnalloc.core import InstanceError
+from gnnalloc.core import InputError, InstanceError
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import cycles, fixed_time, upload_bits, uplink_rate, within_band, within_budgets
@@ -174,13 +174,13 @@ def _layer_indices(instance: SflInstance, layers: object) -> np.ndarray:
     array = np.asarray(layers)
     n = instance.num_clients
     if array.shape != (n,):
-        raise ValueError(f"layers: expected {n} layer indices (one per client), got shape {array.shape}")
+        raise InputError(f"layers: expected {n} layer indices (one per client), got shape {array.shape}")
     if array.dtype.kind not in "iu":
-        raise ValueError(f"layers: expected integer layer indices, got dtype {array.dtype}")
+        raise InputError(f"layers: expected integer layer indices, got dtype {array.dtype}")
     bad = (array < 0) | (array >= instance.num_layers)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"layers[{i}]: no layer with index {int(array[i])} (the instance has {instance.num_layers})")
+        raise InputError(f"layers[{i}]: no layer with index {int(array[i])} (the instance has {instance.num_layers})")
     return array.astype(np.int64)
 
 
@@ -202,7 +202,7 @@ def solve_exact(
             when they are not one index of an existing layer per client.
     """
     if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
-        raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
+        raise InputError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
     allowed = None
     if layers is not None:
         layers = _layer_indices(instance, layers)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import check_count
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.sfl._architectures import ARCHITECTURES, layer_table
 from gnnalloc.families.sfl._instance import OBJECTIVES, SflInstance
 from gnnalloc.families.sfl._model import uplink_rate
@@ -48,24 +48,24 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     merged = dict(DEFAULT_SETTINGS)
     for key, value in settings.items():
         if key not in DEFAULT_SETTINGS:
-            raise ValueError(f"{key}: unknown setting, expected one of {', '.join(DEFAULT_SETTINGS)}")
+            raise InputError(f"{key}: unknown setting, expected one of {', '.join(DEFAULT_SETTINGS)}")
         merged[key] = value
     if merged["architecture"] not in ARCHITECTURES:
-        raise ValueError(f"architecture: unknown {merged['architecture']!r}, expected one of {', '.join(ARCHITECTURES)}")
+        raise InputError(f"architecture: unknown {merged['architecture']!r}, expected one of {', '.join(ARCHITECTURES)}")
     if merged["objective"] not in OBJECTIVES:
-        raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)}, got {merged['objective']!r}")
+        raise InputError(f"objective: must be one of {', '.join(OBJECTIVES)}, got {merged['objective']!r}")
     for key in DEFAULT_SETTINGS:
         if key in ("architecture", "objective"):
             continue
         value = merged[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value < 0 or (value == 0 and key != "shadowing_db"):
-            raise ValueError(f"{key}: must be a {'non-negative' if key == 'shadowing_db' else 'positive'} finite number, got {value!r}")
+            raise InputError(f"{key}: must be a {'non-negative' if key == 'shadowing_db' else 'positive'} finite number, got {value!r}")
     for low, high in (("min_distance", "radius"), ("cpu_low", "cpu_high"), ("budget_low", "budget_high")):
         if merged[low] > merged[high]:
-            raise ValueError(f"{low}: must be <= {high} ({merged[high]!r}), got {merged[low]!r}")
+            raise InputError(f"{low}: must be <= {high} ({merged[high]!r}), got {merged[low]!r}")
     if merged["cpu_low"] < 1e8:
-        raise ValueError(f"cpu_low: must be >= cpu_min = 1e8, got {merged['cpu_low']!r}")
+        raise InputError(f"cpu_low: must be >= cpu_min = 1e8, got {merged['cpu_low']!r}")
     return merged
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from gnnalloc.core import InstanceError, SolveResult, SolverError, check_positive
+from gnnalloc.core import InputError, InstanceError, SolveResult, SolverError, check_positive
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._allocator import RoundTimePredictor
 from gnnalloc.families.sfl._baselines import equal_allocation
@@ -95,12 +95,12 @@ def solve_gnn(
             :class:`RoundTimePredictor`).
     """
     if instance.objective != "minmax":
-        raise ValueError(f"objective: the gnn method solves 'minmax' rounds, got {instance.objective!r}")
+        raise InputError(f"objective: the gnn method solves 'minmax' rounds, got {instance.objective!r}")
     check_positive("spread", spread)
     if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
-        raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
+        raise InputError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
     if allocator is not None and not isinstance(allocator, RoundTimePredictor):
-        raise ValueError(f"allocator: expected a RoundTimePredictor, got {type(allocator).__name__}")
+        raise InputError(f"allocator: expected a RoundTimePredictor, got {type(allocator).__name__}")
     if allocator is None:
         allocator = shipped_predictor() if checkpoint is None else RoundTimePredictor.from_checkpoint(checkpoint)
     start = time.perf_counter()  # model loading excluded

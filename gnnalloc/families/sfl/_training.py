@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_count, check_nonnegative, check_positive
 from gnnalloc.families.sfl._allocator import FAMILY_NAME, RoundTimePredictor
 from gnnalloc.families.sfl._architectures import ARCHITECTURES
 from gnnalloc.families.sfl._exact import solve_exact
@@ -80,7 +80,7 @@ class SflDataModule(pl.LightningDataModule):
         check_positive("batch_size", batch_size)
         check_positive("label_tolerance", label_tolerance)
         if not 1 <= clients_min <= clients_max:
-            raise ValueError(f"clients_max: must be >= clients_min >= 1, got {clients_min!r}..{clients_max!r}")
+            raise InputError(f"clients_max: must be >= clients_min >= 1, got {clients_min!r}..{clients_max!r}")
         self.save_hyperparameters()
 
     def _labelled(self, count: int, seed: int) -> list[HeteroData]:

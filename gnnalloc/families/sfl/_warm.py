@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 
-from gnnalloc.core import InstanceError
+from gnnalloc.core import InputError, InstanceError
 from gnnalloc.families.sfl._exact import (
     ExactSolution, _allocation, check_energy_feasible, client_shares, near_probes,
 )
@@ -44,11 +44,11 @@ def solve_from_guess(
         InstanceError: as :func:`solve_exact` for instances no allocation serves.
     """
     if not (math.isfinite(guess) and guess > 0):
-        raise ValueError(f"guess: must be a positive finite round time, got {guess!r}")
+        raise InputError(f"guess: must be a positive finite round time, got {guess!r}")
     if not (math.isfinite(spread) and spread > 0):
-        raise ValueError(f"spread: must be a positive number, got {spread!r}")
+        raise InputError(f"spread: must be a positive number, got {spread!r}")
     if not 0 < tolerance < 1:
-        raise ValueError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
+        raise InputError(f"tolerance: must be a number in (0, 1), got {tolerance!r}")
     check_energy_feasible(instance)
     t_lower = float((cycles(instance) / instance.cpu_max[:, None] + fixed_time(instance)).min(axis=1).max())
     t_lower = max(t_lower, float(lower))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnnalloc.core import check_positive
+from gnnalloc.core import InputError, check_positive
 from gnnalloc.families.edge.problem import Instance
 
 __all__ = ["MAX_SERVERS", "MAX_USERS", "synthesise", "SERVICES", "hosted_services", "radius_links"]
@@ -73,7 +73,7 @@ def synthesise(
     # Demands scale with the load: outside this range they leave the instance's magnitude bounds
     # and the Instance would blame a user's demand for what is a bad `load`.
     if not LOAD_RANGE[0] <= load <= LOAD_RANGE[1]:
-        raise ValueError(
+        raise InputError(
             f"load: must be in [{LOAD_RANGE[0]:g}, {LOAD_RANGE[1]:g}] (total minimum demand / "
             f"total capacity), got {load!r}"
         )

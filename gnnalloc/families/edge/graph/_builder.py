@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, HeteroData
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.graph._features import (
     CANDIDATE_FEATURES,
     LINK_FEATURES,
@@ -211,7 +212,7 @@ def metapath_edges(
         seed: seed of the neighbour sampling.
     """
     if max_metapath_neighbors is not None and max_metapath_neighbors < 0:
-        raise ValueError(
+        raise InputError(
             f"max_metapath_neighbors: must be >= 0 or None, got {max_metapath_neighbors!r}"
         )
     # A cap of 0 draws no walk: the general path would sort every pair (_Walks) only to return
@@ -290,5 +291,5 @@ def collate_graphs(graphs: Sequence[HeteroData]) -> Batch:
     candidate edge ``i`` of the batch is pair ``i`` of the collated problem.
     """
     if not graphs:
-        raise ValueError("graphs: need at least one graph to collate")
+        raise InputError("graphs: need at least one graph to collate")
     return Batch.from_data_list(list(graphs))

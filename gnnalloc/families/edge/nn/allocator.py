@@ -20,7 +20,7 @@ from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.core import check_count, check_positive, cut_message, is_real
+from gnnalloc.core import InputError, check_count, check_positive, cut_message, is_real
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.solvers import improve_migrations
 from gnnalloc.families.edge.solvers.functional import refill_home_compute
@@ -96,7 +96,7 @@ class Allocator(nn.Module):
         for name, size in (("hidden", hidden), ("heads", heads)):
             check_count(name, size)
             if size < 1:
-                raise ValueError(f"{name}: must be >= 1, got {size!r}")
+                raise InputError(f"{name}: must be >= 1, got {size!r}")
         check_count("layers", layers)
         check_count("max_metapath_neighbors", max_metapath_neighbors)
         check_count("search_rounds", search_rounds)
@@ -106,14 +106,14 @@ class Allocator(nn.Module):
                            ("max_metapath_neighbors", max_metapath_neighbors),
                            ("search_rounds", search_rounds)):
             if size > _SIZE_LIMITS[name]:
-                raise ValueError(f"{name}: must be at most {_SIZE_LIMITS[name]}, got {size!r}")
+                raise InputError(f"{name}: must be at most {_SIZE_LIMITS[name]}, got {size!r}")
         if not (is_real(dropout) and 0 <= dropout < 1):
-            raise ValueError(f"dropout: must be a number in [0, 1), got {dropout!r}")
+            raise InputError(f"dropout: must be a number in [0, 1), got {dropout!r}")
         check_positive("projection_tol", projection_tol)
         if not isinstance(refill_home, bool):
-            raise ValueError(f"refill_home: must be true or false, got {refill_home!r}")
+            raise InputError(f"refill_home: must be true or false, got {refill_home!r}")
         if problem_dtype not in ("float32", "float64"):
-            raise ValueError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
+            raise InputError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
         self.config: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
             max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
@@ -225,16 +225,16 @@ class Allocator(nn.Module):
         hparams, state = data.get("hyper_parameters") or {}, data.get("state_dict")
         stored_format = data.get("format")
         if stored_format is not None and stored_format != CHECKPOINT_FORMAT:
-            raise ValueError(
+            raise InputError(
                 f"checkpoint: {name} has format {stored_format!r}; this library reads {CHECKPOINT_FORMAT!r}"
             )
         family = checkpoint_family(data, path)
         if family != FAMILY_NAME:
-            raise ValueError(
+            raise InputError(
                 f"checkpoint: {name} is a model of the {family!r} family, not {FAMILY_NAME!r}"
             )
         if not isinstance(state, dict):
-            raise ValueError(f"checkpoint: {name} has no state_dict")
+            raise InputError(f"checkpoint: {name} has no state_dict")
         if stored_format is None:
             # Lightning (no "format" key): the module stores the allocator as `model` and its
             # init args flat.
@@ -244,32 +244,32 @@ class Allocator(nn.Module):
                 k[len("model.") :]: v for k, v in state.items() if isinstance(k, str) and k.startswith("model.")
             }
         if not isinstance(hparams, dict):
-            raise ValueError(f"checkpoint: {name}: hyper_parameters is a {type(hparams).__name__}, not a mapping")
+            raise InputError(f"checkpoint: {name}: hyper_parameters is a {type(hparams).__name__}, not a mapping")
         try:
             # Lightning checkpoints also hold the module's own settings (lr, fairness, ...).
             known = inspect.signature(cls).parameters
             model = cls(**{k: v for k, v in hparams.items() if k in known})
         except ValueError as exc:
-            raise ValueError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
+            raise InputError(f"checkpoint: {name}: hyper_parameters.{exc}") from None
         bad = [k for k, v in state.items() if not (isinstance(v, Tensor) and bool(torch.isfinite(v).all()))]
         if bad:
-            raise ValueError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
+            raise InputError(f"checkpoint: {name}: state_dict[{bad[0]!r}] is not a finite tensor")
         # Name the first mismatch in one line (torch lists every one over many lines).
         expected = model.state_dict()
         for key in sorted(set(expected) | set(state)):
             if key not in state:
-                raise ValueError(f"checkpoint: {name} does not match the model: state_dict lacks {key!r}")
+                raise InputError(f"checkpoint: {name} does not match the model: state_dict lacks {key!r}")
             if key not in expected:
-                raise ValueError(f"checkpoint: {name} does not match the model: unexpected {key!r}")
+                raise InputError(f"checkpoint: {name} does not match the model: unexpected {key!r}")
             if tuple(state[key].shape) != tuple(expected[key].shape):
-                raise ValueError(
+                raise InputError(
                     f"checkpoint: {name} does not match the model: {key!r} has shape "
                     f"{tuple(state[key].shape)}, the hyperparameters give {tuple(expected[key].shape)}"
                 )
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"checkpoint: {name} does not match the model: {cut_message(str(exc))}") from None
+            raise InputError(f"checkpoint: {name} does not match the model: {cut_message(str(exc))}") from None
         model.checkpoint_path = str(path)
         model.metadata = dict(data.get("metadata") or {})
         model.eval()

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.graph import CANDIDATE_FEATURES
 from gnnalloc.ops import segment_softmax
 from gnnalloc.families.edge.problem import ProblemTensors
@@ -98,7 +99,7 @@ class DecisionHeads(nn.Module):
     ) -> None:
         super().__init__()
         if bandwidth not in ("waterfill", "learned"):
-            raise ValueError(f"bandwidth: expected 'waterfill' or 'learned', got {bandwidth!r}")
+            raise InputError(f"bandwidth: expected 'waterfill' or 'learned', got {bandwidth!r}")
         self.bandwidth = bandwidth
         mlp_hidden = mlp_hidden or hidden
         self.max_score = max_score
@@ -128,7 +129,7 @@ class DecisionHeads(nn.Module):
         """
         edge_attr = graph[_CANDIDATE].edge_attr
         if edge_attr.shape[0] != problem.num_pairs or user_emb.shape[0] != problem.num_users:
-            raise ValueError(
+            raise InputError(
                 f"graph and problem disagree: {edge_attr.shape[0]} candidate edges and "
                 f"{user_emb.shape[0]} users vs {problem.num_pairs} pairs and "
                 f"{problem.num_users} users"

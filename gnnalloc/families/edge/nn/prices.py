@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count, check_positive
+from gnnalloc.core import InputError, check_count, check_positive
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors, sample_users
 from gnnalloc.families.edge.solvers.functional import waterfill_prices, waterfill_prices_from
@@ -102,7 +102,7 @@ def check_model_settings(
     hidden: int = 32, heads: int = 2, layers: int = 2, max_metapath_neighbors: int = 16,
     temperature: float = 0.03,
 ) -> None:
-    """Raise ``ValueError`` naming the setting unless :class:`PricePredictor` accepts it: sizes
+    """Raise :class:`~gnnalloc.core.InputError` naming the setting unless :class:`PricePredictor` accepts it: sizes
     within :data:`_SIZE_LIMITS`, ``hidden`` a multiple of ``heads``, a positive temperature (its
     training config checks its settings with this before any labelling)."""
     check_positive("temperature", temperature)
@@ -111,9 +111,9 @@ def check_model_settings(
         check_count(name, value)
         low, high = _SIZE_LIMITS[name]
         if not low <= value <= high:
-            raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
+            raise InputError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
     if hidden % heads:
-        raise ValueError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
+        raise InputError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
 
 
 class PricePredictor(nn.Module):
@@ -242,7 +242,7 @@ class PricePredictor(nn.Module):
         """:meth:`from_checkpoint` on a checkpoint already read by
         :func:`~gnnalloc.nn.load_checkpoint_data` (``path`` names it in errors)."""
         if data.get("format") is not None and data.get("model") != "prices":
-            raise ValueError(f"checkpoint: {str(path)!r} is not a price model (model: {data.get('model')!r})")
+            raise InputError(f"checkpoint: {str(path)!r} is not a price model (model: {data.get('model')!r})")
         model = rebuild_model(cls, data, path, cls.family_name, _SIZE_LIMITS, "price model")
         model.checkpoint_path = str(path)
         return model

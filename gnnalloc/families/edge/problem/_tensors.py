@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.problem._instance import Instance
 from gnnalloc.families.edge.problem import _loads as loads
 from gnnalloc.families.edge.problem._utility import user_compute, user_utility
@@ -127,7 +128,7 @@ class ProblemTensors:
     def collate(cls, items: Sequence["ProblemTensors"]) -> "ProblemTensors":
         """Lay several problems end to end, offsetting every index (like PyG's ``Batch``)."""
         if not items:
-            raise ValueError("items: need at least one problem to collate")
+            raise InputError("items: need at least one problem to collate")
         user_off = server_off = link_off = graph_off = 0
         parts: dict[str, list[Tensor]] = {f.name: [] for f in fields(cls) if f.name != "num_graphs"}
         for item in items:

@@ -17,6 +17,7 @@ import abc
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.problem import ProblemTensors
 
 __all__ = ["Projection", "check_inputs"]
@@ -64,24 +65,24 @@ def check_inputs(
         ("raw_bandwidth", raw_bandwidth, problem.num_users, "U = problem.num_users"),
     ):
         if not isinstance(value, Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+            raise InputError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
         if not value.is_floating_point():
-            raise ValueError(f"{name}: expected a floating-point tensor, got {value.dtype}")
+            raise InputError(f"{name}: expected a floating-point tensor, got {value.dtype}")
         if value.dim() not in (1, 2) or value.shape[-1] != size:
-            raise ValueError(
+            raise InputError(
                 f"{name}: expected shape ({size},) or (B, {size}) with {what}, "
                 f"got {tuple(value.shape)}"
             )
         if value.numel() and not bool(torch.isfinite(value).all()):
             kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
-            raise ValueError(f"{name}: contains {kind} entries")
+            raise InputError(f"{name}: contains {kind} entries")
     if raw_compute.shape[:-1] != raw_bandwidth.shape[:-1]:
-        raise ValueError(
+        raise InputError(
             f"raw_bandwidth: batch shape {tuple(raw_bandwidth.shape[:-1])} differs from "
             f"raw_compute's {tuple(raw_compute.shape[:-1])}"
         )
     if raw_compute.device != raw_bandwidth.device:
-        raise ValueError(
+        raise InputError(
             f"raw_bandwidth: on {raw_bandwidth.device}, raw_compute on {raw_compute.device}"
         )
     return tuple(raw_compute.shape[:-1])

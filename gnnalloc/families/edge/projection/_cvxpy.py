@@ -44,6 +44,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection._base import Projection, check_inputs
 
@@ -256,9 +257,9 @@ class CvxpyProjection(Projection):
                 "CvxpyProjection needs cvxpy and cvxpylayers: pip install 'gnnalloc[exact]'"
             )
         if mode not in ("auto", "dense", "lsqr", "lsmr"):
-            raise ValueError(f"mode: unknown {mode!r}, expected 'auto', 'dense', 'lsqr' or 'lsmr'")
+            raise InputError(f"mode: unknown {mode!r}, expected 'auto', 'dense', 'lsqr' or 'lsmr'")
         if not tolerance > 0:
-            raise ValueError(f"tolerance: must be > 0, got {tolerance!r}")
+            raise InputError(f"tolerance: must be > 0, got {tolerance!r}")
         self.tolerance = float(tolerance)
         self.mode = mode
         self.dense_limit = int(dense_limit)

@@ -75,6 +75,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection._base import Projection, check_inputs
 from gnnalloc.families.edge.projection.functional import (
@@ -507,13 +508,13 @@ class FastProjection(Projection):
     ) -> None:
         super().__init__()
         if not tol > 0:
-            raise ValueError(f"tol: must be > 0, got {tol!r}")
+            raise InputError(f"tol: must be > 0, got {tol!r}")
         if max_iter < 0:
-            raise ValueError(f"max_iter: must be >= 0, got {max_iter!r}")
+            raise InputError(f"max_iter: must be >= 0, got {max_iter!r}")
         if cg_max_iter < 1:
-            raise ValueError(f"cg_max_iter: must be >= 1, got {cg_max_iter!r}")
+            raise InputError(f"cg_max_iter: must be >= 1, got {cg_max_iter!r}")
         if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads: must be >= 1 or None, got {num_threads!r}")
+            raise InputError(f"num_threads: must be >= 1 or None, got {num_threads!r}")
         self.tol = float(tol)
         self.max_iter = int(max_iter)
         self.cg_max_iter = int(cg_max_iter)

@@ -33,6 +33,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from gnnalloc.core import InputError
 from gnnalloc.ops import segment_sum
 
 __all__ = [
@@ -91,7 +92,7 @@ def segment_layout(group: Tensor, num_groups: int, mask: Tensor | None = None) -
         mask: optional ``(n,)`` bool; ``False`` excludes an element.
     """
     if group.dim() != 1:
-        raise ValueError(f"group: expected a 1-d tensor, got shape {tuple(group.shape)}")
+        raise InputError(f"group: expected a 1-d tensor, got shape {tuple(group.shape)}")
     device = group.device
     valid = group >= 0
     if mask is not None:

@@ -83,7 +83,7 @@ from torch import Tensor
 from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import SolverError, as_nonnegative_vector, check_count, check_nonnegative, check_positive
+from gnnalloc.core import InputError, SolverError, as_nonnegative_vector, check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
@@ -324,9 +324,9 @@ def smoothed_dual(
         value = given[name]
         if not isinstance(value, Tensor) or tuple(value.shape) != (size,):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"{name}: expected shape ({size},), got {shape}")
+            raise InputError(f"{name}: expected shape ({size},), got {shape}")
         if value.numel() and not bool((torch.isfinite(value) & (value >= 0)).all()):
-            raise ValueError(f"{name}: every entry must be finite and >= 0")
+            raise InputError(f"{name}: every entry must be finite and >= 0")
     if reference_price is None:
         reference_price = _reference_price(problem, server_price)
     dual = _SmoothedDual(problem, _UserConstants.of(problem, float(temperature), reference_price))
@@ -406,7 +406,7 @@ class _CompiledDual:
         the compiled arrays instead of building an instance (a sampled instance would have to be
         compiled again)."""
         if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction: expected a share in (0, 1], got {fraction!r}")
+            raise InputError(f"fraction: expected a share in (0, 1], got {fraction!r}")
         user_start, pair_server, pair_slot, pair_link_weight = self.pairs
         num_users = user_start.shape[0] - 1
         kept = sample_user_indices(num_users, max(1, round(fraction * num_users)), seed)
@@ -470,7 +470,7 @@ class _CompiledDual:
         if memory is None:
             memory = _CurvatureMemory(start.size)
         elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
-            raise ValueError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
+            raise InputError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
         prices, value, done, _, residual = minimise_dual(
             start, scale, iterations, float(tolerance), int(max_evaluations),
             memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
@@ -510,7 +510,7 @@ def _start_prices(start: object, num_servers: int, num_links: int) -> np.ndarray
     """``solve_dual``'s ``start`` as one float64 array (server prices, then link prices),
     checked by name."""
     if not isinstance(start, (tuple, list)) or len(start) != 2:
-        raise ValueError("start: expected a pair (server_price, link_price)")
+        raise InputError("start: expected a pair (server_price, link_price)")
     return np.ascontiguousarray(np.concatenate([
         _prices_of("start.server_price", start[0], num_servers), _prices_of("start.link_price", start[1], num_links),
     ]))
@@ -961,7 +961,7 @@ def solve_dual(
         if device is not None:
             torch.empty(0, device=device)  # an unavailable device (no CUDA here) fails now, named
     except (RuntimeError, TypeError, AssertionError) as exc:  # torch asserts on a build without CUDA
-        raise ValueError(f"device: {exc}") from None
+        raise InputError(f"device: {exc}") from None
     load_dual_kernels()  # a one-off cost per process, not part of any solve
     start_time = time.perf_counter()
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64, device=device)

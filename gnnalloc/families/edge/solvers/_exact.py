@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import torch
 
 from gnnalloc.families.edge.problem import Allocation, fit_to_capacity
-from gnnalloc.core import SolverError, check_positive
+from gnnalloc.core import InputError, SolverError, check_positive
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.solvers._bound import lagrangian_bound
@@ -349,16 +349,16 @@ def solve_exact(
             "method 'exact' needs cvxpy and clarabel: pip install 'gnnalloc[exact]'"
         )
     if formulation not in ("hypograph", "split"):
-        raise ValueError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
+        raise InputError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
     if time_limit is not None:
         check_positive("time_limit", time_limit)
     if not isinstance(fallback, bool):
-        raise ValueError(f"fallback: must be true or false, got {fallback!r}")
+        raise InputError(f"fallback: must be true or false, got {fallback!r}")
     if not isinstance(verbose, bool):
-        raise ValueError(f"verbose: must be true or false, got {verbose!r}")
+        raise InputError(f"verbose: must be true or false, got {verbose!r}")
     check_positive("tolerance", tolerance)
     if tolerance > _MAX_TOLERANCE:
-        raise ValueError(f"tolerance: at most {_MAX_TOLERANCE:g} (Clarabel's default is 1e-8), got {tolerance!r}")
+        raise InputError(f"tolerance: at most {_MAX_TOLERANCE:g} (Clarabel's default is 1e-8), got {tolerance!r}")
     start = time.perf_counter()
     live = _live_pairs(instance)
     other = "split" if formulation == "hypograph" else "hypograph"

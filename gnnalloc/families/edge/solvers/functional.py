@@ -35,7 +35,7 @@ import torch
 
 from torch import Tensor
 
-from gnnalloc.core import as_nonnegative_vector
+from gnnalloc.core import InputError, as_nonnegative_vector
 from gnnalloc.families.edge.problem import ProblemTensors
 
 __all__ = [
@@ -199,17 +199,17 @@ def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:
         arguments[k] for k in ("capacity", "minimum", "weight", "group", "penalty", "alpha", "offset")
     )
     if capacity.dim() != 1:
-        raise ValueError(f"capacity: expected shape (G,), got {tuple(capacity.shape)}")
+        raise InputError(f"capacity: expected shape (G,), got {tuple(capacity.shape)}")
     if minimum.dim() != 1:
-        raise ValueError(f"minimum: expected shape (N,), got {tuple(minimum.shape)}")
+        raise InputError(f"minimum: expected shape (N,), got {tuple(minimum.shape)}")
     members = tuple(minimum.shape)
     for name in ("weight", "group", "offset", "penalty", "alpha"):
         value = arguments[name]
         scalar = not isinstance(value, Tensor) or (value.dim() == 0 and name in ("penalty", "alpha"))
         if value is not None and not scalar and tuple(value.shape) != members:
-            raise ValueError(f"{name}: expected shape {members}, got {tuple(value.shape)}")
+            raise InputError(f"{name}: expected shape {members}, got {tuple(value.shape)}")
     if group.is_floating_point() or group.is_complex():
-        raise ValueError(f"group: expected integer indices, got {group.dtype}")
+        raise InputError(f"group: expected integer indices, got {group.dtype}")
 
     def as_tensor(value: Tensor | float) -> Tensor:
         return torch.as_tensor(value, dtype=minimum.dtype, device=minimum.device)
@@ -228,12 +228,12 @@ def _check_inputs(arguments: dict[str, Tensor | float | None]) -> None:
     bad = torch.stack([flags.detach().reshape(-1).any() for _, flags, _ in checks]).tolist()
     for (name, _, rule), is_bad in zip(checks, bad):
         if is_bad:
-            raise ValueError(f"{name}: every entry must be {rule}")
+            raise InputError(f"{name}: every entry must be {rule}")
     if isinstance(alpha, Tensor) and alpha.dim() == 1 and alpha.numel():
         # One alpha per group: the water level solves one equation per group, in that alpha.
         first = torch.zeros(capacity.shape[0], dtype=alpha.dtype, device=alpha.device).index_copy(0, group, alpha)
         if bool((alpha != first[group]).any()):
-            raise ValueError("alpha: must be the same for every member of a group")
+            raise InputError("alpha: must be the same for every member of a group")
 
 
 def _waterfill(
@@ -397,9 +397,9 @@ def _check_compute(compute: Tensor, problem: ProblemTensors) -> None:
     """Raise ``ValueError`` naming ``compute`` unless it is a finite, non-negative ``(P,)``
     tensor (one host synchronisation)."""
     if compute.dim() != 1 or compute.shape[0] != problem.num_pairs:
-        raise ValueError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
+        raise InputError(f"compute: expected shape ({problem.num_pairs},), got {tuple(compute.shape)}")
     if compute.numel() and not bool(torch.isfinite(compute).all() & (compute >= 0).all()):
-        raise ValueError("compute: must be finite and non-negative")
+        raise InputError("compute: must be finite and non-negative")
 
 
 def _refill(compute: Tensor, problem: ProblemTensors, sensitivity: bool) -> tuple[Tensor, Sensitivity | None]:

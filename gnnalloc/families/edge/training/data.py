@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import check_count
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.graph import build_graph, collate_graphs
 from gnnalloc.families.edge.metrics import user_utilities
@@ -65,7 +65,7 @@ def log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 def check_density_law(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of :data:`DENSITY_LAWS`."""
     if not isinstance(value, str) or value not in DENSITY_LAWS:
-        raise ValueError(f"{name}: must be one of {', '.join(DENSITY_LAWS)}, got {value!r}")
+        raise InputError(f"{name}: must be one of {', '.join(DENSITY_LAWS)}, got {value!r}")
 
 
 def sample_instance(
@@ -90,7 +90,7 @@ def sample_instance(
     """
     check_density_law("users_per_server_law", users_per_server_law)
     if users_per_server_law == "log-uniform" and not 0 < users_per_server[0] <= users_per_server[1]:
-        raise ValueError(f"users_per_server: need 0 < low <= high for a log-uniform draw, got {users_per_server!r}")
+        raise InputError(f"users_per_server: need 0 < low <= high for a log-uniform draw, got {users_per_server!r}")
     n = int(rng.integers(users[0], users[1] + 1))
     load = float(rng.uniform(*loads))
     if users_per_server_law == "uniform":
@@ -193,9 +193,9 @@ class InstanceDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if users_min < 1 or users_max < users_min:
-            raise ValueError(f"users_min, users_max: need 1 <= min <= max, got {users_min}, {users_max}")
+            raise InputError(f"users_min, users_max: need 1 <= min <= max, got {users_min}, {users_max}")
         if not 0 < load_min <= load_max:
-            raise ValueError(f"load_min, load_max: need 0 < min <= max, got {load_min}, {load_max}")
+            raise InputError(f"load_min, load_max: need 0 < min <= max, got {load_min}, {load_max}")
         check_count("batch_size", batch_size, minimum=1)
         self.save_hyperparameters()
         self.train_set: InstanceSet | None = None

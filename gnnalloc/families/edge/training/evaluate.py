@@ -20,7 +20,7 @@ from gnnalloc.families.edge.metrics import score, user_utilities
 from gnnalloc.families.edge._methods import METHODS, default_checkpoint, load_edge_model, shares_checkpoint
 from gnnalloc.families.edge.nn import Allocator, PricePredictor
 from gnnalloc.nn import load_checkpoint_data
-from gnnalloc.core import check_count
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.solvers import (
     equal_share, load_dual_kernels, proportional_share, solve_dual, solve_exact,
@@ -68,7 +68,7 @@ def _instance(
         return eua_instance(users, load, seed, penalty=penalty, alpha=alpha)
     if suite == "random":
         return random_instance(users, servers, load, seed, penalty=penalty, alpha=alpha)
-    raise ValueError(f"suite: unknown {suite!r}, expected 'eua' or 'random'")
+    raise InputError(f"suite: unknown {suite!r}, expected 'eua' or 'random'")
 
 
 def _time(fn, repeats: int = 1):
@@ -333,7 +333,7 @@ def _output_directory(out_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"out: cannot use {str(out_dir)!r} as a directory: {exc.strerror or exc}") from None
+        raise InputError(f"out: cannot use {str(out_dir)!r} as a directory: {exc.strerror or exc}") from None
     return out_dir
 
 

@@ -18,7 +18,7 @@ from gnnalloc.fairness import FairBackward, FairnessLoss, GramMode, Pullback, lo
 from gnnalloc.families.edge.training._losses import per_user_loss
 from gnnalloc.families.edge.metrics import batch_metrics
 from gnnalloc.families.edge.nn.allocator import FAMILY_NAME, Allocator, Decisions
-from gnnalloc.core import check_count, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_count, check_nonnegative, check_positive
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection import ProjectionJacobian
 from gnnalloc.families.edge.solvers.functional import HomeRefillJacobian
@@ -101,7 +101,7 @@ class AllocatorModule(pl.LightningModule):
             # rescale and stationary are per-user MGDA's (FairBackward's): silently unused here.
             for name, value, default in (("rescale", rescale, True), ("stationary", stationary, "sum")):
                 if value != default:
-                    raise ValueError(
+                    raise InputError(
                         f"{name}: applies to fairness output, exact or sum (per-user MGDA), not to "
                         "FairnessLoss settings, which take their own"
                     )
@@ -134,7 +134,7 @@ class AllocatorModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.hparams.fairness == "exact" and self.trainer.world_size > 1:
-            raise ValueError("fairness: 'exact' sets gradients directly and cannot run under DDP; use 'output'")
+            raise InputError("fairness: 'exact' sets gradients directly and cannot run under DDP; use 'output'")
 
     # ------------------------------------------------------------ steps
     def training_step(self, batch: InstanceBatch, batch_idx: int) -> Tensor:

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from gnnalloc.core import check_count, check_fraction, check_nonnegative, check_positive, cut_message
+from gnnalloc.core import InputError, check_count, check_fraction, check_nonnegative, check_positive, cut_message
 from gnnalloc.families.edge.generators import SERVICES, hosted_services
 from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, check_model_settings, price_references
@@ -149,14 +149,14 @@ class PriceConfig:
             _check_range(name, getattr(self, name), least, integral=name == "users")
         for name in ("cache_dir", "out"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name}: must be a non-empty path, got {getattr(self, name)!r}")
+                raise InputError(f"{name}: must be a non-empty path, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PriceConfig":
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{unknown[0]}: not a setting of the price model's training")
+            raise InputError(f"{unknown[0]}: not a setting of the price model's training")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
@@ -167,7 +167,7 @@ def _check_range(name: str, bounds: object, least: float, integral: bool) -> Non
     if ``integral``."""
     kind = "integers" if integral else "finite numbers"
     if not isinstance(bounds, tuple) or len(bounds) != 2:
-        raise ValueError(f"{name}: expected a pair [low, high], got {bounds!r}")
+        raise InputError(f"{name}: expected a pair [low, high], got {bounds!r}")
     for value in bounds:
         if integral:
             check_count(name, value)
@@ -175,7 +175,7 @@ def _check_range(name: str, bounds: object, least: float, integral: bool) -> Non
             check_positive(name, value)
     low, high = bounds
     if low < least or low > high:
-        raise ValueError(f"{name}: need {least:g} <= low <= high ({kind}), got {list(bounds)!r}")
+        raise InputError(f"{name}: need {least:g} <= low <= high ({kind}), got {list(bounds)!r}")
 
 
 def sample_training_instances(config: PriceConfig, count: int, seed: int) -> list[Instance]:
@@ -420,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = yaml.safe_load(Path(args.config).read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"expected a mapping of settings, got a {type(data).__name__}")
+            raise InputError(f"expected a mapping of settings, got a {type(data).__name__}")
         config = PriceConfig.from_dict(data)
     except yaml.YAMLError as exc:  # its message spans lines (the offending line and a caret)
         print(f"error: config: not YAML: {cut_message(str(exc))}")
