@@ -296,13 +296,10 @@ def _model_info(
     )
     if checkpoint is None:
         checkpoint = getattr(allocator, "checkpoint_path", None)
-    # The edge models keep their constructor arguments as a `config` dict, the power and sfl
-    # models (gnnalloc.nn.Checkpointed) return them from a `config()` method.
-    config = getattr(allocator, "config", None)
-    config = config() if callable(config) else config
+    # Every family's model returns its constructor arguments from `config()`.
     return ModelInfo(
         checkpoint=checkpoint,
-        hyperparameters=_jsonable(dict(config or {})),
+        hyperparameters=_jsonable(allocator.config()),
         metadata=metadata,
         training=training,
         parameters=int(sum(p.numel() for p in allocator.parameters())),

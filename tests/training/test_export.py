@@ -10,7 +10,7 @@ from gnnalloc.training import export
 def _lightning_like(model: Allocator, **entries) -> dict:
     """What AllocatorModule's checkpoint holds for the allocator (no "format", prefixed keys)."""
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    return {"state_dict": state, "hyper_parameters": dict(model.config), "global_step": 7, **entries}
+    return {"state_dict": state, "hyper_parameters": model.config(), "global_step": 7, **entries}
 
 
 def test_each_file_is_read_once(tmp_path, monkeypatch):

@@ -114,7 +114,7 @@ class Allocator(nn.Module):
             raise InputError(f"refill_home: must be true or false, got {refill_home!r}")
         if problem_dtype not in ("float32", "float64"):
             raise InputError(f"problem_dtype: expected 'float32' or 'float64', got {problem_dtype!r}")
-        self.config: dict[str, Any] = dict(
+        self.hparams: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, dropout=dropout,
             max_metapath_neighbors=max_metapath_neighbors, projection_tol=projection_tol,
             problem_dtype=problem_dtype, refill_home=refill_home, search_rounds=search_rounds,
@@ -124,6 +124,10 @@ class Allocator(nn.Module):
         self.projection = FastProjection(tol=projection_tol)
         self.problem_dtype = getattr(torch, problem_dtype)
 
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints), as every family's model gives them."""
+        return dict(self.hparams)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -132,7 +136,7 @@ class Allocator(nn.Module):
     def prepare(self, instances: Sequence[Instance], seed: int = 0) -> tuple[HeteroData, ProblemTensors]:
         """Graph batch and problem tensors of ``instances``, on the model's device."""
         device = self.device
-        cap = self.config["max_metapath_neighbors"]
+        cap = self.hparams["max_metapath_neighbors"]
         graphs = [build_graph(inst, max_metapath_neighbors=cap, seed=seed) for inst in instances]
         problems = [
             ProblemTensors.from_instance(inst, dtype=self.problem_dtype, device=device)
@@ -157,7 +161,7 @@ class Allocator(nn.Module):
         emb = self.encoder(graph)
         raw_compute, raw_bandwidth = self.heads(emb["user"], emb["server"], graph, problem)
         projected, bandwidth = self.projection(raw_compute, raw_bandwidth, problem)
-        refill = self.config["refill_home"] if refill_home is None else refill_home
+        refill = self.hparams["refill_home"] if refill_home is None else refill_home
         compute = refill_home_compute(projected, problem) if refill else projected
         return Decisions(raw_compute, raw_bandwidth, compute, bandwidth, projected)
 
@@ -171,7 +175,7 @@ class Allocator(nn.Module):
             instance: the network.
             search_rounds: override the model's ``search_rounds`` for this call.
         """
-        rounds = self.config["search_rounds"] if search_rounds is None else search_rounds
+        rounds = self.hparams["search_rounds"] if search_rounds is None else search_rounds
         check_count("search_rounds", rounds)
         was_training = self.training
         if was_training:  # toggling walks every submodule: skip it in the usual eval-mode case
@@ -192,7 +196,7 @@ class Allocator(nn.Module):
     # ----------------------------------------------------------- checkpoints
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""
-        return checkpoint_payload(self, FAMILY_NAME, self.config, metadata)
+        return checkpoint_payload(self, FAMILY_NAME, self.config(), metadata)
 
     def save(self, path: str | Path, **metadata: Any) -> None:
         """Write :meth:`checkpoint_dict` to ``path``."""

@@ -140,7 +140,7 @@ class PricePredictor(nn.Module):
     ) -> None:
         super().__init__()
         check_model_settings(hidden, heads, layers, max_metapath_neighbors, temperature)
-        self.config: dict[str, Any] = dict(
+        self.hparams: dict[str, Any] = dict(
             hidden=hidden, heads=heads, layers=layers, max_metapath_neighbors=max_metapath_neighbors,
             temperature=float(temperature),
         )
@@ -152,7 +152,11 @@ class PricePredictor(nn.Module):
     @property
     def temperature(self) -> float:
         """The smoothing temperature of the prices this model predicts (constructor argument)."""
-        return float(self.config["temperature"])
+        return float(self.hparams["temperature"])
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints), as every family's model gives them."""
+        return dict(self.hparams)
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +164,7 @@ class PricePredictor(nn.Module):
 
     def prepare(self, instances: Sequence[Instance], seed: int = 0) -> tuple[HeteroData, ProblemTensors]:
         """Graph batch and float64 problem tensors of ``instances``, on the model's device."""
-        device, cap = self.device, self.config["max_metapath_neighbors"]
+        device, cap = self.device, self.hparams["max_metapath_neighbors"]
         graphs = [build_graph(i, max_metapath_neighbors=cap, seed=seed) for i in instances]
         problems = [ProblemTensors.from_instance(i, dtype=torch.float64, device=device) for i in instances]
         if len(instances) == 1:
@@ -220,7 +224,7 @@ class PricePredictor(nn.Module):
 
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small, ``weights_only``-loadable checkpoint of this model."""
-        return checkpoint_payload(self, self.family_name, self.config, metadata, model="prices")
+        return checkpoint_payload(self, self.family_name, self.config(), metadata, model="prices")
 
     def save(self, path: str | Path, **metadata: Any) -> None:
         """Write :meth:`checkpoint_dict` to ``path``."""

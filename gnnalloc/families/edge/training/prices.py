@@ -384,7 +384,7 @@ def train_prices(config: PriceConfig) -> tuple[PricePredictor, dict[str, Any]]:
     start = time.perf_counter()
     model = PricePredictor(config.hidden, config.heads, config.layers, config.max_metapath_neighbors,
                            temperature=config.label_temperature)
-    cap = model.config["max_metapath_neighbors"]
+    cap = model.hparams["max_metapath_neighbors"]
     train = make_examples(sample_training_instances(config, config.train_instances, config.seed), config, cap)
     val = make_examples(sample_training_instances(config, config.val_instances, config.seed + 1), config, cap)
     labelled = time.perf_counter() - start

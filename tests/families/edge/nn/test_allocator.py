@@ -73,7 +73,7 @@ def test_checkpoint_round_trip_weights_only(tmp_path, model):
     path = tmp_path / "m.ckpt"
     model.save(path, note="test")
     loaded = Allocator.from_checkpoint(path)
-    assert loaded.config == model.config and loaded.metadata == {"note": "test"}
+    assert loaded.config() == model.config() and loaded.metadata == {"note": "test"}
     inst = random_instance(25, 4, 1.0, 9)
     assert np.allclose(loaded.allocate(inst).compute, model.allocate(inst).compute)
     # The file must load under torch's safe unpickler.

@@ -68,7 +68,7 @@ def test_tiny_fit_and_checkpoint_load(tmp_path):
     data = torch.load(last, weights_only=True)
     assert data["global_step"] == 6
     model = Allocator.from_checkpoint(last)
-    assert model.config["hidden"] == 16
+    assert model.config()["hidden"] == 16
     from gnnalloc import random_instance
     from gnnalloc.families.edge.problem import max_violation
 

@@ -145,7 +145,7 @@ def test_a_training_run_builds_the_configured_model(tmp_path):
         label_iterations=30, max_epochs=1, batch_size=2, cache_dir=str(tmp_path), out=str(tmp_path / "m.ckpt"),
     )
     model, summary = train_prices(config)
-    assert model.config["max_metapath_neighbors"] == 0 and model.config["hidden"] == 8
+    assert model.config()["max_metapath_neighbors"] == 0 and model.config()["hidden"] == 8
     assert summary["config"]["users_per_server_law"] == "log-uniform"
     assert np.isfinite(summary["val_log_price_mse"])
 
