@@ -121,7 +121,7 @@ def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
     """The reference allocation of ``--reference`` (a method name or a file) and the label its
     gap is reported under: only a certified optimum is "the optimum"; an uncertified exact
     result, another method's answer or a file is named for what it is."""
-    from gnnalloc.core import solve
+    from gnnalloc.core import InstanceError, solve
 
     if spec is None:
         return None, _GAP_TO_OPTIMUM
@@ -137,7 +137,10 @@ def _reference(family: Any, instance: Any, spec: str | None) -> tuple[Any, str]:
             f"reference: {spec!r} is neither a method of the {family.name} family "
             f"({', '.join(family.methods)}) nor a file"
         )
-    return _load_allocation(family, instance, spec), _GAP_TO_FILE
+    try:
+        return _load_allocation(family, instance, spec), _GAP_TO_FILE
+    except InstanceError as exc:  # two files were given: say which one is at fault
+        raise type(exc)("reference", f"{spec!r}: {exc.field}: {exc.message}") from None
 
 
 #: Options with flags of their own (or that are objects): not given through --option.
@@ -190,7 +193,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     options.update(_numeric_options(args.option or ()))
     result = solve(instance, args.method, **options)
     missing = "n/a (pass --reference " + family.reference_method + ")"
-    if args.method == family.reference_method:
+    if args.method == family.reference_method and args.reference is None:
         # Its own yardstick only when certified: an uncertified answer cannot grade itself.
         reference, label = None, _GAP_TO_OPTIMUM
         missing = "0 (certified)" if result.certified_optimal else "n/a (this is the reference, NOT certified)"

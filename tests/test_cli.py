@@ -335,3 +335,19 @@ def test_a_method_s_refusal_exits_2_and_a_library_bug_is_not_blamed_on_the_input
     else:
         assert main(["solve", str(inst), "--method", "dual"]) == 2
         assert capsys.readouterr().err == "error: links: at most 4, got 6\n"
+
+
+def test_a_reference_file_is_used_with_the_reference_method_and_its_errors_name_it(tmp_path, capsys):
+    """``--reference FILE`` grades the reference method too (it used to be ignored silently),
+    and a bad reference file is named as the reference, not as the instance's ``$``."""
+    inst, equal, bad = tmp_path / "i.json", tmp_path / "equal.json", tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["generate", "random", "--users", "20", "--servers", "4", "--out", str(inst)]) == 0
+    assert main(["solve", str(inst), "--method", "equal", "--out", str(equal)]) == 0
+    capsys.readouterr()
+    assert main(["solve", str(inst), "--method", "exact", "--reference", str(equal)]) == 0
+    gap = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("gap"))
+    assert gap.startswith("gap to reference allocation") and float(gap.split()[-1]) < 0  # exact beats equal
+    for command in (["solve", str(inst)], ["solve", str(inst), "--method", "equal"], ["score", str(inst), str(equal)]):
+        assert main([*command, "--reference", str(bad)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: reference: {str(bad)!r}: $: invalid JSON")
