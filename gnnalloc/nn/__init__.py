@@ -2,8 +2,8 @@
 (built from a :class:`GraphSchema`) and checkpoint loading."""
 
 from gnnalloc.nn._checkpoint import (
-    CHECKPOINT_FORMAT, DEFAULT_FAMILY, Checkpointed, checkpoint_family, checkpoint_payload, load_checkpoint_data,
-    rebuild_model,
+    CHECKPOINT_FORMAT, DEFAULT_FAMILY, Checkpointed, checkpoint_family, checkpoint_metadata, checkpoint_payload,
+    load_checkpoint_data, rebuild_model,
 )
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.nn._shipped import ShippedModel
@@ -12,5 +12,5 @@ from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, Semanti
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
     "ShippedModel",
-    "Checkpointed", "checkpoint_family", "checkpoint_payload", "load_checkpoint_data", "rebuild_model",
+    "Checkpointed", "checkpoint_family", "checkpoint_metadata", "checkpoint_payload", "load_checkpoint_data", "rebuild_model",
 ]

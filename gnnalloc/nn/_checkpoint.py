@@ -72,6 +72,18 @@ def checkpoint_family(data: dict[str, Any], path: str | Path = "checkpoint") -> 
     return family
 
 
+def checkpoint_metadata(data: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """A loaded checkpoint's free ``metadata`` entry (empty if absent), as a new dictionary.
+
+    Raises:
+        ValueError: naming ``checkpoint`` when the entry is not a mapping.
+    """
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"checkpoint: {str(path)!r}: metadata is a {type(metadata).__name__}, not a mapping")
+    return dict(metadata)
+
+
 def rebuild_model(
     cls: type,
     data: dict[str, Any],
@@ -128,7 +140,7 @@ def rebuild_model(
                    if unexpected else f"{shaped[0]!r} has another shape")
         raise InputError(f"checkpoint: {name} does not match the {what} ({problem})")
     model.load_state_dict(state)
-    model.metadata = dict(data.get("metadata") or {})
+    model.metadata = checkpoint_metadata(data, path)
     return model.eval()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -53,3 +55,19 @@ def test_the_shipped_gnn_checkpoint_is_a_price_model():
     data = load_checkpoint_data(path)
     assert data["family"] == "edge" and data["model"] == "prices"
     assert isinstance(FAMILY.load_allocator(data, path), PricePredictor)
+
+
+@pytest.mark.parametrize("shipped", ["default.ckpt", "prices.ckpt", "power.ckpt", "sfl.ckpt"])
+@pytest.mark.parametrize("metadata", ["abc", ["abc"], 1])
+def test_a_checkpoint_whose_metadata_is_not_a_mapping_is_refused_by_name(tmp_path, capsys, shipped, metadata):
+    """Every family's model loading names the checkpoint (exit 2 on the command line) where
+    ``dict(metadata)`` raised Python's own ValueError or TypeError (a traceback)."""
+    import torch
+
+    from gnnalloc.cli import main
+
+    root = Path(__file__).resolve().parents[2] / "checkpoints"
+    bad = tmp_path / shipped
+    torch.save({**torch.load(root / shipped, weights_only=True), "metadata": metadata}, bad)
+    assert main(["evaluate", "--checkpoint", str(bad), "--instances", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: checkpoint: {str(bad)!r}: metadata is a ")

@@ -14,7 +14,9 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
-from gnnalloc.nn import CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, checkpoint_payload, load_checkpoint_data
+from gnnalloc.nn import (
+    CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, checkpoint_metadata, checkpoint_payload, load_checkpoint_data,
+)
 from gnnalloc.families.edge.nn.heads import DecisionHeads
 from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
@@ -275,7 +277,7 @@ class Allocator(nn.Module):
         except RuntimeError as exc:
             raise InputError(f"checkpoint: {name} does not match the model: {cut_message(str(exc))}") from None
         model.checkpoint_path = str(path)
-        model.metadata = dict(data.get("metadata") or {})
+        model.metadata = checkpoint_metadata(data, path)
         model.eval()
         if map_location is not None:
             model.to(map_location)
