@@ -52,8 +52,11 @@ class Method:
 
     Args:
         name: the name users pass as ``method`` (``"exact"``, ``"gnn"``, ...).
-        run: ``run(instance, **options) -> SolveResult``; raises ``ValueError`` naming an unknown
-            or bad option.
+        run: ``run(instance, **options) -> SolveResult``; raises
+            :class:`~gnnalloc.core.InputError` naming an unknown or bad option, or the field of an
+            instance it does not handle (the CLI's exit 2, the server's 422), and
+            :class:`~gnnalloc.core.SolverError` when it fails on a valid request (exit 3, a 422
+            naming ``method``); anything else is reported as a bug (a traceback, a 500).
         description: one line for ``--help`` and the server's ``/v1/methods``.
         options: names of the keyword options ``run`` accepts (besides ``instance``).
         kind: ``"reference"`` (exact or the classical algorithm results are compared with),
@@ -94,7 +97,7 @@ class Generator:
 
     Args:
         name: what users type (``gnnalloc generate NAME``).
-        make: ``make(size, seed, **settings)``; raises ``ValueError`` naming a bad setting.
+        make: ``make(size, seed, **settings)``; raises :class:`~gnnalloc.core.InputError` naming a bad setting.
         description: one line for ``--help``.
         size: what ``size`` counts, the CLI's required flag (``"users"`` -> ``--users``).
         settings: the keyword settings ``make`` takes, with defaults.

@@ -717,7 +717,7 @@ def test_a_method_refusing_an_instance_is_a_422_naming_the_field() -> None:
 
 @pytest.mark.parametrize("family", ["power", "sfl"])
 def test_a_power_or_sfl_checkpoint_is_served_and_described(family: str) -> None:
-    """Their models return their hyperparameters from ``config()`` (the edge ones hold a dict)."""
+    """Their models return their hyperparameters from ``config()``, as the edge ones do."""
     from gnnalloc.serve import load_models
 
     models, _ = load_models(str(families()[family].default_checkpoint))

@@ -22,7 +22,7 @@ from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.core import InputError, check_count, check_positive, cut_message, is_real
+from gnnalloc.core import InputError, SolverError, check_count, check_positive, cut_message, is_real
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.solvers import improve_migrations
 from gnnalloc.families.edge.solvers.functional import refill_home_compute
@@ -176,6 +176,10 @@ class Allocator(nn.Module):
         Args:
             instance: the network.
             search_rounds: override the model's ``search_rounds`` for this call.
+
+        Raises:
+            SolverError: if the model's decisions on ``instance`` cannot be completed (they are
+                not finite, e.g. for weights or quantities at extreme magnitudes).
         """
         rounds = self.hparams["search_rounds"] if search_rounds is None else search_rounds
         check_count("search_rounds", rounds)
@@ -184,7 +188,15 @@ class Allocator(nn.Module):
             self.eval()
         try:
             graph, problem = self.prepare([instance])
-            out = self(graph, problem)
+            try:
+                out = self(graph, problem)
+            except InputError as exc:
+                # What the projection and the refill refuse here is this model's own decisions on
+                # a validated instance (non-finite ones, from weights or magnitudes at extremes):
+                # the model failed on this instance; the caller's input is not at fault.
+                raise SolverError(
+                    f"the model's decisions cannot be completed on this instance ({exc}); use method dual or exact"
+                ) from None
             compute = improve_migrations(out.compute, problem, rounds) if rounds else out.compute
         finally:
             if was_training:

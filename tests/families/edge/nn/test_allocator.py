@@ -196,3 +196,20 @@ def test_cut_message_drops_colour_codes_and_newlines():
     from gnnalloc.core import cut_message
 
     assert cut_message("\x1b[31mred\x1b[0m\nline two") == "red line two"
+
+
+def test_a_model_whose_decisions_are_not_finite_fails_as_a_solver_not_as_the_caller_s_input():
+    """Weights at 1e30 give NaN decisions; the projection refuses them. That is the model failing
+    on this instance (a SolverError: CLI exit 3, HTTP 422 naming ``method``), not an input error
+    naming ``raw_compute``, a field the caller never sent."""
+    from gnnalloc.core import InputError, SolverError
+
+    torch.manual_seed(0)
+    model = Allocator(hidden=16, heads=2, layers=1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1e30)
+    instance = random_instance(30, 4, 1.0, seed=2)
+    with pytest.raises(SolverError, match="decisions cannot be completed") as info:
+        model.allocate(instance)
+    assert not isinstance(info.value, InputError)
