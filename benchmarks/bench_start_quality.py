@@ -10,12 +10,15 @@ first chunk :data:`~gnnalloc.families.edge.GNN_FIRST_CHUNK`, the temperature
 model's prediction; its server prices with zero link prices; the oracle's server prices with the
 model's link prices; the model's server prices with the oracle's link prices; the oracle; and, for
 each ``--noise`` sigma, the oracle's prices each multiplied by :math:`e^{\sigma z}`, :math:`z` standard
-normal (how close a prediction must be). Per start: L-BFGS iterations to the proven gap (free of
-the machine's timing noise), the median time of ``--repeats`` runs, and the recovery's loss at
-the start itself: the objective per unit of weight that the primal recovery (five search rounds)
-from the start, without any iteration, leaves below the oracle's. ``--checkpoint``: another price
-model to judge (default: the shipped one). Writes
-``benchmarks/out/start_quality_{layout}_seed{seed}.md``.
+normal, a fresh draw per instance (how close a prediction must be); and, for reference, ``dual``
+as a user calls it (its one pass from the water-filling prices at its default temperature). Per
+start: L-BFGS iterations (to the proven gap; ``dual``'s: its one pass), free of the machine's
+timing noise; the median time of ``--repeats`` runs; the start's log-price RMS against the
+oracle, servers and used links, relative to the model's references (the training loss's terms);
+and, at the start itself, without any iteration: how far below the oracle's objective the primal
+recovery (five search rounds) lands, and how far above the oracle's bound the start's bound lies
+(per unit of weight). ``--checkpoint``: another price model to judge (default: the shipped one).
+Writes ``benchmarks/out/start_quality_{layout}_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_start_quality.py [--penalties 10] \
         [--seed 1] [--layout eua] [--repeats 3] [--checkpoint checkpoints/prices.ckpt] [--noise 0.01 0.1]
@@ -44,6 +47,7 @@ from gnnalloc.families.edge import (  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, solve_dual  # noqa: E402
 from gnnalloc.families.edge.solvers.functional import waterfill_prices  # noqa: E402
+from gnnalloc.families.edge.training.prices import log_price_targets  # noqa: E402
 
 STARTS = ("model", "model servers, zero links", "oracle servers, model links", "model servers, oracle links",
           "oracle")
@@ -54,9 +58,17 @@ def noisy(sigma: float) -> str:
     return f"oracle, log-noise {sigma:g}"
 
 
-def starts(model, instance, water_filling, noise: list[float], seed: int):
+#: The reference row: ``dual`` as a user calls it (one pass of its default iterations at its
+#: default temperature from the water-filling prices), with that start's measures.
+DUAL = "dual's one pass (water-filling start)"
+
+COLUMNS = ("iterations", "ms", "loss", "bound", "server", "link")
+
+
+def starts(model, instance, water_filling, noise: list[float], rng: np.random.Generator):
     """The starts (module docstring) of ``instance``, and the oracle's result (its prices and the
-    objective of its recovery)."""
+    objective of its recovery); ``rng`` draws the noise (one generator for the whole run, so
+    every instance gets its own draw)."""
     server, link = model.predict(instance, water_filling)
     oracle = solve_dual(instance, temperature=float(model.temperature), iterations=3000, search_rounds=5)
     found = {
@@ -66,13 +78,24 @@ def starts(model, instance, water_filling, noise: list[float], seed: int):
         "model servers, oracle links": (server, oracle.link_price),
         "oracle": (oracle.server_price, oracle.link_price),
     }
-    rng = np.random.default_rng(seed)
     for sigma in noise:
         found[noisy(sigma)] = tuple(
             price * np.exp(sigma * rng.standard_normal(price.shape))
             for price in (oracle.server_price, oracle.link_price)
         )
     return found, oracle
+
+
+def log_errors(problem: ProblemTensors, start, oracle) -> tuple[float, float]:
+    """RMS of ``start``'s log-prices against the oracle's, relative to the model's references as
+    in its training loss (:func:`~gnnalloc.families.edge.training.prices.log_price_targets`):
+    servers, and the links some pair uses."""
+    server, link, used = log_price_targets(problem, *(torch.as_tensor(part) for part in start))
+    server_oracle, link_oracle, _ = log_price_targets(
+        problem, torch.as_tensor(oracle.server_price), torch.as_tensor(oracle.link_price),
+    )
+    link_rms = float((link - link_oracle)[used].pow(2).mean().sqrt()) if bool(used.any()) else 0.0
+    return float((server - server_oracle).pow(2).mean().sqrt()), link_rms
 
 
 def main() -> int:
@@ -85,51 +108,66 @@ def main() -> int:
     parser.add_argument("--noise", type=number(float, 0.0, 10.0, above=True), nargs="*", default=[],
                         help="log-noise sigmas of perturbed oracle starts")
     args = parser.parse_args()
-    names = STARTS + tuple(noisy(sigma) for sigma in args.noise)
+    names = (*STARTS, *(noisy(sigma) for sigma in args.noise), DUAL)
     torch.set_num_threads(1)
     try:
         model = shipped_allocator() if args.checkpoint is None else PricePredictor.from_checkpoint(args.checkpoint)
     except (OSError, ValueError) as exc:  # the library's messages name the checkpoint
         parser.error(str(exc))
-    iterations: dict[tuple[float, str], list[int]] = {}
-    seconds: dict[tuple[float, str], list[float]] = {}
-    losses: dict[tuple[float, str], list[float]] = {}
+    rng = np.random.default_rng(args.seed)
+    measured: dict[tuple[float, str, str], list[float]] = {}
+
+    def timed(call) -> tuple[float, object]:
+        times, result = [], None
+        for _ in range(args.repeats):
+            clock = time.perf_counter()
+            result = call()
+            times.append(time.perf_counter() - clock)
+        return statistics.median(times), result
+
     for penalty, load, alpha in itertools.product(args.penalties, (0.6, 1.0, 1.4), (0.5, 1.0, 2.0)):
         instance = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
-        water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+        water_filling = waterfill_prices(problem)
         options = dict(
             water_filling=water_filling, iterations=GNN_FIRST_CHUNK, search_rounds=5,
             temperature=gnn_temperature(model, instance, True), gap_tol=gnn_gap_tol(instance),
             cold_temperature=DEFAULT_TEMPERATURE,
         )
-        found, oracle = starts(model, instance, water_filling, args.noise, args.seed)
+        found, oracle = starts(model, instance, water_filling, args.noise, rng)
+        found[DUAL] = (water_filling.numpy(), np.zeros(instance.num_links))
         weight = float(instance.weight.sum())
         for name, start in found.items():
             at_start = solve_dual(instance, start=start, iterations=0, search_rounds=5,
                                   temperature=options["temperature"], water_filling=water_filling)
-            losses.setdefault((penalty, name), []).append((oracle.objective - at_start.objective) / weight)
-            times = []
-            for _ in range(args.repeats):
-                clock = time.perf_counter()
-                result = solve_dual(instance, start=start, **options)
-                times.append(time.perf_counter() - clock)
-            iterations.setdefault((penalty, name), []).append(result.iterations)
-            seconds.setdefault((penalty, name), []).append(statistics.median(times))
+            if name == DUAL:
+                seconds, result = timed(lambda: solve_dual(instance, water_filling=water_filling))
+            else:
+                seconds, result = timed(lambda: solve_dual(instance, start=start, **options))
+            values = (result.iterations, 1e3 * seconds, (oracle.objective - at_start.objective) / weight,
+                      (at_start.upper_bound - oracle.upper_bound) / weight, *log_errors(problem, start, oracle))
+            for column, value in zip(COLUMNS, values):
+                measured.setdefault((penalty, name, column), []).append(value)
         print(f"penalty {penalty:g} load {load} alpha {alpha}: " + ", ".join(
-            f"{name} {iterations[(penalty, name)][-1]}" for name in names), flush=True)
+            f"{name} {measured[(penalty, name, 'iterations')][-1]}" for name in names), flush=True)
+
+    def median(penalty: float, name: str, column: str) -> float:
+        return statistics.median(measured[(penalty, name, column)])
+
     rows = [
-        [f"{penalty:g}", name, statistics.median(iterations[(penalty, name)]),
-         f"{min(iterations[(penalty, name)])}-{max(iterations[(penalty, name)])}",
-         f"{1e3 * statistics.median(seconds[(penalty, name)]):.0f}",
-         f"{statistics.median(losses[(penalty, name)]):.4f}"]
+        [f"{penalty:g}", name, median(penalty, name, "iterations"),
+         "{}-{}".format(*(f(measured[(penalty, name, "iterations")]) for f in (min, max))),
+         f"{median(penalty, name, 'ms'):.0f}", f"{median(penalty, name, 'loss'):.4f}",
+         f"{median(penalty, name, 'bound'):.4f}", f"{median(penalty, name, 'server'):.2f}",
+         f"{median(penalty, name, 'link'):.2f}"]
         for penalty, name in itertools.product(args.penalties, names)
     ]
     write_table(
         f"start_quality_{args.layout}_seed{args.seed}",
         f"gnn's anytime solve from the model's prediction and from oracle starts ({args.layout}, seed {args.seed}, "
-        "816 users, 9 instances per penalty)",
-        ["penalty", "start", "iterations (median)", "iterations (range)", "ms (median)",
-         "recovery loss at the start (median)"], rows,
+        "816 users, 9 instances per penalty; medians)",
+        ["penalty", "start", "iterations", "iterations (range)", "ms", "recovery loss at the start",
+         "bound above the oracle's at the start", "server log-price RMS", "link log-price RMS"], rows,
     )
     return 0
 
