@@ -2,8 +2,8 @@
 errors that name their field, JSON decoding, and the alpha-fair utility kernel."""
 
 from gnnalloc.core._errors import (
-    AllocationError, InputError, InstanceError, SolverError, check_bound, check_count, check_fraction, check_nonnegative,
-    check_positive, cut_message, is_real,
+    MAX_TIME_LIMIT, AllocationError, InputError, InstanceError, SolverError, check_bound, check_count, check_fraction,
+    check_nonnegative, check_positive, check_time_limit, cut_message, is_real,
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._fields import (
@@ -19,9 +19,9 @@ from gnnalloc.core._utility import resource_utility
 from gnnalloc.core._vectors import as_nonnegative_vector
 
 __all__ = [
-    "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
+    "MAX_TIME_LIMIT", "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_bound", "check_count", "check_fraction", "check_nonnegative",
-    "check_positive", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
+    "check_positive", "check_time_limit", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "allocation_formats", "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",

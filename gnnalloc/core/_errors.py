@@ -14,7 +14,8 @@ import re
 import numbers
 
 __all__ = [
-    "InputError", "InstanceError", "AllocationError", "SolverError", "check_bound", "check_count", "check_fraction",
+    "MAX_TIME_LIMIT", "InputError", "InstanceError", "AllocationError", "SolverError", "check_bound", "check_count",
+    "check_fraction", "check_time_limit",
     "check_nonnegative", "check_positive", "cut_message",
 ]
 
@@ -66,6 +67,20 @@ def check_positive(name: str, value: object) -> None:
 def check_nonnegative(name: str, value: object) -> None:
     """Raise :class:`InputError` naming ``name`` unless ``value`` is a non-negative, finite real number."""
     _check_real(name, value, allow_zero=True)
+
+
+#: The longest time limit a solve accepts, in seconds (about 32 years): any limit a user means is
+#: below it, and an anytime solver's iteration budget (seconds left over seconds per iteration)
+#: stays a finite integer (1e308 overflowed it).
+MAX_TIME_LIMIT = 1e9
+
+
+def check_time_limit(value: object, name: str = "time_limit") -> None:
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is a positive finite number of
+    seconds, at most :data:`MAX_TIME_LIMIT`: the one check of every method's time limit."""
+    check_positive(name, value)
+    if value > MAX_TIME_LIMIT:  # type: ignore[operator]  # a real number, checked above
+        raise InputError(f"{name}: must be at most {MAX_TIME_LIMIT:g} seconds, got {value!r}")
 
 
 def check_bound(name: str, value: object) -> None:

@@ -67,7 +67,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
-from gnnalloc.core import InputError
+from gnnalloc.core import InputError, check_count
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.ops import gather_weighted_sum, segment_softmax
 
@@ -103,8 +103,10 @@ class RelationAttention(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        check_count("heads", heads, minimum=1)
+        check_count("hidden", hidden, minimum=1)
         if hidden % heads:
-            raise InputError(f"hidden ({hidden}) must be divisible by heads ({heads})")
+            raise InputError(f"hidden: must be divisible by heads ({heads}), got {hidden!r}")
         self.heads, self.dim = heads, hidden // heads
         self.negative_slope, self.dropout = negative_slope, dropout
         self.lin_src = nn.Linear(hidden, hidden, bias=False)

@@ -93,3 +93,17 @@ def test_every_check_raises_the_library_s_input_error(check, value):
     with pytest.raises(InputError, match="^name: "):
         getattr(gnnalloc.core, check)("name", value)
     assert issubclass(InputError, ValueError) and issubclass(InstanceError, InputError)
+
+
+@pytest.mark.parametrize("value, message", [
+    (0.0, "time_limit: must be a positive finite number, got 0.0"),
+    (1e308, "time_limit: must be at most 1e+09 seconds, got 1e+308"),
+])
+def test_check_time_limit_bounds_every_method_s_limit(value, message):
+    """1e308 seconds overflowed the anytime solvers' integer iteration budgets (a traceback)."""
+    from gnnalloc.core import InputError, check_time_limit
+
+    with pytest.raises(InputError) as info:
+        check_time_limit(value)
+    assert str(info.value) == message
+    check_time_limit(1e9)

@@ -170,3 +170,12 @@ def test_restricted_outputs_without_layers_and_unknown_types():
     for bad in (("server", "cell"), ()):
         with pytest.raises(ValueError, match="outputs: must name node types"):
             encoder(graph, outputs=bad)
+
+
+@pytest.mark.parametrize("hidden, heads, field", [(8, 0, "heads"), (0, 2, "hidden"), (9, 2, "hidden")])
+def test_the_encoder_names_a_bad_width_or_head_count(hidden, heads, field):
+    """``heads = 0`` divided by zero (a checkpoint's hyperparameters reach here)."""
+    from gnnalloc.core import InputError
+
+    with pytest.raises(InputError, match=f"^{field}: "):
+        HANEncoder(SCHEMA, hidden=hidden, heads=heads, layers=1)

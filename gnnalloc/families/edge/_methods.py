@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gnnalloc.core import InputError, Method, SolveResult, check_positive
+from gnnalloc.core import InputError, Method, SolveResult, check_time_limit
 from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.metrics import user_utilities
@@ -260,7 +260,7 @@ def _gnn(
             if value is not None:
                 raise InputError(f"{name}: a share-head model answers in one pass and takes no {name}")
         if time_limit is not None:
-            check_positive("time_limit", time_limit)
+            check_time_limit(time_limit)
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
     # Anytime to the default proven gap unless one pass is asked for: `iterations` without

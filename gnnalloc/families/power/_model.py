@@ -137,7 +137,7 @@ class PowerAllocator(Checkpointed, nn.Module):
 
     family_name = FAMILY_NAME
     #: Bounds on the architecture a checkpoint may ask for, checked before any tensor is allocated.
-    size_limits = {"hidden": (0, 4096), "heads": (0, 64), "layers": (0, 64), "refine_steps": (0, 10_000)}
+    size_limits = {"hidden": (1, 4096), "heads": (1, 64), "layers": (0, 64), "refine_steps": (0, 10_000)}
     model_name = "power allocator"
 
     def __init__(

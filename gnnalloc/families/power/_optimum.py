@@ -48,7 +48,7 @@ import time
 import torch
 from torch import Tensor
 
-from gnnalloc.core import InputError, SolveResult, check_positive
+from gnnalloc.core import InputError, SolveResult, check_positive, check_time_limit
 from gnnalloc.families.power._allocation import PowerAllocation
 from gnnalloc.families.power._baselines import greedy_schedule
 from gnnalloc.families.power._instance import PowerInstance
@@ -211,7 +211,7 @@ def optimum(instance: PowerInstance, rtol: float = 1e-6, time_limit: float = 60.
             f"{instance.num_links} (use wmmse)"
         )
     check_positive("rtol", rtol)
-    check_positive("time_limit", time_limit)
+    check_time_limit(time_limit)
     start_time = time.perf_counter()
     problem = NormalisedProblem.of(instance)
     local = wmmse_powers(problem, starting_points(problem, 4))

@@ -83,7 +83,9 @@ from torch import Tensor
 from gnnalloc.families.edge.generators import random_instance
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.problem import Allocation
-from gnnalloc.core import InputError, SolverError, as_nonnegative_vector, check_count, check_nonnegative, check_positive
+from gnnalloc.core import (
+    InputError, SolverError, as_nonnegative_vector, check_count, check_nonnegative, check_positive, check_time_limit,
+)
 from gnnalloc.families.edge.problem import fit_compute_to_capacity, fit_to_capacity
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
@@ -97,12 +99,17 @@ from gnnalloc.families.edge.solvers.functional import (
 )
 
 __all__ = [
-    "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "default_iterations",
+    "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "MIN_TEMPERATURE", "default_iterations",
     "load_dual_kernels", "smoothed_dual", "solve_dual",
 ]
 
 #: :func:`solve_dual`'s default smoothing temperature (relative to each user's price unit).
 DEFAULT_TEMPERATURE = 0.03
+
+#: The lowest smoothing temperature :func:`solve_dual` takes. Its bound stages run at a tenth of
+#: the temperature, and each user's soft-min scale is the temperature times its price unit; at
+#: 1e-308 that product underflowed to 0 and the evaluation divided by it.
+MIN_TEMPERATURE = 1e-6
 
 #: L-BFGS iterations of :func:`solve_dual` at least: on large instances, where many users set
 #: each price, a few hundred are near-exact after the search and fewer are clearly not
@@ -836,7 +843,7 @@ def _check_limits(gap_tol: object, time_limit: object) -> None:
     if gap_tol is not None:
         check_nonnegative("gap_tol", gap_tol)
     if time_limit is not None:
-        check_positive("time_limit", time_limit)
+        check_time_limit(time_limit)
 
 
 def solve_dual(
@@ -952,9 +959,11 @@ def solve_dual(
         check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
     check_count("bound_iterations", bound_iterations)
-    check_positive("temperature", temperature)
-    if cold_temperature is not None:
-        check_positive("cold_temperature", cold_temperature)
+    for name, value in (("temperature", temperature), ("cold_temperature", cold_temperature)):
+        if value is not None:
+            check_positive(name, value)
+            if value < MIN_TEMPERATURE:
+                raise InputError(f"{name}: must be at least {MIN_TEMPERATURE:g}, got {value!r}")
     _check_limits(gap_tol, time_limit)
     try:
         device = None if device is None else torch.device(device)

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import torch
 
 from gnnalloc.families.edge.problem import Allocation, fit_to_capacity
-from gnnalloc.core import InputError, SolverError, check_positive
+from gnnalloc.core import InputError, SolverError, check_positive, check_time_limit
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.solvers._bound import lagrangian_bound
@@ -351,7 +351,7 @@ def solve_exact(
     if formulation not in ("hypograph", "split"):
         raise InputError(f"formulation: unknown {formulation!r}, expected 'hypograph' or 'split'")
     if time_limit is not None:
-        check_positive("time_limit", time_limit)
+        check_time_limit(time_limit)
     if not isinstance(fallback, bool):
         raise InputError(f"fallback: must be true or false, got {fallback!r}")
     if not isinstance(verbose, bool):

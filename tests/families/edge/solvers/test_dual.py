@@ -594,3 +594,18 @@ def test_a_response_beyond_float64_is_a_named_solver_error(method):
     instance = random_instance(30, 4, 1.0, 0, penalty=1.0, alpha=1e-5)
     with pytest.raises(SolverError, match="overflows.*use method exact"):
         gnnalloc.solve(instance, method)
+
+
+@pytest.mark.parametrize("method, option, value, field", [
+    ("dual", "time_limit", 1e308, "time_limit"), ("gnn", "time_limit", 1e308, "time_limit"),
+    ("exact", "time_limit", 1e308, "time_limit"), ("dual", "temperature", 1e-308, "temperature"),
+    ("gnn", "temperature", 1e-308, "temperature"),
+])
+def test_limits_and_temperatures_out_of_range_are_named(method, option, value, field):
+    """A time limit of 1e308 s overflowed the anytime iteration budget and a temperature of 1e-308
+    underflowed the soft-min scale to 0 (tracebacks); both are now named input errors."""
+    from gnnalloc.core import InputError, solve
+
+    instance = random_instance(20, 4, 1.0, seed=3)
+    with pytest.raises(InputError, match=f"^{field}: must be at "):
+        solve(instance, method, **{option: value})
