@@ -193,7 +193,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     options.update(_numeric_options(args.option or ()))
     result = solve(instance, args.method, **options)
     missing = "n/a (pass --reference " + family.reference_method + ")"
-    if args.method == family.reference_method and args.reference is None:
+    if args.method == family.reference_method and args.reference in (None, args.method):
         # Its own yardstick only when certified: an uncertified answer cannot grade itself.
         reference, label = None, _GAP_TO_OPTIMUM
         missing = "0 (certified)" if result.certified_optimal else "n/a (this is the reference, NOT certified)"

@@ -351,3 +351,19 @@ def test_a_reference_file_is_used_with_the_reference_method_and_its_errors_name_
     for command in (["solve", str(inst)], ["solve", str(inst), "--method", "equal"], ["score", str(inst), str(equal)]):
         assert main([*command, "--reference", str(bad)]) == 2
         assert capsys.readouterr().err.startswith(f"error: reference: {str(bad)!r}: $: invalid JSON")
+
+
+def test_the_reference_method_named_as_its_own_reference_runs_once(tmp_path, capsys, monkeypatch):
+    """``--method exact --reference exact`` is the method's own yardstick, one solve with the
+    user's options, not a second, unlimited solve without them."""
+    import gnnalloc.core
+
+    inst = tmp_path / "i.json"
+    assert main(["generate", "random", "--users", "20", "--servers", "4", "--out", str(inst)]) == 0
+    calls = []
+    real = gnnalloc.core.solve
+    monkeypatch.setattr(gnnalloc.core, "solve", lambda *a, **k: calls.append(k) or real(*a, **k))
+    capsys.readouterr()
+    assert main(["solve", str(inst), "--method", "exact", "--time-limit", "5", "--reference", "exact"]) == 0
+    assert calls == [{"time_limit": 5.0}]
+    assert "gap to optimum" in capsys.readouterr().out

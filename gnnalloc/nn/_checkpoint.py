@@ -76,9 +76,11 @@ def checkpoint_metadata(data: dict[str, Any], path: str | Path = "checkpoint") -
     """A loaded checkpoint's free ``metadata`` entry (empty if absent), as a new dictionary.
 
     Raises:
-        ValueError: naming ``checkpoint`` when the entry is not a mapping.
+        InputError: naming ``checkpoint`` when the entry is not a mapping.
     """
-    metadata = data.get("metadata") or {}
+    metadata = data.get("metadata")
+    if metadata is None:
+        return {}
     if not isinstance(metadata, dict):
         raise InputError(f"checkpoint: {str(path)!r}: metadata is a {type(metadata).__name__}, not a mapping")
     return dict(metadata)

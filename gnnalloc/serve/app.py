@@ -43,8 +43,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, configure_threads, cut_message, families,
-    family_for_format, parse_document, solve,
+    MAX_TIME_LIMIT, Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_time_limit,
+    configure_threads, cut_message, families, family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
@@ -342,6 +342,9 @@ def create_app(
             Counted once the body has arrived, so slow or idle uploads never take a slot.
         body_timeout: seconds a request body may take to arrive in full; beyond it, 408.
     """
+    # Every solve that takes a time limit gets this one: a limit no method accepts would answer
+    # each exact and learned request with a 422 naming a `time_limit` the client never sent.
+    check_time_limit(exact_time_limit, "exact_time_limit")
     models = dict(allocators or {})
     if allocator is not None:
         models[getattr(allocator, "family_name", "edge")] = allocator
@@ -723,7 +726,7 @@ def serve_cli(args: argparse.Namespace) -> int:
         ("max-pairs", args.max_pairs, args.max_pairs >= 1),
         ("exact-max-users", args.exact_max_users, args.exact_max_users >= 0),
         ("exact-time-limit", args.exact_time_limit,
-         math.isfinite(args.exact_time_limit) and args.exact_time_limit > 0),
+         math.isfinite(args.exact_time_limit) and 0 < args.exact_time_limit <= MAX_TIME_LIMIT),
         ("port", args.port, 0 <= args.port <= 65535),
         ("workers", args.workers, 1 <= args.workers <= 64),
         ("body-timeout", args.body_timeout,

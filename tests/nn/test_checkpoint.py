@@ -58,7 +58,7 @@ def test_the_shipped_gnn_checkpoint_is_a_price_model():
 
 
 @pytest.mark.parametrize("shipped", ["default.ckpt", "prices.ckpt", "power.ckpt", "sfl.ckpt"])
-@pytest.mark.parametrize("metadata", ["abc", ["abc"], 1])
+@pytest.mark.parametrize("metadata", ["abc", ["abc"], 1, "", 0, []])
 def test_a_checkpoint_whose_metadata_is_not_a_mapping_is_refused_by_name(tmp_path, capsys, shipped, metadata):
     """Every family's model loading names the checkpoint (exit 2 on the command line) where
     ``dict(metadata)`` raised Python's own ValueError or TypeError (a traceback)."""

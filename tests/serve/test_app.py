@@ -739,3 +739,14 @@ def test_an_sfl_round_no_split_can_serve_is_a_422_naming_the_client() -> None:
             response = client.post("/v1/allocate", params={"method": method}, json=document)
             assert response.status_code == 422, response.text
             assert error_of(response)["field"].endswith(".energy_max")
+
+
+def test_an_exact_time_limit_no_method_accepts_is_refused_at_start(capsys) -> None:
+    """Above MAX_TIME_LIMIT every exact and learned request would get a 422 naming a
+    ``time_limit`` the client never sent: ``create_app`` and ``gnnalloc serve`` refuse it."""
+    from gnnalloc.cli import main
+
+    with pytest.raises(InputError, match="^exact_time_limit: must be at most"):
+        create_app(small_model(), exact_time_limit=2e9)
+    assert main(["serve", "--exact-time-limit", "2e9"]) == 2
+    assert capsys.readouterr().err.startswith("error: exact-time-limit: invalid value 2000000000.0")

@@ -36,9 +36,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import InputError, check_count, check_positive
+from gnnalloc.core import InputError, check_count
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors, sample_users
+from gnnalloc.families.edge.solvers import check_temperature
 from gnnalloc.families.edge.solvers.functional import waterfill_prices, waterfill_prices_from
 from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
@@ -105,7 +106,7 @@ def check_model_settings(
     """Raise :class:`~gnnalloc.core.InputError` naming the setting unless :class:`PricePredictor` accepts it: sizes
     within :data:`_SIZE_LIMITS`, ``hidden`` a multiple of ``heads``, a positive temperature (its
     training config checks its settings with this before any labelling)."""
-    check_positive("temperature", temperature)
+    check_temperature("temperature", temperature)
     for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
                         ("max_metapath_neighbors", max_metapath_neighbors)):
         check_count(name, value)

@@ -99,7 +99,8 @@ from gnnalloc.families.edge.solvers.functional import (
 )
 
 __all__ = [
-    "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "MIN_TEMPERATURE", "default_iterations",
+    "DEFAULT_TEMPERATURE", "DualResult", "MAX_ITERATIONS", "MIN_ITERATIONS", "MIN_TEMPERATURE", "check_temperature",
+    "default_iterations",
     "load_dual_kernels", "smoothed_dual", "solve_dual",
 ]
 
@@ -122,6 +123,15 @@ MAX_ITERATIONS = 3000
 
 #: Pair visits the default spends: 300 iterations at 5,000 pairs, 2,700 at 550.
 _PAIR_VISIT_BUDGET = 1_500_000
+
+
+def check_temperature(name: str, value: object) -> None:
+    """Raise :class:`~gnnalloc.core.InputError` naming ``name`` unless ``value`` is a finite
+    smoothing temperature of at least :data:`MIN_TEMPERATURE`: the one check of every
+    temperature a solve, a smoothed dual, a price model or its training takes."""
+    check_positive(name, value)
+    if value < MIN_TEMPERATURE:  # type: ignore[operator]  # a real number, checked above
+        raise InputError(f"{name}: must be at least {MIN_TEMPERATURE:g}, got {value!r}")
 
 
 def default_iterations(num_pairs: int) -> int:
@@ -322,7 +332,7 @@ def smoothed_dual(
         ``compute`` ``(P,)``, the soft response, whose loads give the gradient:
         :math:`C - \text{server load}`, :math:`L - \text{link load}`.
     """
-    check_positive("temperature", temperature)
+    check_temperature("temperature", temperature)
     sizes = {"server_price": problem.num_servers, "link_price": problem.num_links}
     if reference_price is not None:
         sizes["reference_price"] = problem.num_users
@@ -959,11 +969,9 @@ def solve_dual(
         check_count("iterations", iterations)
     check_count("search_rounds", search_rounds)
     check_count("bound_iterations", bound_iterations)
-    for name, value in (("temperature", temperature), ("cold_temperature", cold_temperature)):
-        if value is not None:
-            check_positive(name, value)
-            if value < MIN_TEMPERATURE:
-                raise InputError(f"{name}: must be at least {MIN_TEMPERATURE:g}, got {value!r}")
+    check_temperature("temperature", temperature)
+    if cold_temperature is not None:
+        check_temperature("cold_temperature", cold_temperature)
     _check_limits(gap_tol, time_limit)
     try:
         device = None if device is None else torch.device(device)

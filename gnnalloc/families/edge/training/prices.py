@@ -46,7 +46,7 @@ from gnnalloc.families.edge.generators import SERVICES, hosted_services
 from gnnalloc.families.edge.graph import DEFAULT_MAX_METAPATH_NEIGHBORS, build_graph, collate_graphs
 from gnnalloc.families.edge.nn.prices import LOG_FLOOR, PricePredictor, check_model_settings, price_references
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
-from gnnalloc.families.edge.solvers import smoothed_dual, solve_dual
+from gnnalloc.families.edge.solvers import check_temperature, smoothed_dual, solve_dual
 from gnnalloc.families.edge.training.data import DensityLaw, check_density_law, log_uniform, sample_instance
 
 __all__ = [
@@ -136,7 +136,7 @@ class PriceConfig:
         check_model_settings(hidden=self.hidden, heads=self.heads, layers=self.layers,
                              max_metapath_neighbors=self.max_metapath_neighbors)
         check_density_law("users_per_server_law", self.users_per_server_law)
-        check_positive("label_temperature", self.label_temperature)
+        check_temperature("label_temperature", self.label_temperature)
         for name in ("train_instances", "val_instances", "label_iterations", "batch_size", "max_epochs"):
             check_count(name, getattr(self, name), minimum=1)
         check_count("seed", self.seed)

@@ -609,3 +609,22 @@ def test_limits_and_temperatures_out_of_range_are_named(method, option, value, f
     instance = random_instance(20, 4, 1.0, seed=3)
     with pytest.raises(InputError, match=f"^{field}: must be at "):
         solve(instance, method, **{option: value})
+
+
+def test_every_temperature_has_the_same_floor():
+    """A price model's own temperature, its training's label temperature and the public smoothed
+    dual are held to the solver's floor: a model saved at 1e-7 failed every gnn request on a
+    ``temperature`` the caller never gave, and ``smoothed_dual`` at 1e-308 returned NaN."""
+    from gnnalloc.core import InputError
+    from gnnalloc.families.edge import PricePredictor
+    from gnnalloc.families.edge.training.prices import PriceConfig
+
+    instance = random_instance(20, 4, 1.0, seed=3)
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    zeros = torch.zeros(problem.num_links, dtype=torch.float64)
+    with pytest.raises(InputError, match="^temperature: must be at least 1e-06"):
+        smoothed_dual(problem, torch.ones(problem.num_servers, dtype=torch.float64), zeros, temperature=1e-308)
+    with pytest.raises(InputError, match="^temperature: must be at least 1e-06"):
+        PricePredictor(hidden=8, heads=2, layers=1, temperature=1e-7)
+    with pytest.raises(InputError, match="^label_temperature: must be at least 1e-06"):
+        PriceConfig.from_dict({"label_temperature": 1e-7})
