@@ -103,9 +103,10 @@ def check_model_settings(
     hidden: int = 32, heads: int = 2, layers: int = 2, max_metapath_neighbors: int = 16,
     temperature: float = 0.03,
 ) -> None:
-    """Raise :class:`~gnnalloc.core.InputError` naming the setting unless :class:`PricePredictor` accepts it: sizes
-    within :data:`_SIZE_LIMITS`, ``hidden`` a multiple of ``heads``, a positive temperature (its
-    training config checks its settings with this before any labelling)."""
+    """Raise :class:`~gnnalloc.core.InputError` naming the setting unless :class:`PricePredictor`
+    accepts it: sizes within :data:`_SIZE_LIMITS`, ``hidden`` a multiple of ``heads``, a
+    temperature of at least :data:`~gnnalloc.families.edge.solvers.MIN_TEMPERATURE` (its training
+    config checks its settings with this before any labelling)."""
     check_temperature("temperature", temperature)
     for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
                         ("max_metapath_neighbors", max_metapath_neighbors)):

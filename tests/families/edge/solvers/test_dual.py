@@ -623,7 +623,7 @@ def test_every_temperature_has_the_same_floor():
     problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
     zeros = torch.zeros(problem.num_links, dtype=torch.float64)
     with pytest.raises(InputError, match="^temperature: must be at least 1e-06"):
-        smoothed_dual(problem, torch.ones(problem.num_servers, dtype=torch.float64), zeros, temperature=1e-308)
+        smoothed_dual(torch.ones(problem.num_servers, dtype=torch.float64), zeros, problem, temperature=1e-308)
     with pytest.raises(InputError, match="^temperature: must be at least 1e-06"):
         PricePredictor(hidden=8, heads=2, layers=1, temperature=1e-7)
     with pytest.raises(InputError, match="^label_temperature: must be at least 1e-06"):
