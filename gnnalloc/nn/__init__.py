@@ -2,7 +2,7 @@
 (built from a :class:`GraphSchema`) and checkpoint loading."""
 
 from gnnalloc.nn._checkpoint import (
-    CHECKPOINT_FORMAT, DEFAULT_FAMILY, Checkpointed, checkpoint_family, checkpoint_metadata, checkpoint_payload,
+    CHECKPOINT_FORMAT, DEFAULT_FAMILY, Checkpointed, Configured, checkpoint_family, checkpoint_metadata, checkpoint_payload,
     load_checkpoint_data, rebuild_model,
 )
 from gnnalloc.nn._schema import EdgeType, GraphSchema
@@ -12,5 +12,5 @@ from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, Semanti
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
     "ShippedModel",
-    "Checkpointed", "checkpoint_family", "checkpoint_metadata", "checkpoint_payload", "load_checkpoint_data", "rebuild_model",
+    "Checkpointed", "Configured", "checkpoint_family", "checkpoint_metadata", "checkpoint_payload", "load_checkpoint_data", "rebuild_model",
 ]

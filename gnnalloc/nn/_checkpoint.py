@@ -10,7 +10,7 @@ import torch
 from gnnalloc.core import InputError
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "Checkpointed", "checkpoint_family", "checkpoint_payload",
+    "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "Checkpointed", "Configured", "checkpoint_family", "checkpoint_payload",
     "load_checkpoint_data", "rebuild_model",
 ]
 
@@ -146,7 +146,18 @@ def rebuild_model(
     return model.eval()
 
 
-class Checkpointed:
+class Configured:
+    """A model whose constructor arguments are its ``hparams`` dictionary, given back by
+    :meth:`config` (a mixin: every family's model, which the server describes by it)."""
+
+    hparams: dict[str, Any]
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments (recorded in checkpoints)."""
+        return dict(self.hparams)
+
+
+class Checkpointed(Configured):
     """Checkpoint writing and reading for a family's ``nn.Module`` whose constructor arguments
     are its ``hparams`` dictionary (a mixin: ``class Model(Checkpointed, nn.Module)``).
 
@@ -158,11 +169,6 @@ class Checkpointed:
     family_name: ClassVar[str]
     size_limits: ClassVar[dict[str, tuple[int, int]]]
     model_name: ClassVar[str]
-    hparams: dict[str, Any]
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments (recorded in checkpoints)."""
-        return dict(self.hparams)
 
     def checkpoint_dict(self, **metadata: Any) -> dict[str, Any]:
         """A small ``weights_only``-loadable checkpoint recording the family (:func:`checkpoint_payload`)."""

@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    MAX_TIME_LIMIT, Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_time_limit,
+    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_time_limit,
     configure_threads, cut_message, families, family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
@@ -713,6 +713,16 @@ def _version() -> str:
 
 
 # ------------------------------------------------------------------------------------- CLI
+def _accepted(check: Callable[[Any], None], value: Any) -> bool:
+    """Whether the library's ``check`` accepts ``value`` (a flag checked by the rule the library
+    applies, not a copy of it)."""
+    try:
+        check(value)
+    except InputError:
+        return False
+    return True
+
+
 def serve_cli(args: argparse.Namespace) -> int:
     """``gnnalloc serve``: load the checkpoint once, then serve until SIGTERM/SIGINT.
 
@@ -725,8 +735,7 @@ def serve_cli(args: argparse.Namespace) -> int:
         ("max-users", args.max_users, args.max_users >= 1),
         ("max-pairs", args.max_pairs, args.max_pairs >= 1),
         ("exact-max-users", args.exact_max_users, args.exact_max_users >= 0),
-        ("exact-time-limit", args.exact_time_limit,
-         math.isfinite(args.exact_time_limit) and 0 < args.exact_time_limit <= MAX_TIME_LIMIT),
+        ("exact-time-limit", args.exact_time_limit, _accepted(check_time_limit, args.exact_time_limit)),
         ("port", args.port, 0 <= args.port <= 65535),
         ("workers", args.workers, 1 <= args.workers <= 64),
         ("body-timeout", args.body_timeout,

@@ -15,7 +15,8 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.nn import (
-    CHECKPOINT_FORMAT, HANEncoder, checkpoint_family, checkpoint_metadata, checkpoint_payload, load_checkpoint_data,
+    CHECKPOINT_FORMAT, Configured, HANEncoder, checkpoint_family, checkpoint_metadata, checkpoint_payload,
+    load_checkpoint_data,
 )
 from gnnalloc.families.edge.nn.heads import DecisionHeads
 from gnnalloc.families.edge.problem import Allocation
@@ -58,7 +59,7 @@ _SIZE_LIMITS = {
 }
 
 
-class Allocator(nn.Module):
+class Allocator(Configured, nn.Module):
     """Maps instances to feasible allocations.
 
     Args:
@@ -125,10 +126,6 @@ class Allocator(nn.Module):
         self.heads = DecisionHeads(hidden)
         self.projection = FastProjection(tol=projection_tol)
         self.problem_dtype = getattr(torch, problem_dtype)
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments (recorded in checkpoints), as every family's model gives them."""
-        return dict(self.hparams)
 
     @property
     def device(self) -> torch.device:

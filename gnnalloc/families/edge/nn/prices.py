@@ -41,7 +41,7 @@ from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.families.edge.problem import Instance, ProblemTensors, sample_users
 from gnnalloc.families.edge.solvers import check_temperature
 from gnnalloc.families.edge.solvers.functional import waterfill_prices, waterfill_prices_from
-from gnnalloc.nn import HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
+from gnnalloc.nn import Configured, HANEncoder, checkpoint_payload, load_checkpoint_data, rebuild_model
 
 __all__ = ["PREDICTION_USERS_PER_SERVER", "PricePredictor", "check_model_settings", "price_references"]
 
@@ -118,7 +118,7 @@ def check_model_settings(
         raise InputError(f"hidden: must be a multiple of heads ({heads}), got {hidden!r}")
 
 
-class PricePredictor(nn.Module):
+class PricePredictor(Configured, nn.Module):
     r"""Predicts every server's and link's dual price of an instance (module docstring).
 
     Args:
@@ -155,10 +155,6 @@ class PricePredictor(nn.Module):
     def temperature(self) -> float:
         """The smoothing temperature of the prices this model predicts (constructor argument)."""
         return float(self.hparams["temperature"])
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments (recorded in checkpoints), as every family's model gives them."""
-        return dict(self.hparams)
 
     @property
     def device(self) -> torch.device:
