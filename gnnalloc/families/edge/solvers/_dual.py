@@ -92,7 +92,7 @@ from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import bandwidth_part, compute_part
-from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
+from gnnalloc.families.edge.solvers._dual_kernel import clear_links, evaluate_dual, minimise_dual, scaled_residual
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import (
     bandwidth_waterfill, refill_home_compute, waterfill_prices, waterfill_prices_from,
@@ -466,6 +466,15 @@ class _CompiledDual:
         """The Hessian diagonal at ``prices`` (what the minimiser scales its steps by)."""
         return self._evaluated(prices)[3]
 
+    def clear_links(self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int) -> np.ndarray:
+        """``prices`` with every link price where its link's market clears at the server prices
+        (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps``
+        evaluations of the dual)."""
+        return clear_links(
+            np.ascontiguousarray(prices, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
+            num_servers, steps, self.supply, *self.pairs, *self.users,
+        )
+
     def residual(self, prices: np.ndarray, scale: np.ndarray) -> float:
         """The KKT residual at ``prices`` (:func:`kkt_residual`, price scale ``scale``)."""
         return kkt_residual(prices, self.evaluate(prices)[1], scale)
@@ -598,6 +607,21 @@ _WARM_UP_USERS_PER_SERVER = 40
 #: per iteration, measured on lightly loaded instances at alpha 2), the warm-up costs more than
 #: it saves, and the solve goes on at its own temperature.
 _WARM_UP_EVALUATIONS = 1.5
+
+#: A given start's link prices are moved toward those that clear every link at its server
+#: prices (:meth:`_CompiledDual.clear_links`) on instances with at most this many users per
+#: server on average. There a migrating user's demand is a sizeable share of a link's capacity,
+#: so a link's load jumps with its price and L-BFGS on the smoothed dual crosses those jumps
+#: slowly; clearing saves iterations from a learned start. With more users per server a link's
+#: load is smooth in its price, L-BFGS moves the predicted link prices well, and clearing them
+#: against the (inexact) predicted server prices only puts them where the servers' errors push
+#: them: measured, no saving at 10-24 users per server and more iterations at 16-40 on EUA
+#: (``benchmarks/RESULTS.md``).
+_CLEARING_MAX_USERS_PER_SERVER = 12
+
+#: ... by this many evaluations of the dual: each halves every link's log-price bracket, 24
+#: units of its price scale wide, so 12 leave each link within 0.6 % of its clearing price.
+_CLEARING_STEPS = 12
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
@@ -869,6 +893,7 @@ def solve_dual(
     time_limit: float | None = None,
     cold_temperature: float | None = None,
     water_filling: Tensor | np.ndarray | None = None,
+    clear_start_links: bool = True,
 ) -> DualResult:
     r"""Approximately solve ``instance`` by smoothed dual ascent (module docstring), once or
     anytime until a proven gap.
@@ -954,6 +979,13 @@ def solve_dual(
             ``temperature``. A start refined at a lower temperature than the default can pass
             :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
             the cold one at the default settings (a low temperature can stall higher).
+        clear_start_links: on instances with at most 12 users per server on average, move a
+            given ``start``'s link prices, before anything else, toward the prices that clear
+            every link at its server prices (:meth:`_CompiledDual.clear_links`: every link's
+            log-price bisected at once, 12 evaluations of the dual at ``temperature``; links
+            already clear keep their prices). A predicted start's link prices are its least
+            reliable part, and L-BFGS moves them slowly where each migration is a sizeable share
+            of a link (measured in ``benchmarks/RESULTS.md``). No effect without a ``start``.
         water_filling: the instance's water-filling server prices
             (:func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices`), if the
             caller has them (the price model computes them for its prediction): the cold start,
@@ -991,6 +1023,11 @@ def solve_dual(
         instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
         bandwidth, bandwidth_price, float(instance.weight.sum()), search_rounds,
     )
+    if (given_prices is not None and clear_start_links and problem.num_links
+            and problem.num_users <= _CLEARING_MAX_USERS_PER_SERVER * problem.num_servers):
+        given_prices = setup.dual(float(temperature)).clear_links(
+            given_prices, setup.scale, problem.num_servers, _CLEARING_STEPS,
+        )
     # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
     # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
     given, classical_residual = False, math.inf
@@ -1353,3 +1390,4 @@ def load_dual_kernels() -> None:
     prices = np.concatenate([_host(start), np.zeros(problem.num_links)])
     dual.minimise(prices, np.ones_like(prices), 2)
     dual.residual(prices, np.ones_like(prices))  # evaluate_dual and scaled_residual from Python
+    dual.clear_links(prices, np.ones_like(prices), problem.num_servers, 1)

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["evaluate_dual", "minimise_dual", "scaled_residual"]
+__all__ = ["clear_links", "evaluate_dual", "minimise_dual", "scaled_residual"]
 
 
 def _compiled(**options):
@@ -59,6 +59,14 @@ _NEAR_LOG = 1e-3
 
 #: Halvings of the step before a line search gives up (the step is then below 1e-6 of the first).
 _BACKTRACKS = 20
+
+#: :func:`clear_links` bisects each link's log-price, in units of its price scale, within this
+#: bracket: e^-14 of the scale is far below any price that binds (the low end stands for 0),
+#: e^10 far above the price at which no user migrates over the link.
+_CLEARING_BRACKET = (-14.0, 10.0)
+
+#: ... and a link whose load is within this share of its capacity counts as clear already.
+_CLEARING_TOLERANCE = 1e-3
 
 #: The smallest curvature the minimiser's diagonal scaling assumes, relative to the largest
 #: (module docstring).
@@ -384,3 +392,64 @@ def minimise_dual(
     ring[0] = stored
     ring[1] = newest
     return prices[:n].copy(), value, done, evaluations, residual
+
+
+@_compiled(fastmath=False)
+def clear_links(
+    prices, price_scale, first_link, steps, supply, user_start, pair_server, pair_slot, pair_link_weight,
+    weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
+):  # pragma: no cover - compiled (tests check the cleared links' loads with the torch reference)
+    r"""``prices`` with the link prices (entries ``first_link:``) moved to where each link's
+    market clears at the server prices, which are held: the smoothed dual lowered over the link
+    prices alone. A link already clear at ``prices`` (its load within
+    :data:`_CLEARING_TOLERANCE` of its capacity at a positive price, at most its capacity at
+    price 0) keeps its price. Each other link's load :math:`\sum_{p \text{ over } l} d_p x_p`
+    falls as its own price rises, so its log-price (in units of ``price_scale``, within
+    :data:`_CLEARING_BRACKET`) is bisected for ``steps`` steps, all such links at once, one
+    evaluation of the dual per step: up while the link is overloaded, down while it is not. A
+    link never overloaded at any price tried gets price 0 (its capacity does not bind). The
+    links move together, each bisected against the others' trial prices, so links that share
+    users (substitutes) end near, not at, a joint clearing."""
+    n = prices.shape[0]
+    num_pairs = pair_server.shape[0]
+    compute = np.empty(num_pairs)
+    exp_buffer = np.empty(num_pairs)
+    gradient = np.empty(n + 1)
+    curvature = np.empty(n + 1)
+    trial = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
+    for i in range(n):
+        trial[i] = prices[i]
+    evaluate_dual(
+        trial, supply, user_start, pair_server, pair_slot, pair_link_weight,
+        weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
+        gradient, compute, exp_buffer, curvature,
+    )
+    moving = np.zeros(n, dtype=np.bool_)
+    for i in range(first_link, n):
+        if prices[i] > 0.0:
+            moving[i] = abs(gradient[i]) > _CLEARING_TOLERANCE * supply[i]
+        else:
+            moving[i] = gradient[i] < 0.0
+    bottom, top = _CLEARING_BRACKET
+    low = np.full(n, bottom)
+    high = np.full(n, top)
+    for _ in range(steps):
+        for i in range(first_link, n):
+            if moving[i]:
+                trial[i] = price_scale[i] * math.exp(0.5 * (low[i] + high[i]))
+        evaluate_dual(
+            trial, supply, user_start, pair_server, pair_slot, pair_link_weight,
+            weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
+            gradient, compute, exp_buffer, curvature,
+        )
+        for i in range(first_link, n):
+            middle = 0.5 * (low[i] + high[i])
+            if gradient[i] < 0.0:  # overloaded: the clearing price is higher
+                low[i] = middle
+            else:
+                high[i] = middle
+    cleared = prices.copy()
+    for i in range(first_link, n):
+        if moving[i]:
+            cleared[i] = 0.0 if low[i] == bottom else price_scale[i] * math.exp(0.5 * (low[i] + high[i]))
+    return cleared

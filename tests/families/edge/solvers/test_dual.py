@@ -281,7 +281,8 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
     instance = eua_instance(100, 1.0, 1000)
     cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **anytime)
     stuck = (cold.server_price * 0.1, np.asarray(cold.link_price) * 0.1)
-    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, **anytime)
+    # Without clearing its links, which would give L-BFGS a way out of this start.
+    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, clear_start_links=False, **anytime)
     assert rescued.iterations > 0
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.gap_bound <= cold.gap_bound + 1e-9
@@ -318,7 +319,9 @@ def test_a_start_that_falls_back_runs_the_classical_first_chunk(limits):
     converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
     stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
     cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **limits)
-    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, iterations=10, **limits)
+    rescued = solve_dual(
+        instance, search_rounds=0, bound_iterations=0, start=stuck, iterations=10, clear_start_links=False, **limits,
+    )
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
@@ -334,7 +337,7 @@ def test_a_start_that_falls_back_runs_at_cold_temperature():
     converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
     stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
     cold = solve_dual(instance, temperature=0.05, **limits)
-    rescued = solve_dual(instance, start=stuck, iterations=10, cold_temperature=0.05, **limits)
+    rescued = solve_dual(instance, start=stuck, iterations=10, cold_temperature=0.05, clear_start_links=False, **limits)
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
@@ -628,3 +631,25 @@ def test_every_temperature_has_the_same_floor():
         PricePredictor(hidden=8, heads=2, layers=1, temperature=1e-7)
     with pytest.raises(InputError, match="^label_temperature: must be at least 1e-06"):
         PriceConfig.from_dict({"label_temperature": 1e-7})
+
+
+@pytest.mark.parametrize("users, servers, cleared", [(60, 6, True), (60, 4, False)])
+def test_a_given_starts_links_are_cleared_only_where_users_per_server_are_few(users, servers, cleared):
+    """With at most 12 users per server on average, a given start's link prices are replaced
+    by the bisection's clearing prices at its server prices (its server prices stay); with more, and
+    with ``clear_start_links=False``, the start is taken as given. Seen in a pass of no iteration,
+    which returns the prices it responded to."""
+    from gnnalloc.families.edge.solvers._dual import _CLEARING_MAX_USERS_PER_SERVER
+
+    instance = random_instance(users, servers, 1.2, seed=4)
+    assert (users <= _CLEARING_MAX_USERS_PER_SERVER * servers) is cleared
+    converged = solve_dual(instance, iterations=300, search_rounds=0, bound_iterations=0)
+    start = (converged.server_price, np.full(len(instance.link_a), 3.0 * float(converged.server_price.mean())))
+    options = dict(iterations=0, search_rounds=0, bound_iterations=0, start=start)
+    given = solve_dual(instance, clear_start_links=False, **options)
+    np.testing.assert_array_equal(given.link_price, start[1])
+    result = solve_dual(instance, **options)
+    np.testing.assert_array_equal(result.server_price, start[0])
+    assert not np.array_equal(result.link_price, start[1]) if cleared else np.array_equal(result.link_price, start[1])
+    if cleared:  # links priced far above where they clear: clearing lowers the smoothed dual
+        assert result.dual_value < given.dual_value

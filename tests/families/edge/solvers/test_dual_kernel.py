@@ -257,10 +257,11 @@ def test_diagonal_scaling_reaches_a_residual_in_few_iterations(make):
 
 def test_load_dual_kernels_leaves_both_compiled():
     from gnnalloc.families.edge.solvers import load_dual_kernels
-    from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual, minimise_dual, scaled_residual
+    from gnnalloc.families.edge.solvers._dual_kernel import clear_links, evaluate_dual, minimise_dual, scaled_residual
 
     load_dual_kernels()
     assert evaluate_dual.signatures and minimise_dual.signatures and scaled_residual.signatures
+    assert clear_links.signatures
 
 
 def test_kernels_compile_without_a_writable_cache(monkeypatch):
@@ -345,3 +346,44 @@ def test_the_residual_vanishes_at_the_minimiser_and_prices_overloads_at_their_sc
     gradient = np.zeros_like(prices)
     gradient[0] = -2.0
     assert kkt_residual(np.zeros_like(prices), gradient, scale) == pytest.approx(2.0 * scale[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_clearing_a_lone_link_brings_its_load_to_its_capacity(seed):
+    # One link between two servers: its load falls as its price rises, and the bisection ends
+    # within a bracket 24 / 2**12 log-units wide around the price at which it equals capacity
+    # (or at price 0 where even a free link is not overloaded). The server prices stay.
+    problem = ProblemTensors.from_instance(random_instance(60, 2, 1.3, seed))
+    assert problem.num_links == 1
+    reference, compiled, start = _duals(problem, 0.01)
+    scale = _price_scale(problem, start).numpy()
+    prices = _random_prices(problem, start, seed)
+    prices[-1] = 5.0 * scale[-1]  # far above or below wherever it clears
+    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12)
+    np.testing.assert_array_equal(cleared[:-1], prices[:-1])
+    link_gradient = lambda price: float(reference(torch.from_numpy(np.append(cleared[:-1], price)))[1][-1])
+    if cleared[-1] == 0.0:
+        assert link_gradient(0.0) >= 0.0  # free and still within capacity
+    else:
+        width = 24.0 / 2 ** 12
+        assert link_gradient(cleared[-1] * np.exp(-width)) < 0.0 < link_gradient(cleared[-1] * np.exp(width))
+    assert cleared[-1] != prices[-1]
+
+
+def test_clearing_keeps_links_that_already_clear_and_lowers_the_dual_over_the_others():
+    # An earlier solve's prices clear every link: nothing moves. Random link prices on an EUA
+    # instance (hundreds of links sharing users): the links move, the servers stay, and the dual
+    # falls a long way (the links are bisected together, each against the others' trial prices,
+    # so links that share users end near a joint clearing, not exactly at it).
+    problem = ProblemTensors.from_instance(eua_instance(150, 1.2, 7))
+    _, compiled, start = _duals(problem, 0.01)
+    scale = _price_scale(problem, start).numpy()
+    num_servers = problem.num_servers
+    converged = compiled.minimise(np.concatenate([start.numpy(), np.zeros(problem.num_links)]), scale, 3000)[0]
+    np.testing.assert_array_equal(compiled.clear_links(converged, scale, num_servers, 12), converged)
+    for seed in range(3):
+        prices = _random_prices(problem, start, seed)
+        cleared = compiled.clear_links(prices, scale, num_servers, 12)
+        np.testing.assert_array_equal(cleared[:num_servers], prices[:num_servers])
+        assert (cleared[num_servers:] != prices[num_servers:]).mean() > 0.5
+        assert compiled.evaluate(cleared)[0] < 0.7 * compiled.evaluate(prices)[0]
