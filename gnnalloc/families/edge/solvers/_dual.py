@@ -53,7 +53,10 @@ per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`
 and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
 the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
-From a given start (a learned prediction) below the default temperature, the first chunk is
+A given start (a learned prediction) with few users per server first has the prices of the
+links it overloads more than twofold moved to where they clear at its server prices (a
+bisection of those links at once: L-BFGS crosses the jumps of a link's load slowly where each
+migration is a sizeable share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
 smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
 users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
@@ -466,13 +469,16 @@ class _CompiledDual:
         """The Hessian diagonal at ``prices`` (what the minimiser scales its steps by)."""
         return self._evaluated(prices)[3]
 
-    def clear_links(self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int) -> np.ndarray:
-        """``prices`` with every link price where its link's market clears at the server prices
-        (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps``
-        evaluations of the dual)."""
+    def clear_links(
+        self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int, tolerance: float,
+    ) -> np.ndarray:
+        """``prices`` with the link prices moved toward where each link's market clears at the
+        server prices, except links already clear to ``tolerance`` (a share of their capacity)
+        (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps`` evaluations
+        of the dual)."""
         return clear_links(
             np.ascontiguousarray(prices, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
-            num_servers, steps, self.supply, *self.pairs, *self.users,
+            num_servers, steps, float(tolerance), self.supply, *self.pairs, *self.users,
         )
 
     def residual(self, prices: np.ndarray, scale: np.ndarray) -> float:
@@ -622,6 +628,13 @@ _CLEARING_MAX_USERS_PER_SERVER = 12
 #: ... by this many evaluations of the dual: each halves every link's log-price bracket, 24
 #: units of its price scale wide, so 12 leave each link within 0.6 % of its clearing price.
 _CLEARING_STEPS = 12
+
+#: ... only on the links the start loads beyond (1 + this) times their capacity. Where the
+#: server prices are close (a converged solve's, or a prediction a few per cent off), a link's
+#: price is nearer its optimum than the price that clears it at those inexact server prices;
+#: only a load far above capacity says the link's price is wrong by a wide margin (measured
+#: in ``benchmarks/RESULTS.md``).
+_CLEARING_TOLERANCE = 1.0
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
@@ -979,13 +992,14 @@ def solve_dual(
             ``temperature``. A start refined at a lower temperature than the default can pass
             :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
             the cold one at the default settings (a low temperature can stall higher).
-        clear_start_links: on instances with at most 12 users per server on average, move a
-            given ``start``'s link prices, before anything else, toward the prices that clear
-            every link at its server prices (:meth:`_CompiledDual.clear_links`: every link's
-            log-price bisected at once, 12 evaluations of the dual at ``temperature``; links
-            already clear keep their prices). A predicted start's link prices are its least
-            reliable part, and L-BFGS moves them slowly where each migration is a sizeable share
-            of a link (measured in ``benchmarks/RESULTS.md``). No effect without a ``start``.
+        clear_start_links: on instances with at most 12 users per server on average, move the
+            prices of the links a given ``start`` loads beyond twice their capacity, before
+            anything else, toward the prices that clear them at its server prices
+            (:meth:`_CompiledDual.clear_links`: those links' log-prices bisected at once, 12
+            evaluations of the dual at ``temperature``). A predicted start's link prices are its
+            least reliable part, and L-BFGS moves them slowly where each migration is a sizeable
+            share of a link (measured in ``benchmarks/RESULTS.md``). No effect without a
+            ``start``.
         water_filling: the instance's water-filling server prices
             (:func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices`), if the
             caller has them (the price model computes them for its prediction): the cold start,
@@ -1026,7 +1040,7 @@ def solve_dual(
     if (given_prices is not None and clear_start_links and problem.num_links
             and problem.num_users <= _CLEARING_MAX_USERS_PER_SERVER * problem.num_servers):
         given_prices = setup.dual(float(temperature)).clear_links(
-            given_prices, setup.scale, problem.num_servers, _CLEARING_STEPS,
+            given_prices, setup.scale, problem.num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE,
         )
     # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
     # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
@@ -1390,4 +1404,4 @@ def load_dual_kernels() -> None:
     prices = np.concatenate([_host(start), np.zeros(problem.num_links)])
     dual.minimise(prices, np.ones_like(prices), 2)
     dual.residual(prices, np.ones_like(prices))  # evaluate_dual and scaled_residual from Python
-    dual.clear_links(prices, np.ones_like(prices), problem.num_servers, 1)
+    dual.clear_links(prices, np.ones_like(prices), problem.num_servers, 1, 0.0)

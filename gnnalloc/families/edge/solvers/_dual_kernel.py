@@ -65,9 +65,6 @@ _BACKTRACKS = 20
 #: e^10 far above the price at which no user migrates over the link.
 _CLEARING_BRACKET = (-14.0, 10.0)
 
-#: ... and a link whose load is within this share of its capacity counts as clear already.
-_CLEARING_TOLERANCE = 1e-3
-
 #: The smallest curvature the minimiser's diagonal scaling assumes, relative to the largest
 #: (module docstring).
 _CURVATURE_FLOOR = 3e-3
@@ -396,14 +393,14 @@ def minimise_dual(
 
 @_compiled(fastmath=False)
 def clear_links(
-    prices, price_scale, first_link, steps, supply, user_start, pair_server, pair_slot, pair_link_weight,
-    weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
+    prices, price_scale, first_link, steps, tolerance, supply, user_start, pair_server, pair_slot,
+    pair_link_weight, weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests check the cleared links' loads with the torch reference)
     r"""``prices`` with the link prices (entries ``first_link:``) moved to where each link's
     market clears at the server prices, which are held: the smoothed dual lowered over the link
-    prices alone. A link already clear at ``prices`` (its load within
-    :data:`_CLEARING_TOLERANCE` of its capacity at a positive price, at most its capacity at
-    price 0) keeps its price. Each other link's load :math:`\sum_{p \text{ over } l} d_p x_p`
+    prices alone. A link already clear at ``prices`` to ``tolerance`` (its load within that
+    share of its capacity at a positive price, at most that share above it at price 0) keeps
+    its price. Each other link's load :math:`\sum_{p \text{ over } l} d_p x_p`
     falls as its own price rises, so its log-price (in units of ``price_scale``, within
     :data:`_CLEARING_BRACKET`) is bisected for ``steps`` steps, all such links at once, one
     evaluation of the dual per step: up while the link is overloaded, down while it is not. A
@@ -427,9 +424,9 @@ def clear_links(
     moving = np.zeros(n, dtype=np.bool_)
     for i in range(first_link, n):
         if prices[i] > 0.0:
-            moving[i] = abs(gradient[i]) > _CLEARING_TOLERANCE * supply[i]
+            moving[i] = abs(gradient[i]) > tolerance * supply[i]
         else:
-            moving[i] = gradient[i] < 0.0
+            moving[i] = gradient[i] < -tolerance * supply[i]
     bottom, top = _CLEARING_BRACKET
     low = np.full(n, bottom)
     high = np.full(n, top)

@@ -644,12 +644,24 @@ def test_a_given_starts_links_are_cleared_only_where_users_per_server_are_few(us
     instance = random_instance(users, servers, 1.2, seed=4)
     assert (users <= _CLEARING_MAX_USERS_PER_SERVER * servers) is cleared
     converged = solve_dual(instance, iterations=300, search_rounds=0, bound_iterations=0)
-    start = (converged.server_price, np.full(len(instance.link_a), 3.0 * float(converged.server_price.mean())))
+    start = (converged.server_price, np.zeros(len(instance.link_a)))  # free links: overloaded
     options = dict(iterations=0, search_rounds=0, bound_iterations=0, start=start)
     given = solve_dual(instance, clear_start_links=False, **options)
     np.testing.assert_array_equal(given.link_price, start[1])
     result = solve_dual(instance, **options)
     np.testing.assert_array_equal(result.server_price, start[0])
     assert not np.array_equal(result.link_price, start[1]) if cleared else np.array_equal(result.link_price, start[1])
-    if cleared:  # links priced far above where they clear: clearing lowers the smoothed dual
+    if cleared:  # free links, some loaded beyond twice their capacity: clearing lowers the smoothed dual
         assert result.dual_value < given.dual_value
+        # Exactly the links the start's soft response (at the solve's units) loads beyond twice
+        # their capacity moved.
+        from gnnalloc.families.edge.solvers._dual import _reference_price
+
+        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+        reference = _reference_price(problem, waterfill_prices(problem))
+        _, response = smoothed_dual(
+            torch.as_tensor(start[0]), torch.as_tensor(start[1]), problem, DEFAULT_TEMPERATURE, reference,
+        )
+        overloaded = (problem.link_load(response) > 2.0 * problem.link_capacity).numpy()
+        assert overloaded.any() and not overloaded.all()
+        np.testing.assert_array_equal(result.link_price != start[1], overloaded)

@@ -359,7 +359,7 @@ def test_clearing_a_lone_link_brings_its_load_to_its_capacity(seed):
     scale = _price_scale(problem, start).numpy()
     prices = _random_prices(problem, start, seed)
     prices[-1] = 5.0 * scale[-1]  # far above or below wherever it clears
-    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12)
+    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12, 1e-3)
     np.testing.assert_array_equal(cleared[:-1], prices[:-1])
     link_gradient = lambda price: float(reference(torch.from_numpy(np.append(cleared[:-1], price)))[1][-1])
     if cleared[-1] == 0.0:
@@ -380,10 +380,10 @@ def test_clearing_keeps_links_that_already_clear_and_lowers_the_dual_over_the_ot
     scale = _price_scale(problem, start).numpy()
     num_servers = problem.num_servers
     converged = compiled.minimise(np.concatenate([start.numpy(), np.zeros(problem.num_links)]), scale, 3000)[0]
-    np.testing.assert_array_equal(compiled.clear_links(converged, scale, num_servers, 12), converged)
+    np.testing.assert_array_equal(compiled.clear_links(converged, scale, num_servers, 12, 1e-3), converged)
     for seed in range(3):
         prices = _random_prices(problem, start, seed)
-        cleared = compiled.clear_links(prices, scale, num_servers, 12)
+        cleared = compiled.clear_links(prices, scale, num_servers, 12, 1e-3)
         np.testing.assert_array_equal(cleared[:num_servers], prices[:num_servers])
         assert (cleared[num_servers:] != prices[num_servers:]).mean() > 0.5
         assert compiled.evaluate(cleared)[0] < 0.7 * compiled.evaluate(prices)[0]
