@@ -19,7 +19,10 @@ and, at the start itself, without any iteration: how far below the oracle's obje
 recovery (five search rounds) lands, and how far above the oracle's bound the start's bound lies
 (per unit of weight; at the temperature the start's solve runs at, ``dual``'s 0.03 for its row;
 over the instances where ``solve_dual`` keeps the start, not where it sets it aside for the
-water-filling prices, whose smoothed dual is lower). ``--checkpoint``: another price model to judge (default: the shipped one).
+water-filling prices, whose smoothed dual is lower). Every start's solve first clears its link
+prices at its server prices, as ``gnn``'s does (``solve_dual``'s ``clear_start_links``, at most 12
+users per server; the recovery and bound at the start are taken after it, the log-price RMS
+before). ``--checkpoint``: another price model to judge (default: the shipped one).
 Writes ``benchmarks/out/start_quality_{layout}_seed{seed}.md``.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_start_quality.py [--penalties 10] \
@@ -135,18 +138,20 @@ def main() -> int:
         options = dict(
             water_filling=water_filling, iterations=GNN_FIRST_CHUNK, search_rounds=5,
             temperature=gnn_temperature(model, instance, True), gap_tol=gnn_gap_tol(instance),
-            cold_temperature=DEFAULT_TEMPERATURE,
+            cold_temperature=DEFAULT_TEMPERATURE, clear_start_links=True,
         )
         found, oracle = starts(model, instance, water_filling, args.noise, rng)
         found[DUAL] = (water_filling.numpy(), np.zeros(instance.num_links))
         weight = float(instance.weight.sum())
         for name, start in found.items():
             # The recovery and the bound at the start itself, at the temperature its solve runs
-            # at; solve_dual sets aside a start whose smoothed dual is above the water-filling
+            # at, its links cleared as its solve clears them (dual's own start: as it is); solve_dual sets aside a start whose smoothed dual is above the water-filling
             # prices' (then those are what it returns): such a start has no figures of its own.
+            # Clearing moves only link prices, so the server prices tell which.
             at_start = solve_dual(instance, start=start, iterations=0, search_rounds=5, water_filling=water_filling,
-                                  temperature=DEFAULT_TEMPERATURE if name == DUAL else options["temperature"])
-            used = np.array_equal(at_start.server_price, start[0]) and np.array_equal(at_start.link_price, start[1])
+                                  temperature=DEFAULT_TEMPERATURE if name == DUAL else options["temperature"],
+                                  clear_start_links=name != DUAL)
+            used = np.array_equal(at_start.server_price, start[0])
             if name == DUAL:
                 seconds, result = timed(lambda: solve_dual(instance, water_filling=water_filling))
             else:

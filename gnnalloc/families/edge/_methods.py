@@ -291,7 +291,9 @@ def _gnn(
         # at dual's default temperature, not the model's, which can stall higher on unfamiliar
         # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
         options["cold_temperature"] = DEFAULT_TEMPERATURE
-    result = solve_dual(instance, start=prices, water_filling=water_filling, **options)
+    # The predicted link prices are the prediction's least reliable part: where each migration is
+    # a sizeable share of a link, the solve first clears the links at the predicted server prices.
+    result = solve_dual(instance, start=prices, water_filling=water_filling, clear_start_links=True, **options)
     seconds = time.perf_counter() - start
     return _at_least_baselines(
         instance, SolveResult(result.allocation, "gnn", seconds, result.status, upper_bound=result.upper_bound)

@@ -53,10 +53,10 @@ per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`
 and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
 the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
-A given start (a learned prediction) with few users per server first has the prices of the
-links it overloads more than twofold moved to where they clear at its server prices (a
-bisection of those links at once: L-BFGS crosses the jumps of a link's load slowly where each
-migration is a sizeable share of it). From a given start below the default temperature, the first chunk is
+A learned prediction on an instance with few users per server first has its link prices moved
+to where the links clear at its server prices (``clear_start_links``, a bisection of all links
+at once: L-BFGS crosses the jumps of a link's load slowly where each migration is a sizeable
+share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
 smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
 users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
@@ -614,9 +614,9 @@ _WARM_UP_USERS_PER_SERVER = 40
 #: it saves, and the solve goes on at its own temperature.
 _WARM_UP_EVALUATIONS = 1.5
 
-#: A given start's link prices are moved toward those that clear every link at its server
-#: prices (:meth:`_CompiledDual.clear_links`) on instances with at most this many users per
-#: server on average. There a migrating user's demand is a sizeable share of a link's capacity,
+#: With ``clear_start_links``, a given start's link prices are moved toward those that clear
+#: every link at its server prices (:meth:`_CompiledDual.clear_links`) on instances with at most
+#: this many users per server on average. There a migrating user's demand is a sizeable share of a link's capacity,
 #: so a link's load jumps with its price and L-BFGS on the smoothed dual crosses those jumps
 #: slowly; clearing saves iterations from a learned start. With more users per server a link's
 #: load is smooth in its price, L-BFGS moves the predicted link prices well, and clearing them
@@ -629,12 +629,9 @@ _CLEARING_MAX_USERS_PER_SERVER = 12
 #: units of its price scale wide, so 12 leave each link within 0.6 % of its clearing price.
 _CLEARING_STEPS = 12
 
-#: ... only on the links the start loads beyond (1 + this) times their capacity. Where the
-#: server prices are close (a converged solve's, or a prediction a few per cent off), a link's
-#: price is nearer its optimum than the price that clears it at those inexact server prices;
-#: only a load far above capacity says the link's price is wrong by a wide margin (measured
-#: in ``benchmarks/RESULTS.md``).
-_CLEARING_TOLERANCE = 1.0
+#: ... except links whose load at the start is within this share of their capacity (or, at
+#: price 0, at most this share above it): already clear (an earlier solve's prices stay).
+_CLEARING_TOLERANCE = 1e-3
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
 _USE_EXACT = "method exact certifies the optimum"
@@ -906,7 +903,7 @@ def solve_dual(
     time_limit: float | None = None,
     cold_temperature: float | None = None,
     water_filling: Tensor | np.ndarray | None = None,
-    clear_start_links: bool = True,
+    clear_start_links: bool = False,
 ) -> DualResult:
     r"""Approximately solve ``instance`` by smoothed dual ascent (module docstring), once or
     anytime until a proven gap.
@@ -993,13 +990,14 @@ def solve_dual(
             :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
             the cold one at the default settings (a low temperature can stall higher).
         clear_start_links: on instances with at most 12 users per server on average, move the
-            prices of the links a given ``start`` loads beyond twice their capacity, before
-            anything else, toward the prices that clear them at its server prices
-            (:meth:`_CompiledDual.clear_links`: those links' log-prices bisected at once, 12
-            evaluations of the dual at ``temperature``). A predicted start's link prices are its
-            least reliable part, and L-BFGS moves them slowly where each migration is a sizeable
-            share of a link (measured in ``benchmarks/RESULTS.md``). No effect without a
-            ``start``.
+            link prices of a given ``start``, before anything else, toward the prices that clear
+            the links at its server prices (:meth:`_CompiledDual.clear_links`: every link's
+            log-price bisected at once, 12 evaluations of the dual at ``temperature``; links
+            already clear keep their prices). For a start whose link prices are unreliable and
+            whose server prices are far off, as a learned prediction's (the ``gnn`` method sets
+            it): L-BFGS moves link prices slowly where each migration is a sizeable share of a
+            link. From server prices a few per cent off, the given link prices are the better
+            start (measured in ``benchmarks/RESULTS.md``). No effect without a ``start``.
         water_filling: the instance's water-filling server prices
             (:func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices`), if the
             caller has them (the price model computes them for its prediction): the cold start,

@@ -281,8 +281,7 @@ def test_a_start_l_bfgs_cannot_leave_falls_back_to_the_water_filling_prices(anyt
     instance = eua_instance(100, 1.0, 1000)
     cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **anytime)
     stuck = (cold.server_price * 0.1, np.asarray(cold.link_price) * 0.1)
-    # Without clearing its links, which would give L-BFGS a way out of this start.
-    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, clear_start_links=False, **anytime)
+    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, **anytime)
     assert rescued.iterations > 0
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.gap_bound <= cold.gap_bound + 1e-9
@@ -319,9 +318,7 @@ def test_a_start_that_falls_back_runs_the_classical_first_chunk(limits):
     converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
     stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
     cold = solve_dual(instance, search_rounds=0, bound_iterations=0, **limits)
-    rescued = solve_dual(
-        instance, search_rounds=0, bound_iterations=0, start=stuck, iterations=10, clear_start_links=False, **limits,
-    )
+    rescued = solve_dual(instance, search_rounds=0, bound_iterations=0, start=stuck, iterations=10, **limits)
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
@@ -337,7 +334,7 @@ def test_a_start_that_falls_back_runs_at_cold_temperature():
     converged = solve_dual(instance, search_rounds=0, bound_iterations=0)
     stuck = (converged.server_price * 0.1, np.asarray(converged.link_price) * 0.1)
     cold = solve_dual(instance, temperature=0.05, **limits)
-    rescued = solve_dual(instance, start=stuck, iterations=10, cold_temperature=0.05, clear_start_links=False, **limits)
+    rescued = solve_dual(instance, start=stuck, iterations=10, cold_temperature=0.05, **limits)
     assert "the given start stalled L-BFGS" in rescued.status
     assert rescued.iterations == cold.iterations
     assert [gap for _, gap in rescued.checkpoints] == pytest.approx([gap for _, gap in cold.checkpoints], abs=1e-12)
@@ -634,34 +631,55 @@ def test_every_temperature_has_the_same_floor():
 
 
 @pytest.mark.parametrize("users, servers, cleared", [(60, 6, True), (60, 4, False)])
-def test_a_given_starts_links_are_cleared_only_where_users_per_server_are_few(users, servers, cleared):
-    """With at most 12 users per server on average, a given start's link prices are replaced
-    by the bisection's clearing prices at its server prices (its server prices stay); with more, and
-    with ``clear_start_links=False``, the start is taken as given. Seen in a pass of no iteration,
-    which returns the prices it responded to."""
-    from gnnalloc.families.edge.solvers._dual import _CLEARING_MAX_USERS_PER_SERVER
+def test_clear_start_links_replaces_a_starts_link_prices_where_users_per_server_are_few(users, servers, cleared):
+    """``clear_start_links`` (off by default; ``gnn`` sets it): with at most 12 users per server
+    on average, a given start's link prices are moved toward the prices that clear the links at
+    its server prices (which stay); links already clear keep theirs. With more users per server,
+    or by default, the start is taken as given. Seen in a pass of no iteration, which returns the
+    prices it responded to."""
+    from gnnalloc.families.edge.solvers._dual import _CLEARING_MAX_USERS_PER_SERVER, _reference_price
 
     instance = random_instance(users, servers, 1.2, seed=4)
     assert (users <= _CLEARING_MAX_USERS_PER_SERVER * servers) is cleared
     converged = solve_dual(instance, iterations=300, search_rounds=0, bound_iterations=0)
-    start = (converged.server_price, np.zeros(len(instance.link_a)))  # free links: overloaded
+    start = (converged.server_price, np.zeros(len(instance.link_a)))  # free links: some overloaded
     options = dict(iterations=0, search_rounds=0, bound_iterations=0, start=start)
-    given = solve_dual(instance, clear_start_links=False, **options)
+    given = solve_dual(instance, **options)
     np.testing.assert_array_equal(given.link_price, start[1])
-    result = solve_dual(instance, **options)
+    result = solve_dual(instance, clear_start_links=True, **options)
     np.testing.assert_array_equal(result.server_price, start[0])
-    assert not np.array_equal(result.link_price, start[1]) if cleared else np.array_equal(result.link_price, start[1])
-    if cleared:  # free links, some loaded beyond twice their capacity: clearing lowers the smoothed dual
-        assert result.dual_value < given.dual_value
-        # Exactly the links the start's soft response (at the solve's units) loads beyond twice
-        # their capacity moved.
-        from gnnalloc.families.edge.solvers._dual import _reference_price
+    if not cleared:
+        np.testing.assert_array_equal(result.link_price, start[1])
+        return
+    assert result.dual_value < given.dual_value
+    # Exactly the free links the start's soft response (in the solve's units) overloads moved.
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    reference = _reference_price(problem, waterfill_prices(problem))
+    _, response = smoothed_dual(torch.as_tensor(start[0]), torch.as_tensor(start[1]), problem, DEFAULT_TEMPERATURE, reference)
+    overloaded = (problem.link_load(response) > (1 + 1e-3) * problem.link_capacity).numpy()
+    assert overloaded.any() and not overloaded.all()
+    np.testing.assert_array_equal(result.link_price != start[1], overloaded)
+    # The converged prices clear every link already: kept as they are.
+    kept = solve_dual(instance, clear_start_links=True, **{**options, "start": (converged.server_price, converged.link_price)})
+    np.testing.assert_array_equal(kept.link_price, converged.link_price)
 
-        problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
-        reference = _reference_price(problem, waterfill_prices(problem))
-        _, response = smoothed_dual(
-            torch.as_tensor(start[0]), torch.as_tensor(start[1]), problem, DEFAULT_TEMPERATURE, reference,
-        )
-        overloaded = (problem.link_load(response) > 2.0 * problem.link_capacity).numpy()
-        assert overloaded.any() and not overloaded.all()
-        np.testing.assert_array_equal(result.link_price != start[1], overloaded)
+
+def test_gnn_clears_its_predicted_link_prices(monkeypatch):
+    """The ``gnn`` method asks its solve to clear the predicted link prices (``dual`` starts from
+    the water-filling prices and has nothing to clear)."""
+    from gnnalloc.families.edge.solvers import _dual
+
+    asked = []
+    original = _dual.solve_dual
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("clear_start_links", False))
+        return original(*args, **kwargs)
+
+    import gnnalloc.families.edge._methods as methods
+
+    monkeypatch.setattr(methods, "solve_dual", spy)
+    instance = random_instance(60, 6, 1.2, seed=4)
+    solve(instance, "gnn")
+    solve(instance, "dual")
+    assert asked == [True, False]

@@ -598,10 +598,7 @@ def test_a_warm_up_that_runs_no_iteration_still_anchors_the_extrapolation(monkey
     # far enough from 0.01's minimiser to be warmed up.
     warm = solve_dual(instance, iterations=3000, temperature=0.03)
     bounds, runs = _spy_bounds(monkeypatch)
-    # Links not cleared at 0.01: the start is exactly the 0.03 minimiser.
-    result = solve_dual(
-        instance, start=(warm.server_price, warm.link_price), temperature=0.01, gap_tol=0.001, clear_start_links=False,
-    )
+    result = solve_dual(instance, start=(warm.server_price, warm.link_price), temperature=0.01, gap_tol=0.001)
     assert "water-filling" not in result.status and result.gap_bound <= 0.001
     temperature, _, warmer = bounds[0]
     assert temperature == 0.01 and warmer.ratio == pytest.approx(3.0)
