@@ -84,7 +84,7 @@ def iterations_to(instance, start, target: float, eps: float) -> int | None:
     """Fewest of :data:`STEPS` iterations from ``start`` giving a gap <= ``eps`` (None: none)."""
     total = float(instance.weight.sum())
     for k in STEPS:
-        result = solve_dual(instance, start=start, iterations=k, bound_iterations=0)
+        result = solve_dual(instance, start=start, iterations=k, bound_iterations=0, clear_start_links=start is not None)
         if (target - objective(instance, result.allocation)) / total <= eps:
             return k
     return None
@@ -150,7 +150,9 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
             model = options["allocator"]
             start, first = model.predict(instance), GNN_FIRST_CHUNK
             tau = options.get("temperature", gnn_temperature(model, instance, True))
-        row[f"{key} it"] = solve_dual(instance, start=start, temperature=tau, iterations=first, **limits).iterations
+        row[f"{key} it"] = solve_dual(
+            instance, start=start, temperature=tau, iterations=first, clear_start_links=start is not None, **limits,
+        ).iterations
     return row
 
 
