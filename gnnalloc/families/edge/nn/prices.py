@@ -18,9 +18,9 @@ pressure :math:`\ln(1 + \sum_{p \text{ over } l} d_p m_{u(p)} / L_l)`. Links no 
 price 0 (their capacity can never bind).
 
 The prediction is a *start*: :func:`~gnnalloc.families.edge.solvers.solve_dual` refines it with
-L-BFGS iterations and returns the allocation with a proven bound (the ``gnn`` method); with few
-users per server it first replaces the predicted link prices by those that clear the links at the
-predicted server prices (its ``clear_start_links``).
+L-BFGS iterations and returns the allocation with a proven bound (the ``gnn`` method); ``gnn`` asks
+it (``clear_start_links``) to replace the predicted link prices, on instances with few users per
+server, by those that clear the links at the predicted server prices.
 :func:`~gnnalloc.families.edge.solvers.solve_dual` keeps the prediction only where it is a better
 start than the water-filling prices by the measure L-BFGS minimises, the smoothed dual (one
 evaluation each), so a poor prediction on an unusual instance costs little against the classical

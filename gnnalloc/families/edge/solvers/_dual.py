@@ -53,8 +53,8 @@ per-weight gap :math:`(\bar g - \text{objective}) / \sum_u w_u`. With ``gap_tol`
 and bound, the best of each kept), and the temperature annealed whenever a chunk stops shrinking
 the gap, because a smoothed dual's minimiser is only :math:`O(\tau)` from the true dual's, which
 at high penalties (a steep drop value :math:`-k w_u`) leaves a large gap at any one temperature.
-A learned prediction on an instance with few users per server first has its link prices moved
-to where the links clear at its server prices (``clear_start_links``, a bisection of all links
+A learned prediction on an instance with few users per server first has its link prices replaced
+by those that clear the links at its server prices (``clear_start_links``, a bisection of all links
 at once: L-BFGS crosses the jumps of a link's load slowly where each migration is a sizeable
 share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
@@ -472,10 +472,10 @@ class _CompiledDual:
     def clear_links(
         self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int, tolerance: float,
     ) -> np.ndarray:
-        """``prices`` with the link prices moved toward where each link's market clears at the
-        server prices, except links already clear to ``tolerance`` (a share of their capacity)
-        (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps`` evaluations
-        of the dual)."""
+        """``prices`` with the link prices replaced by those at which each link's market clears
+        at the server prices, except links already clear to ``tolerance`` (a share of their
+        capacity) (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps + 1``
+        evaluations of the dual)."""
         return clear_links(
             np.ascontiguousarray(prices, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
             num_servers, steps, float(tolerance), self.supply, *self.pairs, *self.users,
@@ -614,23 +614,25 @@ _WARM_UP_USERS_PER_SERVER = 40
 #: it saves, and the solve goes on at its own temperature.
 _WARM_UP_EVALUATIONS = 1.5
 
-#: With ``clear_start_links``, a given start's link prices are moved toward those that clear
+#: With ``clear_start_links``, a given start's link prices are replaced by those that clear
 #: every link at its server prices (:meth:`_CompiledDual.clear_links`) on instances with at most
-#: this many users per server on average. There a migrating user's demand is a sizeable share of a link's capacity,
-#: so a link's load jumps with its price and L-BFGS on the smoothed dual crosses those jumps
-#: slowly; clearing saves iterations from a learned start. With more users per server a link's
-#: load is smooth in its price, L-BFGS moves the predicted link prices well, and clearing them
-#: against the (inexact) predicted server prices only puts them where the servers' errors push
-#: them: measured, no saving at 10-24 users per server and more iterations at 16-40 on EUA
-#: (``benchmarks/RESULTS.md``).
+#: this many users per server on average. There a migrating user's demand is a sizeable share of
+#: a link's capacity, so a link's load jumps with its price and L-BFGS on the smoothed dual
+#: crosses those jumps slowly; clearing saves iterations from a learned start. With more users
+#: per server a link's load is smooth in its price, L-BFGS moves the predicted link prices well,
+#: and clearing them against the (inexact) predicted server prices only puts them where the
+#: servers' errors push them, which costs iterations (``benchmarks/RESULTS.md``,
+#: ``bench_link_clearing.py``).
 _CLEARING_MAX_USERS_PER_SERVER = 12
 
-#: ... by this many evaluations of the dual: each halves every link's log-price bracket, 24
-#: units of its price scale wide, so 12 leave each link within 0.6 % of its clearing price.
+#: ... by this many bisection steps, one evaluation of the dual each (and one before them): 12
+#: halvings of the kernel's bracket (:data:`~gnnalloc.families.edge.solvers._dual_kernel._CLEARING_BRACKET`)
+#: leave each link's price within 0.3 % of its clearing price at the other links' trial prices.
 _CLEARING_STEPS = 12
 
 #: ... except links whose load at the start is within this share of their capacity (or, at
-#: price 0, at most this share above it): already clear (an earlier solve's prices stay).
+#: price 0, at most this share above it): already clear, they keep their price (as a converged
+#: solve's links usually are).
 _CLEARING_TOLERANCE = 1e-3
 
 #: The status of an anytime solve that stopped above ``gap_tol``: the certified alternative.
@@ -989,15 +991,16 @@ def solve_dual(
             ``temperature``. A start refined at a lower temperature than the default can pass
             :data:`DEFAULT_TEMPERATURE`, so that wherever the start is not used the solve is
             the cold one at the default settings (a low temperature can stall higher).
-        clear_start_links: on instances with at most 12 users per server on average, move the
-            link prices of a given ``start``, before anything else, toward the prices that clear
-            the links at its server prices (:meth:`_CompiledDual.clear_links`: every link's
-            log-price bisected at once, 12 evaluations of the dual at ``temperature``; links
-            already clear keep their prices). For a start whose link prices are unreliable and
-            whose server prices are far off, as a learned prediction's (the ``gnn`` method sets
-            it): L-BFGS moves link prices slowly where each migration is a sizeable share of a
-            link. From server prices a few per cent off, the given link prices are the better
-            start (measured in ``benchmarks/RESULTS.md``). No effect without a ``start``.
+        clear_start_links: on instances with at most 12 users per server on average, replace
+            the link prices of a given ``start``, before anything else, by those that clear the
+            links at its server prices (:meth:`_CompiledDual.clear_links`: every link not clear
+            already has its log-price bisected, all at once, 13 evaluations of the dual at
+            ``temperature``), unless that raises the start's smoothed dual. For a start whose
+            link prices are unreliable and whose server prices are far off, as a learned
+            prediction's (the ``gnn`` method sets it): L-BFGS moves link prices slowly where
+            each migration is a sizeable share of a link. From server prices a few per cent off,
+            the given link prices are the better start (measured in ``benchmarks/RESULTS.md``).
+            No effect without a ``start``.
         water_filling: the instance's water-filling server prices
             (:func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices`), if the
             caller has them (the price model computes them for its prediction): the cold start,
@@ -1011,6 +1014,8 @@ def solve_dual(
     """
     if iterations is not None:
         check_count("iterations", iterations)
+    if not isinstance(clear_start_links, bool):
+        raise InputError(f"clear_start_links: must be true or false, got {clear_start_links!r}")
     check_count("search_rounds", search_rounds)
     check_count("bound_iterations", bound_iterations)
     check_temperature("temperature", temperature)
@@ -1037,9 +1042,7 @@ def solve_dual(
     )
     if (given_prices is not None and clear_start_links and problem.num_links
             and problem.num_users <= _CLEARING_MAX_USERS_PER_SERVER * problem.num_servers):
-        given_prices = setup.dual(float(temperature)).clear_links(
-            given_prices, setup.scale, problem.num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE,
-        )
+        given_prices = _cleared(setup.dual(float(temperature)), given_prices, setup.scale, problem.num_servers)
     # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
     # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
     given, classical_residual = False, math.inf
@@ -1094,6 +1097,16 @@ def solve_dual(
         if left < 2.0 * result.checkpoints[0][0]:
             return result
     return _better_of(setup, result, cold_solve(), gap_tol, time_limit, start_time)
+
+
+def _cleared(dual: _CompiledDual, prices: np.ndarray, scale: np.ndarray, num_servers: int) -> np.ndarray:
+    """``prices`` with their link prices cleared at their server prices (``solve_dual``'s
+    ``clear_start_links``), or as given where that would raise the smoothed dual ``dual``: the
+    links are bisected together, and links that share users can overshoot."""
+    cleared = dual.clear_links(prices, scale, num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE)
+    if cleared is prices or np.array_equal(cleared, prices):
+        return prices
+    return cleared if dual.evaluate(cleared)[0] <= dual.evaluate(prices)[0] else prices
 
 
 def _better_of(

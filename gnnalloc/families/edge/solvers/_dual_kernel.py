@@ -396,14 +396,15 @@ def clear_links(
     prices, price_scale, first_link, steps, tolerance, supply, user_start, pair_server, pair_slot,
     pair_link_weight, weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests check the cleared links' loads with the torch reference)
-    r"""``prices`` with the link prices (entries ``first_link:``) moved to where each link's
-    market clears at the server prices, which are held: the smoothed dual lowered over the link
+    r"""``prices`` with the link prices (entries ``first_link:``) replaced by those at which each
+    link's market clears at the server prices, which are held: the smoothed dual lowered over the link
     prices alone. A link already clear at ``prices`` to ``tolerance`` (its load within that
     share of its capacity at a positive price, at most that share above it at price 0) keeps
     its price. Each other link's load :math:`\sum_{p \text{ over } l} d_p x_p`
     falls as its own price rises, so its log-price (in units of ``price_scale``, within
     :data:`_CLEARING_BRACKET`) is bisected for ``steps`` steps, all such links at once, one
-    evaluation of the dual per step: up while the link is overloaded, down while it is not. A
+    evaluation of the dual per step after the one that finds them (``steps + 1`` in all, one if
+    every link is clear), and set to its final bracket's middle: up while the link is overloaded, down while it is not. A
     link never overloaded at any price tried gets price 0 (its capacity does not bind). The
     links move together, each bisected against the others' trial prices, so links that share
     users (substitutes) end near, not at, a joint clearing."""
@@ -427,6 +428,9 @@ def clear_links(
             moving[i] = abs(gradient[i]) > tolerance * supply[i]
         else:
             moving[i] = gradient[i] < -tolerance * supply[i]
+    cleared = prices.copy()
+    if not moving.any():  # every link clear already: nothing to bisect
+        return cleared
     bottom, top = _CLEARING_BRACKET
     low = np.full(n, bottom)
     high = np.full(n, top)
@@ -445,7 +449,6 @@ def clear_links(
                 low[i] = middle
             else:
                 high[i] = middle
-    cleared = prices.copy()
     for i in range(first_link, n):
         if moving[i]:
             cleared[i] = 0.0 if low[i] == bottom else price_scale[i] * math.exp(0.5 * (low[i] + high[i]))

@@ -11,7 +11,7 @@ import torch
 from gnnalloc import eua_instance, random_instance
 from gnnalloc.families.edge.metrics import score, user_utilities
 from gnnalloc.families.edge.problem import ProblemTensors, max_violation, resource_utility
-from gnnalloc.core import solve
+from gnnalloc.core import InputError, solve
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, default_iterations, smoothed_dual, solve_dual, solve_exact
 from gnnalloc.families.edge.solvers._dual import MAX_ITERATIONS, MIN_ITERATIONS
 from gnnalloc.families.edge.solvers.functional import bandwidth_waterfill, refill_home_compute, waterfill_prices
@@ -630,19 +630,34 @@ def test_every_temperature_has_the_same_floor():
         PriceConfig.from_dict({"label_temperature": 1e-7})
 
 
-@pytest.mark.parametrize("users, servers, cleared", [(60, 6, True), (60, 4, False)])
+def _soft_link_loads(instance, prices) -> tuple[np.ndarray, np.ndarray]:
+    """The smoothed dual's link loads at ``prices`` in ``solve_dual``'s units (the torch
+    reference, at the default temperature), and the link capacities."""
+    from gnnalloc.families.edge.solvers._dual import _reference_price
+
+    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
+    reference = _reference_price(problem, waterfill_prices(problem))
+    _, response = smoothed_dual(*(torch.as_tensor(p) for p in prices), problem, DEFAULT_TEMPERATURE, reference)
+    return problem.link_load(response).numpy(), problem.link_capacity.numpy()
+
+
+# 72 users on 6 servers are 12 per server, the most that clears; 73 are above it.
+@pytest.mark.parametrize("users, servers, cleared", [(60, 6, True), (72, 6, True), (73, 6, False), (60, 4, False)])
 def test_clear_start_links_replaces_a_starts_link_prices_where_users_per_server_are_few(users, servers, cleared):
     """``clear_start_links`` (off by default; ``gnn`` sets it): with at most 12 users per server
-    on average, a given start's link prices are moved toward the prices that clear the links at
-    its server prices (which stay); links already clear keep theirs. With more users per server,
-    or by default, the start is taken as given. Seen in a pass of no iteration, which returns the
+    on average, a given start's link prices are replaced by those that clear the links at its
+    server prices (which stay); links already clear keep theirs. With more users per server, or
+    by default, the start is taken as given. Seen in a pass of no iteration, which returns the
     prices it responded to."""
-    from gnnalloc.families.edge.solvers._dual import _CLEARING_MAX_USERS_PER_SERVER, _reference_price
+    from gnnalloc.families.edge.solvers._dual import _CLEARING_MAX_USERS_PER_SERVER
 
     instance = random_instance(users, servers, 1.2, seed=4)
     assert (users <= _CLEARING_MAX_USERS_PER_SERVER * servers) is cleared
     converged = solve_dual(instance, iterations=300, search_rounds=0, bound_iterations=0)
     start = (converged.server_price, np.zeros(len(instance.link_a)))  # free links: some overloaded
+    load, capacity = _soft_link_loads(instance, start)
+    overloaded = load > (1 + 1e-3) * capacity
+    assert overloaded.any() and not overloaded.all()
     options = dict(iterations=0, search_rounds=0, bound_iterations=0, start=start)
     given = solve_dual(instance, **options)
     np.testing.assert_array_equal(given.link_price, start[1])
@@ -652,21 +667,45 @@ def test_clear_start_links_replaces_a_starts_link_prices_where_users_per_server_
         np.testing.assert_array_equal(result.link_price, start[1])
         return
     assert result.dual_value < given.dual_value
-    # Exactly the free links the start's soft response (in the solve's units) overloads moved.
-    problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
-    reference = _reference_price(problem, waterfill_prices(problem))
-    _, response = smoothed_dual(torch.as_tensor(start[0]), torch.as_tensor(start[1]), problem, DEFAULT_TEMPERATURE, reference)
-    overloaded = (problem.link_load(response) > (1 + 1e-3) * problem.link_capacity).numpy()
-    assert overloaded.any() and not overloaded.all()
-    np.testing.assert_array_equal(result.link_price != start[1], overloaded)
-    # The converged prices clear every link already: kept as they are.
-    kept = solve_dual(instance, clear_start_links=True, **{**options, "start": (converged.server_price, converged.link_price)})
-    np.testing.assert_array_equal(kept.link_price, converged.link_price)
+    np.testing.assert_array_equal(result.link_price != start[1], overloaded)  # exactly those moved
+    # From the converged prices, the links already clear (to 0.1 %) keep their prices.
+    at_converged = (converged.server_price, converged.link_price)
+    load, capacity = _soft_link_loads(instance, at_converged)
+    clear = np.where(converged.link_price > 0, np.abs(capacity - load) <= 1e-3 * capacity, load <= (1 + 1e-3) * capacity)
+    assert clear.any()
+    kept = solve_dual(instance, clear_start_links=True, **{**options, "start": at_converged})
+    np.testing.assert_array_equal(kept.link_price[clear], converged.link_price[clear])
+
+
+def test_link_clearing_that_would_raise_the_smoothed_dual_keeps_the_start(monkeypatch):
+    """All links are bisected together, so links sharing users can overshoot: a clearing whose
+    smoothed dual is above the start's is not used."""
+    from gnnalloc.families.edge.solvers._dual import _CompiledDual
+
+    instance = random_instance(60, 6, 1.2, seed=4)
+    converged = solve_dual(instance, iterations=300, search_rounds=0, bound_iterations=0)
+    start = (converged.server_price, converged.link_price)
+    assert (start[1] > 0).any()
+
+    def overshoot(self, prices, scale, num_servers, steps, tolerance):
+        raised = prices.copy()
+        raised[num_servers:] = 1e6 * scale[num_servers:]  # every link priced out: a far higher dual
+        return raised
+
+    monkeypatch.setattr(_CompiledDual, "clear_links", overshoot)
+    result = solve_dual(instance, iterations=0, search_rounds=0, bound_iterations=0, start=start, clear_start_links=True)
+    np.testing.assert_array_equal(result.link_price, start[1])
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_clear_start_links_must_be_a_bool(value):
+    with pytest.raises(InputError, match="^clear_start_links: must be true or false"):
+        solve_dual(random_instance(20, 4, 1.0, seed=1), clear_start_links=value)
 
 
 def test_gnn_clears_its_predicted_link_prices(monkeypatch):
-    """The ``gnn`` method asks its solve to clear the predicted link prices (``dual`` starts from
-    the water-filling prices and has nothing to clear)."""
+    """The ``gnn`` method asks its solve to clear the predicted link prices; ``dual`` does not
+    (its one pass starts from the water-filling prices, which are not a given start)."""
     from gnnalloc.families.edge.solvers import _dual
 
     asked = []
