@@ -1120,8 +1120,9 @@ def _better_of(
     bound = min(given.upper_bound, restart.upper_bound)
     gap = setup.gap(bound, best.objective)
     stop = "gap_tol" if setup.meets(bound, best.objective, gap_tol) else restart.stop
-    status = (f"{_stop_status(stop, gap, gap_tol, time_limit)}; the given start stalled at proven gap "
-              f"{given.gap_bound:.4g} and the solve restarted from the water-filling prices")
+    stalled_at = f"proven gap {given.gap_bound:.4g}" if math.isfinite(given.gap_bound) else "no finite proven gap"
+    status = (f"{_stop_status(stop, gap, gap_tol, time_limit)}; the given start stalled at {stalled_at} "
+              f"and the solve restarted from the water-filling prices")
     return replace(
         best, iterations=given.iterations + restart.iterations, seconds=time.perf_counter() - start_time,
         upper_bound=bound, gap_bound=gap, stop=stop, status=status,
