@@ -209,6 +209,13 @@ def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compil
 
 
 @_compiled(fastmath=False)
+def _evaluation_buffers(num_prices, num_pairs):  # pragma: no cover - compiled
+    """Scratch for :func:`evaluate_dual` over ``num_prices`` prices (and the zero slot) and
+    ``num_pairs`` pairs: the response, the exponentials, the gradient and the curvature."""
+    return np.empty(num_pairs), np.empty(num_pairs), np.empty(num_prices + 1), np.empty(num_prices + 1)
+
+
+@_compiled(fastmath=False)
 def scaled_residual(z, g):  # pragma: no cover - compiled
     """The KKT residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` at scaled prices ``z`` with
     scaled gradient ``g`` (what :func:`minimise_dual` stops on)."""
@@ -243,11 +250,7 @@ def minimise_dual(
     is evaluated again; only the prices' rounding through ``z`` differs); ``stored = 0`` starts
     afresh."""
     n = start.shape[0]
-    num_pairs = pair_server.shape[0]
-    compute = np.empty(num_pairs)
-    exp_buffer = np.empty(num_pairs)
-    price_gradient = np.empty(n + 1)
-    curvature = np.empty(n + 1)
+    compute, exp_buffer, price_gradient, curvature = _evaluation_buffers(n, pair_server.shape[0])
     diagonal = np.empty(n)  # the scaled Hessian diagonal at z
     prices = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
 
@@ -404,16 +407,13 @@ def clear_links(
     falls as its own price rises, so its log-price (in units of ``price_scale``, within
     :data:`_CLEARING_BRACKET`) is bisected for ``steps`` steps, all such links at once, one
     evaluation of the dual per step after the one that finds them (``steps + 1`` in all, one if
-    every link is clear), and set to its final bracket's middle: up while the link is overloaded, down while it is not. A
-    link never overloaded at any price tried gets price 0 (its capacity does not bind). The
+    every link is clear): up while the link is overloaded, down while it is not; it ends at its
+    final bracket's middle. A link never overloaded at any price tried gets price 0 (its
+    capacity does not bind). The
     links move together, each bisected against the others' trial prices, so links that share
     users (substitutes) end near, not at, a joint clearing."""
     n = prices.shape[0]
-    num_pairs = pair_server.shape[0]
-    compute = np.empty(num_pairs)
-    exp_buffer = np.empty(num_pairs)
-    gradient = np.empty(n + 1)
-    curvature = np.empty(n + 1)
+    compute, exp_buffer, gradient, curvature = _evaluation_buffers(n, pair_server.shape[0])
     trial = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
     for i in range(n):
         trial[i] = prices[i]
