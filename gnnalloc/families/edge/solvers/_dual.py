@@ -1104,7 +1104,7 @@ def _cleared(dual: _CompiledDual, prices: np.ndarray, scale: np.ndarray, num_ser
     ``clear_start_links``), or as given where that would raise the smoothed dual ``dual``: the
     links are bisected together, and links that share users can overshoot."""
     cleared = dual.clear_links(prices, scale, num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE)
-    if cleared is prices or np.array_equal(cleared, prices):
+    if np.array_equal(cleared, prices):  # every link clear already: no evaluation to spend
         return prices
     return cleared if dual.evaluate(cleared)[0] <= dual.evaluate(prices)[0] else prices
 
