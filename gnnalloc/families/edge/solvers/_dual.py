@@ -471,15 +471,16 @@ class _CompiledDual:
 
     def clear_links(
         self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int, tolerance: float,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, float]:
         """``prices`` with the link prices replaced by those at which each link's market clears
         at the server prices, except links already clear to ``tolerance`` (a share of their
         capacity) (:func:`~gnnalloc.families.edge.solvers._dual_kernel.clear_links`: ``steps + 1``
-        evaluations of the dual)."""
-        return clear_links(
+        evaluations of the dual), and the dual's value at ``prices``."""
+        cleared, value = clear_links(
             np.ascontiguousarray(prices, dtype=np.float64), np.ascontiguousarray(scale, dtype=np.float64),
             num_servers, steps, float(tolerance), self.supply, *self.pairs, *self.users,
         )
+        return cleared, float(value)
 
     def residual(self, prices: np.ndarray, scale: np.ndarray) -> float:
         """The KKT residual at ``prices`` (:func:`kkt_residual`, price scale ``scale``)."""
@@ -1035,6 +1036,7 @@ def solve_dual(
     # The water-filling prices with zero link prices: the cold start, and every fallback.
     classical = _host(torch.cat([server_start, problem.link_capacity.new_zeros(problem.num_links)]))
     given_prices = None if start is None else _start_prices(start, problem.num_servers, problem.num_links)
+    given_value: float | None = None  # the smoothed dual at the given start, once computed
     bandwidth, bandwidth_price = bandwidth_waterfill(problem)
     setup = _Setup(
         instance, problem, _reference_price(problem, server_start), _host(_price_scale(problem, server_start)),
@@ -1042,12 +1044,12 @@ def solve_dual(
     )
     if (given_prices is not None and clear_start_links and problem.num_links
             and problem.num_users <= _CLEARING_MAX_USERS_PER_SERVER * problem.num_servers):
-        given_prices = _cleared(setup.dual(float(temperature)), given_prices, setup.scale, problem.num_servers)
+        given_prices, given_value = _cleared(setup.dual(float(temperature)), given_prices, setup.scale, problem.num_servers)
     # A given start is used if its smoothed dual is below the water-filling prices' (L-BFGS
     # minimises that value, so it starts from the better point); L-BFGS might be unable to leave it.
     given, classical_residual = False, math.inf
     if given_prices is not None:
-        given, classical_residual = _compare_starts(setup, given_prices, classical, float(temperature))
+        given, classical_residual = _compare_starts(setup, given_prices, classical, float(temperature), given_value)
     # For a given start in use, the residual below which it is never abandoned; None otherwise.
     stuck_above = classical_residual if given else None
     initial = given_prices if given else classical
@@ -1099,14 +1101,18 @@ def solve_dual(
     return _better_of(setup, result, cold_solve(), gap_tol, time_limit, start_time)
 
 
-def _cleared(dual: _CompiledDual, prices: np.ndarray, scale: np.ndarray, num_servers: int) -> np.ndarray:
+def _cleared(
+    dual: _CompiledDual, prices: np.ndarray, scale: np.ndarray, num_servers: int,
+) -> tuple[np.ndarray, float]:
     """``prices`` with their link prices cleared at their server prices (``solve_dual``'s
     ``clear_start_links``), or as given where that would raise the smoothed dual ``dual``: the
-    links are bisected together, and links that share users can overshoot."""
-    cleared = dual.clear_links(prices, scale, num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE)
-    if np.array_equal(cleared, prices):  # every link clear already: no evaluation to spend
-        return prices
-    return cleared if dual.evaluate(cleared)[0] <= dual.evaluate(prices)[0] else prices
+    links are bisected together, and links that share users can overshoot. Also the smoothed
+    dual's value at the prices returned."""
+    cleared, given_value = dual.clear_links(prices, scale, num_servers, _CLEARING_STEPS, _CLEARING_TOLERANCE)
+    if np.array_equal(cleared, prices):  # every link clear already
+        return prices, given_value
+    cleared_value = dual.evaluate(cleared)[0]
+    return (cleared, cleared_value) if cleared_value <= given_value else (prices, given_value)
 
 
 def _better_of(
@@ -1143,13 +1149,16 @@ def _stop_status(stop: str, gap: float, gap_tol: float | None, time_limit: float
 
 
 def _compare_starts(
-    setup: _Setup, given: np.ndarray, classical: np.ndarray, temperature: float,
+    setup: _Setup, given: np.ndarray, classical: np.ndarray, temperature: float, given_value: float | None = None,
 ) -> tuple[bool, float]:
     """Whether the smoothed dual at ``temperature`` is lower at ``given`` than at ``classical``,
-    and the KKT residual at ``classical`` (what :func:`_cannot_leave` compares with)."""
+    and the KKT residual at ``classical`` (what :func:`_cannot_leave` compares with).
+    ``given_value``: the smoothed dual at ``given``, where the caller has it."""
     dual = setup.dual(temperature)
     classical_value, classical_gradient, _ = dual.evaluate(classical)
-    return dual.evaluate(given)[0] < classical_value, kkt_residual(classical, classical_gradient, setup.scale)
+    if given_value is None:
+        given_value = dual.evaluate(given)[0]
+    return given_value < classical_value, kkt_residual(classical, classical_gradient, setup.scale)
 
 
 #: The status of a solve whose given start stalled L-BFGS (see :func:`_cannot_leave`).

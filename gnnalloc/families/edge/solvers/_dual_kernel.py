@@ -411,13 +411,14 @@ def clear_links(
     final bracket's middle. A link never overloaded at any price tried gets price 0 (its
     capacity does not bind). The
     links move together, each bisected against the others' trial prices, so links that share
-    users (substitutes) end near, not at, a joint clearing."""
+    users (substitutes) end near, not at, a joint clearing. Also returns the dual's value at
+    ``prices`` (its first evaluation), so that the caller need not evaluate it again."""
     n = prices.shape[0]
     compute, exp_buffer, gradient, curvature = _evaluation_buffers(n, pair_server.shape[0])
     trial = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
     for i in range(n):
         trial[i] = prices[i]
-    evaluate_dual(
+    value = evaluate_dual(
         trial, supply, user_start, pair_server, pair_slot, pair_link_weight,
         weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
         gradient, compute, exp_buffer, curvature,
@@ -430,7 +431,7 @@ def clear_links(
             moving[i] = gradient[i] < -tolerance * supply[i]
     cleared = prices.copy()
     if not moving.any():  # every link clear already: nothing to bisect
-        return cleared
+        return cleared, value
     bottom, top = _CLEARING_BRACKET
     low = np.full(n, bottom)
     high = np.full(n, top)
@@ -452,4 +453,4 @@ def clear_links(
     for i in range(first_link, n):
         if moving[i]:
             cleared[i] = 0.0 if low[i] == bottom else price_scale[i] * math.exp(0.5 * (low[i] + high[i]))
-    return cleared
+    return cleared, value

@@ -690,7 +690,7 @@ def test_link_clearing_that_would_raise_the_smoothed_dual_keeps_the_start(monkey
     def overshoot(self, prices, scale, num_servers, steps, tolerance):
         raised = prices.copy()
         raised[num_servers:] = 1e6 * scale[num_servers:]  # every link priced out: a far higher dual
-        return raised
+        return raised, self.evaluate(prices)[0]
 
     monkeypatch.setattr(_CompiledDual, "clear_links", overshoot)
     result = solve_dual(instance, iterations=0, search_rounds=0, bound_iterations=0, start=start, clear_start_links=True)

@@ -361,7 +361,7 @@ def test_clearing_a_lone_link_brings_its_load_to_its_capacity(seed):
     scale = _price_scale(problem, start).numpy()
     prices = _random_prices(problem, start, seed)
     prices[-1] = 5.0 * scale[-1]  # far above or below wherever it clears
-    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12, 1e-3)
+    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12, 1e-3)[0]
     np.testing.assert_array_equal(cleared[:-1], prices[:-1])
     link_gradient = lambda price: float(reference(torch.from_numpy(np.append(cleared[:-1], price)))[1][-1])
     if cleared[-1] == 0.0:
@@ -380,7 +380,7 @@ def test_a_link_within_capacity_even_when_free_is_cleared_to_price_zero():
     scale = _price_scale(problem, start).numpy()
     prices = np.concatenate([start.numpy(), [3.0 * scale[-1]]])
     assert float(reference(torch.from_numpy(np.append(prices[:-1], 0.0)))[1][-1]) > 0  # never overloaded
-    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12, 1e-3)
+    cleared = compiled.clear_links(prices, scale, problem.num_servers, 12, 1e-3)[0]
     assert cleared[-1] == 0.0
 
 
@@ -399,12 +399,13 @@ def test_clearing_keeps_links_that_already_clear_and_lowers_the_dual_over_the_ot
     capacity, link_price = compiled.supply[num_servers:], converged[num_servers:]
     clear = np.where(link_price > 0, np.abs(gradient) <= 1e-3 * capacity, gradient >= -1e-3 * capacity)
     assert clear.mean() > 0.9
-    kept = compiled.clear_links(converged, scale, num_servers, 12, 1e-3)
+    kept = compiled.clear_links(converged, scale, num_servers, 12, 1e-3)[0]
     np.testing.assert_array_equal(kept[:num_servers], converged[:num_servers])
     np.testing.assert_array_equal(kept[num_servers:][clear], link_price[clear])
     for seed in range(3):
         prices = _random_prices(problem, start, seed)
-        cleared = compiled.clear_links(prices, scale, num_servers, 12, 1e-3)
+        cleared, value = compiled.clear_links(prices, scale, num_servers, 12, 1e-3)
+        assert value == compiled.evaluate(prices)[0]  # the dual at the given prices, returned with them
         np.testing.assert_array_equal(cleared[:num_servers], prices[:num_servers])
         assert (cleared[num_servers:] != prices[num_servers:]).mean() > 0.5
         before, after = compiled.evaluate(prices)[0], compiled.evaluate(cleared)[0]
