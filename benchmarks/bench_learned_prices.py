@@ -66,7 +66,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import number, objective, proven_bound  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
-from gnnalloc.families.edge import GNN_FIRST_CHUNK, gnn_gap_tol, gnn_temperature, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge import (  # noqa: E402
+    gnn_gap_tol, gnn_refinement_options, gnn_temperature, shipped_allocator,
+)
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.generators import random_instance  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
@@ -145,14 +147,13 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         row[f"{key} proven"] = (proven_bound(runs[-1]) - value) / total
         row[f"{key} ms"] = 1000 * statistics.median(r.seconds for r in runs)
         assert proven_bound(runs[-1]) >= best - 1e-6 * max(1.0, abs(best)), (label, key)
-        start, tau, first = None, options.get("temperature", DEFAULT_TEMPERATURE), None
         if "allocator" in options:  # as gnn runs it
             model = options["allocator"]
-            start, first = model.predict(instance), GNN_FIRST_CHUNK
-            tau = options.get("temperature", gnn_temperature(model, instance, True))
-        row[f"{key} it"] = solve_dual(
-            instance, start=start, temperature=tau, iterations=first, clear_start_links=start is not None, **limits,
-        ).iterations
+            start = model.predict(instance)
+            refinement = gnn_refinement_options(model, instance, temperature=options.get("temperature"), **limits)
+        else:
+            start, refinement = None, {"temperature": options.get("temperature", DEFAULT_TEMPERATURE), **limits}
+        row[f"{key} it"] = solve_dual(instance, start=start, **refinement).iterations
     return row
 
 

@@ -5,8 +5,7 @@ prices (``solve_dual(clear_start_links=...)``), on held-out instances (:mod:`ben
 For every instance (``--users`` of ``--layout`` and ``--seed``, ``--servers`` for the random and
 clustered layouts, loads 0.6 / 1.0 / 1.4 x alpha 0.5 / 1 / 2, at ``--penalty``), both solves run
 as ``gnn`` runs them (prediction included in the time: water-filling, prediction, ``solve_dual``
-to :func:`~gnnalloc.families.edge.gnn_gap_tol` at :func:`~gnnalloc.families.edge.gnn_temperature`,
-first chunk :data:`~gnnalloc.families.edge.GNN_FIRST_CHUNK`), one untimed call each, then the
+with :func:`~gnnalloc.families.edge.gnn_refinement_options`), one untimed call each, then the
 median of ``--repeats`` calls; ``dual`` as a user calls it gives the time ratio; ``exact`` the
 true gap (every proven bound is checked against its optimum, asserted). ``--force`` clears the
 links whatever the users per server (``solve_dual`` clears them only up to
@@ -35,9 +34,9 @@ from _common import median_time, number, objective, proven_bound, write_table  #
 from _heldout import heldout_instance  # noqa: E402
 
 from gnnalloc import solve  # noqa: E402
-from gnnalloc.families.edge import GNN_FIRST_CHUNK, gnn_gap_tol, gnn_temperature, shipped_allocator  # noqa: E402
+from gnnalloc.families.edge import gnn_refinement_options, shipped_allocator  # noqa: E402
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
-from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, solve_dual  # noqa: E402
+from gnnalloc.families.edge.solvers import solve_dual  # noqa: E402
 from gnnalloc.families.edge.solvers import _dual  # noqa: E402  (--force lifts the density limit)
 from gnnalloc.families.edge.solvers.functional import waterfill_prices  # noqa: E402
 
@@ -72,11 +71,8 @@ def main() -> int:
             clock = time.perf_counter()
             water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
             start = model.predict(instance, water_filling)
-            result = solve_dual(
-                instance, start=start, water_filling=water_filling, iterations=GNN_FIRST_CHUNK, search_rounds=5,
-                temperature=gnn_temperature(model, instance, True), gap_tol=gnn_gap_tol(instance),
-                cold_temperature=DEFAULT_TEMPERATURE, clear_start_links=clear,
-            )
+            options = {**gnn_refinement_options(model, instance), "clear_start_links": clear}
+            result = solve_dual(instance, start=start, water_filling=water_filling, **options)
             return time.perf_counter() - clock, result
 
         line = [f"load {load} alpha {alpha}: dual {1e3 * dual_seconds:.1f} ms"]

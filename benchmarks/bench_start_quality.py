@@ -4,9 +4,8 @@ against oracle starts, on held-out instances (:mod:`benchmarks._heldout`).
 The oracle is the dual's own minimiser at the model's temperature (``solve_dual``, 3,000
 iterations), the point the model is trained to predict. For every instance (816 users of
 ``--layout`` and ``--seed`` at loads 0.6 / 1.0 / 1.4, alpha 0.5 / 1 / 2, each ``--penalties``),
-``solve_dual`` runs as ``gnn`` runs it (anytime to :func:`~gnnalloc.families.edge.gnn_gap_tol`,
-first chunk :data:`~gnnalloc.families.edge.GNN_FIRST_CHUNK`, the temperature
-:func:`~gnnalloc.families.edge.gnn_temperature` picks, five search rounds) from five starts: the
+``solve_dual`` runs as ``gnn`` runs it (:func:`~gnnalloc.families.edge.gnn_refinement_options`:
+anytime to ``gnn``'s default proven gap, at the temperature it picks) from five starts: the
 model's prediction; its server prices with zero link prices; the oracle's server prices with the
 model's link prices; the model's server prices with the oracle's link prices; the oracle; and, for
 each ``--noise`` sigma, the oracle's prices each multiplied by :math:`e^{\sigma z}`, :math:`z` standard
@@ -48,7 +47,7 @@ from _common import number, write_table  # noqa: E402
 from _heldout import heldout_instance  # noqa: E402
 
 from gnnalloc.families.edge import (  # noqa: E402
-    GNN_FIRST_CHUNK, PricePredictor, gnn_gap_tol, gnn_temperature, shipped_allocator,
+    PricePredictor, gnn_refinement_options, shipped_allocator,
 )
 from gnnalloc.families.edge.problem import ProblemTensors  # noqa: E402
 from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE, solve_dual  # noqa: E402
@@ -135,17 +134,14 @@ def main() -> int:
         instance = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
         problem = ProblemTensors.from_instance(instance, dtype=torch.float64)
         water_filling = waterfill_prices(problem)
-        options = dict(
-            water_filling=water_filling, iterations=GNN_FIRST_CHUNK, search_rounds=5,
-            temperature=gnn_temperature(model, instance, True), gap_tol=gnn_gap_tol(instance),
-            cold_temperature=DEFAULT_TEMPERATURE, clear_start_links=True,
-        )
+        options = {"water_filling": water_filling, **gnn_refinement_options(model, instance)}
         found, oracle = starts(model, instance, water_filling, args.noise, rng)
         found[DUAL] = (water_filling.numpy(), np.zeros(instance.num_links))
         weight = float(instance.weight.sum())
         for name, start in found.items():
             # The recovery and the bound at the start itself, at the temperature its solve runs
-            # at, its links cleared as its solve clears them (dual's own start: as it is); solve_dual sets aside a start whose smoothed dual is above the water-filling
+            # at, its links cleared as its solve clears them (dual's own start: as it is);
+            # solve_dual sets aside a start whose smoothed dual is above the water-filling
             # prices' (then those are what it returns): such a start has no figures of its own.
             # Clearing moves only link prices, so the server prices tell which.
             at_start = solve_dual(instance, start=start, iterations=0, search_rounds=5, water_filling=water_filling,

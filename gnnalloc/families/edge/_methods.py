@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GNN_FIRST_CHUNK", "GNN_GAP_TOL", "GNN_GAP_TOL_MAX_PENALTY", "GNN_HIGH_PENALTY_GAP_TOL",
-    "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_temperature",
+    "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_refinement_options",
+    "gnn_temperature",
     "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
@@ -90,6 +91,54 @@ def gnn_gap_tol(instance: Instance) -> float:
     """``gnn``'s default ``gap_tol`` on ``instance``: :data:`GNN_GAP_TOL` up to
     :data:`GNN_GAP_TOL_MAX_PENALTY`, :data:`GNN_HIGH_PENALTY_GAP_TOL` above."""
     return GNN_GAP_TOL if instance.penalty <= GNN_GAP_TOL_MAX_PENALTY else GNN_HIGH_PENALTY_GAP_TOL
+
+
+def gnn_refinement_options(
+    model: "PricePredictor",
+    instance: Instance,
+    *,
+    iterations: int | None = None,
+    search_rounds: int | None = None,
+    bound_iterations: int | None = None,
+    temperature: float | None = None,
+    gap_tol: float | None = None,
+    time_limit: float | None = None,
+) -> dict[str, Any]:
+    """The keyword options of :func:`~gnnalloc.families.edge.solvers.solve_dual` with which
+    ``gnn`` refines ``model``'s prediction on ``instance`` (besides ``start`` and
+    ``water_filling``), given ``gnn``'s own options (``None``: its default).
+
+    Anytime to :func:`gnn_gap_tol` unless one pass is asked for (``iterations`` without
+    ``gap_tol`` or ``time_limit``; ``time_limit`` alone bounds the solve, not its aim, and
+    ``gap_tol=0`` with it refines until the limit), from a first chunk of
+    :data:`GNN_FIRST_CHUNK`, at :func:`gnn_temperature`, with the predicted link prices cleared
+    first (``clear_start_links``). Benchmarks that time ``gnn``'s steps apart use it too, so that
+    they run what ``gnn`` runs.
+    """
+    if gap_tol is None and (iterations is None or time_limit is not None):
+        gap_tol = gnn_gap_tol(instance)
+    anytime = gap_tol is not None or time_limit is not None
+    options: dict[str, Any] = {
+        "iterations": GNN_FIRST_CHUNK if iterations is None else iterations,
+        "search_rounds": 5 if search_rounds is None else search_rounds,
+        "temperature": gnn_temperature(model, instance, anytime) if temperature is None else temperature,
+        # The predicted link prices are the prediction's least reliable part: where each
+        # migration is a sizeable share of a link, the solve first clears the links at the
+        # predicted server prices.
+        "clear_start_links": True,
+    }
+    if bound_iterations is not None:
+        options["bound_iterations"] = bound_iterations
+    for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
+        if value is not None:
+            options[name] = value
+    if anytime:
+        # Where the prediction is not used (its dual is not below the water-filling prices',
+        # L-BFGS cannot leave it, or its solve stalls above gap_tol), the solve is dual's own:
+        # at dual's default temperature, not the model's, which can stall higher on unfamiliar
+        # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
+        options["cold_temperature"] = DEFAULT_TEMPERATURE
+    return options
 
 
 def default_checkpoint() -> Path:
@@ -263,37 +312,15 @@ def _gnn(
             check_time_limit(time_limit)
         answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
         return replace(answer, method="gnn")
-    # Anytime to the default proven gap unless one pass is asked for: `iterations` without
-    # gap_tol or time_limit. time_limit alone bounds the solve, not its aim (gap_tol=0 with
-    # time_limit refines until the limit).
-    if gap_tol is None and (iterations is None or time_limit is not None):
-        gap_tol = gnn_gap_tol(instance)
     start = time.perf_counter()  # model loading excluded
     # One water-filling for the model's references and the solver's cold start and units.
     water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
     prices = allocator.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
-    anytime = gap_tol is not None or time_limit is not None
-    options: dict[str, Any] = {
-        "iterations": GNN_FIRST_CHUNK if iterations is None else iterations,
-        "search_rounds": 5 if search_rounds is None else search_rounds,
-    }
-    if bound_iterations is not None:
-        options["bound_iterations"] = bound_iterations
-    if temperature is None:
-        temperature = gnn_temperature(allocator, instance, anytime)
-    options["temperature"] = temperature
-    for name, value in (("gap_tol", gap_tol), ("time_limit", time_limit)):
-        if value is not None:
-            options[name] = value
-    if anytime:
-        # Where the prediction is not used (its dual is not below the water-filling prices',
-        # L-BFGS cannot leave it, or its solve stalls above gap_tol), the solve is dual's own:
-        # at dual's default temperature, not the model's, which can stall higher on unfamiliar
-        # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
-        options["cold_temperature"] = DEFAULT_TEMPERATURE
-    # The predicted link prices are the prediction's least reliable part: where each migration is
-    # a sizeable share of a link, the solve first clears the links at the predicted server prices.
-    result = solve_dual(instance, start=prices, water_filling=water_filling, clear_start_links=True, **options)
+    options = gnn_refinement_options(
+        allocator, instance, iterations=iterations, search_rounds=search_rounds,
+        bound_iterations=bound_iterations, temperature=temperature, gap_tol=gap_tol, time_limit=time_limit,
+    )
+    result = solve_dual(instance, start=prices, water_filling=water_filling, **options)
     seconds = time.perf_counter() - start
     return _at_least_baselines(
         instance, SolveResult(result.allocation, "gnn", seconds, result.status, upper_bound=result.upper_bound)

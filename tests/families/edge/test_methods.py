@@ -80,6 +80,49 @@ def test_a_time_limit_alone_bounds_gnn_s_time_not_its_aim(monkeypatch):
     assert seen == [(0.02, 30.0, methods.GNN_FIRST_CHUNK), (0.02, 30.0, 7), (0.0, 1.0, methods.GNN_FIRST_CHUNK)]
 
 
+def test_gnn_refinement_options_state_gnn_s_defaults():
+    """What gnn hands solve_dual besides the start: anytime to gnn_gap_tol at the model's
+    temperature (dual's above GNN_MODEL_TEMPERATURE_MAX_PENALTY), links cleared; one pass at
+    dual's temperature when only iterations are given; given options win."""
+    from gnnalloc.families.edge import _methods as methods
+    from gnnalloc.families.edge.solvers import DEFAULT_TEMPERATURE
+
+    model = shipped_allocator()
+    low, high = random_instance(40, 6, 1.0, 5, penalty=10.0), random_instance(40, 6, 1.0, 5, penalty=25.0)
+    assert methods.gnn_refinement_options(model, low) == {
+        "iterations": methods.GNN_FIRST_CHUNK, "search_rounds": 5, "temperature": model.temperature,
+        "clear_start_links": True, "gap_tol": methods.GNN_GAP_TOL, "cold_temperature": DEFAULT_TEMPERATURE,
+    }
+    assert methods.gnn_refinement_options(model, high)["temperature"] == DEFAULT_TEMPERATURE
+    assert methods.gnn_refinement_options(model, high)["gap_tol"] == methods.GNN_HIGH_PENALTY_GAP_TOL
+    assert methods.gnn_refinement_options(model, low, iterations=7) == {
+        "iterations": 7, "search_rounds": 5, "temperature": DEFAULT_TEMPERATURE, "clear_start_links": True,
+    }
+    given = methods.gnn_refinement_options(
+        model, low, search_rounds=0, bound_iterations=3, temperature=0.02, gap_tol=0.01, time_limit=2.0,
+    )
+    assert {k: given[k] for k in ("search_rounds", "bound_iterations", "temperature", "gap_tol", "time_limit")} == {
+        "search_rounds": 0, "bound_iterations": 3, "temperature": 0.02, "gap_tol": 0.01, "time_limit": 2.0,
+    }
+
+
+def test_gnn_refines_with_gnn_refinement_options(monkeypatch):
+    from gnnalloc.families.edge import _methods as methods
+
+    seen = []
+    original = methods.solve_dual
+
+    def spy(instance, **options):
+        seen.append({k: v for k, v in options.items() if k not in ("start", "water_filling")})
+        return original(instance, **options)
+
+    monkeypatch.setattr(methods, "solve_dual", spy)
+    instance = random_instance(40, 6, 1.0, 5)
+    for options in ({}, {"iterations": 7}, {"time_limit": 30.0, "search_rounds": 1}):
+        solve(instance, "gnn", **options)
+        assert seen[-1] == methods.gnn_refinement_options(shipped_allocator(), instance, **options)
+
+
 def test_more_iterations_do_not_worsen_the_answer_much():
     instance = random_instance(80, 10, 1.0, 7)
     few = _objective(instance, solve(instance, "gnn", iterations=0).allocation)
