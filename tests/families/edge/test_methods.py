@@ -118,7 +118,10 @@ def test_gnn_refines_with_gnn_refinement_options(monkeypatch):
 
     monkeypatch.setattr(methods, "solve_dual", spy)
     instance = random_instance(40, 6, 1.0, 5)
-    for options in ({}, {"iterations": 7}, {"time_limit": 30.0, "search_rounds": 1}):
+    for options in (
+        {}, {"iterations": 7}, {"time_limit": 30.0, "search_rounds": 1},
+        {"gap_tol": 0.01, "temperature": 0.02, "bound_iterations": 3},
+    ):
         solve(instance, "gnn", **options)
         assert seen[-1] == methods.gnn_refinement_options(shipped_allocator(), instance, **options)
 
