@@ -59,11 +59,9 @@ GNN_GAP_TOL_MAX_PENALTY = 10.0
 
 #: ``gnn``'s first chunk of iterations in its anytime solve (later chunks are ``dual``'s
 #: default): a start near the minimiser ends the chunk sooner, a poorer one runs on without a
-#: checkpoint until its KKT residual is small (``solve_dual``). The warm-up at a warmer
-#: temperature that precedes it has the same cap, which must leave it room to reach its own
-#: residual aim from a prediction: one stopped short of it costs more iterations at the colder
-#: temperature than it saved (``benchmarks/RESULTS.md``, ``bench_learned_prices.py``).
-GNN_FIRST_CHUNK = 300
+#: checkpoint until its KKT residual is small (``solve_dual``;
+#: ``benchmarks/bench_learned_prices.py --anytime``).
+GNN_FIRST_CHUNK = 100
 
 #: With ``gap_tol`` or ``time_limit``, ``gnn`` refines at the model's own temperature on
 #: instances with a penalty up to this, and at ``dual``'s default above it (as its one pass):
