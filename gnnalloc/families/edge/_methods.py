@@ -288,38 +288,31 @@ def _gnn(
     *,
     allocator: "PricePredictor | Allocator | None" = None,
     checkpoint: str | Path | None = None,
-    iterations: int | None = None,
-    search_rounds: int | None = None,
-    bound_iterations: int | None = None,
-    temperature: float | None = None,
-    gap_tol: float | None = None,
-    time_limit: float | None = None,
+    **refinement: Any,
 ) -> SolveResult:
+    """``gnn``: ``refinement`` holds :func:`gnn_refinement_options`' keyword options (the
+    registry admits no other name)."""
     from gnnalloc.families.edge.nn import PricePredictor
 
     allocator = _model_of(allocator, checkpoint, _DEFAULT_CHECKPOINT)
-    if not isinstance(allocator, PricePredictor) and not _is_share_head(allocator):
-        raise InputError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     if _is_share_head(allocator):  # a share-head checkpoint: that model's own answer
         # It answers in one pass, well within any time limit (accepted, so that a caller such
         # as the server can bound every learned method alike); what only a dual refinement
         # uses is refused by name.
-        for name, value in (("iterations", iterations), ("bound_iterations", bound_iterations),
-                            ("temperature", temperature), ("gap_tol", gap_tol)):
-            if value is not None:
+        for name in ("iterations", "bound_iterations", "temperature", "gap_tol"):
+            if refinement.get(name) is not None:
                 raise InputError(f"{name}: a share-head model answers in one pass and takes no {name}")
-        if time_limit is not None:
-            check_time_limit(time_limit)
-        answer = _gnn_shares(instance, allocator=allocator, search_rounds=search_rounds)
+        if refinement.get("time_limit") is not None:
+            check_time_limit(refinement["time_limit"])
+        answer = _gnn_shares(instance, allocator=allocator, search_rounds=refinement.get("search_rounds"))
         return replace(answer, method="gnn")
+    if not isinstance(allocator, PricePredictor):
+        raise InputError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
     # One water-filling for the model's references and the solver's cold start and units.
     water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
     prices = allocator.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
-    options = gnn_refinement_options(
-        allocator, instance, iterations=iterations, search_rounds=search_rounds,
-        bound_iterations=bound_iterations, temperature=temperature, gap_tol=gap_tol, time_limit=time_limit,
-    )
+    options = gnn_refinement_options(allocator, instance, **refinement)
     result = solve_dual(instance, start=prices, water_filling=water_filling, **options)
     seconds = time.perf_counter() - start
     return _at_least_baselines(
