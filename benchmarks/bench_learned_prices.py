@@ -21,6 +21,17 @@ the start or the temperature?), on the held-out instances of ``--seed``, ``--lay
 ``gap_tol``), then to ``gap_tol``: true and proven gap, median time, and the L-BFGS iterations
 needed (one ``solve_dual`` run each). Writes ``benchmarks/out/learned_prices_anytime_{layout}_{users}_seed{seed}.md``.
 
+With ``--paired``: each ``--checkpoints`` model as ``gnn``'s (its defaults, to
+:func:`~gnnalloc.families.edge.gnn_gap_tol`) against ``dual``'s one pass, on the default mode's
+816-user held-out instances of ``--layout``, ``--seed`` and ``--penalties`` (loads 0.6 / 1.0 /
+1.4 × alpha 0.5 / 1 / 2, or ``--alphas``): per instance ``dual``'s median of ``--repeats``
+solves after one, then every model's in turn, ``--repeats`` rounds after one untimed, so that
+the models share whatever the machine is doing; each model's median time over ``dual``'s, its
+L-BFGS iterations (one ``solve_dual`` run as ``gnn`` runs it, :func:`gnn_refinement_options`;
+they are deterministic) and its true and proven gaps. Per model and penalty: the median and
+geometric mean of the time ratios, the median iterations and the largest gaps. Writes
+``benchmarks/out/learned_prices_paired_{layout}_seed{seed}.md``.
+
 With ``--accuracy``: how close each ``--checkpoints`` model's prediction is to the dual's own
 minimiser at the model's temperature (``solve_dual``, 3,000 iterations, no search), on held-out
 sets of three layouts and two sizes (penalty 10, alpha 1, loads 0.6 / 1.0 / 1.4), the library's
@@ -39,6 +50,8 @@ minimisers. Writes
         [--layout eua] [--users 816]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --accuracy \
         [--checkpoints checkpoints/prices.ckpt OTHER.ckpt]
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --paired \
+        --checkpoints checkpoints/prices.ckpt OTHER.ckpt [--penalties 10] [--seed 1] [--layout eua]
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_learned_prices.py --speedup \
         --users 5000 --seeds 1 2 --penalties 2 10 [--loads 0.6 1.0 1.4] [--alphas 1]
 
@@ -248,19 +261,22 @@ def main() -> int:
     mode.add_argument("--anytime", action="store_true", help="solve to gap_tol (module docstring)")
     mode.add_argument("--accuracy", action="store_true", help="the prediction against the dual's prices")
     mode.add_argument("--speedup", action="store_true", help="gnn to gap_tol against exact (module docstring)")
+    mode.add_argument("--paired", action="store_true", help="models' gnn against dual's one pass, paired (module docstring)")
     parser.add_argument("--seeds", type=number(int, 0), nargs="*", default=[1], help="--speedup: held-out seeds")
     parser.add_argument("--exact-repeats", type=number(int, 1), default=1,
                         help="--speedup: exact's time is the median of this many solves (the first included)")
     parser.add_argument("--loads", type=number(float, 0.0, above=True), nargs="*", default=[0.6, 1.0, 1.4], help="--speedup: loads")
-    parser.add_argument("--alphas", type=number(float, 0.0, above=True), nargs="*", default=[1.0], help="--speedup: alphas")
+    parser.add_argument("--alphas", type=number(float, 0.0, above=True), nargs="*", default=None,
+                        help="--speedup (default 1), --paired (default 0.5 1 2): alphas")
     parser.add_argument("--checkpoints", nargs="*", default=None,
-                        help="--anytime, --accuracy: price models to compare")
+                        help="--anytime, --accuracy, --paired: price models to compare")
     parser.add_argument("--penalties", type=number(float, 1.0), nargs="*", default=[2.0, 10.0, 25.0])
     parser.add_argument("--seed", type=number(int, 0), default=1,
-                        help="--anytime and the default mode: the held-out instances' seed")
+                        help="--anytime, --paired and the default mode: the held-out instances' seed")
     parser.add_argument("--users", type=number(int, 2), default=816, help="--anytime: users per held-out instance")
     parser.add_argument("--layout", choices=["eua", "random", "clustered"], default="eua",
-                        help="--anytime and the default mode: the held-out instances' topology (benchmarks/_heldout.py)")
+                        help="--anytime, --paired and the default mode: the held-out instances' topology "
+                        "(benchmarks/_heldout.py)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_dual_kernels()
@@ -279,6 +295,8 @@ def main() -> int:
         return accuracy_main(args)
     if args.speedup:
         return speedup_main(args)
+    if args.paired:
+        return paired_main(args)
     rows = []
     alphas = (1.0,) if args.quick else (0.5, 1.0, 2.0)
     ratios: dict[float, list[float]] = {}
@@ -327,7 +345,7 @@ def anytime_main(args: argparse.Namespace) -> int:
 def speedup_main(args: argparse.Namespace) -> int:
     name, model = next(iter(args.models.items()))  # the first --checkpoints model, else the shipped one
     rows, speedups = [], []
-    for seed, penalty, load, alpha in itertools.product(args.seeds, args.penalties, args.loads, args.alphas):
+    for seed, penalty, load, alpha in itertools.product(args.seeds, args.penalties, args.loads, args.alphas or [1.0]):
         inst = heldout_instance(args.users, load, seed, penalty=penalty, alpha=alpha)
         tol = gnn_gap_tol(inst)
         total_weight = float(inst.weight.sum())
@@ -361,6 +379,64 @@ def speedup_main(args: argparse.Namespace) -> int:
                f"mean {geometric:.1f}x, {min(speedups):.1f}-{max(speedups):.1f}x")
     return _write(f"learned_prices_speedup_{args.users}.md", f"gnn ({name}) to gap_tol against exact "
                   f"(median of {args.exact_repeats}); gnn median of {args.repeats} after one; {summary}", rows)
+
+
+def _median_seconds(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        clock = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - clock)
+    return statistics.median(times)
+
+
+def paired_main(args: argparse.Namespace) -> int:
+    """``--paired`` (module docstring)."""
+    models = args.models
+    rows = []
+    per_model: dict[tuple[str, float], list[dict]] = {}
+    for load, penalty, alpha in itertools.product((0.6, 1.0, 1.4), args.penalties, args.alphas or [0.5, 1.0, 2.0]):
+        inst = heldout_instance(816, load, args.seed, penalty=penalty, alpha=alpha, layout=args.layout)
+        total_weight = float(inst.weight.sum())
+        optimum = objective(inst, solve(inst, "exact").allocation)
+        solve(inst, "dual")  # untimed: first-call costs
+        dual_seconds = _median_seconds(lambda: solve(inst, "dual"), args.repeats)
+        times: dict[str, list[float]] = {name: [] for name in models}
+        results = {}
+        for round_ in range(args.repeats + 1):  # the models in turn; the first round untimed
+            for name, model in models.items():
+                clock = time.perf_counter()
+                results[name] = solve(inst, "gnn", allocator=model)
+                if round_:
+                    times[name].append(time.perf_counter() - clock)
+        for name, model in models.items():
+            result, value = results[name], objective(inst, results[name].allocation)
+            # Held to the exact optimum: the proven bound is never below the true gap.
+            assert proven_bound(result) >= optimum - 1e-6 * max(1.0, abs(optimum)), (name, inst)
+            water_filling = waterfill_prices(ProblemTensors.from_instance(inst, dtype=torch.float64))
+            refined = solve_dual(inst, start=model.predict(inst, water_filling), water_filling=water_filling,
+                                 **gnn_refinement_options(model, inst))
+            row = {
+                "instance": f"816 {args.layout} seed {args.seed} load {load} k {penalty:g} a {alpha:g}",
+                "model": name, "dual ms": 1e3 * dual_seconds, "gnn ms": 1e3 * statistics.median(times[name]),
+                "time ratio": statistics.median(times[name]) / dual_seconds, "iterations": refined.iterations,
+                "gnn gap": (optimum - value) / total_weight, "gnn proven": (proven_bound(result) - value) / total_weight,
+            }
+            rows.append(row)
+            per_model.setdefault((name, penalty), []).append(row)
+            print(row, flush=True)
+    summary = [
+        {"model": name, "penalty": penalty,
+         "time ratio: median": statistics.median(r["time ratio"] for r in group),
+         "geometric mean": math.exp(statistics.mean(math.log(r["time ratio"]) for r in group)),
+         "at most half": f"{sum(r['time ratio'] <= 0.5 for r in group)} of {len(group)}",
+         "iterations: median": statistics.median(r["iterations"] for r in group),
+         "largest gap": max(r["gnn gap"] for r in group), "largest proven": max(r["gnn proven"] for r in group)}
+        for (name, penalty), group in per_model.items()
+    ]
+    header = (f"gnn with each model ({_described(models)}) against dual's one pass, paired; {args.layout} layout, "
+              f"seed {args.seed}; medians of {args.repeats}\n\n{table(summary)}")
+    return _write(f"learned_prices_paired_{args.layout}_seed{args.seed}.md", header, rows)
 
 
 if __name__ == "__main__":
