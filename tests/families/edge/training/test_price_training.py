@@ -77,8 +77,8 @@ def test_the_configured_fraction_of_training_instances_is_diverse(monkeypatch):
 
 
 def test_without_diverse_the_training_instances_are_the_generators_draws_as_before():
-    """``diverse = 0`` spends no random draw: the shipped config's instances (and label cache)
-    are those it had before the key existed."""
+    """``diverse = 0`` spends no random draw: a config without the key draws (and labels) the
+    instances it drew before the key existed."""
     from gnnalloc.families.edge.training.data import log_uniform, sample_instance
 
     config = PriceConfig(users=(20, 60), heavy_tailed=0.5)
@@ -261,3 +261,18 @@ def test_the_shipped_price_model_was_trained_by_the_shipped_config():
     assert recorded == wanted
     assert data["hyper_parameters"]["max_metapath_neighbors"] == config.max_metapath_neighbors
     assert data["hyper_parameters"]["temperature"] == config.label_temperature
+
+
+def test_every_price_config_in_the_repository_is_a_valid_config():
+    """The configs the README and RESULTS name (shipped and measured variants) load with every
+    setting known and in range: a typo in one fails here, not after minutes of labelling."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[4]
+    paths = sorted((root / "training/configs").glob("edge-prices*.yaml"))
+    assert len(paths) >= 2
+    for path in paths:
+        config = PriceConfig.from_dict(yaml.safe_load(path.read_text()))
+        assert config.out.startswith("checkpoints/"), path.name
