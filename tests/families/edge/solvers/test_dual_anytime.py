@@ -159,6 +159,34 @@ def test_a_given_start_that_stalls_restarts_from_the_water_filling_prices(monkey
     assert result.gap_bound < 0.5
 
 
+def test_a_given_start_with_no_finite_bound_that_stalls_says_so_without_inf():
+    """Zero prices on an instance of capacities 1e100 and minimums 1e-100 (penalty 1e100): the
+    bound there is infinite, the given start's solve stalls, and the restart from the
+    water-filling prices has no finite bound either. The status says "no finite proven gap",
+    never "inf"."""
+    import math
+
+    import numpy as np
+
+    from gnnalloc.families.edge.problem import Instance
+
+    servers = [{"id": f"s{i}", "compute": 1e100, "bandwidth": 1e100, "services": ["a"]} for i in range(2)]
+    users = [
+        {"id": f"u{i}", "server": f"s{i % 2}", "service": "a", "compute_min": 1e-100, "bandwidth_min": 1e-100,
+         "data_rate": 1e-100, "weight": 1.0}
+        for i in range(4)
+    ]
+    instance = Instance.from_dict({
+        "format": "gnnalloc.instance/v1", "penalty": 1e100, "alpha": 1.0, "servers": servers,
+        "links": [{"a": "s0", "b": "s1", "capacity": 1e100}], "users": users,
+    })
+    result = solve_dual(instance, start=(np.zeros(2), np.zeros(1)), gap_tol=0.02, time_limit=5.0,
+                        temperature=0.01, clear_start_links=True)
+    assert not math.isfinite(result.upper_bound)
+    assert "the given start stalled at no finite proven gap" in result.status
+    assert "inf" not in result.status
+
+
 def test_no_restart_when_the_deadline_leaves_no_time(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual
 
