@@ -27,7 +27,7 @@ With ``--paired``: each ``--checkpoints`` model as ``gnn``'s (its defaults, to
 1.4 × alpha 0.5 / 1 / 2, or ``--alphas``): per instance ``dual``'s median of ``--repeats``
 solves after one, then every model's in turn, ``--repeats`` rounds after one untimed, so that
 the models share whatever the machine is doing; each model's median time over ``dual``'s, its
-L-BFGS iterations (one ``solve_dual`` run as ``gnn`` runs it, :func:`gnn_refinement_options`;
+L-BFGS iterations (one ``solve_dual`` run as ``gnn`` runs it, :func:`~gnnalloc.families.edge.gnn_refine`;
 they are deterministic) and its true and proven gaps. Per model and penalty: the median and
 geometric mean of the time ratios, the median iterations and the largest gaps. Writes
 ``benchmarks/out/learned_prices_paired_{layout}_seed{seed}.md``.
@@ -80,7 +80,7 @@ from benchmarks._common import number, objective, proven_bound  # noqa: E402
 from benchmarks._heldout import heldout_instance  # noqa: E402
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.families.edge import (  # noqa: E402
-    gnn_gap_tol, gnn_refinement_options, gnn_temperature, shipped_allocator,
+    gnn_gap_tol, gnn_refine, gnn_temperature, shipped_allocator,
 )
 from gnnalloc.families.edge.nn import PricePredictor  # noqa: E402
 from gnnalloc.families.edge.generators import random_instance  # noqa: E402
@@ -161,12 +161,10 @@ def run_anytime(instance, label: str, repeats: int, models: dict[str, PricePredi
         row[f"{key} ms"] = 1000 * statistics.median(r.seconds for r in runs)
         assert proven_bound(runs[-1]) >= best - 1e-6 * max(1.0, abs(best)), (label, key)
         if "allocator" in options:  # as gnn runs it
-            model = options["allocator"]
-            start = model.predict(instance)
-            refinement = gnn_refinement_options(model, instance, temperature=options.get("temperature"), **limits)
+            refined = gnn_refine(options["allocator"], instance, temperature=options.get("temperature"), **limits)
         else:
-            start, refinement = None, {"temperature": options.get("temperature", DEFAULT_TEMPERATURE), **limits}
-        row[f"{key} it"] = solve_dual(instance, start=start, **refinement).iterations
+            refined = solve_dual(instance, temperature=options.get("temperature", DEFAULT_TEMPERATURE), **limits)
+        row[f"{key} it"] = refined.iterations
     return row
 
 
@@ -413,9 +411,7 @@ def paired_main(args: argparse.Namespace) -> int:
             result, value = results[name], objective(inst, results[name].allocation)
             # Held to the exact optimum: the proven bound is never below the true gap.
             assert proven_bound(result) >= optimum - 1e-6 * max(1.0, abs(optimum)), (name, inst)
-            water_filling = waterfill_prices(ProblemTensors.from_instance(inst, dtype=torch.float64))
-            refined = solve_dual(inst, start=model.predict(inst, water_filling), water_filling=water_filling,
-                                 **gnn_refinement_options(model, inst))
+            refined = gnn_refine(model, inst)  # gnn's own solve: its iterations (deterministic)
             row = {
                 "instance": f"816 {args.layout} seed {args.seed} load {load} k {penalty:g} a {alpha:g}",
                 "model": name, "dual ms": 1e3 * dual_seconds, "gnn ms": 1e3 * statistics.median(times[name]),

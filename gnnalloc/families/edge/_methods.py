@@ -23,7 +23,7 @@ from gnnalloc.nn import ShippedModel
 from gnnalloc.families.edge.problem import Instance, ProblemTensors
 from gnnalloc.families.edge.metrics import user_utilities
 from gnnalloc.families.edge.solvers import (
-    DEFAULT_TEMPERATURE, equal_share, proportional_share, solve_dual, solve_exact,
+    DEFAULT_TEMPERATURE, DualResult, equal_share, proportional_share, solve_dual, solve_exact,
 )
 from gnnalloc.families.edge.solvers.functional import waterfill_prices
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GNN_FIRST_CHUNK", "GNN_GAP_TOL", "GNN_GAP_TOL_MAX_PENALTY", "GNN_HIGH_PENALTY_GAP_TOL",
-    "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_refinement_options",
-    "gnn_temperature",
+    "GNN_MODEL_TEMPERATURE_MAX_PENALTY", "METHODS", "default_checkpoint", "gnn_gap_tol", "gnn_refine",
+    "gnn_refinement_options", "gnn_temperature",
     "load_edge_model", "shares_checkpoint", "shipped_allocator",
 ]
 
@@ -139,6 +139,18 @@ def gnn_refinement_options(
         # instances. (In one pass, a prediction L-BFGS cannot leave is replaced likewise.)
         options["cold_temperature"] = DEFAULT_TEMPERATURE
     return options
+
+
+def gnn_refine(model: "PricePredictor", instance: Instance, **refinement: Any) -> DualResult:
+    """``gnn``'s solve with a price model, as a :class:`~gnnalloc.families.edge.solvers.DualResult`
+    (prices, iterations, checkpoints): one water-filling for the model's references and the
+    solver's cold start, the prediction, then :func:`~gnnalloc.families.edge.solvers.solve_dual`
+    with :func:`gnn_refinement_options` (``refinement``: ``gnn``'s own options). ``gnn`` answers
+    with its allocation; benchmarks read what else it measured."""
+    water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
+    prices = model.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
+    options = gnn_refinement_options(model, instance, **refinement)
+    return solve_dual(instance, start=prices, water_filling=water_filling, **options)
 
 
 def default_checkpoint() -> Path:
@@ -309,11 +321,7 @@ def _gnn(
     if not isinstance(allocator, PricePredictor):
         raise InputError(f"allocator: gnn needs a PricePredictor or a share-head Allocator, got a {type(allocator).__name__}")
     start = time.perf_counter()  # model loading excluded
-    # One water-filling for the model's references and the solver's cold start and units.
-    water_filling = waterfill_prices(ProblemTensors.from_instance(instance, dtype=torch.float64))
-    prices = allocator.predict(instance, water_filling)  # solve_dual starts from the water-filling prices if lower
-    options = gnn_refinement_options(allocator, instance, **refinement)
-    result = solve_dual(instance, start=prices, water_filling=water_filling, **options)
+    result = gnn_refine(allocator, instance, **refinement)
     seconds = time.perf_counter() - start
     return _at_least_baselines(
         instance, SolveResult(result.allocation, "gnn", seconds, result.status, upper_bound=result.upper_bound)

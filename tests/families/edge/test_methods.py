@@ -126,6 +126,23 @@ def test_gnn_refines_with_gnn_refinement_options(monkeypatch):
         assert seen[-1] == methods.gnn_refinement_options(shipped_allocator(), instance, **options)
 
 
+def test_gnn_answers_with_gnn_refine_s_solve():
+    """gnn_refine is gnn's solve: the same allocation and bound, and the dual's own record (the
+    iterations) besides; gnn's options reach it."""
+    import numpy as np
+
+    from gnnalloc.families.edge import gnn_refine
+
+    instance = random_instance(40, 6, 1.0, 5)
+    for options in ({}, {"iterations": 7}):
+        answer = solve(instance, "gnn", **options)
+        refined = gnn_refine(shipped_allocator(), instance, **options)
+        np.testing.assert_array_equal(answer.allocation.compute, refined.allocation.compute)
+        np.testing.assert_array_equal(answer.allocation.bandwidth, refined.allocation.bandwidth)
+        assert answer.upper_bound == refined.upper_bound
+    assert refined.iterations == 7
+
+
 def test_more_iterations_do_not_worsen_the_answer_much():
     instance = random_instance(80, 10, 1.0, 7)
     few = _objective(instance, solve(instance, "gnn", iterations=0).allocation)
