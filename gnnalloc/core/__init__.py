@@ -1,6 +1,8 @@
 """The engine's core: the problem-family protocol and registry, the one dispatch ``solve``,
-errors that name their field, JSON decoding, and the alpha-fair utility kernel."""
+errors that name their field, JSON decoding, the alpha-fair utility kernel,
+and the decorator of the compiled (numba) kernels."""
 
+from gnnalloc.core._compiled import compiled
 from gnnalloc.core._errors import (
     MAX_TIME_LIMIT, AllocationError, InputError, InstanceError, SolverError, check_bound, check_count, check_fraction,
     check_nonnegative, check_positive, check_time_limit, cut_message, is_real,
@@ -21,7 +23,7 @@ from gnnalloc.core._vectors import as_nonnegative_vector
 __all__ = [
     "MAX_TIME_LIMIT", "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
     "SolveResult", "SolverError", "THREADS_ENV", "check_bound", "check_count", "check_fraction", "check_nonnegative",
-    "check_positive", "check_time_limit", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
+    "check_positive", "check_time_limit", "compiled", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "allocation_formats", "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",
     "load_instance", "parse_document", "parse_instance", "read_document", "register_family",

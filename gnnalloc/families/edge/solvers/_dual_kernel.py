@@ -31,23 +31,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from gnnalloc.core import compiled
 
 __all__ = ["clear_links", "evaluate_dual", "minimise_dual", "scaled_residual"]
-
-
-def _compiled(**options):
-    """``numba.njit`` with its on-disk cache (the kernels compile once per machine) where
-    numba finds a writable cache directory; without one (a read-only install and home, and no
-    ``NUMBA_CACHE_DIR``) they compile in every process instead of failing at import."""
-
-    def wrap(function):
-        try:
-            return njit(cache=True, nogil=True, **options)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return njit(nogil=True, **options)(function)
-
-    return wrap
 
 #: Exponents below minus this are dropped: e^-40 is far below float64 rounding of the 1 they
 #: are added to.
@@ -73,7 +60,7 @@ _CURVATURE_FLOOR = 3e-3
 # fastmath explicitly off: numba lets a callee compiled during its caller's compilation inherit
 # the caller's fastmath flags, so without this the evaluation inside the minimiser would round
 # differently depending on which kernel a process happened to compile first.
-@_compiled(fastmath=False)
+@compiled(fastmath=False)
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
@@ -193,7 +180,7 @@ def evaluate_dual(
     return value
 
 
-@_compiled(fastmath=False)
+@compiled(fastmath=False)
 def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compiled
     """The Hessian diagonal on the scaled variables, ``curvature * price_scale**2``, raised to
     :data:`_CURVATURE_FLOOR` of its largest entry (all ones where it is 0 everywhere)."""
@@ -208,14 +195,14 @@ def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compil
             out[i] = least
 
 
-@_compiled(fastmath=False)
+@compiled(fastmath=False)
 def _evaluation_buffers(num_prices, num_pairs):  # pragma: no cover - compiled
     """Scratch for :func:`evaluate_dual` over ``num_prices`` prices (and the zero slot) and
     ``num_pairs`` pairs: the response, the exponentials, the gradient and the curvature."""
     return np.empty(num_pairs), np.empty(num_pairs), np.empty(num_prices + 1), np.empty(num_prices + 1)
 
 
-@_compiled(fastmath=False)
+@compiled(fastmath=False)
 def scaled_residual(z, g):  # pragma: no cover - compiled
     """The KKT residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` at scaled prices ``z`` with
     scaled gradient ``g`` (what :func:`minimise_dual` stops on)."""
@@ -230,7 +217,7 @@ def scaled_residual(z, g):  # pragma: no cover - compiled
 # Reassociation lets LLVM vectorise the two-loop recursion's dot products, which are otherwise
 # serial chains of dependent additions (two per curvature pair, each over every price).
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
-@_compiled(fastmath={"reassoc", "contract"})
+@compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
     start, price_scale, iterations, tolerance, max_evaluations, s_hist, y_hist, rho, ring,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
@@ -394,7 +381,7 @@ def minimise_dual(
     return prices[:n].copy(), value, done, evaluations, residual
 
 
-@_compiled(fastmath=False)
+@compiled(fastmath=False)
 def clear_links(
     prices, price_scale, first_link, steps, tolerance, supply, user_start, pair_server, pair_slot,
     pair_link_weight, weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,

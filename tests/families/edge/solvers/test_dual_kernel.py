@@ -264,22 +264,6 @@ def test_load_dual_kernels_leaves_both_compiled():
     assert clear_links.signatures
 
 
-def test_kernels_compile_without_a_writable_cache(monkeypatch):
-    # A read-only install with a read-only home: numba has no cache locator, and caching must
-    # not turn into an import error.
-    import numba.core.caching
-
-    from gnnalloc.families.edge.solvers._dual_kernel import _compiled
-
-    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
-
-    @_compiled()
-    def add_one(x):
-        return x + 1.0
-
-    assert add_one(1.0) == 2.0
-
-
 _ORDER_SCRIPT = """
 import sys
 import numpy as np
