@@ -55,11 +55,19 @@ or a relation with no edges in the whole batch. That is fine for DDP, which need
 defined, not non-zero.) A caller that reads only some node types (``outputs``, e.g. a head on
 servers alone) gets a pass restricted to the relations that can reach them: the other relations'
 parameters are then outside the graph, as they could not affect what is read.
+
+**Inference** (no autograd: under :func:`torch.no_grad`, or nothing requires grad) of node-level
+attention on the CPU in float32 or float64, with dropout inactive, runs as one compiled kernel
+(:func:`~gnnalloc.ops.relation_attention`) with the same result to rounding, as long as
+:func:`fast_inference` allows it (the default): at the encoder's sizes the torch version's time
+is mostly per-operation overhead. Training, autograd and other devices take the torch version.
 """
 
 from __future__ import annotations
 
-from typing import Collection, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Collection, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,9 +77,42 @@ from torch_geometric.utils import scatter
 
 from gnnalloc.core import InputError, check_count
 from gnnalloc.nn._schema import EdgeType, GraphSchema
-from gnnalloc.ops import gather_weighted_sum, segment_softmax
+from gnnalloc.ops import gather_weighted_sum, relation_attention, segment_softmax
 
-__all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention"]
+__all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention", "fast_inference"]
+
+#: Whether inference may take the fast paths (:func:`fast_inference`); per thread and task.
+_FAST = ContextVar("gnnalloc_fast_inference", default=True)
+#: The dtypes of the compiled path.
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
+@contextmanager
+def fast_inference(enabled: bool) -> Iterator[None]:
+    """Allow (the default) or forbid, inside the ``with`` block (in this thread or task), the
+    encoder's inference paths (module docstring). Both ways give the same embeddings to
+    rounding; switching them off is for comparing the two and for timing the torch version.
+
+    Example::
+
+        with fast_inference(False):
+            reference = encoder(graph)
+    """
+    token = _FAST.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def _inference(module: nn.Module, tensors: Collection[Tensor]) -> bool:
+    """Whether the fast paths may serve ``module`` on ``tensors``: :func:`fast_inference` allows
+    them, and nothing needs autograd (grad mode off, or nothing requires grad)."""
+    if not _FAST.get():
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    return not any(t.requires_grad for t in tensors) and not any(p.requires_grad for p in module.parameters())
 
 
 def _key(edge_type: EdgeType) -> str:
@@ -140,7 +181,14 @@ class RelationAttention(nn.Module):
 
         Returns:
             :math:`z^r`, ``(N_dst, hidden)``; targets without incoming edges get ``ELU(b_r)``.
+
+        Inference (no autograd, dropout inactive, CPU float32 or float64) takes a compiled path,
+        :func:`~gnnalloc.ops.relation_attention`, with the same result to rounding: at the
+        encoder's sizes the torch version's time is mostly per-operation overhead. Every other
+        case, and any case inside ``fast_inference(False)``, takes the torch version.
         """
+        if self._fusable(x_src, x_dst, edge_index, edge_attr):
+            return self._fused(x_src, x_dst, edge_index, edge_attr)
         H, D = self.heads, self.dim
         src, dst = edge_index[0], edge_index[1]
         num_dst = x_dst.shape[0]
@@ -165,6 +213,35 @@ class RelationAttention(nn.Module):
             pooled = z.new_zeros(num_dst, H, edge_attr.shape[-1]).index_add_(0, dst, weighted)
             out = out + torch.einsum("nhf,hdf->nhd", pooled, w_edge)
         return F.elu(out.view(-1, H * D) + self.bias)
+
+    def _fusable(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> bool:
+        """Whether :meth:`forward` may take the compiled path (its docstring)."""
+        if self.training and self.dropout > 0:
+            return False
+        dtype = self.bias.dtype
+        if dtype not in _FUSED_DTYPES or x_src.dtype != dtype or x_dst.dtype != dtype:
+            return False
+        if not (self.bias.is_cpu and x_src.is_cpu and x_dst.is_cpu and edge_index.is_cpu) or edge_index.dtype != torch.long:
+            return False
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return False
+        inputs = (x_src, x_dst) if edge_attr is None or self.lin_edge is None else (x_src, x_dst, edge_attr)
+        return _inference(self, inputs)
+
+    def _fused(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
+        """:meth:`forward`'s compiled path: the linear maps in torch, the rest in one pass."""
+        if self.lin_edge is None:
+            edge_attr = edge_weight = att_edge = None
+        elif edge_attr is None:
+            raise InputError("edge_attr: this relation has edge features, got None")
+        else:
+            edge_weight, att_edge = self.lin_edge.weight, self.att_edge[0]
+        if edge_index.shape[1] == 0:  # every target gets ELU(0 + b), the torch version's operations
+            return F.elu(self.bias.new_zeros(x_dst.shape[0], self.bias.shape[0]) + self.bias)
+        return relation_attention(
+            self.lin_src(x_src).view(-1, self.heads, self.dim), self.att_dst(x_dst), self.att_src[0], edge_index,
+            self.bias, self.negative_slope, edge_attr, edge_weight, att_edge,
+        )
 
 
 class SemanticAttention(nn.Module):

@@ -7,7 +7,7 @@ import torch
 
 from gnnalloc.families.edge.generators import eua_instance, random_instance
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
-from gnnalloc.nn import HANEncoder, HANLayer, RelationAttention, SemanticAttention
+from gnnalloc.nn import HANEncoder, HANLayer, RelationAttention, SemanticAttention, fast_inference
 from gnnalloc.families.edge.problem import INSTANCE_FORMAT, Instance
 
 HIDDEN = 32
@@ -179,3 +179,127 @@ def test_the_encoder_names_a_bad_width_or_head_count(hidden, heads, field):
 
     with pytest.raises(InputError, match=f"^{field}: "):
         HANEncoder(SCHEMA, hidden=hidden, heads=heads, layers=1)
+
+
+# The inference path (fast_inference): the compiled relation attention against the torch version.
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Every call of the compiled relation attention the encoder makes."""
+    import gnnalloc.nn.encoder as encoder_module
+
+    calls = []
+    compiled = encoder_module.relation_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return compiled(*args, **kwargs)
+
+    monkeypatch.setattr(encoder_module, "relation_attention", counting)
+    return calls
+
+
+def random_biases(encoder: HANEncoder, seed: int = 5) -> HANEncoder:
+    """Relation biases start at zero; random ones make a dropped or misplaced bias visible."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in encoder.modules():
+            if isinstance(module, RelationAttention):
+                module.bias.copy_(torch.randn(module.bias.shape, generator=g))
+    return encoder
+
+
+def both_ways(encoder: HANEncoder, graph, **kwargs) -> tuple[dict, dict]:
+    with torch.no_grad():
+        with fast_inference(False):
+            reference = encoder(graph, **kwargs)
+        return encoder(graph, **kwargs), reference
+
+
+def assert_same_embeddings(fast: dict, reference: dict) -> None:
+    assert fast.keys() == reference.keys()
+    for t in fast:
+        if fast[t].dtype == torch.float64:
+            torch.testing.assert_close(fast[t], reference[t], rtol=1e-12, atol=1e-12)
+        else:
+            torch.testing.assert_close(fast[t], reference[t])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_fast_inference_equals_the_torch_version(heads, dtype, kernel_calls):
+    torch.manual_seed(0)
+    encoder = random_biases(HANEncoder(SCHEMA, hidden=HIDDEN, heads=heads, layers=2)).to(dtype).eval()
+    graphs = [build_graph(random_instance(60, 6, 1.2, seed=3)), build_graph(no_link_instance())]
+    batch = collate_graphs(graphs)
+    for graph in (*graphs, batch):
+        fast, reference = both_ways(encoder, graph)
+        assert_same_embeddings(fast, reference)
+    assert len(kernel_calls) > 0
+
+
+def test_fast_inference_with_restricted_outputs(kernel_calls):
+    torch.manual_seed(1)
+    encoder = random_biases(HANEncoder(SCHEMA, hidden=HIDDEN, heads=2, layers=2)).eval()
+    graph = build_graph(eua_instance(300, 1.0, seed=2))
+    fast, reference = both_ways(encoder, graph, outputs=("server",))
+    assert_same_embeddings(fast, reference)
+    # The kernel serves every relation with edges in layer 0, and the three into servers (all
+    # with edges here) in layer 1.
+    into_servers = [e for e in SCHEMA.edge_types if e[2] == "server"]
+    assert len(into_servers) == 3 and all(graph[e].edge_index.shape[1] > 0 for e in into_servers)
+    assert len(kernel_calls) == sum(graph[e].edge_index.shape[1] > 0 for e in SCHEMA.edge_types) + 3
+
+
+def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls):
+    import numpy as np
+
+    from gnnalloc.families.edge._methods import _load_edge_checkpoint, default_checkpoint
+    from gnnalloc.families.edge.nn.prices import price_references
+
+    model = _load_edge_checkpoint(default_checkpoint()).eval()
+    instance = eua_instance(200, 1.0, 3)
+    with fast_inference(False):
+        reference = model.predict(instance)
+    assert not kernel_calls
+    predicted = model.predict(instance)
+    assert kernel_calls
+    for fast, slow in zip(predicted, reference):
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=0)  # float32 log-prices, exponentiated
+    graph, problem = model.prepare([instance])
+    references = price_references(problem)
+    with torch.no_grad():
+        logs = model(graph, problem, references)
+        with fast_inference(False):
+            logs_reference = model(graph, problem, references)
+    for fast, slow in zip(logs, logs_reference):
+        torch.testing.assert_close(fast, slow)
+
+
+def test_training_and_autograd_take_the_torch_version(kernel_calls):
+    graph = build_graph(random_instance(50, 6, 1.0, seed=0))
+    assert all(graph[e].edge_index.shape[1] > 0 for e in graph.edge_types)
+    encoder = random_biases(make_encoder(dropout=0.2)).train()
+    grads = backward_all(encoder, graph)
+    assert not kernel_calls
+    relation_grads = [grad for name, grad in grads.items() if ".relations." in name and "rev_home" not in name]
+    assert relation_grads and all(grad is not None and grad.abs().sum() > 0 for grad in relation_grads)
+    # Evaluation with grad on: the parameters require grad, so the output needs a history.
+    encoder.eval()
+    user, _ = encoder(graph)
+    assert user.requires_grad and not kernel_calls
+    # Training mode without grad: dropout still applies, which only the torch version does.
+    with torch.no_grad():
+        encoder.train()(graph)
+    assert not kernel_calls
+    # Without grad and with dropout inactive, the kernel serves.
+    with torch.no_grad():
+        encoder.eval()(graph)
+    assert kernel_calls
+
+
+def test_frozen_parameters_and_inputs_without_grad_take_the_fast_paths(kernel_calls):
+    encoder = make_encoder().eval().requires_grad_(False)
+    user, _ = encoder(build_graph(random_instance(20, 3, 1.0, seed=1)))
+    assert kernel_calls and not user.requires_grad
