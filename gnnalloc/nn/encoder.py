@@ -56,11 +56,13 @@ defined, not non-zero.) A caller that reads only some node types (``outputs``, e
 servers alone) gets a pass restricted to the relations that can reach them: the other relations'
 parameters are then outside the graph, as they could not affect what is read.
 
-**Inference** (no autograd: under :func:`torch.no_grad`, or nothing requires grad) of node-level
-attention on the CPU in float32 or float64, with dropout inactive, runs as one compiled kernel
-(:func:`~gnnalloc.ops.relation_attention`) with the same result to rounding, as long as
-:func:`fast_inference` allows it (the default): at the encoder's sizes the torch version's time
-is mostly per-operation overhead. Training, autograd and other devices take the torch version.
+**Inference** (no autograd: under :func:`torch.no_grad`, or nothing requires grad) takes two
+shortcuts with the same result to rounding, as long as :func:`fast_inference` allows them (the
+default). Node-level attention on the CPU in float32 or float64, with dropout inactive, runs as one
+compiled kernel (:func:`~gnnalloc.ops.relation_attention`): at the encoder's sizes the torch
+version's time is mostly per-operation overhead. And semantic attention scores a relation without
+edges in the batch (every node's :math:`z^r` is :math:`\mathrm{ELU}(b_r)`) from one row instead
+of one per node. Training, autograd and other devices take the torch version.
 """
 
 from __future__ import annotations
@@ -263,21 +265,42 @@ class SemanticAttention(nn.Module):
         self.lin.reset_parameters()
         nn.init.normal_(self.q, std=self.q.shape[0] ** -0.5)
 
-    def forward(self, zs: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, zs: Tensor, batch: Tensor, num_graphs: int, shared: Sequence[int] = (),
+    ) -> tuple[Tensor, Tensor]:
         """Combine per-relation embeddings.
 
         Args:
             zs: :math:`z^r`, ``(R, N, hidden)``.
             batch: graph of each node, ``(N,)`` long.
             num_graphs: number of graphs ``G``.
+            shared: relations (indices into ``zs``) whose rows are the same for every node, as
+                a relation without edges (every :math:`z^r_i = \\mathrm{ELU}(b_r)`): their scores
+                are computed from the first node's row alone, the same to rounding.
 
         Returns:
             :math:`Z`, ``(N, hidden)``, and the weights :math:`\\beta`, ``(R, G)``.
         """
-        score = (torch.tanh(self.lin(zs)) * self.q).sum(-1)  # (R, N)
+        if shared and zs.shape[1]:
+            score = self._score_shared(zs, shared)
+        else:
+            score = (torch.tanh(self.lin(zs)) * self.q).sum(-1)  # (R, N)
         per_graph = scatter(score, batch, dim=1, dim_size=num_graphs, reduce="mean")
         beta = torch.softmax(per_graph, dim=0)
         return (beta.index_select(1, batch).unsqueeze(-1) * zs).sum(0), beta
+
+    def _score_shared(self, zs: Tensor, shared: Sequence[int]) -> Tensor:
+        """:meth:`forward`'s scores ``(R, N)``, those of the ``shared`` relations from one row."""
+        num_relations, num_nodes = zs.shape[:2]
+        rows = sorted(set(shared))
+        index = torch.tensor(rows, device=zs.device)
+        once = (torch.tanh(self.lin(zs.index_select(0, index)[:, 0])) * self.q).sum(-1)  # (R_shared,)
+        score = zs.new_empty(num_relations, num_nodes).index_copy_(0, index, once.unsqueeze(1).expand(-1, num_nodes))
+        others = [r for r in range(num_relations) if r not in rows]
+        if others:
+            index = torch.tensor(others, device=zs.device)
+            score.index_copy_(0, index, (torch.tanh(self.lin(zs.index_select(0, index))) * self.q).sum(-1))
+        return score
 
 
 class HANLayer(nn.Module):
@@ -348,15 +371,20 @@ class HANLayer(nn.Module):
         outputs = list(x) if outputs is None else _types(outputs)
         updated = [t for t in self.node_types if t in outputs]
         incoming: dict[str, list[Tensor]] = {t: [] for t in updated}
+        # Relations without edges (each gives every node ELU(b_r)), scored once (module docstring).
+        shared: dict[str, list[int]] = {t: [] for t in updated}
+        fast = _inference(self, x.values())
         for e in self.edge_types:
             src, _, dst = e
             if dst in incoming:
+                if fast and edge_index[e].shape[1] == 0:
+                    shared[dst].append(len(incoming[dst]))
                 incoming[dst].append(
                     self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
                 )
         out = {t: x[t] for t in outputs}
         for t in updated:
-            z, _ = self.semantic[t](torch.stack(incoming[t]), batch[t], num_graphs)
+            z, _ = self.semantic[t](torch.stack(incoming[t]), batch[t], num_graphs, shared[t])
             h = self.norm[t](x[t] + F.dropout(self.out[t](z), self.dropout, self.training))
             ffn = F.dropout(self.ffn[t](h), self.dropout, self.training)
             out[t] = self.ffn_norm[t](h + ffn)

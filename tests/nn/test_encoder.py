@@ -181,7 +181,8 @@ def test_the_encoder_names_a_bad_width_or_head_count(hidden, heads, field):
         HANEncoder(SCHEMA, hidden=hidden, heads=heads, layers=1)
 
 
-# The inference path (fast_inference): the compiled relation attention against the torch version.
+# The inference paths (fast_inference): the compiled relation attention and the semantic
+# attention's one score per relation without edges, against the torch version.
 
 
 @pytest.fixture
@@ -197,6 +198,20 @@ def kernel_calls(monkeypatch):
         return compiled(*args, **kwargs)
 
     monkeypatch.setattr(encoder_module, "relation_attention", counting)
+    return calls
+
+
+@pytest.fixture
+def shared_scores(monkeypatch):
+    """The relations SemanticAttention scores from one row, one list per call."""
+    calls = []
+    scored = SemanticAttention._score_shared
+
+    def counting(self, zs, shared):
+        calls.append(list(shared))
+        return scored(self, zs, shared)
+
+    monkeypatch.setattr(SemanticAttention, "_score_shared", counting)
     return calls
 
 
@@ -228,7 +243,7 @@ def assert_same_embeddings(fast: dict, reference: dict) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("heads", [1, 2, 4])
-def test_fast_inference_equals_the_torch_version(heads, dtype, kernel_calls):
+def test_fast_inference_equals_the_torch_version(heads, dtype, kernel_calls, shared_scores):
     torch.manual_seed(0)
     encoder = random_biases(HANEncoder(SCHEMA, hidden=HIDDEN, heads=heads, layers=2)).to(dtype).eval()
     graphs = [build_graph(random_instance(60, 6, 1.2, seed=3)), build_graph(no_link_instance())]
@@ -237,6 +252,8 @@ def test_fast_inference_equals_the_torch_version(heads, dtype, kernel_calls):
         fast, reference = both_ways(encoder, graph)
         assert_same_embeddings(fast, reference)
     assert len(kernel_calls) > 0
+    # Without links, migrate and link edges are missing: their relations are scored once.
+    assert shared_scores and all(shared for shared in shared_scores)
 
 
 def test_fast_inference_with_restricted_outputs(kernel_calls):
@@ -252,7 +269,7 @@ def test_fast_inference_with_restricted_outputs(kernel_calls):
     assert len(kernel_calls) == sum(graph[e].edge_index.shape[1] > 0 for e in SCHEMA.edge_types) + 3
 
 
-def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls):
+def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls, shared_scores):
     import numpy as np
 
     from gnnalloc.families.edge._methods import _load_edge_checkpoint, default_checkpoint
@@ -262,9 +279,9 @@ def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls
     instance = eua_instance(200, 1.0, 3)
     with fast_inference(False):
         reference = model.predict(instance)
-    assert not kernel_calls
+    assert not kernel_calls and not shared_scores
     predicted = model.predict(instance)
-    assert kernel_calls
+    assert kernel_calls and shared_scores  # the shipped model builds no metapath edges
     for fast, slow in zip(predicted, reference):
         np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=0)  # float32 log-prices, exponentiated
     graph, problem = model.prepare([instance])
@@ -277,7 +294,7 @@ def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls
         torch.testing.assert_close(fast, slow)
 
 
-def test_training_and_autograd_take_the_torch_version(kernel_calls):
+def test_training_and_autograd_take_the_torch_version(kernel_calls, shared_scores):
     graph = build_graph(random_instance(50, 6, 1.0, seed=0))
     assert all(graph[e].edge_index.shape[1] > 0 for e in graph.edge_types)
     encoder = random_biases(make_encoder(dropout=0.2)).train()
@@ -285,6 +302,9 @@ def test_training_and_autograd_take_the_torch_version(kernel_calls):
     assert not kernel_calls
     relation_grads = [grad for name, grad in grads.items() if ".relations." in name and "rev_home" not in name]
     assert relation_grads and all(grad is not None and grad.abs().sum() > 0 for grad in relation_grads)
+    # Relations without edges: scored per node when training.
+    backward_all(encoder, build_graph(no_link_instance()))
+    assert not kernel_calls and not shared_scores
     # Evaluation with grad on: the parameters require grad, so the output needs a history.
     encoder.eval()
     user, _ = encoder(graph)
@@ -293,13 +313,32 @@ def test_training_and_autograd_take_the_torch_version(kernel_calls):
     with torch.no_grad():
         encoder.train()(graph)
     assert not kernel_calls
-    # Without grad and with dropout inactive, the kernel serves.
+    # Without grad and with dropout inactive, both shortcuts serve.
     with torch.no_grad():
-        encoder.eval()(graph)
-    assert kernel_calls
+        encoder.eval()(build_graph(no_link_instance()))
+    assert kernel_calls and shared_scores
 
 
 def test_frozen_parameters_and_inputs_without_grad_take_the_fast_paths(kernel_calls):
     encoder = make_encoder().eval().requires_grad_(False)
     user, _ = encoder(build_graph(random_instance(20, 3, 1.0, seed=1)))
     assert kernel_calls and not user.requires_grad
+
+
+def test_semantic_attention_scores_shared_relations_once():
+    torch.manual_seed(0)
+    layer = SemanticAttention(HIDDEN)
+    zs = torch.randn(4, 10, HIDDEN)
+    zs[1] = torch.randn(HIDDEN)  # the same row for every node, as a relation without edges
+    zs[3] = torch.randn(HIDDEN)
+    batch = torch.tensor([0] * 4 + [2] * 6)  # graph 1 has no node of this type
+    for shared in ([1, 3], [3, 1, 3], [1]):
+        out, beta = layer(zs, batch, 3, shared)
+        expected_out, expected_beta = layer(zs, batch, 3)
+        torch.testing.assert_close(out, expected_out)
+        torch.testing.assert_close(beta, expected_beta)
+    zs[0], zs[2] = torch.randn(HIDDEN), torch.randn(HIDDEN)
+    torch.testing.assert_close(layer(zs, batch, 3, range(4)), layer(zs, batch, 3))
+    empty = torch.zeros(4, 0, HIDDEN)
+    out, beta = layer(empty, torch.zeros(0, dtype=torch.long), 1, [1])
+    assert out.shape == (0, HIDDEN) and beta.shape == (4, 1)
