@@ -30,6 +30,7 @@ features differs. The ELU is torch's: vectorised, it is several times faster tha
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,7 +39,7 @@ from torch import Tensor
 
 from gnnalloc.core import InputError, compiled
 
-__all__ = ["relation_attention"]
+__all__ = ["load_relation_attention", "relation_attention"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -124,6 +125,21 @@ def relation_attention(
     )
     # torch's vectorised ELU (module docstring).
     return torch.nn.functional.elu_(out)
+
+
+@functools.cache
+def load_relation_attention() -> None:
+    """Load :func:`relation_attention`'s compiled kernel now, for float32 and float64: it compiles
+    on a machine's first use (seconds) and loads from numba's cache (milliseconds) in every new
+    process after that. Call it to pay that at start-up (the server does, through the edge
+    family's warm-up). Idempotent."""
+    edge_index = torch.tensor([[0, 1, 1], [0, 0, 1]])
+    for dtype in _DTYPES:
+        def ones(*shape: int) -> Tensor:
+            return torch.ones(shape, dtype=dtype)
+
+        with torch.no_grad():
+            relation_attention(ones(2, 1, 2), ones(2, 1), ones(1, 2), edge_index, ones(2), 0.2, ones(3, 1), ones(2, 1), ones(1, 2))
 
 
 def _array(tensor: Tensor) -> np.ndarray:

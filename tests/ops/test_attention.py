@@ -170,3 +170,19 @@ def test_it_refuses_what_it_cannot_compute():
         relation_attention(**{**good, "bias": relation.bias})
     with torch.no_grad():  # without grad mode a parameter is just its values
         assert torch.equal(relation_attention(**{**good, "bias": relation.bias}), relation_attention(**good))
+
+
+def test_load_relation_attention_runs_the_kernel_in_both_dtypes(monkeypatch):
+    import gnnalloc.ops._attention as attention_module
+
+    dtypes = []
+    kernel = attention_module._attention
+
+    def recording(values, *args):
+        dtypes.append(values.dtype.name)
+        return kernel(values, *args)
+
+    monkeypatch.setattr(attention_module, "_attention", recording)
+    attention_module.load_relation_attention.__wrapped__()  # past the once-per-process cache
+    assert dtypes == ["float32", "float64"]
+    assert len(kernel.signatures) >= 2

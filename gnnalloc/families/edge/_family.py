@@ -17,6 +17,7 @@ from gnnalloc.families.edge.problem import (
 )
 from gnnalloc.families.edge.schema import AllocationV1, InstanceV1
 from gnnalloc.families.edge.solvers import load_dual_kernels
+from gnnalloc.ops import load_relation_attention
 
 __all__ = ["EdgeFamily", "FAMILY", "VALUE_RANGES"]
 
@@ -145,8 +146,10 @@ class EdgeFamily:
         return AllocatorModule, InstanceDataModule
 
     def warm_up(self) -> None:
-        """Load (or compile) the dual solver's kernels, else the first ``dual`` call pays."""
+        """Load (or compile) the dual solver's kernels and the encoder's attention kernel, else
+        the first ``dual`` or ``gnn`` call pays."""
         load_dual_kernels()
+        load_relation_attention()
 
     def demo(self, out_dir: Path) -> int:
         """This family's section of ``gnnalloc demo``: the shipped model on EUA Melbourne."""
