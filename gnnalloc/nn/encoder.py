@@ -238,8 +238,8 @@ class RelationAttention(nn.Module):
             raise InputError("edge_attr: this relation has edge features, got None")
         else:
             edge_weight, att_edge = self.lin_edge.weight, self.att_edge[0]
-        if edge_index.shape[1] == 0:  # every target gets ELU(0 + b), the torch version's operations
-            return F.elu(self.bias.new_zeros(x_dst.shape[0], self.bias.shape[0]) + self.bias)
+        if edge_index.shape[1] == 0:  # every target gets ELU(b), computed once
+            return F.elu(self.bias).expand(x_dst.shape[0], -1).contiguous()
         return relation_attention(
             self.lin_src(x_src).view(-1, self.heads, self.dim), self.att_dst(x_dst), self.att_src[0], edge_index,
             self.bias, self.negative_slope, edge_attr, edge_weight, att_edge,
