@@ -20,11 +20,11 @@ same shift and :math:`10^{-16}`). A target without edges gets :math:`\mathrm{ELU
 
 Why: at the encoder's sizes (a few thousand edges, 32 channels) the torch version of this is a
 chain of about forty small operations (gathers, scatters, einsums), each costing more in dispatch
-and allocation than in arithmetic. Here it is three passes over the edges (logits and maxima,
-exponentials and sums, weighted sums) and one over the targets, with every product, sum and
-exponential in the tensors' own dtype and in the torch version's order (edges as given), so the
-two agree to rounding: only the order of the short sums over a head's channels and over the edge
-features differs. The ELU is torch's: vectorised, it is several times faster than a scalar
+and allocation than in arithmetic. Here it is four passes over the edges (logits and maxima;
+exponentials and their sums; weights and weighted messages; weighted edge features) and one over
+the targets, with every product, sum and exponential in the tensors' own dtype and in the torch
+version's order (edges as given), so the two agree to rounding: only the order of the short sums
+over a head's channels and over the edge features differs. The ELU is torch's: vectorised, it is several times faster than a scalar
 ``expm1`` per entry.
 """
 
@@ -97,7 +97,9 @@ def relation_attention(
         ("att_src", att_src, (heads, dim)), ("bias", bias, (heads * dim,)),
     ]
     if edge_attr is not None:
-        features = edge_attr.shape[-1]
+        if edge_attr.dim() != 2:
+            raise InputError(f"edge_attr: expected (E, F), got shape {tuple(edge_attr.shape)}")
+        features = edge_attr.shape[1]
         expected += [
             ("edge_attr", edge_attr, (num_edges, features)), ("edge_weight", edge_weight, (heads * dim, features)),
             ("att_edge", att_edge, (heads, dim)),

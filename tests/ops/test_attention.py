@@ -157,7 +157,7 @@ def test_it_refuses_what_it_cannot_compute():
         "att_src": [att_src[:1]],
         "edge_index": [edge_index.int(), edge_index[:1]],
         "bias": [bias[:-1]],
-        "edge_attr": [edge_attr[:-1], None],
+        "edge_attr": [edge_attr[:-1], edge_attr[:, 0], None],
         "edge_weight": [weight[:, :2]],
         "att_edge": [att_edge.t()],
     }
