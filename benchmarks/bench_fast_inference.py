@@ -3,12 +3,21 @@ score per relation without edges) against the torch version: ``predict`` and the
 forward, medians over interleaved repetitions after a warm-up of each, and the largest difference
 of the predicted log-prices. EUA held-out instances (``_heldout.py``), one thread.
 
+With ``--solve``: what that buys ``gnn`` against ``dual``'s one pass, on the held-out sets given
+(``layout:seed``, 816 users, loads 0.6 / 1.0 / 1.4 x alpha 0.5 / 1 / 2, ``--penalty``): per
+instance ``dual``, then ``gnn`` (:func:`~gnnalloc.families.edge.gnn_refine` with the shipped
+model) with the paths on and off, in turn, ``--rounds`` timed rounds after one untimed; per set
+the geometric mean and the median of the per-instance ratios of ``gnn``'s median time over
+``dual``'s, and the median L-BFGS iterations both ways.
+
 Run: python benchmarks/bench_fast_inference.py [--sizes 200 816 2000] [--repeats 21]
+     python benchmarks/bench_fast_inference.py --solve eua:1 eua:2 random:3 clustered:6 [--penalty 10] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -20,7 +29,9 @@ import torch  # noqa: E402
 from _common import number, write_table  # noqa: E402
 from _heldout import heldout_instance  # noqa: E402
 
+from gnnalloc.families.edge import gnn_refine  # noqa: E402
 from gnnalloc.families.edge._methods import shipped_allocator  # noqa: E402
+from gnnalloc.families.edge.solvers import solve_dual  # noqa: E402
 from gnnalloc.families.edge.nn.prices import price_references  # noqa: E402
 from gnnalloc.nn import fast_inference  # noqa: E402
 
@@ -29,9 +40,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=number(int, 1), nargs="+", default=[200, 816, 2000])
     parser.add_argument("--repeats", type=number(int, 1), default=21)
+    parser.add_argument("--solve", nargs="+", default=None, metavar="LAYOUT:SEED",
+                        help="gnn against dual's one pass with the paths on and off (module docstring)")
+    parser.add_argument("--penalty", type=number(float, 1.0), default=10.0, help="--solve: the instances' penalty")
+    parser.add_argument("--rounds", type=number(int, 1), default=3, help="--solve: timed rounds per instance")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = shipped_allocator().eval()
+    if args.solve is not None:
+        sets = []
+        for item in args.solve:
+            layout, _, seed = item.partition(":")
+            if layout not in ("eua", "random", "clustered") or not seed.isdigit():
+                parser.error(f"--solve: expected LAYOUT:SEED with LAYOUT eua, random or clustered, got {item!r}")
+            sets.append((layout, int(seed)))
+        _solve(model, sets, args.penalty, args.rounds)
+        return
     rows = []
     for users in args.sizes:
         instance = heldout_instance(users, 1.0, 1, penalty=10.0, alpha=1.0)
@@ -69,6 +93,54 @@ def main() -> None:
         "fast_inference", "Price model: torch version against the encoder's inference paths (ms, median)",
         ["users", "predict, torch", "predict, fast", "speed-up", "encoder, torch", "encoder, fast", "speed-up",
          "max abs difference of the log-prices"],
+        rows,
+    )
+
+
+def _solve(model, sets: list[tuple[str, int]], penalty: float, rounds: int) -> None:
+    """``--solve`` (module docstring)."""
+    def timed(run) -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    rows = []
+    for layout, seed in sets:
+        ratios = {True: [], False: []}
+        iterations = {True: [], False: []}
+        for load in (0.6, 1.0, 1.4):
+            for alpha in (0.5, 1.0, 2.0):
+                instance = heldout_instance(816, load, seed, penalty=penalty, alpha=alpha, layout=layout)
+                times = {"dual": [], True: [], False: []}
+                for round_ in range(rounds + 1):  # the first round untimed
+                    spent = timed(lambda: solve_dual(instance))
+                    if round_:
+                        times["dual"].append(spent)
+                    for fast in (True, False):
+                        with fast_inference(fast):
+                            result = []
+                            spent = timed(lambda: result.append(gnn_refine(model, instance)))
+                        if round_:
+                            times[fast].append(spent)
+                        else:
+                            iterations[fast].append(result[0].iterations)
+                for fast in (True, False):
+                    ratios[fast].append(statistics.median(times[fast]) / statistics.median(times["dual"]))
+
+        def geomean(values: list[float]) -> float:
+            return math.exp(sum(math.log(v) for v in values) / len(values))
+
+        rows.append([
+            f"{layout}, {seed}", f"{penalty:g}",
+            f"{geomean(ratios[False]):.3f} / {statistics.median(ratios[False]):.3f}",
+            f"{geomean(ratios[True]):.3f} / {statistics.median(ratios[True]):.3f}",
+            f"{statistics.median(iterations[False]):.0f} / {statistics.median(iterations[True]):.0f}",
+        ])
+        print(" | ".join(rows[-1]), flush=True)
+    write_table(
+        "fast_inference_solve", "gnn over dual's one pass, the encoder's inference paths off and on",
+        ["layout, seed", "penalty", "torch: geometric mean / median", "fast: geometric mean / median",
+         "L-BFGS iterations, median (torch / fast)"],
         rows,
     )
 
