@@ -1,4 +1,4 @@
-"""Power control: the shipped sum-rate ``gnn`` with a rate floor (``rate_floor``), the trade-off
+r"""Power control: the shipped sum-rate ``gnn`` with a rate floor (``rate_floor``), the trade-off
 between sum rate and the bottom of the rate distribution.
 
 Sum-rate power control switches about half of the links of a dense layout off. The allocator's
@@ -25,13 +25,14 @@ over the power shares (a sigmoid of free variables), :math:`\bar r` the mean rat
 constant in each step), :math:`E` the :math:`\lfloor 0.05 (K - 1) \rfloor` links furthest
 below the floor at each step (those ``max_off`` lets go), :math:`\rho \in \{1, 10, 100\}`,
 from WMMSE's answer lifted to the floor and from half power, each run's answer then lifted to the
-floor (a finite penalty leaves links just below it). Of the six runs and the lifted answer itself, the answer kept is the best sum rate among those with at most
-:math:`\lfloor 0.05 (K - 1) \rfloor` links below the floor (else the fewest below it), so it is
-never worse than the ``wmmse`` row by that measure.
+floor (a finite penalty leaves links just below it). Of the six runs and the lifted answer itself, the answer kept has the fewest links below the floor beyond
+:math:`\lfloor 0.05 (K - 1) \rfloor`, then the best sum rate, so by that measure it is never
+worse than the ``wmmse`` row. Its ``none`` row is WMMSE's unfloored answer (the shares' base).
 
 Run: python benchmarks/bench_power_floor.py [--instances 20] [--floors 0.001 0.003 0.01 0.03 0.1]
      [--sparse 25 50 100]  (D2D K = 50 at those densities instead: writes power_floor_sparse.md)
-     [--optimised]  (adds the ``optimised`` rows: writes power_floor_optimised.md)
+     [--optimised]  (adds the ``optimised`` rows: writes power_floor_optimised.md, or
+                    power_floor_sparse_optimised.md with --sparse)
 """
 
 from __future__ import annotations
@@ -107,10 +108,10 @@ def _optimised_rates(instance, solved: tuple[np.ndarray, float], rate: float) ->
     allowed = math.floor(0.05 * (instance.num_links - 1))
     lifted = lift_to_floor(links, torch.as_tensor(solved[0], dtype=torch.float64), rate)
 
-    def rank(q: torch.Tensor) -> tuple[bool, float, float]:  # (meets the floor, -below, sum rate)
+    def rank(q: torch.Tensor) -> tuple[int, float]:  # larger is better: -(links below beyond max_off), sum rate
         rates = link_rates(links, q)
         below = int((rates < rate * (1.0 - 1e-9)).sum())
-        return below <= allowed, -float(below), float(rates.sum())
+        return -max(0, below - allowed), float(rates.sum())
 
     best_q, best = lifted, rank(lifted)
     for penalty in _PENALTIES:
@@ -128,7 +129,7 @@ def _optimised_rates(instance, solved: tuple[np.ndarray, float], rate: float) ->
             # A finite penalty leaves some links just below the floor: lift them (least increase).
             q = lift_to_floor(links, torch.sigmoid(logit.detach()), rate)
             candidate = rank(q)
-            if (candidate[0], candidate[2] if candidate[0] else candidate[1]) > (best[0], best[2] if best[0] else best[1]):
+            if candidate > best:
                 best_q, best = q, candidate
     seconds = solved[1] + time.perf_counter() - start
     return allocation_rates(instance, PowerAllocation(best_q.numpy() * instance.pmax)), seconds

@@ -10,9 +10,10 @@ _Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 def compiled(**options: Any) -> Callable[[_Function], _Function]:
-    """``numba.njit(nogil=True, **options)`` with its on-disk cache (the kernels compile once per
-    machine) where numba finds a writable cache directory; without one (a read-only install and
-    home, and no ``NUMBA_CACHE_DIR``) they compile in every process instead of failing at import.
+    """``numba.njit(nogil=True, **options)`` (``options`` may override ``nogil``) with its on-disk
+    cache (the kernels compile once per machine) where numba finds a writable cache directory;
+    without one (a read-only install and home, and no ``NUMBA_CACHE_DIR``) they compile in every
+    process instead of failing at import.
 
     Pass ``fastmath=False`` explicitly to a kernel that others call: numba lets a callee compiled
     during its caller's compilation inherit the caller's fastmath flags, so the callee's rounding
@@ -21,9 +22,10 @@ def compiled(**options: Any) -> Callable[[_Function], _Function]:
     from numba import njit  # here, so that importing the core does not import numba
 
     def wrap(function: _Function) -> _Function:
+        settings = {"nogil": True, **options}
         try:
-            return njit(cache=True, nogil=True, **options)(function)
+            return njit(cache=True, **settings)(function)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return njit(nogil=True, **options)(function)
+            return njit(**settings)(function)
 
     return wrap

@@ -60,7 +60,7 @@ parameters are then outside the graph, as they could not affect what is read.
 shortcuts with the same result to rounding, as long as :func:`fast_inference` allows them (the
 default). Node-level attention on the CPU in float32 or float64, with dropout inactive, runs as one
 compiled kernel (:func:`~gnnalloc.ops.relation_attention`): at the encoder's sizes the torch
-version's time is mostly per-operation overhead. And semantic attention scores a relation without
+version's time is mostly per-operation overhead (``benchmarks/RESULTS.md``). And semantic attention scores a relation without
 edges in the batch (every node's :math:`z^r` is :math:`\mathrm{ELU}(b_r)`) from one row instead
 of one per node. Training, autograd and other devices take the torch version.
 """
@@ -79,14 +79,12 @@ from torch_geometric.utils import scatter
 
 from gnnalloc.core import InputError, check_count
 from gnnalloc.nn._schema import EdgeType, GraphSchema
-from gnnalloc.ops import gather_weighted_sum, relation_attention, segment_softmax
+from gnnalloc.ops import RELATION_ATTENTION_DTYPES, gather_weighted_sum, relation_attention, segment_softmax
 
 __all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention", "fast_inference"]
 
 #: Whether inference may take the fast paths (:func:`fast_inference`); per thread and task.
 _FAST = ContextVar("gnnalloc_fast_inference", default=True)
-#: The dtypes of the compiled path.
-_FUSED_DTYPES = (torch.float32, torch.float64)
 
 
 @contextmanager
@@ -94,6 +92,10 @@ def fast_inference(enabled: bool) -> Iterator[None]:
     """Allow (the default) or forbid, inside the ``with`` block (in this thread or task), the
     encoder's inference paths (module docstring). Both ways give the same embeddings to
     rounding; switching them off is for comparing the two and for timing the torch version.
+
+    Forward-mode AD and :mod:`torch.func` transforms of a module with frozen parameters see no
+    tensor that requires grad and would reach the compiled path, which has no tangents: run them
+    inside ``fast_inference(False)``.
 
     Example::
 
@@ -109,8 +111,13 @@ def fast_inference(enabled: bool) -> Iterator[None]:
 
 def _inference(module: nn.Module, tensors: Collection[Tensor]) -> bool:
     """Whether the fast paths may serve ``module`` on ``tensors``: :func:`fast_inference` allows
-    them, and nothing needs autograd (grad mode off, or nothing requires grad)."""
-    if not _FAST.get():
+    them, nothing is being traced or compiled (a trace would record the shortcut taken for this
+    graph's empty relations and replay it on graphs where they have edges), autocast is off (it
+    would hand the compiled path reduced-precision inputs), and nothing needs autograd (grad mode
+    off, or nothing requires grad)."""
+    if not _FAST.get() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    if torch.is_autocast_enabled("cpu") or (torch.cuda.is_available() and torch.is_autocast_enabled("cuda")):
         return False
     if not torch.is_grad_enabled():
         return True
@@ -221,17 +228,15 @@ class RelationAttention(nn.Module):
         if self.training and self.dropout > 0:
             return False
         dtype = self.bias.dtype
-        if dtype not in _FUSED_DTYPES or x_src.dtype != dtype or x_dst.dtype != dtype:
+        if dtype not in RELATION_ATTENTION_DTYPES or x_src.dtype != dtype or x_dst.dtype != dtype:
             return False
         if not (self.bias.is_cpu and x_src.is_cpu and x_dst.is_cpu and edge_index.is_cpu) or edge_index.dtype != torch.long:
-            return False
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return False
         inputs = (x_src, x_dst) if edge_attr is None or self.lin_edge is None else (x_src, x_dst, edge_attr)
         return _inference(self, inputs)
 
     def _fused(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
-        """:meth:`forward`'s compiled path: the linear maps in torch, the rest in one pass."""
+        """:meth:`forward`'s compiled path: the linear maps in torch, the rest in one kernel call."""
         if self.lin_edge is None:
             edge_attr = edge_weight = att_edge = None
         elif edge_attr is None:
@@ -276,11 +281,14 @@ class SemanticAttention(nn.Module):
             num_graphs: number of graphs ``G``.
             shared: relations (indices into ``zs``) whose rows are the same for every node, as
                 a relation without edges (every :math:`z^r_i = \\mathrm{ELU}(b_r)`): their scores
-                are computed from the first node's row alone, the same to rounding.
+                are computed from the first node's row alone, the same to rounding. For
+                inference: with autograd, only that row would receive their scores' gradient.
 
         Returns:
             :math:`Z`, ``(N, hidden)``, and the weights :math:`\\beta`, ``(R, G)``.
         """
+        if any(not 0 <= r < zs.shape[0] for r in shared):
+            raise InputError(f"shared: relation indices must be in [0, {zs.shape[0]}), got {list(shared)!r}")
         if shared and zs.shape[1]:
             score = self._score_shared(zs, shared)
         else:

@@ -20,12 +20,14 @@ same shift and :math:`10^{-16}`). A target without edges gets :math:`\mathrm{ELU
 
 Why: at the encoder's sizes (a few thousand edges, 32 channels) the torch version of this is a
 chain of about forty small operations (gathers, scatters, einsums), each costing more in dispatch
-and allocation than in arithmetic. Here it is four passes over the edges (logits and maxima;
-exponentials and their sums; weights and weighted messages; weighted edge features) and one over
-the targets, with every product, sum and exponential in the tensors' own dtype and in the torch
-version's order (edges as given), so the two agree to rounding: only the order of the short sums
-over a head's channels and over the edge features differs. The ELU is torch's: vectorised, it is several times faster than a scalar
-``expm1`` per entry.
+and allocation than in arithmetic (measured in ``benchmarks/RESULTS.md``). Here it is one kernel
+call: a pass over the edges checking their indices, then four (logits and maxima; exponentials
+and their sums; weights and weighted messages; weighted edge features) and two over the targets
+(the :math:`10^{-16}`; the edge-feature term and the bias). Every product and sum is in the
+tensors' own dtype and the sums over edges run in the torch version's order (edges as given), so
+the two agree to rounding: the short sums over a head's channels and over the edge features run
+in another order, and the exponential and the linear maps' products are other implementations.
+The ELU is torch's, whose vectorised loop is faster than a scalar ``expm1`` per entry.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from torch import Tensor
 
 from gnnalloc.core import InputError, compiled
 
-__all__ = ["load_relation_attention", "relation_attention"]
+__all__ = ["RELATION_ATTENTION_DTYPES", "load_relation_attention", "relation_attention"]
 
-_DTYPES = (torch.float32, torch.float64)
+#: The dtypes :func:`relation_attention` computes in.
+RELATION_ATTENTION_DTYPES = (torch.float32, torch.float64)
 
 
 def relation_attention(
@@ -81,7 +84,7 @@ def relation_attention(
         IndexError: an edge index outside its node range.
     """
     dtype = values.dtype
-    if dtype not in _DTYPES:
+    if dtype not in RELATION_ATTENTION_DTYPES:
         raise InputError(f"values: expected float32 or float64, got {dtype}")
     if values.dim() != 3:
         raise InputError(f"values: expected (N_src, H, D), got shape {tuple(values.shape)}")
@@ -97,11 +100,11 @@ def relation_attention(
         ("att_src", att_src, (heads, dim)), ("bias", bias, (heads * dim,)),
     ]
     if edge_attr is not None:
-        if edge_attr.dim() != 2:
-            raise InputError(f"edge_attr: expected (E, F), got shape {tuple(edge_attr.shape)}")
-        features = edge_attr.shape[1]
+        if edge_weight.dim() != 2:
+            raise InputError(f"edge_weight: expected (H * D, F), got shape {tuple(edge_weight.shape)}")
+        features = edge_weight.shape[1]  # the relation's feature width: a wrong edge_attr is named
         expected += [
-            ("edge_attr", edge_attr, (num_edges, features)), ("edge_weight", edge_weight, (heads * dim, features)),
+            ("edge_weight", edge_weight, (heads * dim, features)), ("edge_attr", edge_attr, (num_edges, features)),
             ("att_edge", att_edge, (heads, dim)),
         ]
     grad = torch.is_grad_enabled()
@@ -132,11 +135,11 @@ def relation_attention(
 @functools.cache
 def load_relation_attention() -> None:
     """Load :func:`relation_attention`'s compiled kernel now, for float32 and float64: it compiles
-    on a machine's first use (seconds) and loads from numba's cache (milliseconds) in every new
-    process after that. Call it to pay that at start-up (the server does, through the edge
+    on a machine's first use and loads from numba's cache, much faster, in every new process after
+    that (``benchmarks/RESULTS.md``). Call it to pay that at start-up (the server does, through the edge
     family's warm-up). Idempotent."""
     edge_index = torch.tensor([[0, 1, 1], [0, 0, 1]])
-    for dtype in _DTYPES:
+    for dtype in RELATION_ATTENTION_DTYPES:
         def ones(*shape: int) -> Tensor:
             return torch.ones(shape, dtype=dtype)
 
@@ -168,7 +171,7 @@ def _attention(
     zero, eps = values.dtype.type(0), values.dtype.type(1e-16)
     for e in range(num_edges):
         if src[e] < 0 or src[e] >= num_src or dst[e] < 0 or dst[e] >= num_dst:
-            raise IndexError("relation_attention: an edge index is out of range")
+            raise IndexError("edge_index: an edge index is out of range")
     # <a_src, v_j> per source and head.
     logit_src = np.empty((num_src, heads), values.dtype)
     for j in range(num_src):
@@ -226,7 +229,7 @@ def _attention(
             a = alpha[h]
             for d in range(dim):
                 out[i, h * dim + d] += a * values[j, h, d]
-    # The weighted sums of the edge features (a loop of their own: about twice as fast).
+    # The weighted sums of the edge features (a loop of their own, so that the loop over the features vectorises).
     pooled = np.zeros((num_dst, heads, features), values.dtype)
     if features:
         for e in range(num_edges):

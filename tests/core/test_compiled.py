@@ -17,6 +17,15 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
         return x + 1.0
 
     assert add_one(1.0) == 2.0
+    assert type(add_one._cache).__name__ == "NullCache"  # the fallback ran: no cache in use
+
+
+def test_options_may_override_the_defaults():
+    @compiled(nogil=False)
+    def add_two(x):
+        return x + 2.0
+
+    assert add_two(1.0) == 3.0 and not add_two.targetoptions.get("nogil", False)
 
 
 def test_options_reach_numba():

@@ -252,8 +252,9 @@ def test_fast_inference_equals_the_torch_version(heads, dtype, kernel_calls, sha
         fast, reference = both_ways(encoder, graph)
         assert_same_embeddings(fast, reference)
     assert len(kernel_calls) > 0
-    # Without links, migrate and link edges are missing: their relations are scored once.
-    assert shared_scores and all(shared for shared in shared_scores)
+    # Only the link-free graph lacks edges of a relation: migrate (the users' fourth relation) and
+    # link (the servers' third), scored once in each of the two layers; the batch has both.
+    assert sorted(shared_scores) == [[2], [2], [3], [3]]
 
 
 def test_fast_inference_with_restricted_outputs(kernel_calls):
@@ -272,10 +273,10 @@ def test_fast_inference_with_restricted_outputs(kernel_calls):
 def test_the_shipped_price_model_predicts_the_same_prices_both_ways(kernel_calls, shared_scores):
     import numpy as np
 
-    from gnnalloc.families.edge._methods import _load_edge_checkpoint, default_checkpoint
+    from gnnalloc.families.edge import shipped_allocator
     from gnnalloc.families.edge.nn.prices import price_references
 
-    model = _load_edge_checkpoint(default_checkpoint()).eval()
+    model = shipped_allocator().eval()
     instance = eua_instance(200, 1.0, 3)
     with fast_inference(False):
         reference = model.predict(instance)
@@ -342,3 +343,68 @@ def test_semantic_attention_scores_shared_relations_once():
     empty = torch.zeros(4, 0, HIDDEN)
     out, beta = layer(empty, torch.zeros(0, dtype=torch.long), 1, [1])
     assert out.shape == (0, HIDDEN) and beta.shape == (4, 1)
+
+
+def test_semantic_attention_names_a_bad_shared_index():
+    layer = SemanticAttention(HIDDEN)
+    zs = torch.randn(3, 5, HIDDEN)
+    for shared in ([3], [-1], [0, 7]):
+        with pytest.raises(ValueError, match="^shared: "):
+            layer(zs, torch.zeros(5, dtype=torch.long), 1, shared)
+
+
+def test_autocast_and_tracing_take_the_torch_version(kernel_calls, shared_scores):
+    import gnnalloc.nn.encoder as encoder_module
+
+    encoder = random_biases(make_encoder()).eval()
+    graph = build_graph(no_link_instance())
+    # Autocast would hand the compiled path the linear maps' outputs in bfloat16, which it refuses.
+    with torch.no_grad():
+        assert encoder_module._inference(encoder, [])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not encoder_module._inference(encoder, [])
+    # A trace would replay the shortcut taken for this graph's empty relations on other graphs.
+    layer = encoder.layers[0].requires_grad_(False)  # traced as constants
+    x = {t: torch.randn(graph[t].x.shape[0], HIDDEN) for t in ("user", "server")}
+    edges = {e: graph[e].edge_index if e in graph.edge_types else torch.zeros(2, 0, dtype=torch.long)
+             for e in SCHEMA.edge_types}
+    attrs = {e: graph[e].edge_attr for e in SCHEMA.edge_dims if e in graph.edge_types}
+    batch = {t: torch.zeros(x[t].shape[0], dtype=torch.long) for t in x}
+    with torch.no_grad():
+        torch.jit.trace(lambda u, s: tuple(layer({"user": u, "server": s}, edges, attrs, batch, 1).values()),
+                        (x["user"], x["server"]), check_trace=False)
+    assert not kernel_calls and not shared_scores
+
+
+def test_fast_inference_is_per_thread(kernel_calls):
+    import threading
+
+    encoder = make_encoder().eval()
+    graph = build_graph(random_instance(20, 3, 1.0, seed=1))
+    other_thread_calls = []
+
+    def other() -> None:
+        before = len(kernel_calls)
+        with torch.no_grad():
+            encoder(graph)
+        other_thread_calls.append(len(kernel_calls) - before)
+
+    with fast_inference(False):
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join()
+        before = len(kernel_calls)
+        with torch.no_grad():
+            encoder(graph)
+        assert len(kernel_calls) == before  # switched off here
+    assert other_thread_calls[0] > 0  # and not in the other thread
+
+
+def test_the_edge_family_warm_up_loads_the_attention_kernel(monkeypatch):
+    import gnnalloc.families.edge._family as family_module
+
+    loaded = []
+    monkeypatch.setattr(family_module, "load_dual_kernels", lambda: None)
+    monkeypatch.setattr(family_module, "load_relation_attention", lambda: loaded.append(True))
+    family_module.FAMILY.warm_up()
+    assert loaded == [True]

@@ -157,8 +157,9 @@ def test_it_refuses_what_it_cannot_compute():
         "att_src": [att_src[:1]],
         "edge_index": [edge_index.int(), edge_index[:1]],
         "bias": [bias[:-1]],
-        "edge_attr": [edge_attr[:-1], edge_attr[:, 0], None],
-        "edge_weight": [weight[:, :2]],
+        # The relation's weight sets the feature width: an edge_attr of another width is named.
+        "edge_attr": [edge_attr[:-1], edge_attr[:, 0], edge_attr[:, :2], None],
+        "edge_weight": [weight[:, 0], weight[:-1]],
         "att_edge": [att_edge.t()],
     }
     for name, values_tried in bad.items():
