@@ -7,21 +7,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from gnnalloc.core import compiled
 
 __all__ = ["least_shares", "min_width"]
 
 _LN2 = math.log(2.0)
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
-
-def _compiled(function):
-    # IEEE division (inf, nan) as numpy does: the kernels test the results. The on-disk cache saves the compilation in later processes; without a writable cache
-    # directory the kernels compile in every process instead of failing at import.
-    try:
-        return njit(cache=True, nogil=True, error_model="numpy")(function)
-    except RuntimeError:
-        return njit(nogil=True, error_model="numpy")(function)
+# IEEE division (inf, nan) as numpy does: the kernels test the results.
+_compiled = compiled(error_model="numpy")
 
 
 @_compiled
