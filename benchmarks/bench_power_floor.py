@@ -25,7 +25,8 @@ over the power shares (a sigmoid of free variables), :math:`\bar r` the mean rat
 constant in each step), :math:`E` the :math:`\lfloor 0.05 (K - 1) \rfloor` links furthest
 below the floor at each step (those ``max_off`` lets go), :math:`\rho \in \{1, 10, 100\}`,
 from WMMSE's answer lifted to the floor and from half power, each run's answer then lifted to the
-floor (a finite penalty leaves links just below it). Of the six runs and the lifted answer itself, the answer kept has the fewest links below the floor beyond
+floor (a finite penalty leaves links just below it). Of the six runs and the lifted answer
+itself, the answer kept has the fewest links below the floor beyond
 :math:`\lfloor 0.05 (K - 1) \rfloor`, then the best sum rate, so by that measure it is never
 worse than the ``wmmse`` row. Its ``none`` row is WMMSE's unfloored answer (the shares' base).
 

@@ -60,9 +60,10 @@ parameters are then outside the graph, as they could not affect what is read.
 shortcuts with the same result to rounding, as long as :func:`fast_inference` allows them (the
 default). Node-level attention on the CPU in float32 or float64, with dropout inactive, runs as one
 compiled kernel (:func:`~gnnalloc.ops.relation_attention`): at the encoder's sizes the torch
-version's time is mostly per-operation overhead (``benchmarks/RESULTS.md``). And semantic attention scores a relation without
-edges in the batch (every node's :math:`z^r` is :math:`\mathrm{ELU}(b_r)`) from one row instead
-of one per node. Training, autograd and other devices take the torch version.
+version's time is mostly per-operation overhead (``benchmarks/RESULTS.md``). And semantic attention
+scores a relation without edges in the batch (every node's :math:`z^r` is
+:math:`\mathrm{ELU}(b_r)`) from one row instead of one per node. Training, autograd and other
+devices take the torch version, and so do tracing and autocast.
 """
 
 from __future__ import annotations

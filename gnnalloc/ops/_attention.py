@@ -229,7 +229,8 @@ def _attention(
             a = alpha[h]
             for d in range(dim):
                 out[i, h * dim + d] += a * values[j, h, d]
-    # The weighted sums of the edge features (a loop of their own, so that the loop over the features vectorises).
+    # The weighted sums of the edge features (a loop of their own, so that the loop over the
+    # features vectorises).
     pooled = np.zeros((num_dst, heads, features), values.dtype)
     if features:
         for e in range(num_edges):
