@@ -220,7 +220,8 @@ class RelationAttention(nn.Module):
         if self.lin_edge is not None:
             # sum_j alpha_ij W_e e_ij = W_e (sum_j alpha_ij e_ij), per head.
             weighted = alpha.unsqueeze(-1) * edge_attr.unsqueeze(1)  # (E, H, F)
-            pooled = z.new_zeros(num_dst, H, edge_attr.shape[-1]).index_add_(0, dst, weighted)
+            # In the weights' dtype: under autocast they can be wider than the messages.
+            pooled = weighted.new_zeros(num_dst, H, edge_attr.shape[-1]).index_add_(0, dst, weighted)
             out = out + torch.einsum("nhf,hdf->nhd", pooled, w_edge)
         return F.elu(out.view(-1, H * D) + self.bias)
 

@@ -358,11 +358,19 @@ def test_autocast_and_tracing_take_the_torch_version(kernel_calls, shared_scores
 
     encoder = random_biases(make_encoder()).eval()
     graph = build_graph(no_link_instance())
-    # Autocast would hand the compiled path the linear maps' outputs in bfloat16, which it refuses.
+    # Autocast would hand the compiled path the linear maps' outputs in bfloat16, which it refuses;
+    # the torch version runs in mixed precision, close to float32.
     with torch.no_grad():
         assert encoder_module._inference(encoder, [])
+        reference = encoder(build_graph(random_instance(30, 4, 1.0, seed=1)))
+        kernel_calls.clear()
+        shared_scores.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not encoder_module._inference(encoder, [])
+            mixed = encoder(build_graph(random_instance(30, 4, 1.0, seed=1)))
+    assert not kernel_calls and not shared_scores
+    for low, full in zip(mixed, reference, strict=True):
+        torch.testing.assert_close(low.float(), full, rtol=0.0, atol=0.1)
     # A trace would replay the shortcut taken for this graph's empty relations on other graphs.
     layer = encoder.layers[0].requires_grad_(False)  # traced as constants
     x = {t: torch.randn(graph[t].x.shape[0], HIDDEN) for t in ("user", "server")}
