@@ -17,7 +17,6 @@ Run: python benchmarks/bench_fast_inference.py [--sizes 200 816 2000] [--repeats
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -127,13 +126,10 @@ def _solve(model, sets: list[tuple[str, int]], penalty: float, rounds: int) -> N
                 for fast in (True, False):
                     ratios[fast].append(statistics.median(times[fast]) / statistics.median(times["dual"]))
 
-        def geomean(values: list[float]) -> float:
-            return math.exp(sum(math.log(v) for v in values) / len(values))
-
         rows.append([
             f"{layout}, {seed}", f"{penalty:g}",
-            f"{geomean(ratios[False]):.3f} / {statistics.median(ratios[False]):.3f}",
-            f"{geomean(ratios[True]):.3f} / {statistics.median(ratios[True]):.3f}",
+            f"{statistics.geometric_mean(ratios[False]):.3f} / {statistics.median(ratios[False]):.3f}",
+            f"{statistics.geometric_mean(ratios[True]):.3f} / {statistics.median(ratios[True]):.3f}",
             f"{statistics.median(iterations[False]):.0f} / {statistics.median(iterations[True]):.0f}",
         ])
         print(" | ".join(rows[-1]), flush=True)

@@ -113,12 +113,13 @@ def fast_inference(enabled: bool) -> Iterator[None]:
 def _inference(module: nn.Module, tensors: Collection[Tensor]) -> bool:
     """Whether the fast paths may serve ``module`` on ``tensors``: :func:`fast_inference` allows
     them, nothing is being traced or compiled (a trace would record the shortcut taken for this
-    graph's empty relations and replay it on graphs where they have edges), autocast is off (it
-    would hand the compiled path reduced-precision inputs), and nothing needs autograd (grad mode
-    off, or nothing requires grad)."""
+    graph's empty relations and replay it on graphs where they have edges), CPU autocast is off
+    (it would hand the compiled path, which runs on the CPU only, reduced-precision inputs; the
+    one-row scores are row-wise maps, equal under any autocast), and nothing needs autograd (grad
+    mode off, or nothing requires grad). Called on every relation: cheap checks only."""
     if not _FAST.get() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
-    if torch.is_autocast_enabled("cpu") or (torch.cuda.is_available() and torch.is_autocast_enabled("cuda")):
+    if torch.is_autocast_enabled("cpu"):
         return False
     if not torch.is_grad_enabled():
         return True
