@@ -157,8 +157,20 @@ class Allocator(Configured, nn.Module):
             refill_home: override the model's ``refill_home`` for this pass (training may skip
                 the refill while evaluation and inference keep it).
         """
+        raw_compute, raw_bandwidth = self.decide(graph, problem)
+        return self.complete(raw_compute, raw_bandwidth, problem, refill_home)
+
+    def decide(self, graph: HeteroData, problem: ProblemTensors) -> tuple[Tensor, Tensor]:
+        """The heads' raw decisions ``(raw_compute, raw_bandwidth)`` (per pair, per user)."""
         emb = self.encoder(graph)
-        raw_compute, raw_bandwidth = self.heads(emb["user"], emb["server"], graph, problem)
+        return self.heads(emb["user"], emb["server"], graph, problem)
+
+    def complete(
+        self, raw_compute: Tensor, raw_bandwidth: Tensor, problem: ProblemTensors,
+        refill_home: bool | None = None,
+    ) -> Decisions:
+        """:meth:`decide`'s raw decisions projected onto the capacities, then (``refill_home``,
+        by default the model's) refilled at home."""
         projected, bandwidth = self.projection(raw_compute, raw_bandwidth, problem)
         refill = self.hparams["refill_home"] if refill_home is None else refill_home
         compute = refill_home_compute(projected, problem) if refill else projected
@@ -175,8 +187,8 @@ class Allocator(Configured, nn.Module):
             search_rounds: override the model's ``search_rounds`` for this call.
 
         Raises:
-            SolverError: if the model's decisions on ``instance`` cannot be completed (they are
-                not finite, e.g. for weights or quantities at extreme magnitudes).
+            SolverError: if the model's decisions on ``instance`` are not finite (e.g. for
+                weights or quantities at extreme magnitudes).
         """
         rounds = self.hparams["search_rounds"] if search_rounds is None else search_rounds
         check_count("search_rounds", rounds)
@@ -185,15 +197,16 @@ class Allocator(Configured, nn.Module):
             self.eval()
         try:
             graph, problem = self.prepare([instance])
-            try:
-                out = self(graph, problem)
-            except InputError as exc:
-                # What the projection and the refill refuse here is this model's own decisions on
-                # a validated instance (non-finite ones, from weights or magnitudes at extremes):
-                # the model failed on this instance; the caller's input is not at fault.
-                raise SolverError(
-                    f"the model's decisions cannot be completed on this instance ({exc}); use method dual or exact"
-                ) from None
+            raw_compute, raw_bandwidth = self.decide(graph, problem)
+            # Non-finite decisions (from weights or magnitudes at extremes) on a validated
+            # instance are this model failing on it, not the caller's input: the projection
+            # would refuse them as an input error naming raw_compute, a field nobody sent.
+            for name, raw in (("compute", raw_compute), ("bandwidth", raw_bandwidth)):
+                if not bool(torch.isfinite(raw).all()):
+                    raise SolverError(
+                        f"the model's {name} decisions are not finite on this instance; use method dual or exact"
+                    )
+            out = self.complete(raw_compute, raw_bandwidth, problem)
             compute = improve_migrations(out.compute, problem, rounds) if rounds else out.compute
         finally:
             if was_training:

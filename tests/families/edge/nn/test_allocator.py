@@ -210,5 +210,5 @@ def test_a_model_whose_decisions_are_not_finite_fails_as_a_solver_not_as_the_cal
         for parameter in model.parameters():
             parameter.mul_(1e30)
     instance = random_instance(30, 4, 1.0, seed=2)
-    with pytest.raises(SolverError, match="decisions cannot be completed"):
+    with pytest.raises(SolverError, match="decisions are not finite"):
         model.allocate(instance)
