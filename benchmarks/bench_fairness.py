@@ -94,7 +94,7 @@ def main() -> None:
                 f"{r['peak_mib']:.0f}", f"{r['share']:.3f}", "yes" if r["stationary"] else "no",
             ])
         if "exact" not in results:
-            rows.append([users, "exact", "not run", "", "", "", f"N x d Jacobian, N backward passes"])
+            rows.append([users, "exact", "not run", "", "", "", "N x d Jacobian, N backward passes"])
     write_table(
         "fairness",
         f"One training step per fairness mode (EUA load 1.0, real model), median of {args.repeats}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -19,7 +18,7 @@ from _common import SHARES_CHECKPOINT, median_time, write_table  # noqa: E402
 
 from gnnalloc import eua_instance  # noqa: E402
 from gnnalloc.families.edge.nn.allocator import Allocator  # noqa: E402
-from gnnalloc.families.edge.problem import Allocation, max_violation  # noqa: E402
+from gnnalloc.families.edge.problem import max_violation  # noqa: E402
 from gnnalloc.families.edge.solvers.functional import refill_home_compute  # noqa: E402
 
 

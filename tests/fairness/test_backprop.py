@@ -1,6 +1,5 @@
 """Fairness backpropagation: Gram modes agree where they must, and MGDA steps are Pareto steps."""
 
-import numpy as np
 import pytest
 import torch
 

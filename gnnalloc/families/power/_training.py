@@ -20,7 +20,7 @@ links are orthogonal there, so for instance or group objectives that Gram would 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np

@@ -10,7 +10,7 @@ ones); validation uses disjoint seeds.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np

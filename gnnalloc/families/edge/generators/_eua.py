@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, radius_links, synthesise
+from gnnalloc.families.edge.generators._synthesis import MAX_USERS, radius_links, synthesise
 from gnnalloc.core import check_count
 from gnnalloc.families.edge.problem import Instance
 

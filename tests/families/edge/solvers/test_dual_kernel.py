@@ -175,7 +175,7 @@ def test_an_evaluation_limit_stops_at_the_first_iteration_that_would_start_at_or
     free = compiled.minimise(start, scale, 40)
     limited = compiled.minimise(start, scale, 40, max_evaluations=20)
     same = compiled.minimise(start, scale, limited[2])
-    one_fewer = compiled.minimise(start, scale, limited[2] - 1)
+    compiled.minimise(start, scale, limited[2] - 1)  # counted: the run one iteration shorter
     free_evaluations, limited_evaluations, _, fewer_evaluations = counted
     assert free[2] == 40 and free_evaluations > 20
     # Checked before each iteration: the last one run started below the limit (the line search
