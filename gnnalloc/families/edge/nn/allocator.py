@@ -187,8 +187,8 @@ class Allocator(Configured, nn.Module):
             search_rounds: override the model's ``search_rounds`` for this call.
 
         Raises:
-            SolverError: if the model's decisions on ``instance`` are not finite (e.g. for
-                weights or quantities at extreme magnitudes).
+            SolverError: if the model's decisions on ``instance`` are not finite, or cannot be
+                completed (e.g. for weights or quantities at extreme magnitudes).
         """
         rounds = self.hparams["search_rounds"] if search_rounds is None else search_rounds
         check_count("search_rounds", rounds)
@@ -206,7 +206,14 @@ class Allocator(Configured, nn.Module):
                     raise SolverError(
                         f"the model's {name} decisions are not finite on this instance; use method dual or exact"
                     )
-            out = self.complete(raw_compute, raw_bandwidth, problem)
+            try:
+                out = self.complete(raw_compute, raw_bandwidth, problem)
+            except InputError as exc:
+                # Likewise if completing finite decisions overflows (the refill refuses a
+                # non-finite projection): only the model's own numbers enter here.
+                raise SolverError(
+                    f"the model's decisions cannot be completed on this instance ({exc}); use method dual or exact"
+                ) from None
             compute = improve_migrations(out.compute, problem, rounds) if rounds else out.compute
         finally:
             if was_training:

@@ -199,9 +199,9 @@ def test_cut_message_drops_colour_codes_and_newlines():
 
 
 def test_a_model_whose_decisions_are_not_finite_fails_as_a_solver_not_as_the_caller_s_input():
-    """Weights at 1e30 give NaN decisions; the projection refuses them. That is the model failing
-    on this instance (a SolverError: CLI exit 3, HTTP 422 naming ``method``), not an input error
-    naming ``raw_compute``, a field the caller never sent."""
+    """Weights at 1e30 give NaN decisions, which the projection would refuse as an input error
+    naming ``raw_compute``, a field the caller never sent. It is the model failing on this
+    instance: a SolverError (CLI exit 3, HTTP 422 naming ``method``), raised where they appear."""
     from gnnalloc.core import SolverError
 
     torch.manual_seed(0)
@@ -210,5 +210,23 @@ def test_a_model_whose_decisions_are_not_finite_fails_as_a_solver_not_as_the_cal
         for parameter in model.parameters():
             parameter.mul_(1e30)
     instance = random_instance(30, 4, 1.0, seed=2)
-    with pytest.raises(SolverError, match="decisions are not finite"):
+    with pytest.raises(SolverError, match="compute decisions are not finite"):
         model.allocate(instance)
+
+
+def test_a_completion_that_overflows_fails_as_a_solver_not_as_the_caller_s_input(monkeypatch):
+    """Finite decisions whose projection overflows (magnitudes at extremes) are refused by the
+    refill as an input error naming ``compute``; ``allocate`` reports the model failing."""
+    from gnnalloc.core import SolverError
+
+    torch.manual_seed(0)
+    model = Allocator(hidden=16, heads=2, layers=1)
+    project = model.projection.forward
+
+    def overflowing(raw_compute, raw_bandwidth, problem):
+        projected, bandwidth = project(raw_compute, raw_bandwidth, problem)
+        return torch.full_like(projected, float("inf")), bandwidth
+
+    monkeypatch.setattr(model.projection, "forward", overflowing)
+    with pytest.raises(SolverError, match="decisions cannot be completed"):
+        model.allocate(random_instance(30, 4, 1.0, seed=2))
