@@ -75,6 +75,7 @@ from typing import Collection, Iterator, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd import forward_ad
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
@@ -94,9 +95,11 @@ def fast_inference(enabled: bool) -> Iterator[None]:
     encoder's inference paths (module docstring). Both ways give the same embeddings to
     rounding; switching them off is for comparing the two and for timing the torch version.
 
-    Forward-mode AD and :mod:`torch.func` transforms of a module with frozen parameters see no
-    tensor that requires grad and would reach the compiled path, which has no tangents: run them
-    inside ``fast_inference(False)``.
+    Forward-mode AD on the inputs (dual tensors, :func:`torch.func.jvp`) takes the torch
+    version, as the compiled path carries no tangents. Tangents on the parameters (through
+    :func:`torch.func.functional_call`) and :func:`torch.func.vmap` over a module with frozen
+    parameters are not detected (checking every parameter on every relation call would slow
+    every prediction down): run them inside ``fast_inference(False)``.
 
     Example::
 
@@ -115,11 +118,15 @@ def _inference(module: nn.Module, tensors: Collection[Tensor]) -> bool:
     them, nothing is being traced or compiled (a trace would record the shortcut taken for this
     graph's empty relations and replay it on graphs where they have edges), CPU autocast is off
     (it would hand the compiled path, which runs on the CPU only, reduced-precision inputs; the
-    one-row scores are row-wise maps, equal under any autocast), and nothing needs autograd (grad
-    mode off, or nothing requires grad). Called on every relation: cheap checks only."""
+    one-row scores are row-wise maps, equal under any autocast), no input carries a forward-mode
+    tangent (the compiled path would drop it, whatever the grad mode), and nothing
+    needs autograd (grad mode off, or nothing requires grad). Called on every relation: cheap
+    checks only."""
     if not _FAST.get() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
     if torch.is_autocast_enabled("cpu"):
+        return False
+    if any(forward_ad.unpack_dual(t).tangent is not None for t in tensors):
         return False
     if not torch.is_grad_enabled():
         return True

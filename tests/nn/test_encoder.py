@@ -384,6 +384,36 @@ def test_autocast_and_tracing_take_the_torch_version(kernel_calls, shared_scores
     assert not kernel_calls and not shared_scores
 
 
+def test_forward_mode_ad_takes_the_torch_version(kernel_calls):
+    """The compiled path carries no tangents: with dual inputs (forward-mode AD, also under no
+    grad, or torch.func.jvp) the encoder's tangent is the torch version's, never dropped."""
+    import torch.autograd.forward_ad as fwAD
+    from torch.func import jvp
+
+    relation = random_biases(make_encoder()).eval().requires_grad_(False).layers[0].relations
+    attention = next(iter(relation.values()))
+    g = torch.Generator().manual_seed(3)
+    x_src, x_dst, direction = (torch.randn(n, HIDDEN, generator=g) for n in (5, 4, 5))
+    edges = torch.tensor([[0, 1, 2, 3, 4, 0], [0, 0, 1, 2, 3, 3]])
+    edge_attr = (None if attention.lin_edge is None
+                 else torch.randn(6, attention.lin_edge.in_features, generator=g))
+
+    def attend(x):
+        return attention(x, x_dst, edges, edge_attr)
+
+    with torch.no_grad(), fast_inference(False):
+        expected = jvp(attend, (x_src,), (direction,))[1]
+    with torch.no_grad():
+        assert attend(x_src) is not None and kernel_calls  # the compiled path serves plain inputs
+        kernel_calls.clear()
+        with fwAD.dual_level():  # the compiled path would return no tangent here, silently
+            tangent = fwAD.unpack_dual(attend(fwAD.make_dual(x_src, direction))).tangent
+        assert tangent is not None and not kernel_calls
+        torch.testing.assert_close(tangent, expected)
+        torch.testing.assert_close(jvp(attend, (x_src,), (direction,))[1], expected)
+    assert not kernel_calls
+
+
 def test_fast_inference_is_per_thread(kernel_calls):
     import threading
 
