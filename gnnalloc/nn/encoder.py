@@ -204,7 +204,12 @@ class RelationAttention(nn.Module):
         :func:`~gnnalloc.ops.relation_attention`, with the same result to rounding: at the
         encoder's sizes the torch version's time is mostly per-operation overhead. Every other
         case, and any case inside ``fast_inference(False)``, takes the torch version.
+
+        Raises:
+            ValueError: naming ``edge_attr`` if the relation has edge features and it is missing
+                or not ``(E, edge_dim)`` (an ``edge_attr`` of a relation without them is ignored).
         """
+        edge_attr = self._edge_features(edge_index, edge_attr)
         if self._fusable(x_src, x_dst, edge_index, edge_attr):
             return self._fused(x_src, x_dst, edge_index, edge_attr)
         H, D = self.heads, self.dim
@@ -213,9 +218,7 @@ class RelationAttention(nn.Module):
         z = self.lin_src(x_src).view(-1, H, D)
         logit_src = (z * self.att_src).sum(-1)
         logit = logit_src.index_select(0, src) + self.att_dst(x_dst).index_select(0, dst)
-        if self.lin_edge is not None:
-            if edge_attr is None:
-                raise InputError("edge_attr: this relation has edge features, got None")
+        if edge_attr is not None:
             edge_attr = edge_attr.to(z.dtype)
             w_edge = self.lin_edge.weight.view(H, D, -1)  # (H, D, F)
             # <a_e, W_e e> = e . (W_e^T a_e): never materialise the (E, H, D) edge messages.
@@ -225,13 +228,26 @@ class RelationAttention(nn.Module):
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         # The memory-bound hot spot of the encoder on large graphs.
         out = gather_weighted_sum(alpha, z, src, dst, num_dst)
-        if self.lin_edge is not None:
+        if edge_attr is not None:
             # sum_j alpha_ij W_e e_ij = W_e (sum_j alpha_ij e_ij), per head.
             weighted = alpha.unsqueeze(-1) * edge_attr.unsqueeze(1)  # (E, H, F)
             # In the weights' dtype: under autocast they can be wider than the messages.
             pooled = weighted.new_zeros(num_dst, H, edge_attr.shape[-1]).index_add_(0, dst, weighted)
             out = out + torch.einsum("nhf,hdf->nhd", pooled, w_edge)
         return F.elu(out.view(-1, H * D) + self.bias)
+
+    def _edge_features(self, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor | None:
+        """``edge_attr`` as both versions take it: ``None`` for a relation without edge features,
+        else checked to be ``(E, edge_dim)`` (each version would otherwise fail its own way, and
+        one without edges not at all)."""
+        if self.lin_edge is None:
+            return None
+        if edge_attr is None:
+            raise InputError("edge_attr: this relation has edge features, got None")
+        expected = (edge_index.shape[-1], self.lin_edge.in_features)
+        if tuple(edge_attr.shape) != expected:
+            raise InputError(f"edge_attr: expected shape {expected} (E, edge_dim), got {tuple(edge_attr.shape)}")
+        return edge_attr
 
     def _fusable(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> bool:
         """Whether :meth:`forward` may take the compiled path (its docstring)."""
@@ -242,16 +258,13 @@ class RelationAttention(nn.Module):
             return False
         if not (self.bias.is_cpu and x_src.is_cpu and x_dst.is_cpu and edge_index.is_cpu) or edge_index.dtype != torch.long:
             return False
-        inputs = (x_src, x_dst) if edge_attr is None or self.lin_edge is None else (x_src, x_dst, edge_attr)
+        inputs = (x_src, x_dst) if edge_attr is None else (x_src, x_dst, edge_attr)
         return _inference(self, inputs)
 
     def _fused(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
         """:meth:`forward`'s compiled path: the linear maps in torch, the rest in one kernel call."""
-        if self.lin_edge is None:
-            edge_attr = edge_weight = att_edge = None
-        elif edge_attr is None:
-            raise InputError("edge_attr: this relation has edge features, got None")
-        else:
+        edge_weight = att_edge = None
+        if edge_attr is not None:  # checked by forward: the relation has edge features
             edge_weight, att_edge = self.lin_edge.weight, self.att_edge[0]
         if edge_index.shape[1] == 0:  # every target gets ELU(b), computed once
             return F.elu(self.bias).expand(x_dst.shape[0], -1).contiguous()

@@ -414,6 +414,25 @@ def test_forward_mode_ad_takes_the_torch_version(kernel_calls):
     assert not kernel_calls
 
 
+def test_a_relation_names_missing_or_misshapen_edge_features_on_both_versions():
+    torch.manual_seed(0)
+    attention = RelationAttention(HIDDEN, 4, edge_dim=3)
+    x_src, x_dst = torch.randn(5, HIDDEN), torch.randn(4, HIDDEN)
+    for edges in (torch.tensor([[0, 1, 2], [0, 0, 3]]), torch.zeros(2, 0, dtype=torch.long)):
+        num_edges = edges.shape[1]
+        for fast, grad in ((True, False), (False, False), (True, True)):
+            with torch.set_grad_enabled(grad), fast_inference(fast):
+                for bad in (None, torch.randn(num_edges, 2), torch.randn(num_edges + 1, 3), torch.randn(3)):
+                    with pytest.raises(ValueError, match="^edge_attr: "):
+                        attention(x_src, x_dst, edges, bad)
+                assert attention(x_src, x_dst, edges, torch.randn(num_edges, 3)).shape == (4, HIDDEN)
+    # A relation without edge features ignores any given.
+    plain = RelationAttention(HIDDEN, 4)
+    edges = torch.tensor([[0, 1], [1, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x_src, x_dst, edges, torch.randn(7)), plain(x_src, x_dst, edges))
+
+
 def test_fast_inference_is_per_thread(kernel_calls):
     import threading
 
