@@ -63,7 +63,8 @@ compiled kernel (:func:`~gnnalloc.ops.relation_attention`): at the encoder's siz
 version's time is mostly per-operation overhead (``benchmarks/RESULTS.md``). And semantic attention
 scores a relation without edges in the batch (every node's :math:`z^r` is
 :math:`\mathrm{ELU}(b_r)`) from one row instead of one per node. Training, autograd and other
-devices take the torch version, and so do tracing and autocast.
+devices take the torch version, and so do tracing, autocast, forward-mode AD and :mod:`torch.func`
+transforms.
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def fast_inference(enabled: bool) -> Iterator[None]:
     encoder's inference paths (module docstring). Both ways give the same embeddings to
     rounding; switching them off is for comparing the two and for timing the torch version.
 
-    Forward-mode AD on the inputs (dual tensors, :func:`torch.func.jvp`) takes the torch
-    version, as the compiled path carries no tangents. Tangents on the parameters (through
-    :func:`torch.func.functional_call`) and :func:`torch.func.vmap` over a module with frozen
-    parameters are not detected (checking every parameter on every relation call would slow
-    every prediction down): run them inside ``fast_inference(False)``.
+    Forward-mode AD (dual tensors) and :mod:`torch.func` transforms (``jvp``, ``vmap``,
+    ``grad``) take the torch version: the compiled path carries no tangents and reads only
+    stored tensors. A relation recognises them on its inputs and on its bias (a parameter
+    :func:`torch.func.functional_call` swaps with the others); for tangents on some of its
+    parameters but not its bias, use ``fast_inference(False)``.
 
     Example::
 
@@ -118,19 +119,31 @@ def _inference(module: nn.Module, tensors: Collection[Tensor]) -> bool:
     them, nothing is being traced or compiled (a trace would record the shortcut taken for this
     graph's empty relations and replay it on graphs where they have edges), CPU autocast is off
     (it would hand the compiled path, which runs on the CPU only, reduced-precision inputs; the
-    one-row scores are row-wise maps, equal under any autocast), no input carries a forward-mode
-    tangent (the compiled path would drop it, whatever the grad mode), and nothing
-    needs autograd (grad mode off, or nothing requires grad). Called on every relation: cheap
-    checks only."""
+    one-row scores are row-wise maps, equal under any autocast), every tensor is
+    :func:`_plain` (else the compiled path would drop a tangent, whatever the grad mode, or fail
+    on a transform's tensor), and nothing needs autograd (grad mode off, or nothing requires
+    grad). Called on every relation: cheap checks only."""
     if not _FAST.get() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
     if torch.is_autocast_enabled("cpu"):
         return False
-    if any(forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+    if not all(_plain(t) for t in tensors):
         return False
     if not torch.is_grad_enabled():
         return True
     return not any(t.requires_grad for t in tensors) and not any(p.requires_grad for p in module.parameters())
+
+
+def _plain(tensor: Tensor) -> bool:
+    """Whether the compiled path can take ``tensor`` as it is: without a forward-mode tangent
+    (which it would drop) and stored (a :mod:`torch.func` transform's tensors have no storage)."""
+    if forward_ad.unpack_dual(tensor).tangent is not None:
+        return False
+    try:
+        tensor.data_ptr()
+    except RuntimeError:  # a transform's wrapper, e.g. inside torch.func.jvp or vmap
+        return False
+    return True
 
 
 def _key(edge_type: EdgeType) -> str:
@@ -200,7 +213,8 @@ class RelationAttention(nn.Module):
         Returns:
             :math:`z^r`, ``(N_dst, hidden)``; targets without incoming edges get ``ELU(b_r)``.
 
-        Inference (no autograd, dropout inactive, CPU float32 or float64) takes a compiled path,
+        Inference (no autograd, dropout inactive, CPU float32 or float64, no forward-mode AD or
+        :mod:`torch.func` transform) takes a compiled path,
         :func:`~gnnalloc.ops.relation_attention`, with the same result to rounding: at the
         encoder's sizes the torch version's time is mostly per-operation overhead. Every other
         case, and any case inside ``fast_inference(False)``, takes the torch version.
@@ -244,9 +258,11 @@ class RelationAttention(nn.Module):
             return None
         if edge_attr is None:
             raise InputError("edge_attr: this relation has edge features, got None")
-        expected = (edge_index.shape[-1], self.lin_edge.in_features)
+        expected = (edge_index.shape[1], self.lin_edge.in_features)
         if tuple(edge_attr.shape) != expected:
-            raise InputError(f"edge_attr: expected shape {expected} (E, edge_dim), got {tuple(edge_attr.shape)}")
+            raise InputError(
+                f"edge_attr: expected shape {expected} (E, edge_dim), got {tuple(edge_attr.shape)}"
+            )
         return edge_attr
 
     def _fusable(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> bool:
@@ -258,7 +274,8 @@ class RelationAttention(nn.Module):
             return False
         if not (self.bias.is_cpu and x_src.is_cpu and x_dst.is_cpu and edge_index.is_cpu) or edge_index.dtype != torch.long:
             return False
-        inputs = (x_src, x_dst) if edge_attr is None else (x_src, x_dst, edge_attr)
+        # The bias stands for the parameters in the tangent and transform checks (_plain).
+        inputs = (x_src, x_dst, self.bias) if edge_attr is None else (x_src, x_dst, edge_attr, self.bias)
         return _inference(self, inputs)
 
     def _fused(self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:

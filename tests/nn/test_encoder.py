@@ -384,34 +384,69 @@ def test_autocast_and_tracing_take_the_torch_version(kernel_calls, shared_scores
     assert not kernel_calls and not shared_scores
 
 
-def test_forward_mode_ad_takes_the_torch_version(kernel_calls):
-    """The compiled path carries no tangents: with dual inputs (forward-mode AD, also under no
-    grad, or torch.func.jvp) the encoder's tangent is the torch version's, never dropped."""
+def test_forward_mode_ad_and_torch_func_take_the_torch_version(kernel_calls):
+    """The compiled path carries no tangents and reads only stored tensors: dual inputs (also
+    under no grad, where it would drop the tangent silently), a dual edge_attr alone, and
+    torch.func's jvp (over inputs or, through functional_call, parameters) and vmap all get the
+    torch version's results."""
     import torch.autograd.forward_ad as fwAD
-    from torch.func import jvp
+    from torch.func import functional_call, jvp, vmap
 
-    relation = random_biases(make_encoder()).eval().requires_grad_(False).layers[0].relations
-    attention = next(iter(relation.values()))
+    torch.manual_seed(0)
+    attention = RelationAttention(HIDDEN, 4, edge_dim=3).eval().requires_grad_(False)
+    with torch.no_grad():
+        attention.bias.copy_(torch.randn(HIDDEN))
     g = torch.Generator().manual_seed(3)
     x_src, x_dst, direction = (torch.randn(n, HIDDEN, generator=g) for n in (5, 4, 5))
     edges = torch.tensor([[0, 1, 2, 3, 4, 0], [0, 0, 1, 2, 3, 3]])
-    edge_attr = (None if attention.lin_edge is None
-                 else torch.randn(6, attention.lin_edge.in_features, generator=g))
+    edge_attr, edge_direction = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
+    params = dict(attention.named_parameters())
+    param_directions = {name: torch.randn(p.shape, generator=g) for name, p in params.items()}
 
-    def attend(x):
-        return attention(x, x_dst, edges, edge_attr)
+    def attend(x, attr=edge_attr):
+        return attention(x, x_dst, edges, attr)
 
-    with torch.no_grad(), fast_inference(False):
-        expected = jvp(attend, (x_src,), (direction,))[1]
+    def cases():
+        with fwAD.dual_level():
+            yield fwAD.unpack_dual(attend(fwAD.make_dual(x_src, direction))).tangent
+            yield fwAD.unpack_dual(attend(x_src, fwAD.make_dual(edge_attr, edge_direction))).tangent
+        yield jvp(attend, (x_src,), (direction,))[1]
+        yield jvp(lambda p: functional_call(attention, p, (x_src, x_dst, edges, edge_attr)),
+                  (params,), (param_directions,))[1]
+        yield vmap(attend)(torch.stack([x_src, direction]))
+
     with torch.no_grad():
+        with fast_inference(False):
+            expected = list(cases())
         assert attend(x_src) is not None and kernel_calls  # the compiled path serves plain inputs
         kernel_calls.clear()
-        with fwAD.dual_level():  # the compiled path would return no tangent here, silently
-            tangent = fwAD.unpack_dual(attend(fwAD.make_dual(x_src, direction))).tangent
-        assert tangent is not None and not kernel_calls
-        torch.testing.assert_close(tangent, expected)
-        torch.testing.assert_close(jvp(attend, (x_src,), (direction,))[1], expected)
+        for got, want in zip(cases(), expected, strict=True):
+            assert got is not None
+            torch.testing.assert_close(got, want)
     assert not kernel_calls
+
+
+def test_jvp_through_the_encoder_matches_the_torch_version(kernel_calls, shared_scores):
+    """Inside torch.func.jvp every tensor is a transform's wrapper, including the inputs of
+    relations no tangent reaches: every relation takes the torch version."""
+    from torch.func import jvp
+
+    encoder = random_biases(make_encoder()).eval().requires_grad_(False)
+    graph = collate_graphs([build_graph(random_instance(20, 3, 1.0, seed=1)), build_graph(no_link_instance())])
+    users = graph["user"].x
+    direction = torch.randn(users.shape, generator=torch.Generator().manual_seed(4))
+
+    def embed(x):
+        graph["user"].x = x
+        return encoder(graph)
+
+    with torch.no_grad():
+        with fast_inference(False):
+            expected = jvp(embed, (users,), (direction,))[1]
+        got = jvp(embed, (users,), (direction,))[1]
+    assert not kernel_calls and not shared_scores
+    for fast, slow in zip(got, expected, strict=True):
+        torch.testing.assert_close(fast, slow)
 
 
 def test_a_relation_names_missing_or_misshapen_edge_features_on_both_versions():
