@@ -259,7 +259,8 @@ class RelationAttention(nn.Module):
         if edge_attr is None:
             raise InputError("edge_attr: this relation has edge features, got None")
         expected = (edge_index.shape[1], self.lin_edge.in_features)
-        if tuple(edge_attr.shape) != expected:
+        # A trace records one graph's shapes: comparing them there would only warn.
+        if not torch.jit.is_tracing() and tuple(edge_attr.shape) != expected:
             raise InputError(
                 f"edge_attr: expected shape {expected} (E, edge_dim), got {tuple(edge_attr.shape)}"
             )
