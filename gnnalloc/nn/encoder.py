@@ -428,9 +428,11 @@ class HANLayer(nn.Module):
             if dst in incoming:
                 if fast and edge_index[e].shape[1] == 0:
                     shared[dst].append(len(incoming[dst]))
-                incoming[dst].append(
-                    self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
-                )
+                try:
+                    z = self.relations[_key(e)](x[src], x[dst], edge_index[e], edge_attr.get(e))
+                except InputError as exc:  # a relation's error does not know which relation it is
+                    raise InputError(f"{exc} (relation {e})") from None
+                incoming[dst].append(z)
         out = {t: x[t] for t in outputs}
         for t in updated:
             z, _ = self.semantic[t](torch.stack(incoming[t]), batch[t], num_graphs, shared[t])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -466,6 +468,17 @@ def test_a_relation_names_missing_or_misshapen_edge_features_on_both_versions():
     edges = torch.tensor([[0, 1], [1, 2]])
     with torch.no_grad():
         torch.testing.assert_close(plain(x_src, x_dst, edges, torch.randn(7)), plain(x_src, x_dst, edges))
+
+
+def test_the_encoder_names_the_relation_of_a_misshapen_edge_attr():
+    encoder = make_encoder().eval()
+    graph = build_graph(random_instance(20, 3, 1.0, seed=1))
+    relation = next(e for e in SCHEMA.edge_dims if e in graph.edge_types and graph[e].edge_attr.shape[0])
+    graph[relation].edge_attr = graph[relation].edge_attr[:, :-1]
+    for fast in (True, False):
+        with torch.no_grad(), fast_inference(fast):
+            with pytest.raises(ValueError, match=rf"^edge_attr: .*\(relation {re.escape(str(relation))}\)$"):
+                encoder(graph)
 
 
 def test_fast_inference_is_per_thread(kernel_calls):
