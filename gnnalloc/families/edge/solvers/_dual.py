@@ -446,28 +446,33 @@ class _CompiledDual:
         sample.kept_users = kept if self.kept_users is None else self.kept_users[kept]
         return sample
 
-    def _evaluated(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    def _evaluated(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, int]:
         """One kernel evaluation: dual value, gradient, soft response ``(P,)`` in the problem's
-        pair order, and the Hessian diagonal."""
+        pair order, the Hessian diagonal, and how many users' soft-min prices are at their floor."""
         gradient = np.empty(self.supply.shape[0] + 1)
         compute = np.empty(self.num_pairs)
         curvature = np.empty_like(gradient)
-        value = evaluate_dual(
+        value, floored_users = evaluate_dual(
             np.append(np.asarray(prices, dtype=np.float64), 0.0), self.supply, *self.pairs,
             *self.users, gradient, compute, np.empty(self.num_pairs), curvature,
         )
         if self.order is not None:
             compute[self.order] = compute.copy()
-        return float(value), gradient[:-1], compute, curvature[:-1]
+        return float(value), gradient[:-1], compute, curvature[:-1], int(floored_users)
 
     def evaluate(self, prices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Dual value, gradient and soft response ``(P,)`` in the problem's pair order."""
-        value, gradient, compute, _ = self._evaluated(prices)
+        value, gradient, compute, _, _ = self._evaluated(prices)
         return value, gradient, compute
 
     def curvature(self, prices: np.ndarray) -> np.ndarray:
         """The Hessian diagonal at ``prices`` (what the minimiser scales its steps by)."""
         return self._evaluated(prices)[3]
+
+    def floored_users(self, prices: np.ndarray) -> int:
+        """How many users' soft-min prices are at their floor at ``prices`` (where the smoothed
+        dual is flat in their pair costs and no longer bounds the optimum)."""
+        return self._evaluated(prices)[4]
 
     def clear_links(
         self, prices: np.ndarray, scale: np.ndarray, num_servers: int, steps: int, tolerance: float,
@@ -488,13 +493,16 @@ class _CompiledDual:
 
     def minimise(
         self, start: np.ndarray, scale: np.ndarray, iterations: int, tolerance: float = 0.0,
-        memory: _CurvatureMemory | None = None, max_evaluations: int = 0,
+        memory: _CurvatureMemory | None = None, max_evaluations: int = 0, stop_at_floored_start: bool = False,
     ) -> tuple[np.ndarray, float, int, float]:
         """Projected L-BFGS on the prices ``scale * z`` from ``start``, for ``iterations`` or
         until the KKT residual is at most ``tolerance`` (or ``max_evaluations`` evaluations of
         the dual have run, if positive): final prices, dual value, iterations run and the
         residual there (:func:`kkt_residual`). ``memory``: the curvature pairs of the run that
-        stopped at ``start``, which this one continues (and updates); ``None`` starts afresh."""
+        stopped at ``start``, which this one continues (and updates); ``None`` starts afresh.
+        ``stop_at_floored_start``: run no iteration if some user's soft-min price is at its floor
+        at ``start`` (:meth:`floored_users`), where L-BFGS's first line search can fail every
+        step."""
         start = np.ascontiguousarray(start, dtype=np.float64)
         scale = np.ascontiguousarray(scale, dtype=np.float64)
         if iterations == 0 or start.size == 0:  # nothing to optimise (e.g. no servers)
@@ -505,7 +513,7 @@ class _CompiledDual:
         elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
             raise InputError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
         prices, value, done, _, residual = minimise_dual(
-            start, scale, iterations, float(tolerance), int(max_evaluations),
+            start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start),
             memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
             self.supply, *self.pairs, *self.users,
         )
@@ -1315,13 +1323,20 @@ def _anytime(
         if time_limit is not None:
             n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
         clock = time.perf_counter()
-        prices, _, used, _ = warm_dual.minimise(
-            prices, setup.scale, n, warm_aim * warm_dual.share, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
+        # Not from a start where some user's soft-min price at the warmer temperature is at its
+        # floor (a start well below the prices its temperature is scaled to): there the warmer
+        # dual is flat in that user's prices while its gradient is not, and L-BFGS's first line
+        # search fails after every halving it may try (benchmarks/RESULTS.md).
+        warm_tolerance = warm_aim * warm_dual.share
+        prices, _, used, warm_residual = warm_dual.minimise(
+            prices, setup.scale, n, warm_tolerance, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
+            stop_at_floored_start=True,
         )
-        # Where the warm-up stopped is as near the warmer temperature's minimiser as its
-        # iterations got (after none, the start was already within its aim there, or the
-        # evaluation budget allowed none).
-        warmer = _WarmerPrices(prices, warm_tau / tau)
+        if used or warm_residual <= warm_tolerance:
+            # Where the warm-up stopped is as near the warmer temperature's minimiser as its
+            # iterations got (or the start was within its aim there): each checkpoint's bound
+            # extrapolates from there. Not from a start it could not leave.
+            warmer = _WarmerPrices(prices, warm_tau / tau)
         if used:
             if not sampled:  # a sample's iterations cost less than the solve's
                 per_iteration = (time.perf_counter() - clock) / used

@@ -67,7 +67,8 @@ def evaluate_dual(
     gradient, compute, exp_buffer, curvature,
 ):  # pragma: no cover - compiled (the torch reference checks it)
     r"""Smoothed dual value at ``prices`` (server prices, link prices, then a 0 that home pairs
-    read as their link price); writes its gradient (same layout, the last entry is scratch)
+    read as their link price), and how many users' soft-min prices are at their floor (there the
+    value is flat in their pair costs, while the gradient written is their response); writes its gradient (same layout, the last entry is scratch)
     into ``gradient``, the diagonal of its Hessian into ``curvature`` (same layout) and the soft
     response into ``compute``. Pairs are grouped by user: user ``u`` owns pairs
     ``user_start[u]:user_start[u + 1]``; pair ``p`` pays
@@ -95,6 +96,7 @@ def evaluate_dual(
     for i in range(num_prices + 1):
         curvature[i] = 0.0
     num_users = user_start.shape[0] - 1
+    floored_users = 0
     for u in range(num_users):
         first, last = user_start[u], user_start[u + 1]
         if first == last:
@@ -120,6 +122,7 @@ def evaluate_dual(
         floored = price < price_floor[u]
         if floored:
             price = price_floor[u]
+            floored_users += 1
         ratio = weight[u] / (minimum[u] * price)
         if ratio < 1.0:
             ratio = 1.0
@@ -177,7 +180,7 @@ def evaluate_dual(
             pair_curvature = amount_bought * inverse * q * (1.0 - q) - amount_slope * q * q
             curvature[pair_server[p]] += pair_curvature
             curvature[pair_slot[p]] += pair_link_weight[p] * pair_link_weight[p] * pair_curvature
-    return value
+    return value, floored_users
 
 
 @compiled(fastmath=False)
@@ -219,7 +222,7 @@ def scaled_residual(z, g):  # pragma: no cover - compiled
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
-    start, price_scale, iterations, tolerance, max_evaluations, s_hist, y_hist, rho, ring,
+    start, price_scale, iterations, tolerance, max_evaluations, stop_at_floored_start, s_hist, y_hist, rho, ring,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests compare it with scipy's L-BFGS-B on the torch dual)
@@ -228,8 +231,11 @@ def minimise_dual(
     residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` (:math:`g = c \\odot \\nabla D`: the
     complementary slackness and the overload of every capacity, each priced at its own scale) is
     at most ``tolerance`` (0: never), or once ``max_evaluations`` evaluations of the dual have
-    run (checked before each iteration; 0: no limit). Returns the prices, the dual value there,
-    the iterations and the evaluations run, and that residual.
+    run (checked before each iteration; 0: no limit), or at once if ``stop_at_floored_start`` and
+    some user's soft-min price is at its floor at ``start`` (the dual is flat in that user's pair
+    costs there while its gradient is not, so a line search from it can fail every step).
+    Returns the prices, the dual value there, the iterations and the evaluations run, and that
+    residual.
 
     The curvature memory is the caller's: pairs ``s_hist``, ``y_hist`` ``(memory, n)``, ``rho``
     ``(memory,)`` and ``ring = [stored, newest]`` (int64), read at the start and written back.
@@ -244,13 +250,15 @@ def minimise_dual(
     z = start / price_scale
     for i in range(n):
         prices[i] = z[i] * price_scale[i]
-    value = evaluate_dual(
+    value, floored_users = evaluate_dual(
         prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
         weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
         price_gradient, compute, exp_buffer, curvature,
     )
     _scaled_curvature(curvature, price_scale, diagonal)
     evaluations = 1
+    if stop_at_floored_start and floored_users > 0:
+        iterations = 0
     g = price_gradient[:n] * price_scale
     memory = rho.shape[0]
     alpha_buf = np.zeros(memory)
@@ -332,7 +340,7 @@ def minimise_dual(
                 z_new[i] = zi if zi > 0.0 else 0.0
                 decrease += g[i] * (z_new[i] - z[i])
                 prices[i] = z_new[i] * price_scale[i]
-            new_value = evaluate_dual(
+            new_value, _ = evaluate_dual(
                 prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
                 weight, minimum, scale, price_floor, drop, smooth, alpha,
                 log_utility, price_gradient, compute, exp_buffer, curvature,
@@ -405,7 +413,7 @@ def clear_links(
     trial = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
     for i in range(n):
         trial[i] = prices[i]
-    value = evaluate_dual(
+    value, _ = evaluate_dual(
         trial, supply, user_start, pair_server, pair_slot, pair_link_weight,
         weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
         gradient, compute, exp_buffer, curvature,

@@ -420,9 +420,9 @@ def test_a_warm_up_gets_an_evaluation_budget_and_the_solve_goes_on_after_it(monk
     budgets = []
     real_minimise = _dual._CompiledDual.minimise
 
-    def spied(self, start, scale, iterations, tolerance=0.0, memory=None, max_evaluations=0):
+    def spied(self, start, scale, iterations, tolerance=0.0, memory=None, max_evaluations=0, **options):
         budgets.append((iterations, max_evaluations))
-        return real_minimise(self, start, scale, iterations, tolerance, memory, max_evaluations)
+        return real_minimise(self, start, scale, iterations, tolerance, memory, max_evaluations, **options)
 
     instance = eua_instance(300, 1.0, 3)
     server, link = _converged_start(instance)
@@ -632,6 +632,46 @@ def test_a_warm_up_that_runs_no_iteration_still_anchors_the_extrapolation(monkey
     assert temperature == 0.01 and warmer.ratio == pytest.approx(3.0)
     start = np.concatenate([warm.server_price, warm.link_price])
     np.testing.assert_array_equal(warmer.prices, start)
+
+
+@pytest.mark.parametrize(
+    "make, shrink",
+    [(lambda: dataclasses.replace(eua_instance(300, 0.6, 3), alpha=2.0), 0.3), (lambda: eua_instance(300, 1.0, 3), 0.1)],
+)
+def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monkeypatch, make, shrink):
+    import numpy as np
+
+    from gnnalloc.families.edge.solvers import _dual
+
+    instance = make()
+    weight = float(instance.weight.sum())
+    server, link = _converged_start(instance)
+    # Every price shrunk: some users' soft-min prices reach their floor at the warm-up's 0.03
+    # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's 0.01.
+    start = (shrink * np.asarray(server), shrink * np.asarray(link))
+    evaluations = []
+    kernel = _dual.minimise_dual
+
+    def counted(*args):
+        result = kernel(*args)
+        evaluations.append(result[3])
+        return result
+
+    monkeypatch.setattr(_dual, "minimise_dual", counted)
+    bounds, _ = _spy_bounds(monkeypatch)
+    runs = _spy_minimisations(monkeypatch)
+    result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.003)
+    assert "water-filling" not in result.status  # the given start was used
+    setup_duals = [(t, aim, used) for t, aim, used, _ in runs if aim is not None]
+    assert setup_duals[0][0] == pytest.approx(0.03) and setup_duals[0][2] == 0
+    # The warm-up evaluated its start once and stopped: no line search from it.
+    assert evaluations[0] == 1
+    assert setup_duals[1][0] == 0.01 and setup_duals[1][2] > 0
+    # Nothing to extrapolate from: the warm-up never left the start.
+    assert bounds[0][0] == 0.01 and bounds[0][2] is None
+    assert result.stop == "gap_tol"
+    optimum = _objective(instance, solve_exact(instance).allocation)
+    assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
 
 
 def test_no_extrapolation_from_prices_barely_warmer(monkeypatch):

@@ -91,6 +91,63 @@ def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
         np.testing.assert_allclose(curvature, expected, rtol=1e-9, atol=1e-12 * expected.max())
 
 
+def _floored_by_the_reference(reference: _SmoothedDual, prices: np.ndarray) -> int:
+    """Users with pairs whose soft-min price, computed in torch from the reference's pair costs
+    and scales, is below their floor."""
+    problem, constants = reference.problem, reference.constants
+    padded = torch.cat([torch.from_numpy(prices), torch.zeros(1, dtype=torch.float64)])
+    cost = (padded[reference.price_index].view(2, -1) * reference.price_weight).sum(0)
+    floored = 0
+    for user in range(problem.num_users):
+        mine = problem.pair_user == user
+        if bool(mine.any()):
+            scale = constants.scale[user]
+            soft_min = -scale * torch.logsumexp(-cost[mine] / scale, 0)
+            floored += int(soft_min < constants.price_floor[user])
+    return floored
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.3])
+def test_floored_users_are_those_whose_soft_min_price_is_below_its_floor(temperature):
+    problem, reference, compiled, start = _eua_duals(2.0, temperature)
+    counts = []
+    # Every price shrunk: the soft-min sits up to t ln(pairs) below the cheapest pair, so users
+    # with several near-cheapest pairs reach their floor first.
+    for shrink in (1.0, 0.1, 0.02, 1e-3, 0.0):
+        prices = np.concatenate([shrink * start.numpy(), np.zeros(problem.num_links)])
+        counts.append(compiled.floored_users(prices))
+        assert counts[-1] == _floored_by_the_reference(reference, prices)
+    with_pairs = int(torch.unique(problem.pair_user).numel())
+    assert counts[0] == 0 and counts[-1] == with_pairs  # all prices 0: every user with pairs floored
+    assert any(0 < count < problem.num_users for count in counts)
+
+
+def test_a_minimisation_told_to_stops_at_a_floored_start_and_runs_as_before_from_any_other(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual
+
+    compiled, start, scale = _eua_start(0.3)
+    floored = 0.1 * start
+    assert compiled.floored_users(floored) > 0 and compiled.floored_users(start) == 0
+    evaluations = []
+    kernel = _dual.minimise_dual
+
+    def counted(*args):
+        result = kernel(*args)
+        evaluations.append(result[3])
+        return result
+
+    monkeypatch.setattr(_dual, "minimise_dual", counted)
+    prices, value, done, _ = compiled.minimise(floored, scale, 20, stop_at_floored_start=True)
+    assert done == 0 and np.array_equal(prices, floored) and value == compiled.evaluate(floored)[0]
+    assert evaluations == [1]  # the start's evaluation only
+    compiled.minimise(floored, scale, 20)
+    assert evaluations[1] > 1  # without it, L-BFGS tries
+    told = compiled.minimise(start, scale, 20, stop_at_floored_start=True)
+    untold = compiled.minimise(start, scale, 20)
+    np.testing.assert_array_equal(told[0], untold[0])
+    assert told[1:] == untold[1:] and told[2] == 20
+
+
 def test_shuffled_pairs_are_regrouped_and_returned_in_their_order():
     problem = ProblemTensors.from_instance(random_instance(60, 6, 1.1, 3))
     perm = torch.randperm(problem.num_pairs, generator=torch.Generator().manual_seed(0))
