@@ -58,7 +58,8 @@ by those that clear the links at its server prices (``clear_start_links``, a bis
 at once: L-BFGS crosses the jumps of a link's load slowly where each migration is a sizeable
 share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
-smoother dual takes fewer iterations, and its minimiser is close to the colder one's); with many
+smoother dual takes fewer iterations, and its minimiser is close to the colder one's; none
+where the warmer smoothing puts a user's soft-min price at its floor at the start); with many
 users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
 to the whole one's, at a fraction of the cost per iteration). As the minimiser moves about
 linearly in :math:`\tau`, a checkpoint with prices from a warmer temperature (the warm-up's, or
@@ -986,7 +987,9 @@ def solve_dual(
             most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations); with at least 80 users per server on average, the warm-up runs
-            on a uniform sample of 40 per server, capacities scaled. Anytime, a solve from the
+            on a uniform sample of 40 per server, capacities scaled. There is no warm-up where
+            some user's soft-min price at the warmer temperature is at its floor at the start
+            (there no line search from it succeeds). Anytime, a solve from the
             given start that stalls above ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
