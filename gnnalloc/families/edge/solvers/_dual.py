@@ -95,8 +95,10 @@ from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors, sample_user_indices
 from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.families.edge.solvers._bound import bandwidth_part, compute_part
-from gnnalloc.families.edge.solvers._dual_kernel import clear_links, evaluate_dual, minimise_dual, scaled_residual
+from gnnalloc.families.edge.solvers._bound import bandwidth_part
+from gnnalloc.families.edge.solvers._dual_kernel import (
+    clear_links, evaluate_dual, lagrangian_compute_part, minimise_dual, scaled_residual,
+)
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import (
     bandwidth_waterfill, refill_home_compute, waterfill_prices, waterfill_prices_from,
@@ -472,7 +474,8 @@ class _CompiledDual:
 
     def floored_users(self, prices: np.ndarray) -> int:
         """How many users' soft-min prices are at their floor at ``prices`` (where the smoothed
-        dual is flat in their pair costs and no longer bounds the optimum)."""
+        dual is flat in their pair costs); one evaluation, for tests and diagnostics (the
+        minimiser counts them itself)."""
         return self._evaluated(prices)[4]
 
     def clear_links(
@@ -788,11 +791,17 @@ class _Setup:
     def bound(self, prices: np.ndarray) -> float:
         """The Lagrangian bound (:func:`~gnnalloc.families.edge.solvers.lagrangian_bound`) at
         ``prices`` (valid at any prices, smoothed or not; the minimiser's, so finite and
-        non-negative) and the exact bandwidth prices, whose terms are computed once."""
-        problem, num_servers = self.problem, self.problem.num_servers
-        server, link = (torch.from_numpy(part).to(problem.device, problem.dtype)
-                        for part in (prices[:num_servers], prices[num_servers:]))
-        return float(compute_part(problem, server, link)) + self._bandwidth_terms
+        non-negative) and the exact bandwidth prices, whose terms are computed once. The
+        compute terms are the compiled kernel's (the same terms as the torch bound's, without
+        its per-operation overhead, which a checkpoint paid several times)."""
+        num_servers = self.problem.num_servers
+        prices = np.asarray(prices, dtype=np.float64)
+        server, link = (np.ascontiguousarray(part) for part in (prices[:num_servers], prices[num_servers:]))
+        return float(lagrangian_compute_part(server, link, *self._bound_arrays)) + self._bandwidth_terms
+
+    @functools.cached_property
+    def _bound_arrays(self) -> tuple[object, ...]:
+        return _bound_arrays(self.problem)
 
     @functools.cached_property
     def _bandwidth_terms(self) -> float:
@@ -894,6 +903,16 @@ class _SharpBound:
         return self.value
 
 
+def _bound_arrays(problem: ProblemTensors) -> tuple[object, ...]:
+    """The host arrays :func:`lagrangian_compute_part` reads after the prices."""
+    return (
+        *(_host_index(t) for t in (problem.pair_user, problem.pair_server, problem.pair_link)),
+        *(_host(t) for t in (problem.pair_link_weight, problem.server_compute, problem.link_capacity,
+                             problem.compute_min, problem.weight, problem.penalty, problem.alpha)),
+        bool((problem.alpha == 1.0).all()),
+    )
+
+
 def _check_limits(gap_tol: object, time_limit: object) -> None:
     """``gap_tol`` finite and >= 0, ``time_limit`` finite and > 0, each ``None`` allowed."""
     if gap_tol is not None:
@@ -989,7 +1008,7 @@ def solve_dual(
             fewer iterations); with at least 80 users per server on average, the warm-up runs
             on a uniform sample of 40 per server, capacities scaled. There is no warm-up where
             some user's soft-min price at the warmer temperature is at its floor at the start
-            (there no line search from it succeeds). Anytime, a solve from the
+            (there the warmer dual's first line search can fail every trial step). Anytime, a solve from the
             given start that stalls above ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
@@ -1329,7 +1348,7 @@ def _anytime(
         # Not from a start where some user's soft-min price at the warmer temperature is at its
         # floor (a start well below the prices its temperature is scaled to): there the warmer
         # dual is flat in that user's prices while its gradient is not, and L-BFGS's first line
-        # search fails after every halving it may try (benchmarks/RESULTS.md).
+        # search can fail every trial step (benchmarks/RESULTS.md).
         warm_tolerance = warm_aim * warm_dual.share
         prices, _, used, warm_residual = warm_dual.minimise(
             prices, setup.scale, n, warm_tolerance, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
@@ -1444,3 +1463,4 @@ def load_dual_kernels() -> None:
     dual.minimise(prices, np.ones_like(prices), 2)
     dual.residual(prices, np.ones_like(prices))  # evaluate_dual and scaled_residual from Python
     dual.clear_links(prices, np.ones_like(prices), problem.num_servers, 1, 0.0)
+    lagrangian_compute_part(prices[:problem.num_servers], prices[problem.num_servers:], *_bound_arrays(problem))

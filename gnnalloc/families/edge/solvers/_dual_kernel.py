@@ -34,7 +34,7 @@ import numpy as np
 
 from gnnalloc.core import compiled
 
-__all__ = ["clear_links", "evaluate_dual", "minimise_dual", "scaled_residual"]
+__all__ = ["clear_links", "evaluate_dual", "lagrangian_compute_part", "minimise_dual", "scaled_residual"]
 
 #: Exponents below minus this are dropped: e^-40 is far below float64 rounding of the 1 they
 #: are added to.
@@ -68,9 +68,9 @@ def evaluate_dual(
 ):  # pragma: no cover - compiled (the torch reference checks it)
     r"""Smoothed dual value at ``prices`` (server prices, link prices, then a 0 that home pairs
     read as their link price), and how many users' soft-min prices are at their floor (there the
-    value is flat in their pair costs, while the gradient written is their response); writes its gradient (same layout, the last entry is scratch)
-    into ``gradient``, the diagonal of its Hessian into ``curvature`` (same layout) and the soft
-    response into ``compute``. Pairs are grouped by user: user ``u`` owns pairs
+    value is flat in their pair costs, while the gradient written is their response). Writes
+    its gradient (same layout, the last entry is scratch) into ``gradient``, the diagonal of its
+    Hessian into ``curvature`` (same layout) and the soft response into ``compute``. Pairs are grouped by user: user ``u`` owns pairs
     ``user_start[u]:user_start[u + 1]``; pair ``p`` pays
     ``prices[pair_server[p]] + pair_link_weight[p] * prices[pair_slot[p]]``.
 
@@ -222,7 +222,8 @@ def scaled_residual(z, g):  # pragma: no cover - compiled
 # No flag that assumes finite values: a non-finite trial value must still fail the line search.
 @compiled(fastmath={"reassoc", "contract"})
 def minimise_dual(
-    start, price_scale, iterations, tolerance, max_evaluations, stop_at_floored_start, s_hist, y_hist, rho, ring,
+    start, price_scale, iterations, tolerance, max_evaluations, stop_at_floored_start,
+    s_hist, y_hist, rho, ring,
     supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
 ):  # pragma: no cover - compiled (tests compare it with scipy's L-BFGS-B on the torch dual)
@@ -340,11 +341,11 @@ def minimise_dual(
                 z_new[i] = zi if zi > 0.0 else 0.0
                 decrease += g[i] * (z_new[i] - z[i])
                 prices[i] = z_new[i] * price_scale[i]
-            new_value, _ = evaluate_dual(
+            new_value = evaluate_dual(
                 prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
                 weight, minimum, scale, price_floor, drop, smooth, alpha,
                 log_utility, price_gradient, compute, exp_buffer, curvature,
-            )
+            )[0]
             evaluations += 1
             # Armijo, then the upper half of strong Wolfe (module docstring).
             if new_value <= value + 1e-4 * decrease:
@@ -413,11 +414,11 @@ def clear_links(
     trial = np.zeros(n + 1)  # the last entry stays 0: home pairs' link price
     for i in range(n):
         trial[i] = prices[i]
-    value, _ = evaluate_dual(
+    value = evaluate_dual(
         trial, supply, user_start, pair_server, pair_slot, pair_link_weight,
         weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
         gradient, compute, exp_buffer, curvature,
-    )
+    )[0]
     moving = np.zeros(n, dtype=np.bool_)
     for i in range(first_link, n):
         if prices[i] > 0.0:
@@ -449,3 +450,74 @@ def clear_links(
         if moving[i]:
             cleared[i] = 0.0 if low[i] == bottom else price_scale[i] * math.exp(0.5 * (low[i] + high[i]))
     return cleared, value
+
+
+@compiled(fastmath=False)
+def lagrangian_compute_part(
+    server_price, link_price, pair_user, pair_server, pair_link, pair_link_weight,
+    server_compute, link_capacity, compute_min, weight, penalty, alpha, log_utility,
+):  # pragma: no cover - compiled (tests compare it with the torch bound)
+    r"""The compute and link terms of the Lagrangian bound at ``server_price`` and ``link_price``
+    (the unsmoothed dual): :math:`\sum_s \lambda_s C_s + \sum_l \mu_l L_l + \sum_u
+    h_u(\min_p c_p)` over open capacities, one pass over the pairs and one over the users.
+    The same terms, edge cases included, as
+    :func:`~gnnalloc.families.edge.solvers.lagrangian_bound`'s (the torch version, which stays
+    the reference: differentiable and on any device): a pair on a closed server or loading a closed
+    link is out of reach, a user with no pair in reach pays its drop value :math:`-k w`, one at
+    price 0 gains the utility's supremum (``inf`` for :math:`\alpha \le 1`), and a non-finite
+    term is ``inf`` (no bound rather than a wrong one). ``pair_link`` is ``-1`` at home;
+    ``log_utility``: every user has :math:`\alpha = 1` (the torch version's uniform-alpha path)."""
+    num_users = compute_min.shape[0]
+    cheapest = np.full(num_users, np.inf)
+    for p in range(pair_user.shape[0]):
+        s = pair_server[p]
+        if not server_compute[s] > 0.0:
+            continue
+        cost = server_price[s]
+        link = pair_link[p]
+        if link >= 0:
+            if link_capacity[link] <= 0.0 and pair_link_weight[p] > 0.0:
+                continue
+            cost += link_price[link] * pair_link_weight[p]
+        u = pair_user[p]
+        if cost < cheapest[u]:
+            cheapest[u] = cost
+    total = 0.0
+    for s in range(server_compute.shape[0]):
+        if server_compute[s] > 0.0:
+            total += server_price[s] * server_compute[s]
+    for link in range(link_capacity.shape[0]):
+        if link_capacity[link] > 0.0:
+            total += link_price[link] * link_capacity[link]
+    tiny = np.finfo(np.float64).tiny
+    for u in range(num_users):
+        price, w, m, k, a = cheapest[u], weight[u], compute_min[u], penalty[u], alpha[u]
+        if not price < np.inf:  # nothing in reach: dropped
+            total += -w * k
+            continue
+        if not price > 0.0:  # free: the utility's supremum
+            total += w / max(a - 1.0, tiny) if a > 1.0 else np.inf
+            continue
+        ratio = w / m
+        if price >= k * ratio:
+            amount = 0.0
+        elif price <= ratio:
+            if log_utility:
+                amount = m * max(ratio / price, 1.0)
+            else:
+                amount = m * math.exp(max(math.log(ratio) - math.log(price), 0.0) / a)
+        else:
+            amount = m
+        bought = price * amount if amount > 0.0 else 0.0
+        share = amount / m
+        if share >= 1.0:
+            one_minus = 1.0 - a
+            if abs(one_minus) < 1e-12:
+                utility = math.log(share)
+            else:
+                utility = math.expm1(one_minus * math.log(share)) / one_minus
+        else:
+            utility = k * (share - 1.0)
+        value = w * utility - bought
+        total += np.inf if value != value else value  # a NaN term: no bound
+    return total

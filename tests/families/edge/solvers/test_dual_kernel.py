@@ -122,7 +122,7 @@ def test_floored_users_are_those_whose_soft_min_price_is_below_its_floor(tempera
     assert any(0 < count < problem.num_users for count in counts)
 
 
-def test_a_minimisation_told_to_stops_at_a_floored_start_and_runs_as_before_from_any_other(monkeypatch):
+def test_a_minimisation_told_to_stop_at_a_floored_start_does_and_runs_as_before_from_any_other(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual
 
     compiled, start, scale = _eua_start(0.3)
@@ -138,6 +138,7 @@ def test_a_minimisation_told_to_stops_at_a_floored_start_and_runs_as_before_from
 
     monkeypatch.setattr(_dual, "minimise_dual", counted)
     prices, value, done, _ = compiled.minimise(floored, scale, 20, stop_at_floored_start=True)
+    # Exactly the start: its server prices are a tenth of their scale (the start), links 0.
     assert done == 0 and np.array_equal(prices, floored) and value == compiled.evaluate(floored)[0]
     assert evaluations == [1]  # the start's evaluation only
     compiled.minimise(floored, scale, 20)
@@ -314,19 +315,22 @@ def test_diagonal_scaling_reaches_a_residual_in_few_iterations(make):
 
 def test_load_dual_kernels_leaves_both_compiled(monkeypatch):
     from gnnalloc.families.edge.solvers import _dual, load_dual_kernels
-    from gnnalloc.families.edge.solvers._dual_kernel import clear_links, evaluate_dual, minimise_dual, scaled_residual
+    from gnnalloc.families.edge.solvers._dual_kernel import (
+        clear_links, evaluate_dual, lagrangian_compute_part, minimise_dual, scaled_residual,
+    )
 
     load_dual_kernels()
     assert evaluate_dual.signatures and minimise_dual.signatures and scaled_residual.signatures
-    assert clear_links.signatures
+    assert clear_links.signatures and lagrangian_compute_part.signatures
     # Whatever an earlier test compiled: the loader itself calls every kernel (a kernel compiles
     # on its first call), each from Python, as solve_dual does.
+    kernels = ("clear_links", "evaluate_dual", "lagrangian_compute_part", "minimise_dual", "scaled_residual")
     called = set()
-    for name in ("clear_links", "evaluate_dual", "minimise_dual", "scaled_residual"):
+    for name in kernels:
         kernel = getattr(_dual, name)
         monkeypatch.setattr(_dual, name, lambda *args, _k=kernel, _n=name: called.add(_n) or _k(*args))
     load_dual_kernels.__wrapped__()
-    assert called == {"clear_links", "evaluate_dual", "minimise_dual", "scaled_residual"}
+    assert called == set(kernels)
 
 
 _ORDER_SCRIPT = """
@@ -459,3 +463,67 @@ def test_clearing_keeps_links_that_already_clear_and_lowers_the_dual_over_the_ot
         assert (cleared[num_servers:] != prices[num_servers:]).mean() > 0.5
         before, after = compiled.evaluate(prices)[0], compiled.evaluate(cleared)[0]
         assert before - after > 0.3 * abs(before)
+
+
+def _torch_compute_terms(problem: ProblemTensors, prices: np.ndarray) -> float:
+    from gnnalloc.families.edge.solvers._bound import compute_part
+
+    server, link = torch.from_numpy(prices[:problem.num_servers]), torch.from_numpy(prices[problem.num_servers:])
+    return float(compute_part(problem, server, link))
+
+
+def _compiled_compute_terms(problem: ProblemTensors, prices: np.ndarray) -> float:
+    from gnnalloc.families.edge.solvers._dual import _bound_arrays
+    from gnnalloc.families.edge.solvers._dual_kernel import lagrangian_compute_part
+
+    server = np.ascontiguousarray(prices[:problem.num_servers])
+    link = np.ascontiguousarray(prices[problem.num_servers:])
+    return float(lagrangian_compute_part(server, link, *_bound_arrays(problem)))
+
+
+def _assert_same_bound(problem: ProblemTensors, prices: np.ndarray) -> None:
+    expected = _torch_compute_terms(problem, prices)
+    got = _compiled_compute_terms(problem, prices)
+    if np.isinf(expected):
+        assert got == expected
+    else:
+        assert got == pytest.approx(expected, rel=1e-13, abs=1e-12)
+
+
+# 2 and 0.5 the general power, 1 the log, 1 +- 1e-13 the log branch of a power utility, 5 a
+# steep one; penalty 1 (drop price = end of the above-minimum regime) and 25.
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 5.0, 1.0 + 1e-13, 1.0 - 1e-9])
+@pytest.mark.parametrize("penalty", [1.0, 10.0, 25.0])
+def test_the_compiled_bound_terms_are_the_torch_bounds(alpha, penalty):
+    problem, _, _, start = _eua_duals(alpha, 0.01)
+    problem = dataclasses.replace(problem, penalty=torch.full_like(problem.penalty, penalty))
+    for seed in range(4):
+        _assert_same_bound(problem, _random_prices(problem, start, seed))
+    # Prices across every regime: far below (above the minimum), around w/m (at it) and far above
+    # (dropped), and exactly 0 on some servers (free: the utility's supremum, inf at alpha <= 1).
+    for shrink in (1e-6, 1.0, 1e3, 1e6):
+        prices = np.concatenate([shrink * start.numpy(), np.zeros(problem.num_links)])
+        _assert_same_bound(problem, prices)
+    prices = _random_prices(problem, start, 5)
+    prices[:3] = 0.0
+    _assert_same_bound(problem, prices)
+
+
+def test_the_compiled_bound_terms_leave_out_closed_capacities_and_mix_alphas():
+    instance = random_instance(80, 8, 1.2, 5)
+    compute = instance.server_compute.copy()
+    compute[:3] = 0.0  # closed servers: their pairs are out of reach (some users only had those)
+    capacity = instance.link_capacity.copy()
+    capacity[::2] = 0.0  # closed links: migrating over them is out of reach
+    closed = dataclasses.replace(instance, server_compute=compute, link_capacity=capacity)
+    # A batch of two alphas: no uniform alpha, so the general power for every user.
+    problem = ProblemTensors.collate([
+        ProblemTensors.from_instance(closed), ProblemTensors.from_instance(dataclasses.replace(instance, alpha=2.0)),
+    ])
+    start = waterfill_prices(problem)
+    for seed in range(3):
+        _assert_same_bound(problem, _random_prices(problem, start, seed))
+    # Some users of the closed instance have no pair in reach: each pays its drop value.
+    reach = (problem.server_compute[problem.pair_server] > 0).float()
+    unreachable = torch.zeros(problem.num_users).index_add_(0, problem.pair_user, reach) == 0
+    assert bool(unreachable.any())
