@@ -464,8 +464,9 @@ def lagrangian_compute_part(
     :func:`~gnnalloc.families.edge.solvers.lagrangian_bound`'s (the torch version, which stays
     the reference: differentiable and on any device): a pair on a closed server or loading a closed
     link is out of reach, a user with no pair in reach pays its drop value :math:`-k w`, one at
-    price 0 gains the utility's supremum (``inf`` for :math:`\alpha \le 1`), and a non-finite
-    term is ``inf`` (no bound rather than a wrong one). ``pair_link`` is ``-1`` at home;
+    price 0 gains the utility's supremum (``inf`` for :math:`\alpha \le 1`), and a NaN term
+    or pair cost makes the whole bound ``inf`` (no bound rather than a wrong one; the torch
+    version's callers never pass non-finite prices). ``pair_link`` is ``-1`` at home;
     ``log_utility``: every user has :math:`\alpha = 1` (the torch version's uniform-alpha path)."""
     num_users = compute_min.shape[0]
     cheapest = np.full(num_users, np.inf)
@@ -479,6 +480,8 @@ def lagrangian_compute_part(
             if link_capacity[link] <= 0.0 and pair_link_weight[p] > 0.0:
                 continue
             cost += link_price[link] * pair_link_weight[p]
+        if cost != cost:  # a non-finite price times a zero weight: no bound rather than a wrong one
+            return np.inf
         u = pair_user[p]
         if cost < cheapest[u]:
             cheapest[u] = cost

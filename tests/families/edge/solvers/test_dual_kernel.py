@@ -490,8 +490,9 @@ def _assert_same_bound(problem: ProblemTensors, prices: np.ndarray) -> None:
         assert got == pytest.approx(expected, rel=1e-13, abs=1e-12)
 
 
-# 2 and 0.5 the general power, 1 the log, 1 +- 1e-13 the log branch of a power utility, 5 a
-# steep one; penalty 1 (drop price = end of the above-minimum regime) and 25.
+# 2 and 0.5 the general power, 1 the log, 1 + 1e-13 the log branch of a power utility
+# (|1 - alpha| < 1e-12), 1 - 1e-9 the power just outside it, 5 a steep one; penalty 1 (drop
+# price = end of the above-minimum regime) and 25.
 @pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 5.0, 1.0 + 1e-13, 1.0 - 1e-9])
 @pytest.mark.parametrize("penalty", [1.0, 10.0, 25.0])
 def test_the_compiled_bound_terms_are_the_torch_bounds(alpha, penalty):
@@ -507,6 +508,12 @@ def test_the_compiled_bound_terms_are_the_torch_bounds(alpha, penalty):
     prices = _random_prices(problem, start, 5)
     prices[:3] = 0.0
     _assert_same_bound(problem, prices)
+    # A subnormal price: the response overflows and the term is NaN, which both make inf (at
+    # alpha > 1 the response stays finite).
+    prices[:3] = 1e-310
+    _assert_same_bound(problem, prices)
+    if alpha < 1:
+        assert np.isinf(_compiled_compute_terms(problem, prices))
 
 
 def test_the_compiled_bound_terms_leave_out_closed_capacities_and_mix_alphas():
@@ -514,8 +521,10 @@ def test_the_compiled_bound_terms_leave_out_closed_capacities_and_mix_alphas():
     compute = instance.server_compute.copy()
     compute[:3] = 0.0  # closed servers: their pairs are out of reach (some users only had those)
     capacity = instance.link_capacity.copy()
-    capacity[::2] = 0.0  # closed links: migrating over them is out of reach
-    closed = dataclasses.replace(instance, server_compute=compute, link_capacity=capacity)
+    capacity[::2] = 0.0  # closed links: migrating over them is out of reach ...
+    rate = instance.data_rate.copy()
+    rate[::3] = 0.0  # ... except for users that load no link
+    closed = dataclasses.replace(instance, server_compute=compute, link_capacity=capacity, data_rate=rate)
     # A batch of two alphas: no uniform alpha, so the general power for every user.
     problem = ProblemTensors.collate([
         ProblemTensors.from_instance(closed), ProblemTensors.from_instance(dataclasses.replace(instance, alpha=2.0)),
@@ -527,3 +536,35 @@ def test_the_compiled_bound_terms_leave_out_closed_capacities_and_mix_alphas():
     reach = (problem.server_compute[problem.pair_server] > 0).float()
     unreachable = torch.zeros(problem.num_users).index_add_(0, problem.pair_user, reach) == 0
     assert bool(unreachable.any())
+    # Migrations at zero link load over closed links stay in reach: the cheapest such pair is the
+    # only one in reach of some users, whose terms would otherwise be their drop values.
+    migrated = problem.pair_link >= 0
+    free_ride = migrated & (problem.pair_link_weight == 0) & (problem.link_capacity[problem.pair_link.clamp(min=0)] <= 0)
+    assert bool(free_ride.any())
+    for seed in (7, 8):
+        _assert_same_bound(problem, _random_prices(problem, start, seed))
+    # Users without pairs at all pay their drop value in both.
+    keep = problem.pair_user >= 5
+    stripped = dataclasses.replace(
+        problem,
+        **{name: getattr(problem, name)[keep] for name in ("pair_user", "pair_server", "pair_link", "pair_link_weight")},
+    )
+    _assert_same_bound(stripped, _random_prices(stripped, start, 9))
+
+
+def test_the_solvers_bound_is_the_torch_lagrangian_bound(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual, lagrangian_bound, solve_dual
+
+    setups = []
+    real_sharp_bound = _dual._Setup.sharp_bound
+    monkeypatch.setattr(_dual._Setup, "sharp_bound",
+                        lambda self, *a, **k: setups.append(self) or real_sharp_bound(self, *a, **k))
+    solve_dual(eua_instance(150, 1.2, 7), gap_tol=0.005)
+    setup = setups[-1]
+    problem = setup.problem
+    start = waterfill_prices(problem)
+    for seed in range(3):
+        prices = _random_prices(problem, start, seed)
+        server, link = torch.from_numpy(prices[:problem.num_servers]), torch.from_numpy(prices[problem.num_servers:])
+        expected = float(lagrangian_bound(problem, server, link, setup.bandwidth_price))
+        assert setup.bound(prices) == pytest.approx(expected, rel=1e-13)
