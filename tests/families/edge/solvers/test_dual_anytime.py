@@ -638,10 +638,10 @@ def test_a_warm_up_that_runs_no_iteration_still_anchors_the_extrapolation(monkey
     "make, shrink",
     [(lambda: dataclasses.replace(eua_instance(300, 0.6, 3), alpha=2.0), 0.3), (lambda: eua_instance(300, 1.0, 3), 0.1)],
 )
-def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monkeypatch, make, shrink):
+def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monkeypatch, request, make, shrink):
     import numpy as np
 
-    from gnnalloc.families.edge.solvers import _dual, load_dual_kernels
+    from gnnalloc.families.edge.solvers import load_dual_kernels
 
     load_dual_kernels()  # its own minimisation is not the solve's (counted below)
     instance = make()
@@ -650,15 +650,7 @@ def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monk
     # Every price shrunk: some users' soft-min prices reach their floor at the warm-up's 0.03
     # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's 0.01.
     start = (shrink * np.asarray(server), shrink * np.asarray(link))
-    evaluations = []
-    kernel = _dual.minimise_dual
-
-    def counted(*args):
-        result = kernel(*args)
-        evaluations.append(result[3])
-        return result
-
-    monkeypatch.setattr(_dual, "minimise_dual", counted)
+    evaluations = request.getfixturevalue("minimiser_evaluations")  # counted from here
     bounds, _ = _spy_bounds(monkeypatch)
     runs = _spy_minimisations(monkeypatch)
     result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.003)

@@ -122,21 +122,11 @@ def test_floored_users_are_those_whose_soft_min_price_is_below_its_floor(tempera
     assert any(0 < count < problem.num_users for count in counts)
 
 
-def test_a_minimisation_told_to_stop_at_a_floored_start_does_and_runs_as_before_from_any_other(monkeypatch):
-    from gnnalloc.families.edge.solvers import _dual
-
+def test_a_minimisation_told_to_stop_at_a_floored_start_does_and_runs_as_before_from_any_other(minimiser_evaluations):
     compiled, start, scale = _eua_start(0.3)
     floored = 0.1 * start
     assert compiled.floored_users(floored) > 0 and compiled.floored_users(start) == 0
-    evaluations = []
-    kernel = _dual.minimise_dual
-
-    def counted(*args):
-        result = kernel(*args)
-        evaluations.append(result[3])
-        return result
-
-    monkeypatch.setattr(_dual, "minimise_dual", counted)
+    evaluations = minimiser_evaluations
     prices, value, done, _ = compiled.minimise(floored, scale, 20, stop_at_floored_start=True)
     # Exactly the start: its server prices are a tenth of their scale (the start), links 0.
     assert done == 0 and np.array_equal(prices, floored) and value == compiled.evaluate(floored)[0]
@@ -217,19 +207,9 @@ def test_minimiser_runs_the_iterations_asked_and_never_raises_the_value():
     assert done == 0 and value == pytest.approx(values[0]) and np.array_equal(prices, start)
 
 
-def test_an_evaluation_limit_stops_at_the_first_iteration_that_would_start_at_or_past_it(monkeypatch):
-    from gnnalloc.families.edge.solvers import _dual
-
+def test_an_evaluation_limit_stops_at_the_first_iteration_that_would_start_at_or_past_it(minimiser_evaluations):
     compiled, start, scale = _eua_start(0.03)
-    counted = []
-    kernel = _dual.minimise_dual
-
-    def spy(*args):
-        result = kernel(*args)
-        counted.append(result[3])  # the evaluations run
-        return result
-
-    monkeypatch.setattr(_dual, "minimise_dual", spy)
+    counted = minimiser_evaluations
     free = compiled.minimise(start, scale, 40)
     limited = compiled.minimise(start, scale, 40, max_evaluations=20)
     same = compiled.minimise(start, scale, limited[2])
