@@ -37,6 +37,7 @@ from torch import Tensor
 
 from gnnalloc.core import InputError, as_nonnegative_vector
 from gnnalloc.families.edge.problem import ProblemTensors
+from gnnalloc.families.edge.solvers._waterfill_kernel import group_prices
 
 __all__ = [
     "HomeRefillJacobian", "Sensitivity", "bandwidth_waterfill", "refill_home_compute", "waterfill_bandwidth",
@@ -144,8 +145,19 @@ def waterfill_groups(
 def waterfill_prices(problem: ProblemTensors) -> Tensor:
     r"""Each server's price :math:`\lambda_s` if it were water-filled among every pair that could
     use it, each pair as a separate user (the price that would clear the server if nobody had
-    another option), ``(S,)``."""
+    another option), ``(S,)``. On CPU in float64, where nothing asks for a gradient, from the
+    compiled kernel (:mod:`gnnalloc.families.edge.solvers._waterfill_kernel`: the same prices
+    without the torch version's per-operation overhead)."""
     pair_user = problem.pair_user
+    inputs = (problem.server_compute, problem.compute_min, problem.weight, problem.penalty, problem.alpha)
+    if (problem.device.type == "cpu" and problem.dtype == torch.float64
+            and not any(t.requires_grad for t in inputs) and problem.num_pairs):
+        index = pair_user.numpy()  # (the problem is on the CPU: views, no copies)
+        price = group_prices(
+            problem.server_compute.numpy(), *(t.numpy()[index] for t in inputs[1:3]),
+            problem.pair_server.numpy(), *(t.numpy()[index] for t in inputs[3:]),
+        )
+        return torch.from_numpy(price)
     # A ProblemTensors is valid by construction: no argument checks (a host sync) on this path,
     # which every forward pass of the model takes.
     _, price, _ = _waterfill(

@@ -1,5 +1,7 @@
 """Vectorised torch water-filling against the closed-form numpy reference."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,57 @@ def test_alpha_varying_within_a_group_is_named():
     y, _ = waterfill_groups(torch.tensor([10.0, 4.0], **f), torch.ones(3, **f), torch.ones(3, **f),
                             torch.tensor([0, 0, 1]), 10.0, torch.tensor([0.5, 0.5, 2.0], **f))
     assert float(y[:2].sum()) == pytest.approx(10.0) and float(y[2]) == pytest.approx(4.0)
+
+
+def _torch_group_prices(capacity, minimum, weight, group, penalty, alpha):
+    from gnnalloc.families.edge.solvers.functional import _waterfill
+
+    return _waterfill(capacity, minimum, weight, group, penalty, alpha, offset=None, sensitivity=False)[1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0, "mixed"])
+def test_the_compiled_group_prices_are_the_torch_ones(seed, alpha):
+    from gnnalloc.families.edge.solvers._waterfill_kernel import group_prices
+
+    # Random groups (some empty, some with a closed capacity or one far above every demand),
+    # penalties from 1 (drop at the end of the above-minimum regime) up, ties between members.
+    rng = np.random.default_rng(seed)
+    groups, n = int(rng.integers(1, 8)), int(rng.integers(1, 60))
+    group = rng.integers(0, groups, n)
+    m, w = rng.lognormal(0, 1, n), rng.uniform(0.5, 2, n)
+    m[: n // 4], w[: n // 4] = m[0], w[0]  # identical members: events tie
+    k = rng.choice([1.0, 1.0 + 1e-9, 10.0, 30.0], n)
+    capacity = rng.uniform(0, 3, groups) * np.bincount(group, m, groups)
+    capacity[rng.random(groups) < 0.2] = 0.0
+    capacity[rng.random(groups) < 0.2] *= 1e6
+    a = rng.choice([0.5, 1.0, 2.0, 4.0], groups)[group] if alpha == "mixed" else np.full(n, alpha)
+    expected = _torch_group_prices(*map(torch.tensor, (capacity, m, w, group, k, a))).numpy()
+    got = group_prices(capacity, m, w, group, k, a)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
+def test_waterfill_prices_take_the_compiled_kernel_where_no_gradient_is_asked(monkeypatch):
+    from gnnalloc import eua_instance
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers import functional
+
+    problem = ProblemTensors.from_instance(eua_instance(200, 1.0, 3), dtype=torch.float64)
+    calls = []
+    kernel = functional.group_prices
+    monkeypatch.setattr(functional, "group_prices", lambda *args: calls.append(1) or kernel(*args))
+    fast = functional.waterfill_prices(problem)
+    assert calls == [1] and fast.dtype == torch.float64
+    pair_user = problem.pair_user
+    expected = _torch_group_prices(
+        problem.server_compute, problem.compute_min[pair_user], problem.weight[pair_user], problem.pair_server,
+        problem.penalty[pair_user], problem.alpha[pair_user],
+    )
+    torch.testing.assert_close(fast, expected, rtol=1e-12, atol=0)
+    # A capacity that asks for a gradient, or float32: the torch version, whose prices carry it.
+    capacity = problem.server_compute.clone().requires_grad_(True)
+    graded = functional.waterfill_prices(dataclasses.replace(problem, server_compute=capacity))
+    assert calls == [1] and graded.requires_grad
+    torch.testing.assert_close(graded.detach(), expected, rtol=1e-12, atol=0)
+    single = ProblemTensors.from_instance(eua_instance(200, 1.0, 3), dtype=torch.float32)
+    assert functional.waterfill_prices(single).dtype == torch.float32 and calls == [1]
