@@ -452,7 +452,8 @@ def clear_links(
     return cleared, value
 
 
-@compiled(fastmath=False)
+# error_model="numpy": a division that would raise gives inf or NaN, which make the bound inf.
+@compiled(fastmath=False, error_model="numpy")
 def lagrangian_compute_part(
     server_price, link_price, pair_user, pair_server, pair_link, pair_link_weight,
     server_compute, link_capacity, compute_min, weight, penalty, alpha, log_utility,

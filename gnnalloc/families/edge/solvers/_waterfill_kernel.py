@@ -6,7 +6,10 @@ each group's events (a member's above-minimum regime ends at :math:`w/m`, it dro
 :math:`k w/m`) are sorted by price, the first after which the total fits the capacity brackets
 the price, and inside the bracket :math:`\lambda = (A / (B - C))^\alpha` with :math:`A, C`
 summed afresh over the members' regimes at an interior point. The torch version stays the
-reference (differentiable, on any device, and the allocation besides the prices); this one
+reference (differentiable, on any device, and the allocation besides the prices), with one
+difference: the torch version finds each group's bracket from cumulative sums over all groups,
+so where servers' magnitudes differ by many orders (1e30 and more) rounding from a large group
+can pick another bracket for a small one; this kernel sums within each group. This one
 exists because :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` runs once per
 solve over every pair, where the torch version's sorts and per-operation overhead cost
 milliseconds (``benchmarks/RESULTS.md``).
@@ -20,10 +23,13 @@ import numpy as np
 
 from gnnalloc.core import compiled
 
+# error_model="numpy": a power that underflows to 0 (alpha 1/2 at a price near 1e-162, which the
+# instance limits allow) divides to inf, as in torch, instead of raising ZeroDivisionError.
+
 __all__ = ["group_prices"]
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def _power(base, exponent):  # pragma: no cover - compiled
     # No general power where a cheaper exact operation does (alpha 1, 2 and 1/2): a power is
     # most of the kernel's cost. Within a rounding of the torch version's.
@@ -44,7 +50,7 @@ def _power(base, exponent):  # pragma: no cover - compiled
     return base ** exponent
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def group_prices(capacity, minimum, weight, group, penalty, alpha):  # pragma: no cover - compiled
     r"""Each group's water-filling price ``(G,)`` (0 for a group without members) for members
     ``(N,)`` with minimums, weights, group indices, penalties and alphas (alpha constant within

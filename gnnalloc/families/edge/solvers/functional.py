@@ -147,7 +147,8 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
     use it, each pair as a separate user (the price that would clear the server if nobody had
     another option), ``(S,)``. On CPU in float64, where nothing asks for a gradient, from the
     compiled kernel (:mod:`gnnalloc.families.edge.solvers._waterfill_kernel`: the same prices
-    without the torch version's per-operation overhead)."""
+    up to rounding without the torch version's per-operation overhead, and the right bracket
+    where servers' magnitudes differ by many orders, which the torch version can miss)."""
     pair_user = problem.pair_user
     inputs = (problem.server_compute, problem.compute_min, problem.weight, problem.penalty, problem.alpha)
     if (problem.device.type == "cpu" and problem.dtype == torch.float64

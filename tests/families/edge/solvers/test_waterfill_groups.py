@@ -275,3 +275,32 @@ def test_waterfill_prices_take_the_compiled_kernel_where_no_gradient_is_asked(mo
     torch.testing.assert_close(graded.detach(), expected, rtol=1e-12, atol=0)
     single = ProblemTensors.from_instance(eua_instance(200, 1.0, 3), dtype=torch.float32)
     assert functional.waterfill_prices(single).dtype == torch.float32 and calls == [1]
+
+
+def test_the_compiled_group_prices_survive_extreme_magnitudes_and_keep_groups_apart():
+    from gnnalloc.families.edge.solvers._waterfill_kernel import group_prices
+
+    # Alpha 1/2 at w/m = 1e-170: the price's square underflows; torch gives a finite price, and
+    # so must the kernel (no ZeroDivisionError).
+    m, w = np.array([1e85, 2e85]), np.array([1e-85, 3e-85])
+    capacity, group, k = np.array([1e85]), np.array([0, 0]), np.array([10.0, 10.0])
+    alpha = np.array([0.5, 0.5])
+    got = group_prices(capacity, m, w, group, k, alpha)
+    expected = _torch_group_prices(*map(torch.tensor, (capacity, m, w, group, k, alpha))).numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # A group at 1e100 beside an ordinary one: each group's price is its own, as if alone.
+    small_m, small_w = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.5, 0.7])
+    m = np.concatenate([[1.0, 2.0], small_m])
+    w = np.concatenate([[1e100, 2e100], small_w])
+    group = np.array([0, 0, 1, 1, 1])
+    capacity = np.array([2.5, 4.0])
+    ones, tens = np.ones(5), np.full(5, 10.0)
+    together = group_prices(capacity, m, w, group, tens, ones)
+    alone = group_prices(capacity[1:], small_m, small_w, np.zeros(3, dtype=np.int64), tens[:3], ones[:3])
+    assert together[1] == alone[0]
+    # ... the torch version's alone: the capacity (4) falls inside the jump (6 -> 3) where the
+    # third member drops, at 10 w/m.
+    small = _torch_group_prices(*map(torch.tensor, (capacity[1:], small_m, small_w, np.zeros(3, dtype=np.int64),
+                                                     tens[:3], ones[:3]))).numpy()
+    assert alone[0] == pytest.approx(small[0], rel=1e-12) and alone[0] == pytest.approx(10 * 0.7 / 3, rel=1e-12)
