@@ -23,12 +23,12 @@ import numpy as np
 
 from gnnalloc.core import compiled
 
-# error_model="numpy": a power that underflows to 0 (alpha 1/2 at a price near 1e-162, which the
-# instance limits allow) divides to inf, as in torch, instead of raising ZeroDivisionError.
-
 __all__ = ["group_prices"]
 
 
+# error_model="numpy" on both kernels: a power that underflows to 0 (alpha 1/2 at a price near
+# 1e-162, which the instance limits allow) divides to inf, as in torch, instead of raising
+# ZeroDivisionError.
 @compiled(fastmath=False, error_model="numpy")
 def _power(base, exponent):  # pragma: no cover - compiled
     # No general power where a cheaper exact operation does (alpha 1, 2 and 1/2): a power is

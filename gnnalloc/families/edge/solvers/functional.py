@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from torch import Tensor
@@ -153,12 +154,12 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
     inputs = (problem.server_compute, problem.compute_min, problem.weight, problem.penalty, problem.alpha)
     if (problem.device.type == "cpu" and problem.dtype == torch.float64
             and not any(t.requires_grad for t in inputs) and problem.num_pairs):
-        index = pair_user.numpy()  # (the problem is on the CPU: views, no copies)
-        price = group_prices(
-            problem.server_compute.numpy(), *(t.numpy()[index] for t in inputs[1:3]),
-            problem.pair_server.numpy(), *(t.numpy()[index] for t in inputs[3:]),
-        )
-        return torch.from_numpy(price)
+        # Contiguous arrays whatever the tensors' strides: the kernel loaded at start-up takes
+        # those, and another layout would compile inside the first solve.
+        index = pair_user.numpy()
+        capacity, servers = (np.ascontiguousarray(t.numpy()) for t in (problem.server_compute, problem.pair_server))
+        minimum, weight, penalty, alpha = (t.numpy()[index] for t in inputs[1:])
+        return torch.from_numpy(group_prices(capacity, minimum, weight, servers, penalty, alpha))
     # A ProblemTensors is valid by construction: no argument checks (a host sync) on this path,
     # which every forward pass of the model takes.
     _, price, _ = _waterfill(

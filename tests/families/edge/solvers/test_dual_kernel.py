@@ -309,8 +309,13 @@ def test_load_dual_kernels_leaves_both_compiled(monkeypatch):
     for name in kernels:
         kernel = getattr(_dual, name)
         monkeypatch.setattr(_dual, name, lambda *args, _k=kernel, _n=name: called.add(_n) or _k(*args))
+    # The water-filling prices' kernel too (solve_dual's cold start), through waterfill_prices.
+    from gnnalloc.families.edge.solvers import functional
+
+    prices_kernel = functional.group_prices
+    monkeypatch.setattr(functional, "group_prices", lambda *args: called.add("group_prices") or prices_kernel(*args))
     load_dual_kernels.__wrapped__()
-    assert called == set(kernels)
+    assert called == {*kernels, "group_prices"}
 
 
 _ORDER_SCRIPT = """
