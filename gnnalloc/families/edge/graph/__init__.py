@@ -16,6 +16,7 @@ from gnnalloc.families.edge.graph._features import (
     SERVER_FEATURES,
     USER_FEATURES,
     candidate_features,
+    graph_features,
     link_features,
     server_features,
     user_features,
@@ -24,6 +25,6 @@ from gnnalloc.families.edge.graph._features import (
 __all__ = [
     "CANDIDATE_FEATURES", "DEFAULT_MAX_METAPATH_NEIGHBORS", "EDGE_TYPES", "LINK_FEATURES",
     "METADATA", "NODE_TYPES", "SCHEMA", "SERVER_FEATURES", "USER_FEATURES", "build_graph",
-    "candidate_features", "collate_graphs", "link_features", "metapath_edges", "server_features",
+    "candidate_features", "collate_graphs", "graph_features", "link_features", "metapath_edges", "server_features",
     "user_features",
 ]

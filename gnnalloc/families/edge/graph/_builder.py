@@ -54,10 +54,7 @@ from gnnalloc.families.edge.graph._features import (
     LINK_FEATURES,
     SERVER_FEATURES,
     USER_FEATURES,
-    candidate_features,
-    link_features,
-    server_features,
-    user_features,
+    graph_features,
 )
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.nn import GraphSchema
@@ -252,18 +249,19 @@ def build_graph(
         ``i`` is instance pair ``i``.
     """
     num_users, num_servers = instance.num_users, instance.num_servers
+    user_x, server_x, pair_x, link_x = graph_features(instance)
     graph = HeteroData()
-    graph["user"].x = torch.from_numpy(user_features(instance))
+    graph["user"].x = torch.from_numpy(user_x)
     graph["user"].num_nodes = num_users
     graph["user"].num_candidates = torch.from_numpy(np.diff(instance.user_pair_ptr))
-    graph["server"].x = torch.from_numpy(server_features(instance))
+    graph["server"].x = torch.from_numpy(server_x)
     graph["server"].num_nodes = num_servers
 
     users = np.arange(num_users, dtype=np.int64)
     graph[HOME].edge_index = _index(users, instance.user_server)
     graph[REV_HOME].edge_index = _index(instance.user_server, users)
 
-    pairs = torch.from_numpy(candidate_features(instance))
+    pairs = torch.from_numpy(pair_x)
     graph[CANDIDATE].edge_index = _index(instance.pair_user, instance.pair_server)
     graph[CANDIDATE].edge_attr = pairs
     graph[REV_CANDIDATE].edge_index = _index(instance.pair_server, instance.pair_user)
@@ -273,7 +271,7 @@ def build_graph(
         np.concatenate([instance.link_a, instance.link_b]),
         np.concatenate([instance.link_b, instance.link_a]),
     )
-    graph[LINK].edge_attr = torch.from_numpy(link_features(instance))
+    graph[LINK].edge_attr = torch.from_numpy(link_x)
 
     execute, migrate = metapath_edges(
         instance, max_metapath_neighbors=max_metapath_neighbors, seed=seed

@@ -6,11 +6,12 @@ quantities together with all link capacities (link load is compute times data ra
 leaves the features unchanged. Ratios are compressed with one of two maps:
 
 * ``lr(a, b) = ln a - ln b`` (signed, for strictly positive quantities such as demands);
-* ``l1p(a, b) = ln(1 + a / b) = softplus(ln a - ln b)`` (for non-negative quantities that may be
-  zero, such as loads, and for ratios whose small end carries no information).
+* ``l1p(a, b) = ln(1 + a / b)`` (for non-negative quantities that may be zero, such as loads, and
+  for ratios whose small end carries no information).
 
-Both are evaluated in log space, so they never overflow; denominators (and numerators of ``lr``)
-are floored at ``1e-9`` times the instance's typical scale of that resource. A zero-capacity
+``lr`` is evaluated in log space, and ``l1p`` as ``log1p`` of the ratio except where the ratio
+overflows, where it is ``ln a - ln b`` (equal to rounding there), so neither overflows;
+denominators (and numerators of ``lr``) are floored at ``1e-9`` times the instance's typical scale of that resource. A zero-capacity
 server thus gives ``l1p(c, 0) \approx ln(c / scale) + 20.7``: large but finite, and flagged
 separately. A ratio anywhere in ``[1e-6, 1e6]`` maps to a value of magnitude at most 13.8.
 
@@ -32,6 +33,7 @@ __all__ = [
     "server_features",
     "candidate_features",
     "link_features",
+    "graph_features",
 ]
 
 #: User features, ``(U, 15)``. ``c, b`` = compute/bandwidth minimum, ``C_h, B_h`` = capacities of
@@ -101,10 +103,17 @@ def _lr(a: np.ndarray | float, b: np.ndarray | float, floor: float) -> np.ndarra
 
 
 def _l1p(a: np.ndarray | float, b: np.ndarray | float, floor: float) -> np.ndarray:
-    """``ln(1 + a / max(b, floor))`` computed as ``softplus`` of a log ratio (no overflow)."""
-    with np.errstate(divide="ignore"):
-        log_a = np.log(np.maximum(a, 0.0))  # ln 0 = -inf gives softplus(-inf) = 0 exactly
-    return np.logaddexp(0.0, log_a - np.log(np.maximum(b, floor)))
+    """``ln(1 + max(a, 0) / max(b, floor))``; ``ln max(a, 0) - ln max(b, floor)`` where the ratio
+    overflows (the same to rounding there), so finite for finite inputs. ``log1p`` of the ratio
+    costs a third of the equivalent ``softplus`` of the log ratio."""
+    a, b = np.maximum(a, 0.0), np.maximum(b, floor)
+    # ln 0 = -inf where a = 0 is only read where the ratio overflowed (a > 0 there).
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = a / b
+        overflow = np.isinf(ratio)
+        if not overflow.any():
+            return np.log1p(ratio)
+        return np.where(overflow, np.log(a) - np.log(b), np.log1p(ratio))
 
 
 class _Scales:
@@ -132,14 +141,51 @@ def _home_sums(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def _home_compute_pressure(instance: Instance, scales: _Scales) -> np.ndarray:
-    home_c, _, _ = _home_sums(instance)
-    return _l1p(home_c, instance.server_compute, _FLOOR * scales.compute)
+def _home_compute_pressure(instance: Instance, scales: _Scales, home_compute: np.ndarray) -> np.ndarray:
+    """``l1p(sum_{u in H_s} c_u, C_s)`` per server, float64: a server feature that every
+    candidate pair at the server reads too."""
+    return _l1p(home_compute, instance.server_compute, _FLOOR * scales.compute)
 
 
 def user_features(instance: Instance) -> np.ndarray:
     """User feature matrix, ``(U, len(USER_FEATURES))`` float32 (see :data:`USER_FEATURES`)."""
-    sc = _Scales(instance)
+    return _user_features(instance, _Scales(instance))
+
+
+def server_features(instance: Instance) -> np.ndarray:
+    """Server feature matrix, ``(S, len(SERVER_FEATURES))`` float32 (see
+    :data:`SERVER_FEATURES`)."""
+    scales, sums = _Scales(instance), _home_sums(instance)
+    return _server_features(instance, scales, sums, _home_compute_pressure(instance, scales, sums[0]))
+
+
+def candidate_features(instance: Instance) -> np.ndarray:
+    """Candidate pair features in pair order, ``(P, len(CANDIDATE_FEATURES))`` float32."""
+    scales = _Scales(instance)
+    pressure = _home_compute_pressure(instance, scales, _home_sums(instance)[0])
+    return _candidate_features(instance, scales, pressure)
+
+
+def link_features(instance: Instance) -> np.ndarray:
+    """Features of the directed links ``a -> b`` then ``b -> a``, ``(2L, len(LINK_FEATURES))``."""
+    return _link_features(instance, _Scales(instance))
+
+
+def graph_features(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`user_features`, :func:`server_features`, :func:`candidate_features` and
+    :func:`link_features` of ``instance``, the scales and per-server sums they share computed
+    once (the graph builder calls this on every prediction)."""
+    scales, sums = _Scales(instance), _home_sums(instance)
+    pressure = _home_compute_pressure(instance, scales, sums[0])
+    return (
+        _user_features(instance, scales),
+        _server_features(instance, scales, sums, pressure),
+        _candidate_features(instance, scales, pressure),
+        _link_features(instance, scales),
+    )
+
+
+def _user_features(instance: Instance, sc: _Scales) -> np.ndarray:
     fc, fb = _FLOOR * sc.compute, _FLOOR * sc.bandwidth
     n, home = instance.num_users, instance.user_server
     c, b = instance.compute_min, instance.bandwidth_min
@@ -172,14 +218,13 @@ def user_features(instance: Instance) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float32).reshape(n, len(USER_FEATURES))
 
 
-def server_features(instance: Instance) -> np.ndarray:
-    """Server feature matrix, ``(S, len(SERVER_FEATURES))`` float32 (see
-    :data:`SERVER_FEATURES`)."""
-    sc = _Scales(instance)
+def _server_features(
+    instance: Instance, sc: _Scales, home_sums: tuple[np.ndarray, np.ndarray, np.ndarray], home_pressure: np.ndarray,
+) -> np.ndarray:
     fc, fb = _FLOOR * sc.compute, _FLOOR * sc.bandwidth
     s = instance.num_servers
     C, B = instance.server_compute, instance.server_bandwidth
-    home_c, home_b, home_n = _home_sums(instance)
+    _, home_b, home_n = home_sums
     cand_c = np.bincount(
         instance.pair_server, weights=instance.compute_min[instance.pair_user], minlength=s
     )
@@ -191,7 +236,7 @@ def server_features(instance: Instance) -> np.ndarray:
     columns = [
         _l1p(C, sc.compute, fc),
         _l1p(B, sc.bandwidth, fb),
-        _l1p(home_c, C, fc),
+        home_pressure,
         _l1p(home_b, B, fb),
         _l1p(cand_c, C, fc),
         np.log1p(home_n),
@@ -205,9 +250,7 @@ def server_features(instance: Instance) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float32).reshape(s, len(SERVER_FEATURES))
 
 
-def candidate_features(instance: Instance) -> np.ndarray:
-    """Candidate pair features in pair order, ``(P, len(CANDIDATE_FEATURES))`` float32."""
-    sc = _Scales(instance)
+def _candidate_features(instance: Instance, sc: _Scales, home_pressure: np.ndarray) -> np.ndarray:
     fc, fl = _FLOOR * sc.compute, _FLOOR * sc.link
     pu, ps, pl = instance.pair_user, instance.pair_server, instance.pair_link
     migrated = pl >= 0
@@ -219,16 +262,14 @@ def candidate_features(instance: Instance) -> np.ndarray:
         (~migrated).astype(np.float64),
         np.where(migrated, _l1p(cap, sc.link, fl), 0.0),
         np.where(migrated, _l1p(instance.data_rate[pu] * demand, cap, fl), 0.0),
-        _home_compute_pressure(instance, sc)[ps],
+        home_pressure[ps],
         _l1p(demand, instance.server_compute[ps], fc),
     ]
     p = instance.num_pairs
     return np.stack(columns, axis=1).astype(np.float32).reshape(p, len(CANDIDATE_FEATURES))
 
 
-def link_features(instance: Instance) -> np.ndarray:
-    """Features of the directed links ``a -> b`` then ``b -> a``, ``(2L, len(LINK_FEATURES))``."""
-    sc = _Scales(instance)
+def _link_features(instance: Instance, sc: _Scales) -> np.ndarray:
     fc, fl = _FLOOR * sc.compute, _FLOOR * sc.link
     src = np.concatenate([instance.link_a, instance.link_b])
     dst = np.concatenate([instance.link_b, instance.link_a])
