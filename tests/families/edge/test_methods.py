@@ -274,20 +274,56 @@ def test_the_price_model_reads_a_sample_of_the_edge_cases_with_users(edge_case):
 # model's answer has a NaN and the dual's recovery overflows.
 _EXTREME = {
     "format": "gnnalloc.instance/v1", "penalty": 10.0, "alpha": 0.5,
-    "servers": [{"id": "s0", "compute": 2.101003857887784e-48, "bandwidth": 2.4165090559948685e-82},
-                {"id": "s1", "compute": 4.9914725007971e-41, "bandwidth": 1.0473822101998153e+20},
-                {"id": "s2", "compute": 7.000807222102077e+62, "bandwidth": 5.153536572015059e+45}],
-    "links": [{"a": "s0", "b": "s1", "capacity": 2.2667468264332854e-66},
-              {"a": "s1", "b": "s2", "capacity": 1.7427907499193702e-64}],
+    "servers": [{"id": "s0", "compute": 5.2667803671328104e+85, "bandwidth": 5.670605423266907e+30},
+                {"id": "s1", "compute": 4.443431911632627e-68, "bandwidth": 6.775321635340392e+44},
+                {"id": "s2", "compute": 1.330230599896125e+93, "bandwidth": 2.3651668306423833e-43}],
+    "links": [{"a": "s0", "b": "s1", "capacity": 1.584092767385136e+17},
+              {"a": "s1", "b": "s2", "capacity": 1.6493198679431123e-22}],
     "users": [
-        {"id": "u0", "server": "s1", "compute_min": 3.803773717579529e-63, "bandwidth_min": 2.1133265832588204e-22,
-         "data_rate": 2.4070743548110614e-60, "weight": 7.434044583416317e+65},
-        {"id": "u7", "server": "s2", "compute_min": 7.235352841347074e+33, "bandwidth_min": 6.972351951291891e+84,
-         "data_rate": 4.883189197270071e+18, "weight": 5.2580654075062346e-93},
-        {"id": "u8", "server": "s2", "compute_min": 3.6052439275780816e-16, "bandwidth_min": 1.5204672956069194e-06,
-         "data_rate": 2.6521432722681416e+72, "weight": 2.454117075318921e+40},
+        {"id": "u0", "server": "s1", "compute_min": 3.082164057896087e-50, "bandwidth_min": 7.47863757219251e-48,
+         "data_rate": 6.235581382414529e+54, "weight": 5.827963614967843e-17},
+        {"id": "u1", "server": "s0", "compute_min": 5.684252551878766e+56, "bandwidth_min": 3.9482798420466524e-20,
+         "data_rate": 9.013060889437131e-51, "weight": 1.33048401988999e-91},
+        {"id": "u2", "server": "s1", "compute_min": 1.9279879270145061e-16, "bandwidth_min": 6.881564742146956e+27,
+         "data_rate": 1.8640870006145483e+84, "weight": 4.631372369937923e+31},
     ],
 }
+
+
+# Another accepted instance, on which the dual's compiled minimiser divided by zero and raised
+# ZeroDivisionError (a traceback) before its kernels took numpy's error model.
+_DIVIDES_BY_ZERO = {
+    "format": "gnnalloc.instance/v1", "penalty": 10.0, "alpha": 0.5,
+    "servers": [{"id": "s0", "compute": 6.870663796714028e-58, "bandwidth": 5.830934046373305e-13},
+                {"id": "s1", "compute": 3.1366392714719035e-58, "bandwidth": 6.2733829706817504e+94},
+                {"id": "s2", "compute": 7.268112126053522e+88, "bandwidth": 7.859621773753635e+83}],
+    "links": [{"a": "s0", "b": "s1", "capacity": 4.4655269785595506e+63},
+              {"a": "s1", "b": "s2", "capacity": 2.634990577884205e-70}],
+    "users": [
+        {"id": "u0", "server": "s1", "compute_min": 8.898899123683164e-76, "bandwidth_min": 3.080967484587164e-78,
+         "data_rate": 7.980162719280205e-64, "weight": 3.837167579944874e+30},
+        {"id": "u1", "server": "s1", "compute_min": 1.8006192711321197e-72, "bandwidth_min": 1.3491606730521706e+72,
+         "data_rate": 1.2385925729223524e-08, "weight": 1.182808432245495e+75},
+        {"id": "u2", "server": "s1", "compute_min": 4.910440717947179e+87, "bandwidth_min": 1.1058622125696436e-28,
+         "data_rate": 1.893452898023654e-12, "weight": 3.4835782293916266e-94},
+        {"id": "u3", "server": "s0", "compute_min": 8.70290318107967e+99, "bandwidth_min": 1.8104970154963362e+47,
+         "data_rate": 3.49101630848585e-36, "weight": 1.025397147185465e+91},
+    ],
+}
+
+
+@pytest.mark.parametrize("method", ["dual", "gnn"])
+def test_a_division_by_zero_in_the_dual_kernel_is_no_error(method):
+    from gnnalloc.families.edge.problem import Instance
+
+    instance = Instance.from_dict(_DIVIDES_BY_ZERO)
+    with np.errstate(all="ignore"):
+        result = solve(instance, method)
+        value = user_utilities(instance, result.allocation).sum()
+        equal = user_utilities(instance, solve(instance, "equal").allocation).sum()
+    assert np.isfinite(value) and value >= equal
+    assert max_violation(instance, result.allocation) <= 1e-9
+    assert result.upper_bound >= value
 
 
 def test_a_non_finite_learned_answer_is_replaced_by_a_baseline_and_said_so():
@@ -307,3 +343,18 @@ def test_an_overflowing_dual_recovery_is_a_named_solver_error():
 
     with pytest.raises(SolverError, match="overflows.*use method exact"), np.errstate(all="ignore"):
         solve(Instance.from_dict(_EXTREME), "dual")
+
+
+def test_a_division_by_zero_in_the_dual_minimiser_is_a_named_solver_error(monkeypatch):
+    # The minimiser keeps numba's error model (its numerics), so a ZeroDivisionError from it is
+    # possible in principle: the solver reports it as a SolverError, never a traceback.
+    from gnnalloc.core import SolverError
+    from gnnalloc.families.edge.solvers import _dual
+
+    def divides_by_zero(*args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(_dual, "minimise_dual", divides_by_zero)
+    for method in ("dual", "gnn"):
+        with pytest.raises(SolverError, match="divided by zero.*use method exact"):
+            solve(eua_instance(40, 1.0, seed=2), method)

@@ -516,11 +516,17 @@ class _CompiledDual:
             memory = _CurvatureMemory(start.size)
         elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
             raise InputError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
-        prices, value, done, _, residual = minimise_dual(
-            start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start),
-            memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
-            self.supply, *self.pairs, *self.users,
-        )
+        try:
+            prices, value, done, _, residual = minimise_dual(
+                start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start),
+                memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
+                self.supply, *self.pairs, *self.users,
+            )
+        except ZeroDivisionError:  # the minimiser keeps numba's error model (_dual_kernel)
+            raise SolverError(
+                "the smoothed dual's minimiser divided by zero on this instance (quantities of extreme "
+                "magnitudes); use method exact"
+            ) from None
         return prices, float(value), int(done), float(residual)
 
 

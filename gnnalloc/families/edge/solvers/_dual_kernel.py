@@ -60,7 +60,13 @@ _CURVATURE_FLOOR = 3e-3
 # fastmath explicitly off: numba lets a callee compiled during its caller's compilation inherit
 # the caller's fastmath flags, so without this the evaluation inside the minimiser would round
 # differently depending on which kernel a process happened to compile first.
-@compiled(fastmath=False)
+# error_model="numpy" on every kernel here but the minimiser: a division by zero gives inf or NaN,
+# as in the torch reference, which the line search rejects and the solver reports, instead of
+# raising ZeroDivisionError (an accepted instance of extreme magnitudes did; tests/families/edge).
+# Under it, or with any change to its divisions, LLVM vectorises the minimiser's loops otherwise
+# (other rounding, other iterates: measured), so that one keeps numba's default, and its caller
+# reports a ZeroDivisionError from it (none seen on 3,000 extreme instances) as a SolverError.
+@compiled(fastmath=False, error_model="numpy")
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
     weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
@@ -183,7 +189,7 @@ def evaluate_dual(
     return value, floored_users
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compiled
     """The Hessian diagonal on the scaled variables, ``curvature * price_scale**2``, raised to
     :data:`_CURVATURE_FLOOR` of its largest entry (all ones where it is 0 everywhere)."""
@@ -198,14 +204,14 @@ def _scaled_curvature(curvature, price_scale, out):  # pragma: no cover - compil
             out[i] = least
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def _evaluation_buffers(num_prices, num_pairs):  # pragma: no cover - compiled
     """Scratch for :func:`evaluate_dual` over ``num_prices`` prices (and the zero slot) and
     ``num_pairs`` pairs: the response, the exponentials, the gradient and the curvature."""
     return np.empty(num_pairs), np.empty(num_pairs), np.empty(num_prices + 1), np.empty(num_prices + 1)
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def scaled_residual(z, g):  # pragma: no cover - compiled
     """The KKT residual :math:`\\sum_i z_i |g_i| + \\max(-g_i, 0)` at scaled prices ``z`` with
     scaled gradient ``g`` (what :func:`minimise_dual` stops on)."""
@@ -390,7 +396,7 @@ def minimise_dual(
     return prices[:n].copy(), value, done, evaluations, residual
 
 
-@compiled(fastmath=False)
+@compiled(fastmath=False, error_model="numpy")
 def clear_links(
     prices, price_scale, first_link, steps, tolerance, supply, user_start, pair_server, pair_slot,
     pair_link_weight, weight, minimum, scale, price_floor, drop, smooth, alpha, log_utility,
