@@ -6,11 +6,10 @@ each group's events (a member's above-minimum regime ends at :math:`w/m`, it dro
 :math:`k w/m`) are sorted by price, the first after which the total fits the capacity brackets
 the price, and inside the bracket :math:`\lambda = (A / (B - C))^\alpha` with :math:`A, C`
 summed afresh over the members' regimes at an interior point. The torch version stays the
-reference (differentiable, on any device, and the allocation besides the prices), with one
-difference: the torch version finds each group's bracket from cumulative sums over all groups,
-so where servers' magnitudes differ by many orders (1e30 and more) rounding from a large group
-can pick another bracket for a small one; this kernel sums within each group. This one
-exists because :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` runs once per
+reference (differentiable, on any device, and the allocation besides the prices); it sums over
+all groups at once, each group scaled to magnitudes below 2 first, where this kernel sums each
+group alone, so the two agree to rounding whatever the groups' magnitudes. This one exists
+because :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` runs once per
 solve over every pair, where the torch version's sorts and per-operation overhead cost
 milliseconds (``benchmarks/RESULTS.md``).
 """

@@ -82,6 +82,26 @@ def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
     return values.new_zeros(num_groups).index_add(0, group, values)
 
 
+def _sums_after(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
+    """For entries sorted by ``group``: minus the sum of the entries after each one in its group
+    (so 0 at a group's last), i.e. its group's running sum minus the group's total.
+    Differentiable in ``values``.
+
+    One running sum over every group, minus each group's total carried through it: in a group's
+    own units that would carry the rounding of the largest group before it (servers whose
+    magnitudes differ by 1e16 or more get another group's rounding, and the wrong price
+    bracket). So each group's entries are first divided by a power of two near their largest
+    magnitude, which is exact and gives every group entries of magnitude below 2, and
+    multiplied back after."""
+    largest = values.new_zeros(num_groups).scatter_reduce(0, group, values.detach().abs(), "amax")
+    _, exponent = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest)))
+    # 2^(e - 1) <= largest < 2^e: dividing by 2^(e - 1) leaves magnitudes below 2 (2^e can overflow).
+    unit = torch.ldexp(torch.ones_like(largest), exponent - 1).index_select(0, group)
+    scaled = values / unit
+    total = values.new_zeros(num_groups).index_add(0, group, scaled)
+    return (torch.cumsum(scaled, 0) - torch.cumsum(total, 0).index_select(0, group)) * unit
+
+
 def _uniform(alpha: Tensor | float) -> Tensor | float:
     """``alpha`` as a Python float when every member shares it (the usual case), else as is."""
     if not isinstance(alpha, Tensor):
@@ -148,8 +168,7 @@ def waterfill_prices(problem: ProblemTensors) -> Tensor:
     use it, each pair as a separate user (the price that would clear the server if nobody had
     another option), ``(S,)``. On CPU in float64, where nothing asks for a gradient, from the
     compiled kernel (:mod:`gnnalloc.families.edge.solvers._waterfill_kernel`: the same prices
-    up to rounding without the torch version's per-operation overhead, and the right bracket
-    where servers' magnitudes differ by many orders, which the torch version can miss)."""
+    up to rounding without the torch version's per-operation overhead)."""
     pair_user = problem.pair_user
     inputs = (problem.server_compute, problem.compute_min, problem.weight, problem.penalty, problem.alpha)
     if (problem.device.type == "cpu" and problem.dtype == torch.float64
@@ -298,8 +317,8 @@ def _waterfill(
         a_s, c_s = take(event_a, order), take(event_c, order)
         # The state after each event, within its group: at lam -> 0 every member is above its
         # minimum (A = sum coef, C = -sum o), and after a group's last event A = C = 0.
-        a_after = torch.cumsum(a_s, 0) - take(torch.cumsum(_group_sum(event_a, event_group, num_groups), 0), group_s)
-        c_after = torch.cumsum(c_s, 0) - take(torch.cumsum(_group_sum(event_c, event_group, num_groups), 0), group_s)
+        a_after = _sums_after(a_s, group_s, num_groups)
+        c_after = _sums_after(c_s, group_s, num_groups)
         event_power = -1.0 / (take(torch.cat([a, a]), order) if isinstance(a, Tensor) else a)
         scale = _power(price_s, event_power)
         total_after = a_after * scale + c_after
@@ -359,7 +378,7 @@ def _waterfill(
         member_group = take(group, members)
         wanted = take(minimum - offset, members)
         start = _group_sum(wanted, member_group, num_groups)
-        within = torch.cumsum(wanted, 0) - take(torch.cumsum(start, 0) - start, member_group)
+        within = take(start, member_group) + _sums_after(wanted, member_group, num_groups)
         granted = torch.clamp(torch.minimum(wanted, take(room, member_group) - (within - wanted)), min=0.0)
         y = y.index_add(0, members, granted)
         if sensitivity:

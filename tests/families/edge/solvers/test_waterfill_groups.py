@@ -304,3 +304,35 @@ def test_the_compiled_group_prices_survive_extreme_magnitudes_and_keep_groups_ap
     small = _torch_group_prices(*map(torch.tensor, (capacity[1:], small_m, small_w, np.zeros(3, dtype=np.int64),
                                                      tens[:3], ones[:3]))).numpy()
     assert alone[0] == pytest.approx(small[0], rel=1e-12) and alone[0] == pytest.approx(10 * 0.7 / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_groups_far_apart_in_magnitude_are_solved_as_if_alone(seed):
+    # A group 1e10-1e40 times larger than the others, ahead of them in group order: its rounding
+    # must not reach their price brackets, nor the share of a member indifferent at the price.
+    rng = np.random.default_rng(seed)
+    big = 10.0 ** rng.uniform(10, 40)
+    sizes = [int(rng.integers(1, 6)) for _ in range(3)]
+    group = np.repeat(np.arange(3), sizes)
+    scale = np.where(group == 0, big, 1.0)
+    m = rng.uniform(0.1, 1.1, group.size) * scale
+    w = rng.uniform(0.5, 1.5, group.size)
+    offset = np.where(rng.random(group.size) < 0.3, rng.uniform(0, 1.5, group.size), 0.0) * m
+    capacity = rng.uniform(0, 2, 3) * np.bincount(group, m, 3)
+    k, alpha = float(rng.choice([1.0, 5.0, 30.0])), float(rng.choice([0.5, 1.0, 2.0]))
+    if seed % 4 == 0:  # the capacity inside a member's jump: it is served part of its minimum
+        k, offset[:] = 1.0, 0.0
+        for g in (1, 2):
+            members = np.flatnonzero(group == g)
+            m[members], w[members] = 1.0, 1.0
+            capacity[g] = len(members) - 0.4
+    t = torch.tensor
+    y, price = waterfill_groups(t(capacity), t(m), t(w), t(group), k, alpha, t(offset))
+    for g in (1, 2):
+        members = group == g
+        alone_y, alone_price = waterfill_groups(
+            t(capacity[g:g + 1]), t(m[members]), t(w[members]), t(np.zeros(members.sum(), dtype=np.int64)), k, alpha,
+            t(offset[members]),
+        )
+        torch.testing.assert_close(price[g:g + 1], alone_price, rtol=1e-9, atol=0)
+        torch.testing.assert_close(y[members], alone_y, rtol=1e-9, atol=1e-12)
