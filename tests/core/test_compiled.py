@@ -35,3 +35,13 @@ def test_options_reach_numba():
 
     assert divide(1.0, 0.0) == float("inf")  # numpy's error model: no ZeroDivisionError
     assert divide.targetoptions["nogil"] and divide.targetoptions["error_model"] == "numpy"
+
+
+def test_cache_false_compiles_in_the_process_only():
+    def add_three(x):
+        return x + 3.0
+
+    cached, uncached = compiled()(add_three), compiled(cache=False)(add_three)
+    assert cached(1.0) == uncached(1.0) == 4.0
+    assert type(cached._cache).__name__ == "FunctionCache"  # this file can be cached beside
+    assert type(uncached._cache).__name__ == "NullCache" and "cache" not in uncached.targetoptions

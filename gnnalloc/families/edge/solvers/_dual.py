@@ -97,7 +97,7 @@ from gnnalloc.core import resource_utility
 from gnnalloc.families.edge.projection import FastProjection
 from gnnalloc.families.edge.solvers._bound import bandwidth_part
 from gnnalloc.families.edge.solvers._dual_kernel import (
-    clear_links, evaluate_dual, lagrangian_compute_part, minimise_dual, scaled_residual,
+    clear_links, evaluate_dual, lagrangian_compute_part, minimise_dual, minimise_dual_without_raising, scaled_residual,
 )
 from gnnalloc.families.edge.solvers._migration_search import improve_migrations
 from gnnalloc.families.edge.solvers.functional import (
@@ -516,17 +516,21 @@ class _CompiledDual:
             memory = _CurvatureMemory(start.size)
         elif memory.steps.shape != (_MEMORY, start.size):  # the kernel does not bound-check
             raise InputError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
+        arguments = (start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start))
+        data = (self.supply, *self.pairs, *self.users)
+        kept = (memory.steps.copy(), memory.changes.copy(), memory.inverse_curvatures.copy(), memory.ring.copy())
         try:
             prices, value, done, _, residual = minimise_dual(
-                start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start),
-                memory.steps, memory.changes, memory.inverse_curvatures, memory.ring,
-                self.supply, *self.pairs, *self.users,
+                *arguments, memory.steps, memory.changes, memory.inverse_curvatures, memory.ring, *data,
             )
-        except ZeroDivisionError:  # the minimiser keeps numba's error model (_dual_kernel)
-            raise SolverError(
-                "the smoothed dual's minimiser divided by zero on this instance (quantities of extreme "
-                "magnitudes); use method exact"
-            ) from None
+        except ZeroDivisionError:
+            # The minimiser keeps numba's error model for its numerics (_dual_kernel): run it
+            # again, from the memory it started with, compiled under numpy's.
+            for array, before in zip((memory.steps, memory.changes, memory.inverse_curvatures, memory.ring), kept):
+                array[...] = before
+            prices, value, done, _, residual = minimise_dual_without_raising()(
+                *arguments, memory.steps, memory.changes, memory.inverse_curvatures, memory.ring, *data,
+            )
         return prices, float(value), int(done), float(residual)
 
 

@@ -28,13 +28,19 @@ skipped, so the implicit Hessian stays positive definite.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from gnnalloc.core import compiled
 
-__all__ = ["clear_links", "evaluate_dual", "lagrangian_compute_part", "minimise_dual", "scaled_residual"]
+__all__ = [
+    "clear_links", "evaluate_dual", "lagrangian_compute_part", "minimise_dual", "minimise_dual_without_raising",
+    "scaled_residual",
+]
 
 #: Exponents below minus this are dropped: e^-40 is far below float64 rounding of the 1 they
 #: are added to.
@@ -64,8 +70,9 @@ _CURVATURE_FLOOR = 3e-3
 # as in the torch reference, which the line search rejects and the solver reports, instead of
 # raising ZeroDivisionError (an accepted instance of extreme magnitudes did; tests/families/edge).
 # Under it, or with any change to its divisions, LLVM vectorises the minimiser's loops otherwise
-# (other rounding, other iterates: measured), so that one keeps numba's default, and its caller
-# reports a ZeroDivisionError from it (none seen on 3,000 extreme instances) as a SolverError.
+# (other rounding, other iterates: measured), so that one keeps numba's default, and where it
+# raises ZeroDivisionError (4 of 3,000 instances of extreme magnitudes) its caller runs it again
+# compiled under numpy's model (minimise_dual_without_raising).
 @compiled(fastmath=False, error_model="numpy")
 def evaluate_dual(
     prices, supply, user_start, pair_server, pair_slot, pair_link_weight,
@@ -531,3 +538,12 @@ def lagrangian_compute_part(
         value = w * utility - bought
         total += np.inf if value != value else value  # a NaN term: no bound
     return total
+
+
+@functools.cache
+def minimise_dual_without_raising() -> Callable[..., Any]:
+    """:func:`minimise_dual` compiled under numpy's error model (a division by zero gives inf or
+    NaN, which the line search rejects), for the rare instance on which :func:`minimise_dual`
+    raises ZeroDivisionError (module comment at :func:`evaluate_dual`). Compiled in the process
+    that first needs it, not cached on disk (:func:`~gnnalloc.core.compiled`)."""
+    return compiled(fastmath={"reassoc", "contract"}, error_model="numpy", cache=False)(minimise_dual.py_func)
