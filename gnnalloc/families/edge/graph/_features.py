@@ -11,9 +11,10 @@ leaves the features unchanged. Ratios are compressed with one of two maps:
 
 ``lr`` is evaluated in log space, and ``l1p`` as ``log1p`` of the ratio except where the ratio
 overflows, where it is ``ln a - ln b`` (equal to rounding there), so neither overflows;
-denominators (and numerators of ``lr``) are floored at ``1e-9`` times the instance's typical scale of that resource. A zero-capacity
-server thus gives ``l1p(c, 0) \approx ln(c / scale) + 20.7``: large but finite, and flagged
-separately. A ratio anywhere in ``[1e-6, 1e6]`` maps to a value of magnitude at most 13.8.
+denominators (and numerators of ``lr``) are floored at ``1e-9`` times the instance's typical
+scale of that resource. A zero-capacity server thus gives
+``l1p(c, 0) \approx ln(c / scale) + 20.7``: large but finite, and flagged separately. A ratio
+anywhere in ``[1e-6, 1e6]`` maps to a value of magnitude at most 13.8.
 
 The feature names below are in column order; see each tuple for the exact definitions.
 """

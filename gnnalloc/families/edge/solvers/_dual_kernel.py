@@ -546,4 +546,8 @@ def minimise_dual_without_raising() -> Callable[..., Any]:
     NaN, which the line search rejects), for the rare instance on which :func:`minimise_dual`
     raises ZeroDivisionError (module comment at :func:`evaluate_dual`). Compiled in the process
     that first needs it, not cached on disk (:func:`~gnnalloc.core.compiled`)."""
-    return compiled(fastmath={"reassoc", "contract"}, error_model="numpy", cache=False)(minimise_dual.py_func)
+    # Its own decorator's options, so that the two compilations cannot drift apart.
+    options = getattr(minimise_dual, "targetoptions", {})
+    options = {k: v for k, v in options.items() if k in ("fastmath", "nogil", "boundscheck")}
+    function = getattr(minimise_dual, "py_func", minimise_dual)  # the function itself under NUMBA_DISABLE_JIT
+    return compiled(**options, error_model="numpy", cache=False)(function)

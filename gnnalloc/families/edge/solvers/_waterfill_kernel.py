@@ -8,7 +8,7 @@ the price, and inside the bracket :math:`\lambda = (A / (B - C))^\alpha` with :m
 summed afresh over the members' regimes at an interior point. The torch version stays the
 reference (differentiable, on any device, and the allocation besides the prices); it sums over
 all groups at once, each group scaled to magnitudes below 2 first, where this kernel sums each
-group alone, so the two agree to rounding whatever the groups' magnitudes. This one exists
+group alone, so the two agree to rounding whatever the groups' (finite) magnitudes. This one exists
 because :func:`~gnnalloc.families.edge.solvers.functional.waterfill_prices` runs once per
 solve over every pair, where the torch version's sorts and per-operation overhead cost
 milliseconds (``benchmarks/RESULTS.md``).

@@ -82,24 +82,25 @@ def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
     return values.new_zeros(num_groups).index_add(0, group, values)
 
 
-def _sums_after(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
-    """For entries sorted by ``group``: minus the sum of the entries after each one in its group
-    (so 0 at a group's last), i.e. its group's running sum minus the group's total.
-    Differentiable in ``values``.
+def _group_running_sums(values: Tensor, group: Tensor, num_groups: int, *, minus_total: bool) -> Tensor:
+    """For entries sorted by ``group``: each entry's running sum within its group (itself
+    included), minus the group's total if ``minus_total`` (then minus the sum of the entries after
+    it: 0 at a group's last). Differentiable in ``values``.
 
-    One running sum over every group, minus each group's total carried through it: in a group's
-    own units that would carry the rounding of the largest group before it (servers whose
-    magnitudes differ by 1e16 or more get another group's rounding, and the wrong price
-    bracket). So each group's entries are first divided by a power of two near their largest
-    magnitude, which is exact and gives every group entries of magnitude below 2, and
-    multiplied back after."""
+    One running sum over every group, less what earlier groups carried into it: in the entries'
+    own units that carries the rounding of the largest group before (a server 1e16 or more times
+    larger than a later one moved that one's price bracket). So each group's entries are first
+    divided by a power of two near their largest magnitude (exact wherever the results are normal
+    numbers), which gives every group entries below 2 in magnitude, and multiplied back after.
+    Groups stay apart for finite entries; an infinite one still spreads to the groups after it."""
     largest = values.new_zeros(num_groups).scatter_reduce(0, group, values.detach().abs(), "amax")
     _, exponent = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest)))
     # 2^(e - 1) <= largest < 2^e: dividing by 2^(e - 1) leaves magnitudes below 2 (2^e can overflow).
     unit = torch.ldexp(torch.ones_like(largest), exponent - 1).index_select(0, group)
     scaled = values / unit
     total = values.new_zeros(num_groups).index_add(0, group, scaled)
-    return (torch.cumsum(scaled, 0) - torch.cumsum(total, 0).index_select(0, group)) * unit
+    carried = torch.cumsum(total, 0) if minus_total else torch.cumsum(total, 0) - total
+    return (torch.cumsum(scaled, 0) - carried.index_select(0, group)) * unit
 
 
 def _uniform(alpha: Tensor | float) -> Tensor | float:
@@ -317,8 +318,8 @@ def _waterfill(
         a_s, c_s = take(event_a, order), take(event_c, order)
         # The state after each event, within its group: at lam -> 0 every member is above its
         # minimum (A = sum coef, C = -sum o), and after a group's last event A = C = 0.
-        a_after = _sums_after(a_s, group_s, num_groups)
-        c_after = _sums_after(c_s, group_s, num_groups)
+        a_after = _group_running_sums(a_s, group_s, num_groups, minus_total=True)
+        c_after = _group_running_sums(c_s, group_s, num_groups, minus_total=True)
         event_power = -1.0 / (take(torch.cat([a, a]), order) if isinstance(a, Tensor) else a)
         scale = _power(price_s, event_power)
         total_after = a_after * scale + c_after
@@ -377,8 +378,7 @@ def _waterfill(
         members = take(members, torch.argsort(take(group, members), stable=True))  # then by group
         member_group = take(group, members)
         wanted = take(minimum - offset, members)
-        start = _group_sum(wanted, member_group, num_groups)
-        within = take(start, member_group) + _sums_after(wanted, member_group, num_groups)
+        within = _group_running_sums(wanted, member_group, num_groups, minus_total=False)
         granted = torch.clamp(torch.minimum(wanted, take(room, member_group) - (within - wanted)), min=0.0)
         y = y.index_add(0, members, granted)
         if sensitivity:

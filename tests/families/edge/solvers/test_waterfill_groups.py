@@ -299,6 +299,9 @@ def test_the_compiled_group_prices_survive_extreme_magnitudes_and_keep_groups_ap
     together = group_prices(capacity, m, w, group, tens, ones)
     alone = group_prices(capacity[1:], small_m, small_w, np.zeros(3, dtype=np.int64), tens[:3], ones[:3])
     assert together[1] == alone[0]
+    # The torch version keeps the groups apart too (it scales each group before its running sums).
+    joint = _torch_group_prices(*map(torch.tensor, (capacity, m, w, group, tens, ones))).numpy()
+    assert joint[1] == pytest.approx(together[1], rel=1e-12)
     # ... the torch version's alone: the capacity (4) falls inside the jump (6 -> 3) where the
     # third member drops, at 10 w/m.
     small = _torch_group_prices(*map(torch.tensor, (capacity[1:], small_m, small_w, np.zeros(3, dtype=np.int64),
