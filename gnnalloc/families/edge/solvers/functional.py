@@ -82,25 +82,47 @@ def _group_sum(values: Tensor, group: Tensor, num_groups: int) -> Tensor:
     return values.new_zeros(num_groups).index_add(0, group, values)
 
 
-def _group_running_sums(values: Tensor, group: Tensor, num_groups: int, *, minus_total: bool) -> Tensor:
+#: How many times the smallest group's magnitude all groups together may have before
+#: :func:`_group_running_sums` scales each group apart (the others' rounding then reaches a group
+#: at no more than about this many times its own: 2^20 * 1.1e-16 ~ 1e-10 relative).
+_CARRIED_MAGNITUDE = 2.0 ** 20
+
+
+def _group_running_sums(
+    values: Tensor, group: Tensor, num_groups: int, *, minus_total: bool, one_sign: bool,
+) -> Tensor:
     """For entries sorted by ``group``: each entry's running sum within its group (itself
     included), minus the group's total if ``minus_total`` (then minus the sum of the entries after
-    it: 0 at a group's last). Differentiable in ``values``.
+    it: 0 at a group's last). ``one_sign``: the entries share a sign (each group's magnitude is
+    then its total's). Differentiable in ``values``.
 
-    One running sum over every group, less what earlier groups carried into it: in the entries'
-    own units that carries the rounding of the largest group before (a server 1e16 or more times
-    larger than a later one moved that one's price bracket). So each group's entries are first
-    divided by a power of two near their largest magnitude (exact wherever the results are normal
-    numbers), which gives every group entries below 2 in magnitude, and multiplied back after.
-    Groups stay apart for finite entries; an infinite one still spreads to the groups after it."""
-    largest = values.new_zeros(num_groups).scatter_reduce(0, group, values.detach().abs(), "amax")
-    _, exponent = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest)))
-    # 2^(e - 1) <= largest < 2^e: dividing by 2^(e - 1) leaves magnitudes below 2 (2^e can overflow).
-    unit = torch.ldexp(torch.ones_like(largest), exponent - 1).index_select(0, group)
-    scaled = values / unit
-    total = values.new_zeros(num_groups).index_add(0, group, scaled)
-    carried = torch.cumsum(total, 0) if minus_total else torch.cumsum(total, 0) - total
-    return (torch.cumsum(scaled, 0) - carried.index_select(0, group)) * unit
+    One running sum over every group, less what the groups before carried into it. In the
+    entries' own units that sum carries the rounding of the largest group before: a server 1e16
+    or more times larger than a later one moved that one's price bracket. Where all groups
+    together have more than :data:`_CARRIED_MAGNITUDE` times the magnitude of the smallest (one
+    host synchronisation to tell), each group's entries are first divided by a power of two near
+    their largest magnitude (exact wherever the results are normal numbers), giving every group
+    entries below 2 in magnitude, and multiplied back after. Elsewhere (ordinary instances) the
+    sums run as they are, at a fraction of the cost. Groups stay apart for finite entries; an
+    infinite one still spreads to the groups after it."""
+    total = values.new_zeros(num_groups).index_add(0, group, values)
+    magnitude = total.detach() if one_sign else values.new_zeros(num_groups).index_add(0, group, values.detach().abs())
+    # On the host: a (G,) copy, the synchronisation a bool() of the test would make anyway, and
+    # numpy's few operations on it cost less than torch's.
+    magnitude = np.abs(magnitude.cpu().numpy())
+    positive = magnitude[magnitude > 0]
+    unit = None
+    if positive.size and magnitude.sum() > _CARRIED_MAGNITUDE * positive.min():
+        largest = values.new_zeros(num_groups).scatter_reduce(0, group, values.detach().abs(), "amax")
+        _, exponent = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest)))
+        # 2^(e - 1) <= largest < 2^e: dividing by 2^(e - 1) leaves magnitudes below 2 (2^e can
+        # overflow).
+        unit = torch.ldexp(torch.ones_like(largest), exponent - 1).index_select(0, group)
+        values = values / unit
+        total = values.new_zeros(num_groups).index_add(0, group, values)
+    before = torch.cumsum(total, 0) if minus_total else torch.cumsum(total, 0) - total
+    sums = torch.cumsum(values, 0) - before.index_select(0, group)
+    return sums if unit is None else sums * unit
 
 
 def _uniform(alpha: Tensor | float) -> Tensor | float:
@@ -318,8 +340,9 @@ def _waterfill(
         a_s, c_s = take(event_a, order), take(event_c, order)
         # The state after each event, within its group: at lam -> 0 every member is above its
         # minimum (A = sum coef, C = -sum o), and after a group's last event A = C = 0.
-        a_after = _group_running_sums(a_s, group_s, num_groups, minus_total=True)
-        c_after = _group_running_sums(c_s, group_s, num_groups, minus_total=True)
+        # A's events only subtract (one sign); C's add a minimum and take it back.
+        a_after = _group_running_sums(a_s, group_s, num_groups, minus_total=True, one_sign=True)
+        c_after = _group_running_sums(c_s, group_s, num_groups, minus_total=True, one_sign=False)
         event_power = -1.0 / (take(torch.cat([a, a]), order) if isinstance(a, Tensor) else a)
         scale = _power(price_s, event_power)
         total_after = a_after * scale + c_after
@@ -378,7 +401,8 @@ def _waterfill(
         members = take(members, torch.argsort(take(group, members), stable=True))  # then by group
         member_group = take(group, members)
         wanted = take(minimum - offset, members)
-        within = _group_running_sums(wanted, member_group, num_groups, minus_total=False)
+        # A jumper is short of its minimum: what it wants is positive.
+        within = _group_running_sums(wanted, member_group, num_groups, minus_total=False, one_sign=True)
         granted = torch.clamp(torch.minimum(wanted, take(room, member_group) - (within - wanted)), min=0.0)
         y = y.index_add(0, members, granted)
         if sensitivity:
