@@ -58,8 +58,9 @@ by those that clear the links at its server prices (``clear_start_links``, a bis
 at once: L-BFGS crosses the jumps of a link's load slowly where each migration is a sizeable
 share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
-smoother dual takes fewer iterations, and its minimiser is close to the colder one's; none
-where the warmer smoothing puts a user's soft-min price at its floor at the start); with many
+smoother dual takes fewer iterations, and its minimiser is close to the colder one's; where
+that smoothing puts a user's soft-min price at its floor at the start, at 1.5 times it, and none
+where that does too); with many
 users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
 to the whole one's, at a fraction of the cost per iteration). As the minimiser moves about
 linearly in :math:`\tau`, a checkpoint with prices from a warmer temperature (the warm-up's, or
@@ -619,6 +620,13 @@ _MAX_SKIPS = 6
 #: 0.03 at 0.09 cost more than it saved at penalties 25-30) ...
 _WARM_UP_FACTOR = 3.0
 
+#: ... or, where some user's soft-min price is at its floor at the start at that temperature (so
+#: that the warm-up cannot start, :meth:`_CompiledDual.minimise`'s ``stop_at_floored_start``),
+#: at this times it: the soft-min lies at most the temperature times ``ln(pairs)`` below the
+#: cheapest pair, so a lower one floors fewer users (measured on lightly loaded instances at
+#: alpha 2, where predicted prices lie far below the water-filling ones: ``benchmarks/RESULTS.md``).
+_FLOORED_WARM_UP_FACTOR = 1.5
+
 #: ... until the per-weight KKT residual there is at most this times ``gap_tol`` (or the first
 #: chunk's iterations ran), then goes on at its temperature from those prices, no checkpoint
 #: in between.
@@ -1016,9 +1024,10 @@ def solve_dual(
             most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations); with at least 80 users per server on average, the warm-up runs
-            on a uniform sample of 40 per server, capacities scaled. There is no warm-up where
-            some user's soft-min price at the warmer temperature is at its floor at the start
-            (there the warmer dual's first line search can fail every trial step). Anytime, a solve from the
+            on a uniform sample of 40 per server, capacities scaled. Where some user's soft-min
+            price at three times ``temperature`` is at its floor at the start (there the warmer
+            dual's first line search can fail every trial step), the warm-up runs at 1.5 times
+            it instead, and there is none where that floors a user too. Anytime, a solve from the
             given start that stalls above ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
@@ -1292,6 +1301,37 @@ def _time_left(time_limit: float, start_time: float) -> float:
     return time_limit - (time.perf_counter() - start_time)
 
 
+def _warm_up(
+    setup: _Setup, prices: np.ndarray, warm_tau: float, warm_aim: float, first: int,
+    per_iteration: float, time_limit: float | None, start_time: float,
+) -> tuple[np.ndarray, int, float, float, float | None, bool]:
+    """The anytime solve's warm-up of a given start at ``warm_tau`` (:func:`_anytime`): at most
+    ``first`` iterations (under ``time_limit``, a quarter of the time left), their evaluation
+    budget, until the per-weight residual there is at most ``warm_aim`` (in the sample's units
+    where it runs on a sample); none from a start with a floored user. Returns the prices,
+    iterations run, the residual there and its aim, the measured cost of an iteration (``None``
+    where none ran, or on a sample, whose iterations cost less than the solve's), and whether
+    it stopped at its start for a floored user."""
+    warm_dual = setup.dual(warm_tau)  # built before the clock: not iteration time
+    num_users, num_servers = setup.problem.num_users, setup.problem.num_servers
+    sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers
+    if sampled:
+        warm_dual = warm_dual.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
+    n = first
+    if time_limit is not None:
+        n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
+    clock = time.perf_counter()
+    warm_tolerance = warm_aim * warm_dual.share
+    prices, _, used, warm_residual = warm_dual.minimise(
+        prices, setup.scale, n, warm_tolerance, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
+        stop_at_floored_start=True,
+    )
+    iteration_cost = (time.perf_counter() - clock) / used if used and not sampled else None
+    # Whether it stopped at its start for a floored user (one more evaluation, only then).
+    floored = not used and not warm_residual <= warm_tolerance and warm_dual.floored_users(prices) > 0
+    return prices, used, warm_residual, warm_tolerance, iteration_cost, floored
+
+
 def _anytime(
     setup: _Setup, initial: np.ndarray, stuck_above: float | None, chunk: int, temperature: float,
     bound_iterations: int, gap_tol: float | None, time_limit: float | None, start_time: float,
@@ -1332,7 +1372,8 @@ def _anytime(
     # ones at least the default, as each checkpoint costs about a hundred iterations' time.
     first, chunk = chunk, max(chunk, default_iterations(setup.problem.num_pairs))
     # Continuation: a given start (e.g. a prediction) is warmed up first at _WARM_UP_FACTOR
-    # times the temperature, at most the default one (none from it or above: there a smoother
+    # times the temperature (at _FLOORED_WARM_UP_FACTOR times it where that floors a user at the
+    # start), at most the default one (none from it or above: there a smoother
     # dual measured slower), whose smoother dual L-BFGS crosses in fewer iterations, until the
     # residual there is at most warm_aim (or it has run its iterations, or their evaluation
     # budget, _WARM_UP_EVALUATIONS); not a start already within it at tau (e.g. an earlier
@@ -1340,40 +1381,37 @@ def _anytime(
     # prices' anytime solve (whose first checkpoints anneal anyway) gains nothing from it.
     # Under a time limit it takes at most a quarter of the time left and the first chunk half
     # of the rest, so the first checkpoint keeps about 3/8 (by the measured iteration cost).
-    warm_tau = min(_WARM_UP_FACTOR * tau, DEFAULT_TEMPERATURE)
     # Prices near the minimiser at a warmer temperature than tau's (the warm-up's, or those at
     # which the solve last annealed): each checkpoint's bound extrapolates from them.
     warmer: _WarmerPrices | None = None
-    if (stuck_above is not None and warm_aim > 0 and first > 0 and warm_tau > tau
-            and initial_residual > warm_aim):
-        warm_dual = setup.dual(warm_tau)  # built before the clock: not iteration time
-        num_users, num_servers = setup.problem.num_users, setup.problem.num_servers
-        sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers
-        if sampled:
-            warm_dual = warm_dual.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
-        n = first
-        if time_limit is not None:
-            n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
-        clock = time.perf_counter()
-        # Not from a start where some user's soft-min price at the warmer temperature is at its
-        # floor (a start well below the prices its temperature is scaled to): there the warmer
-        # dual is flat in that user's prices while its gradient is not, and L-BFGS's first line
-        # search can fail every trial step (benchmarks/RESULTS.md).
-        warm_tolerance = warm_aim * warm_dual.share
-        prices, _, used, warm_residual = warm_dual.minimise(
-            prices, setup.scale, n, warm_tolerance, max_evaluations=math.ceil(_WARM_UP_EVALUATIONS * n),
-            stop_at_floored_start=True,
-        )
-        if used or warm_residual <= warm_tolerance:
-            # Where the warm-up stopped is as near the warmer temperature's minimiser as its
-            # iterations got (or the start was within its aim there): each checkpoint's bound
-            # extrapolates from there. Not from a start it could not leave.
-            warmer = _WarmerPrices(prices, warm_tau / tau)
-        if used:
-            if not sampled:  # a sample's iterations cost less than the solve's
-                per_iteration = (time.perf_counter() - clock) / used
-            used_total += used
-            start_residual = None  # evaluated only if the stuck test needs it
+    if stuck_above is not None and warm_aim > 0 and first > 0 and initial_residual > warm_aim:
+        for factor in (_WARM_UP_FACTOR, _FLOORED_WARM_UP_FACTOR):
+            warm_tau = min(factor * tau, DEFAULT_TEMPERATURE)
+            if warm_tau <= tau:
+                break
+            # Not from a start where some user's soft-min price at the warmer temperature is at
+            # its floor (a start well below the prices its temperature is scaled to): there the
+            # warmer dual is flat in that user's prices while its gradient is not, and L-BFGS's
+            # first line search can fail every trial step (benchmarks/RESULTS.md). Such a
+            # warm-up stops at its start, at the cost of two evaluations, and the next factor's
+            # less smooth dual is tried.
+            prices, used, warm_residual, warm_tolerance, iteration_cost, floored = _warm_up(
+                setup, prices, warm_tau, warm_aim, first, per_iteration, time_limit, start_time,
+            )
+            if used or warm_residual <= warm_tolerance:
+                # Where the warm-up stopped is as near the warmer temperature's minimiser as its
+                # iterations got (or the start was within its aim there): each checkpoint's
+                # bound extrapolates from there. Not from a start it could not leave.
+                # (warm_tau / tau, exactly the factor where it is not capped: 1.5 * tau / tau
+                # can round below the extrapolation's least ratio)
+                warmer = _WarmerPrices(prices, min(factor, DEFAULT_TEMPERATURE / tau))
+            if used:
+                if iteration_cost is not None:
+                    per_iteration = iteration_cost
+                used_total += used
+                start_residual = None  # evaluated only if the stuck test needs it
+            if not floored:
+                break
     first_chunk = True
     while True:
         n = intended = first if first_chunk else chunk

@@ -634,11 +634,20 @@ def test_a_warm_up_that_runs_no_iteration_still_anchors_the_extrapolation(monkey
     np.testing.assert_array_equal(warmer.prices, start)
 
 
+def _alpha_two_light():
+    return dataclasses.replace(eua_instance(300, 0.6, 3), alpha=2.0)
+
+
 @pytest.mark.parametrize(
-    "make, shrink",
-    [(lambda: dataclasses.replace(eua_instance(300, 0.6, 3), alpha=2.0), 0.3), (lambda: eua_instance(300, 1.0, 3), 0.1)],
+    "make, shrink, warmed",
+    [
+        (_alpha_two_light, 0.5, True), (_alpha_two_light, 0.3, False),
+        (lambda: eua_instance(300, 1.0, 3), 0.2, True), (lambda: eua_instance(300, 1.0, 3), 0.1, False),
+    ],
 )
-def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monkeypatch, request, make, shrink):
+def test_a_start_where_the_warmer_dual_floors_a_users_price_is_warmed_up_less_or_not_at_all(
+    monkeypatch, request, make, shrink, warmed,
+):
     import numpy as np
 
     from gnnalloc.families.edge.solvers import load_dual_kernels
@@ -648,7 +657,8 @@ def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monk
     weight = float(instance.weight.sum())
     server, link = _converged_start(instance)
     # Every price shrunk: some users' soft-min prices reach their floor at the warm-up's 0.03
-    # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's 0.01.
+    # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's 0.01;
+    # at 0.015 none (warmed) or some (not warmed).
     start = (shrink * np.asarray(server), shrink * np.asarray(link))
     evaluations = request.getfixturevalue("minimiser_evaluations")  # counted from here
     bounds, _ = _spy_bounds(monkeypatch)
@@ -656,12 +666,20 @@ def test_no_warm_up_from_a_start_where_the_warmer_dual_floors_a_users_price(monk
     result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.003)
     assert "water-filling" not in result.status  # the given start was used
     setup_duals = [(t, aim, used) for t, aim, used, _ in runs if aim is not None]
-    assert setup_duals[0][0] == pytest.approx(0.03) and setup_duals[0][2] == 0
-    # The warm-up evaluated its start once and stopped: no line search from it.
-    assert evaluations[0] == 1
-    assert setup_duals[1][0] == 0.01 and setup_duals[1][2] > 0
-    # Nothing to extrapolate from: the warm-up never left the start.
-    assert bounds[0][0] == 0.01 and bounds[0][2] is None
+    # At three times the temperature the warm-up evaluated its start once and stopped: no line
+    # search from it. Then at 1.5 times.
+    assert setup_duals[0][0] == pytest.approx(0.03) and setup_duals[0][2] == 0 and evaluations[0] == 1
+    assert setup_duals[1][0] == pytest.approx(0.015)
+    if warmed:
+        assert setup_duals[1][2] > 0
+        # The checkpoints extrapolate from where it stopped (a ratio of exactly 1.5, the least
+        # the extrapolation takes).
+        assert bounds[0][0] == 0.01 and bounds[0][2].ratio == 1.5
+    else:
+        assert setup_duals[1][2] == 0 and evaluations[1] == 1
+        # Nothing to extrapolate from: no warm-up left the start.
+        assert bounds[0][0] == 0.01 and bounds[0][2] is None
+    assert setup_duals[2][0] == 0.01 and setup_duals[2][2] > 0
     assert result.stop == "gap_tol"
     optimum = _objective(instance, solve_exact(instance).allocation)
     assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
