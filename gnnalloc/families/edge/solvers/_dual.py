@@ -58,10 +58,10 @@ by those that clear the links at its server prices (``clear_start_links``, a bis
 at once: L-BFGS crosses the jumps of a link's load slowly where each migration is a sizeable
 share of it). From a given start below the default temperature, the first chunk is
 preceded by a warm-up at three times the temperature, at most the default (continuation: the
-smoother dual takes fewer iterations, and its minimiser is close to the colder one's; where
-that smoothing puts a user's soft-min price at its floor at the start, at 1.5 times it, and none
-where that does too); with many
-users per server it runs on a sample of them, capacities scaled (whose dual has a minimiser close
+smoother dual takes fewer iterations, and its minimiser is close to the colder one's); where
+that smoothing puts a user's soft-min price at its floor at the start, at 1.5 times the
+temperature (at most the default), and none where that does too; with many users per server it
+runs on a sample of them, capacities scaled (whose dual has a minimiser close
 to the whole one's, at a fraction of the cost per iteration). As the minimiser moves about
 linearly in :math:`\tau`, a checkpoint with prices from a warmer temperature (the warm-up's, or
 where the solve annealed) also takes the bound at their extrapolation to :math:`\tau = 0`,
@@ -1025,9 +1025,10 @@ def solve_dual(
             of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations); with at least 80 users per server on average, the warm-up runs
             on a uniform sample of 40 per server, capacities scaled. Where some user's soft-min
-            price at three times ``temperature`` is at its floor at the start (there the warmer
+            price at the warm-up's temperature is at its floor at the start (there the warmer
             dual's first line search can fail every trial step), the warm-up runs at 1.5 times
-            it instead, and there is none where that floors a user too. Anytime, a solve from the
+            ``temperature`` (at most the default) instead, and there is none where that floors
+            a user too, or is the same temperature. Anytime, a solve from the
             given start that stalls above ``gap_tol`` restarts from the water-filling prices in the time left and returns the
             better allocation with the lower bound of the two (the status says so).
         gap_tol: stop once the proven per-weight gap is at most this (finite, >= 0).
@@ -1307,8 +1308,8 @@ def _warm_up(
 ) -> tuple[np.ndarray, int, float, float, float | None, bool]:
     """The anytime solve's warm-up of a given start at ``warm_tau`` (:func:`_anytime`): at most
     ``first`` iterations (under ``time_limit``, a quarter of the time left), their evaluation
-    budget, until the per-weight residual there is at most ``warm_aim`` (in the sample's units
-    where it runs on a sample); none from a start with a floored user. Returns the prices,
+    budget, until the KKT residual there is at most ``warm_aim`` (the objective's units; the
+    sample's where it runs on a sample); none from a start with a floored user. Returns the prices,
     iterations run, the residual there and its aim, the measured cost of an iteration (``None``
     where none ran, or on a sample, whose iterations cost less than the solve's), and whether
     it stopped at its start for a floored user."""
@@ -1385,10 +1386,12 @@ def _anytime(
     # which the solve last annealed): each checkpoint's bound extrapolates from them.
     warmer: _WarmerPrices | None = None
     if stuck_above is not None and warm_aim > 0 and first > 0 and initial_residual > warm_aim:
+        tried = tau
         for factor in (_WARM_UP_FACTOR, _FLOORED_WARM_UP_FACTOR):
             warm_tau = min(factor * tau, DEFAULT_TEMPERATURE)
-            if warm_tau <= tau:
+            if warm_tau <= tau or warm_tau == tried:  # no warmer dual, or the one that floored
                 break
+            tried = warm_tau
             # Not from a start where some user's soft-min price at the warmer temperature is at
             # its floor (a start well below the prices its temperature is scaled to): there the
             # warmer dual is flat in that user's prices while its gradient is not, and L-BFGS's

@@ -638,15 +638,33 @@ def _alpha_two_light():
     return dataclasses.replace(eua_instance(300, 0.6, 3), alpha=2.0)
 
 
+def _spy_warm_ups(monkeypatch):
+    """``(temperature, prices it stopped at, iterations, floored)`` of every anytime warm-up."""
+    from gnnalloc.families.edge.solvers import _dual
+
+    warm_ups = []
+    real = _dual._warm_up
+
+    def spied(setup, prices, warm_tau, *args, **kwargs):
+        result = real(setup, prices, warm_tau, *args, **kwargs)
+        warm_ups.append((warm_tau, result[0], result[1], result[5]))
+        return result
+
+    monkeypatch.setattr(_dual, "_warm_up", spied)
+    return warm_ups
+
+
 @pytest.mark.parametrize(
-    "make, shrink, warmed",
+    "make, shrink, temperature, warmed",
     [
-        (_alpha_two_light, 0.5, True), (_alpha_two_light, 0.3, False),
-        (lambda: eua_instance(300, 1.0, 3), 0.2, True), (lambda: eua_instance(300, 1.0, 3), 0.1, False),
+        (_alpha_two_light, 0.5, 0.01, True), (_alpha_two_light, 0.3, 0.01, False),
+        (lambda: eua_instance(300, 1.0, 3), 0.2, 0.01, True), (lambda: eua_instance(300, 1.0, 3), 0.1, 0.01, False),
+        # 3 x 0.0137 is capped at 0.03; 1.5 x 0.0137 / 0.0137 rounds to 1.4999999999999998
+        (lambda: eua_instance(300, 1.0, 3), 0.2, 0.0137, True),
     ],
 )
 def test_a_start_where_the_warmer_dual_floors_a_users_price_is_warmed_up_less_or_not_at_all(
-    monkeypatch, request, make, shrink, warmed,
+    monkeypatch, request, make, shrink, temperature, warmed,
 ):
     import numpy as np
 
@@ -657,32 +675,49 @@ def test_a_start_where_the_warmer_dual_floors_a_users_price_is_warmed_up_less_or
     weight = float(instance.weight.sum())
     server, link = _converged_start(instance)
     # Every price shrunk: some users' soft-min prices reach their floor at the warm-up's 0.03
-    # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's 0.01;
-    # at 0.015 none (warmed) or some (not warmed).
+    # (the soft-min sits up to t ln(pairs) below the cheapest pair), none at the solve's own
+    # temperature; at 1.5 times it none (warmed) or some (not warmed).
     start = (shrink * np.asarray(server), shrink * np.asarray(link))
     evaluations = request.getfixturevalue("minimiser_evaluations")  # counted from here
     bounds, _ = _spy_bounds(monkeypatch)
     runs = _spy_minimisations(monkeypatch)
-    result = solve_dual(instance, start=start, temperature=0.01, gap_tol=0.003)
+    warm_ups = _spy_warm_ups(monkeypatch)
+    result = solve_dual(instance, start=start, temperature=temperature, gap_tol=0.003)
     assert "water-filling" not in result.status  # the given start was used
     setup_duals = [(t, aim, used) for t, aim, used, _ in runs if aim is not None]
-    # At three times the temperature the warm-up evaluated its start once and stopped: no line
-    # search from it. Then at 1.5 times.
-    assert setup_duals[0][0] == pytest.approx(0.03) and setup_duals[0][2] == 0 and evaluations[0] == 1
-    assert setup_duals[1][0] == pytest.approx(0.015)
+    # At three times the temperature (at most 0.03) the warm-up evaluated its start once and
+    # stopped: no line search from it. Then at 1.5 times.
+    assert [t for t, _, _, _ in warm_ups] == pytest.approx([min(3 * temperature, 0.03), 1.5 * temperature])
+    assert warm_ups[0][2] == 0 and warm_ups[0][3] and evaluations[0] == 1
     if warmed:
-        assert setup_duals[1][2] > 0
-        # The checkpoints extrapolate from where it stopped (a ratio of exactly 1.5, the least
-        # the extrapolation takes).
-        assert bounds[0][0] == 0.01 and bounds[0][2].ratio == 1.5
+        assert warm_ups[1][2] > 0 and not warm_ups[1][3]
+        # The checkpoints extrapolate from where it stopped, with a ratio of exactly 1.5 (the
+        # least the extrapolation takes).
+        assert bounds[0][0] == temperature and bounds[0][2].ratio == 1.5
+        np.testing.assert_array_equal(bounds[0][2].prices, warm_ups[1][1])
     else:
-        assert setup_duals[1][2] == 0 and evaluations[1] == 1
+        assert warm_ups[1][2] == 0 and warm_ups[1][3] and evaluations[1] == 1
         # Nothing to extrapolate from: no warm-up left the start.
-        assert bounds[0][0] == 0.01 and bounds[0][2] is None
-    assert setup_duals[2][0] == 0.01 and setup_duals[2][2] > 0
+        assert bounds[0][0] == temperature and bounds[0][2] is None
+    assert setup_duals[2][0] == temperature and setup_duals[2][2] > 0
+    # The warm-ups' iterations count.
+    assert result.iterations == sum(used for _, _, used in setup_duals)
     assert result.stop == "gap_tol"
     optimum = _objective(instance, solve_exact(instance).allocation)
     assert result.gap_bound >= (optimum - result.objective) / weight - 1e-6
+
+
+def test_no_second_warm_up_at_the_temperature_that_floored(monkeypatch):
+    import numpy as np
+
+    # At 0.02 both factors reach the default 0.03: the one warm-up that floored is not repeated.
+    instance = eua_instance(300, 1.0, 3)
+    server, link = _converged_start(instance)
+    warm_ups = _spy_warm_ups(monkeypatch)
+    result = solve_dual(instance, start=(0.1 * np.asarray(server), 0.1 * np.asarray(link)), temperature=0.02,
+                        gap_tol=0.003)
+    assert [(t, used, floored) for t, _, used, floored in warm_ups] == [(0.03, 0, True)]
+    assert result.stop == "gap_tol"
 
 
 def test_no_extrapolation_from_prices_barely_warmer(monkeypatch):
