@@ -412,3 +412,35 @@ def test_the_minimisers_rerun_starts_from_the_memory_the_failed_run_was_handed(m
     assert len(seen) == 1
     steps, ring = seen[0]
     assert (steps[0] == 7.0).all() and tuple(ring) == (1, 0)
+
+
+def test_the_minimisers_rerun_from_a_fresh_memory_starts_afresh(monkeypatch):
+    import torch
+
+    from gnnalloc.families.edge.problem import ProblemTensors
+    from gnnalloc.families.edge.solvers import _dual
+    from gnnalloc.families.edge.solvers.functional import waterfill_prices
+
+    problem = ProblemTensors.from_instance(eua_instance(30, 1.0, seed=3), dtype=torch.float64)
+    prices = waterfill_prices(problem)
+    constants = _dual._UserConstants.of(problem, 0.01, _dual._reference_price(problem, prices))
+    dual = _dual._CompiledDual(problem, constants)
+    start = np.concatenate([prices.numpy(), np.zeros(problem.num_links)])
+    memory = _dual._CurvatureMemory(start.size)  # no pair stored: only its ring is kept
+    ring_before = tuple(memory.ring)
+
+    def fails_midway(*args):  # stores a pair, then divides by zero
+        args[6][0], args[9][:] = -1.0, (1, 0)
+        raise ZeroDivisionError("division by zero")
+
+    seen = []
+
+    def rerun(*args):
+        seen.append(args[9].copy())
+        return args[0], 0.0, 0, 0, 0.0
+
+    monkeypatch.setattr(_dual, "minimise_dual", fails_midway)
+    monkeypatch.setattr(_dual, "minimise_dual_without_raising", lambda: rerun)
+    dual.minimise(start, np.ones_like(start), 5, memory=memory)
+    # The rerun finds no pair stored: the scribbled one is never read.
+    assert len(seen) == 1 and tuple(seen[0]) == ring_before and ring_before[0] == 0

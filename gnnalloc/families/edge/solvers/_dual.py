@@ -475,8 +475,8 @@ class _CompiledDual:
 
     def floored_users(self, prices: np.ndarray) -> int:
         """How many users' soft-min prices are at their floor at ``prices`` (where the smoothed
-        dual is flat in their pair costs); one evaluation, for tests and diagnostics (the
-        minimiser counts them itself)."""
+        dual is flat in their pair costs); one evaluation: why a warm-up stopped at its start,
+        and for tests and diagnostics (the minimiser counts them itself)."""
         return self._evaluated(prices)[4]
 
     def clear_links(
@@ -519,19 +519,18 @@ class _CompiledDual:
             raise InputError(f"memory: kept for {memory.steps.shape[1]} prices, not {start.size}")
         arguments = (start, scale, iterations, float(tolerance), int(max_evaluations), bool(stop_at_floored_start))
         data = (self.supply, *self.pairs, *self.users)
-        kept = (memory.steps.copy(), memory.changes.copy(), memory.inverse_curvatures.copy(), memory.ring.copy())
+        arrays = (memory.steps, memory.changes, memory.inverse_curvatures, memory.ring)
+        # What a rerun would restore: a memory with no pairs stored is its ring alone (the kernel
+        # reads no pair it has not written), so only a continued run copies the pairs.
+        kept = tuple(array.copy() for array in arrays) if memory.ring[0] > 0 else (memory.ring.copy(),)
         try:
-            prices, value, done, _, residual = minimise_dual(
-                *arguments, memory.steps, memory.changes, memory.inverse_curvatures, memory.ring, *data,
-            )
+            prices, value, done, _, residual = minimise_dual(*arguments, *arrays, *data)
         except ZeroDivisionError:
             # The minimiser keeps numba's error model for its numerics (_dual_kernel): run it
             # again, from the memory it started with, compiled under numpy's.
-            for array, before in zip((memory.steps, memory.changes, memory.inverse_curvatures, memory.ring), kept):
+            for array, before in zip(arrays[-len(kept):], kept):
                 array[...] = before
-            prices, value, done, _, residual = minimise_dual_without_raising()(
-                *arguments, memory.steps, memory.changes, memory.inverse_curvatures, memory.ring, *data,
-            )
+            prices, value, done, _, residual = minimise_dual_without_raising()(*arguments, *arrays, *data)
         return prices, float(value), int(done), float(residual)
 
 
@@ -1328,7 +1327,8 @@ def _warm_up(
         stop_at_floored_start=True,
     )
     iteration_cost = (time.perf_counter() - clock) / used if used and not sampled else None
-    # Whether it stopped at its start for a floored user (one more evaluation, only then).
+    # Whether it stopped at its start for a floored user: one more evaluation, only where it ran
+    # no iteration (the minimiser counted them at the start but does not say).
     floored = not used and not warm_residual <= warm_tolerance and warm_dual.floored_users(prices) > 0
     return prices, used, warm_residual, warm_tolerance, iteration_cost, floored
 
