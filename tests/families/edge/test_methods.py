@@ -381,7 +381,8 @@ def test_a_division_by_zero_in_the_dual_minimiser_reruns_it_without_raising(monk
         pytest.skip("this CPU's compilation of the minimiser does not divide by zero on this instance")
 
 
-def test_the_minimisers_rerun_starts_from_the_memory_the_failed_run_was_handed(monkeypatch):
+def _small_compiled_dual():
+    """A compiled dual at 0.01 on 30 EUA users, and its water-filling start."""
     import torch
 
     from gnnalloc.families.edge.problem import ProblemTensors
@@ -391,8 +392,13 @@ def test_the_minimisers_rerun_starts_from_the_memory_the_failed_run_was_handed(m
     problem = ProblemTensors.from_instance(eua_instance(30, 1.0, seed=3), dtype=torch.float64)
     prices = waterfill_prices(problem)
     constants = _dual._UserConstants.of(problem, 0.01, _dual._reference_price(problem, prices))
-    dual = _dual._CompiledDual(problem, constants)
-    start = np.concatenate([prices.numpy(), np.zeros(problem.num_links)])
+    return _dual._CompiledDual(problem, constants), np.concatenate([prices.numpy(), np.zeros(problem.num_links)])
+
+
+def test_the_minimisers_rerun_starts_from_the_memory_the_failed_run_was_handed(monkeypatch):
+    from gnnalloc.families.edge.solvers import _dual
+
+    dual, start = _small_compiled_dual()
     memory = _dual._CurvatureMemory(start.size)
     memory.steps[0], memory.ring[:] = 7.0, (1, 0)
 
@@ -415,17 +421,9 @@ def test_the_minimisers_rerun_starts_from_the_memory_the_failed_run_was_handed(m
 
 
 def test_the_minimisers_rerun_from_a_fresh_memory_starts_afresh(monkeypatch):
-    import torch
-
-    from gnnalloc.families.edge.problem import ProblemTensors
     from gnnalloc.families.edge.solvers import _dual
-    from gnnalloc.families.edge.solvers.functional import waterfill_prices
 
-    problem = ProblemTensors.from_instance(eua_instance(30, 1.0, seed=3), dtype=torch.float64)
-    prices = waterfill_prices(problem)
-    constants = _dual._UserConstants.of(problem, 0.01, _dual._reference_price(problem, prices))
-    dual = _dual._CompiledDual(problem, constants)
-    start = np.concatenate([prices.numpy(), np.zeros(problem.num_links)])
+    dual, start = _small_compiled_dual()
     memory = _dual._CurvatureMemory(start.size)  # no pair stored: only its ring is kept
     ring_before = tuple(memory.ring)
 
