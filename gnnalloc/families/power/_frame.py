@@ -45,15 +45,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from gnnalloc.core import AllocationError, InputError, SolveResult, check_count, check_nonnegative
 from gnnalloc.families.power._allocation import MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
 from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
+from gnnalloc.ops import segment_sum
 
 __all__ = [
     "DEFAULT_FAIR_TIME", "DEFAULT_SLOTS", "fair_time_rates", "frame_rates", "least_fair_time", "proportional_fair_frame",
-    "solve_frame",
+    "segment_mean", "slot_weights", "solve_frame",
 ]
 
 #: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
@@ -111,17 +114,31 @@ def fair_time_rates(instance: PowerInstance, frame: PowerFrame, fair_times: Sequ
     return shares @ slot_rates(instance, frame)
 
 
-def _slot_weights(weight: np.ndarray, served: np.ndarray, alpha: float, offset: float) -> np.ndarray:
-    r"""The next slot's weights :math:`w_k (\bar r_k + \epsilon)^{-\alpha}` (``served``
-    :math:`\bar r`, ``offset`` :math:`\epsilon > 0`), computed in logarithms, no two more than
-    :data:`MAX_WEIGHT_RATIO` apart, scaled to the mean of ``weight``, and kept within the weights
-    an instance accepts; :math:`\alpha = 0` gives ``weight`` itself."""
+def _segment_max(value: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    return value.new_full((num_graphs,), -math.inf).scatter_reduce(0, batch, value, "amax", include_self=True)
+
+
+def segment_mean(value: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    """The mean of ``value`` ``(N,)`` over each instance's entries, ``(num_graphs,)`` (0 where empty)."""
+    count = torch.bincount(batch, minlength=num_graphs).to(value.dtype)
+    return segment_sum(value, batch, num_graphs) / count.clamp(min=1.0)
+
+
+def slot_weights(weight: Tensor, served: Tensor, alpha: float, offset: Tensor, batch: Tensor,
+                 num_graphs: int) -> Tensor:
+    r"""The next slot's weights :math:`w_k (\bar r_k + \epsilon)^{-\alpha}` per link ``(N,)``
+    (``served`` :math:`\bar r`, ``offset`` :math:`\epsilon > 0` per instance ``(G,)``, ``batch``
+    the instance of each link of ``num_graphs``), computed in logarithms, no two of one instance
+    more than :data:`MAX_WEIGHT_RATIO` apart, scaled to the mean of the instance's ``weight``,
+    and kept within the weights an instance accepts; :math:`\alpha = 0` gives ``weight`` itself.
+    The one rule of :func:`proportional_fair_frame` and of training through the frame."""
     if alpha == 0:  # exactly the instance's weights, whatever their spread
-        return weight.copy()
-    log_weight = np.log(weight) - alpha * np.log(served + offset)
-    log_weight = np.maximum(log_weight - log_weight.max(), -math.log(MAX_WEIGHT_RATIO))
-    scaled = np.exp(log_weight)
-    return np.clip(scaled * (weight.mean() / scaled.mean()), 1.0 / MAX_MAGNITUDE, MAX_MAGNITUDE)
+        return weight.clone()
+    log_weight = weight.log() - alpha * (served + offset[batch]).log()
+    log_weight = log_weight - _segment_max(log_weight, batch, num_graphs)[batch]
+    scaled = log_weight.clamp(min=-math.log(MAX_WEIGHT_RATIO)).exp()
+    ratio = segment_mean(weight, batch, num_graphs) / segment_mean(scaled, batch, num_graphs)
+    return (scaled * ratio[batch]).clamp(1.0 / MAX_MAGNITUDE, MAX_MAGNITUDE)
 
 
 def proportional_fair_frame(
@@ -188,7 +205,11 @@ def _proportional_fair_frame(
             slot_instance = base
         else:
             served = np.mean(rates, axis=0)
-            slot_instance = replace(base, weight=_slot_weights(weight, served, float(alpha), offset))
+            slot_weight = slot_weights(
+                torch.from_numpy(weight), torch.from_numpy(served), float(alpha),
+                torch.tensor([offset], dtype=torch.float64), torch.zeros(len(weight), dtype=torch.long), 1,
+            )
+            slot_instance = replace(base, weight=slot_weight.numpy())
         answer = allocate(slot_instance)
         if not isinstance(answer, PowerAllocation):
             raise AllocationError("allocate", f"expected a PowerAllocation, got {type(answer).__name__}")

@@ -7,13 +7,20 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from gnnalloc.core import AllocationError, solve
 from gnnalloc.families.power import (
     PowerAllocation, PowerFrame, PowerInstance, allocation_rates, d2d, fair_time_rates, frame_rates,
     frame_time_shares, full_power, least_fair_time, proportional_fair_frame, wmmse,
 )
-from gnnalloc.families.power._frame import MAX_WEIGHT_RATIO, RATE_OFFSET_FRACTION, _slot_weights
+from gnnalloc.families.power._frame import MAX_WEIGHT_RATIO, RATE_OFFSET_FRACTION, slot_weights
+
+
+def _slot_weights(weight: np.ndarray, served: np.ndarray, alpha: float, offset: float) -> np.ndarray:
+    """:func:`slot_weights` of one instance, on arrays."""
+    return slot_weights(torch.from_numpy(weight), torch.from_numpy(served), alpha,
+                        torch.tensor([offset], dtype=torch.float64), torch.zeros(len(weight), dtype=torch.long), 1).numpy()
 
 
 def _wmmse(instance: PowerInstance) -> PowerAllocation:
@@ -48,6 +55,19 @@ def test_slot_weights_favour_the_links_served_least():
     steep = _slot_weights(weight, served, 100.0, 1e-3)
     assert np.isfinite(steep).all() and steep.argmax() == 0
     assert steep.max() / steep.min() == pytest.approx(MAX_WEIGHT_RATIO)
+
+
+def test_slot_weights_of_a_batch_are_each_instances_own():
+    rng = np.random.default_rng(3)
+    sizes = [5, 1, 9]
+    weights = [np.exp(rng.uniform(-2, 2, k)) for k in sizes]
+    served = [rng.exponential(1.0, k) * (rng.random(k) < 0.7) for k in sizes]
+    offsets = [1e-3, 0.2, 1e-6]
+    batch = torch.cat([torch.full((k,), i) for i, k in enumerate(sizes)])
+    together = slot_weights(torch.from_numpy(np.concatenate(weights)), torch.from_numpy(np.concatenate(served)), 1.5,
+                            torch.tensor(offsets, dtype=torch.float64), batch, len(sizes)).numpy()
+    alone = np.concatenate([_slot_weights(w, r, 1.5, o) for w, r, o in zip(weights, served, offsets)])
+    np.testing.assert_allclose(together, alone, rtol=1e-14)
 
 
 def test_frame_rates_are_the_time_shared_average():
