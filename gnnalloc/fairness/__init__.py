@@ -19,15 +19,17 @@ from gnnalloc.fairness._multi import (
     objective_jacobian,
 )
 from gnnalloc.fairness._objectives import (
+    FAIRNESS_TERMS,
     bottom_mean,
     efficiency_fairness,
     group_objectives,
+    log_mean,
     unit_objectives,
 )
 
 __all__ = [
-    "AGGREGATORS", "Aggregator", "FairBackward", "FairStepStats", "FairnessLoss", "GramMode",
+    "AGGREGATORS", "FAIRNESS_TERMS", "Aggregator", "FairBackward", "FairStepStats", "FairnessLoss", "GramMode",
     "MinNormResult", "OBJECTIVES", "ObjectiveKind", "Pullback", "aggregate", "bottom_mean",
-    "efficiency_fairness", "group_objectives", "loss_decrease_share", "min_norm_weights",
+    "efficiency_fairness", "group_objectives", "log_mean", "loss_decrease_share", "min_norm_weights",
     "objective_jacobian", "simplex_projection", "unit_objectives", "VALUE_AGGREGATORS",
 ]

@@ -41,6 +41,7 @@ from torch import Tensor
 from gnnalloc.core import InputError, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
+    FAIRNESS_TERMS,
     _entropy,
     efficiency_fairness,
     group_objectives,
@@ -114,6 +115,11 @@ class FairnessLoss:
         tradeoff: weight :math:`\lambda` of the fairness objective in the preference
             :math:`(1-\lambda, \lambda)` of ``efficiency_fairness`` (``sum``/``upgrad``).
         share: the bottom share of ``efficiency_fairness``.
+        fairness_term: the fairness objective of ``efficiency_fairness``: ``bottom`` (the
+            bottom-``share`` mean utility) or ``log`` (the mean log utility plus
+            ``log_offset``, for non-negative utilities such as rates:
+            :func:`~._objectives.log_mean`).
+        log_offset: :math:`\epsilon` of the ``log`` term, in the utilities' units.
         alpha: the α of ``alpha_fair``.
         rescale: with ``mgda``, rescale the direction to the mean gradient's norm.
         stationary_rtol: with ``mgda``, the relative squared norm below which the point is
@@ -124,7 +130,8 @@ class FairnessLoss:
     def __init__(
         self, objectives: ObjectiveKind = "instance", aggregator: Aggregator = "sum",
         tradeoff: float = 0.5, share: float = 0.1, alpha: float = 1.0, rescale: bool = True,
-        stationary_rtol: float = 1e-8, temperature: float = 0.1,
+        stationary_rtol: float = 1e-8, temperature: float = 0.1, fairness_term: str = "bottom",
+        log_offset: float = 1e-3,
     ) -> None:
         if objectives not in OBJECTIVES:
             raise InputError(f"objectives: unknown {objectives!r}, expected one of {', '.join(OBJECTIVES)}")
@@ -139,6 +146,10 @@ class FairnessLoss:
         # Named checks: NaN passes a plain "< 0" test, and text raises TypeError there.
         check_nonnegative("alpha", alpha)
         check_nonnegative("stationary_rtol", stationary_rtol)
+        if fairness_term not in FAIRNESS_TERMS:
+            raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
+        check_positive("log_offset", log_offset)
+        self.fairness_term, self.log_offset = fairness_term, float(log_offset)
         self.objectives, self.aggregator = objectives, aggregator
         self.tradeoff, self.share, self.alpha = tradeoff, share, alpha
         self.rescale, self.stationary_rtol = rescale, stationary_rtol
@@ -162,7 +173,7 @@ class FairnessLoss:
             instance = torch.zeros_like(utility, dtype=torch.long)
         if self.objectives == "instance":
             return group_objectives(utility, instance)
-        return efficiency_fairness(utility, instance, self.share)
+        return efficiency_fairness(utility, instance, self.share, term=self.fairness_term, offset=self.log_offset)
 
     def _preference(self, m: int, like: Tensor) -> Tensor | None:
         if self.objectives == "efficiency_fairness":

@@ -10,9 +10,13 @@ together, differentiably:
 * :func:`bottom_mean`: the mean of the lowest :math:`\lceil s\,n\rceil` utilities of each group
   (the bottom-decile mean for :math:`s = 0.1`), averaged over groups: a fairness measure whose
   gradient only reaches the worst-off units.
+* :func:`log_mean`: the mean of :math:`\log(u + \epsilon)` per group, averaged over groups
+  (proportional fairness for non-negative utilities such as rates): strictly concave, so that a
+  trade-off against the mean moves smoothly, where :func:`bottom_mean`, piecewise linear, makes
+  a decision that is linear in the utilities jump between its extremes.
 * :func:`efficiency_fairness`: the pair :math:`(\text{mean over groups of the group mean},\
-  \text{bottom mean})`, whose preference-weighted combination traces an efficiency-fairness
-  trade-off.
+  \text{fairness})`, the fairness term :func:`bottom_mean` or :func:`log_mean`, whose
+  preference-weighted combination traces an efficiency-fairness trade-off.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import math
 import torch
 from torch import Tensor
 
-from gnnalloc.core import InputError
+from gnnalloc.core import InputError, check_positive
 from gnnalloc.ops import segment_rank
 
-__all__ = ["bottom_mean", "efficiency_fairness", "group_objectives", "unit_objectives"]
+__all__ = ["FAIRNESS_TERMS", "bottom_mean", "efficiency_fairness", "group_objectives", "log_mean", "unit_objectives"]
+
+#: The fairness terms of :func:`efficiency_fairness`.
+FAIRNESS_TERMS: tuple[str, ...] = ("bottom", "log")
 
 
 def _check(utility: Tensor, group: Tensor | None) -> None:
@@ -73,18 +80,37 @@ def bottom_mean(utility: Tensor, group: Tensor | None = None, share: float = 0.1
     return means[present].mean()
 
 
-def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: float = 0.1,
-                        num_groups: int | None = None) -> Tensor:
-    """``(2,)``: efficiency (mean over groups of the mean utility) and fairness
-    (:func:`bottom_mean` with ``share``)."""
-    _check(utility, group)
+def _mean_of_groups(utility: Tensor, group: Tensor | None, num_groups: int | None) -> Tensor:
+    """The mean over the non-empty groups of each group's mean utility; a scalar."""
     if group is None:
-        efficiency = utility.mean()
-    else:
-        means = group_objectives(utility, group, num_groups)
-        present = torch.bincount(group, minlength=means.numel()) > 0
-        efficiency = means[present].mean()
-    return torch.stack([efficiency, bottom_mean(utility, group, share, num_groups)])
+        return utility.mean()
+    means = group_objectives(utility, group, num_groups)
+    present = torch.bincount(group, minlength=means.numel()) > 0
+    return means[present].mean()
+
+
+def log_mean(utility: Tensor, group: Tensor | None = None, offset: float = 1e-3,
+             num_groups: int | None = None) -> Tensor:
+    r"""The mean over groups of each group's mean :math:`\log(u_k + \epsilon)` (``offset``
+    :math:`\epsilon > 0`), a scalar; ``utility`` must be non-negative (e.g. rates)."""
+    _check(utility, group)
+    check_positive("offset", offset)
+    if bool((utility < 0).any()):
+        raise InputError("utility: the log fairness term needs non-negative utilities (e.g. rates)")
+    return _mean_of_groups(torch.log(utility + offset), group, num_groups)
+
+
+def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: float = 0.1,
+                        num_groups: int | None = None, term: str = "bottom", offset: float = 1e-3) -> Tensor:
+    """``(2,)``: efficiency (mean over groups of the mean utility) and fairness:
+    :func:`bottom_mean` with ``share`` (``term`` ``"bottom"``) or :func:`log_mean` with
+    ``offset`` (``"log"``)."""
+    _check(utility, group)
+    if term not in FAIRNESS_TERMS:
+        raise InputError(f"fairness_term: unknown {term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
+    fairness = (bottom_mean(utility, group, share, num_groups) if term == "bottom"
+                else log_mean(utility, group, offset, num_groups))
+    return torch.stack([_mean_of_groups(utility, group, num_groups), fairness])
 
 
 def _entropy(weights: Tensor) -> float:

@@ -51,7 +51,8 @@ def test_loss_gradient_is_the_aggregated_direction(objectives, aggregator):
 def test_settings_are_named():
     for kwargs, field in (({"objectives": "users"}, "objectives"), ({"aggregator": "x"}, "aggregator"),
                           ({"tradeoff": 2.0}, "tradeoff"), ({"share": 0.0}, "share"), ({"alpha": -1.0}, "alpha"),
-                          ({"temperature": 0.0}, "temperature"), ({"temperature": float("inf")}, "temperature")):
+                          ({"temperature": 0.0}, "temperature"), ({"temperature": float("inf")}, "temperature"),
+                          ({"fairness_term": "jain"}, "fairness_term"), ({"log_offset": 0.0}, "log_offset")):
         with pytest.raises(ValueError, match=field):
             FairnessLoss(**kwargs)
     with pytest.raises(ValueError, match="group"):
@@ -107,3 +108,12 @@ def test_one_weights_entropy():
     w = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
     expected = -(0.5 * math.log(0.5) + 0.5 * math.log(0.25)) / math.log(3)
     assert _objectives._entropy(w) == pytest.approx(expected, rel=1e-15)
+
+
+def test_the_log_term_reaches_the_pair():
+    rates = torch.tensor([0.0, 1.0, 3.0, 2.0], dtype=torch.float64)
+    instance = torch.tensor([0, 0, 1, 1])
+    fair = FairnessLoss("efficiency_fairness", "sum", tradeoff=0.25, fairness_term="log", log_offset=0.1)
+    loss, _ = fair(rates, instance=instance)
+    log_term = (torch.log(torch.tensor([0.1, 1.1])).mean() + torch.log(torch.tensor([3.1, 2.1])).mean()) / 2
+    assert float(loss) == pytest.approx(-(0.75 * 1.5 + 0.25 * float(log_term)))
