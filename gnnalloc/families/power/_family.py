@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -86,10 +88,17 @@ def _frame_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _gnn_frame(instance: PowerInstance, **options: Any) -> SolveResult:
-    from gnnalloc.families.power._learned import gnn_allocate
+    from gnnalloc.families.power._learned import gnn_allocate, predicted_fair_time, resolve_allocator
 
     frame = _frame_options(options)
-    return solve_frame(instance, gnn_allocate(**options), "gnn_frame", **frame)
+    model = resolve_allocator(options.pop("allocator", None), options.pop("checkpoint", None))
+    start = time.perf_counter()
+    if model.time_sharing and "fair_time" not in frame and "p5_rate" not in frame:
+        # A model with a time head chooses each instance's share of fair time itself.
+        frame["fair_time"] = predicted_fair_time(model, instance)
+    predicting = time.perf_counter() - start
+    result = solve_frame(instance, gnn_allocate(allocator=model, **options), "gnn_frame", **frame)
+    return replace(result, seconds=result.seconds + predicting)
 
 
 def _wmmse_frame(instance: PowerInstance, **options: Any) -> SolveResult:

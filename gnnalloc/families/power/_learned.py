@@ -19,7 +19,10 @@ from gnnalloc.families.power._model import PowerAllocator
 from gnnalloc.families.power._normalised import NormalisedProblem
 from gnnalloc.nn import ShippedModel
 
-__all__ = ["DEFAULT_CHECKPOINT", "allocate_powers", "gnn_allocate", "shipped_power_allocator", "solve_gnn"]
+__all__ = [
+    "DEFAULT_CHECKPOINT", "allocate_powers", "gnn_allocate", "predicted_fair_time", "resolve_allocator",
+    "shipped_power_allocator", "solve_gnn",
+]
 
 #: The shipped model (``make train`` writes it).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "power.ckpt"
@@ -65,12 +68,33 @@ def gnn_allocate(
     """
     if refine_steps is not None:
         check_count("refine_steps", refine_steps)
+    model = resolve_allocator(allocator, checkpoint)
+    return lambda instance: allocate_powers(model, instance, refine_steps)
+
+
+def resolve_allocator(allocator: PowerAllocator | None = None, checkpoint: str | Path | None = None) -> PowerAllocator:
+    """``allocator`` itself, else ``checkpoint``'s model, else the shipped model.
+
+    Raises:
+        ValueError: naming ``allocator`` (not a :class:`PowerAllocator`) or ``checkpoint``.
+    """
     if allocator is not None and not isinstance(allocator, PowerAllocator):  # else an AttributeError per instance
         raise InputError(f"allocator: expected a PowerAllocator, got {type(allocator).__name__}")
-    if allocator is None:
-        allocator = shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
-    model = allocator
-    return lambda instance: allocate_powers(model, instance, refine_steps)
+    if allocator is not None:
+        return allocator
+    return shipped_power_allocator() if checkpoint is None else PowerAllocator.from_checkpoint(checkpoint)
+
+
+@torch.inference_mode()
+def predicted_fair_time(model: PowerAllocator, instance: PowerInstance) -> float:
+    """The ``fair_time`` the time head of ``model`` predicts for ``instance``
+    (:meth:`PowerAllocator.fair_time`), in [0, 1].
+
+    Raises:
+        ValueError: naming ``time_sharing`` if the model has no time head.
+    """
+    device = next(model.parameters()).device
+    return min(max(float(model.fair_time(instance_graph(instance).to(device))[0]), 0.0), 1.0)
 
 
 def solve_gnn(

@@ -59,6 +59,8 @@ INFERENCE_STEP_FACTOR = 4
 #: benchmarks/RESULTS.md).
 LARGE_LINKS = 500
 LARGE_STEP_FACTOR = 1.25
+#: The time head's ``fair_time`` before training (:data:`~._frame.DEFAULT_FAIR_TIME`).
+INITIAL_FAIR_TIME = 0.1
 #: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
@@ -133,6 +135,11 @@ class PowerAllocator(Checkpointed, nn.Module):
             ``K`` links, the :math:`\lfloor f (K - 1) \rfloor` that would need the most power
             (``f`` 0.05 by default), by the least power increase
             (:func:`~._links.lift_to_floor`). Training is unchanged.
+        time_sharing: ``False`` (default), or ``True``: the model also has a *time head*,
+            :meth:`fair_time`, that predicts per instance the ``fair_time`` :math:`\lambda` of the
+            proportional-fair frame (:func:`~._frame.proportional_fair_frame`) its answers are
+            served in; it is trained through the frame (``PowerModule(frame_training=...)``) and
+            is what the method ``gnn_frame`` uses when no ``fair_time`` or ``p5_rate`` is given.
     """
 
     family_name = FAMILY_NAME
@@ -143,7 +150,7 @@ class PowerAllocator(Checkpointed, nn.Module):
     def __init__(
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
         dropout: float = 0.0, step_utility: dict[str, float] | None = None,
-        rate_floor: dict[str, float] | None = None,
+        rate_floor: dict[str, float] | None = None, time_sharing: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
@@ -159,13 +166,41 @@ class PowerAllocator(Checkpointed, nn.Module):
         if rate_floor is not None:  # recorded only when set, as step_utility
             self.floor_setting = _check_rate_floor(rate_floor)
             self.hparams["rate_floor"] = dict(zip(("rate", "max_off"), self.floor_setting))
+        if not isinstance(time_sharing, bool):
+            raise InputError(f"time_sharing: expected true or false, got {time_sharing!r}")
+        self.time_sharing = time_sharing
+        if time_sharing:  # recorded only when set, as step_utility
+            self.hparams["time_sharing"] = True
         self.refine_steps = refine_steps
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        self.time_head: nn.Module | None = None
+        if time_sharing:
+            self.time_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+            with torch.no_grad():  # start at the frame's default fair_time, not at 0.5
+                self.time_head[-1].bias.fill_(math.log(INITIAL_FAIR_TIME / (1.0 - INITIAL_FAIR_TIME)))
 
     def start(self, graph: HeteroData) -> Tensor:
         """The head's power shares :math:`q^{(0)}`, ``(N,)`` in ``(0, 1)``."""
         return torch.sigmoid(self.head(self.encoder(graph)["link"]).squeeze(-1))
+
+    def fair_time(self, graph: HeteroData) -> Tensor:
+        r"""The time head's ``fair_time`` :math:`\lambda_b \in (0, 1)` per instance of ``graph``,
+        ``(num_graphs,)``: a sigmoid of an MLP of the mean link embedding of each instance.
+
+        Raises:
+            ValueError: naming ``time_sharing`` if the model has no time head.
+        """
+        if self.time_head is None:
+            raise InputError("time_sharing: this model has no time head (trained without time_sharing)")
+        embedding = self.encoder(graph)["link"]
+        store = graph["link"]
+        batch = store.batch if "batch" in store else torch.zeros(embedding.shape[0], dtype=torch.long,
+                                                                  device=embedding.device)
+        count = int(getattr(graph, "num_graphs", 1))
+        total = embedding.new_zeros((count, embedding.shape[1])).index_add(0, batch, embedding)
+        mean = total / torch.bincount(batch, minlength=count).clamp(min=1).unsqueeze(1).to(total.dtype)
+        return torch.sigmoid(self.time_head(mean).squeeze(-1))
 
     def forward(self, graph: HeteroData, steps: int | None = None) -> list[Tensor]:
         """Power shares after each refinement step, ``[q0, ..., qT]``, each ``(N,)`` in float64."""

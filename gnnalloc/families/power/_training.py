@@ -31,7 +31,11 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import InputError, check_count, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness import FairnessLoss
+from gnnalloc.families.power._allocation import MAX_SLOTS
+from gnnalloc.families.power._frame import DEFAULT_FAIR_TIME, DEFAULT_SLOTS, segment_mean
+from gnnalloc.families.power._frame_training import frame_average_rates
 from gnnalloc.families.power._generators import d2d, gaussian
+from gnnalloc.families.power._instance import MAX_ALPHA
 from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
 from gnnalloc.families.power._links import LinkBatch, graph_utility, link_rates, link_utility
@@ -149,6 +153,25 @@ def strength_quartile(links: LinkBatch) -> Tensor:
     return torch.div(4 * rank, count[links.batch].clamp(min=1), rounding_mode="floor").clamp(max=3)
 
 
+def _check_frame(setting: Any, time_sharing: bool) -> tuple[int, float | None, float]:
+    """``(slots, fair_time, alpha)`` of a ``frame_training`` mapping, each checked by name;
+    ``fair_time`` is ``None`` with ``time_sharing`` (the model's time head sets it)."""
+    keys = {"slots", "alpha"} if time_sharing else {"slots", "fair_time", "alpha"}
+    if not isinstance(setting, dict) or not set(setting) <= keys:
+        learned = " (fair_time is the time head's with time_sharing)" if time_sharing else ""
+        raise InputError(f"frame_training: expected a mapping of {', '.join(sorted(keys))}{learned}, got {setting!r}")
+    slots, fair_time, alpha = (setting.get("slots", DEFAULT_SLOTS), setting.get("fair_time", DEFAULT_FAIR_TIME),
+                               setting.get("alpha", 1.0))
+    check_count("frame_training.slots", slots, minimum=1)
+    if slots > MAX_SLOTS:
+        raise InputError(f"frame_training.slots: at most {MAX_SLOTS}, got {slots!r}")
+    check_fraction("frame_training.fair_time", fair_time)
+    check_nonnegative("frame_training.alpha", alpha)
+    if alpha > MAX_ALPHA:
+        raise InputError(f"frame_training.alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
+    return int(slots), None if time_sharing else float(fair_time), float(alpha)
+
+
 class PowerModule(pl.LightningModule):
     """Trains a :class:`PowerAllocator` to maximise the mean utility per link.
 
@@ -164,6 +187,17 @@ class PowerModule(pl.LightningModule):
             kernel of the rates whatever the instance's utility; the loss stays the instance's).
         rate_floor: the allocator's ``rate_floor`` (its answers are lifted to that minimum rate
             for all but a few links; inference only).
+        frame_training: ``None`` (default), or ``{"slots": T, "fair_time": l, "alpha": a}``: train
+            *through* the proportional-fair frame of ``T`` slots at ``fair_time`` ``l`` and slot
+            weights of exponent ``a`` (:func:`~._frame_training.frame_average_rates`): the
+            per-link values are the frame's average rates (refined, plus ``start_weight`` times
+            those of the slots' starts), over the instance's mean rate at full power, whatever
+            the instances' utility; every slot is a weighted sum rate. The answer
+            to serve is then :func:`~._frame.proportional_fair_frame` with this allocator at the
+            same settings (the method ``gnn_frame``).
+        time_sharing: the allocator's time head (:meth:`PowerAllocator.fair_time`), trained
+            through the frame: ``frame_training`` is then required and takes no ``fair_time``
+            (each instance's is the head's).
     """
 
     def __init__(
@@ -171,7 +205,8 @@ class PowerModule(pl.LightningModule):
         dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
         weight_decay: float = 0.0, gradient_clip: float = 1.0,
         fairness: dict[str, Any] | None = None, step_utility: dict[str, float] | None = None,
-        rate_floor: dict[str, float] | None = None,
+        rate_floor: dict[str, float] | None = None, frame_training: dict[str, float] | None = None,
+        time_sharing: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("start_weight", start_weight), ("weight_decay", weight_decay)):
@@ -179,8 +214,13 @@ class PowerModule(pl.LightningModule):
         for name, value in (("lr", lr), ("gradient_clip", gradient_clip)):
             check_positive(name, value)
         self.fair = FairnessLoss(**(fairness or {}))
+        # Not named "frame": Lightning's save_hyperparameters drops an argument of that name.
+        if time_sharing is True and frame_training is None:
+            raise InputError("time_sharing: the time head is trained through the frame: set frame_training too")
+        self.frame = None if frame_training is None else _check_frame(frame_training, time_sharing is True)
         self.save_hyperparameters()
-        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility, rate_floor)
+        self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility, rate_floor,
+                                    time_sharing)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Export and the generic loaders find the family that rebuilds the model here.
@@ -200,19 +240,32 @@ class PowerModule(pl.LightningModule):
         return graph_utility(links, q) / counts.clamp(min=1.0)
 
     def training_step(self, batch: HeteroData, batch_idx: int) -> Tensor:
-        shares = self.model(batch)
         links = link_batch(batch)
-        counts = torch.bincount(links.batch, minlength=links.num_graphs).to(shares[-1].dtype)
-        final = link_utility(links, link_rates(links, shares[-1]))
-        start = link_utility(links, link_rates(links, shares[0]))
-        with torch.no_grad():
-            scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
+        if self.frame is None:
+            shares = self.model(batch)
+            final = link_utility(links, link_rates(links, shares[-1]))
+            start = link_utility(links, link_rates(links, shares[0]))
+            with torch.no_grad():
+                scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
+        else:
+            slots, fair_time, alpha = self.frame
+            if fair_time is None:
+                fair_time = self.model.fair_time(batch)
+                self.log("train/fair_time", fair_time.detach().mean(), batch_size=batch.num_graphs)
+            final, start = frame_average_rates(self.model, batch, slots, fair_time, alpha)
+            with torch.no_grad():
+                # Rates in units of the instance's mean rate at full power: the efficiency term is
+                # then about 1 on every instance and the log term's offset relative to it.
+                full = link_rates(links, torch.ones_like(final))
+                scale = segment_mean(full, links.batch, links.num_graphs).clamp(min=1e-12)
+        counts = torch.bincount(links.batch, minlength=links.num_graphs).to(final.dtype)
         # Per link, normalised so that an instance's mean is its normalised utility per link.
         value = (final + self.hparams.start_weight * start) / scale[links.batch]
         # Per-link objectives: the Gram over q0 (MGDA-UB). Objectives of disjoint link sets
         # (instances, quartile groups) have orthogonal gradients in q0, which would hide every
         # conflict between them: those take the exact Gram over the parameters.
-        inputs = [shares[0]] if self.fair.objectives == "unit" else [p for p in self.parameters() if p.requires_grad]
+        inputs = ([shares[0]] if self.fair.objectives == "unit" and self.frame is None
+                  else [p for p in self.parameters() if p.requires_grad])
         loss, stats = self.fair(value, inputs, instance=links.batch,
                                 group=strength_quartile(links), input_instance=links.batch)
         size = batch.num_graphs
