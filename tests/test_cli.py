@@ -367,3 +367,16 @@ def test_the_reference_method_named_as_its_own_reference_runs_once(tmp_path, cap
     assert main(["solve", str(inst), "--method", "exact", "--time-limit", "5", "--reference", "exact"]) == 0
     assert calls == [{"time_limit": 5.0}]
     assert "gap to optimum" in capsys.readouterr().out
+
+
+def test_fit_reads_the_power_frame_training_mapping_with_its_integers(tmp_path):
+    """A YAML mapping keeps ``slots`` an integer (a ``dict[str, float]`` annotation made it 3.0
+    and refused it), so the first error here is the fair_time's."""
+    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "power.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gnnalloc.cli", "fit", "--config", str(config), "--trainer.logger", "false",
+         "--trainer.max_steps", "0", "--model.frame_training", "{slots: 3, fair_time: 2}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: frame_training.fair_time: " in proc.stderr and "Traceback" not in proc.stderr

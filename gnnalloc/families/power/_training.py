@@ -205,7 +205,7 @@ class PowerModule(pl.LightningModule):
         dropout: float = 0.0, start_weight: float = 0.2, lr: float = 5e-4,
         weight_decay: float = 0.0, gradient_clip: float = 1.0,
         fairness: dict[str, Any] | None = None, step_utility: dict[str, float] | None = None,
-        rate_floor: dict[str, float] | None = None, frame_training: dict[str, float] | None = None,
+        rate_floor: dict[str, float] | None = None, frame_training: dict[str, Any] | None = None,
         time_sharing: bool = False,
     ) -> None:
         super().__init__()
