@@ -46,7 +46,7 @@ from _common import number, power_suites, rate_front_cells, rate_front_header, w
 from gnnalloc import solve  # noqa: E402
 from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.fairness import FAIRNESS_TERMS  # noqa: E402
-from gnnalloc.families.power import allocation_rates, frame_rates  # noqa: E402
+from gnnalloc.families.power import DEFAULT_FAIR_TIME, allocation_rates, frame_rates  # noqa: E402
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph  # noqa: E402
 from gnnalloc.families.power._learned import predicted_fair_time, shipped_power_allocator  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
@@ -102,7 +102,9 @@ def main() -> None:
             for name, cases in suites.items()}
     wmmse = {name: np.array([allocation_rates(i, solve(i, "wmmse").allocation).sum() for i in cases])
              for name, cases in suites.items()}
-    configurations: list[tuple[str, PowerAllocator, float]] = [("shipped, fair_time 0.1", shipped_power_allocator(), 0.0)]
+    configurations: list[tuple[str, PowerAllocator, float]] = [
+        (f"shipped, fair_time {DEFAULT_FAIR_TIME:g}", shipped_power_allocator(), 0.0),
+    ]
     for tradeoff in args.tradeoffs:
         model, step_seconds = _fine_tune(tradeoff, args.term, args.slots, args.steps, args.batch, args.lr, args.seed)
         label = f"{args.term} t={tradeoff:g}"
@@ -120,7 +122,7 @@ def main() -> None:
                 result = solve(instance, "gnn_frame", allocator=model, slots=args.slots)
                 seconds.append(result.seconds)
                 rates.append(frame_rates(instance, result.allocation))
-                fair_times.append(predicted_fair_time(model, instance) if model.time_sharing else 0.1)
+                fair_times.append(predicted_fair_time(model, instance) if model.time_sharing else DEFAULT_FAIR_TIME)
             rows.append([
                 suite, label, f"{statistics.median(fair_times):.3f}", *rate_front_cells(rates, base[suite], wmmse[suite]),
                 f"{step_seconds * 1000:.0f}" if step_seconds else "-", f"{statistics.median(seconds) * 1000:.0f}",

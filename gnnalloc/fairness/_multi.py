@@ -149,6 +149,8 @@ class FairnessLoss:
         if fairness_term not in FAIRNESS_TERMS:
             raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
         check_positive("log_offset", log_offset)
+        if fairness_term != "bottom" and objectives != "efficiency_fairness":  # else silently unused
+            raise InputError(f"fairness_term: only objectives efficiency_fairness take one, got {objectives!r}")
         self.fairness_term, self.log_offset = fairness_term, float(log_offset)
         self.objectives, self.aggregator = objectives, aggregator
         self.tradeoff, self.share, self.alpha = tradeoff, share, alpha
@@ -173,7 +175,8 @@ class FairnessLoss:
             instance = torch.zeros_like(utility, dtype=torch.long)
         if self.objectives == "instance":
             return group_objectives(utility, instance)
-        return efficiency_fairness(utility, instance, self.share, term=self.fairness_term, offset=self.log_offset)
+        return efficiency_fairness(utility, instance, self.share, fairness_term=self.fairness_term,
+                                   log_offset=self.log_offset)
 
     def _preference(self, m: int, like: Tensor) -> Tensor | None:
         if self.objectives == "efficiency_fairness":

@@ -101,15 +101,16 @@ def log_mean(utility: Tensor, group: Tensor | None = None, offset: float = 1e-3,
 
 
 def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: float = 0.1,
-                        num_groups: int | None = None, term: str = "bottom", offset: float = 1e-3) -> Tensor:
+                        num_groups: int | None = None, fairness_term: str = "bottom",
+                        log_offset: float = 1e-3) -> Tensor:
     """``(2,)``: efficiency (mean over groups of the mean utility) and fairness:
-    :func:`bottom_mean` with ``share`` (``term`` ``"bottom"``) or :func:`log_mean` with
-    ``offset`` (``"log"``)."""
+    :func:`bottom_mean` with ``share`` (``fairness_term`` ``"bottom"``) or :func:`log_mean` with
+    ``log_offset`` (``"log"``)."""
     _check(utility, group)
-    if term not in FAIRNESS_TERMS:
-        raise InputError(f"fairness_term: unknown {term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
-    fairness = (bottom_mean(utility, group, share, num_groups) if term == "bottom"
-                else log_mean(utility, group, offset, num_groups))
+    if fairness_term not in FAIRNESS_TERMS:
+        raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
+    fairness = (bottom_mean(utility, group, share, num_groups) if fairness_term == "bottom"
+                else log_mean(utility, group, log_offset, num_groups))
     return torch.stack([_mean_of_groups(utility, group, num_groups), fairness])
 
 

@@ -52,7 +52,8 @@ def test_settings_are_named():
     for kwargs, field in (({"objectives": "users"}, "objectives"), ({"aggregator": "x"}, "aggregator"),
                           ({"tradeoff": 2.0}, "tradeoff"), ({"share": 0.0}, "share"), ({"alpha": -1.0}, "alpha"),
                           ({"temperature": 0.0}, "temperature"), ({"temperature": float("inf")}, "temperature"),
-                          ({"fairness_term": "jain"}, "fairness_term"), ({"log_offset": 0.0}, "log_offset")):
+                          ({"fairness_term": "jain"}, "fairness_term"), ({"log_offset": 0.0}, "log_offset"),
+                          ({"objectives": "instance", "fairness_term": "log"}, "fairness_term")):
         with pytest.raises(ValueError, match=field):
             FairnessLoss(**kwargs)
     with pytest.raises(ValueError, match="group"):

@@ -57,13 +57,13 @@ def test_the_log_fairness_term_is_the_mean_log_per_group():
     # Every unit gets gradient, the least served most: 1 / (u + offset) over the group's size and the groups.
     torch.testing.assert_close(u.grad, torch.tensor([1 / 1.5 / 8, 1 / 2.5 / 8, 1 / 3.5 / 8, 1 / 4.5 / 8, 1 / 0.5 / 4, 1 / 20.5 / 4],
                                                     dtype=torch.float64))
-    pair = efficiency_fairness(u.detach(), group, term="log", offset=0.5)
+    pair = efficiency_fairness(u.detach(), group, fairness_term="log", log_offset=0.5)
     torch.testing.assert_close(pair, torch.stack([torch.tensor((2.5 + 10.0) / 2, dtype=torch.float64), value.detach()]))
 
 
 @pytest.mark.parametrize(("call", "field"), [
     (lambda u: log_mean(-u), "utility"), (lambda u: log_mean(u, offset=0.0), "offset"),
-    (lambda u: efficiency_fairness(u, term="jain"), "fairness_term"),
+    (lambda u: efficiency_fairness(u, fairness_term="jain"), "fairness_term"),
 ])
 def test_the_log_fairness_term_names_bad_input(call, field):
     with pytest.raises(ValueError, match=f"^{field}:"):

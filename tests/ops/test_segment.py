@@ -38,3 +38,11 @@ def test_segment_sum_bins_the_last_dimension():
     values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     index = torch.tensor([2, 0, 2])
     assert segment_sum(values, index, 4).tolist() == [[2.0, 0.0, 4.0, 0.0], [5.0, 0.0, 10.0, 0.0]]
+
+
+def test_segment_mean_averages_the_last_dimension_and_leaves_empty_segments_at_zero():
+    from gnnalloc.ops import segment_mean
+
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    index = torch.tensor([2, 0, 2])
+    assert segment_mean(values, index, 4).tolist() == [[2.0, 0.0, 2.0, 0.0], [5.0, 0.0, 5.0, 0.0]]

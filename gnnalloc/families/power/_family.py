@@ -90,8 +90,14 @@ def _frame_options(options: dict[str, Any]) -> dict[str, Any]:
 def _gnn_frame(instance: PowerInstance, **options: Any) -> SolveResult:
     from gnnalloc.families.power._learned import gnn_allocate, predicted_fair_time, resolve_allocator
 
-    frame = _frame_options(options)
+    frame = {name: value for name, value in _frame_options(options).items() if value is not None}
     model = resolve_allocator(options.pop("allocator", None), options.pop("checkpoint", None))
+    if model.frame_setting is not None:  # served in the frame it was trained through, unless told otherwise
+        slots, fair_time, alpha = model.frame_setting
+        frame.setdefault("slots", slots)
+        frame.setdefault("alpha", alpha)
+        if fair_time is not None and "p5_rate" not in frame:
+            frame.setdefault("fair_time", fair_time)
     start = time.perf_counter()
     if model.time_sharing and "fair_time" not in frame and "p5_rate" not in frame:
         # A model with a time head chooses each instance's share of fair time itself.

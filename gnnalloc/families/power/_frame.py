@@ -42,21 +42,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gnnalloc.core import AllocationError, InputError, SolveResult, check_count, check_nonnegative
+from gnnalloc.core import AllocationError, InputError, SolveResult, check_count, check_fraction, check_nonnegative
 from gnnalloc.families.power._allocation import MAX_SLOTS, PowerAllocation, PowerFrame, frame_time_shares
 from gnnalloc.families.power._instance import MAX_ALPHA, MAX_MAGNITUDE, PowerInstance
 from gnnalloc.families.power._score import allocation_rates, max_violation, slot_rates
-from gnnalloc.ops import segment_sum
+from gnnalloc.ops import segment_mean
 
 __all__ = [
     "DEFAULT_FAIR_TIME", "DEFAULT_SLOTS", "fair_time_rates", "frame_rates", "least_fair_time", "proportional_fair_frame",
-    "segment_mean", "slot_weights", "solve_frame",
+    "check_frame_settings", "frame_setting", "slot_offset", "slot_weights", "solve_frame",
 ]
 
 #: :func:`proportional_fair_frame`'s slots: enough that on the held-out dense layouts (up to 400
@@ -118,10 +119,42 @@ def _segment_max(value: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     return value.new_full((num_graphs,), -math.inf).scatter_reduce(0, batch, value, "amax", include_self=True)
 
 
-def segment_mean(value: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-    """The mean of ``value`` ``(N,)`` over each instance's entries, ``(num_graphs,)`` (0 where empty)."""
-    count = torch.bincount(batch, minlength=num_graphs).to(value.dtype)
-    return segment_sum(value, batch, num_graphs) / count.clamp(min=1.0)
+def check_frame_settings(slots: Any, alpha: Any, prefix: str = "") -> tuple[int, float]:
+    """``(slots, alpha)`` of a frame, checked by name (``prefix`` + ``slots`` / ``alpha``):
+    ``slots`` an integer in 1.. :data:`MAX_SLOTS` (what a solve returns must fit its document;
+    checked before any array of that size), ``alpha`` a number in [0, ``MAX_ALPHA``]."""
+    check_count(f"{prefix}slots", slots, minimum=1)
+    if slots > MAX_SLOTS:
+        raise InputError(f"{prefix}slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
+    check_nonnegative(f"{prefix}alpha", alpha)
+    if alpha > MAX_ALPHA:
+        raise InputError(f"{prefix}alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
+    return int(slots), float(alpha)
+
+
+def frame_setting(setting: Any, learned_fair_time: bool = False) -> tuple[int, float | None, float]:
+    """``(slots, fair_time, alpha)`` of a ``frame_training`` mapping (defaults
+    :data:`DEFAULT_SLOTS`, :data:`DEFAULT_FAIR_TIME`, 1), each checked by name; with
+    ``learned_fair_time`` (a model's time head sets each instance's) the mapping takes no
+    ``fair_time`` and it is ``None``."""
+    keys = {"slots", "alpha"} if learned_fair_time else {"slots", "fair_time", "alpha"}
+    if not isinstance(setting, dict) or not set(setting) <= keys:
+        learned = " (fair_time is the time head's with time_sharing)" if learned_fair_time else ""
+        raise InputError(f"frame_training: expected a mapping of {', '.join(sorted(keys))}{learned}, got {setting!r}")
+    slots, alpha = check_frame_settings(setting.get("slots", DEFAULT_SLOTS), setting.get("alpha", 1.0),
+                                        "frame_training.")
+    if learned_fair_time:
+        return slots, None, alpha
+    fair_time = setting.get("fair_time", DEFAULT_FAIR_TIME)
+    check_fraction("frame_training.fair_time", fair_time)
+    return slots, float(fair_time), alpha
+
+
+def slot_offset(first: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    r""":math:`\epsilon` per instance ``(num_graphs,)``: :data:`RATE_OFFSET_FRACTION` of each
+    instance's mean slot-1 rate ``first`` ``(N,)`` (at least 1e-12, so that a layout whose
+    slot 1 serves nothing still gets a positive offset)."""
+    return RATE_OFFSET_FRACTION * segment_mean(first, batch, num_graphs).clamp(min=1e-12)
 
 
 def slot_weights(weight: Tensor, served: Tensor, alpha: float, offset: Tensor, batch: Tensor,
@@ -184,13 +217,8 @@ def _proportional_fair_frame(
     scheduler (a rate target's search reads them rather than computing them again)."""
     if not isinstance(instance, PowerInstance):
         raise InputError(f"instance: expected a PowerInstance, got {type(instance).__name__}")
-    check_count("slots", slots, minimum=1)
-    if slots > MAX_SLOTS:  # what a solve returns must fit its document; checked before any array of that size
-        raise InputError(f"slots: at most {MAX_SLOTS} (the frame document's limit), got {slots!r}")
+    check_frame_settings(slots, alpha)
     time_share = frame_time_shares(slots, fair_time)
-    check_nonnegative("alpha", alpha)
-    if alpha > MAX_ALPHA:
-        raise InputError(f"alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
     if not callable(allocate):
         raise InputError(
             f"allocate: expected a function from an instance to a PowerAllocation, got {allocate!r}",
@@ -222,7 +250,7 @@ def _proportional_fair_frame(
         rates.append(allocation_rates(instance, answer))
         if slot == 0:
             # A layout where slot 1 serves nothing at all still gets a positive offset.
-            offset = RATE_OFFSET_FRACTION * max(float(rates[0].mean()), 1e-12)
+            offset = float(slot_offset(torch.from_numpy(rates[0]), torch.zeros(len(weight), dtype=torch.long), 1)[0])
     return PowerFrame(np.stack(powers), time_share), np.stack(rates)
 
 

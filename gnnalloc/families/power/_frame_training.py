@@ -18,16 +18,18 @@ one power vector.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from gnnalloc.core import InputError, check_count, check_fraction
-from gnnalloc.families.power._frame import RATE_OFFSET_FRACTION, segment_mean, slot_weights
+from gnnalloc.core import InputError, check_fraction
+from gnnalloc.families.power._frame import check_frame_settings, slot_offset, slot_weights
 from gnnalloc.families.power._graph import LINK_FEATURES, link_batch
 from gnnalloc.families.power._links import link_rates
+from gnnalloc.ops import segment_mean
 
 __all__ = ["frame_average_rates", "slot_graph"]
 
@@ -55,8 +57,8 @@ def slot_graph(graph: HeteroData, weight: Tensor) -> HeteroData:
     return copy
 
 
-def frame_average_rates(model, graph: HeteroData, slots: int, fair_time: float | Tensor,
-                        alpha: float = 1.0) -> tuple[Tensor, Tensor]:
+def frame_average_rates(model: Callable[[HeteroData], list[Tensor]], graph: HeteroData, slots: int,
+                        fair_time: float | Tensor, alpha: float = 1.0) -> tuple[Tensor, Tensor]:
     r"""The frame of ``model``'s answers on ``graph`` and its average rates, differentiably.
 
     Slot 1 asks the weighted sum rate with the instances' own weights, slot :math:`t > 1` with
@@ -72,8 +74,11 @@ def frame_average_rates(model, graph: HeteroData, slots: int, fair_time: float |
     Returns:
         ``(final, start)``, each ``(N,)``: :math:`\bar r` with the slots' refined powers, and
         the same with the encoder's start powers of each slot.
+
+    Raises:
+        ValueError: naming ``slots``, ``alpha`` or ``fair_time``.
     """
-    check_count("slots", slots, minimum=1)
+    slots, alpha = check_frame_settings(slots, alpha)
     links = link_batch(graph)
     if isinstance(fair_time, Tensor):
         if fair_time.shape != (links.num_graphs,):
@@ -95,7 +100,7 @@ def frame_average_rates(model, graph: HeteroData, slots: int, fair_time: float |
         start_rates = link_rates(slot_links, shares[0])
         if slot == 0:
             firsts = [rates, start_rates]
-            offset = RATE_OFFSET_FRACTION * segment_mean(rates.detach(), links.batch, links.num_graphs).clamp(min=1e-12)
+            offset = slot_offset(rates.detach(), links.batch, links.num_graphs)
         means = [means[0] + rates / slots, means[1] + start_rates / slots]
         served = served + rates.detach()
     final, start = ((1.0 - spread) * first + spread * mean for first, mean in zip(firsts, means))

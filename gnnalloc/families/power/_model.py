@@ -41,11 +41,13 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from gnnalloc.core import InputError, check_count
+from gnnalloc.families.power._frame import DEFAULT_FAIR_TIME, frame_setting
 from gnnalloc.families.power._graph import SCHEMA, link_batch
 from gnnalloc.families.power._links import (
     LinkBatch, lift_to_floor, line_search, link_rates, link_utility, wmmse_step,
 )
 from gnnalloc.nn import Checkpointed, HANEncoder
+from gnnalloc.ops import segment_mean
 
 __all__ = ["FAMILY_NAME", "PowerAllocator"]
 
@@ -59,8 +61,8 @@ INFERENCE_STEP_FACTOR = 4
 #: benchmarks/RESULTS.md).
 LARGE_LINKS = 500
 LARGE_STEP_FACTOR = 1.25
-#: The time head's ``fair_time`` before training (:data:`~._frame.DEFAULT_FAIR_TIME`).
-INITIAL_FAIR_TIME = 0.1
+#: The time head's ``fair_time`` before training: the frame's default.
+INITIAL_FAIR_TIME = DEFAULT_FAIR_TIME
 #: The most refinement steps of an α-fair instance (as many as WMMSE's own limit).
 FAIR_MAX_STEPS = 500
 #: ...stopping once every instance's utility changes by less than this, relative, in a step.
@@ -140,6 +142,9 @@ class PowerAllocator(Checkpointed, nn.Module):
             proportional-fair frame (:func:`~._frame.proportional_fair_frame`) its answers are
             served in; it is trained through the frame (``PowerModule(frame_training=...)``) and
             is what the method ``gnn_frame`` uses when no ``fair_time`` or ``p5_rate`` is given.
+        frame_training: ``None`` (default), or the ``{"slots", "fair_time", "alpha"}`` of the
+            frame the model was trained through (no ``fair_time`` with ``time_sharing``):
+            recorded so that ``gnn_frame`` serves it in that frame unless told otherwise.
     """
 
     family_name = FAMILY_NAME
@@ -151,6 +156,7 @@ class PowerAllocator(Checkpointed, nn.Module):
         self, hidden: int = 64, heads: int = 4, layers: int = 3, refine_steps: int = 6,
         dropout: float = 0.0, step_utility: dict[str, float] | None = None,
         rate_floor: dict[str, float] | None = None, time_sharing: bool = False,
+        frame_training: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("hidden", hidden), ("heads", heads), ("layers", layers),
@@ -171,6 +177,11 @@ class PowerAllocator(Checkpointed, nn.Module):
         self.time_sharing = time_sharing
         if time_sharing:  # recorded only when set, as step_utility
             self.hparams["time_sharing"] = True
+        self.frame_setting: tuple[int, float | None, float] | None = None
+        if frame_training is not None:  # recorded only when set
+            self.frame_setting = frame_setting(frame_training, learned_fair_time=time_sharing)
+            names = ("slots", "fair_time", "alpha")
+            self.hparams["frame_training"] = {k: v for k, v in zip(names, self.frame_setting) if v is not None}
         self.refine_steps = refine_steps
         self.encoder = HANEncoder(SCHEMA, hidden, heads, layers, dropout)
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -193,13 +204,8 @@ class PowerAllocator(Checkpointed, nn.Module):
         """
         if self.time_head is None:
             raise InputError("time_sharing: this model has no time head (trained without time_sharing)")
-        embedding = self.encoder(graph)["link"]
-        store = graph["link"]
-        batch = store.batch if "batch" in store else torch.zeros(embedding.shape[0], dtype=torch.long,
-                                                                  device=embedding.device)
-        count = int(getattr(graph, "num_graphs", 1))
-        total = embedding.new_zeros((count, embedding.shape[1])).index_add(0, batch, embedding)
-        mean = total / torch.bincount(batch, minlength=count).clamp(min=1).unsqueeze(1).to(total.dtype)
+        links = link_batch(graph)
+        mean = segment_mean(self.encoder(graph)["link"].T, links.batch, links.num_graphs).T
         return torch.sigmoid(self.time_head(mean).squeeze(-1))
 
     def forward(self, graph: HeteroData, steps: int | None = None) -> list[Tensor]:

@@ -31,15 +31,14 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.core import InputError, check_count, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness import FairnessLoss
-from gnnalloc.families.power._allocation import MAX_SLOTS
-from gnnalloc.families.power._frame import DEFAULT_FAIR_TIME, DEFAULT_SLOTS, segment_mean
+from gnnalloc.families.power._frame import frame_setting
 from gnnalloc.families.power._frame_training import frame_average_rates
 from gnnalloc.families.power._generators import d2d, gaussian
-from gnnalloc.families.power._instance import MAX_ALPHA
 from gnnalloc.families.power._iterative import wmmse
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph, link_batch
 from gnnalloc.families.power._links import LinkBatch, graph_utility, link_rates, link_utility
 from gnnalloc.families.power._model import FAMILY_NAME, PowerAllocator
+from gnnalloc.ops import segment_mean
 from gnnalloc.training import GraphList
 
 __all__ = ["PowerDataModule", "PowerModule", "sample_power_instance", "strength_quartile"]
@@ -153,25 +152,6 @@ def strength_quartile(links: LinkBatch) -> Tensor:
     return torch.div(4 * rank, count[links.batch].clamp(min=1), rounding_mode="floor").clamp(max=3)
 
 
-def _check_frame(setting: Any, time_sharing: bool) -> tuple[int, float | None, float]:
-    """``(slots, fair_time, alpha)`` of a ``frame_training`` mapping, each checked by name;
-    ``fair_time`` is ``None`` with ``time_sharing`` (the model's time head sets it)."""
-    keys = {"slots", "alpha"} if time_sharing else {"slots", "fair_time", "alpha"}
-    if not isinstance(setting, dict) or not set(setting) <= keys:
-        learned = " (fair_time is the time head's with time_sharing)" if time_sharing else ""
-        raise InputError(f"frame_training: expected a mapping of {', '.join(sorted(keys))}{learned}, got {setting!r}")
-    slots, fair_time, alpha = (setting.get("slots", DEFAULT_SLOTS), setting.get("fair_time", DEFAULT_FAIR_TIME),
-                               setting.get("alpha", 1.0))
-    check_count("frame_training.slots", slots, minimum=1)
-    if slots > MAX_SLOTS:
-        raise InputError(f"frame_training.slots: at most {MAX_SLOTS}, got {slots!r}")
-    check_fraction("frame_training.fair_time", fair_time)
-    check_nonnegative("frame_training.alpha", alpha)
-    if alpha > MAX_ALPHA:
-        raise InputError(f"frame_training.alpha: must be at most {MAX_ALPHA:g}, got {alpha!r}")
-    return int(slots), None if time_sharing else float(fair_time), float(alpha)
-
-
 class PowerModule(pl.LightningModule):
     """Trains a :class:`PowerAllocator` to maximise the mean utility per link.
 
@@ -217,10 +197,10 @@ class PowerModule(pl.LightningModule):
         # Not named "frame": Lightning's save_hyperparameters drops an argument of that name.
         if time_sharing is True and frame_training is None:
             raise InputError("time_sharing: the time head is trained through the frame: set frame_training too")
-        self.frame = None if frame_training is None else _check_frame(frame_training, time_sharing is True)
+        self.frame = None if frame_training is None else frame_setting(frame_training, time_sharing is True)
         self.save_hyperparameters()
         self.model = PowerAllocator(hidden, heads, layers, refine_steps, dropout, step_utility, rate_floor,
-                                    time_sharing)
+                                    time_sharing, frame_training)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Export and the generic loaders find the family that rebuilds the model here.
@@ -239,6 +219,23 @@ class PowerModule(pl.LightningModule):
         counts = torch.bincount(links.batch, minlength=links.num_graphs).to(q.dtype)
         return graph_utility(links, q) / counts.clamp(min=1.0)
 
+    def _frame_values(self, batch: HeteroData) -> tuple[Tensor, Tensor, Tensor]:
+        """The frame's average rates ``(final, start)`` and each instance's scale, the mean
+        rate at full power (``frame_training``)."""
+        links = link_batch(batch)
+        slots, fair_time, alpha = self.frame
+        if fair_time is None:
+            fair_time = self.model.fair_time(batch)
+            self.log("train/fair_time" if self.training else "val/fair_time", fair_time.detach().mean(),
+                     batch_size=batch.num_graphs)
+        final, start = frame_average_rates(self.model, batch, slots, fair_time, alpha)
+        with torch.no_grad():
+            # Rates in units of the instance's mean rate at full power: the efficiency term is
+            # then about 1 on every instance and the log term's offset relative to it.
+            full = link_rates(links, torch.ones_like(final))
+            scale = segment_mean(full, links.batch, links.num_graphs).clamp(min=1e-12)
+        return final, start, scale
+
     def training_step(self, batch: HeteroData, batch_idx: int) -> Tensor:
         links = link_batch(batch)
         if self.frame is None:
@@ -248,26 +245,18 @@ class PowerModule(pl.LightningModule):
             with torch.no_grad():
                 scale = self._per_link_utility(batch, torch.ones_like(shares[-1])).abs().clamp(min=1.0)
         else:
-            slots, fair_time, alpha = self.frame
-            if fair_time is None:
-                fair_time = self.model.fair_time(batch)
-                self.log("train/fair_time", fair_time.detach().mean(), batch_size=batch.num_graphs)
-            final, start = frame_average_rates(self.model, batch, slots, fair_time, alpha)
-            with torch.no_grad():
-                # Rates in units of the instance's mean rate at full power: the efficiency term is
-                # then about 1 on every instance and the log term's offset relative to it.
-                full = link_rates(links, torch.ones_like(final))
-                scale = segment_mean(full, links.batch, links.num_graphs).clamp(min=1e-12)
+            final, start, scale = self._frame_values(batch)
         counts = torch.bincount(links.batch, minlength=links.num_graphs).to(final.dtype)
         # Per link, normalised so that an instance's mean is its normalised utility per link.
         value = (final + self.hparams.start_weight * start) / scale[links.batch]
         # Per-link objectives: the Gram over q0 (MGDA-UB). Objectives of disjoint link sets
         # (instances, quartile groups) have orthogonal gradients in q0, which would hide every
         # conflict between them: those take the exact Gram over the parameters.
-        inputs = ([shares[0]] if self.fair.objectives == "unit" and self.frame is None
-                  else [p for p in self.parameters() if p.requires_grad])
-        loss, stats = self.fair(value, inputs, instance=links.batch,
-                                group=strength_quartile(links), input_instance=links.batch)
+        # Through a frame every parameter reaches every instance's links: no per-instance blocks.
+        per_link = self.fair.objectives == "unit" and self.frame is None
+        inputs = [shares[0]] if per_link else [p for p in self.parameters() if p.requires_grad]
+        loss, stats = self.fair(value, inputs, instance=links.batch, group=strength_quartile(links),
+                                input_instance=links.batch if per_link else None)
         size = batch.num_graphs
         per_instance = lambda u: u.new_zeros(size).index_add(0, links.batch, u.detach()) / counts  # noqa: E731
         self.log("train/utility_per_link", per_instance(final).mean(), batch_size=size)
@@ -283,3 +272,10 @@ class PowerModule(pl.LightningModule):
         self.log("val/utility_per_link", self._per_link_utility(batch, self.model.shares(batch)).mean(), batch_size=size)
         # Total utility as a share of WMMSE's (the issue's "ratio to WMMSE"); monitored.
         self.log("val/wmmse_ratio", utility.sum() / reference.sum(), batch_size=size, prog_bar=True)
+        if self.frame is not None:
+            # What frame training optimises: its objectives on the frame, preference-weighted
+            # (one power vector's ratio above does not see the time split).
+            final, start, scale = self._frame_values(batch)
+            value = (final + self.hparams.start_weight * start) / scale[links.batch]
+            loss, _ = self.fair(value, (), instance=links.batch, group=strength_quartile(links))
+            self.log("val/frame_objective", -loss, batch_size=size)

@@ -12,7 +12,8 @@ import torch
 
 from gnnalloc.core import solve
 from gnnalloc.families.power import (
-    DEFAULT_FAIR_TIME, PowerAllocation, d2d, frame_rates, frame_time_shares, gaussian, proportional_fair_frame,
+    DEFAULT_FAIR_TIME, PowerAllocation, d2d, frame_rates, frame_time_shares, gaussian, least_fair_time,
+    proportional_fair_frame,
 )
 from gnnalloc.families.power._frame_training import frame_average_rates, slot_graph
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph
@@ -37,10 +38,14 @@ def test_a_slot_graph_is_the_graph_of_the_slot_instance(utility):
     ])
     for key in ("x", "weight", "rate_min", "fair"):
         torch.testing.assert_close(slot["link"][key], expected["link"][key], rtol=1e-6, atol=0.0)
-    assert torch.equal(batch["link"].weight, torch.ones_like(batch["link"].weight))  # the batch is left alone
+    # The batch is left alone.
+    before = collate_link_graphs([instance_graph(i) for i in instances])
+    for key in ("x", "weight", "rate_min", "fair"):
+        assert torch.equal(batch["link"][key], before["link"][key])
 
 
-def test_the_training_frame_is_the_served_frame():
+def test_the_training_frame_is_the_frame_of_the_models_forward_answers():
+    # (gnn_frame serves the frame of the model's inference, which refines more candidates.)
     model = _model()
     instances = [d2d(14, seed=3), d2d(9, seed=4), gaussian(10, seed=5)]
     batch = collate_link_graphs([instance_graph(i) for i in instances])
@@ -158,6 +163,44 @@ def test_gnn_frame_takes_the_time_heads_fair_time_unless_one_is_given():
     np.testing.assert_allclose(given.power, answer.power)  # the same slots, other time shares
     plain = solve(instance, "gnn_frame", allocator=PowerAllocator(hidden=16, heads=2, layers=1), slots=4).allocation
     np.testing.assert_allclose(plain.time_share, frame_time_shares(4, DEFAULT_FAIR_TIME))
+    # A rate target chooses the time split itself, head or not.
+    aimed = solve(instance, "gnn_frame", allocator=model, slots=4, p5_rate=0.05).allocation
+    np.testing.assert_allclose(aimed.time_share, frame_time_shares(4, least_fair_time(instance, answer, 0.05)))
+
+
+def test_gnn_frame_serves_a_model_in_the_frame_it_was_trained_through(monkeypatch):
+    torch.manual_seed(0)
+    instance = d2d(10, seed=4)
+    timed = PowerAllocator(hidden=16, heads=2, layers=1, time_sharing=True, frame_training={"slots": 3, "alpha": 2.0})
+    answer = solve(instance, "gnn_frame", allocator=timed).allocation
+    assert answer.slots == 3
+    np.testing.assert_allclose(answer.time_share, frame_time_shares(3, predicted_fair_time(timed, instance)))
+    fixed = PowerAllocator(hidden=16, heads=2, layers=1, frame_training={"slots": 4, "fair_time": 0.3})
+    np.testing.assert_allclose(solve(instance, "gnn_frame", allocator=fixed).allocation.time_share,
+                               frame_time_shares(4, 0.3))
+    told = solve(instance, "gnn_frame", allocator=fixed, slots=2, fair_time=0.5).allocation
+    np.testing.assert_allclose(told.time_share, frame_time_shares(2, 0.5))
+    import gnnalloc.families.power._family as family
+
+    seen = []
+    served = family.solve_frame
+    monkeypatch.setattr(family, "solve_frame", lambda *a, **k: seen.append(k) or served(*a, **k))
+    solve(instance, "gnn_frame", allocator=timed)
+    solve(instance, "gnn_frame", allocator=timed, alpha=1.0)
+    assert [(k["slots"], k["alpha"]) for k in seen] == [(3, 2.0), (3, 1.0)]
+
+
+def test_a_lightning_checkpoint_rebuilds_the_time_head_and_its_frame():
+    module = PowerModule(hidden=16, heads=2, layers=1, refine_steps=2, time_sharing=True,
+                         frame_training={"slots": 5, "alpha": 0.5})
+    data = {"family": "power", "hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}
+    restored = PowerAllocator.from_checkpoint_data(data)
+    assert restored.time_sharing and restored.frame_setting == (5, None, 0.5)
+    graph = instance_graph(d2d(8, seed=1))
+    with torch.no_grad():
+        torch.testing.assert_close(restored.fair_time(graph), module.model.eval().fair_time(graph))
+    again = PowerAllocator.from_checkpoint_data(restored.checkpoint_dict())
+    assert again.frame_setting == (5, None, 0.5) and again.hparams["frame_training"] == {"slots": 5, "alpha": 0.5}
 
 
 @pytest.mark.parametrize(("settings", "field"), [
@@ -177,3 +220,28 @@ def test_a_time_sharing_step_trains_the_time_head():
     batch = collate_link_graphs([instance_graph(d2d(12, seed=7)), instance_graph(gaussian(10, seed=8))])
     module.training_step(batch, 0).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.model.time_head.parameters())
+
+
+def test_per_link_objectives_train_through_the_frame():
+    torch.manual_seed(0)
+    module = PowerModule(hidden=8, heads=2, layers=1, refine_steps=1, fairness={"objectives": "unit", "aggregator": "mgda"},
+                         frame_training={"slots": 2, "fair_time": 0.5})
+    batch = collate_link_graphs([instance_graph(d2d(5, seed=7)), instance_graph(d2d(4, seed=8))])
+    loss = module.training_step(batch, 0)
+    assert torch.isfinite(loss)
+
+
+def test_validation_scores_the_frame_it_trains(tmp_path):
+    import lightning.pytorch as pl
+
+    from gnnalloc.families.power._training import PowerDataModule
+
+    torch.manual_seed(0)
+    module = PowerModule(hidden=8, heads=2, layers=1, refine_steps=1, time_sharing=True, frame_training={"slots": 2},
+                         fairness={"objectives": "efficiency_fairness", "tradeoff": 0.1, "fairness_term": "log"})
+    data = PowerDataModule(train_instances=4, batch_size=4, links_min=5, links_max=6, val_instances=4)
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path, enable_model_summary=False)
+    trainer.fit(module, data)
+    metrics = trainer.callback_metrics
+    assert torch.isfinite(metrics["val/frame_objective"]) and 0 < float(metrics["val/fair_time"]) < 1
