@@ -184,15 +184,22 @@ def test_non_utf8_and_deeply_nested_instances(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: $: JSON nested too deeply")
 
 
-def test_fit_settings_are_one_line_errors(tmp_path):
-    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "default.yaml"
+def _fit_error(tmp_path: Path, config: str, *settings: str) -> str:
+    """``gnnalloc fit`` of a shipped config with ``settings`` and no steps, expected to refuse them
+    (exit 2, no traceback); its stderr."""
+    path = Path(__file__).resolve().parents[1] / "training" / "configs" / config
     proc = subprocess.run(
-        [sys.executable, "-m", "gnnalloc.cli", "fit", "--config", str(config), "--trainer.logger", "false",
-         "--trainer.max_steps", "0", "--data.batch_size", "0"],
+        [sys.executable, "-m", "gnnalloc.cli", "fit", "--config", str(path), "--trainer.logger", "false",
+         "--trainer.max_steps", "0", *settings],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "error: batch_size: must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+def test_fit_settings_are_one_line_errors(tmp_path):
+    assert "error: batch_size: must be at least 1" in _fit_error(tmp_path, "default.yaml", "--data.batch_size", "0")
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308, 1.7e308])
@@ -372,11 +379,5 @@ def test_the_reference_method_named_as_its_own_reference_runs_once(tmp_path, cap
 def test_fit_reads_the_power_frame_training_mapping_with_its_integers(tmp_path):
     """A YAML mapping keeps ``slots`` an integer (a ``dict[str, float]`` annotation made it 3.0
     and refused it), so the first error here is the fair_time's."""
-    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "power.yaml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gnnalloc.cli", "fit", "--config", str(config), "--trainer.logger", "false",
-         "--trainer.max_steps", "0", "--model.frame_training", "{slots: 3, fair_time: 2}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "error: frame_training.fair_time: " in proc.stderr and "Traceback" not in proc.stderr
+    stderr = _fit_error(tmp_path, "power.yaml", "--model.frame_training", "{slots: 3, fair_time: 2}")
+    assert "error: frame_training.fair_time: " in stderr
