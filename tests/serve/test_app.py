@@ -750,3 +750,26 @@ def test_an_exact_time_limit_no_method_accepts_is_refused_at_start(capsys) -> No
         create_app(small_model(), exact_time_limit=2e9)
     assert main(["serve", "--exact-time-limit", "2e9"]) == 2
     assert capsys.readouterr().err.startswith("error: exact-time-limit: invalid value 2000000000.0")
+
+
+def test_a_power_model_trained_through_a_frame_is_served_in_it_within_the_servers_slots() -> None:
+    """``gnn_frame`` with a time-head model: its own fair_time and recorded slots; a recorded
+    frame longer than the server allows per request is a 422 naming ``slots`` unless the request
+    gives them."""
+    from gnnalloc.families.power import d2d
+    from gnnalloc.families.power._model import PowerAllocator
+    from gnnalloc.serve.app import MAX_FRAME_SLOTS
+
+    torch.manual_seed(0)
+    document = d2d(8, 1).to_dict()
+    for slots, status in ((3, 200), (MAX_FRAME_SLOTS + 1, 422)):
+        model = PowerAllocator(hidden=8, heads=2, layers=1, time_sharing=True, frame_training={"slots": slots})
+        with TestClient(create_app(model)) as client:
+            response = client.post("/v1/allocate", params={"method": "gnn_frame"}, json=document)
+            assert response.status_code == status, response.text
+            if status == 200:
+                assert len(response.json()["allocation"]["slots"]) == slots
+            else:
+                assert error_of(response)["field"] == "slots"
+                given = client.post("/v1/allocate", params={"method": "gnn_frame", "slots": 2}, json=document)
+                assert given.status_code == 200 and len(given.json()["allocation"]["slots"]) == 2
