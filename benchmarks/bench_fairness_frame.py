@@ -23,8 +23,8 @@ For comparison, the shipped model's own frame at the fixed ``fair_time`` 0.1 (``
 default, no training).
 
 Run: python benchmarks/bench_fairness_frame.py [--tradeoffs 0.03 0.1 0.3 0.6] [--term log]
-     [--steps 120] [--batch 16] [--lr 1e-3] [--instances 20] [--seed 0] [--save-dir DIR]
-Writes fairness_frame_{term}_seed{SEED}.md; with --save-dir, each configuration's checkpoint.
+     [--steps 120] [--batch 16] [--lr 1e-3] [--instances 20] [--seed 0] [--sparse 25 50 100] [--save-dir DIR]
+Writes fairness_frame_{term}[_sparse]_seed{SEED}.md; with --save-dir, each configuration's checkpoint.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from gnnalloc.core import configure_threads  # noqa: E402
 from gnnalloc.fairness import FAIRNESS_TERMS  # noqa: E402
 from gnnalloc.families.power import DEFAULT_FAIR_TIME, allocation_rates, frame_rates  # noqa: E402
 from gnnalloc.families.power._graph import collate_link_graphs, instance_graph  # noqa: E402
-from gnnalloc.families.power._learned import predicted_fair_time, shipped_power_allocator  # noqa: E402
+from gnnalloc.families.power._learned import shipped_power_allocator  # noqa: E402
 from gnnalloc.families.power._model import PowerAllocator  # noqa: E402
 from gnnalloc.families.power._training import PowerModule, sample_power_instance  # noqa: E402
 
@@ -93,11 +93,13 @@ def main() -> None:
     parser.add_argument("--lr", type=number(float, 0.0, above=True), default=1e-3)
     parser.add_argument("--instances", type=number(int, 1), default=20, help="instances per suite (a quarter at K = 200)")
     parser.add_argument("--seed", type=number(int, 0), default=0, help="training seed (model init and instance stream)")
+    parser.add_argument("--sparse", type=number(float, 0.0, above=True), nargs="*", default=[], metavar="LINKS_PER_KM2",
+                        help="instead of the default suites, D2D K = 50 at these densities (never trained on)")
     parser.add_argument("--save-dir", type=Path, default=None, help="write each configuration's checkpoint here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # Lightning's "self.log outside a Trainer"
     configure_threads(1)
-    suites = power_suites(args.instances)
+    suites = power_suites(args.instances, args.sparse)
     base = {name: np.array([allocation_rates(i, solve(i, "gnn").allocation).sum() for i in cases])
             for name, cases in suites.items()}
     wmmse = {name: np.array([allocation_rates(i, solve(i, "wmmse").allocation).sum() for i in cases])
@@ -122,14 +124,16 @@ def main() -> None:
                 result = solve(instance, "gnn_frame", allocator=model, slots=args.slots)
                 seconds.append(result.seconds)
                 rates.append(frame_rates(instance, result.allocation))
-                fair_times.append(predicted_fair_time(model, instance) if model.time_sharing else DEFAULT_FAIR_TIME)
+                # The fair_time served, from the frame's own time shares (slot 1: 1 - f + f / T).
+                first_share = float(result.allocation.time_share[0])
+                fair_times.append((1.0 - first_share) * args.slots / (args.slots - 1) if args.slots > 1 else 0.0)
             rows.append([
                 suite, label, f"{statistics.median(fair_times):.3f}", *rate_front_cells(rates, base[suite], wmmse[suite]),
                 f"{step_seconds * 1000:.0f}" if step_seconds else "-", f"{statistics.median(seconds) * 1000:.0f}",
             ])
             print(" | ".join(rows[-1]), flush=True)
     write_table(
-        f"fairness_frame_{args.term}_seed{args.seed}",
+        f"fairness_frame_{args.term}{'_sparse' if args.sparse else ''}_seed{args.seed}",
         f"bench_fairness_frame.py — fine-tuned through a {args.slots}-slot frame with a time head, {args.term} "
         f"fairness term, {args.steps} steps x {args.batch}, lr {args.lr:g}, seed {args.seed}; held-out seeds 7000000+",
         ["suite", "configuration", "fair_time (median)", *rate_front_header("share of the sum-rate model's sum rate"),

@@ -266,10 +266,11 @@ class PowerModule(pl.LightningModule):
 
     def validation_step(self, batch: HeteroData, batch_idx: int) -> None:
         links = link_batch(batch)
-        utility = graph_utility(links, self.model.shares(batch))
+        utility = graph_utility(links, self.model.shares(batch))  # one inference, both figures
         reference = graph_utility(links, batch["link"].reference)
         size = batch.num_graphs
-        self.log("val/utility_per_link", self._per_link_utility(batch, self.model.shares(batch)).mean(), batch_size=size)
+        counts = torch.bincount(links.batch, minlength=size).to(utility.dtype).clamp(min=1.0)
+        self.log("val/utility_per_link", (utility / counts).mean(), batch_size=size)
         # Total utility as a share of WMMSE's (the "ratio to WMMSE"); monitored.
         self.log("val/wmmse_ratio", utility.sum() / reference.sum(), batch_size=size, prog_bar=True)
         if self.frame is not None:
