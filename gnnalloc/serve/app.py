@@ -491,17 +491,15 @@ def create_app(
         # a 422 below).
         if "time_limit" in options or (entry.kind in ("reference", "learned") and "time_limit" in entry.options):
             options["time_limit"] = min(options.get("time_limit", math.inf), exact_time_limit)
+        # A time-sharing method runs one solve per slot: never more per request than the server
+        # allows, whether the request asks them or the method picks them (e.g. a model's frame).
+        if "max_slots" in entry.options:
+            options["max_slots"] = MAX_FRAME_SLOTS
         try:
             if entry.kind == "learned":
                 model = runtime.allocators.get(family.name)
                 if model is not None and "allocator" in entry.options and entry.accepts(model):
                     options["allocator"] = model
-                    trained_slots = (getattr(model, "frame_setting", None) or (0,))[0]
-                    if "slots" in entry.options and "slots" not in options and trained_slots > MAX_FRAME_SLOTS:
-                        # A model trained through a longer frame is served in it by default: not
-                        # beyond the solves per request this server allows.
-                        raise _HTTPError(422, "slots", f"the model's frame has {trained_slots} slots, above this "
-                                         f"server's {MAX_FRAME_SLOTS}: give slots (at most {MAX_FRAME_SLOTS})")
                 with runtime.learned_solves():  # the server's model or the family's shipped one
                     result = solve(instance, method, **options)
             else:

@@ -14,7 +14,7 @@ from gnnalloc.families.power._allocation import (
     ALLOCATION_FORMAT, FRAME_FORMAT, PowerAllocation, PowerFrame, parse_power_allocation,
 )
 from gnnalloc.families.power._baselines import full_power, greedy
-from gnnalloc.families.power._frame import DEFAULT_SLOTS, solve_frame
+from gnnalloc.families.power._frame import DEFAULT_SLOTS, check_slot_cap, solve_frame
 from gnnalloc.families.power._generators import d2d, gaussian
 from gnnalloc.families.power._instance import INSTANCE_FORMAT, PowerInstance
 from gnnalloc.families.power._iterative import fp, wmmse
@@ -41,7 +41,7 @@ VALUE_RANGES: dict[str, tuple[float, float]] = {
 _ITERATIVE_OPTIONS = ("tol", "max_iter", "starts", "seed")
 _GNN_OPTIONS = ("allocator", "checkpoint", "refine_steps")
 #: The time-sharing methods' own options (:func:`~gnnalloc.families.power.proportional_fair_frame`).
-_FRAME_OPTIONS = ("slots", "alpha", "fair_time", "p5_rate")
+_FRAME_OPTIONS = ("slots", "alpha", "fair_time", "p5_rate", "max_slots")
 
 _UTILITY_SETTINGS = (
     Setting("utility", str, "sum_rate", "sum_rate (weighted sum rate) or alpha_fair"),
@@ -94,7 +94,9 @@ def _gnn_frame(instance: PowerInstance, **options: Any) -> SolveResult:
     model = resolve_allocator(options.pop("allocator", None), options.pop("checkpoint", None))
     if model.frame_setting is not None:  # served in the frame it was trained through, unless told otherwise
         slots, fair_time, alpha = model.frame_setting
-        frame.setdefault("slots", slots)
+        if "slots" not in frame:
+            check_slot_cap(slots, frame.get("max_slots"), "the model's frame")
+            frame["slots"] = slots
         frame.setdefault("alpha", alpha)
         if fair_time is not None and "p5_rate" not in frame:
             frame.setdefault("fair_time", fair_time)

@@ -132,6 +132,18 @@ def check_frame_settings(slots: Any, alpha: Any, prefix: str = "") -> tuple[int,
     return int(slots), float(alpha)
 
 
+def check_slot_cap(slots: Any, max_slots: Any, whose: str = "") -> None:
+    """Raise :class:`~gnnalloc.core.InputError` naming ``max_slots`` unless it is ``None`` or a
+    positive integer, or naming ``slots`` if ``slots`` (``whose``: where they come from, e.g.
+    "the model's frame") exceeds it."""
+    if max_slots is None:
+        return
+    check_count("max_slots", max_slots, minimum=1)
+    if isinstance(slots, int) and slots > max_slots:
+        source = f"{whose} has {slots} slots" if whose else f"{slots} slots asked"
+        raise InputError(f"slots: {source}, above max_slots {max_slots}: give slots (at most {max_slots})")
+
+
 def frame_setting(setting: Any, learned_fair_time: bool = False) -> tuple[int, float | None, float]:
     """``(slots, fair_time, alpha)`` of a ``frame_training`` mapping (defaults
     :data:`DEFAULT_SLOTS`, :data:`DEFAULT_FAIR_TIME`, 1), each checked by name; with
@@ -316,6 +328,7 @@ def solve_frame(
     alpha: float = 1.0,
     fair_time: float | None = None,
     p5_rate: float | None = None,
+    max_slots: int | None = None,
 ) -> SolveResult:
     """:func:`proportional_fair_frame` as a method's answer: a :class:`SolveResult` whose
     allocation is the frame, named ``method``, timed over the whole frame (what ``allocate``
@@ -325,11 +338,15 @@ def solve_frame(
     for the least ``fair_time`` whose 5th-percentile average rate is at least ``p5_rate``
     bits/s/Hz (:func:`least_fair_time`, per instance), not both. A target that even the fair
     frame alone (``fair_time`` 1) does not reach gives that frame, with a status that says so.
+    ``max_slots``: the most slots the caller allows (each slot is one solve), e.g. a server's
+    bound on the work of one request.
 
     Raises:
         ValueError, AllocationError: as :func:`proportional_fair_frame`, or naming ``p5_rate``
-            (negative or not finite, or given with ``fair_time``).
+            (negative or not finite, or given with ``fair_time``), ``max_slots`` (not a positive
+            integer) or ``slots`` (above ``max_slots``).
     """
+    check_slot_cap(slots, max_slots)
     if p5_rate is not None:
         if fair_time is not None:
             raise InputError("p5_rate: give fair_time or p5_rate, not both")

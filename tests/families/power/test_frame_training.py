@@ -190,6 +190,25 @@ def test_gnn_frame_serves_a_model_in_the_frame_it_was_trained_through(monkeypatc
     assert [(k["slots"], k["alpha"]) for k in seen] == [(3, 2.0), (3, 1.0)]
 
 
+def test_max_slots_bounds_the_frame_whoever_picks_its_slots():
+    """A frame longer than ``max_slots`` is refused naming ``slots``, whether the request asks it
+    or the model's recorded frame would run it; slots within the cap are served."""
+    from gnnalloc.core import InputError
+
+    torch.manual_seed(0)
+    instance = d2d(6, seed=2)
+    recorded = PowerAllocator(hidden=8, heads=2, layers=1, frame_training={"slots": 5})
+    with pytest.raises(InputError, match="^slots: the model's frame has 5 slots, above max_slots 4"):
+        solve(instance, "gnn_frame", allocator=recorded, max_slots=4)
+    assert solve(instance, "gnn_frame", allocator=recorded, max_slots=5).allocation.slots == 5
+    assert solve(instance, "gnn_frame", allocator=recorded, slots=2, max_slots=4).allocation.slots == 2
+    with pytest.raises(InputError, match="^slots: 3 slots asked, above max_slots 2"):
+        solve(instance, "wmmse_frame", slots=3, max_slots=2)
+    for bad in (0, 1.5, True):
+        with pytest.raises(InputError, match="^max_slots:"):
+            solve(instance, "wmmse_frame", slots=2, max_slots=bad)
+
+
 def test_a_lightning_checkpoint_rebuilds_the_time_head_and_its_frame():
     module = PowerModule(hidden=16, heads=2, layers=1, refine_steps=2, time_sharing=True,
                          frame_training={"slots": 5, "alpha": 0.5})
