@@ -185,6 +185,12 @@ def evaluate_dual(
             if above_minimum:
                 amount_slope -= amount_bought / (alpha[u] * price)
         for p in range(first, last):
+            if exp_buffer[p] == 0.0:
+                # A pair below e^-40 of the cheapest adds exact zeros to the gradient and the
+                # curvature (skipped, the sums are the same; a non-finite amount still reaches
+                # them through the cheapest pair): at low temperatures, most pairs.
+                compute[p] = 0.0
+                continue
             x = bought * exp_buffer[p]
             compute[p] = x
             gradient[pair_server[p]] -= x
