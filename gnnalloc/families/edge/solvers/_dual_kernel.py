@@ -128,7 +128,12 @@ def evaluate_dual(
             shifted = exp_buffer[p] - peak
             # Below e^-40 a pair adds less than one rounding error to the peak's 1: skip exp,
             # the kernel's cost is its transcendental calls.
-            e = math.exp(shifted) if shifted > -_NEGLIGIBLE else 0.0
+            if shifted == 0.0:  # the cheapest pair: e^0 = 1 exactly
+                e = 1.0
+            elif shifted > -_NEGLIGIBLE:
+                e = math.exp(shifted)
+            else:
+                e = 0.0
             exp_buffer[p] = e
             total += e
         price = -scale[u] * peak if total == 1.0 else -scale[u] * (peak + math.log(total))
