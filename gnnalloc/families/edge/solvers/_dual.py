@@ -631,6 +631,11 @@ _FLOORED_WARM_UP_FACTOR = 1.5
 #: in between.
 _WARM_UP_RESIDUAL = 10.0
 
+#: ... for at most this many times the first chunk's iterations: from a learned start the
+#: warmer dual's minimiser takes more than one chunk to approach, and what the warm-up leaves,
+#: the colder chunks make up at a higher cost per unit of progress (``benchmarks/RESULTS.md``) ...
+_WARM_UP_CHUNKS = 1.5
+
 #: ... on a uniform sample of this many users per server (on average), capacities scaled to
 #: match, where the instance has at least twice as many: with that many users per server the
 #: sample's smoothed dual has a minimiser close to the whole one's, at a fraction of the cost per
@@ -988,7 +993,8 @@ def solve_dual(
             converged to rounding); 0 takes the response to the starting prices. Default:
             :func:`default_iterations` of the instance's pairs. Anytime: the first chunk's
             (0 checks the start as it is; a given start replaced by the water-filling prices
-            runs at least the default instead, and a given start's warm-up at most as many);
+            runs at least the default instead, and a given start's warm-up at most 1.5 times
+            as many);
             later chunks run at least the default.
         temperature: smoothing :math:`\tau`, relative to each user's own price unit (module
             docstring); smaller is closer to the true dual but needs more iterations. Anytime:
@@ -1020,8 +1026,8 @@ def solve_dual(
             ``temperature`` below :data:`DEFAULT_TEMPERATURE`, a given start whose per-weight KKT
             residual at ``temperature`` is above 10 ``gap_tol`` is first warmed up: refined at
             three times ``temperature`` (at most the default) until its residual there is at
-            most that, for at most the first chunk's iterations (under ``time_limit``, a quarter
-            of the time left), then at ``temperature`` (continuation: the smoother dual takes
+            most that, for at most 1.5 times the first chunk's iterations (under ``time_limit``,
+            a quarter of the time left), then at ``temperature`` (continuation: the smoother dual takes
             fewer iterations); with at least 80 users per server on average, the warm-up runs
             on a uniform sample of 40 per server, capacities scaled. Where some user's soft-min
             price at the warm-up's temperature is at its floor at the start (there the warmer
@@ -1306,7 +1312,8 @@ def _warm_up(
     per_iteration: float, time_limit: float | None, start_time: float,
 ) -> tuple[np.ndarray, int, float, float, float | None, bool]:
     """The anytime solve's warm-up of a given start at ``warm_tau`` (:func:`_anytime`): at most
-    ``first`` iterations (under ``time_limit``, a quarter of the time left), their evaluation
+    :data:`_WARM_UP_CHUNKS` times ``first`` iterations (under ``time_limit``, a quarter of the
+    time left), their evaluation
     budget, until the KKT residual there is at most ``warm_aim`` (the objective's units; the
     sample's where it runs on a sample); none from a start with a floored user. Returns the prices,
     iterations run, the residual there and its aim, the measured cost of an iteration (``None``
@@ -1317,9 +1324,9 @@ def _warm_up(
     sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers
     if sampled:
         warm_dual = warm_dual.subsample(_WARM_UP_USERS_PER_SERVER * num_servers / num_users)
-    n = first
+    n = math.ceil(_WARM_UP_CHUNKS * first)
     if time_limit is not None:
-        n = _iterations_within(first, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
+        n = _iterations_within(n, 0.25 * _time_left(time_limit, start_time), per_iteration * warm_dual.share)
     clock = time.perf_counter()
     warm_tolerance = warm_aim * warm_dual.share
     prices, _, used, warm_residual = warm_dual.minimise(
