@@ -40,6 +40,7 @@ per instance (:func:`least_fair_time`).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -132,16 +133,17 @@ def check_frame_settings(slots: Any, alpha: Any, prefix: str = "") -> tuple[int,
     return int(slots), float(alpha)
 
 
-def check_slot_cap(slots: Any, max_slots: Any, whose: str = "") -> None:
+def check_slot_cap(slots: Any, max_slots: Any, whose: str = "a frame") -> None:
     """Raise :class:`~gnnalloc.core.InputError` naming ``max_slots`` unless it is ``None`` or a
-    positive integer, or naming ``slots`` if ``slots`` (``whose``: where they come from, e.g.
-    "the model's frame") exceeds it."""
+    positive integer, or naming ``slots`` if ``slots`` (``whose``: the frame they are of, e.g.
+    "the model's frame") exceeds it. Slots that are not an integer are left to the frame's own
+    check (:func:`check_frame_settings`)."""
     if max_slots is None:
         return
     check_count("max_slots", max_slots, minimum=1)
-    if isinstance(slots, int) and slots > max_slots:
-        source = f"{whose} has {slots} slots" if whose else f"{slots} slots asked"
-        raise InputError(f"slots: {source}, above max_slots {max_slots}: give slots (at most {max_slots})")
+    if isinstance(slots, numbers.Integral) and not isinstance(slots, bool) and slots > max_slots:
+        raise InputError(f"slots: {whose} of {int(slots)} slots is more than the {max_slots} allowed "
+                         f"(max_slots): give slots (at most {max_slots})")
 
 
 def frame_setting(setting: Any, learned_fair_time: bool = False) -> tuple[int, float | None, float]:

@@ -198,12 +198,15 @@ def test_max_slots_bounds_the_frame_whoever_picks_its_slots():
     torch.manual_seed(0)
     instance = d2d(6, seed=2)
     recorded = PowerAllocator(hidden=8, heads=2, layers=1, frame_training={"slots": 5})
-    with pytest.raises(InputError, match="^slots: the model's frame has 5 slots, above max_slots 4"):
+    with pytest.raises(InputError, match="^slots: the model's frame of 5 slots is more than the 4 allowed"):
         solve(instance, "gnn_frame", allocator=recorded, max_slots=4)
     assert solve(instance, "gnn_frame", allocator=recorded, max_slots=5).allocation.slots == 5
     assert solve(instance, "gnn_frame", allocator=recorded, slots=2, max_slots=4).allocation.slots == 2
-    with pytest.raises(InputError, match="^slots: 3 slots asked, above max_slots 2"):
-        solve(instance, "wmmse_frame", slots=3, max_slots=2)
+    for slots in (3, np.int64(3)):
+        with pytest.raises(InputError, match="^slots: a frame of 3 slots is more than the 2 allowed"):
+            solve(instance, "wmmse_frame", slots=slots, max_slots=2)
+    with pytest.raises(InputError, match="^slots: a frame of 16 slots"):  # the default frame
+        solve(instance, "wmmse_frame", max_slots=8)
     for bad in (0, 1.5, True):
         with pytest.raises(InputError, match="^max_slots:"):
             solve(instance, "wmmse_frame", slots=2, max_slots=bad)

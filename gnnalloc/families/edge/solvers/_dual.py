@@ -626,9 +626,9 @@ _WARM_UP_FACTOR = 3.0
 #: alpha 2, where predicted prices lie far below the water-filling ones: ``benchmarks/RESULTS.md``).
 _FLOORED_WARM_UP_FACTOR = 1.5
 
-#: ... until the per-weight KKT residual there is at most this times ``gap_tol`` (or the first
-#: chunk's iterations ran), then goes on at its temperature from those prices, no checkpoint
-#: in between.
+#: ... until the per-weight KKT residual there is at most this times ``gap_tol`` (or
+#: :data:`_WARM_UP_CHUNKS` first chunks of iterations ran), then goes on at its temperature from
+#: those prices, no checkpoint in between.
 _WARM_UP_RESIDUAL = 10.0
 
 #: ... for at most this many times the first chunk's iterations: from a learned start the
@@ -1313,12 +1313,11 @@ def _warm_up(
 ) -> tuple[np.ndarray, int, float, float, float | None, bool]:
     """The anytime solve's warm-up of a given start at ``warm_tau`` (:func:`_anytime`): at most
     :data:`_WARM_UP_CHUNKS` times ``first`` iterations (under ``time_limit``, a quarter of the
-    time left), their evaluation
-    budget, until the KKT residual there is at most ``warm_aim`` (the objective's units; the
-    sample's where it runs on a sample); none from a start with a floored user. Returns the prices,
-    iterations run, the residual there and its aim, the measured cost of an iteration (``None``
-    where none ran, or on a sample, whose iterations cost less than the solve's), and whether
-    it stopped at its start for a floored user."""
+    time left), their evaluation budget, until the KKT residual there is at most ``warm_aim``
+    (the objective's units; the sample's where it runs on a sample); none from a start with a
+    floored user. Returns the prices, iterations run, the residual there and its aim, the
+    measured cost of an iteration (``None`` where none ran, or on a sample, whose iterations
+    cost less than the solve's), and whether it stopped at its start for a floored user."""
     warm_dual = setup.dual(warm_tau)  # built before the clock: not iteration time
     num_users, num_servers = setup.problem.num_users, setup.problem.num_servers
     sampled = num_users >= 2 * _WARM_UP_USERS_PER_SERVER * num_servers

@@ -189,11 +189,13 @@ def evaluate_dual(
             amount_slope = -served * (1.0 - served) * amount * amount / smooth[u]
             if above_minimum:
                 amount_slope -= amount_bought / (alpha[u] * price)
+        # A pair below e^-40 of the cheapest (at low temperatures, most pairs) adds exact zeros
+        # to the gradient and the curvature where this user's factors are finite: skipped there,
+        # the sums are the same. (Where one is not, its products with 0 are NaN, as before.)
+        zeros_exact = (0.0 < total < math.inf and abs(bought) < math.inf
+                       and abs(amount_bought * inverse) < math.inf and abs(amount_slope) < math.inf)
         for p in range(first, last):
-            if exp_buffer[p] == 0.0:
-                # A pair below e^-40 of the cheapest adds exact zeros to the gradient and the
-                # curvature (skipped, the sums are the same; a non-finite amount still reaches
-                # them through the cheapest pair): at low temperatures, most pairs.
+            if exp_buffer[p] == 0.0 and zeros_exact:
                 compute[p] = 0.0
                 continue
             x = bought * exp_buffer[p]

@@ -74,6 +74,27 @@ def test_evaluation_matches_the_torch_dual(alpha, temperature):
     _assert_same_evaluation(reference, compiled, np.concatenate([start.numpy(), np.zeros(problem.num_links)]))
 
 
+def test_pairs_of_weight_zero_add_their_products_with_zero_even_where_they_are_nan():
+    # The kernel skips a pair of weight 0 (its logit 999 below the cheapest: e^-999 underflows)
+    # only where its products with 0 are exact zeros. A user buying an infinite amount (its
+    # weight infinite) makes them NaN, and NaN reaches that pair's server too, as the plain
+    # sums over every pair (and the torch reference's) would have it.
+    from gnnalloc.families.edge.solvers._dual_kernel import evaluate_dual
+
+    def gradient_at(weight: float) -> np.ndarray:
+        prices = np.array([1.0, 1000.0, 0.0])  # two servers, no link; the home slot's 0 last
+        gradient, compute, buffer, curvature = np.empty(3), np.empty(2), np.empty(2), np.empty(3)
+        evaluate_dual(
+            prices, np.ones(2), np.array([0, 2]), np.array([0, 1]), np.array([2, 2]), np.zeros(2),
+            np.array([weight]), np.ones(1), np.ones(1), np.array([1e-12]), np.array([-10.0]), np.ones(1),
+            np.ones(1), True, gradient, compute, buffer, curvature,
+        )
+        return gradient[:2]
+
+    assert gradient_at(2.0)[1] == 1.0  # the expensive server: its supply, nobody buys there
+    assert np.isnan(gradient_at(float("inf"))).all()
+
+
 @pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5, 3.0])
 @pytest.mark.parametrize("temperature", [0.01, 0.3])
 def test_curvature_is_the_torch_duals_hessian_diagonal(alpha, temperature):
