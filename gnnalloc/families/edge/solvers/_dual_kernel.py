@@ -190,12 +190,12 @@ def evaluate_dual(
             if above_minimum:
                 amount_slope -= amount_bought / (alpha[u] * price)
         # A pair below e^-40 of the cheapest (at low temperatures, most pairs) adds exact zeros
-        # to the gradient and the curvature where this user's factors are finite: skipped there,
-        # the sums are the same. (Where one is not, its products with 0 are NaN, as before.)
-        zeros_exact = (0.0 < total < math.inf and abs(bought) < math.inf
-                       and abs(amount_bought * inverse) < math.inf and abs(amount_slope) < math.inf)
+        # to the gradient and the curvature where its factors are finite: skipped there, the
+        # sums are the same. (Where one is not, its products with 0 are NaN, added as before;
+        # one sum tests the user's three: it is finite only if each is.)
+        zeros_exact = math.isfinite(bought + amount_bought * inverse + amount_slope)
         for p in range(first, last):
-            if exp_buffer[p] == 0.0 and zeros_exact:
+            if exp_buffer[p] == 0.0 and zeros_exact and math.isfinite(pair_link_weight[p] * pair_link_weight[p]):
                 compute[p] = 0.0
                 continue
             x = bought * exp_buffer[p]
