@@ -41,8 +41,8 @@ from torch import Tensor
 from gnnalloc.core import InputError, check_fraction, check_nonnegative, check_positive
 from gnnalloc.fairness._aggregate import AGGREGATORS, Aggregator, aggregate
 from gnnalloc.fairness._objectives import (
-    FAIRNESS_TERMS,
     _entropy,
+    check_fairness_term,
     efficiency_fairness,
     group_objectives,
     unit_objectives,
@@ -146,8 +146,7 @@ class FairnessLoss:
         # Named checks: NaN passes a plain "< 0" test, and text raises TypeError there.
         check_nonnegative("alpha", alpha)
         check_nonnegative("stationary_rtol", stationary_rtol)
-        if fairness_term not in FAIRNESS_TERMS:
-            raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
+        check_fairness_term(fairness_term)
         check_positive("log_offset", log_offset)
         if fairness_term != "bottom" and objectives != "efficiency_fairness":  # else silently unused
             raise InputError(f"fairness_term: only objectives efficiency_fairness take one, got {objectives!r}")

@@ -29,10 +29,20 @@ from torch import Tensor
 from gnnalloc.core import InputError, check_positive
 from gnnalloc.ops import segment_rank
 
-__all__ = ["FAIRNESS_TERMS", "bottom_mean", "efficiency_fairness", "group_objectives", "log_mean", "unit_objectives"]
+__all__ = [
+    "FAIRNESS_TERMS", "bottom_mean", "check_fairness_term", "efficiency_fairness", "group_objectives", "log_mean",
+    "unit_objectives",
+]
 
 #: The fairness terms of :func:`efficiency_fairness`.
 FAIRNESS_TERMS: tuple[str, ...] = ("bottom", "log")
+
+
+def check_fairness_term(fairness_term: object) -> None:
+    """Raise :class:`~gnnalloc.core.InputError` naming ``fairness_term`` unless it is one of
+    :data:`FAIRNESS_TERMS`."""
+    if fairness_term not in FAIRNESS_TERMS:
+        raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
 
 
 def _check(utility: Tensor, group: Tensor | None) -> None:
@@ -107,8 +117,7 @@ def efficiency_fairness(utility: Tensor, group: Tensor | None = None, share: flo
     :func:`bottom_mean` with ``share`` (``fairness_term`` ``"bottom"``) or :func:`log_mean` with
     ``log_offset`` (``"log"``)."""
     _check(utility, group)
-    if fairness_term not in FAIRNESS_TERMS:
-        raise InputError(f"fairness_term: unknown {fairness_term!r}, expected one of {', '.join(FAIRNESS_TERMS)}")
+    check_fairness_term(fairness_term)
     fairness = (bottom_mean(utility, group, share, num_groups) if fairness_term == "bottom"
                 else log_mean(utility, group, log_offset, num_groups))
     return torch.stack([_mean_of_groups(utility, group, num_groups), fairness])

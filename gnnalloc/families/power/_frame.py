@@ -241,16 +241,15 @@ def _proportional_fair_frame(
     weight = np.asarray(instance.weight, dtype=np.float64)
     powers: list[np.ndarray] = []
     rates: list[np.ndarray] = []
-    offset = 0.0
+    # The scheduler's rule is the batched one of training through the frame, on one instance.
+    one = torch.zeros(len(weight), dtype=torch.long)
+    offset = torch.zeros(1, dtype=torch.float64)  # set after slot 1, before any slot reads it
     for slot in range(slots):
         if slot == 0:
             slot_instance = base
         else:
             served = np.mean(rates, axis=0)
-            slot_weight = slot_weights(
-                torch.from_numpy(weight), torch.from_numpy(served), float(alpha),
-                torch.tensor([offset], dtype=torch.float64), torch.zeros(len(weight), dtype=torch.long), 1,
-            )
+            slot_weight = slot_weights(torch.from_numpy(weight), torch.from_numpy(served), float(alpha), offset, one, 1)
             slot_instance = replace(base, weight=slot_weight.numpy())
         answer = allocate(slot_instance)
         if not isinstance(answer, PowerAllocation):
@@ -264,7 +263,7 @@ def _proportional_fair_frame(
         rates.append(allocation_rates(instance, answer))
         if slot == 0:
             # A layout where slot 1 serves nothing at all still gets a positive offset.
-            offset = float(slot_offset(torch.from_numpy(rates[0]), torch.zeros(len(weight), dtype=torch.long), 1)[0])
+            offset = slot_offset(torch.from_numpy(rates[0]), one, 1)
     return PowerFrame(np.stack(powers), time_share), np.stack(rates)
 
 

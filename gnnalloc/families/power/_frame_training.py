@@ -19,8 +19,6 @@ one power vector.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -87,7 +85,6 @@ def frame_average_rates(model: Callable[[HeteroData], list[Tensor]], graph: Hete
     else:
         check_fraction("fair_time", fair_time)
         spread = links.snr.new_full((links.num_links,), float(fair_time))
-    slot_links = replace(links, fair=torch.zeros_like(links.fair))  # every slot is a weighted sum rate
     weight = links.weight
     served = links.snr.new_zeros(links.num_links)
     offset = links.snr.new_zeros(links.num_graphs)
@@ -96,8 +93,9 @@ def frame_average_rates(model: Callable[[HeteroData], list[Tensor]], graph: Hete
         if slot > 0:
             weight = slot_weights(links.weight, served / slot, alpha, offset, links.batch, links.num_graphs)
         shares = model(slot_graph(graph, weight))
-        rates = link_rates(slot_links, shares[-1])
-        start_rates = link_rates(slot_links, shares[0])
+        # Rates depend on the channels alone (not on the utility the slot asks): the batch's own.
+        rates = link_rates(links, shares[-1])
+        start_rates = link_rates(links, shares[0])
         if slot == 0:
             firsts = [rates, start_rates]
             offset = slot_offset(rates.detach(), links.batch, links.num_graphs)

@@ -219,6 +219,11 @@ class PowerModule(pl.LightningModule):
         counts = torch.bincount(links.batch, minlength=links.num_graphs).to(q.dtype)
         return graph_utility(links, q) / counts.clamp(min=1.0)
 
+    def _scaled(self, final: Tensor, start: Tensor, scale: Tensor, links: LinkBatch) -> Tensor:
+        """The per-link values the loss takes: ``final`` plus ``start_weight`` times ``start``,
+        over each instance's ``scale``."""
+        return (final + self.hparams.start_weight * start) / scale[links.batch]
+
     def _frame_values(self, batch: HeteroData) -> tuple[Tensor, Tensor, Tensor]:
         """The frame's average rates ``(final, start)`` and each instance's scale, the mean
         rate at full power (``frame_training``)."""
@@ -248,7 +253,7 @@ class PowerModule(pl.LightningModule):
             final, start, scale = self._frame_values(batch)
         counts = torch.bincount(links.batch, minlength=links.num_graphs).to(final.dtype)
         # Per link, normalised so that an instance's mean is its normalised utility per link.
-        value = (final + self.hparams.start_weight * start) / scale[links.batch]
+        value = self._scaled(final, start, scale, links)
         # Per-link objectives: the Gram over q0 (MGDA-UB). Objectives of disjoint link sets
         # (instances, quartile groups) have orthogonal gradients in q0, which would hide every
         # conflict between them: those take the exact Gram over the parameters.
@@ -276,7 +281,6 @@ class PowerModule(pl.LightningModule):
         if self.frame is not None:
             # What frame training optimises: its objectives on the frame, preference-weighted
             # (one power vector's ratio above does not see the time split).
-            final, start, scale = self._frame_values(batch)
-            value = (final + self.hparams.start_weight * start) / scale[links.batch]
-            loss, _ = self.fair(value, (), instance=links.batch, group=strength_quartile(links))
+            loss, _ = self.fair(self._scaled(*self._frame_values(batch), links), (), instance=links.batch,
+                                group=strength_quartile(links))
             self.log("val/frame_objective", -loss, batch_size=size)
