@@ -414,7 +414,9 @@ def create_app(
 
     @app.get("/v1/methods", tags=["service"])
     async def methods() -> dict[str, Any]:
-        """Every family with its formats, reference method and methods."""
+        """Every family with its formats, reference method and methods, each with the options
+        ``/v1/allocate`` takes for it as query parameters (the library's others, such as a model
+        object or a starting point, have no HTTP form)."""
         return {
             name: {
                 "title": family.title,
@@ -423,7 +425,10 @@ def create_app(
                 "allocation_formats": list(allocation_formats(family)),
                 "reference_method": family.reference_method,
                 "methods": {
-                    m.name: {"description": m.description, "kind": m.kind, "options": list(m.options)}
+                    m.name: {
+                        "description": m.description, "kind": m.kind,
+                        "options": [o for o in m.options if o in query_parameters],
+                    }
                     for m in family.methods.values()
                 },
             }

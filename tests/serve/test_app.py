@@ -773,3 +773,16 @@ def test_a_power_model_trained_through_a_frame_is_served_in_it_within_the_server
                 assert error_of(response)["field"] == "slots"
                 given = client.post("/v1/allocate", params={"method": "gnn_frame", "slots": 2}, json=document)
                 assert given.status_code == 200 and len(given.json()["allocation"]["slots"]) == 2
+
+
+def test_methods_list_the_query_parameters_each_method_takes(client: TestClient) -> None:
+    body = client.get("/v1/methods").json()
+    edge, power = body["edge"]["methods"], body["power"]["methods"]
+    assert edge["gnn"]["options"] == edge["dual"]["options"] == ["gap_tol", "time_limit"]
+    assert edge["exact"]["options"] == ["time_limit"] and edge["equal"]["options"] == []
+    # Library options without an HTTP form (a model object, a starting point, the server's own
+    # slot cap) are not offered to clients.
+    assert power["gnn_frame"]["options"] == ["slots", "alpha", "fair_time", "p5_rate"]
+    assert power["gnn"]["options"] == []
+    listed = {o for family in body.values() for m in family["methods"].values() for o in m["options"]}
+    assert listed == {"gap_tol", "time_limit", "slots", "alpha", "fair_time", "p5_rate"}
