@@ -2,6 +2,9 @@
 
 The public API mirrors the command line: ``load_instance``, ``solve``, ``score`` work for every
 family (the instance's ``format`` chooses it); the edge family's types are re-exported here.
+``gnnalloc.families`` is the package of the families (``gnnalloc.families.edge``, ``.power``,
+``.sfl``); the registry of every family, :func:`gnnalloc.core.families`, is not re-exported
+under that name, which the package holds.
 """
 
 from gnnalloc.core import (
@@ -10,7 +13,6 @@ from gnnalloc.core import (
     InstanceError,
     SolveResult,
     SolverError,
-    families,
     get_family,
     load_instance,
     score,
@@ -33,6 +35,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Allocation", "Allocator", "AllocationError", "InputError", "Instance", "InstanceError", "Score", "SolveResult",
-    "SolverError", "eua_instance", "families", "get_family", "load_allocation", "load_instance",
+    "SolverError", "eua_instance", "get_family", "load_allocation", "load_instance",
     "random_instance", "save_allocation", "save_instance", "score", "solve", "solve_exact",
 ]

@@ -62,6 +62,18 @@ def test_public_api_exports_the_allocator():
     assert {"load_instance", "solve", "score", "Allocator"} <= set(gnnalloc.__all__)
 
 
+def test_every_public_name_is_what_its_name_says_not_a_subpackage():
+    """A subpackage imported by the package's __init__ rebinds the package's attribute of its
+    name: a function exported under a subpackage's name (``families``) would be that module."""
+    import types
+
+    import gnnalloc
+
+    for name in gnnalloc.__all__:
+        assert not isinstance(getattr(gnnalloc, name), types.ModuleType), name
+    assert isinstance(gnnalloc.families, types.ModuleType)  # the package of the families
+
+
 @pytest.mark.parametrize("flag, name", [("--search-rounds", "search_rounds"), ("--dual-iterations", "dual_iterations")])
 def test_evaluate_rejects_negative_counts_in_one_line(capsys, flag, name):
     from pathlib import Path
@@ -381,3 +393,16 @@ def test_fit_reads_the_power_frame_training_mapping_with_its_integers(tmp_path):
     and refused it), so the first error here is the fair_time's."""
     stderr = _fit_error(tmp_path, "power.yaml", "--model.frame_training", "{slots: 3, fair_time: 2}")
     assert "error: frame_training.fair_time: " in stderr
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gnnalloc", "generate", "random", "--users", "3", "--servers", "2", "--out",
+         str(tmp_path / "i.json")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "i.json").exists()
