@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, entries_by_id, number_field
+from gnnalloc.core import AllocationError, entries_by_id, number_field, object_field
 from gnnalloc.families.edge.problem._instance import MAX_MAGNITUDE, Instance
 from gnnalloc.core import read_document
 
@@ -77,13 +77,15 @@ class Allocation:
         """Validate an allocation document against ``instance``.
 
         Every user must appear exactly once; compute only at candidate servers (a missing candidate
-        counts as 0); values must be finite numbers.
+        counts as 0); values must be finite numbers; no field outside the format.
 
         Raises:
             AllocationError: naming the offending field.
         """
         if not isinstance(data, dict):
             raise AllocationError("$", f"expected a JSON object, got {type(data).__name__}")
+        # Unknown fields are refused, as in every format (a misspelt "computee" would count as 0).
+        object_field(data, "$", ("format", "users"), AllocationError)
         if data.get("format") != ALLOCATION_FORMAT:
             raise AllocationError(
                 "format", f"unsupported {data.get('format')!r}, expected {ALLOCATION_FORMAT!r}"
@@ -91,7 +93,9 @@ class Allocation:
         ptr = instance.user_pair_ptr
         compute = np.zeros(instance.num_pairs)
         bandwidth = np.zeros(instance.num_users)
-        for where, u, entry in entries_by_id(data.get("users"), "users", instance.user_ids, "user", error=AllocationError):
+        for where, u, entry in entries_by_id(
+            data.get("users"), "users", instance.user_ids, "user", allowed=("bandwidth", "compute"), error=AllocationError,
+        ):
             bandwidth[u] = number_field(entry.get("bandwidth"), f"{where}.bandwidth", AllocationError)
             per_server = entry.get("compute", {})
             if not isinstance(per_server, dict):

@@ -28,6 +28,10 @@ def test_round_trip(tmp_path, tiny_dict):
         (lambda d: d["users"][0].update(bandwidth=float("nan")), "users[0].bandwidth"),
         (lambda d: d["users"][0].update(bandwidth="1"), "users[0].bandwidth"),
         (lambda d: d.update(format="x"), "format"),
+        # Unknown fields are refused, as in the other families' formats: a misspelt "compute"
+        # would otherwise count as none.
+        (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d["users"][0].update(computee=d["users"][0].pop("compute")), "users[0].computee"),
     ],
 )
 def test_validation(tiny_dict, mutate, field):
