@@ -148,9 +148,16 @@ _FLAGGED_OPTIONS = {"checkpoint": "--checkpoint", "time_limit": "--time-limit", 
                     "allocator": "--checkpoint"}
 
 
+def _option_int(text: str) -> int | float:
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else float(value)
+
+
 def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
     """``--option NAME=NUMBER`` pairs as solve options (a JSON number: ``16`` is an integer,
-    ``0.2`` or ``1e-3`` a float); which names a method takes, :func:`gnnalloc.solve` checks."""
+    ``0.2`` or ``1e-3`` a float, and so is an integer beyond 64 bits, which no count can be and
+    no computation takes as an integer); which names a method takes, :func:`gnnalloc.solve`
+    checks."""
     options: dict[str, int | float] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -162,7 +169,7 @@ def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
         if name in options:
             raise InputError(f"{name}: given twice")
         try:
-            value = json.loads(text, parse_constant=lambda c: c)  # NaN / Infinity stay text: refused below
+            value = json.loads(text, parse_constant=lambda c: c, parse_int=_option_int)  # NaN / Infinity stay text: refused below
             finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         except (ValueError, OverflowError):  # not JSON, or more digits than Python or a float holds
             finite = False

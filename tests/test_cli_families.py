@@ -155,6 +155,20 @@ def test_solve_options_are_numbers_named_when_bad(tmp_path, capsys, option, fiel
     assert capsys.readouterr().err.startswith(f"error: {field}: ")
 
 
+def test_integer_options_beyond_64_bits_are_numbers_not_crashes(tmp_path, capsys):
+    """An integer too large for a 64-bit argument is read as the float it stands for: refused,
+    named, as a count; taken as a tolerance."""
+    huge = "1180591620717411303424"  # 2^70
+    edge, power = tmp_path / "e.json", tmp_path / "p.json"
+    assert main(["generate", "random", "--users", "4", "--servers", "2", "--out", str(edge)]) == 0
+    assert main(["generate", "gaussian", "--links", "3", "--out", str(power)]) == 0
+    capsys.readouterr()
+    for method in ("dual", "gnn"):
+        assert main(["solve", str(edge), "--method", method, "--option", f"iterations={huge}"]) == 2
+        assert capsys.readouterr().err.startswith("error: iterations: must be a non-negative integer")
+    assert main(["solve", str(power), "--method", "wmmse", "--option", f"tol={huge}"]) == 0
+
+
 def test_a_repeated_solve_option_is_named(tmp_path, capsys):
     out = tmp_path / "p.json"
     assert main(["generate", "gaussian", "--links", "3", "--out", str(out)]) == 0

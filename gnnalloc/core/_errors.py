@@ -34,11 +34,17 @@ def cut_message(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: The largest count :func:`check_count` accepts without a ``maximum`` of its own: any count a
+#: computation can hold in a 64-bit integer with room for arithmetic on it (a larger one, typed on
+#: a command line, overflowed a compiled kernel's argument instead of being named).
+MAX_COUNT = 2**62
+
+
 def check_count(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> None:
     """Raise :class:`InputError` naming ``name`` unless ``value`` is an ``int`` of at least
     ``minimum`` (counts such as ``search_rounds`` arrive from configs, checkpoints and the command
-    line) and, with ``maximum``, at most that (sizes and counts whose arrays would not fit in memory; the
-    message then gives the range)."""
+    line) and at most ``maximum`` (sizes and counts whose arrays would not fit in memory; the
+    message then gives the range), else at most :data:`MAX_COUNT`."""
     if maximum is not None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
             raise InputError(f"{name}: must be an integer in [{minimum}, {maximum}], got {value!r}")
@@ -50,6 +56,8 @@ def check_count(name: str, value: object, minimum: int = 0, maximum: int | None 
         raise InputError(f"{name}: must be a non-negative integer, got {value!r}")
     if value < minimum:
         raise InputError(f"{name}: must be at least {minimum}, got {value!r}")
+    if value > MAX_COUNT:
+        raise InputError(f"{name}: must be at most 2^62, got {value!r}")
 
 
 def check_fraction(name: str, value: object) -> None:
@@ -87,8 +95,12 @@ def check_bound(name: str, value: object) -> None:
     """Raise :class:`InputError` naming ``name`` unless ``value`` is a real number other than NaN (a
     bound on an optimum, such as a score's ``upper_bound``: an infinite one bounds nothing, but a
     NaN would turn the gap it certifies into NaN)."""
-    if not (is_real(value) and not math.isnan(value)):  # type: ignore[arg-type]  # a real number
-        raise InputError(f"{name}: must be a number (inf: no bound), got {value!r}")
+    try:  # an int beyond float's range (400 digits) cannot enter a gap either
+        number = float(value) if is_real(value) else math.nan  # type: ignore[arg-type]  # a real number
+    except OverflowError:
+        number = math.nan
+    if math.isnan(number):
+        raise InputError(f"{name}: must be a number (inf: no bound), got {cut_message(repr(value), 40)}")
 
 
 def is_real(value: object) -> bool:

@@ -66,6 +66,25 @@ def test_check_count_names_the_field_and_its_minimum(value, minimum, message):
     check_count("rounds", max(minimum, 3), minimum=minimum)
 
 
+def test_check_count_without_a_maximum_stops_at_2_to_the_62():
+    """Beyond it a count no longer fits the 64-bit integers the compiled kernels take."""
+    from gnnalloc.core import MAX_COUNT, check_count
+
+    check_count("iterations", MAX_COUNT)
+    with pytest.raises(ValueError) as info:
+        check_count("iterations", 2**70)
+    assert str(info.value) == f"iterations: must be at most 2^62, got {2**70}"
+
+
+def test_check_bound_names_an_integer_beyond_float_range():
+    from gnnalloc.core import InputError, check_bound
+
+    check_bound("upper_bound", 10**300)
+    check_bound("upper_bound", float("inf"))
+    with pytest.raises(InputError, match="^upper_bound: must be a number"):
+        check_bound("upper_bound", 10**400)
+
+
 @pytest.mark.parametrize("value", [0, 11, 10**12, 2.0, True, "5"])
 def test_check_count_with_a_maximum_gives_the_range(value):
     """The one bound check of sizes and counts whose arrays must fit in memory."""
