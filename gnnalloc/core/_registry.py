@@ -14,6 +14,7 @@ import threading
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from collections.abc import Collection, Iterable
 from typing import Any, Mapping
 
 from gnnalloc.core._errors import InputError, InstanceError
@@ -130,6 +131,30 @@ def load_instance(path: str | Path) -> Any:
     return parse_instance(read_document(path))
 
 
+def check_options(
+    family: ProblemFamily, method: str, options: Iterable[str], offered: Collection[str] | None = None,
+    kind: str = "solver options",
+) -> None:
+    """Raise :class:`InputError` naming the first of ``options`` that ``family``'s ``method``
+    (one of its methods) does not take, saying which method does, or else which options it
+    takes: :func:`solve`'s rule. ``offered``: the options the caller's interface can pass (the
+    server's query parameters), the only ones the message then lists; ``kind``: what they are
+    called there.
+    """
+    entry = family.methods[method]
+    for key in options:
+        if key in entry.options:
+            continue
+        owners = [m.name for m in family.methods.values() if key in m.options]
+        if owners:
+            which = " or ".join(repr(o) for o in owners)
+            raise InputError(f"{key}: only method {which} takes it, not {method!r}")
+        accepted = [o for o in entry.options if offered is None or o in offered]
+        if not accepted:
+            raise InputError(f"{key}: method {method!r} takes no {kind}")
+        raise InputError(f"{key}: method {method!r} takes no such option (it takes: {', '.join(accepted)})")
+
+
 def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResult:
     """Allocate ``instance`` with one of its family's methods, the one dispatch of the library.
 
@@ -149,18 +174,8 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
             f"method: unknown {name!r} for the {family.name} family, expected one of "
             f"{', '.join(family.methods)}"
         )
-    entry = family.methods[name]
-    for key in options:
-        if key not in entry.options:
-            owners = [m.name for m in family.methods.values() if key in m.options]
-            if owners:
-                which = " or ".join(repr(o) for o in owners)
-                raise InputError(f"{key}: only method {which} takes it, not {name!r}")
-            if not entry.options:
-                raise InputError(f"{key}: method {name!r} takes no solver options")
-            accepted = ", ".join(entry.options)
-            raise InputError(f"{key}: method {name!r} takes no such option (it takes: {accepted})")
-    result = entry.run(instance, **options)
+    check_options(family, name, options)
+    result = family.methods[name].run(instance, **options)
     if result.upper_bound is not None and math.isinf(result.upper_bound) and result.upper_bound > 0:
         # An infinite bound (a non-finite intermediate, e.g. a zero price of a resource whose
         # utility is unbounded) proves nothing: reported as no bound, never as a figure. (A NaN

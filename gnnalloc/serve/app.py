@@ -43,8 +43,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_time_limit,
-    configure_threads, cut_message, families, family_for_format, parse_document, solve,
+    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_options,
+    check_time_limit, configure_threads, cut_message, families, family_for_format, parse_document, solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
@@ -61,6 +61,8 @@ logger = logging.getLogger("gnnalloc.serve")
 #: Every method name of every family (``gnn`` first, the server's default).
 METHODS = tuple(dict.fromkeys(["gnn", *(m for f in families().values() for m in f.methods)]))
 DEFAULT_MAX_USERS = 20000
+#: The query parameters of ``/v1/allocate`` that are integers.
+_INTEGER_QUERY_PARAMETERS = ("slots",)
 # Cost grows with the candidate (user, server) pairs, which --max-users alone does not bound (a
 # user may list every server): the model's memory grows linearly in them. EUA: ~5.5 per user.
 DEFAULT_MAX_PAIRS = 400_000
@@ -440,12 +442,6 @@ def create_app(
     def prepare(body: bytes, method: str) -> tuple[ProblemFamily, Any]:
         data = _parse_json(body)
         family = _family_of_document(data)
-        if method not in family.methods:
-            raise _HTTPError(
-                400, "method",
-                f"unknown {method!r} for the {family.name} family, expected one of "
-                f"{', '.join(family.methods)}",
-            )
         # The size limits count the family's decision-makers (users, links, clients:
         # `family.size`), not its other lists (an EUA instance's 432 inter-server links, a power
         # instance's K (K - 1) cross gains): first their list in the document, before the cost of
@@ -459,6 +455,13 @@ def create_app(
             except InstanceError as exc:
                 raise _HTTPError(422, exc.field, exc.message) from None
             count = family.size(instance)
+        # The method after the document, as the CLI checks them: a bad document is named first.
+        if method not in family.methods:
+            raise _HTTPError(
+                400, "method",
+                f"unknown {method!r} for the {family.name} family, expected one of "
+                f"{', '.join(family.methods)}",
+            )
         if count > max_users:
             raise _HTTPError(
                 413, field,
@@ -489,11 +492,15 @@ def create_app(
         start = time.perf_counter()
         options: dict[str, Any] = dict(requested or {})
         entry = family.methods[method]
+        # A requested option the method does not take: the library's one rule (`solve` applies it
+        # too), its message listing only the query parameters a client can give.
+        try:
+            check_options(family, method, options, offered=query_parameters, kind="query parameters")
+        except InputError as exc:
+            raise _HTTPError(422, *_field_of(str(exc))) from None
         # Reference and learned methods that take a time limit always run under the server's (the
         # edge `gnn` refines anytime to its default proven gap); a classical one only when asked
-        # for (dual refines anytime until it then), and never beyond the server's. A requested option
-        # the method does not take is left in: `solve` refuses it by name (the library's one rule,
-        # a 422 below).
+        # for (dual refines anytime until it then), and never beyond the server's.
         if "time_limit" in options or (entry.kind in ("reference", "learned") and "time_limit" in entry.options):
             options["time_limit"] = min(options.get("time_limit", math.inf), exact_time_limit)
         # A time-sharing method runs one solve per slot: never more per request than the server
@@ -613,6 +620,17 @@ def create_app(
                     422, unknown[0],
                     f"unknown query parameter, expected one of {', '.join(sorted(query_parameters))}",
                 )
+            # A repeated parameter is refused as the CLI refuses a repeated --option (the HTTP
+            # framework would take the last), and an integer one must be written as an integer
+            # (the framework would take "2.0" as 2, which the library refuses as a float).
+            given = [name for name, _ in request.query_params.multi_items()]
+            repeated = sorted({name for name in given if given.count(name) > 1})
+            if repeated:
+                raise _HTTPError(422, repeated[0], "given twice")
+            for name in _INTEGER_QUERY_PARAMETERS:
+                text = request.query_params.get(name)
+                if text is not None and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+                    raise _HTTPError(422, name, f"must be an integer, got {cut_message(repr(text), 40)}")
             requested = {
                 k: v for k, v in (
                     ("gap_tol", gap_tol), ("time_limit", time_limit), ("slots", slots), ("fair_time", fair_time),

@@ -786,3 +786,37 @@ def test_methods_list_the_query_parameters_each_method_takes(client: TestClient)
     assert power["gnn"]["options"] == []
     listed = {o for family in body.values() for m in family["methods"].values() for o in m["options"]}
     assert listed == {"gap_tol", "time_limit", "slots", "alpha", "fair_time", "p5_rate"}
+
+
+def test_the_server_reads_options_as_the_cli_does(client: TestClient, doc: dict[str, Any]) -> None:
+    """A repeated query parameter is refused (the CLI refuses a repeated --option), an integer one
+    must be written as one (the CLI reads "2.0" as a float, which the library refuses), a bad
+    document is named before the method (the CLI reads the instance first), and an option the
+    method does not take is answered with the query parameters it does take."""
+    from gnnalloc.families.power import gaussian
+
+    power = gaussian(3, 1).to_dict()
+    for query, body, field in (
+        ("method=bogus&method=exact", doc, "method"),
+        ("method=dual&gap_tol=0.1&gap_tol=0.2", doc, "gap_tol"),
+        ("method=gnn_frame&slots=2.0", power, "slots"),
+        ("method=gnn_frame&slots=1e1", power, "slots"),
+    ):
+        response = client.post(f"/v1/allocate?{query}", json=body)
+        assert response.status_code == 422 and error_of(response)["field"] == field, response.text
+    response = client.post("/v1/allocate?method=gnn_frame&slots=+2", json=power)
+    assert response.status_code == 200, response.text
+    response = client.post("/v1/allocate?method=dual", json=dict(power, links="x"))  # an edge method
+    assert response.status_code == 422 and error_of(response)["field"] == "links", response.text
+    response = client.post("/v1/allocate?method=equal&gap_tol=0.1", json=dict(doc, users="x"))
+    assert response.status_code == 422 and error_of(response)["field"] == "users", response.text
+    from gnnalloc.families.sfl import random_sfl
+
+    response = client.post("/v1/allocate?method=gnn&time_limit=1", json=random_sfl(3, seed=0).to_dict())
+    assert response.status_code == 422, response.text
+    # sfl's gnn takes options (a model, a tolerance), none of them a query parameter.
+    assert error_of(response) == {"field": "time_limit", "message": "method 'gnn' takes no query parameters"}
+    response = client.post("/v1/allocate?method=dual&slots=2", json=doc)
+    assert response.status_code == 422, response.text
+    # dual's other options (iterations, temperature, start, ...) are the library's alone.
+    assert error_of(response)["message"] == "method 'dual' takes no such option (it takes: gap_tol, time_limit)"
