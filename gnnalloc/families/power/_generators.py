@@ -220,6 +220,8 @@ def d2d(
     if prune >= 1:
         raise InputError(f"prune: must be < 1, got {prune!r}")
     side = 1000.0 * math.sqrt(size / density)
+    if not math.isfinite(side):  # size / density beyond float's range
+        raise InputError(f"density: {density!r} per km^2 spreads {size} links over an infinite field")
     # No two points of the square are a diagonal or more apart: from there no transmitter has a
     # receiver position. Below it a transmitter near a corner has some (one near the centre may
     # not, above the half-diagonal); the draws below place such transmitters anew, and give up
@@ -252,10 +254,12 @@ def d2d(
             tx[stale] = rng.uniform(0.0, side, (stale.size, 2))
             misses[stale] = 0
     if todo.size:
+        # Beyond the diagonal d_max only adds draws that miss the field: name it where it is there.
+        bound = "d_max" if d_max >= diagonal else "d_min"
         raise InputError(
-            f"d_min: no receiver at {d_min}..{d_max} m from link {int(todo[0])}'s transmitter fell in the "
+            f"{bound}: no receiver at {d_min}..{d_max} m from link {int(todo[0])}'s transmitter fell in the "
             f"field of side {side:.3g} m in {D2D_TRANSMITTER_DRAWS} transmitter positions of "
-            f"{D2D_RECEIVER_DRAWS} draws each; lower d_min or the density"
+            f"{D2D_RECEIVER_DRAWS} draws each; lower {bound} or the density"
         )
     # distance[k, j]: from link j's transmitter to link k's receiver.
     distance = np.maximum(np.linalg.norm(rx[:, None, :] - tx[None, :, :], axis=-1), 1.0)

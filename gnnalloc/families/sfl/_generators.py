@@ -44,12 +44,26 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 
+#: The range of each numeric setting: far beyond any real round on both sides, and where the
+#: round's numbers (gains, energies, times) stay within the format's magnitudes (beyond them a
+#: setting such as a 1e308 m radius overflowed, or came back as an instance field the caller
+#: never set). ``cpu_low`` starts at the clients' ``cpu_min``, 1e8.
+SETTING_RANGES: dict[str, tuple[float, float]] = {
+    "bandwidth": (1e3, 1e12), "server_cpu": (1e3, 1e18), "downlink_rate": (1e3, 1e15), "radius": (1.0, 1e5),
+    "min_distance": (1.0, 1e5), "shadowing_db": (0.0, 30.0), "fading_floor": (1e-6, 10.0), "cpu_low": (1e8, 1e15),
+    "cpu_high": (1e8, 1e15), "budget_low": (1e-6, 1e6), "budget_high": (1e-6, 1e6),
+}
+
+
 def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     merged = dict(DEFAULT_SETTINGS)
     for key, value in settings.items():
         if key not in DEFAULT_SETTINGS:
             raise InputError(f"{key}: unknown setting, expected one of {', '.join(DEFAULT_SETTINGS)}")
         merged[key] = value
+    for key in ("architecture", "objective"):
+        if not isinstance(merged[key], str):
+            raise InputError(f"{key}: expected a string, got {merged[key]!r}")
     if merged["architecture"] not in ARCHITECTURES:
         raise InputError(f"architecture: unknown {merged['architecture']!r}, expected one of {', '.join(ARCHITECTURES)}")
     if merged["objective"] not in OBJECTIVES:
@@ -59,13 +73,13 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
             continue
         value = merged[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (value == 0 and key != "shadowing_db"):
-            raise InputError(f"{key}: must be a {'non-negative' if key == 'shadowing_db' else 'positive'} finite number, got {value!r}")
+        low, high = SETTING_RANGES[key]
+        if not ok or not low <= value <= high:
+            raise InputError(f"{key}: must be a finite number in [{low:g}, {high:g}], got {value!r}")
+        merged[key] = float(value) + 0.0  # -0.0 (a zero deviation) as 0.0, which numpy takes
     for low, high in (("min_distance", "radius"), ("cpu_low", "cpu_high"), ("budget_low", "budget_high")):
         if merged[low] > merged[high]:
             raise InputError(f"{low}: must be <= {high} ({merged[high]!r}), got {merged[low]!r}")
-    if merged["cpu_low"] < 1e8:
-        raise InputError(f"cpu_low: must be >= cpu_min = 1e8, got {merged['cpu_low']!r}")
     return merged
 
 

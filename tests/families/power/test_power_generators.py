@@ -90,6 +90,8 @@ def test_utility_settings(generator):
         (gaussian, {"density": 3.0}, "density"),
         (d2d, {"density": 0.0}, "density"),
         (d2d, {"d_min": 50.0}, "d_max"),
+        (d2d, {"density": 1e-320}, "density"),  # a field of infinite side
+        (d2d, {"d_max": 1e308}, "d_max"),  # every receiver draw misses the field
         (d2d, {"prune": 1.0}, "prune"),
         (d2d, {"shadowing_db": -1.0}, "shadowing_db"),
         (d2d, {"pmax_dbm": float("inf")}, "pmax_dbm"),

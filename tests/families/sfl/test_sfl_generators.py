@@ -59,7 +59,10 @@ def test_sizes_and_settings_are_checked_by_name():
     assert random_sfl(1000, 0).num_clients == 1000
     for bad, name in ((dict(size=0), "clients"), (dict(size=5, seed=-1), "seed"), (dict(size=5, colour=1), "colour"),
                       (dict(size=5, architecture="lenet"), "architecture"), (dict(size=5, radius=-1.0), "radius"),
-                      (dict(size=5, budget_low=3.0), "budget_low"), (dict(size=5, objective="max"), "objective")):
+                      (dict(size=5, budget_low=3.0), "budget_low"), (dict(size=5, objective="max"), "objective"),
+                      (dict(size=5, architecture=[1]), "architecture"), (dict(size=5, radius=1e308), "radius"),
+                      (dict(size=5, shadowing_db=1e308), "shadowing_db"), (dict(size=5, cpu_high=1e308), "cpu_high"),
+                      (dict(size=5, bandwidth=1e-300), "bandwidth")):
         with pytest.raises(ValueError, match=f"^{name}:"):
             random_sfl(**bad)
 
@@ -70,3 +73,20 @@ def test_generated_instances_fit_the_serving_ranges(architecture):
 
     for size in (5, 1000):
         FAMILY.check_ranges(random_sfl(size, 0, architecture=architecture), FAMILY.value_ranges)
+
+
+def test_every_setting_within_its_range_gives_a_valid_round():
+    """The ranges' ends together (each setting at its least or largest value, a draw per round)
+    still give rounds the format takes and the baselines allocate; a zero deviation may be -0.0."""
+    from gnnalloc.core import solve
+    from gnnalloc.families.sfl import FAMILY
+    from gnnalloc.families.sfl._generators import SETTING_RANGES
+
+    rng = np.random.default_rng(0)
+    for seed in range(40):
+        settings = {key: float(rng.choice(ends)) for key, ends in SETTING_RANGES.items()}
+        for low, high in (("min_distance", "radius"), ("cpu_low", "cpu_high"), ("budget_low", "budget_high")):
+            settings[low], settings[high] = sorted((settings[low], settings[high]))
+        instance = random_sfl(3, seed, **settings)
+        FAMILY.score(instance, solve(instance, "equal").allocation)
+    assert random_sfl(3, 0, shadowing_db=-0.0).num_clients == 3
