@@ -7,10 +7,10 @@ from gnnalloc.nn._checkpoint import (
 )
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.nn._shipped import ShippedModel
-from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, SemanticAttention, fast_inference
+from gnnalloc.nn.encoder import HANEncoder, HANLayer, RelationAttention, SemanticAttention, check_dropout, fast_inference
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_FAMILY", "EdgeType", "GraphSchema", "HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention",
-    "ShippedModel", "fast_inference",
+    "ShippedModel", "check_dropout", "fast_inference",
     "Checkpointed", "Configured", "checkpoint_family", "checkpoint_metadata", "checkpoint_payload", "load_checkpoint_data", "rebuild_model",
 ]

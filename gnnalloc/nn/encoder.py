@@ -80,11 +80,11 @@ from torch.autograd import forward_ad
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
-from gnnalloc.core import InputError, check_count
+from gnnalloc.core import InputError, check_count, is_real
 from gnnalloc.nn._schema import EdgeType, GraphSchema
 from gnnalloc.ops import RELATION_ATTENTION_DTYPES, gather_weighted_sum, relation_attention, segment_softmax
 
-__all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention", "fast_inference"]
+__all__ = ["HANEncoder", "HANLayer", "RelationAttention", "SemanticAttention", "check_dropout", "fast_inference"]
 
 #: Whether inference may take the fast paths (:func:`fast_inference`); per thread and task.
 _FAST = ContextVar("gnnalloc_fast_inference", default=True)
@@ -146,6 +146,14 @@ def _plain(tensor: Tensor) -> bool:
     return True
 
 
+def check_dropout(dropout: object) -> None:
+    """Raise :class:`~gnnalloc.core.InputError` naming ``dropout`` unless it is a probability
+    in [0, 1): the encoder's one check, at construction, for every family's model (torch's own
+    comes at the first training step, after a run has labelled its data)."""
+    if not (is_real(dropout) and 0 <= dropout < 1):  # type: ignore[operator]  # a real number
+        raise InputError(f"dropout: must be a number in [0, 1), got {dropout!r}")
+
+
 def _key(edge_type: EdgeType) -> str:
     return "__".join(edge_type)
 
@@ -177,6 +185,7 @@ class RelationAttention(nn.Module):
         super().__init__()
         check_count("heads", heads, minimum=1)
         check_count("hidden", hidden, minimum=1)
+        check_dropout(dropout)
         if hidden % heads:
             raise InputError(f"hidden: must be divisible by heads ({heads}), got {hidden!r}")
         self.heads, self.dim = heads, hidden // heads
@@ -476,6 +485,7 @@ class HANEncoder(nn.Module):
         negative_slope: float = 0.2,
     ) -> None:
         super().__init__()
+        check_dropout(dropout)
         self.schema = schema
         self.hidden = hidden
         self.inputs = nn.ModuleDict(

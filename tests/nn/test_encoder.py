@@ -513,3 +513,15 @@ def test_the_edge_family_warm_up_loads_the_attention_kernel(monkeypatch):
     monkeypatch.setattr(family_module, "load_relation_attention", lambda: loaded.append(True))
     family_module.FAMILY.warm_up()
     assert loaded == [True]
+
+
+@pytest.mark.parametrize("dropout", [1.0, 1.5, -0.1, float("nan"), True, "0.1"])
+def test_a_bad_dropout_is_named_when_the_encoder_is_built(dropout):
+    """Every family's model builds this encoder: a bad dropout is named there, not by torch at
+    the first training step (after a run has labelled its data)."""
+    from gnnalloc.core import InputError
+
+    with pytest.raises(InputError, match="^dropout: must be a number in"):
+        make_encoder(dropout=dropout)
+    with pytest.raises(InputError, match="^dropout: must be a number in"):
+        RelationAttention(8, 2, dropout=dropout)

@@ -163,3 +163,11 @@ def test_step_utility_answer_is_feasible_and_never_below_full_power_under_that_u
         mine = float(graph_utility(links, torch.from_numpy(power / instance.pmax)).sum())
         full = float(graph_utility(links, torch.ones(instance.num_links, dtype=torch.float64)).sum())
         assert mine >= full - 1e-9 * abs(full)
+
+
+def test_a_bad_dropout_is_named_before_training():
+    from gnnalloc.core import InputError
+    from gnnalloc.families.power._model import PowerAllocator
+
+    with pytest.raises(InputError, match="^dropout: "):
+        PowerAllocator(hidden=8, heads=2, layers=1, dropout=1.5)

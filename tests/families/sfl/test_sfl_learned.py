@@ -177,3 +177,11 @@ def test_gnn_names_an_allocator_of_the_wrong_type():
     # Was an AttributeError traceback ('str' object has no attribute 'parameters').
     with pytest.raises(ValueError, match=r"^allocator: expected a RoundTimePredictor, got str"):
         get_family("sfl").methods["gnn"].run(instance, allocator="x")
+
+
+def test_a_bad_dropout_is_named_before_training():
+    from gnnalloc.core import InputError
+    from gnnalloc.families.sfl._training import SflModule
+
+    with pytest.raises(InputError, match="^dropout: "):
+        SflModule(hidden=8, heads=2, layers=1, dropout=-1.0)

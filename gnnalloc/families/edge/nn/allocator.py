@@ -15,7 +15,7 @@ from torch_geometric.data import HeteroData
 
 from gnnalloc.families.edge.graph import SCHEMA, build_graph, collate_graphs
 from gnnalloc.nn import (
-    CHECKPOINT_FORMAT, Configured, HANEncoder, checkpoint_family, checkpoint_metadata, checkpoint_payload,
+    CHECKPOINT_FORMAT, Configured, HANEncoder, check_dropout, checkpoint_family, checkpoint_metadata, checkpoint_payload,
     load_checkpoint_data,
 )
 from gnnalloc.families.edge.nn.heads import DecisionHeads
@@ -23,7 +23,7 @@ from gnnalloc.families.edge.problem import Allocation
 from gnnalloc.families.edge.problem import Instance
 from gnnalloc.families.edge.problem import ProblemTensors
 from gnnalloc.families.edge.projection import FastProjection
-from gnnalloc.core import InputError, SolverError, check_count, check_positive, cut_message, is_real
+from gnnalloc.core import InputError, SolverError, check_count, check_positive, cut_message
 from gnnalloc.families.edge.problem import fit_to_capacity
 from gnnalloc.families.edge.solvers import improve_migrations
 from gnnalloc.families.edge.solvers.functional import refill_home_compute
@@ -110,8 +110,7 @@ class Allocator(Configured, nn.Module):
                            ("search_rounds", search_rounds)):
             if size > _SIZE_LIMITS[name]:
                 raise InputError(f"{name}: must be at most {_SIZE_LIMITS[name]}, got {size!r}")
-        if not (is_real(dropout) and 0 <= dropout < 1):
-            raise InputError(f"dropout: must be a number in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         check_positive("projection_tol", projection_tol)
         if not isinstance(refill_home, bool):
             raise InputError(f"refill_home: must be true or false, got {refill_home!r}")
