@@ -108,6 +108,15 @@ def test_fit_names_an_unknown_family(capsys):
     assert capsys.readouterr().err.startswith("error: family: unknown 'nope'")
 
 
+@pytest.mark.parametrize("family", ["[sfl]", "42", "null"])
+def test_fit_names_a_config_family_that_is_not_a_name(tmp_path, capsys, family):
+    """Not read as no family (the default would train, here the edge model)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"family: {family}\n")
+    assert main(["fit", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith("error: family: expected a family name")
+
+
 def test_keyword_only_generators_without_seed_get_required_flags(toy, tmp_path, capsys):
     def grid(*, items: int, width: "float") -> Toy:
         """A grid."""

@@ -82,7 +82,11 @@ def _is_wandb(logger: Any) -> bool:
 
 
 def _family_name(argv: Sequence[str]) -> str:
-    """``--family NAME`` from ``argv``, else the last ``family:`` of its ``--config`` files."""
+    """``--family NAME`` from ``argv``, else the last ``family:`` of its ``--config`` files.
+
+    Raises:
+        _SettingError: naming ``family`` where a config file gives one that is not a name.
+    """
     import yaml
 
     name = DEFAULT_FAMILY
@@ -95,7 +99,9 @@ def _family_name(argv: Sequence[str]) -> str:
                 data = yaml.safe_load(Path(value).read_text())
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue  # LightningCLI reports the bad file itself
-            if isinstance(data, dict) and isinstance(data.get("family"), str):
+            if isinstance(data, dict) and "family" in data:
+                if not isinstance(data["family"], str):  # else the default family would train
+                    raise _SettingError(f"family: expected a family name, got {data['family']!r} in {value}")
                 name = data["family"]
     for i, arg in enumerate(argv):
         if arg == "--family" and i + 1 < len(argv):
