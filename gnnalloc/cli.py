@@ -233,18 +233,37 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``gnnalloc evaluate``'s family options with their defaults (a family's ``evaluate_flags``
+#: says which of them its suite reads; the others are refused when set).
+_EVALUATE_FLAGS: dict[str, Any] = {
+    "suite": "eua", "users": [816], "loads": [0.6, 1.0, 1.4], "seeds": [1000], "servers": 50,
+    "exact_max_users": 20000, "search_rounds": 0, "dual_iterations": None, "links": None, "instances": None,
+}
+
+#: The most held-out instances per size ``gnnalloc evaluate`` runs (each is solved exactly).
+_MAX_EVALUATE_INSTANCES = 10_000
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gnnalloc.core import check_count, get_family
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
     # Sizes and counts are the user's: named here, before any family reads them.
     if args.instances is not None:
-        check_count("instances", args.instances, minimum=1)
+        check_count("instances", args.instances, 1, _MAX_EVALUATE_INSTANCES)
     for size in args.links or ():
         check_count("links", size, minimum=1)
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
     if getattr(family, "evaluate", None) is None:
         raise InputError(f"checkpoint: the {family.name} family has no evaluation suite")
+    # A flag the family's suite does not read would be ignored (a bad value too): named instead.
+    reads = getattr(family, "evaluate_flags", None)
+    if reads is not None:
+        for dest, default in _EVALUATE_FLAGS.items():
+            if dest not in reads and getattr(args, dest) != default:
+                flag = "--" + dest.replace("_", "-")
+                takes = ", ".join("--" + d.replace("_", "-") for d in reads) or "no options"
+                raise InputError(f"{dest}: the {family.name} family's evaluation takes {takes}, not {flag}")
     return family.evaluate(args)
 
 
@@ -341,23 +360,25 @@ def _parser() -> argparse.ArgumentParser:
         "(--suite ... --dual-iterations: edge; --links, --instances: power and sfl)",
     )
     ev.add_argument("--checkpoint", type=Path, required=True)
-    ev.add_argument("--suite", choices=("eua", "random"), default="eua")
-    ev.add_argument("--users", type=int, nargs="+", default=[816])
-    ev.add_argument("--loads", type=float, nargs="+", default=[0.6, 1.0, 1.4])
-    ev.add_argument("--seeds", type=int, nargs="+", default=[1000])
-    ev.add_argument("--servers", type=int, default=50, help="random suite only")
-    ev.add_argument("--exact-max-users", type=int, default=20000,
+    d = _EVALUATE_FLAGS
+    ev.add_argument("--suite", choices=("eua", "random"), default=d["suite"])
+    ev.add_argument("--users", type=int, nargs="+", default=d["users"])
+    ev.add_argument("--loads", type=float, nargs="+", default=d["loads"])
+    ev.add_argument("--seeds", type=int, nargs="+", default=d["seeds"])
+    ev.add_argument("--servers", type=int, default=d["servers"], help="random suite only")
+    ev.add_argument("--exact-max-users", type=int, default=d["exact_max_users"],
                     help="skip the exact solver above this size")
-    ev.add_argument("--search-rounds", type=int, default=0,
+    ev.add_argument("--search-rounds", type=int, default=d["search_rounds"],
                     help="also run the model with this many migration-search rounds (gnn+search)")
-    ev.add_argument("--dual-iterations", type=int,
+    ev.add_argument("--dual-iterations", type=int, default=d["dual_iterations"],
                     help="L-BFGS iterations of the smoothed-dual reference (method dual; 0 = skip; "
                     "default: 300 to 3,000 by instance size, see solvers.default_iterations)")
-    ev.add_argument("--links", type=int, nargs="+",
+    ev.add_argument("--links", type=int, nargs="+", default=d["links"],
                     help="power: D2D link counts (default: the demo's suites); sfl: client counts "
                     "(default: 10 100 1000)")
-    ev.add_argument("--instances", type=int,
-                    help="power and sfl: held-out instances per size (default: power 5, sfl 3)")
+    ev.add_argument("--instances", type=int, default=d["instances"],
+                    help=f"power and sfl: held-out instances per size, at most {_MAX_EVALUATE_INSTANCES} "
+                    "(default: power 5, sfl 3)")
     ev.add_argument("--out", type=Path, default=Path("out/evaluate"))
     ev.set_defaults(run=_cmd_evaluate)
 

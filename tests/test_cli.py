@@ -86,9 +86,9 @@ def test_evaluate_rejects_negative_counts_in_one_line(capsys, flag, name):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--instances", "0"], "instances: must be at least 1, got 0"),
+    (["--instances", "0"], "instances: must be an integer in [1, 10000], got 0"),
     (["--links", "8", "0"], "links: must be at least 1, got 0"),
-    (["--instances", "-1"], "instances: must be at least 1, got -1"),
+    (["--instances", "-1"], "instances: must be an integer in [1, 10000], got -1"),
 ])
 def test_evaluate_rejects_empty_sizes_in_one_line(capsys, flags, message):
     from pathlib import Path

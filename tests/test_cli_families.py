@@ -184,3 +184,16 @@ def test_a_repeated_solve_option_is_named(tmp_path, capsys):
     capsys.readouterr()
     assert main(["solve", str(out), "--method", "wmmse_frame", "--option", "slots=2", "--option", "slots=3"]) == 2
     assert capsys.readouterr().err == "error: slots: given twice\n"
+
+
+def test_evaluate_names_a_flag_the_checkpoint_s_family_does_not_read(capsys):
+    """Set but ignored (a bad value too), a flag of another family's suite is refused by name."""
+    from pathlib import Path
+
+    checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
+    assert main(["evaluate", "--checkpoint", str(checkpoints / "power.ckpt"), "--users", "0", "--links", "3"]) == 2
+    assert capsys.readouterr().err.startswith("error: users: the power family's evaluation takes --links, --instances")
+    assert main(["evaluate", "--checkpoint", str(checkpoints / "prices.ckpt"), "--instances", "3"]) == 2
+    assert capsys.readouterr().err.startswith("error: instances: the edge family's evaluation takes --suite")
+    assert main(["evaluate", "--checkpoint", str(checkpoints / "sfl.ckpt"), "--instances", "10001"]) == 2
+    assert capsys.readouterr().err.startswith("error: instances: must be an integer in [1, 10000]")

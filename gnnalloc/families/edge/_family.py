@@ -157,6 +157,9 @@ class EdgeFamily:
 
         return demo(out_dir=out_dir, checkpoint=self.default_checkpoint)
 
+    #: The ``gnnalloc evaluate`` options :meth:`evaluate` reads (others are refused when set).
+    evaluate_flags = ("suite", "users", "loads", "seeds", "servers", "exact_max_users", "search_rounds", "dual_iterations")
+
     def evaluate(self, args: Any) -> int:
         """``gnnalloc evaluate`` for a checkpoint of this family."""
         from gnnalloc.families.edge.training.evaluate import evaluate_cli

@@ -249,6 +249,9 @@ class PowerFamily:
 
         return power_demo(out_dir, self.default_checkpoint)
 
+    #: The ``gnnalloc evaluate`` options :meth:`evaluate` reads (others are refused when set).
+    evaluate_flags = ("links", "instances")
+
     def evaluate(self, args: Any) -> int:
         """``gnnalloc evaluate`` for a checkpoint of this family."""
         from gnnalloc.families.power._evaluate import evaluate_cli

@@ -138,6 +138,9 @@ class SflFamily:
 
         return sfl_demo(out_dir, self.default_checkpoint)
 
+    #: The ``gnnalloc evaluate`` options :meth:`evaluate` reads (others are refused when set).
+    evaluate_flags = ("links", "instances")
+
     def evaluate(self, args: Any) -> int:
         """``gnnalloc evaluate`` for a checkpoint of this family."""
         from gnnalloc.families.sfl._evaluate import evaluate_cli
