@@ -4,8 +4,8 @@ and the decorator of the compiled (numba) kernels."""
 
 from gnnalloc.core._compiled import compiled
 from gnnalloc.core._errors import (
-    MAX_COUNT, MAX_TIME_LIMIT, AllocationError, InputError, InstanceError, SolverError, check_bound, check_count,
-    check_fraction, check_nonnegative, check_positive, check_time_limit, cut_message, is_real,
+    MAX_COUNT, MAX_TIME_LIMIT, AllocationError, InputError, InstanceError, SolverError, check_allocation_types,
+    check_bound, check_count, check_fraction, check_nonnegative, check_positive, check_time_limit, cut_message, is_real,
 )
 from gnnalloc.core._family import Generator, Method, ProblemFamily, Score, Setting, SolveResult
 from gnnalloc.core._fields import (
@@ -22,7 +22,7 @@ from gnnalloc.core._vectors import as_nonnegative_vector
 
 __all__ = [
     "MAX_COUNT", "MAX_TIME_LIMIT", "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
-    "SolveResult", "SolverError", "THREADS_ENV", "check_bound", "check_count", "check_options", "check_fraction", "check_nonnegative",
+    "SolveResult", "SolverError", "THREADS_ENV", "check_allocation_types", "check_bound", "check_count", "check_options", "check_fraction", "check_nonnegative",
     "check_positive", "check_time_limit", "compiled", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "allocation_formats", "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",

@@ -103,6 +103,17 @@ def check_bound(name: str, value: object) -> None:
         raise InputError(f"{name}: must be a number (inf: no bound), got {cut_message(repr(value), 40)}")
 
 
+def check_allocation_types(
+    allocation: object, reference: object, types: type | tuple[type, ...], expected: str,
+) -> None:
+    """Raise :class:`AllocationError` naming ``allocation`` (never ``None``) or ``reference``
+    (``None``: no reference) when it is not one of a family's allocation ``types``
+    (``expected`` names them in the message): a score's first check in every family."""
+    for name, answer in (("allocation", allocation), ("reference", reference)):
+        if (answer is not None or name == "allocation") and not isinstance(answer, types):
+            raise AllocationError(name, f"expected {expected}, got {type(answer).__name__}")
+
+
 def is_real(value: object) -> bool:
     """Whether ``value`` is a real number (numpy scalars included). bool is an int subclass, but
     ``true`` for a capacity or rate is a typo, not 1."""

@@ -126,3 +126,16 @@ def test_check_time_limit_bounds_every_method_s_limit(value, message):
         check_time_limit(value)
     assert str(info.value) == message
     check_time_limit(1e9)
+
+
+@pytest.mark.parametrize("answer", [None, "x"])
+def test_every_family_s_score_names_an_allocation_of_the_wrong_type(answer):
+    """Was an AttributeError traceback (edge: any wrong type; power and sfl: None)."""
+    from gnnalloc.core import AllocationError, score
+    from gnnalloc.families.edge import random_instance
+    from gnnalloc.families.power import gaussian
+    from gnnalloc.families.sfl import random_sfl
+
+    for instance in (random_instance(4, 2, seed=0), gaussian(3), random_sfl(3, 0)):
+        with pytest.raises(AllocationError, match=r"^allocation: expected an? \w+"):
+            score(instance, answer)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnalloc.core import AllocationError, check_bound
+from gnnalloc.core import AllocationError, check_allocation_types, check_bound
 from gnnalloc.families.power._allocation import PowerAllocation, PowerFrame
 from gnnalloc.families.power._instance import PowerInstance
 from gnnalloc.families.power._links import LinkBatch, link_rates
@@ -171,9 +171,7 @@ def score(
             shares that are no distribution over slots.
         ValueError: naming ``upper_bound`` when it is not a number.
     """
-    for name, answer in (("allocation", allocation), ("reference", reference)):
-        if answer is not None and not isinstance(answer, (PowerAllocation, PowerFrame)):
-            raise AllocationError(name, f"expected a PowerAllocation or a PowerFrame, got {type(answer).__name__}")
+    check_allocation_types(allocation, reference, (PowerAllocation, PowerFrame), "a PowerAllocation or a PowerFrame")
     allocation.check(instance)
     if reference is not None:
         reference.check(instance, "reference.")

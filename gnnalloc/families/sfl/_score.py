@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import AllocationError, check_bound
+from gnnalloc.core import check_allocation_types, check_bound
 from gnnalloc.families.sfl._allocation import SflAllocation
 from gnnalloc.families.sfl._instance import SflInstance
 from gnnalloc.families.sfl._model import max_violation, round_costs
@@ -88,9 +88,7 @@ def score(
             never finishes its upload (zero rate).
         ValueError: naming ``upper_bound`` when it is not a number or NaN.
     """
-    for name, answer in (("allocation", allocation), ("reference", reference)):
-        if answer is not None and not isinstance(answer, SflAllocation):
-            raise AllocationError(name, f"expected an SflAllocation, got {type(answer).__name__}")
+    check_allocation_types(allocation, reference, SflAllocation, "an SflAllocation")
     if upper_bound is not None:
         check_bound("upper_bound", upper_bound)
     costs = round_costs(instance, allocation)

@@ -15,7 +15,7 @@ from gnnalloc.metrics.functional import (
     utility_gap,
     weighted_utility_variance,
 )
-from gnnalloc.core import AllocationError, check_bound
+from gnnalloc.core import AllocationError, check_allocation_types, check_bound
 from gnnalloc.families.edge.problem import Allocation, Instance, max_violation, user_utility
 
 __all__ = ["Score", "score", "user_utilities"]
@@ -99,9 +99,12 @@ def score(
     bound, which proves nothing).
 
     Raises:
-        AllocationError: naming ``compute``/``bandwidth`` (``reference.`` for the reference) for
-            arrays of the wrong shape or with non-finite entries.
+        AllocationError: naming ``allocation`` or ``reference`` when it is no
+            :class:`~gnnalloc.families.edge.problem.Allocation`, ``compute``/``bandwidth``
+            (``reference.`` for the reference) for arrays of the wrong shape or with non-finite
+            entries.
     """
+    check_allocation_types(allocation, reference, Allocation, "an Allocation")
     allocation.check(instance)
     if reference is not None:
         reference.check(instance, "reference.")
