@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -41,8 +43,11 @@ def load_checkpoint_data(path: str | Path, map_location: str | torch.device | No
 
     Raises:
         FileNotFoundError: if ``path`` is not a file.
-        ValueError: naming ``checkpoint`` if the file cannot be unpickled or holds no dictionary.
+        ValueError: naming ``checkpoint`` if ``path`` is no path, or the file cannot be unpickled
+            or holds no dictionary.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"checkpoint: expected a path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")

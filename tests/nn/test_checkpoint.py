@@ -71,3 +71,18 @@ def test_a_checkpoint_whose_metadata_is_not_a_mapping_is_refused_by_name(tmp_pat
     torch.save({**torch.load(root / shipped, weights_only=True), "metadata": metadata}, bad)
     assert main(["evaluate", "--checkpoint", str(bad), "--instances", "1"]) == 2
     assert capsys.readouterr().err.startswith(f"error: checkpoint: {str(bad)!r}: metadata is a ")
+
+
+@pytest.mark.parametrize("path", [1, None, 2.5, ["a.ckpt"]])
+def test_a_checkpoint_that_is_no_path_is_named(path):
+    """Every family's gnn loads through here (was a TypeError from pathlib, naming nothing)."""
+    from gnnalloc.core import InputError, solve
+    from gnnalloc.families.edge import random_instance
+    from gnnalloc.families.power import gaussian
+
+    with pytest.raises(InputError, match="^checkpoint: expected a path"):
+        load_checkpoint_data(path)
+    if path is not None:  # None is the shipped model
+        for instance in (random_instance(4, 2, seed=0), gaussian(3)):
+            with pytest.raises(InputError, match="^checkpoint: expected a path"):
+                solve(instance, "gnn", checkpoint=path)

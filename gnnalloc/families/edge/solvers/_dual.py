@@ -1081,7 +1081,9 @@ def solve_dual(
     try:
         device = None if device is None else torch.device(device)
         if device is not None:
-            torch.empty(0, device=device)  # an unavailable device (no CUDA here) fails now, named
+            # An unavailable device (no CUDA here), or one whose tensors hold no numbers to read
+            # back (meta), fails now, named.
+            torch.zeros(1, device=device).tolist()
     except (RuntimeError, TypeError, AssertionError) as exc:  # torch asserts on a build without CUDA
         raise InputError(f"device: {exc}") from None
     load_dual_kernels()  # a one-off cost per process, not part of any solve

@@ -168,9 +168,11 @@ def test_bad_arguments_name_the_field(kwargs, needle):
         solve_dual(random_instance(10, 2, 1.0, 0), **kwargs)
 
 
-def test_bad_device_names_the_field():
+@pytest.mark.parametrize("device", ["gpu", "meta"])
+def test_bad_device_names_the_field(device):
+    """Unknown, or one whose tensors hold no numbers (meta: was a RuntimeError mid-solve)."""
     with pytest.raises(ValueError, match="device: "):
-        solve_dual(random_instance(10, 2, 1.0, 0), device="gpu")
+        solve_dual(random_instance(10, 2, 1.0, 0), device=device)
 
 
 @pytest.mark.parametrize(
