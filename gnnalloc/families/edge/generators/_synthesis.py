@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnnalloc.core import InputError, check_positive
+from gnnalloc.core import InputError, check_positive, is_real
 from gnnalloc.families.edge.problem import Instance
 
 __all__ = ["MAX_SERVERS", "MAX_USERS", "synthesise", "SERVICES", "hosted_services", "radius_links"]
@@ -69,7 +69,12 @@ def synthesise(
     alpha: float = 1.0,
 ) -> Instance:
     """Draw capacities, services and demands (see module docstring) and build the instance."""
-    check_positive("load", load)  # penalty and alpha: the Instance checks them by name
+    check_positive("load", load)
+    # Their ranges: the Instance checks them by name; a non-number (None, a string, a bool)
+    # would not reach it named.
+    for name, value in (("penalty", penalty), ("alpha", alpha)):
+        if not is_real(value):
+            raise InputError(f"{name}: must be a number, got {value!r}")
     # Demands scale with the load: outside this range they leave the instance's magnitude bounds
     # and the Instance would blame a user's demand for what is a bad `load`.
     if not LOAD_RANGE[0] <= load <= LOAD_RANGE[1]:

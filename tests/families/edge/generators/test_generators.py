@@ -57,3 +57,14 @@ def test_hosted_services_reads_the_draw_and_gives_a_server_drawn_with_none_one_s
     assert services[0] == frozenset({SERVICES[0], SERVICES[2]}) and services[2] == frozenset({SERVICES[1]})
     assert len(services[1]) == 1 and hosts[1].sum() == 1  # the draw is updated to match
     assert services[1] == frozenset({SERVICES[int(np.flatnonzero(hosts[1])[0])]})
+
+
+@pytest.mark.parametrize("field", ["penalty", "alpha"])
+@pytest.mark.parametrize("value", [None, "x", True])
+@pytest.mark.parametrize("make", [random_instance, eua_instance])
+def test_utility_settings_that_are_no_numbers_are_named(make, field, value):
+    """Were a TypeError / ValueError naming nothing, and True was taken as 1."""
+    from gnnalloc.core import InputError
+
+    with pytest.raises(InputError, match=f"^{field}: must be a number"):
+        make(10, 3, **{field: value}) if make is random_instance else make(10, **{field: value})
