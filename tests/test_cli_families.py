@@ -197,3 +197,5 @@ def test_evaluate_names_a_flag_the_checkpoint_s_family_does_not_read(capsys):
     assert capsys.readouterr().err.startswith("error: instances: the edge family's evaluation takes --suite")
     assert main(["evaluate", "--checkpoint", str(checkpoints / "sfl.ckpt"), "--instances", "10001"]) == 2
     assert capsys.readouterr().err.startswith("error: instances: must be an integer in [1, 10000]")
+    assert main(["evaluate", "--checkpoint", str(checkpoints / "sfl.ckpt"), "--links", "1000000000"]) == 2
+    assert capsys.readouterr().err.startswith("error: links: must be an integer in [1, 100000]")  # not "clients"

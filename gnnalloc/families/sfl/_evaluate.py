@@ -7,6 +7,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
+from gnnalloc.core import check_count
+from gnnalloc.families.sfl._generators import MAX_CLIENTS, MIN_CLIENTS
+
 __all__ = ["evaluate_cli", "sfl_demo", "sfl_table"]
 
 #: Seeds of held-out instances (training uses other seeds).
@@ -74,6 +77,8 @@ def evaluate_cli(args: Any) -> int:
 
     model = RoundTimePredictor.from_checkpoint(args.checkpoint)
     sizes = getattr(args, "links", None) or (10, 100, 1000)
+    for size in sizes:  # the flag's name, not the generator's ("clients")
+        check_count("links", size, MIN_CLIENTS, MAX_CLIENTS)
     instances = getattr(args, "instances", None) or 3
     return _report(sfl_table(model, sizes, instances), Path(args.out),
                    f"Split federated learning: {instances} held-out rounds per size")
