@@ -69,7 +69,7 @@ def test_a_checkpoint_whose_metadata_is_not_a_mapping_is_refused_by_name(tmp_pat
     root = Path(__file__).resolve().parents[2] / "checkpoints"
     bad = tmp_path / shipped
     torch.save({**torch.load(root / shipped, weights_only=True), "metadata": metadata}, bad)
-    assert main(["evaluate", "--checkpoint", str(bad), "--instances", "1"]) == 2
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2  # refused before any evaluation
     assert capsys.readouterr().err.startswith(f"error: checkpoint: {str(bad)!r}: metadata is a ")
 
 
