@@ -148,16 +148,9 @@ _FLAGGED_OPTIONS = {"checkpoint": "--checkpoint", "time_limit": "--time-limit", 
                     "allocator": "--checkpoint"}
 
 
-def _option_int(text: str) -> int | float:
-    value = int(text)
-    return value if -(2**63) <= value < 2**63 else float(value)
-
-
 def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
     """``--option NAME=NUMBER`` pairs as solve options (a JSON number: ``16`` is an integer,
-    ``0.2`` or ``1e-3`` a float, and so is an integer beyond 64 bits, which no count can be and
-    no computation takes as an integer); which names a method takes, :func:`gnnalloc.solve`
-    checks."""
+    ``0.2`` or ``1e-3`` a float); which names a method takes, :func:`gnnalloc.solve` checks."""
     options: dict[str, int | float] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -169,7 +162,7 @@ def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
         if name in options:
             raise InputError(f"{name}: given twice")
         try:
-            value = json.loads(text, parse_constant=lambda c: c, parse_int=_option_int)  # NaN / Infinity stay text: refused below
+            value = json.loads(text, parse_constant=lambda c: c)  # NaN / Infinity stay text: refused below
             finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         except (ValueError, OverflowError):  # not JSON, or more digits than Python or a float holds
             finite = False
@@ -248,11 +241,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gnnalloc.core import check_count, get_family
     from gnnalloc.nn import checkpoint_family, load_checkpoint_data
 
-    # Sizes and counts are the user's: named here, before any family reads them.
-    if args.instances is not None:
-        check_count("instances", args.instances, 1, _MAX_EVALUATE_INSTANCES)
-    for size in args.links or ():
-        check_count("links", size, minimum=1)
     family = get_family(checkpoint_family(load_checkpoint_data(args.checkpoint), args.checkpoint))
     if getattr(family, "evaluate", None) is None:
         raise InputError(f"checkpoint: the {family.name} family has no evaluation suite")
@@ -264,6 +252,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 flag = "--" + dest.replace("_", "-")
                 takes = ", ".join("--" + d.replace("_", "-") for d in reads) or "no options"
                 raise InputError(f"{dest}: the {family.name} family's evaluation takes {takes}, not {flag}")
+    # Sizes and counts are the user's: named here, before the family reads them.
+    if args.instances is not None:
+        check_count("instances", args.instances, 1, _MAX_EVALUATE_INSTANCES)
+    for size in args.links or ():
+        check_count("links", size, minimum=1)
     return family.evaluate(args)
 
 
@@ -362,9 +355,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", type=Path, required=True)
     d = _EVALUATE_FLAGS
     ev.add_argument("--suite", choices=("eua", "random"), default=d["suite"])
-    ev.add_argument("--users", type=int, nargs="+", default=d["users"])
-    ev.add_argument("--loads", type=float, nargs="+", default=d["loads"])
-    ev.add_argument("--seeds", type=int, nargs="+", default=d["seeds"])
+    ev.add_argument("--users", type=int, nargs="+", default=list(d["users"]))
+    ev.add_argument("--loads", type=float, nargs="+", default=list(d["loads"]))
+    ev.add_argument("--seeds", type=int, nargs="+", default=list(d["seeds"]))
     ev.add_argument("--servers", type=int, default=d["servers"], help="random suite only")
     ev.add_argument("--exact-max-users", type=int, default=d["exact_max_users"],
                     help="skip the exact solver above this size")

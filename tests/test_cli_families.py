@@ -164,9 +164,9 @@ def test_solve_options_are_numbers_named_when_bad(tmp_path, capsys, option, fiel
     assert capsys.readouterr().err.startswith(f"error: {field}: ")
 
 
-def test_integer_options_beyond_64_bits_are_numbers_not_crashes(tmp_path, capsys):
-    """An integer too large for a 64-bit argument is read as the float it stands for: refused,
-    named, as a count; taken as a tolerance."""
+def test_integer_options_beyond_64_bits_are_named_not_crashes(tmp_path, capsys):
+    """An integer too large for a 64-bit argument is refused by name, as a count and as a real
+    number (it overflowed the first tensor or kernel argument it reached)."""
     huge = "1180591620717411303424"  # 2^70
     edge, power = tmp_path / "e.json", tmp_path / "p.json"
     assert main(["generate", "random", "--users", "4", "--servers", "2", "--out", str(edge)]) == 0
@@ -174,8 +174,10 @@ def test_integer_options_beyond_64_bits_are_numbers_not_crashes(tmp_path, capsys
     capsys.readouterr()
     for method in ("dual", "gnn"):
         assert main(["solve", str(edge), "--method", method, "--option", f"iterations={huge}"]) == 2
-        assert capsys.readouterr().err.startswith("error: iterations: must be a non-negative integer")
-    assert main(["solve", str(power), "--method", "wmmse", "--option", f"tol={huge}"]) == 0
+        assert capsys.readouterr().err.startswith(f"error: iterations: must be at most 2^62, got {huge}")
+    assert main(["solve", str(power), "--method", "wmmse", "--option", f"tol={huge}"]) == 2
+    assert capsys.readouterr().err.startswith("error: tol: an integer beyond 64 bits; write it as a float")
+    assert main(["solve", str(power), "--method", "wmmse", "--option", "tol=1.2e21"]) == 0
 
 
 def test_a_repeated_solve_option_is_named(tmp_path, capsys):

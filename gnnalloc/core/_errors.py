@@ -60,6 +60,18 @@ def check_count(name: str, value: object, minimum: int = 0, maximum: int | None 
         raise InputError(f"{name}: must be at most 2^62, got {value!r}")
 
 
+#: The largest seed :func:`check_seed` accepts: numpy's generators take any non-negative
+#: integer, and 128 bits is what ``SeedSequence`` draws for its own entropy.
+MAX_SEED = 2**128 - 1
+
+
+def check_seed(value: object, name: str = "seed") -> None:
+    """Raise :class:`InputError` naming ``name`` unless ``value`` is an integer in
+    [0, :data:`MAX_SEED`]: the one check of a generator's seed."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= MAX_SEED:
+        raise InputError(f"{name}: must be an integer in [0, 2^128), got {cut_message(repr(value), 60)}")
+
+
 def check_fraction(name: str, value: object) -> None:
     """Raise :class:`InputError` naming ``name`` unless ``value`` is a real number in ``[0, 1]``."""
     _check_real(name, value, allow_zero=True)
@@ -128,6 +140,10 @@ def _finite(value: numbers.Real) -> bool:
 
 
 def _check_real(name: str, value: object, allow_zero: bool) -> None:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and abs(value) >= 2**63:
+        # A real-valued option given as an integer beyond 64 bits would overflow the first
+        # tensor or kernel argument it reaches.
+        raise InputError(f"{name}: an integer beyond 64 bits; write it as a float, got {cut_message(repr(value), 60)}")
     if not (is_real(value) and _finite(value) and (value > 0 or (allow_zero and value == 0))):
         kind = "non-negative" if allow_zero else "positive"
         raise InputError(f"{name}: must be a {kind} finite number, got {value!r}")

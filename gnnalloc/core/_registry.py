@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, Mapping
 
 from gnnalloc.core._errors import InputError, InstanceError
-from gnnalloc.core._family import ProblemFamily, SolveResult
+from gnnalloc.core._family import Method, ProblemFamily, SolveResult
 from gnnalloc.core._json import read_document
 
 __all__ = [
@@ -131,6 +131,12 @@ def load_instance(path: str | Path) -> Any:
     return parse_instance(read_document(path))
 
 
+def offered_options(method: Method, offered: Collection[str] | None = None) -> list[str]:
+    """``method``'s options that an interface passing only ``offered`` can give (all without),
+    in the method's order: what ``/v1/methods`` and :func:`check_options`' message list."""
+    return [o for o in method.options if offered is None or o in offered]
+
+
 def check_options(
     family: ProblemFamily, method: str, options: Iterable[str], offered: Collection[str] | None = None,
     kind: str = "solver options",
@@ -149,7 +155,7 @@ def check_options(
         if owners:
             which = " or ".join(repr(o) for o in owners)
             raise InputError(f"{key}: only method {which} takes it, not {method!r}")
-        accepted = [o for o in entry.options if offered is None or o in offered]
+        accepted = offered_options(entry, offered)
         if not accepted:
             raise InputError(f"{key}: method {method!r} takes no {kind}")
         raise InputError(f"{key}: method {method!r} takes no such option (it takes: {', '.join(accepted)})")

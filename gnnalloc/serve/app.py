@@ -44,7 +44,8 @@ from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
     Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_options,
-    check_time_limit, configure_threads, cut_message, families, family_for_format, parse_document, solve,
+    check_time_limit, configure_threads, cut_message, families, family_for_format, offered_options, parse_document,
+    solve,
 )
 from gnnalloc.serve.schemas import AllocateResponse, ErrorResponse, Health, ModelInfo
 
@@ -429,7 +430,7 @@ def create_app(
                 "methods": {
                     m.name: {
                         "description": m.description, "kind": m.kind,
-                        "options": [o for o in m.options if o in query_parameters],
+                        "options": offered_options(m, query_parameters),
                     }
                     for m in family.methods.values()
                 },

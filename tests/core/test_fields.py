@@ -131,11 +131,30 @@ def test_check_time_limit_bounds_every_method_s_limit(value, message):
 @pytest.mark.parametrize("answer", [None, "x"])
 def test_every_family_s_score_names_an_allocation_of_the_wrong_type(answer):
     """Was an AttributeError traceback (edge: any wrong type; power and sfl: None)."""
-    from gnnalloc.core import AllocationError, score
+    from gnnalloc.core import AllocationError, score, solve
     from gnnalloc.families.edge import random_instance
     from gnnalloc.families.power import gaussian
     from gnnalloc.families.sfl import random_sfl
 
-    for instance in (random_instance(4, 2, seed=0), gaussian(3), random_sfl(3, 0)):
+    for instance, baseline in ((random_instance(4, 2, seed=0), "equal"), (gaussian(3), "full_power"),
+                               (random_sfl(3, 0), "equal")):
         with pytest.raises(AllocationError, match=r"^allocation: expected an? \w+"):
             score(instance, answer)
+        if answer is not None:  # None: no reference
+            with pytest.raises(AllocationError, match=r"^reference: expected an? \w+"):
+                score(instance, solve(instance, baseline).allocation, answer)
+
+
+def test_seeds_take_any_non_negative_integer_below_2_to_the_128():
+    """numpy's generators do; counts stop at 2^62, seeds not."""
+    from gnnalloc.core import InputError, check_seed
+    from gnnalloc.families.edge import random_instance
+    from gnnalloc.families.power import gaussian
+    from gnnalloc.families.sfl import random_sfl
+
+    random_instance(5, 2, seed=2**63)
+    gaussian(3, 2**64 - 1)
+    random_sfl(3, 2**100)
+    for bad in (2**128, -1, 1.0, True):
+        with pytest.raises(InputError, match="^seed: must be an integer in"):
+            check_seed(bad)

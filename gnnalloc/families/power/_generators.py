@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gnnalloc.core import InputError, check_count, check_nonnegative, check_positive
+from gnnalloc.core import InputError, check_count, check_nonnegative, check_positive, check_seed
 from gnnalloc.families.power._instance import DEFAULT_ALPHA, DEFAULT_PENALTY, PowerInstance
 from gnnalloc.families.power.functional import UTILITIES
 
@@ -70,7 +70,7 @@ def _named_settings(generator: Callable[..., PowerInstance]) -> Callable[..., Po
 def _check_common(size: Any, seed: Any, utility: Any, alpha: Any, penalty: Any, rate_min: Any) -> None:
     # Named "links", the flag the command line shows for the size (numpy integers count).
     check_count("links", size, 1, MAX_LINKS)
-    check_count("seed", seed)
+    check_seed(seed)
     if utility not in UTILITIES:
         raise InputError(f"utility: unknown {utility!r}, expected one of {', '.join(UTILITIES)}")
     check_positive("alpha", alpha)
@@ -199,9 +199,10 @@ def d2d(
         rate_min: every link's minimum rate in bits/s/Hz (used by ``alpha_fair``).
 
     Raises:
-        ValueError: naming the bad setting; ``d_min`` when it is not below the square's
-            diagonal or no receiver position was found within the capped draws (a layout that
-            cannot be met).
+        ValueError: naming the bad setting; ``density`` when the field would be infinite;
+            ``d_min`` when it is not below the square's diagonal, or when no receiver position
+            was found within the capped draws (a layout that cannot be met; ``d_max`` there if
+            it reaches the diagonal).
     """
     _check_common(size, seed, utility, alpha, penalty, rate_min)
     size = int(size)

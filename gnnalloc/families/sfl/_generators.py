@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gnnalloc.core import InputError, check_count
+from gnnalloc.core import InputError, check_count, check_seed, cut_message, is_real
 from gnnalloc.families.sfl._architectures import ARCHITECTURES, layer_table
 from gnnalloc.families.sfl._instance import OBJECTIVES, SflInstance
 from gnnalloc.families.sfl._model import uplink_rate
@@ -72,10 +72,10 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
         if key in ("architecture", "objective"):
             continue
         value = merged[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_real(value) and math.isfinite(value)
         low, high = SETTING_RANGES[key]
         if not ok or not low <= value <= high:
-            raise InputError(f"{key}: must be a finite number in [{low:g}, {high:g}], got {value!r}")
+            raise InputError(f"{key}: must be a finite number in [{low:g}, {high:g}], got {cut_message(repr(value), 60)}")
         merged[key] = float(value) + 0.0  # -0.0 (a zero deviation) as 0.0, which numpy takes
     for low, high in (("min_distance", "radius"), ("cpu_low", "cpu_high"), ("budget_low", "budget_high")):
         if merged[low] > merged[high]:
@@ -90,7 +90,7 @@ def random_sfl(size: int, seed: int = 0, **settings: Any) -> SflInstance:
         ValueError: naming ``size``, ``seed`` or the bad setting.
     """
     check_count("clients", size, MIN_CLIENTS, MAX_CLIENTS)
-    check_count("seed", seed)
+    check_seed(seed)
     s = _settings(settings)
     rng = np.random.default_rng(int(seed))
     n = int(size)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gnnalloc.families.edge.generators._synthesis import MAX_USERS, radius_links, synthesise
-from gnnalloc.core import check_count
+from gnnalloc.core import check_count, check_seed
 from gnnalloc.families.edge.problem import Instance
 
 __all__ = ["eua_instance", "eua_data_dir", "LINK_RADIUS_M", "JITTER_M"]
@@ -91,7 +91,7 @@ def eua_instance(
             Used to train on small instances as dense as the full area.
     """
     check_count("users", users, 1, MAX_USERS)
-    check_count("seed", seed)
+    check_seed(seed)
     from scipy.spatial import cKDTree
 
     all_sites, positions = _positions()

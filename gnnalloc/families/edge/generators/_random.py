@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gnnalloc.families.edge.generators._synthesis import MAX_SERVERS, MAX_USERS, radius_links, synthesise
-from gnnalloc.core import check_count
+from gnnalloc.core import check_count, check_seed
 from gnnalloc.families.edge.problem import Instance
 
 __all__ = ["random_instance"]
@@ -32,7 +32,7 @@ def random_instance(
     """
     check_count("users", users, 1, MAX_USERS)
     check_count("servers", servers, 1, MAX_SERVERS)
-    check_count("seed", seed)
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     positions = rng.random((servers, 2))
     link_a, link_b = radius_links(positions, math.sqrt(4.0 / (math.pi * servers)))

@@ -84,12 +84,12 @@ class Allocation:
         """
         if not isinstance(data, dict):
             raise AllocationError("$", f"expected a JSON object, got {type(data).__name__}")
-        # Unknown fields are refused, as in every format (a misspelt "computee" would count as 0).
-        object_field(data, "$", ("format", "users"), AllocationError)
-        if data.get("format") != ALLOCATION_FORMAT:
+        if data.get("format") != ALLOCATION_FORMAT:  # first: another document is named by its format
             raise AllocationError(
                 "format", f"unsupported {data.get('format')!r}, expected {ALLOCATION_FORMAT!r}"
             )
+        # Unknown fields are refused, as in every format (a misspelt "computee" would count as 0).
+        object_field(data, "$", ("format", "users"), AllocationError)
         ptr = instance.user_pair_ptr
         compute = np.zeros(instance.num_pairs)
         bandwidth = np.zeros(instance.num_users)

@@ -31,6 +31,8 @@ def test_round_trip(tmp_path, tiny_dict):
         # Unknown fields are refused, as in the other families' formats: a misspelt "compute"
         # would otherwise count as none.
         (lambda d: d.update(extra=1), "extra"),
+        # Another document (an instance) is named by its format, not by its first unknown field.
+        (lambda d: d.update(format="gnnalloc.instance/v1", alpha=1.0), "format"),
         (lambda d: d["users"][0].update(computee=d["users"][0].pop("compute")), "users[0].computee"),
     ],
 )
