@@ -173,17 +173,13 @@ def _numeric_options(pairs: Sequence[str]) -> dict[str, int | float]:
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
-    from gnnalloc.core import family_of, load_instance, solve
+    from gnnalloc.core import check_method, family_of, load_instance, solve
 
     instance = load_instance(args.instance)
     family = family_of(instance)
     if args.method is None:
         args.method = family.reference_method
-    if args.method not in family.methods:
-        raise InputError(
-            f"method: unknown {args.method!r} for the {family.name} family, expected one of "
-            f"{', '.join(family.methods)}"
-        )
+    check_method(family, args.method)
     options = {
         k: v for k, v in (
             ("checkpoint", args.checkpoint), ("time_limit", args.time_limit), ("gap_tol", args.gap_tol),

@@ -13,9 +13,8 @@ from gnnalloc.core._fields import (
 )
 from gnnalloc.core._json import NonFiniteLiteral, decode_json, parse_document, read_document
 from gnnalloc.core._registry import (
-    allocation_formats, check_options, families, family_for_format, family_of, get_family, load_instance,
-    offered_options, parse_instance,
-    register_family, score, solve,
+    allocation_formats, check_method, check_options, families, family_for_format, family_of, get_family,
+    load_instance, offered_options, parse_instance, register_family, score, solve,
 )
 from gnnalloc.core._threads import THREADS_ENV, configure_threads
 from gnnalloc.core._utility import resource_utility
@@ -23,7 +22,7 @@ from gnnalloc.core._vectors import as_nonnegative_vector
 
 __all__ = [
     "MAX_COUNT", "MAX_SEED", "MAX_TIME_LIMIT", "AllocationError", "Generator", "as_nonnegative_vector", "InputError", "InstanceError", "Method", "NonFiniteLiteral", "ProblemFamily", "Score",
-    "SolveResult", "SolverError", "THREADS_ENV", "check_allocation_types", "check_bound", "check_count", "check_options", "check_fraction", "check_nonnegative",
+    "SolveResult", "SolverError", "THREADS_ENV", "check_allocation_types", "check_bound", "check_count", "check_method", "check_options", "check_fraction", "check_nonnegative",
     "check_positive", "check_seed", "check_time_limit", "compiled", "configure_threads", "cut_message", "entries_by_id", "list_field", "number_field", "object_field",
     "required_field", "string_field",
     "allocation_formats", "decode_json", "families", "family_for_format", "family_of", "get_family", "is_real",

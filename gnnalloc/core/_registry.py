@@ -131,6 +131,17 @@ def load_instance(path: str | Path) -> Any:
     return parse_instance(read_document(path))
 
 
+def check_method(family: ProblemFamily, method: str) -> None:
+    """Raise :class:`InputError` naming ``method`` unless ``family`` has a method of that name
+    (the message lists its methods): :func:`solve`'s rule, which the command line and the
+    server apply before their own work."""
+    if method not in family.methods:
+        raise InputError(
+            f"method: unknown {method!r} for the {family.name} family, expected one of "
+            f"{', '.join(family.methods)}"
+        )
+
+
 def offered_options(method: Method, offered: Collection[str] | None = None) -> list[str]:
     """``method``'s options that an interface passing only ``offered`` can give (all without),
     in the method's order: what ``/v1/methods`` and :func:`check_options`' message list."""
@@ -175,11 +186,7 @@ def solve(instance: Any, method: str | None = None, **options: Any) -> SolveResu
     """
     family = family_of(instance)
     name = family.reference_method if method is None else method
-    if name not in family.methods:
-        raise InputError(
-            f"method: unknown {name!r} for the {family.name} family, expected one of "
-            f"{', '.join(family.methods)}"
-        )
+    check_method(family, name)
     check_options(family, name, options)
     result = family.methods[name].run(instance, **options)
     if result.upper_bound is not None and math.isinf(result.upper_bound) and result.upper_bound > 0:

@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from gnnalloc.core import (
-    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_options,
+    Generator, InputError, InstanceError, ProblemFamily, SolverError, allocation_formats, check_method, check_options,
     check_time_limit, configure_threads, cut_message, families, family_for_format, offered_options, parse_document,
     solve,
 )
@@ -457,12 +457,10 @@ def create_app(
                 raise _HTTPError(422, exc.field, exc.message) from None
             count = family.size(instance)
         # The method after the document, as the CLI checks them: a bad document is named first.
-        if method not in family.methods:
-            raise _HTTPError(
-                400, "method",
-                f"unknown {method!r} for the {family.name} family, expected one of "
-                f"{', '.join(family.methods)}",
-            )
+        try:
+            check_method(family, method)
+        except InputError as exc:
+            raise _HTTPError(400, *_field_of(str(exc))) from None
         if count > max_users:
             raise _HTTPError(
                 413, field,
