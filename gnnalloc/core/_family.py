@@ -160,8 +160,9 @@ class ProblemFamily(Protocol):
     ``load_allocator(checkpoint_data, path)`` (the model of a checkpoint recording this family),
     ``warm_up()`` (lazy set-up a server pays before its first request), ``demo(out_dir) -> int``
     (its section of ``gnnalloc demo``), ``evaluate(args) -> int`` (``gnnalloc evaluate`` for its
-    checkpoints) with ``evaluate_flags`` (the options of the command it reads), ``lightning_classes() -> (module, data module)`` and ``lightning_links``
-    (``gnnalloc fit`` with ``family: NAME`` in the config).
+    checkpoints) with ``evaluate_flags`` (the options of the command it reads),
+    ``lightning_classes() -> (module, data module)`` and ``lightning_links`` (``gnnalloc fit``
+    with ``family: NAME`` in the config).
     """
 
     name: str

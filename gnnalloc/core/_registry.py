@@ -11,10 +11,10 @@ import importlib
 import math
 import pkgutil
 import threading
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Collection, Iterable
 from typing import Any, Mapping
 
 from gnnalloc.core._errors import InputError, InstanceError

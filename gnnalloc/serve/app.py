@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import inspect
@@ -32,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
@@ -62,8 +64,6 @@ logger = logging.getLogger("gnnalloc.serve")
 #: Every method name of every family (``gnn`` first, the server's default).
 METHODS = tuple(dict.fromkeys(["gnn", *(m for f in families().values() for m in f.methods)]))
 DEFAULT_MAX_USERS = 20000
-#: The query parameters of ``/v1/allocate`` that are integers.
-_INTEGER_QUERY_PARAMETERS = ("slots",)
 # Cost grows with the candidate (user, server) pairs, which --max-users alone does not bound (a
 # user may list every server): the model's memory grows linearly in them. EUA: ~5.5 per user.
 DEFAULT_MAX_PAIRS = 400_000
@@ -622,11 +622,11 @@ def create_app(
             # A repeated parameter is refused as the CLI refuses a repeated --option (the HTTP
             # framework would take the last), and an integer one must be written as an integer
             # (the framework would take "2.0" as 2, which the library refuses as a float).
-            given = [name for name, _ in request.query_params.multi_items()]
-            repeated = sorted({name for name in given if given.count(name) > 1})
+            given = collections.Counter(name for name, _ in request.query_params.multi_items())
+            repeated = sorted(name for name, times in given.items() if times > 1)
             if repeated:
                 raise _HTTPError(422, repeated[0], "given twice")
-            for name in _INTEGER_QUERY_PARAMETERS:
+            for name in integer_parameters:
                 text = request.query_params.get(name)
                 if text is not None and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
                     raise _HTTPError(422, name, f"must be an integer, got {cut_message(repr(text), 40)}")
@@ -676,8 +676,11 @@ def create_app(
             return _error_response(500, "$", f"internal error: {type(exc).__name__}: {exc}")
         return Response(content=content, media_type="application/json")
 
-    # The query parameters /v1/allocate takes: its handler's, besides the request itself.
+    # The query parameters /v1/allocate takes: its handler's, besides the request itself; and
+    # those of them declared integers (read from the same signature).
     query_parameters = frozenset(inspect.signature(allocate).parameters) - {"request"}
+    hints = typing.get_type_hints(allocate)
+    integer_parameters = tuple(sorted(name for name in query_parameters if hints.get(name) in (int, int | None)))
 
     def openapi() -> dict[str, Any]:
         # The body is read raw (see module docstring), so FastAPI does not see the families'

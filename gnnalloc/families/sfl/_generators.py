@@ -68,13 +68,9 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise InputError(f"architecture: unknown {merged['architecture']!r}, expected one of {', '.join(ARCHITECTURES)}")
     if merged["objective"] not in OBJECTIVES:
         raise InputError(f"objective: must be one of {', '.join(OBJECTIVES)}, got {merged['objective']!r}")
-    for key in DEFAULT_SETTINGS:
-        if key in ("architecture", "objective"):
-            continue
+    for key, (low, high) in SETTING_RANGES.items():
         value = merged[key]
-        ok = is_real(value) and math.isfinite(value)
-        low, high = SETTING_RANGES[key]
-        if not ok or not low <= value <= high:
+        if not (is_real(value) and math.isfinite(value) and low <= value <= high):
             raise InputError(f"{key}: must be a finite number in [{low:g}, {high:g}], got {cut_message(repr(value), 60)}")
         merged[key] = float(value) + 0.0  # -0.0 (a zero deviation) as 0.0, which numpy takes
     for low, high in (("min_distance", "radius"), ("cpu_low", "cpu_high"), ("budget_low", "budget_high")):
